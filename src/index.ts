@@ -1,0 +1,15 @@
+/**
+ * @module tsgi-stack
+ *
+ * The public API: the TSGI types, the helpers apps and middleware use, the
+ * middleware and adapters that ship with the stack. Servers and the CLI are
+ * not exported from here; they are run through `tsgi-stack`.
+ */
+export type * from "./tsgi/types.ts";
+export { baseEnviron, requestEnviron, EnvironError, TSGI_VERSION } from "./tsgi/environ.ts";
+export type { BaseEnviron, RequestHead, ServerInfo } from "./tsgi/environ.ts";
+export { runApp, TsgiContractError } from "./tsgi/handler.ts";
+export type { ResponseSink, RunOutcome } from "./tsgi/handler.ts";
+export * from "./tsgi/util.ts";
+export { toNodeListener } from "./tsgi/adapters/node-http.ts";
+export type { NodeListenerOptions, TsgiNodeListener } from "./tsgi/adapters/node-http.ts";

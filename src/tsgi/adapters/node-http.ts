@@ -1,0 +1,168 @@
+/**
+ * @module tsgi/adapters/node-http
+ *
+ * Serves a TSGI app as a Node `(req, res)` request listener: the gateway
+ * worker's HTTP path, and what a user mounts into an existing `node:http`
+ * server. It translates types only; the response rules live in tsgi/handler.
+ *
+ * `Expect: 100-continue` is answered when the app first reads `tsgi.input`
+ * (so an app that rejects the request never makes the client upload), which
+ * needs the server's 'checkContinue' event routed here: `serveContinue`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Environ, ErrorStream, HeaderList, InputStream, TsgiApp } from "../types.ts";
+import { type BaseEnviron, baseEnviron, EnvironError, requestEnviron } from "../environ.ts";
+import { type ResponseSink, type RunOutcome, runApp } from "../handler.ts";
+import { statusLine } from "../util.ts";
+
+export interface NodeListenerOptions {
+  /** Where app errors and the app's own `tsgi.errors` writes go (default: process.stderr). */
+  errors?: ErrorStream;
+  /** The mount point, moved from the path into SCRIPT_NAME; or a function choosing it per request. */
+  scriptName?: string | ((req: IncomingMessage) => string | undefined);
+  urlScheme?: "http" | "https";
+  multiprocess?: boolean;
+  /** SERVER_NAME / SERVER_PORT; by default the local address of each connection. */
+  serverName?: string;
+  serverPort?: string | number;
+  /** Called after each response, for access logs and counters. */
+  onResponse?: (environ: Environ | undefined, outcome: RunOutcome, req: IncomingMessage) => void;
+}
+
+/** The listener, plus the handler for the server's 'checkContinue' event. */
+export interface TsgiNodeListener {
+  (req: IncomingMessage, res: ServerResponse): void;
+  serveContinue(req: IncomingMessage, res: ServerResponse): void;
+}
+
+const stderrStream: ErrorStream = { write: (message) => void process.stderr.write(message) };
+
+/** A ResponseSink over a node ServerResponse. */
+class NodeResponseSink implements ResponseSink {
+  private gone = false;
+  private goneListeners: Array<() => void> = [];
+
+  constructor(private readonly res: ServerResponse) {
+    res.once("close", () => {
+      if (res.writableFinished) return;
+      this.gone = true;
+      for (const listener of this.goneListeners) listener();
+      this.goneListeners = [];
+    });
+  }
+
+  get clientGone(): boolean {
+    return this.gone;
+  }
+
+  onClientGone(listener: () => void): void {
+    if (this.gone) listener();
+    else this.goneListeners.push(listener);
+  }
+
+  sendHead(code: number, status: string, headers: HeaderList): void {
+    // writeHead takes names and values in one flat list, which keeps repeated headers (Set-Cookie).
+    const flat: string[] = [];
+    for (const [name, value] of headers) flat.push(name, value);
+    this.res.writeHead(code, status.slice(4), flat);
+  }
+
+  write(bytes: Uint8Array): boolean {
+    return this.res.write(bytes);
+  }
+
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off("drain", done);
+        this.res.off("close", done);
+        resolve();
+      };
+      this.res.on("drain", done);
+      this.res.on("close", done);
+    });
+  }
+
+  end(): void {
+    this.res.end();
+  }
+
+  abort(): void {
+    // Destroying the socket is the only way HTTP/1.1 lets a client tell a broken body from a complete one.
+    this.res.destroy();
+  }
+}
+
+/** `tsgi.input` over the request stream; sends 100 Continue on first read when the client waits for it. */
+function requestInput(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): InputStream {
+  return {
+    [Symbol.asyncIterator]() {
+      if (expectsContinue && !res.headersSent) res.writeContinue();
+      return req[Symbol.asyncIterator]();
+    },
+  };
+}
+
+function badRequest(res: ServerResponse, message: string): void {
+  const body = `${message}\n`;
+  res.writeHead(400, statusLine(400).slice(4), {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    Connection: "close",
+  });
+  res.end(body);
+}
+
+/** Serves `app` as a Node request listener. */
+export function toNodeListener(app: TsgiApp, options: NodeListenerOptions = {}): TsgiNodeListener {
+  const errors = options.errors ?? stderrStream;
+  const fixedBase =
+    options.serverName !== undefined && options.serverPort !== undefined
+      ? baseEnviron({ ...options, serverName: options.serverName, serverPort: options.serverPort, errors })
+      : undefined;
+  const bases = new Map<string, BaseEnviron>();
+
+  function baseFor(req: IncomingMessage): BaseEnviron {
+    if (fixedBase) return fixedBase;
+    const name = req.socket.localAddress ?? "localhost";
+    const port = req.socket.localPort ?? 0;
+    const key = `${name}|${port}`;
+    let base = bases.get(key);
+    if (!base) {
+      base = baseEnviron({ ...options, serverName: name, serverPort: port, errors });
+      bases.set(key, base);
+    }
+    return base;
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    let environ: Environ;
+    try {
+      const scriptName = typeof options.scriptName === "function" ? options.scriptName(req) : options.scriptName;
+      environ = requestEnviron(
+        baseFor(req),
+        {
+          method: req.method ?? "GET",
+          target: req.url ?? "/",
+          protocol: `HTTP/${req.httpVersion}`,
+          rawHeaders: req.rawHeaders,
+          remoteAddr: req.socket.remoteAddress ?? "",
+          remotePort: req.socket.remotePort,
+          scriptName,
+        },
+        requestInput(req, res, expectsContinue),
+      );
+    } catch (error) {
+      if (!(error instanceof EnvironError)) throw error;
+      badRequest(res, error.message);
+      options.onResponse?.(undefined, { code: 400, bytes: 0, clientGone: false }, req);
+      return;
+    }
+    const run = runApp(app, environ, new NodeResponseSink(res));
+    if (options.onResponse) void run.then((outcome) => options.onResponse!(environ, outcome, req));
+  }
+
+  const listener = ((req: IncomingMessage, res: ServerResponse) => handle(req, res, false)) as TsgiNodeListener;
+  listener.serveContinue = (req, res) => handle(req, res, true);
+  return listener;
+}
