@@ -179,8 +179,8 @@ class Response {
       );
     }
     this.sendHeadOnce();
-    this.sentBytes += bytes.byteLength;
     if (this.discardBody || statusHasNoBody(this.code)) return true;
+    this.sentBytes += bytes.byteLength;
     return this.sink.write(bytes);
   }
 
@@ -221,8 +221,9 @@ class Response {
       throw new TsgiContractError("startResponse", "the app returned without calling startResponse");
     }
     const declared = this.declaredLength;
-    if (!this.headSent && declared === undefined && !statusHasNoBody(this.code)) {
+    if (!this.headSent && declared === undefined && !statusHasNoBody(this.code) && !this.discardBody) {
       // Nothing was written and nothing declared: the body was empty, say so.
+      // (Not for HEAD: an empty HEAD body says nothing about the GET body's length.)
       this.headers = [...this.headers, ["Content-Length", "0"]];
       this.declaredLength = 0;
     } else if (declared !== undefined && !this.discardBody && !statusHasNoBody(this.code) && this.sentBytes < declared) {
@@ -247,7 +248,7 @@ class Response {
     }
     this.code = 500;
     this.headSent = true;
-    this.sentBytes = INTERNAL_ERROR_BODY.byteLength;
+    if (!this.discardBody) this.sentBytes = INTERNAL_ERROR_BODY.byteLength;
     this.sink.sendHead(500, statusLine(500), [
       ["Content-Type", "text/plain; charset=utf-8"],
       ["Content-Length", String(INTERNAL_ERROR_BODY.byteLength)],

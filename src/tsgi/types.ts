@@ -63,7 +63,7 @@ export interface CgiKeys {
   REQUEST_METHOD: string;
   /** The mount point of the app, "" or starting with "/" and not ending with it. */
   SCRIPT_NAME: string;
-  /** The rest of the path after SCRIPT_NAME, percent-decoded; "" or starting with "/". */
+  /** The rest of the path after SCRIPT_NAME, percent-decoded; "" or starting with "/" (or "*" for `OPTIONS *`). */
   PATH_INFO: string;
   /** The part of the target after "?", not decoded; "" when absent. */
   QUERY_STRING: string;

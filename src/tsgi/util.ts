@@ -93,7 +93,8 @@ export function withoutHeader(headers: HeaderList, name: string): HeaderList {
 
 /** The mount point plus the path the app sees, re-quoted: the URL path the client asked for. */
 export function requestPath(environ: Environ): string {
-  return encodeURI(environ.SCRIPT_NAME + environ.PATH_INFO);
+  // encodeURI leaves "?" and "#" alone, but inside a path they must stay escaped or the URL splits there.
+  return encodeURI(environ.SCRIPT_NAME + environ.PATH_INFO).replace(/[?#]/g, encodeURIComponent);
 }
 
 /** The full request URL rebuilt from the environ (PEP 3333 "URL Reconstruction"). */

@@ -35,6 +35,9 @@ export interface TsgiNodeListener {
   serveContinue(req: IncomingMessage, res: ServerResponse): void;
 }
 
+/** How long an aborted response may take to flush what was already written before its socket is destroyed. */
+const ABORT_FLUSH_MS = 2000;
+
 const stderrStream: ErrorStream = { write: (message) => void process.stderr.write(message) };
 
 /** A ResponseSink over a node ServerResponse. */
@@ -88,8 +91,16 @@ class NodeResponseSink implements ResponseSink {
   }
 
   abort(): void {
-    // Destroying the socket is the only way HTTP/1.1 lets a client tell a broken body from a complete one.
-    this.res.destroy();
+    // Close the connection without finishing the message: a client sees a body
+    // shorter than its Content-Length, or chunks with no last-chunk, and so
+    // knows it is broken. Whatever was written is flushed first.
+    const socket = this.res.socket;
+    if (!socket) {
+      this.res.destroy();
+      return;
+    }
+    socket.end();
+    setTimeout(() => socket.destroy(), ABORT_FLUSH_MS).unref();
   }
 }
 
@@ -126,10 +137,11 @@ export function toNodeListener(app: TsgiApp, options: NodeListenerOptions = {}):
     if (fixedBase) return fixedBase;
     const name = req.socket.localAddress ?? "localhost";
     const port = req.socket.localPort ?? 0;
-    const key = `${name}|${port}`;
+    const key = `${name}|${port}|${(req.socket as { encrypted?: boolean }).encrypted ? "s" : ""}`;
     let base = bases.get(key);
     if (!base) {
-      base = baseEnviron({ ...options, serverName: name, serverPort: port, errors });
+      const urlScheme = options.urlScheme ?? ((req.socket as { encrypted?: boolean }).encrypted ? "https" : "http");
+      base = baseEnviron({ ...options, serverName: name, serverPort: port, urlScheme, errors });
       bases.set(key, base);
     }
     return base;
