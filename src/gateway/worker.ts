@@ -46,6 +46,8 @@ export interface WorkerOptions {
   http: ListenAddress[];
   /** uwsgi-protocol listeners, for nginx's uwsgi_pass. */
   uwsgi: ListenAddress[];
+  /** Peer IPs allowed on the uwsgi listeners ("*": any); default loopback only. */
+  uwsgiAllowIps?: string[];
   /** The mount point (SCRIPT_NAME) the app is served under. */
   scriptName?: string;
   /** Recycle after this many requests; 0 never. */
@@ -153,7 +155,7 @@ class GatewayWorker {
         scheme: "http",
       })),
       ...options.uwsgi.map((address) => ({
-        server: createUwsgiServer(this.app, { ...common, scriptName: options.scriptName }),
+        server: createUwsgiServer(this.app, { ...common, scriptName: options.scriptName, allowedPeers: options.uwsgiAllowIps }),
         address,
         scheme: "uwsgi",
       })),

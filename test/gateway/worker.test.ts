@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { BIN, fixture, httpGet, isAlive, runCli, serve, type Served, sleep, stopAll } from "../helpers/serve.ts";
 
 const LOOPBACK = "127.0.0.1:0";
@@ -390,6 +390,17 @@ describe("serve: every interface from the command line", () => {
     const response = await fetch(`${worker.url}${route}`);
     expect(response.status).toBe(200);
     expect(await response.text()).toContain(expected);
+  });
+
+  it("loads a TypeScript app from a folder with no package.json", async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), "tsgi-app-"));
+    writeFileSync(
+      path.join(folder, "app.ts"),
+      'export const app = (environ: { PATH_INFO: string }, start: (s: string, h: [string, string][]) => void) => {\n' +
+        '  start("200 OK", [["Content-Type", "text/plain"]]);\n  return [`bare ${environ.PATH_INFO}`];\n};\n',
+    );
+    const worker = await serve([path.join(folder, "app.ts"), "--http", LOOPBACK, "--no-arbiter"]);
+    expect(await (await fetch(`${worker.url}/x`)).text()).toBe("bare /x");
   });
 
   it("serves a plain (req, res) listener with --interface node", async () => {

@@ -20,6 +20,7 @@ interface ServeFlags {
   http?: string[];
   socket?: string[];
   uwsgi?: string[];
+  uwsgiAllowIps?: string;
   interface: InterfaceChoice;
   workers: string;
   maxRequests: string;
@@ -72,6 +73,7 @@ export function workerOptionsFrom(spec: string, flags: ServeFlags): WorkerOption
     interface: flags.interface,
     http,
     uwsgi,
+    uwsgiAllowIps: flags.uwsgiAllowIps?.split(",").map((ip) => ip.trim()).filter(Boolean),
     scriptName: flags.scriptName,
     maxRequests: wholeNumber(flags.maxRequests, "--max-requests"),
     maxRequestsJitter: wholeNumber(flags.maxRequestsJitter, "--max-requests-jitter"),
@@ -91,6 +93,7 @@ export function registerServe(program: Command): void {
     .option("--http <host:port>", `serve HTTP/1.1 here; repeatable (default ${DEFAULT_HTTP} when no listener is given)`, collect)
     .option("--socket <path>", "serve HTTP/1.1 on a unix socket; repeatable", collect)
     .option("--uwsgi <host:port|path>", "serve the binary uwsgi protocol (for nginx uwsgi_pass); repeatable", collect)
+    .option("--uwsgi-allow-ips <list>", "comma-separated peer IPs allowed on --uwsgi listeners, or * (default: loopback only)")
     .addOption(new Option("--interface <kind>", "how the export is called").choices(INTERFACE_CHOICES).default("auto"))
     .option("-w, --workers <n>", "worker processes", "1")
     .option("--max-requests <n>", "recycle a worker after this many requests (0: never)", "0")
