@@ -12,6 +12,8 @@ export { runApp, TsgiContractError } from "./tsgi/handler.ts";
 export type { ResponseSink, RunOutcome } from "./tsgi/handler.ts";
 export * from "./tsgi/util.ts";
 export { toNodeListener } from "./tsgi/adapters/node-http.ts";
+export { validator, TsgiValidationError, TsgiWarning } from "./tsgi/validate.ts";
+export type { ValidatorOptions } from "./tsgi/validate.ts";
 export type { NodeListenerOptions, TsgiNodeListener } from "./tsgi/adapters/node-http.ts";
 export { dispatcher } from "./tsgi/middleware/dispatcher.ts";
 export type { DispatcherOptions } from "./tsgi/middleware/dispatcher.ts";

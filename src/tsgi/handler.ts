@@ -59,8 +59,10 @@ export class TsgiContractError extends Error {
 
 const CLIENT_GONE = Symbol("client gone");
 const INTERNAL_ERROR_BODY = new TextEncoder().encode("Internal Server Error\n");
-/** A header name or value with these would let an app split the response (RFC 9110 §5.5). */
-const FORBIDDEN_HEADER_CHARS = /[\r\n\0]/;
+/** A header name is an RFC 9110 §5.1 token; anything else is refused by every HTTP stack on the way. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value or reason phrase (RFC 9110 §5.5): no CR, LF, NUL or other controls, which would split the response. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** Checks a startResponse header list; throws a TsgiContractError naming the bad header. */
 function checkHeaders(headers: unknown): asserts headers is HeaderList {
@@ -75,8 +77,11 @@ function checkHeaders(headers: unknown): asserts headers is HeaderList {
     if (isHopByHop(name)) {
       throw new TsgiContractError("hop-by-hop headers", `the app may not set the hop-by-hop header ${JSON.stringify(name)}`);
     }
-    if (FORBIDDEN_HEADER_CHARS.test(name) || FORBIDDEN_HEADER_CHARS.test(value) || name === "") {
-      throw new TsgiContractError("startResponse", `header ${JSON.stringify(name)} has an empty name or a CR, LF or NUL`);
+    if (!HEADER_NAME.test(name)) {
+      throw new TsgiContractError("response headers", `header name ${JSON.stringify(name)} is not an HTTP token`);
+    }
+    if (!FIELD_VALUE.test(value)) {
+      throw new TsgiContractError("response headers", `header ${name} has a control character in its value ${JSON.stringify(value)}`);
     }
   }
 }
@@ -134,27 +139,36 @@ class Response {
       throw new TsgiContractError("startResponse", "startResponse was called a second time without excInfo");
     }
     if (excInfo !== undefined && this.headSent) throw excInfo;
-    if (typeof status !== "string" || Number.isNaN(statusCode(status))) {
-      throw new TsgiContractError("startResponse", `status must look like "200 OK", got ${JSON.stringify(status)}`);
+    const code = typeof status === "string" ? statusCode(status) : Number.NaN;
+    // 1xx responses belong to the server (100 Continue, upgrades), not to the app.
+    if (!(code >= 200 && code <= 599) || !FIELD_VALUE.test(status)) {
+      throw new TsgiContractError("status", `status must look like "200 OK" with a code from 200 to 599, got ${JSON.stringify(status)}`);
     }
     checkHeaders(headers);
     this.declaredLength = findContentLength(headers);
+    if (code === 204 && this.declaredLength !== undefined) {
+      throw new TsgiContractError("HEAD and bodiless statuses", "a 204 response may not carry a Content-Length");
+    }
     this.status = status;
     this.code = statusCode(status);
     this.headers = headers;
     return this.write;
   };
 
-  /** The legacy write callable. */
+  /** Set once the app's return value settled: write() is over from then on. */
+  appReturned = false;
+
+  /**
+   * The legacy write callable. Violations throw synchronously (a rejected
+   * Promise nobody awaits would crash the worker); the Promise only waits for
+   * the transport, and resolves when the client has gone.
+   */
   readonly write: WriteFn = (chunk: Chunk) => {
-    if (this.status === undefined) {
-      return Promise.reject(new TsgiContractError("write", "write() was called before startResponse"));
+    if (this.status === undefined) throw new TsgiContractError("write", "write() was called before startResponse");
+    if (this.appReturned || this.ended) {
+      throw new TsgiContractError("write", "write() was called after the app returned its body");
     }
-    try {
-      return this.writeChunk(chunk) ? Promise.resolve() : this.sink.drained();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.writeChunk(chunk) ? Promise.resolve() : this.sink.drained();
   };
 
   get outcome(): RunOutcome {
@@ -199,7 +213,9 @@ class Response {
     if (this.status === undefined) {
       throw new TsgiContractError("startResponse", "the app returned a body without calling startResponse");
     }
-    if (this.headSent || this.declaredLength !== undefined || statusHasNoBody(this.code)) {
+    // For HEAD, a length is computed only from a body the app did produce (the GET body);
+    // an empty one says nothing about it (docs/tsgi.md, HEAD and bodiless statuses).
+    if (this.headSent || this.declaredLength !== undefined || statusHasNoBody(this.code) || (this.discardBody && total === 0)) {
       for (const part of parts) this.writeChunk(part);
       return;
     }
@@ -333,6 +349,9 @@ export async function runApp(app: TsgiApp, environ: Environ, sink: ResponseSink)
   try {
     let result: AppResult = app(environ, response.startResponse);
     if (result instanceof Promise) result = await result;
+    response.appReturned = true;
+    // Whatever came back is closed if it can be, even a value refused below (docs/tsgi.md, close).
+    if (result != null && typeof (result as ResponseBody).close === "function") body = result as ResponseBody;
     if (!isIterable(result)) {
       throw new TsgiContractError("the body", `the app must return an Iterable or AsyncIterable of chunks, got ${describe(result)}`);
     }

@@ -55,23 +55,36 @@ export function rewriteBody(
       headers = innerHeaders;
       return write;
     });
-    if (status === undefined || !shouldRewrite(status, headers)) {
-      // Not ours to rewrite: pass the response through as it is.
-      if (status !== undefined) {
-        const serverWrite = startResponse(status, headers);
-        for (const chunk of written) await serverWrite(chunk);
-        passThrough = serverWrite;
-      }
+    if (status === undefined) {
+      // The app calls startResponse lazily, from inside its body: run the body to learn the status.
+      await collect(body, written);
+      if (status === undefined) throw new TypeError("the wrapped app never called startResponse (docs/tsgi.md, startResponse)");
+      return respond(status, headers, written);
+    }
+    if (!shouldRewrite(status, headers) || environ.REQUEST_METHOD === "HEAD") {
+      // Not ours to rewrite (a HEAD body is not the body to rewrite): pass the response through as it is.
+      const serverWrite = startResponse(status, headers);
+      for (const chunk of written) await serverWrite(chunk);
+      passThrough = serverWrite;
       return body;
     }
     await collect(body, written);
-    const text = new TextDecoder().decode(concatBytes(written));
-    const rewritten = new TextEncoder().encode(transform(text));
-    startResponse(status, [
-      ...withoutHeader(headers, "content-length"),
-      ["Content-Length", String(rewritten.byteLength)],
-    ]);
-    return [rewritten];
+    return respond(status, headers, written);
+
+    /** Sends a collected body: rewritten, with a matching Content-Length, when it is ours to rewrite. */
+    function respond(finalStatus: string, finalHeaders: HeaderList, chunks: Uint8Array[]): Uint8Array[] {
+      if (!shouldRewrite(finalStatus, finalHeaders) || environ.REQUEST_METHOD === "HEAD") {
+        startResponse(finalStatus, finalHeaders);
+        return chunks;
+      }
+      const text = new TextDecoder().decode(concatBytes(chunks));
+      const rewritten = new TextEncoder().encode(transform(text));
+      startResponse(finalStatus, [
+        ...withoutHeader(finalHeaders, "content-length"),
+        ["Content-Length", String(rewritten.byteLength)],
+      ]);
+      return [rewritten];
+    }
   };
 }
 

@@ -261,10 +261,10 @@ describe("toFetchHandler: the Response", () => {
     let maxAhead = 0;
     let read = 0;
     const app: TsgiApp = (_environ, startResponse) => {
-      const write = startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+      startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
       return (async function* () {
         for (let i = 0; i < 32; i++) {
-          await write(chunk); // legacy write(): its promise waits for the reader
+          yield chunk; // resumed only when the reader has room
           written += chunk.byteLength;
           maxAhead = Math.max(maxAhead, written - read);
         }
