@@ -1,12 +1,22 @@
 /**
  * @module tsgi/adapters/conn-info
  *
- * What every adapter needs to know about a request besides its path and body,
- * in one shape for all of them (Hono's `ConnInfo`): who is on the other end
- * (`ConnInfo`), and the request headers as a list rebuilt from the environ's
- * `HTTP_*` keys. The Node adapter turns these into a fake socket and
- * `req.rawHeaders`, the Fetch adapter into a `Headers` object; going the other
- * way, `toFetchHandler` turns a `ConnInfo` back into REMOTE_ADDR/REMOTE_PORT.
+ * What the adapters into TSGI need to know about a request besides its body,
+ * in one shape for all of them: who is on the other end (`ConnInfo`, Hono's
+ * shape), the request headers as a list rebuilt from the environ's `HTTP_*`
+ * keys (plus `X-Forwarded-Prefix` when the app is mounted), and the request
+ * target split at the mount point. The Node adapter turns these into a fake
+ * socket, `req.url` and `req.rawHeaders`, the Fetch adapter into a Request URL
+ * and a `Headers` object; going the other way, `toFetchHandler` turns a
+ * `ConnInfo` back into REMOTE_ADDR/REMOTE_PORT.
+ *
+ * The mount rule: a framework runs unchanged under any SCRIPT_NAME, so the
+ * path it routes on is PATH_INFO alone, as a WSGI app sees it, as Express
+ * presents `req.url` to an app mounted with `app.use("/mnt", sub)`, and as
+ * nginx's `proxy_pass http://backend/;` strips a location prefix. The mount
+ * itself travels beside the path: in `X-Forwarded-Prefix` (the de-facto
+ * header for a prefix a proxy stripped, as Traefik sets it and Werkzeug's
+ * ProxyFix and Spring read it, for links back to the app) and in `fullTarget`.
  *
  * Not for trust decisions: REMOTE_ADDR is the peer of the gateway (often the
  * front proxy), and forwarded headers are the proxy layer's business.
@@ -36,6 +46,42 @@ export function addressFamily(address: string): "IPv4" | "IPv6" {
 }
 
 /**
+ * A percent-decoded path (SCRIPT_NAME, PATH_INFO) quoted again for a URL.
+ * encodeURI leaves "?" and "#" alone, but inside a path they must stay
+ * escaped or the URL splits there.
+ */
+export function quotePath(path: string): string {
+  return encodeURI(path).replace(/[?#]/g, encodeURIComponent);
+}
+
+function withQuery(path: string, environ: Environ): string {
+  return environ.QUERY_STRING ? `${path}?${environ.QUERY_STRING}` : path;
+}
+
+/**
+ * The target the framework routes on: PATH_INFO quoted ("/" when it is empty:
+ * the mount point itself is the app's root) plus the query. SCRIPT_NAME is not
+ * part of it.
+ */
+export function routedTarget(environ: Environ): string {
+  return withQuery(quotePath(environ.PATH_INFO) || "/", environ);
+}
+
+/** The target the client asked for: SCRIPT_NAME and PATH_INFO quoted, plus the query (Express's `req.originalUrl`). */
+export function fullTarget(environ: Environ): string {
+  return withQuery(quotePath(environ.SCRIPT_NAME + environ.PATH_INFO) || "/", environ);
+}
+
+/**
+ * The value of `X-Forwarded-Prefix` for a mounted app: SCRIPT_NAME quoted as a
+ * URL path (a header holds bytes, not decoded text), so that prefix + the
+ * routed target is the full target. Undefined at the root.
+ */
+export function forwardedPrefix(environ: Environ): string | undefined {
+  return environ.SCRIPT_NAME ? quotePath(environ.SCRIPT_NAME) : undefined;
+}
+
+/**
  * The request headers an environ carries, lower-cased (`HTTP_X_FOO` ->
  * `x-foo`, CONTENT_TYPE -> `content-type`), in the environ's key order. A
  * header that arrived several times comes back once, with the values joined as
@@ -52,6 +98,20 @@ export function environHeaders(environ: Environ): HeaderList {
     else if (key === "CONTENT_LENGTH") headers.push(["content-length", value]);
   }
   return headers;
+}
+
+/**
+ * The headers a framework sees: `environHeaders`, with `x-forwarded-prefix`
+ * set to the mount point when there is one. It replaces any value the request
+ * carried, since SCRIPT_NAME is what the app is mounted at; at the root, a
+ * value that came in (a proxy that stripped a prefix of its own) passes
+ * through like any other header.
+ */
+export function frameworkHeaders(environ: Environ): HeaderList {
+  const headers = environHeaders(environ);
+  const prefix = forwardedPrefix(environ);
+  if (prefix === undefined) return headers;
+  return [...headers.filter(([name]) => name !== "x-forwarded-prefix"), ["x-forwarded-prefix", prefix]];
 }
 
 /**

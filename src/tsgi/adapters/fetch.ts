@@ -9,6 +9,10 @@
  *   `tsgi.input` on demand), the Response's status, headers (every Set-Cookie)
  *   and streamed body handed back, and the client going away (close() before
  *   the end) passed on as a cancelled body and an aborted `request.signal`.
+ *   The Request URL is relative to the mount (scheme, host, PATH_INFO, query),
+ *   so the handler's routes work under any SCRIPT_NAME; the mount point is in
+ *   the `X-Forwarded-Prefix` header and in the environ, the handler's second
+ *   argument (Hono: `c.env.SCRIPT_NAME`).
  * - `toFetchHandler(app)` serves a TSGI app wherever a Fetch handler goes
  *   (Deno.serve, Bun.serve, Workers, @hono/node-server): the environ built by
  *   the two-stage builder, the body driven through tsgi/handler into a
@@ -21,8 +25,8 @@
 import type { Environ, ErrorStream, HeaderList, InputStream, ResponseBody, TsgiApp } from "../types.ts";
 import { baseEnviron, EnvironError, requestEnviron } from "../environ.ts";
 import { type ResponseSink, runApp } from "../handler.ts";
-import { isHopByHop, reasonPhrase, requestUrl, statusHasNoBody, statusLine } from "../util.ts";
-import { type ConnInfo, environHasBody, environHeaders } from "./conn-info.ts";
+import { isHopByHop, reasonPhrase, statusHasNoBody, statusLine } from "../util.ts";
+import { type ConnInfo, environHasBody, frameworkHeaders, routedTarget } from "./conn-info.ts";
 
 /** A Fetch handler as `fromFetchHandler` calls it: the environ comes second (Hono apps see it as `c.env`). */
 export type FetchHandler = (request: Request, environ: Environ) => Response | Promise<Response>;
@@ -106,7 +110,7 @@ function inputStream(input: InputStream): ReadableStream<Uint8Array> {
 
 function environRequest(environ: Environ, url: string, signal: AbortSignal): Request {
   const method = environ.REQUEST_METHOD;
-  const init: RequestInit & { duplex?: "half" } = { method, headers: environHeaders(environ), signal };
+  const init: RequestInit & { duplex?: "half" } = { method, headers: frameworkHeaders(environ), signal };
   // GET and HEAD may not have a body in a Request; others get one only when the environ announces it.
   if (method !== "GET" && method !== "HEAD" && environHasBody(environ)) {
     init.body = inputStream(environ["tsgi.input"]);
@@ -140,10 +144,23 @@ function fetchResponseBody(response: Response, abort: AbortController): Response
   return { [Symbol.asyncIterator]: () => iterator, close: () => iterator.return!().then(() => undefined) };
 }
 
+/**
+ * The Request URL: the scheme and host of URL reconstruction, and the target
+ * relative to the mount (PATH_INFO and the query), which is what the handler
+ * routes on.
+ */
+function handlerUrl(environ: Environ): string {
+  const scheme = environ["tsgi.url_scheme"];
+  const defaultPort = scheme === "https" ? "443" : "80";
+  const name = environ.SERVER_NAME.includes(":") ? `[${environ.SERVER_NAME}]` : environ.SERVER_NAME; // IPv6
+  const host = environ.HTTP_HOST ?? (environ.SERVER_PORT === defaultPort ? name : `${name}:${environ.SERVER_PORT}`);
+  return `${scheme}://${host}${routedTarget(environ)}`;
+}
+
 /** Serves a Fetch handler as a TSGI app. */
 export function fromFetchHandler(handler: FetchHandler): TsgiApp {
   return async (environ, startResponse) => {
-    const url = requestUrl(environ);
+    const url = handlerUrl(environ);
     // The Host header is the client's: a URL that does not parse is its mistake, not the app's.
     if (!URL.canParse(url)) {
       startResponse(statusLine(400), [["Content-Type", "text/plain; charset=utf-8"]]);

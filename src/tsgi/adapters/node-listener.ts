@@ -14,6 +14,16 @@
  * stand-in carrying the peer's address and the scheme. The response rules
  * (Content-Length, HEAD, close()) stay in tsgi/handler.
  *
+ * Mounting: the framework runs unchanged under any SCRIPT_NAME. `req.url` is
+ * PATH_INFO plus the query — what the app's routes are written against, as
+ * Express presents `req.url` to an app mounted with `app.use("/mnt", sub)` —
+ * and the mount travels beside it the way Connect/Express carry it:
+ * `req.originalUrl` is the full target, `req.baseUrl` is SCRIPT_NAME (Express
+ * routers start from a preset baseUrl, so nested `use()` prefixes compose
+ * onto it), and the `X-Forwarded-Prefix` request header is SCRIPT_NAME.
+ * Koa sets `ctx.originalUrl` from `req.url` itself, so there it is relative;
+ * Fastify's `request.originalUrl` reads the preset one.
+ *
  * Why own properties instead of a subclass: Express 5 `app.handle` does
  * `Object.setPrototypeOf(res, app.response)`, which throws away any subclass
  * prototype; methods set on the instance survive that, and every framework
@@ -28,8 +38,8 @@ import { IncomingMessage, ServerResponse, type OutgoingHttpHeader, type Outgoing
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { Environ, HeaderList, InputStream, ResponseBody, StartResponse, TsgiApp } from "../types.ts";
-import { isHopByHop, requestPath, statusHasNoBody } from "../util.ts";
-import { addressFamily, connInfoOf, environHeaders } from "./conn-info.ts";
+import { isHopByHop, statusHasNoBody } from "../util.ts";
+import { addressFamily, connInfoOf, forwardedPrefix, frameworkHeaders, fullTarget, routedTarget } from "./conn-info.ts";
 
 /** A Node request listener; a returned Promise (Koa, async handlers) is watched for rejection. */
 export type NodeRequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -120,17 +130,6 @@ function httpVersion(protocol: string): [major: number, minor: number] {
   return match ? [Number(match[1]), Number(match[2] ?? 0)] : [1, 1];
 }
 
-/**
- * The URL the framework routes on: the mount point plus the path under it,
- * re-quoted, plus the query — the full path the client asked for, so that a
- * framework's own mounting (`express().use("/mnt", app)`, Fastify's prefix)
- * and `req.originalUrl` see what they would behind a plain Node server.
- */
-function nodeUrl(environ: Environ): string {
-  const path = requestPath(environ) || "/";
-  return environ.QUERY_STRING ? `${path}?${environ.QUERY_STRING}` : path;
-}
-
 /** Node's own header parser entry point: fills rawHeaders, headers and headersDistinct the way a real request has them. */
 type HeaderLineParser = { _addHeaderLines?(headers: string[], count: number): void };
 
@@ -193,8 +192,11 @@ function createRequest(environ: Environ, socket: EnvironSocket, onFirstRead: () 
   req.httpVersionMinor = minor;
   req.httpVersion = `${major}.${minor}`;
   req.method = environ.REQUEST_METHOD;
-  req.url = nodeUrl(environ);
-  setHeaders(req, environHeaders(environ));
+  // Relative to the mount: the framework routes on PATH_INFO, as a WSGI app does.
+  req.url = routedTarget(environ);
+  // Where Connect and Express keep the rest; own properties, so they survive Express swapping the prototype.
+  Object.assign(req, { originalUrl: fullTarget(environ), baseUrl: forwardedPrefix(environ) ?? "" });
+  setHeaders(req, frameworkHeaders(environ));
   // An own property, like the headers: survives Express swapping the prototype.
   req._read = pullFrom(environ["tsgi.input"], req, onFirstRead);
   environs.set(req, environ);

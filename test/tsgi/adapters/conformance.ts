@@ -4,16 +4,21 @@
  * The one conformance suite every adapter and framework runs through (Hono's
  * `runTest({ newRouter })` habit): `runAdapterConformance(name, makeApp)`.
  *
- * `makeApp(mount, hooks)` returns a TSGI app — a framework behind an adapter,
- * or a TSGI app itself — that serves these routes, under `mount` when it is
- * not "" (mounted the way that framework mounts things):
+ * `makeApp(hooks)` returns a TSGI app — a framework behind an adapter, or a
+ * TSGI app itself — that serves these routes at its own root. The app knows
+ * nothing of where it is mounted: the suite serves the one app both at the
+ * root (SCRIPT_NAME "") and at /mnt (SCRIPT_NAME "/mnt"), because mounting is
+ * the environ's job, and the adapter must present the framework with paths
+ * relative to the mount (PATH_INFO), as WSGI does:
  *
  *   GET  /hello       200 text/plain "hello" (HEAD too)
  *   GET  /items/:id   200 application/json {"id": id}
  *   GET  /query       200 application/json {"name", "n"} from the query string
- *   GET  /whereami    200 application/json {"url"}: the path and query the app
- *                     believes it was requested at, mount included (what it
- *                     would use to link to itself)
+ *   GET  /whereami    200 application/json {"url", "path"}: "url" is the path
+ *                     and query the client asked for, mount included (what the
+ *                     app would use to link to itself: originalUrl,
+ *                     X-Forwarded-Prefix, SCRIPT_NAME); "path" is the path the
+ *                     app routed on, relative to the mount
  *   POST /echo        200 application/json {"received": <the JSON request body>}
  *   POST /upload      200 application/json {"bytes", "sha256"} of the raw body, read as a stream
  *   GET  /cookies     200 application/json {"a", "b"} from the Cookie header;
@@ -47,7 +52,8 @@ export interface ConformanceHooks {
   streamAborted(): void;
 }
 
-export type MakeApp = (mount: string, hooks: ConformanceHooks) => TsgiApp | Promise<TsgiApp>;
+/** Builds the app under test, once per transport: the suite mounts it itself, at the root and at /mnt. */
+export type MakeApp = (hooks: ConformanceHooks) => TsgiApp | Promise<TsgiApp>;
 
 const MOUNT = "/mnt";
 const UPLOAD_BYTES = 5 * 1024 * 1024;
@@ -86,9 +92,11 @@ function suite(makeApp: MakeApp, transport: Transport): void {
   let forever: { client: Client; closes: () => number };
 
   beforeAll(async () => {
-    client = await transport.connect(await makeApp("", hooks), "");
-    mounted = await transport.connect(await makeApp(MOUNT, hooks), MOUNT);
-    const counted = countingCloses(await makeApp("", hooks));
+    // One app, three servers: at the root, at /mnt, and at the root with its close() calls counted.
+    const app = await makeApp(hooks);
+    client = await transport.connect(app, "");
+    mounted = await transport.connect(app, MOUNT);
+    const counted = countingCloses(app);
     forever = { client: await transport.connect(counted.app, ""), closes: counted.closes };
   }, TEST_TIMEOUT);
 
@@ -162,7 +170,7 @@ function suite(makeApp: MakeApp, transport: Transport): void {
     expect(json(response)).toEqual({ name: "Ada Lovelace", n: "2" });
   });
 
-  it("serves a mounted app under SCRIPT_NAME /mnt", { timeout: TEST_TIMEOUT }, async () => {
+  it("serves the same app, unchanged, under SCRIPT_NAME /mnt: its routes match the path below the mount", { timeout: TEST_TIMEOUT }, async () => {
     const hello = await mounted.request({ target: `${MOUNT}/hello` });
     expect(hello.status).toBe(200);
     expect(hello.body.toString()).toBe("hello");
@@ -170,10 +178,30 @@ function suite(makeApp: MakeApp, transport: Transport): void {
     const item = await mounted.request({ target: `${MOUNT}/items/7?x=1` });
     expect(json(item)).toEqual({ id: "7" });
 
+    const query = await mounted.request({ target: `${MOUNT}/query?name=Ada%20Lovelace&n=2` });
+    expect(json(query)).toEqual({ name: "Ada Lovelace", n: "2" });
+
+    const echo = await mounted.request({
+      method: "POST",
+      target: `${MOUNT}/echo`,
+      headers: [["Content-Type", "application/json"]],
+      body: JSON.stringify({ mounted: true }),
+    });
+    expect(json(echo)).toEqual({ received: { mounted: true } });
+
+    // The app has no /mnt routes: had it seen the full path, none of the above would have matched.
+    const missing = await mounted.request({ target: `${MOUNT}/no/such/page` });
+    expect(missing.status).toBe(404);
+    const twice = await mounted.request({ target: `${MOUNT}${MOUNT}/hello` });
+    expect(twice.status).toBe(404);
+  });
+
+  it("tells a mounted app the full path the client asked for, and the path it routed on", { timeout: TEST_TIMEOUT }, async () => {
     const where = await mounted.request({ target: `${MOUNT}/whereami?x=1` });
-    expect(json(where)).toEqual({ url: `${MOUNT}/whereami?x=1` });
+    expect(where.status).toBe(200);
+    expect(json(where)).toEqual({ url: `${MOUNT}/whereami?x=1`, path: "/whereami" });
     const rootWhere = await client.request({ target: "/whereami?x=1" });
-    expect(json(rootWhere)).toEqual({ url: "/whereami?x=1" });
+    expect(json(rootWhere)).toEqual({ url: "/whereami?x=1", path: "/whereami" });
   });
 
   it("answers HEAD with the GET head and no body", { timeout: TEST_TIMEOUT }, async () => {

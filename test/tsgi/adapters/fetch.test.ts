@@ -4,6 +4,7 @@
  * toFetchHandler builds from a Request and how the Response it returns
  * streams, pushes back and notices the client leaving.
  */
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { fromFetchHandler, toFetchHandler } from "../../../src/tsgi/adapters/fetch.ts";
 import type { Environ, InputStream, TsgiApp } from "../../../src/tsgi/types.ts";
@@ -43,14 +44,15 @@ function trackedInput(): { input: InputStream; touched: () => boolean } {
 }
 
 describe("fromFetchHandler: the Request", () => {
-  it("carries the URL, method, headers and body of the environ; the environ comes second", T, async () => {
-    let seen: { url: string; method: string; custom: string | null; body: string; scriptName: unknown } | undefined;
+  it("carries the URL (below the mount), method, headers and body of the environ; the environ comes second", T, async () => {
+    let seen: { url: string; method: string; custom: string | null; prefix: string | null; body: string; scriptName: unknown } | undefined;
     const { sink } = await serve(
       async (request, environ) => {
         seen = {
           url: request.url,
           method: request.method,
           custom: request.headers.get("x-custom"),
+          prefix: request.headers.get("x-forwarded-prefix"),
           body: await request.text(),
           scriptName: environ.SCRIPT_NAME,
         };
@@ -66,12 +68,63 @@ describe("fromFetchHandler: the Request", () => {
     );
     expect(text(sink)).toBe("ok");
     expect(seen).toEqual({
-      url: "https://127.0.0.1:8080/mnt/p%20q?x=1&y=%2F",
+      url: "https://127.0.0.1:8080/p%20q?x=1&y=%2F",
       method: "PATCH",
       custom: "yes",
+      prefix: "/mnt",
       body: "patch body",
       scriptName: "/mnt",
     });
+  });
+
+  it("runs a Hono app unchanged under SCRIPT_NAME: routes below the mount, the mount in X-Forwarded-Prefix and c.env", T, async () => {
+    const app = new Hono<{ Bindings: Environ }>()
+      .get("/", (c) => c.text("root"))
+      .get("/where", (c) =>
+        c.json({ url: c.req.url, path: c.req.path, prefix: c.req.header("X-Forwarded-Prefix"), scriptName: c.env.SCRIPT_NAME }),
+      );
+    const handler = (request: Request, environ: Environ) => app.fetch(request, environ);
+    // The mount point itself is the app's root: PATH_INFO "" is "/".
+    const root = await serve(handler, { target: "/hono" }, { scriptName: "/hono" });
+    expect([root.sink.head?.code, text(root.sink)]).toEqual([200, "root"]);
+    const { sink } = await serve(handler, { target: "/hono/where?x=1" }, { scriptName: "/hono" });
+    expect(JSON.parse(text(sink))).toEqual({ url: "http://127.0.0.1:8080/where?x=1", path: "/where", prefix: "/hono", scriptName: "/hono" });
+    const outside = await serve(handler, { target: "/hono/hono/where" }, { scriptName: "/hono" });
+    expect(outside.sink.head?.code).toBe(404);
+  });
+
+  it("quotes the path and the prefix; at the root there is no prefix, and a mounted app's replaces the request's", T, async () => {
+    const seen: Array<{ url: string; prefix: string | null }> = [];
+    const record = (request: Request) => {
+      seen.push({ url: request.url, prefix: request.headers.get("x-forwarded-prefix") });
+      return new Response(null, { status: 204 });
+    };
+    await serve(record, { target: "/caf%C3%A9/a%3Fb%23c?q" }, { scriptName: "/café" });
+    await serve(record, { target: "/caf%C3%A9/a%3Fb%23c?q" });
+    const forged: TestRequest = { target: "/mnt/x", headers: [["X-Forwarded-Prefix", "/elsewhere"]] };
+    await serve(record, forged, { scriptName: "/mnt" });
+    await serve(record, forged);
+    expect(seen).toEqual([
+      { url: "http://127.0.0.1:8080/a%3Fb%23c?q", prefix: "/caf%C3%A9" },
+      { url: "http://127.0.0.1:8080/caf%C3%A9/a%3Fb%23c?q", prefix: null },
+      { url: "http://127.0.0.1:8080/x", prefix: "/mnt" },
+      { url: "http://127.0.0.1:8080/mnt/x", prefix: "/elsewhere" },
+    ]);
+  });
+
+  it("without a Host header, builds the host from SERVER_NAME and SERVER_PORT, an IPv6 name in brackets", T, async () => {
+    const urls: string[] = [];
+    const record = (request: Request) => {
+      urls.push(request.url);
+      return new Response("ok");
+    };
+    for (const [name, port] of [["::1", "8080"], ["example.test", "80"]] as const) {
+      const environ = environFor({ target: "/x" }, { protocol: "HTTP/1.0" });
+      delete environ.HTTP_HOST;
+      Object.assign(environ, { SERVER_NAME: name, SERVER_PORT: port });
+      await runInMemory(fromFetchHandler(record), environ);
+    }
+    expect(urls).toEqual(["http://[::1]:8080/x", "http://example.test/x"]);
   });
 
   it("has a body only when the environ announces one, and reads it only when the handler does", T, async () => {

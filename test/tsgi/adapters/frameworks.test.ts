@@ -2,9 +2,13 @@
  * The real frameworks, unchanged, behind the adapters: Express, Koa, Fastify
  * and a plain node:http listener through fromNodeListener, Hono through
  * fromFetchHandler(app.fetch). Each serves the conformance routes (see
- * conformance.ts) written the way that framework's users write them, and the
- * shared suite runs against each, in memory and through toNodeListener on a
- * real socket.
+ * conformance.ts) written the way that framework's users write them, at its
+ * own root and with no idea of a mount: the suite serves the same app at the
+ * root and at /mnt, and the adapter presents paths relative to the mount. Each
+ * /whereami shows that framework's way to the full path: Express's and
+ * Fastify's originalUrl, the X-Forwarded-Prefix header elsewhere. The shared
+ * suite runs against each, in memory and through toNodeListener on a real
+ * socket.
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -64,14 +68,14 @@ function ticker(hooks: ConformanceHooks): Readable {
 }
 
 // ---------------------------------------------------------------------------
-// Express 5: mounted with app.use(mount, app), the Express way.
+// Express 5: req.originalUrl is the full path (Express keeps the one the adapter presets).
 
 function expressApp(hooks: ConformanceHooks): express.Express {
   const app = express();
   app.get("/hello", (_req, res) => void res.type("text/plain").send("hello"));
   app.get("/items/:id", (req, res) => void res.json({ id: req.params.id }));
   app.get("/query", (req, res) => void res.json({ name: req.query.name, n: req.query.n }));
-  app.get("/whereami", (req, res) => void res.json({ url: req.originalUrl }));
+  app.get("/whereami", (req, res) => void res.json({ url: req.originalUrl, path: req.path }));
   app.post("/echo", express.json(), (req, res) => void res.json({ received: req.body }));
   app.post("/upload", async (req, res) => void res.json(await digest(req)));
   app.get("/cookies", (req, res) => {
@@ -97,17 +101,11 @@ function expressApp(hooks: ConformanceHooks): express.Express {
   return app;
 }
 
-runAdapterConformance(
-  "Express",
-  (mount, hooks) => {
-    const app = expressApp(hooks);
-    return fromNodeListener(mount ? express().use(mount, app) : app);
-  },
-  transports,
-);
+runAdapterConformance("Express", (hooks) => fromNodeListener(expressApp(hooks)), transports);
 
 // ---------------------------------------------------------------------------
-// Koa 3: hand-written routing, mounted by rewriting ctx.path as koa-mount does.
+// Koa 3: hand-written routing. Koa sets ctx.originalUrl from req.url, so it is relative to the mount
+// too; the mount point is in X-Forwarded-Prefix.
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const parts: Buffer[] = [];
@@ -127,7 +125,7 @@ function koaRoutes(hooks: ConformanceHooks): Koa.Middleware {
     } else if (get && ctx.path === "/query") {
       ctx.body = { name: ctx.query.name, n: ctx.query.n };
     } else if (get && ctx.path === "/whereami") {
-      ctx.body = { url: ctx.originalUrl };
+      ctx.body = { url: ctx.get("X-Forwarded-Prefix") + ctx.originalUrl, path: ctx.path };
     } else if (ctx.method === "POST" && ctx.path === "/echo") {
       ctx.body = { received: await readJson(ctx.req) };
     } else if (ctx.method === "POST" && ctx.path === "/upload") {
@@ -148,60 +146,52 @@ function koaRoutes(hooks: ConformanceHooks): Koa.Middleware {
   };
 }
 
-function koaApp(mount: string, hooks: ConformanceHooks): Koa {
+function koaApp(hooks: ConformanceHooks): Koa {
   const app = new Koa();
   app.silent = true; // the 500 is the test's point; keep its stack out of the test output
-  const routes = koaRoutes(hooks);
-  app.use(async (ctx, next) => {
-    if (!mount) return routes(ctx, next);
-    if (!ctx.path.startsWith(`${mount}/`)) return;
-    ctx.path = ctx.path.slice(mount.length);
-    await routes(ctx, next);
-  });
+  app.use(koaRoutes(hooks));
   return app;
 }
 
-runAdapterConformance("Koa", (mount, hooks) => fromNodeListener(koaApp(mount, hooks).callback()), transports);
+runAdapterConformance("Koa", (hooks) => fromNodeListener(koaApp(hooks).callback()), transports);
 
 // ---------------------------------------------------------------------------
-// Fastify 5: routes in a plugin registered with the mount as its prefix; served through fastify.routing.
+// Fastify 5: routes in a plugin, served through fastify.routing; request.originalUrl is the full path
+// (Fastify reads the one the adapter presets on the Node request).
 
-async function fastifyApp(mount: string, hooks: ConformanceHooks) {
+async function fastifyApp(hooks: ConformanceHooks) {
   const app = Fastify({ logger: false });
   // Hand octet-stream bodies to the route as the raw stream (no buffering, no bodyLimit).
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
-  await app.register(
-    async (routes) => {
-      routes.get("/hello", async (_request, reply) => reply.type("text/plain").send("hello"));
-      routes.get<{ Params: { id: string } }>("/items/:id", async (request) => ({ id: request.params.id }));
-      routes.get<{ Querystring: { name: string; n: string } }>("/query", async (request) => ({
-        name: request.query.name,
-        n: request.query.n,
-      }));
-      routes.get("/whereami", async (request) => ({ url: request.url }));
-      routes.post("/echo", async (request) => ({ received: request.body }));
-      routes.post("/upload", async (request) => digest(request.body as AsyncIterable<Uint8Array>));
-      routes.get("/cookies", async (request, reply) => {
-        const cookies = parseCookies(request.headers.cookie);
-        reply.header("set-cookie", ["x=1; Path=/", "y=2; Path=/"]);
-        return { a: cookies.a, b: cookies.b };
-      });
-      routes.get("/stream", async (_request, reply) => reply.type("text/plain").send(Readable.from(chunks())));
-      routes.get("/error", async () => {
-        throw new Error("boom from fastify");
-      });
-      routes.get("/forever", async (_request, reply) => reply.type("text/plain").send(ticker(hooks)));
-    },
-    { prefix: mount },
-  );
+  await app.register(async (routes) => {
+    routes.get("/hello", async (_request, reply) => reply.type("text/plain").send("hello"));
+    routes.get<{ Params: { id: string } }>("/items/:id", async (request) => ({ id: request.params.id }));
+    routes.get<{ Querystring: { name: string; n: string } }>("/query", async (request) => ({
+      name: request.query.name,
+      n: request.query.n,
+    }));
+    routes.get("/whereami", async (request) => ({ url: request.originalUrl, path: request.url.split("?")[0] }));
+    routes.post("/echo", async (request) => ({ received: request.body }));
+    routes.post("/upload", async (request) => digest(request.body as AsyncIterable<Uint8Array>));
+    routes.get("/cookies", async (request, reply) => {
+      const cookies = parseCookies(request.headers.cookie);
+      reply.header("set-cookie", ["x=1; Path=/", "y=2; Path=/"]);
+      return { a: cookies.a, b: cookies.b };
+    });
+    routes.get("/stream", async (_request, reply) => reply.type("text/plain").send(Readable.from(chunks())));
+    routes.get("/error", async () => {
+      throw new Error("boom from fastify");
+    });
+    routes.get("/forever", async (_request, reply) => reply.type("text/plain").send(ticker(hooks)));
+  });
   await app.ready();
   return app;
 }
 
 runAdapterConformance(
   "Fastify",
-  async (mount, hooks) => {
-    const app = await fastifyApp(mount, hooks);
+  async (hooks) => {
+    const app = await fastifyApp(hooks);
     // fastify.routing is Fastify's documented entry point for requests from a server it does not own.
     return fromNodeListener((req, res) => app.routing(req, res));
   },
@@ -209,7 +199,8 @@ runAdapterConformance(
 );
 
 // ---------------------------------------------------------------------------
-// Hono 4 through fromFetchHandler(app.fetch): mounted with app.route(mount, sub).
+// Hono 4 through fromFetchHandler(app.fetch): c.req.url is relative to the mount, which is in
+// X-Forwarded-Prefix (and in c.env.SCRIPT_NAME: the environ is the handler's second argument).
 
 function honoApp(hooks: ConformanceHooks): Hono {
   const app = new Hono();
@@ -218,7 +209,7 @@ function honoApp(hooks: ConformanceHooks): Hono {
   app.get("/query", (c) => c.json({ name: c.req.query("name"), n: c.req.query("n") }));
   app.get("/whereami", (c) => {
     const url = new URL(c.req.url);
-    return c.json({ url: url.pathname + url.search });
+    return c.json({ url: (c.req.header("X-Forwarded-Prefix") ?? "") + url.pathname + url.search, path: c.req.path });
   });
   app.post("/echo", async (c) => c.json({ received: await c.req.json() }));
   app.post("/upload", async (c) => c.json(await digest(c.req.raw.body as unknown as AsyncIterable<Uint8Array>)));
@@ -251,27 +242,19 @@ function honoApp(hooks: ConformanceHooks): Hono {
   return app;
 }
 
-runAdapterConformance(
-  "Hono",
-  (mount, hooks) => {
-    const app = honoApp(hooks);
-    return fromFetchHandler((mount ? new Hono().route(mount, app) : app).fetch);
-  },
-  transports,
-);
+runAdapterConformance("Hono", (hooks) => fromFetchHandler(honoApp(hooks).fetch), transports);
 
 // ---------------------------------------------------------------------------
 // A plain node:http listener: its own routing, and a throw that no framework catches.
 
-function plainListener(mount: string, hooks: ConformanceHooks) {
+function plainListener(hooks: ConformanceHooks) {
   const json = (res: ServerResponse, value: unknown) => {
     res.setHeader("Content-Type", "application/json");
     res.end(JSON.stringify(value));
   };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://unused");
-    if (mount && !url.pathname.startsWith(`${mount}/`)) return void res.writeHead(404).end();
-    const path = url.pathname.slice(mount.length);
+    const path = url.pathname;
     const get = req.method === "GET" || req.method === "HEAD";
     const item = /^\/items\/([^/]+)$/.exec(path);
     if (get && path === "/hello") {
@@ -281,7 +264,7 @@ function plainListener(mount: string, hooks: ConformanceHooks) {
     } else if (get && path === "/query") {
       json(res, { name: url.searchParams.get("name"), n: url.searchParams.get("n") });
     } else if (get && path === "/whereami") {
-      json(res, { url: req.url });
+      json(res, { url: (req.headers["x-forwarded-prefix"] ?? "") + req.url!, path });
     } else if (req.method === "POST" && path === "/echo") {
       json(res, { received: await readJson(req) });
     } else if (req.method === "POST" && path === "/upload") {
@@ -309,4 +292,4 @@ function plainListener(mount: string, hooks: ConformanceHooks) {
   };
 }
 
-runAdapterConformance("node:http listener", (mount, hooks) => fromNodeListener(plainListener(mount, hooks)), transports);
+runAdapterConformance("node:http listener", (hooks) => fromNodeListener(plainListener(hooks)), transports);

@@ -58,7 +58,7 @@ function countedInput(count: number, size: number): { input: InputStream; pulled
 }
 
 describe("fromNodeListener: the request the framework sees", () => {
-  it("has the url, method, version, headers and peer of the environ", T, async () => {
+  it("has the url (below the mount), method, version, headers and peer of the environ", T, async () => {
     let seen: { req: IncomingMessage; res: ServerResponse } | undefined;
     const { environ } = await serve(
       (req, res) => {
@@ -82,7 +82,9 @@ describe("fromNodeListener: the request the framework sees", () => {
     expect(req).toBeInstanceOf(IncomingMessage);
     expect(res).toBeInstanceOf(ServerResponse);
     expect(req.method).toBe("PUT");
-    expect(req.url).toBe("/mnt/caf%C3%A9/a%20b?x=1&y=%2F");
+    expect(req.url).toBe("/caf%C3%A9/a%20b?x=1&y=%2F");
+    const { originalUrl, baseUrl } = req as IncomingMessage & { originalUrl: string; baseUrl: string };
+    expect({ originalUrl, baseUrl }).toEqual({ originalUrl: "/mnt/caf%C3%A9/a%20b?x=1&y=%2F", baseUrl: "/mnt" });
     expect([req.httpVersion, req.httpVersionMajor, req.httpVersionMinor]).toEqual(["1.0", 1, 0]);
     expect(req.headers).toMatchObject({
       host: "127.0.0.1:8080",
@@ -90,6 +92,7 @@ describe("fromNodeListener: the request the framework sees", () => {
       "content-length": "4",
       cookie: "a=1; b=2",
       "x-request-id": "abc",
+      "x-forwarded-prefix": "/mnt",
     });
     expect(req.rawHeaders).toContain("x-request-id");
     expect(req.socket.remoteAddress).toBe("10.1.2.3");
@@ -115,12 +118,96 @@ describe("fromNodeListener: the request the framework sees", () => {
     expect(JSON.parse(text(fromFastify.sink))).toEqual({ protocol: "https", ip: "203.0.113.9" });
   });
 
-  it("Express mounted with use() sees baseUrl, path and originalUrl as behind node:http", T, async () => {
+  it("at the root: url and originalUrl alike, baseUrl empty, no X-Forwarded-Prefix", T, async () => {
+    let req!: IncomingMessage & { originalUrl?: string; baseUrl?: string };
+    await serve((request, res) => void ((req = request), res.end()), { target: "/a%20b?x=1" });
+    expect([req.url, req.originalUrl, req.baseUrl]).toEqual(["/a%20b?x=1", "/a%20b?x=1", ""]);
+    expect(req.headers).not.toHaveProperty("x-forwarded-prefix");
+    // The mount point itself is the app's root: PATH_INFO "" is "/".
+    await serve((request, res) => void ((req = request), res.end()), { target: "/mnt?x=1" }, { scriptName: "/mnt" });
+    expect([req.url, req.originalUrl, req.baseUrl]).toEqual(["/?x=1", "/mnt?x=1", "/mnt"]);
+  });
+
+  it("quotes a mount point outside ASCII in baseUrl, originalUrl and X-Forwarded-Prefix", T, async () => {
+    let req!: IncomingMessage & { originalUrl?: string; baseUrl?: string };
+    const { environ } = await serve((request, res) => void ((req = request), res.end()), { target: "/caf%C3%A9/a%3Fb" }, { scriptName: "/café" });
+    expect([environ.SCRIPT_NAME, environ.PATH_INFO]).toEqual(["/café", "/a?b"]);
+    expect([req.url, req.originalUrl, req.baseUrl]).toEqual(["/a%3Fb", "/caf%C3%A9/a%3Fb", "/caf%C3%A9"]);
+    expect(req.headers["x-forwarded-prefix"]).toBe("/caf%C3%A9");
+  });
+
+  it("a mounted app's X-Forwarded-Prefix is its mount, whatever the request said; at the root the header passes", T, async () => {
+    const seen: Array<string | undefined> = [];
+    const record: NodeRequestListener = (req, res) => void (seen.push(req.headers["x-forwarded-prefix"] as string | undefined), res.end());
+    const forged: TestRequest = { target: "/mnt/x", headers: [["X-Forwarded-Prefix", "/elsewhere"]] };
+    await serve(record, forged, { scriptName: "/mnt" });
+    await serve(record, forged);
+    expect(seen).toEqual(["/mnt", "/elsewhere"]);
+  });
+
+  it("Express runs unchanged under SCRIPT_NAME: routes below the mount, baseUrl and originalUrl carry it", T, async () => {
     const sub = express.Router().get("/x", (req, res) => {
-      res.json({ baseUrl: req.baseUrl, path: req.path, originalUrl: req.originalUrl });
+      res.json({ url: req.url, baseUrl: req.baseUrl, path: req.path, originalUrl: req.originalUrl });
     });
-    const { sink } = await serve(express().use("/mnt", sub), { target: "/mnt/x?y=1" }, { scriptName: "/mnt" });
-    expect(JSON.parse(text(sink))).toEqual({ baseUrl: "/mnt", path: "/x", originalUrl: "/mnt/x?y=1" });
+    const app = express()
+      .get("/", (_req, res) => void res.send("root"))
+      .get("/go", (req, res) => res.redirect(`${req.baseUrl}/sub/x`))
+      .get("/whoami", (req, res) => void res.json({ baseUrl: req.baseUrl, path: req.path, originalUrl: req.originalUrl }))
+      .use("/sub", sub);
+    const at = (target: string) => serve(app, { target }, { scriptName: "/express" });
+
+    // The case that used to answer "Cannot GET /express": app.get("/") at the mount point.
+    for (const target of ["/express", "/express/"]) {
+      const { sink } = await at(target);
+      expect([sink.head?.code, text(sink)]).toEqual([200, "root"]);
+    }
+    // Express's routers start from the preset baseUrl: its own use() composes onto the mount.
+    const nested = await at("/express/sub/x?y=1");
+    expect(JSON.parse(text(nested.sink))).toEqual({ url: "/x?y=1", baseUrl: "/express/sub", path: "/x", originalUrl: "/express/sub/x?y=1" });
+    const top = await at("/express/whoami");
+    expect(JSON.parse(text(top.sink))).toEqual({ baseUrl: "/express", path: "/whoami", originalUrl: "/express/whoami" });
+    // res.redirect does not add the mount itself (it never does, under app.use either); baseUrl does.
+    const redirect = await at("/express/go");
+    expect(redirect.sink.head?.code).toBe(302);
+    expect(redirect.sink.head?.headers).toContainEqual(["Location", "/express/sub/x"]);
+    // finalhandler names the path the client asked for (it reads originalUrl).
+    const missing = await at("/express/nope");
+    expect(missing.sink.head?.code).toBe(404);
+    expect(text(missing.sink)).toContain("Cannot GET /express/nope");
+  });
+
+  it("Koa routes on the path below the mount; its originalUrl is that path too, as Koa takes it from req.url", T, async () => {
+    const koa = new Koa().use((ctx) => {
+      ctx.body = {
+        url: ctx.url,
+        path: ctx.path,
+        originalUrl: ctx.originalUrl,
+        href: ctx.href,
+        nodeOriginalUrl: (ctx.req as IncomingMessage & { originalUrl?: string }).originalUrl,
+        prefix: ctx.get("X-Forwarded-Prefix"),
+      };
+    });
+    const { sink } = await serve(koa.callback(), { target: "/koa/a?b=1" }, { scriptName: "/koa" });
+    expect(JSON.parse(text(sink))).toEqual({
+      url: "/a?b=1",
+      path: "/a",
+      originalUrl: "/a?b=1",
+      href: "http://127.0.0.1:8080/a?b=1",
+      nodeOriginalUrl: "/koa/a?b=1",
+      prefix: "/koa",
+    });
+  });
+
+  it("Fastify routes on the path below the mount; request.originalUrl is the full path", T, async () => {
+    const fastify = Fastify()
+      .get("/", async () => ({ root: true }))
+      .get("/a", async (request) => ({ url: request.url, originalUrl: request.originalUrl, prefix: request.headers["x-forwarded-prefix"] }));
+    await fastify.ready();
+    const listener: NodeRequestListener = (req, res) => fastify.routing(req, res);
+    const root = await serve(listener, { target: "/fastify" }, { scriptName: "/fastify" });
+    expect(JSON.parse(text(root.sink))).toEqual({ root: true });
+    const { sink } = await serve(listener, { target: "/fastify/a?b=1" }, { scriptName: "/fastify" });
+    expect(JSON.parse(text(sink))).toEqual({ url: "/a?b=1", originalUrl: "/fastify/a?b=1", prefix: "/fastify" });
   });
 
   it("pulls the request body only as fast as the framework reads it", T, async () => {

@@ -6,6 +6,15 @@
  * and on a real socket; then the environ the inner app sees is compared with
  * the one the outer server built, and toFetchHandler's Response is checked on
  * its own (streaming, headers, abort).
+ *
+ * The mount in a round trip: the outer adapter hands the Node/Fetch world a
+ * path relative to SCRIPT_NAME and the mount point in X-Forwarded-Prefix, so
+ * the inner server, which builds its environ from that path, puts its app at
+ * the root (SCRIPT_NAME ""). `prefixFromHeader` — Werkzeug ProxyFix's x_prefix,
+ * for a server that trusts whoever is in front of it — moves the header back
+ * into SCRIPT_NAME, which makes the round trip give the inner app the outer
+ * environ. (toNodeListener's and toFetchHandler's `scriptName` option cannot do
+ * this: it moves a prefix the path still has, and this path no longer has it.)
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
@@ -63,6 +72,25 @@ async function digest(input: AsyncIterable<Uint8Array>): Promise<{ bytes: number
   return { bytes, sha256: hash.digest("hex") };
 }
 
+/**
+ * A middleware that trusts `X-Forwarded-Prefix`: the mount point a server in
+ * front stripped from the path is put back in front of SCRIPT_NAME (decoded,
+ * as SCRIPT_NAME is). A value that is not a path prefix is ignored.
+ */
+function prefixFromHeader(app: TsgiApp): TsgiApp {
+  return (environ, startResponse) => {
+    const header = environ.HTTP_X_FORWARDED_PREFIX;
+    let prefix = "";
+    try {
+      prefix = typeof header === "string" ? decodeURIComponent(header).replace(/\/+$/, "") : "";
+    } catch {
+      // Malformed percent-encoding: not a prefix this app can use.
+    }
+    if (!prefix.startsWith("/")) return app(environ, startResponse);
+    return app({ ...environ, SCRIPT_NAME: prefix + environ.SCRIPT_NAME }, startResponse);
+  };
+}
+
 /** The conformance routes as a bare TSGI app: it routes on PATH_INFO, so any mount works unchanged. */
 function nativeApp(hooks: ConformanceHooks): TsgiApp {
   return async (environ, startResponse) => {
@@ -79,7 +107,7 @@ function nativeApp(hooks: ConformanceHooks): TsgiApp {
     if (get && path === "/query") return jsonBody(startResponse, { name: query.get("name"), n: query.get("n") });
     if (get && path === "/whereami") {
       const url = environ.SCRIPT_NAME + path + (environ.QUERY_STRING ? `?${environ.QUERY_STRING}` : "");
-      return jsonBody(startResponse, { url });
+      return jsonBody(startResponse, { url, path });
     }
     if (post && path === "/echo") {
       const received: unknown = JSON.parse(Buffer.from(await readAll(environ["tsgi.input"])).toString("utf8"));
@@ -109,17 +137,17 @@ function nativeApp(hooks: ConformanceHooks): TsgiApp {
   };
 }
 
-runAdapterConformance("bare TSGI app", (_mount, hooks) => nativeApp(hooks), transports);
+runAdapterConformance("bare TSGI app", (hooks) => nativeApp(hooks), transports);
 
 runAdapterConformance(
   "fromFetchHandler(toFetchHandler(app))",
-  (mount, hooks) => fromFetchHandler(toFetchHandler(nativeApp(hooks), { scriptName: mount, errors: quiet })),
+  (hooks) => fromFetchHandler(toFetchHandler(prefixFromHeader(nativeApp(hooks)), { errors: quiet })),
   transports,
 );
 
 runAdapterConformance(
   "fromNodeListener(toNodeListener(app))",
-  (mount, hooks) => fromNodeListener(toNodeListener(nativeApp(hooks), { scriptName: mount, errors: quiet })),
+  (hooks) => fromNodeListener(toNodeListener(prefixFromHeader(nativeApp(hooks)), { errors: quiet })),
   transports,
 );
 
@@ -149,13 +177,6 @@ function cgiView(environ: Environ): Record<string, unknown> {
 }
 
 describe("the environ through a round trip", () => {
-  const seen: Environ[] = [];
-  const echo: TsgiApp = async (environ, startResponse) => {
-    seen.push(environ);
-    const body = await readAll(environ["tsgi.input"]);
-    startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
-    return [body];
-  };
   const request = {
     method: "PUT",
     target: "/mnt/a%20b/c?q=1&r=%2F",
@@ -167,42 +188,82 @@ describe("the environ through a round trip", () => {
     body: "payload bytes",
   };
 
-  it("fromNodeListener(toNodeListener(app)) gives the inner app the outer environ", { timeout: 5000 }, async () => {
-    seen.length = 0;
-    const outer: TsgiApp = (environ, startResponse) => {
+  /** An app recording its environ and echoing the body. */
+  function recorder(seen: Environ[]): TsgiApp {
+    return async (environ, startResponse) => {
       seen.push(environ);
-      return fromNodeListener(toNodeListener(echo, { scriptName: "/mnt", errors: quiet }))(environ, startResponse);
+      const body = await readAll(environ["tsgi.input"]);
+      startResponse("200 OK", [["Content-Type", "application/octet-stream"]]);
+      return [body];
     };
-    const client = await memoryTransport.connect(outer, "/mnt");
+  }
+
+  /** Serves `request` at /mnt through `roundTrip(inner)` and returns the outer server's environ and the inner app's. */
+  async function throughRoundTrip(
+    roundTrip: (inner: TsgiApp, outer: Environ) => TsgiApp,
+    wrapInner: (app: TsgiApp) => TsgiApp,
+  ): Promise<{ outer: Environ; inner: Environ }> {
+    const seen: Environ[] = [];
+    const app: TsgiApp = (environ, startResponse) => {
+      seen.push(environ);
+      return roundTrip(wrapInner(recorder(seen)), environ)(environ, startResponse);
+    };
+    const client = await memoryTransport.connect(app, "/mnt");
     const response = await client.request(request);
     expect(response.body.toString()).toBe("payload bytes");
     expect(seen).toHaveLength(2);
-    const [outerEnviron, innerEnviron] = seen as [Environ, Environ];
-    expect(cgiView(innerEnviron)).toEqual(cgiView(outerEnviron));
-    expect(innerEnviron.PATH_INFO).toBe("/a b/c");
+    const [outer, inner] = seen as [Environ, Environ];
+    return { outer, inner };
+  }
+
+  const viaNode = (inner: TsgiApp) => fromNodeListener(toNodeListener(inner, { errors: quiet }));
+  const viaFetch = (inner: TsgiApp, outer: Environ) => {
+    const handler = toFetchHandler(inner, {
+      errors: quiet,
+      // What a Fetch runtime hands over besides the Request: here, the outer environ's peer.
+      connInfo: () => ({ remoteAddr: outer.REMOTE_ADDR, remotePort: Number(outer.REMOTE_PORT) }),
+    });
+    return fromFetchHandler((req) => handler(req));
+  };
+
+  it("fromNodeListener(toNodeListener(app)) gives the inner app the path below the mount, and the mount in X-Forwarded-Prefix", { timeout: 5000 }, async () => {
+    const { outer, inner } = await throughRoundTrip(viaNode, (app) => app);
+    expect([outer.SCRIPT_NAME, outer.PATH_INFO]).toEqual(["/mnt", "/a b/c"]);
+    // The Node world got "/a%20b/c?…": the inner server knows no mount, so its app sits at the root.
+    expect(cgiView(inner)).toEqual({ ...cgiView(outer), SCRIPT_NAME: "", HTTP_X_FORWARDED_PREFIX: "/mnt" });
+    expect(inner.REQUEST_URI).toBe("/a%20b/c?q=1&r=%2F");
   });
 
-  it("fromFetchHandler(toFetchHandler(app)) gives the inner app the outer environ", { timeout: 5000 }, async () => {
-    seen.length = 0;
-    const outer: TsgiApp = (environ, startResponse) => {
-      seen.push(environ);
-      const handler = toFetchHandler(echo, {
-        scriptName: "/mnt",
-        errors: quiet,
-        // What a Fetch runtime hands over besides the Request: here, the outer environ's peer.
-        connInfo: () => ({ remoteAddr: environ.REMOTE_ADDR, remotePort: Number(environ.REMOTE_PORT) }),
-      });
-      return fromFetchHandler((request) => handler(request))(environ, startResponse);
-    };
-    const client = await memoryTransport.connect(outer, "/mnt");
-    const response = await client.request(request);
-    expect(response.body.toString()).toBe("payload bytes");
-    const [outerEnviron, innerEnviron] = seen as [Environ, Environ];
-    // A Request says nothing of the protocol version and sorts its headers; the rest comes through.
-    const { SERVER_PROTOCOL: _outerProtocol, ...outerView } = cgiView(outerEnviron);
-    const { SERVER_PROTOCOL: innerProtocol, ...innerView } = cgiView(innerEnviron);
+  it("fromNodeListener(toNodeListener(prefixFromHeader(app))) gives the inner app the outer environ", { timeout: 5000 }, async () => {
+    const { outer, inner } = await throughRoundTrip(viaNode, prefixFromHeader);
+    // The one difference is the header that carried the mount across.
+    expect(cgiView(inner)).toEqual({ ...cgiView(outer), HTTP_X_FORWARDED_PREFIX: "/mnt" });
+    expect([inner.SCRIPT_NAME, inner.PATH_INFO]).toEqual(["/mnt", "/a b/c"]);
+  });
+
+  it("fromFetchHandler(toFetchHandler(app)) gives the inner app the path below the mount, and the mount in X-Forwarded-Prefix", { timeout: 5000 }, async () => {
+    const { outer, inner } = await throughRoundTrip(viaFetch, (app) => app);
+    // A Request says nothing of the protocol version; the rest comes through.
+    const { SERVER_PROTOCOL: _outerProtocol, ...outerView } = cgiView(outer);
+    const { SERVER_PROTOCOL: innerProtocol, ...innerView } = cgiView(inner);
     expect(innerProtocol).toBe("HTTP/1.1");
-    expect(innerView).toEqual(outerView);
+    expect(innerView).toEqual({ ...outerView, SCRIPT_NAME: "", HTTP_X_FORWARDED_PREFIX: "/mnt" });
+  });
+
+  it("fromFetchHandler(toFetchHandler(prefixFromHeader(app))) gives the inner app the outer environ", { timeout: 5000 }, async () => {
+    const { outer, inner } = await throughRoundTrip(viaFetch, prefixFromHeader);
+    const { SERVER_PROTOCOL: _outerProtocol, ...outerView } = cgiView(outer);
+    const { SERVER_PROTOCOL: _innerProtocol, ...innerView } = cgiView(inner);
+    expect(innerView).toEqual({ ...outerView, HTTP_X_FORWARDED_PREFIX: "/mnt" });
+    expect([inner.SCRIPT_NAME, inner.PATH_INFO]).toEqual(["/mnt", "/a b/c"]);
+  });
+
+  it("a mount point outside ASCII crosses quoted and comes back decoded", { timeout: 5000 }, async () => {
+    const seen: Environ[] = [];
+    const app = fromNodeListener(toNodeListener(prefixFromHeader(recorder(seen)), { errors: quiet }));
+    const client = await memoryTransport.connect(app, "/café");
+    await client.request({ target: "/caf%C3%A9/x%3Fy?z=1" });
+    expect(seen[0]).toMatchObject({ SCRIPT_NAME: "/café", PATH_INFO: "/x?y", QUERY_STRING: "z=1", HTTP_X_FORWARDED_PREFIX: "/caf%C3%A9" });
   });
 });
 
