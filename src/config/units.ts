@@ -15,6 +15,12 @@ export class UnitError extends Error {
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i;
+/**
+ * The strings parseDuration accepts, as a JSON Schema pattern (ECMA-262 without
+ * flags, so the letter cases are spelled out): the config schema validates
+ * with it, and editors check the file with it (issue #3).
+ */
+export const DURATION_PATTERN = "^\\d+(\\.\\d+)?\\s*([mM][sS]|[sSmMhHdD])?$";
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Milliseconds in a duration like `30s`, `1.5m`, `250ms` or `30` (seconds). */
@@ -29,6 +35,8 @@ export function parseDuration(value: string | number, what = "duration"): number
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i;
+/** The strings parseSize accepts, as a JSON Schema pattern (see DURATION_PATTERN). */
+export const SIZE_PATTERN = "^\\d+(\\.\\d+)?\\s*[kKmMgG]?[iI]?[bB]?$";
 const SIZE_BYTES: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
 /** Bytes in a size like `10m`, `256M`, `512k`, `1g` or `1024`. */

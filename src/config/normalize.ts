@@ -1,0 +1,48 @@
+/**
+ * @module config/normalize
+ *
+ * The last stage of loading (STYLE.md 13, 18), run only on data that passed
+ * the schema and the checks: decode (the schema's transforms: `10s` -> 10000,
+ * `256M` -> bytes, `host:port` -> `{ host, port }`, routes normalized), make
+ * every path absolute from the config file's folder, and deep-freeze. The
+ * result is what the rest of the stack reads, and what a reload compares
+ * (STYLE.md 20): two files that mean the same load to equal objects.
+ */
+import { Value } from "@sinclair/typebox/value";
+import { type Probe, resolveFrom, resolveGlob, resolveModuleFile, splitModuleSpec } from "./paths.ts";
+import { type StackConfig, StackConfigSchema } from "./schema.ts";
+
+/** Object.freeze, all the way down (Fastify's deepFreezeObject). */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A module spec with its file made absolute (and found, extension and all): `/abs/app.ts[:export]`. */
+function absoluteModule(dir: string, spec: string, probe: Probe): string {
+  const { modulePath, exportName } = splitModuleSpec(spec);
+  const file = resolveModuleFile(dir, modulePath, probe) ?? resolveFrom(dir, modulePath);
+  return exportName === undefined ? file : `${file}:${exportName}`;
+}
+
+/**
+ * Valid data (expanded, defaulted, checked) -> the frozen StackConfig.
+ * `dir` is the config file's folder.
+ */
+export function normalize(valid: unknown, dir: string, probe: Probe): StackConfig {
+  const config = Value.Decode(StackConfigSchema, valid); // a fresh, still mutable object
+  config.state_dir = resolveFrom(dir, config.state_dir);
+  if (config.proxy.tls) {
+    config.proxy.tls.cert = resolveFrom(dir, config.proxy.tls.cert);
+    config.proxy.tls.key = resolveFrom(dir, config.proxy.tls.key);
+  }
+  for (const app of Object.values(config.apps)) {
+    if (app.module !== undefined) app.module = absoluteModule(dir, app.module, probe);
+    app.cwd = resolveFrom(dir, app.cwd);
+    app.watch = app.watch.map((glob) => resolveGlob(dir, glob));
+  }
+  return deepFreeze(config) as StackConfig;
+}

@@ -1,0 +1,45 @@
+/**
+ * @module config/paths
+ *
+ * Paths in the config are relative to the config file's folder
+ * (ARCHITECTURE.md "Contract 2"), whatever the directory `tsgi-stack` runs in.
+ * A module spec is `file[:export]` and its file is found the way the gateway
+ * finds it (gateway/load-app.ts: the path as written, then with .ts, .mts,
+ * .js, .mjs, /index.ts, /index.js), so that `validate` and `serve` agree on
+ * what exists. The file system is reached only through a Probe, which the
+ * loader passes in: these functions stay pure.
+ */
+import nodePath from "node:path";
+
+/** What is at an absolute path: a file, a folder, or nothing. */
+export type Probe = (absolutePath: string) => "file" | "dir" | undefined;
+
+/** Splits `file.ts:name` into file and export, by the rule of gateway/load-app.ts parseAppSpec. */
+export function splitModuleSpec(spec: string): { modulePath: string; exportName?: string } {
+  const colon = spec.lastIndexOf(":");
+  if (colon > 0) {
+    const name = spec.slice(colon + 1);
+    if (/^[A-Za-z_$][\w$]*$/.test(name)) return { modulePath: spec.slice(0, colon), exportName: name };
+  }
+  return { modulePath: spec };
+}
+
+export const MODULE_EXTENSIONS = ["", ".ts", ".mts", ".js", ".mjs", "/index.ts", "/index.js"] as const;
+
+export function resolveFrom(dir: string, relative: string): string {
+  return nodePath.resolve(dir, relative);
+}
+
+/** The module file a spec names, absolute, or undefined when no candidate is a file. */
+export function resolveModuleFile(dir: string, modulePath: string, probe: Probe): string | undefined {
+  const base = resolveFrom(dir, modulePath);
+  for (const extension of MODULE_EXTENSIONS) {
+    if (probe(base + extension) === "file") return base + extension;
+  }
+  return undefined;
+}
+
+/** A glob made absolute; a leading `!` (an exclusion) stays in front. */
+export function resolveGlob(dir: string, glob: string): string {
+  return glob.startsWith("!") ? `!${resolveFrom(dir, glob.slice(1))}` : resolveFrom(dir, glob);
+}

@@ -1,0 +1,377 @@
+/**
+ * @module config/schema
+ *
+ * THE schema of the YAML config (ARCHITECTURE.md "Contract 2"; issue #3): one
+ * TypeBox declaration that is at once
+ *
+ *   - the validator (Value.Errors walks it: load.ts),
+ *   - the defaults (each field's `default`, applied by defaults.ts),
+ *   - the normalizer (Type.Transform turns `10s` into 10000 ms, `256M` into
+ *     bytes, `host:port` into `{ host, port }`: Value.Decode),
+ *   - the TypeScript types (StackConfig is StaticDecode<> of it),
+ *   - the docs and the editors' JSON Schema (generate-docs.ts renders
+ *     docs/config.md and docs/config.schema.json from it; a test fails when
+ *     those files are stale).
+ *
+ * So a field is added in one place: here, with its description, its default
+ * and its unit next to it (STYLE.md 16, 17). Two conventions make that work:
+ *
+ *   - A field with a default is declared REQUIRED: defaults.ts fills it in
+ *     before validation, so it is always there in the loaded config (and its
+ *     decoded type says so). The JSON Schema for editors drops such fields from
+ *     `required`, since the file may leave them out (generate-docs.ts).
+ *   - `x-format` names a value format from FORMATS: what the docs call the type,
+ *     what it is loaded as, and the phrase an error message expects. Lists and
+ *     mappings carry JSON Schema `examples`, which error messages quote.
+ *
+ * Every object rejects unknown keys (`additionalProperties: false`, STYLE.md
+ * 18). Rules that span fields (exactly one of `module`/`command`, no duplicate
+ * routes, files that exist) are in checks.ts; they are also written here as
+ * plain JSON Schema (`oneOf`, `dependencies`) for editors, which TypeBox's own
+ * validator ignores. Path resolution needs the config file's folder and is done
+ * in normalize.ts; the names of the keys never change between the file and the
+ * loaded config, so an error path and a diff path read the same (`apps.hello.timeout`).
+ */
+import { type Static, type StaticDecode, type TLiteral, type TSchema, Type } from "@sinclair/typebox";
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./units.ts";
+
+/** The schema keyword naming a value format of FORMATS. */
+export const FORMAT = "x-format";
+/** On a map (Type.Record): the format of its keys, which TypeBox keeps only as a pattern. */
+export const KEY_FORMAT = "x-key-format";
+
+export interface FormatInfo {
+  /** What docs/config.md calls the type. */
+  readonly type: string;
+  /** What the loaded config holds (the unit after normalization). */
+  readonly loadedAs: string;
+  /** The phrase after "expected" in an error message. */
+  readonly expected: string;
+  /** The unit of the loaded number, for the docs. */
+  readonly unit?: string;
+}
+
+export const FORMATS = {
+  duration: { type: "duration", loadedAs: "milliseconds", unit: "ms", expected: "a duration such as 30s, 500ms or 2m" },
+  size: { type: "size", loadedAs: "bytes", unit: "bytes", expected: "a size such as 10m, 256M or 512k" },
+  address: { type: "host:port", loadedAs: "{ host, port }", expected: "a HOST:PORT address such as 127.0.0.1:8080" },
+  path: { type: "path", loadedAs: "absolute path", expected: "a file or folder path" },
+  module: { type: "path[:export]", loadedAs: "absolute path[:export]", expected: "a module such as app.ts or app.ts:handler" },
+  command: { type: "string", loadedAs: "string", expected: "a shell command such as \"node server.js\"" },
+  glob: { type: "glob", loadedAs: "absolute glob", expected: "a glob such as src/**/*.ts" },
+  host: { type: "host", loadedAs: "lowercase host", expected: "a host name such as example.com or *.example.com" },
+  "url-path": { type: "URL path", loadedAs: "path without a trailing /", expected: "a URL path starting with /, such as /api" },
+  "app-name": { type: "name", loadedAs: "name", expected: "a lowercase letter, then lowercase letters, digits, _ or -" },
+  "env-name": { type: "name", loadedAs: "name", expected: "an environment variable name such as NODE_ENV" },
+  apps: { type: "map of name → app", loadedAs: "map of name → app", expected: "a mapping of app names to apps, such as { hello: { module: app.ts } }" },
+  "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
+} as const satisfies Record<string, FormatInfo>;
+export type FormatName = keyof typeof FORMATS;
+
+export const APP_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
+const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+// 0-65535, with or without leading zeros; port 0 asks the kernel for a free port.
+const PORT = "(6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})";
+// HOST:PORT, [IPv6]:PORT or :PORT (loopback), the forms gateway/address.ts reads from flags.
+const ADDRESS_PATTERN = `^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):${PORT}$`;
+const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?";
+// An exact host or one leading wildcard label (`*.example.com`), without a port: the proxy drops the Host's port.
+const HOST_PATTERN = `^(\\*\\.)?${LABEL}(\\.${LABEL})*$`;
+// Starts with /, no whitespace, no query or fragment.
+const URL_PATH_PATTERN = "^/[^\\s?#]*$";
+
+/** The interfaces a module app can speak; the same names as `serve --interface` (gateway/load-app.ts). */
+export const INTERFACES = ["auto", "tsgi", "node", "fetch"] as const;
+/** The proxy's balancing policies, by the names its selector registry uses. */
+export const BALANCE_POLICIES = ["round_robin", "least_conn", "ip_hash", "random_two"] as const;
+
+/* ------------------------------------------------------------------ field kinds */
+
+interface FieldOptions {
+  description: string;
+  default?: unknown;
+}
+
+function formatted(format: FormatName): { [FORMAT]: FormatName } {
+  return { [FORMAT]: format };
+}
+
+function choice<const T extends string[]>(values: T, options: FieldOptions) {
+  return Type.Union(values.map((value) => Type.Literal(value)) as { [K in keyof T]: TLiteral<T[K]> }, options);
+}
+
+/** `30s`, `500ms`, `2m`, `1h` or a bare number of seconds; loaded as milliseconds. */
+function duration(options: FieldOptions) {
+  return Type.Transform(
+    Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Number({ minimum: 0 })], { ...options, ...formatted("duration") }),
+  )
+    .Decode((value) => parseDuration(value))
+    .Encode((ms) => `${ms}ms`);
+}
+
+/** `10m`, `256M`, `512k`, `1g` (powers of 1024) or a bare number of bytes; loaded as bytes. */
+function size(options: FieldOptions) {
+  return Type.Transform(
+    Type.Union([Type.String({ pattern: SIZE_PATTERN }), Type.Integer({ minimum: 0 })], { ...options, ...formatted("size") }),
+  )
+    .Decode((value) => parseSize(value))
+    .Encode((bytes) => String(bytes));
+}
+
+export interface AddressConfig {
+  host: string;
+  port: number;
+}
+
+/** Splits a HOST:PORT that matched ADDRESS_PATTERN; an empty host is loopback, as in gateway/address.ts. */
+export function splitAddress(value: string): AddressConfig {
+  const colon = value.lastIndexOf(":");
+  const host = value.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  return { host: host || "127.0.0.1", port: Number(value.slice(colon + 1)) };
+}
+
+function address(options: FieldOptions) {
+  return Type.Transform(Type.String({ ...options, pattern: ADDRESS_PATTERN, ...formatted("address") }))
+    .Decode(splitAddress)
+    .Encode(({ host, port }) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`));
+}
+
+function path(options: FieldOptions) {
+  return Type.String({ ...options, minLength: 1, ...formatted("path") });
+}
+
+/** Host names compare without case: `Hello.Localhost` routes like `hello.localhost`. */
+export function normalizeHost(host: string): string {
+  return host.toLowerCase();
+}
+
+/** A mount point has no trailing slash (it becomes SCRIPT_NAME); `/` stays `/`. */
+export function normalizeRoutePath(urlPath: string): string {
+  return urlPath.replace(/\/+$/, "") || "/";
+}
+
+/* ------------------------------------------------------------------ proxy */
+
+const TlsSchema = Type.Object(
+  {
+    cert: path({ description: "The certificate chain file (PEM)." }),
+    key: path({ description: "The private key file (PEM)." }),
+    listen: Type.Array(address({ description: "An HTTPS listener." }), {
+      description: "Where the proxy serves HTTPS.",
+      minItems: 1,
+      default: ["127.0.0.1:8443"],
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: "Serve HTTPS too, with this certificate. Absent: no HTTPS listener.",
+    examples: [{ cert: "certs/fullchain.pem", key: "certs/privkey.pem" }],
+  },
+);
+
+const LimitsSchema = Type.Object(
+  {
+    client_max_body_size: size({
+      description: "The largest request body the proxy accepts; a larger one gets 413, as in nginx. 0: no limit.",
+      default: "1m",
+    }),
+    header_timeout: duration({
+      description: "How long a client may take to send the request headers before the proxy closes the connection.",
+      default: "60s",
+    }),
+    upstream_timeout: duration({
+      description: "How long the proxy waits for a worker's response headers before answering 504.",
+      default: "60s",
+    }),
+  },
+  { additionalProperties: false, description: "Limits the proxy enforces on every request.", default: {} },
+);
+
+const ProxySchema = Type.Object(
+  {
+    listen: Type.Array(address({ description: "An HTTP listener." }), {
+      description: "Where the proxy serves HTTP: the front door.",
+      minItems: 1,
+      default: ["127.0.0.1:8080"],
+    }),
+    admin: address({
+      description: "Where the admin server serves the status page, JSON status and Prometheus metrics. Keep it on loopback.",
+      default: "127.0.0.1:8081",
+    }),
+    tls: Type.Optional(TlsSchema),
+    limits: LimitsSchema,
+  },
+  { additionalProperties: false, description: "The front proxy (the nginx role).", default: {} },
+);
+
+/* ------------------------------------------------------------------ apps */
+
+const RouteSchema = Type.Transform(
+  Type.Object(
+    {
+      host: Type.Optional(
+        Type.String({
+          description: "Match this Host header: exact, or `*.example.com` for any subdomain. Absent: any host.",
+          pattern: HOST_PATTERN,
+          ...formatted("host"),
+        }),
+      ),
+      path: Type.Optional(
+        Type.String({
+          description: "Match this path prefix (whole segments) and mount the app there: it becomes SCRIPT_NAME. Absent: `/`.",
+          pattern: URL_PATH_PATTERN,
+          ...formatted("url-path"),
+        }),
+      ),
+    },
+    { additionalProperties: false, minProperties: 1, description: "A route: a host, a path prefix, or both.", examples: [{ path: "/api" }] },
+  ),
+)
+  .Decode(({ host, path: urlPath }) => ({
+    ...(host === undefined ? {} : { host: normalizeHost(host) }),
+    path: normalizeRoutePath(urlPath ?? "/"),
+  }))
+  .Encode((route) => route);
+
+const HealthSchema = Type.Object(
+  {
+    path: Type.String({ description: "The path the proxy GETs on each worker; any 2xx or 3xx is healthy.", pattern: URL_PATH_PATTERN, ...formatted("url-path") }),
+    interval: duration({ description: "Time between two checks of a worker.", default: "5s" }),
+    timeout: duration({ description: "A check that takes longer has failed.", default: "2s" }),
+  },
+  {
+    additionalProperties: false,
+    description: "Active health checks. Absent: a worker is healthy while it runs and answers.",
+    examples: [{ path: "/healthz", interval: "5s" }],
+  },
+);
+
+const RestartSchema = Type.Object(
+  {
+    max_restarts: Type.Integer({
+      description: "Restarts in a row of a worker that died sooner than `min_uptime`, after which the app is stopped and reported as crash-looping (other apps go on). 0: never restart.",
+      minimum: 0,
+      default: 10,
+    }),
+    backoff: duration({
+      description: "The delay before the first restart; it doubles with each quick death (pm2's exp_backoff_restart_delay) and resets once a worker stays up.",
+      default: "100ms",
+    }),
+    min_uptime: duration({ description: "A worker that ran at least this long before dying counts as stable: its restarts start over.", default: "1s" }),
+  },
+  { additionalProperties: false, description: "What happens when a worker dies.", default: {} },
+);
+
+export const AppSchema = Type.Object(
+  {
+    module: Type.Optional(
+      Type.String({
+        description: "A TSGI, Node-listener or Fetch app, served by gateway workers: the module file, then `:export` (default: `app`, then the default export). TypeScript loads directly.",
+        minLength: 1,
+        ...formatted("module"),
+      }),
+    ),
+    command: Type.Optional(
+      Type.String({
+        description: "Or any HTTP server that listens on $PORT: the shell command that starts one instance (run in `cwd`).",
+        minLength: 1,
+        ...formatted("command"),
+      }),
+    ),
+    interface: choice([...INTERFACES], {
+      description: "How a `module` app is called: `tsgi`, `node` (an Express/Koa/Fastify or `(req, res)` listener), `fetch` (`(Request) => Response`, Hono), or `auto` to tell from the export. Module apps only.",
+      default: "auto",
+    }),
+    instances: Type.Integer({ description: "How many worker processes serve the app.", minimum: 1, default: 1 }),
+    routes: Type.Array(RouteSchema, {
+      description: "Which requests the proxy sends to the app. Empty: none (a background app).",
+      default: [],
+      examples: [[{ host: "hello.localhost" }, { path: "/hello" }]],
+    }),
+    balance: choice([...BALANCE_POLICIES], {
+      description: "How the proxy picks an instance: `round_robin`, `least_conn` (fewest requests in flight), `ip_hash` (one client, one instance), `random_two` (the less busy of two random instances).",
+      default: "round_robin",
+    }),
+    health: Type.Optional(HealthSchema),
+    watch: Type.Array(Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") }), {
+      description: "Files whose change reloads the app's workers one by one (development hot reload). Globs relative to the config file's folder.",
+      default: [],
+      examples: [["src/**/*.ts"]],
+    }),
+    env: Type.Record(
+      Type.String({ pattern: ENV_NAME_PATTERN, ...formatted("env-name") }),
+      Type.Transform(Type.Union([Type.String(), Type.Number(), Type.Boolean()], { ...formatted("env-value") }))
+        .Decode((value) => String(value))
+        .Encode((value) => value),
+      {
+        description: "Environment variables of the app's processes, on top of the stack's own environment. PORT is set by the stack.",
+        additionalProperties: false,
+        [KEY_FORMAT]: "env-name",
+        examples: [{ NODE_ENV: "production" }],
+        default: {},
+      },
+    ),
+    cwd: path({ description: "The working directory of the app's processes.", default: "." }),
+    max_memory: Type.Optional(size({ description: "A worker using more memory (RSS) than this is restarted. Absent: no limit." })),
+    max_requests: Type.Integer({ description: "A worker is recycled after serving this many requests, like Gunicorn's --max-requests. 0: never.", minimum: 0, default: 0 }),
+    max_requests_jitter: Type.Integer({
+      description: "Adds a random 0..N to `max_requests` per worker, so that workers do not all recycle at once.",
+      minimum: 0,
+      default: 0,
+    }),
+    timeout: duration({ description: "A request running longer kills and replaces its worker. 0: never.", default: "30s" }),
+    graceful_timeout: duration({ description: "How long a stopping worker may finish its in-flight requests before it is killed.", default: "30s" }),
+    ready_timeout: duration({ description: "How long a new worker may take to become ready before it counts as failed to start.", default: "10s" }),
+    restart: RestartSchema,
+  },
+  {
+    additionalProperties: false,
+    description: "An app: exactly one of `module` or `command`, and how to run and route it.",
+    examples: [{ module: "app.ts", routes: [{ path: "/app" }] }],
+    // For editors only: TypeBox's validator ignores these; checks.ts gives the clear messages.
+    oneOf: [{ required: ["module"] }, { required: ["command"] }],
+    dependencies: { interface: { required: ["module"] } },
+  },
+);
+
+export const StackConfigSchema = Type.Object(
+  {
+    state_dir: path({
+      description: "Where the stack keeps its state: pm2's home, sockets, logs and pid. Never the user's global ~/.pm2.",
+      default: ".tsgi",
+    }),
+    proxy: ProxySchema,
+    apps: Type.Record(Type.String({ pattern: APP_NAME_PATTERN, ...formatted("app-name") }), AppSchema, {
+      description: "The apps, by name (a lowercase letter, then lowercase letters, digits, `_` or `-`).",
+      additionalProperties: false,
+      minProperties: 1,
+      [KEY_FORMAT]: "app-name",
+      ...formatted("apps"),
+    }),
+  },
+  { additionalProperties: false, description: "A tsgi-stack config: the front proxy and the apps behind it." },
+);
+
+/** The config as the file holds it once `${VAR}`s are expanded and defaults applied. */
+export type StackConfigInput = Static<typeof StackConfigSchema>;
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/**
+ * The loaded config: validated, normalized (durations in ms, sizes in bytes,
+ * addresses split, paths absolute) and deep-frozen. The keys are the file's.
+ */
+export type StackConfig = DeepReadonly<StaticDecode<typeof StackConfigSchema>>;
+export type ProxyConfig = StackConfig["proxy"];
+export type AppConfig = StackConfig["apps"][string];
+export type RouteConfig = AppConfig["routes"][number];
+export type TlsConfig = NonNullable<ProxyConfig["tls"]>;
+export type HealthConfig = NonNullable<AppConfig["health"]>;
+export type RestartConfig = AppConfig["restart"];
+
+/** The schema of one node, as the walkers in messages.ts and generate-docs.ts see it. */
+export type AnySchema = TSchema & Record<string, unknown>;
