@@ -9,6 +9,10 @@
 import { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
 import { registerServe } from "./commands/serve.ts";
+import { registerUp } from "./commands/up.ts";
+import { registerControlCommands } from "./commands/control.ts";
+import { registerLogs } from "./commands/logs.ts";
+import { registerValidate } from "./commands/validate.ts";
 import { UsageError } from "./usage-error.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -19,6 +23,10 @@ const program = new Command("tsgi-stack")
   .showHelpAfterError()
   .exitOverride();
 
+registerUp(program);
+registerControlCommands(program);
+registerLogs(program);
+registerValidate(program);
 registerServe(program);
 
 try {

@@ -50,6 +50,8 @@ export interface WorkerOptions {
   uwsgiAllowIps?: string[];
   /** The mount point (SCRIPT_NAME) the app is served under. */
   scriptName?: string;
+  /** Take SCRIPT_NAME from this HTTP request header (set by our proxy; only for workers only it can reach). */
+  scriptNameHeader?: string;
   /** Recycle after this many requests; 0 never. */
   maxRequests: number;
   /** Add a random 0..N to maxRequests, so that a pool's workers recycle at different times. */
@@ -150,7 +152,12 @@ class GatewayWorker {
     this.inFlight.onBegin = this.onRequestStart;
     const plan: Array<{ server: Listener; address: ListenAddress; scheme: string }> = [
       ...options.http.map((address) => ({
-        server: createHttpServer(this.app, { ...common, scriptName: options.scriptName, keepAliveTimeout: options.keepAliveTimeoutMs }),
+        server: createHttpServer(this.app, {
+          ...common,
+          scriptName: options.scriptName,
+          scriptNameHeader: options.scriptNameHeader,
+          keepAliveTimeout: options.keepAliveTimeoutMs,
+        }),
         address,
         scheme: "http",
       })),

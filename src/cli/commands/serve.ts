@@ -29,6 +29,7 @@ interface ServeFlags {
   gracefulTimeout: string;
   keepAlive: string;
   scriptName?: string;
+  scriptNameHeader?: string;
   chdir?: string;
   arbiter: boolean;
   multiprocess?: boolean;
@@ -75,6 +76,7 @@ export function workerOptionsFrom(spec: string, flags: ServeFlags): WorkerOption
     uwsgi,
     uwsgiAllowIps: flags.uwsgiAllowIps?.split(",").map((ip) => ip.trim()).filter(Boolean),
     scriptName: flags.scriptName,
+    scriptNameHeader: flags.scriptNameHeader,
     maxRequests: wholeNumber(flags.maxRequests, "--max-requests"),
     maxRequestsJitter: wholeNumber(flags.maxRequestsJitter, "--max-requests-jitter"),
     timeoutMs: duration(flags.timeout, "--timeout"),
@@ -102,6 +104,7 @@ export function registerServe(program: Command): void {
     .option("--graceful-timeout <duration>", "how long a stopping worker waits for in-flight requests", "30s")
     .option("--keep-alive <duration>", "idle keep-alive connection lifetime", "5s")
     .option("--script-name <path>", "the mount point the app is served under (SCRIPT_NAME)")
+    .option("--script-name-header <name>", "take SCRIPT_NAME from this request header (only where nothing but your proxy reaches the worker)")
     .option("--chdir <dir>", "resolve the module from this directory")
     .option("--no-arbiter", "run one worker in this process, without a master (for supervisors and containers)")
     .addOption(new Option("--multiprocess", "set tsgi.multiprocess (the supervisor runs several workers)").hideHelp())

@@ -21,16 +21,30 @@ export interface HttpServerOptions {
   multiprocess: boolean;
   /** The mount point the app is served under (SCRIPT_NAME). */
   scriptName?: string;
+  /**
+   * Take SCRIPT_NAME from this request header (our front proxy's
+   * `x-tsgi-script-name`). Only for a worker that nothing but the proxy can
+   * reach (its unix socket in the state dir): any client could send it.
+   */
+  scriptNameHeader?: string;
   /** How long an idle keep-alive connection stays open (ms). Behind a proxy, keep it above the proxy's idle timeout. */
   keepAliveTimeout: number;
   onResponse?: (environ: Environ | undefined, outcome: RunOutcome) => void;
+}
+
+/** SCRIPT_NAME from a trusted header when it holds a path, else the static mount point. */
+function mountFromHeader(header: string, fallback: string | undefined): (req: http.IncomingMessage) => string | undefined {
+  return (req) => {
+    const value = req.headers[header];
+    return typeof value === "string" && value.startsWith("/") ? value : fallback;
+  };
 }
 
 export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http.Server {
   const listener = toNodeListener(app, {
     errors: options.errors,
     multiprocess: options.multiprocess,
-    scriptName: options.scriptName,
+    scriptName: options.scriptNameHeader ? mountFromHeader(options.scriptNameHeader.toLowerCase(), options.scriptName) : options.scriptName,
     onResponse: options.onResponse && ((environ, outcome) => options.onResponse!(environ, outcome)),
   });
   const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout, insecureHTTPParser: false });

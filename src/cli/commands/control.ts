@@ -1,0 +1,116 @@
+/**
+ * @module cli/commands/control
+ *
+ * The commands that act on a running stack through its control socket:
+ * `status`, `down`, `restart [APP]`, `scale APP N`. Each finds the stack by
+ * its config file (the state dir is in it), and says so plainly when no stack
+ * of that file is running.
+ */
+import type { Command } from "commander";
+import { callControl } from "../../stack/control.ts";
+import { controlSocketPath, type StackStatus } from "../../stack/stack.ts";
+import type { StatusRow } from "../../supervisor/types.ts";
+import { loadOrFail, resolveConfigFile } from "../config-file.ts";
+import { UsageError } from "../usage-error.ts";
+
+async function control(configFlag: string | undefined, method: "GET" | "POST", route: string): Promise<any> {
+  const file = resolveConfigFile(configFlag);
+  const config = loadOrFail(file);
+  const answer = await callControl(controlSocketPath(config.state_dir), method, route);
+  if (!answer) throw new UsageError(`the stack of ${file} is not running`, 1);
+  if (answer.status !== 200) throw new UsageError(answer.body?.error ?? `the stack answered ${answer.status}`, 1);
+  return answer.body;
+}
+
+function duration(ms: number): string {
+  if (ms <= 0) return "-";
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+const mebibytes = (bytes: number) => (bytes > 0 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : "-");
+
+/** The status table, like `pm2 ls`: one row per worker. */
+export function renderStatus(status: StackStatus): string {
+  const header = ["APP", "SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU"];
+  const rows = status.workers.map((row: StatusRow) => [
+    row.app,
+    String(row.slot),
+    row.pid ? String(row.pid) : "-",
+    row.state,
+    duration(row.uptime),
+    String(row.restarts),
+    mebibytes(row.memory),
+    `${row.cpu}%`,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
+  const errors = status.pools.filter((pool) => pool.error).map((pool) => `${pool.app}: ${pool.error!.message}`);
+  return [
+    `stack ${status.stackId} (pid ${status.pid}) serving ${status.listen.map((address) => `http://${address}`).join(", ")}`,
+    line(header),
+    ...rows.map(line),
+    ...errors,
+  ].join("\n");
+}
+
+export function registerControlCommands(program: Command): void {
+  program
+    .command("status")
+    .description("show every worker of the running stack (app, slot, pid, state, uptime, restarts, memory, cpu)")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .option("--json", "print the status as JSON")
+    .action(async (flags: { config?: string; json?: boolean }) => {
+      const status = (await control(flags.config, "GET", "/status")) as StackStatus;
+      process.stdout.write(`${flags.json ? JSON.stringify(status, null, 2) : renderStatus(status)}\n`);
+    });
+
+  program
+    .command("down")
+    .description("stop the running stack: drain and stop every worker, then the proxy")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .action(async (flags: { config?: string }) => {
+      const status = (await control(flags.config, "GET", "/status")) as StackStatus;
+      await control(flags.config, "POST", "/down");
+      // Wait for the stack process itself to be gone: `down` returning means nothing is left.
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline && isAlive(status.pid)) await new Promise((resolve) => setTimeout(resolve, 100));
+      if (isAlive(status.pid)) throw new UsageError(`the stack (pid ${status.pid}) is still stopping after 120 s`, 1);
+      process.stdout.write(`tsgi-stack: stopped stack ${status.stackId}\n`);
+    });
+
+  program
+    .command("restart")
+    .description("restart the workers of one app (or of every app), one slot at a time")
+    .argument("[app]", "the app to restart (default: every app)")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .action(async (app: string | undefined, flags: { config?: string }) => {
+      const query = app ? `?app=${encodeURIComponent(app)}` : "";
+      const { restarted } = await control(flags.config, "POST", `/restart${query}`);
+      process.stdout.write(`tsgi-stack: restarted ${(restarted as string[]).join(", ")}\n`);
+    });
+
+  program
+    .command("scale")
+    .description("run N workers for an app")
+    .argument("<app>", "the app")
+    .argument("<n>", "the number of workers")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .action(async (app: string, count: string, flags: { config?: string }) => {
+      if (!/^\d+$/.test(count) || Number(count) < 1) throw new UsageError(`scale ${app} ${count}: N must be a whole number >= 1`);
+      await control(flags.config, "POST", `/scale?app=${encodeURIComponent(app)}&n=${count}`);
+      process.stdout.write(`tsgi-stack: ${app} now runs ${count} worker(s)\n`);
+    });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * @module cli/commands/up
+ *
+ * `tsgi-stack up [-c FILE] [--detach]`: validate the config, start the front
+ * proxy and every pool, print one line per app and the URL to open, then
+ * stream the workers' output prefixed by app and slot. Ctrl-C (SIGINT) or
+ * SIGTERM drains and stops everything it started; a second signal stops
+ * without waiting for in-flight requests. `--detach` runs the same stack in
+ * the background (its output in <state_dir>/stack.log) and returns once it
+ * serves; `down` stops it.
+ */
+import { spawn } from "node:child_process";
+import { openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import type { StackConfig } from "../../config/schema.ts";
+import { Stack, controlSocketPath } from "../../stack/stack.ts";
+import { callControl } from "../../stack/control.ts";
+import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
+import { loadOrFail, resolveConfigFile } from "../config-file.ts";
+import { UsageError } from "../usage-error.ts";
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin.js");
+const DETACH_READY_TIMEOUT_MS = 60_000;
+
+const say = (line: string) => process.stdout.write(`tsgi-stack: ${line}\n`);
+
+function routesOf(config: StackConfig, app: string): string {
+  return config.apps[app]!.routes.map((route) => `${route.host ?? ""}${route.path === "/" && route.host ? "" : route.path}`).join(", ");
+}
+
+function appLine(config: StackConfig, report: PoolReport): string {
+  const app = config.apps[report.app]!;
+  const what = app.module ? `module ${path.relative(process.cwd(), app.module) || app.module}` : `command ${app.command}`;
+  const state = report.error ? `ERRORED: ${report.error.message}` : `${report.ready}/${report.instances} ready`;
+  return `  ${report.app.padEnd(14)} ${state.padEnd(12)} ${what}  routes: ${routesOf(config, report.app)}`;
+}
+
+function describeEvent(event: SupervisorEvent): string | undefined {
+  switch (event.type) {
+    case "worker-exit":
+      return `${event.app}.${event.slot} exited with code ${event.exitCode} after ${event.uptimeMs} ms`;
+    case "worker-not-ready":
+      return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
+    case "pool-errored":
+      return [`${event.app} halted: ${event.error.message}`, ...event.error.stderr.map((line) => `    ${line}`)].join("\n");
+    case "supervisor-error":
+      return `supervisor: ${event.message}`;
+    default:
+      return undefined;
+  }
+}
+
+async function runForeground(file: string, config: StackConfig): Promise<void> {
+  const stack = new Stack({
+    configFile: file,
+    config,
+    say,
+    onLog: ({ app, slot, stream, text }) => (stream === "err" ? process.stderr : process.stdout).write(`${app}.${slot} | ${text}\n`),
+    onEvent: (event) => {
+      const line = describeEvent(event);
+      if (line) say(line);
+    },
+  });
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    signals += 1;
+    if (signals > 1) {
+      say(`${signal} again: stopping without waiting`);
+      process.exit(130);
+    }
+    say(`${signal}: stopping`);
+    void stack.stop();
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+
+  let reports: PoolReport[];
+  try {
+    reports = await stack.start();
+  } catch (error) {
+    // The workers' own output for a failed app was already printed with its "halted" event.
+    throw new UsageError((error as Error).message, 1);
+  }
+  say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
+  for (const report of reports) process.stdout.write(`${appLine(config, report)}\n`);
+  const status = stack.status();
+  say(`serving on ${status.listen.map((address) => `http://${address}/`).join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
+  await stack.stopped;
+  say("stopped");
+  process.exit(0);
+}
+
+async function runDetached(file: string, config: StackConfig): Promise<void> {
+  const logFile = path.join(config.state_dir, "stack.log");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(config.state_dir, { recursive: true });
+  const out = openSync(logFile, "a");
+  const child = spawn(process.execPath, [BIN, "up", "-c", file], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
+  child.unref();
+  let exited: number | null | undefined;
+  child.once("exit", (code) => (exited = code));
+  const deadline = Date.now() + DETACH_READY_TIMEOUT_MS;
+  while (Date.now() < deadline && exited === undefined) {
+    const answer = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 2000);
+    if (answer?.status === 200 && answer.body.state === "running") {
+      for (const report of answer.body.pools as PoolReport[]) process.stdout.write(`${appLine(config, report)}\n`);
+      say(`running in the background (pid ${child.pid}); logs: ${logFile}; \`tsgi-stack down -c ${path.relative(process.cwd(), file)}\` stops it`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const tail = readFileSync(logFile, "utf8").split("\n").slice(-20).join("\n");
+  if (exited === undefined && child.pid) process.kill(child.pid, "SIGTERM");
+  throw new UsageError(`the detached stack did not start${exited !== undefined ? ` (exit ${exited})` : ""}:\n${tail}`, 1);
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command("up")
+    .description("start the whole stack from the YAML config: front proxy and every app's workers")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .option("-d, --detach", "run in the background; `tsgi-stack down` stops it")
+    .action(async (flags: { config?: string; detach?: boolean }) => {
+      const file = resolveConfigFile(flags.config);
+      const config = loadOrFail(file);
+      const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
+      if (running) {
+        throw new UsageError(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, 1);
+      }
+      if (flags.detach) await runDetached(file, config);
+      else await runForeground(file, config);
+    });
+}

@@ -1,0 +1,292 @@
+/**
+ * @module stack/stack
+ *
+ * One running stack: the validated config wired to a supervisor (the worker
+ * pools, over pm2) and a front proxy (routing and balancing), joined by the
+ * one seam the design allows — the supervisor reports which workers of which
+ * app are ready, the stack hands that list to the proxy. Neither side knows
+ * the other. The control API (stack/control.ts) and the admin listener
+ * expose the stack to the CLI and to people.
+ *
+ * Start order is chosen so that a failure leaves nothing behind: the proxy
+ * binds its listeners first (a port in use fails before any worker starts),
+ * then the pools start; `stop()` undoes whatever part did start.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import http from "node:http";
+import type { AppConfig, StackConfig } from "../config/schema.ts";
+import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
+import type { RouteSpec } from "../proxy/router.ts";
+import { Supervisor } from "../supervisor/supervisor.ts";
+import type { LogListener, PoolReport, PoolSpec, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
+import { ControlError, type ControlTarget, startControlServer } from "./control.ts";
+
+export interface StackOptions {
+  /** The config file's absolute path: names the stack. */
+  configFile: string;
+  config: StackConfig;
+  /** Lines for the terminal (the CLI prints them). */
+  say?: (line: string) => void;
+  onLog?: LogListener;
+  onAccess?: (entry: AccessEntry) => void;
+  onEvent?: (event: SupervisorEvent) => void;
+}
+
+/** What `status` shows: plain data, rendered by the CLI or the admin page. */
+export interface StackStatus {
+  /** starting: pools still coming up; running: started; stopping: on the way down. */
+  state: "starting" | "running" | "stopping";
+  pid: number;
+  configFile: string;
+  stackId: string;
+  listen: string[];
+  admin: string;
+  pools: PoolReport[];
+  workers: StatusRow[];
+}
+
+/** `tsgi:<name>-<hash>`: readable in `pm2 ls`, unique per config file path. */
+/** The longest `up` waits for its pools to settle, whatever their restart policies say. */
+const MAX_START_WAIT_MS = 120_000;
+
+export function stackIdFor(configFile: string): string {
+  const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
+  const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
+  return `${name}-${hash}`;
+}
+
+export function controlSocketPath(stateDir: string): string {
+  return path.join(stateDir, "control.sock");
+}
+
+/** The supervisor's input for one app of the config. */
+export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
+  return {
+    name,
+    kind: app.module ? "module" : "command",
+    module: app.module,
+    interface: app.interface,
+    command: app.command,
+    instances: app.instances,
+    env: { ...app.env },
+    cwd: app.cwd,
+    maxMemoryBytes: app.max_memory,
+    maxRequests: app.max_requests,
+    maxRequestsJitter: app.max_requests_jitter,
+    timeoutMs: app.timeout,
+    gracefulTimeoutMs: app.graceful_timeout,
+    readyTimeoutMs: app.ready_timeout,
+    restart: {
+      maxRestarts: app.restart.max_restarts,
+      backoffMs: app.restart.backoff,
+      minUptimeMs: app.restart.min_uptime,
+    },
+  };
+}
+
+/** The proxy's routing table for the config. */
+export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
+  const routes: RouteSpec[] = [];
+  const balance: Record<string, string> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    balance[name] = app.balance;
+    for (const route of app.routes) routes.push({ app: name, host: route.host, path: route.path === "/" ? undefined : route.path });
+  }
+  return { routes, balance };
+}
+
+/** Why `start` failed: one line per app that could not start, and their reports (with the workers' stderr). */
+export class StackStartError extends Error {
+  constructor(
+    lines: string[],
+    readonly reports: PoolReport[],
+  ) {
+    super(lines.join("\n"));
+    this.name = "StackStartError";
+  }
+}
+
+function boundAddress(server: http.Server, asked: { host: string; port: number }): string {
+  const address = server.address();
+  const port = address && typeof address === "object" ? address.port : asked.port;
+  return formatListen({ host: asked.host, port });
+}
+
+function formatListen(address: { host: string; port: number }): string {
+  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
+}
+
+function listenOn(server: http.Server, address: { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(new Error(`cannot listen on ${formatListen(address)}: ${error.message}`));
+    server.once("error", onError);
+    server.listen(address.port, address.host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+export class Stack implements ControlTarget {
+  readonly stackId: string;
+  readonly stateDir: string;
+  private readonly supervisor: Supervisor;
+  private readonly proxy: FrontProxy;
+  private readonly frontServers: http.Server[] = [];
+  /** The addresses actually bound (port 0 in the config becomes a real port). */
+  private listening: string[] = [];
+  private adminAddress = "";
+  private adminServer: http.Server | undefined;
+  private controlServer: http.Server | undefined;
+  private stopping: Promise<void> | undefined;
+  private started = false;
+  /** Resolves once the stack has stopped (after `down`, a signal, or a failed start). */
+  readonly stopped: Promise<void>;
+  private markStopped!: () => void;
+
+  constructor(private readonly options: StackOptions) {
+    const { config, configFile } = options;
+    this.stackId = stackIdFor(configFile);
+    this.stateDir = config.state_dir;
+    this.stopped = new Promise((resolve) => (this.markStopped = resolve));
+    this.supervisor = new Supervisor({ stackId: this.stackId, stateDir: this.stateDir });
+    const { routes, balance } = routesFor(config);
+    this.proxy = new FrontProxy({
+      routes,
+      balance,
+      upstreamTimeoutMs: config.proxy.limits.upstream_timeout,
+      onResponse: options.onAccess,
+    });
+    this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
+      this.proxy.setEndpoints(
+        app,
+        ready.map((worker) => ({ id: `${app}.${worker.slot}`, address: worker.address })),
+      ),
+    );
+    if (options.onEvent) this.supervisor.onEvent(options.onEvent);
+    if (options.onLog) this.supervisor.onLog(options.onLog);
+  }
+
+  private get say(): (line: string) => void {
+    return this.options.say ?? (() => undefined);
+  }
+
+  /** Binds the listeners, starts every pool, opens the control socket. Throws (after cleaning up) on failure. */
+  async start(): Promise<PoolReport[]> {
+    mkdirSync(this.stateDir, { recursive: true });
+    const { proxy } = this.options.config;
+    try {
+      for (const address of proxy.listen) {
+        const server = http.createServer(this.proxy.handle);
+        await listenOn(server, address);
+        this.frontServers.push(server);
+        this.listening.push(boundAddress(server, address));
+      }
+      this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
+      await listenOn(this.adminServer, proxy.admin);
+      this.adminAddress = boundAddress(this.adminServer, proxy.admin);
+      this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
+      const specs = Object.entries(this.options.config.apps).map(([name, app]) => poolSpecFor(name, app));
+      await this.supervisor.start(specs);
+      const reports = await this.settled(specs);
+      // At start, an app that cannot run is a bad deploy: report it and leave nothing running.
+      const failed = reports.filter((report) => report.error);
+      if (failed.length > 0) {
+        throw new StackStartError(failed.map((report) => `app "${report.app}" did not start: ${report.error!.message}`), failed);
+      }
+      this.started = true;
+      return reports;
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  /**
+   * Waits until every pool is either fully ready or errored: a worker that
+   * crashes at boot is restarted with back-off until its pool's crash limit,
+   * and only then is the start a failure. Bounded by each pool's worst case.
+   */
+  private async settled(specs: readonly PoolSpec[]): Promise<PoolReport[]> {
+    const worstCase = Math.max(
+      ...specs.map((spec) => (spec.readyTimeoutMs + spec.restart.backoffMs * 2 ** Math.min(spec.restart.maxRestarts, 7)) * (spec.restart.maxRestarts + 1)),
+    );
+    const deadline = Date.now() + Math.min(worstCase, MAX_START_WAIT_MS);
+    for (;;) {
+      const reports = this.supervisor.pools();
+      const done = reports.every((report) => report.error !== undefined || report.ready >= report.instances);
+      if (done || Date.now() > deadline) return reports;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  status(): StackStatus {
+    return {
+      state: this.stopping ? "stopping" : this.started ? "running" : "starting",
+      pid: process.pid,
+      configFile: this.options.configFile,
+      stackId: this.stackId,
+      listen: this.listening,
+      admin: this.adminAddress,
+      pools: this.supervisor.pools(),
+      workers: this.supervisor.status(),
+    };
+  }
+
+  private requireApp(app: string): void {
+    if (!(app in this.options.config.apps)) {
+      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.options.config.apps).join(", ")})`);
+    }
+  }
+
+  async restart(app?: string): Promise<string[]> {
+    const apps = app === undefined ? Object.keys(this.options.config.apps) : [app];
+    for (const name of apps) this.requireApp(name);
+    for (const name of apps) await this.supervisor.restart(name);
+    return apps;
+  }
+
+  async scale(app: string, instances: number): Promise<void> {
+    this.requireApp(app);
+    await this.supervisor.scale(app, instances);
+  }
+
+  async down(): Promise<void> {
+    await this.stop();
+  }
+
+  /** Stops accepting, stops every pool (workers drain), closes every socket. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.say("stopping: closing listeners, draining workers");
+      await Promise.all(this.frontServers.map((server) => closeServer(server)));
+      await this.supervisor.stop();
+      this.proxy.close();
+      if (this.adminServer) await closeServer(this.adminServer);
+      if (this.controlServer) await closeServer(this.controlServer);
+      this.markStopped();
+    })();
+    return this.stopping;
+  }
+
+  private serveAdmin(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.url === "/status" || req.url === "/status.json") {
+      const body = JSON.stringify(this.status(), null, 2);
+      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    res.writeHead(404, { "Content-Type": "text/plain" });
+    res.end("Not Found: the admin server answers /status\n");
+  }
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * @module supervisor/crash-policy
+ *
+ * What to do when a worker exits without being asked to (RELIABILITY R5;
+ * gunicorn's Arbiter halts on WORKER_BOOT_ERROR / APP_LOAD_ERROR instead of
+ * restart-looping). Pure functions over plain facts, so every rule is tested
+ * without a process:
+ *
+ * - exit code 3 (BOOT_ERROR) or 4 (APP_LOAD_ERROR): halt the pool now — a
+ *   restart would fail the same way. pm2 is told not to restart on these codes
+ *   (stop_exit_codes), so it does not even try once.
+ * - an exit before minUptimeMs is a crash; more than maxRestarts crashes in a
+ *   row halt the pool ("crash-loop"). pm2 backs off between the restarts.
+ * - anything else (a recycle, a timeout, SIGKILL — which pm2 reports as code 0)
+ *   is replaced by pm2, and a worker that lived minUptimeMs resets the count.
+ *
+ * We count crashes ourselves rather than trust pm2's max_restarts: pm2 counts
+ * only within min_uptime × max_restarts of the process's creation, and with
+ * its growing back-off a crash loop soon falls outside that window and then
+ * restarts forever (every 15 s).
+ */
+import type { PoolErrorReason, RestartPolicy } from "./types.ts";
+
+/**
+ * The worker's exit codes (src/gateway/exit-codes.ts is their definition; the
+ * supervisor may not import the gateway, so a test checks that these match).
+ */
+export const WorkerExit = { OK: 0, BOOT_ERROR: 3, APP_LOAD_ERROR: 4, TIMEOUT: 5 } as const;
+
+/** Exit codes after which a restart would fail the same way. */
+export const FATAL_EXIT_CODES: readonly number[] = [WorkerExit.BOOT_ERROR, WorkerExit.APP_LOAD_ERROR];
+
+export interface ExitFacts {
+  exitCode: number;
+  /** How long this generation of the worker ran (ms). */
+  uptimeMs: number;
+  /** Crashes in a row before this exit. */
+  crashesSoFar: number;
+}
+
+export type Verdict =
+  /** Stop the pool and report why. */
+  | { action: "halt"; reason: PoolErrorReason; crashes: number }
+  /** pm2 restarts the worker; `crashes` is the new count in a row. */
+  | { action: "replace"; crashes: number };
+
+export function judgeExit(facts: ExitFacts, policy: RestartPolicy): Verdict {
+  if (facts.exitCode === WorkerExit.APP_LOAD_ERROR) return { action: "halt", reason: "app-load-error", crashes: facts.crashesSoFar + 1 };
+  if (facts.exitCode === WorkerExit.BOOT_ERROR) return { action: "halt", reason: "boot-error", crashes: facts.crashesSoFar + 1 };
+  const crashes = facts.uptimeMs < policy.minUptimeMs ? facts.crashesSoFar + 1 : 0;
+  if (crashes > policy.maxRestarts) return { action: "halt", reason: "crash-loop", crashes };
+  return { action: "replace", crashes };
+}
+
+/** A worker that never became ready counts as a crash (it is restarted, or the pool halts). */
+export function judgeNotReady(crashesSoFar: number, policy: RestartPolicy): Verdict {
+  const crashes = crashesSoFar + 1;
+  return crashes > policy.maxRestarts ? { action: "halt", reason: "crash-loop", crashes } : { action: "replace", crashes };
+}
+
+/** pm2's schema refuses a min_uptime under 100 ms (the start fails); our own count uses the real value. */
+const PM2_MIN_UPTIME_FLOOR_MS = 100;
+
+/**
+ * pm2's own limits, set so that pm2 never gives up before we do: it flags
+ * "restart overlimit" when its unstable count reaches max_restarts, which is
+ * the same exit on which judgeExit halts.
+ */
+export function pm2Limits(policy: RestartPolicy): { maxRestarts: number; minUptimeMs: number; backoffMs: number; stopExitCodes: number[] } {
+  return {
+    maxRestarts: policy.maxRestarts + 1,
+    minUptimeMs: Math.max(PM2_MIN_UPTIME_FLOOR_MS, policy.minUptimeMs),
+    backoffMs: Math.max(1, policy.backoffMs),
+    stopExitCodes: [...FATAL_EXIT_CODES],
+  };
+}
+
+const EXIT_NAMES: Record<number, string> = {
+  [WorkerExit.OK]: "OK",
+  [WorkerExit.BOOT_ERROR]: "BOOT_ERROR",
+  [WorkerExit.APP_LOAD_ERROR]: "APP_LOAD_ERROR",
+  [WorkerExit.TIMEOUT]: "TIMEOUT",
+};
+
+/** One line for a pool error, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): tsgi-stack: cannot load app …`. */
+export function describeHalt(reason: PoolErrorReason, slot: number, exitCode: number | undefined, crashes: number, lastLine: string | undefined): string {
+  const code = exitCode === undefined ? "" : ` with code ${exitCode}${EXIT_NAMES[exitCode] ? ` (${EXIT_NAMES[exitCode]})` : ""}`;
+  const what =
+    reason === "crash-loop"
+      ? `worker ${slot} crashed ${crashes} times in a row (last exit${code || " without becoming ready"}): crash loop, pool stopped`
+      : reason === "launch-failed"
+        ? `worker ${slot} could not be launched`
+        : `worker ${slot} exited${code}: pool halted instead of restarting`;
+  return lastLine ? `${what}: ${lastLine}` : what;
+}

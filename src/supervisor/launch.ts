@@ -1,0 +1,121 @@
+/**
+ * @module supervisor/launch
+ *
+ * One slot of a pool as a pm2 process: the command line, environment, limits
+ * and log files. Pure: the same pool, slot and address always give the same
+ * ProcessSpec, which the tests check without starting anything.
+ *
+ * - module apps run one gateway worker each:
+ *   `node <repo>/src/cli/bin.js serve MODULE --no-arbiter --socket PATH --multiprocess …`,
+ *   and pm2 waits for its `process.send("ready")` (wait_ready).
+ * - command apps run through the shell with PORT set; pm2 cannot know when
+ *   they listen, so readiness is ours (the port accepts a connection).
+ */
+import { fileURLToPath } from "node:url";
+import type { ProcessSpec } from "./pm2-client.ts";
+import { pm2Limits } from "./crash-policy.ts";
+import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
+import type { PoolSpec, WorkerAddress } from "./types.ts";
+
+/** The CLI entry point that runs `tsgi-stack serve` (it registers tsx, so TypeScript loads without a build). */
+export const DEFAULT_WORKER_BIN = fileURLToPath(new URL("../cli/bin.js", import.meta.url));
+
+/**
+ * pm2 SIGKILLs a stopping worker this long after its graceful timeout: the
+ * worker exits by itself at the graceful timeout, and the margin covers its
+ * last writes and exit.
+ */
+export const KILL_MARGIN_MS = 2000;
+
+export interface LaunchContext {
+  stackId: string;
+  paths: StatePaths;
+  workerBin: string;
+  nodePath: string;
+  shell: string;
+}
+
+/** Durations go to `serve` in milliseconds, which its flag parser reads exactly ("0" disables). */
+const ms = (value: number) => (value > 0 ? `${Math.round(value)}ms` : "0");
+
+/**
+ * A command that is one simple command runs as `exec COMMAND`, so the shell
+ * becomes the server: its pid is the server's, pm2 measures the server's
+ * memory (max_memory_restart works) and the kill signal reaches it directly.
+ * Anything with shell syntax (`cd x && node server.js`, pipes, variables set
+ * in front) runs as written; pm2's tree kill still stops all of it.
+ */
+const SHELL_SYNTAX = /[;&|()`\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(exec|cd|export|if|for|while|case|until|set|\{|!)\b/;
+
+/** Quoted text is an argument, whatever it contains (`node -e "f(x)"`). */
+const QUOTED = /'[^']*'|"(?:[^"\\]|\\.)*"/g;
+
+export function shellCommand(command: string): string {
+  return SHELL_SYNTAX.test(command.replace(QUOTED, "''")) ? command : `exec ${command.trimStart()}`;
+}
+
+function listenArgs(address: WorkerAddress): string[] {
+  return address.kind === "unix" ? ["--socket", address.path] : ["--http", `${address.host}:${address.port}`];
+}
+
+/** The header our front proxy sets to a path route's mount point (proxy/server.ts SCRIPT_NAME_HEADER). */
+export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
+
+/** `serve`'s arguments for one worker of a module app. */
+export function serveArgs(pool: PoolSpec, address: WorkerAddress): string[] {
+  if (!pool.module) throw new TypeError(`app ${pool.name}: kind "module" needs a module`);
+  return [
+    "serve",
+    pool.module,
+    "--no-arbiter",
+    ...listenArgs(address),
+    "--interface",
+    pool.interface ?? "auto",
+    "--max-requests",
+    String(pool.maxRequests),
+    "--max-requests-jitter",
+    String(pool.maxRequestsJitter),
+    "--timeout",
+    ms(pool.timeoutMs),
+    "--graceful-timeout",
+    ms(pool.gracefulTimeoutMs),
+    // Set even for one instance: a pool can be scaled, and the flag says "a supervisor runs several".
+    "--multiprocess",
+    // The front proxy says where a path route mounts the app; only it reaches the worker's socket.
+    "--script-name-header",
+    SCRIPT_NAME_HEADER,
+  ];
+}
+
+function slotEnv(context: LaunchContext, pool: PoolSpec, slot: number, address: WorkerAddress): Record<string, string> {
+  const env: Record<string, string> = {
+    ...pool.env,
+    TSGI_STACK: context.stackId,
+    TSGI_APP: pool.name,
+    TSGI_SLOT: String(slot),
+    // Read back by `status` for a stack this process did not start (e.g. after `up --detach`).
+    TSGI_ADDRESS: formatWorkerAddress(address),
+  };
+  if (address.kind === "tcp" && pool.kind === "command") env.PORT = String(address.port);
+  return env;
+}
+
+export function processSpec(context: LaunchContext, pool: PoolSpec, slot: number, name: string, address: WorkerAddress): ProcessSpec {
+  const logs = logFiles(context.paths, pool.name, slot);
+  const module = pool.kind === "module";
+  if (!module && !pool.command) throw new TypeError(`app ${pool.name}: kind "command" needs a command`);
+  return {
+    name,
+    executable: module ? context.nodePath : context.shell,
+    args: module ? [context.workerBin, ...serveArgs(pool, address)] : ["-c", shellCommand(pool.command!)],
+    cwd: pool.cwd,
+    env: slotEnv(context, pool, slot, address),
+    waitReady: module,
+    listenTimeoutMs: pool.readyTimeoutMs,
+    killTimeoutMs: pool.gracefulTimeoutMs + KILL_MARGIN_MS,
+    ...(pool.maxMemoryBytes ? { maxMemoryBytes: pool.maxMemoryBytes } : {}),
+    ...pm2Limits(pool.restart),
+    outFile: logs.out,
+    errFile: logs.err,
+  };
+}

@@ -1,0 +1,452 @@
+/**
+ * @module supervisor/pm2-client
+ *
+ * The only file that imports pm2 (pm2 is AGPL: keeping it behind one narrow
+ * seam keeps the rest of the stack free of it — STYLE habit 12). It turns
+ * pm2's callback API, mixin singleton and string errors into a small
+ * promise-based class with our own types: start / stop / restart / delete /
+ * list a process by name, one event stream, disconnect, kill the daemon.
+ *
+ * What pm2 7.0.4 does that this file works around (measured, issue #3):
+ * - `require("pm2")` builds a default instance whose constructor creates
+ *   `~/.pm2/{logs,pids,modules}`: we load `pm2/lib/API.js` and build our own
+ *   instance with `pm2_home` = the stack's state dir, so ~/.pm2 is never touched.
+ * - pm2 keeps its paths in module state (constants.js, mutated by every
+ *   `new API({pm2_home})`): one pm2 home per process, enforced here.
+ * - The daemon takes its home from `process.env.PM2_HOME`, which overrides the
+ *   home the client asked for; and its kill signal is daemon-wide
+ *   (PM2_KILL_SIGNAL, default SIGINT — there is no per-app kill_signal). Both
+ *   are set in this process's environment while the daemon is spawned.
+ * - With merge_logs off pm2 renames the log files to `name-<pm_id>.log`, and
+ *   pm_id changes whenever a process is recreated: we ask for merge_logs (pm2's
+ *   own default in fork mode), which keeps our file names; each slot is its
+ *   own pm2 process, so nothing is merged.
+ * - An exit on a `stop_exit_codes` code is not restarted, but the process is
+ *   left in status "waiting restart": callers stop() it to make that true.
+ * - A process killed by a signal is reported as exit code 0 (pm2 passes
+ *   `code || 0` and drops the signal): exitCode here is the code pm2 gives.
+ * - A stop emits "exit" twice (once from the exit handler, once from the stop):
+ *   events carry `startedAt` (pm2's pm_uptime) so callers can tell
+ *   generations apart and ignore the repeat.
+ * - Disconnecting: pm2's own bus close has a timer that throws
+ *   (`Client.sub_sock` is undefined in disconnectBus), so we close the bus
+ *   socket ourselves before anything else.
+ * - pm2's killDaemon leaves the caller hanging: the daemon closes its end of
+ *   the RPC socket first, pm2's client then thinks it "already being closed"
+ *   and never closes it, and pm2-axon reconnects it every ≤5 s for ever. We
+ *   close both sockets while the daemon still answers, then SIGTERM it (its
+ *   own graceful exit).
+ */
+import { createRequire } from "node:module";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { ProcessDescription, StartOptions } from "pm2";
+import { isAlive } from "./probes.ts";
+
+/** One process as we ask pm2 to run it: always an executable and its arguments, never a script for pm2's Node wrapper. */
+export interface ProcessSpec {
+  name: string;
+  /** Absolute path of the executable (process.execPath for our workers, /bin/sh for commands). */
+  executable: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** Wait for the process to `process.send("ready")` before calling it online. */
+  waitReady: boolean;
+  /** How long pm2 waits for "ready" before calling the process online anyway (ms). */
+  listenTimeoutMs: number;
+  /** How long a stop waits after the kill signal before SIGKILL (ms). */
+  killTimeoutMs: number;
+  /** pm2 restarts the process (gracefully) when its RSS passes this many bytes. */
+  maxMemoryBytes?: number;
+  /** First restart delay (ms); pm2 grows it ×1.5 per crash, up to 15 s. */
+  backoffMs: number;
+  /** Unstable exits (uptime < minUptimeMs) after which pm2 gives up ("restart overlimit"). */
+  maxRestarts: number;
+  minUptimeMs: number;
+  /** Exit codes after which pm2 does not restart the process. */
+  stopExitCodes: number[];
+  outFile: string;
+  errFile: string;
+}
+
+/** pm2's statuses, as it spells them. */
+export type Pm2Status = "online" | "launching" | "stopping" | "stopped" | "errored" | "waiting restart" | "one-launch-status";
+
+export interface ProcessInfo {
+  name: string;
+  pmId: number;
+  /** 0 when the process is not running. */
+  pid: number;
+  status: Pm2Status;
+  /** How many times pm2 restarted it (crashes and restarts asked for). */
+  restarts: number;
+  /** Milliseconds since this generation started; 0 when not online. */
+  uptime: number;
+  /** RSS in bytes, as pm2 last sampled it. */
+  memory: number;
+  /** CPU percent, as pm2 last sampled it. */
+  cpu: number;
+  exitCode?: number;
+  outFile: string;
+  errFile: string;
+  /** The environment we gave the process (pm2 merges in the caller's; only ours is kept here). */
+  env: Record<string, string>;
+}
+
+/** What the pm2 bus reports, in our words. `at` and `startedAt` are epoch ms on the daemon's clock. */
+export type Pm2Event =
+  | { kind: "online"; name: string; at: number; startedAt: number }
+  | { kind: "exit"; name: string; at: number; startedAt: number; exitCode: number; status: string }
+  | { kind: "overlimit"; name: string; at: number; startedAt: number }
+  /** A child's `process.send({ type, data })`: pm2 publishes it under its own `type` (e.g. "tsgi:ready"). */
+  | { kind: "message"; name: string; at: number; type: string; data: unknown }
+  /** Any other `process.send(value)`, e.g. the "ready" that wait_ready waits for. */
+  | { kind: "raw"; name: string; at: number; raw: unknown }
+  | { kind: "log"; name: string; stream: "out" | "err"; data: string }
+  /** The daemon is going away (killDaemon, or a signal to it). */
+  | { kind: "daemon-exit" };
+
+export interface ConnectOptions {
+  /** PM2_HOME: the stack's own state, never ~/.pm2. Created if missing. */
+  home: string;
+  /**
+   * Only daemon mode: issue #3 found that in no-daemon mode pm2's God runs in
+   * the caller, prefixes its console.log lines and exits it on killDaemon.
+   */
+  daemon?: true;
+  /** How often the daemon samples memory/CPU and applies max_memory_restart (ms); pm2's default is 30 s. */
+  monitorIntervalMs?: number;
+}
+
+/** The environment keys of ours kept in ProcessInfo.env (the rest is the caller's environment that pm2 copies in). */
+const OWN_ENV = /^(TSGI_|PORT$)/;
+/** How long the daemon has to exit after SIGTERM (it has no processes left to stop by then). */
+const DAEMON_EXIT_MS = 5000;
+/** The daemon's kill signal: the worker contract's graceful stop (pm2 defaults to SIGINT, which it treats the same). */
+const KILL_SIGNAL = "SIGTERM";
+
+type Callback<T> = (error: unknown, value: T) => void;
+
+/** The part of pm2's API object we use (lib/API.js); pm2's own .d.ts types only the default singleton. */
+interface Pm2Api {
+  connect(cb: Callback<unknown>): void;
+  start(options: StartOptions & Record<string, unknown>, cb: Callback<ProcessDescription[]>): void;
+  stop(name: string, cb: Callback<unknown>): void;
+  restart(name: string, cb: Callback<unknown>): void;
+  delete(name: string, cb: Callback<unknown>): void;
+  list(cb: Callback<ProcessDescription[]>): void;
+  disconnect(cb: Callback<unknown>): void;
+  launchBus(cb: Callback<Pm2Bus>): void;
+  Client: { sub_sock?: AxonSocket; sub?: unknown };
+}
+interface Pm2Bus {
+  on(event: string, listener: (...args: unknown[]) => void): void;
+}
+interface AxonSocket {
+  close(): void;
+  closing?: boolean;
+  once(event: string, listener: () => void): void;
+}
+type Pm2ApiClass = new (options: { pm2_home: string; daemon_mode: boolean }) => Pm2Api;
+
+/** pm2 keeps its paths in module state: the home this process's pm2 is bound to, and how many clients use it. */
+const binding = { home: undefined as string | undefined, clients: 0 };
+
+function bind(home: string): void {
+  if (binding.home !== undefined && binding.home !== home) {
+    throw new Error(`pm2 is already bound to ${binding.home} in this process: pm2 keeps its paths in module state, one PM2_HOME per process`);
+  }
+  binding.home = home;
+  binding.clients += 1;
+}
+
+function unbind(): void {
+  binding.clients = Math.max(0, binding.clients - 1);
+  if (binding.clients === 0) binding.home = undefined;
+}
+
+/** Loads pm2's API class without the default instance that `require("pm2")` builds (and points at ~/.pm2). */
+function loadPm2(): Pm2ApiClass {
+  // Read by pm2 at load time: no banner, no version check over the network, no console output.
+  process.env.PM2_PROGRAMMATIC = "true";
+  const require = createRequire(import.meta.url);
+  return require("pm2/lib/API.js") as Pm2ApiClass;
+}
+
+/** Promisifies one callback-style pm2 call; pm2's string errors become Error objects. */
+function call<T>(fn: (cb: Callback<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    fn((error, value) => (error ? reject(toError(error)) : resolve(value)));
+  });
+}
+
+function toError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  if (Array.isArray(error) && error.length > 0) return toError(error[0]);
+  if (typeof error === "object" && error !== null && "message" in error) return new Error(String(error.message));
+  return new Error(String(error));
+}
+
+/** Runs `fn` with some environment variables set, restoring them afterwards. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((key) => [key, process.env[key]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
+/** Our ProcessSpec in pm2's words. */
+function toStartOptions(spec: ProcessSpec): StartOptions & Record<string, unknown> {
+  return {
+    name: spec.name,
+    script: spec.executable,
+    args: spec.args,
+    // "none": run the executable itself, not through pm2's ProcessContainerFork wrapper.
+    interpreter: "none",
+    exec_mode: "fork",
+    cwd: spec.cwd,
+    env: spec.env,
+    autorestart: true,
+    wait_ready: spec.waitReady,
+    listen_timeout: spec.listenTimeoutMs,
+    kill_timeout: spec.killTimeoutMs,
+    ...(spec.maxMemoryBytes ? { max_memory_restart: spec.maxMemoryBytes } : {}),
+    exp_backoff_restart_delay: spec.backoffMs,
+    max_restarts: spec.maxRestarts,
+    min_uptime: spec.minUptimeMs,
+    stop_exit_codes: spec.stopExitCodes,
+    out_file: spec.outFile,
+    error_file: spec.errFile,
+    merge_logs: true,
+    treekill: true,
+    // pm2's git lookups and its APM hooks: nothing we use, and each costs time per start.
+    vizion: false,
+    pmx: false,
+    automation: false,
+  };
+}
+
+function ownEnv(env: unknown): Record<string, string> {
+  if (typeof env !== "object" || env === null) return {};
+  return Object.fromEntries(Object.entries(env).filter(([key, value]) => OWN_ENV.test(key) && typeof value === "string"));
+}
+
+function toProcessInfo(description: ProcessDescription, now: number): ProcessInfo {
+  const env = (description.pm2_env ?? {}) as Record<string, unknown>;
+  const status = (env.status ?? "stopped") as Pm2Status;
+  const startedAt = typeof env.pm_uptime === "number" ? env.pm_uptime : now;
+  return {
+    name: description.name ?? "",
+    pmId: description.pm_id ?? -1,
+    pid: description.pid ?? 0,
+    status,
+    restarts: typeof env.restart_time === "number" ? env.restart_time : 0,
+    uptime: status === "online" ? Math.max(0, now - startedAt) : 0,
+    memory: description.monit?.memory ?? 0,
+    cpu: description.monit?.cpu ?? 0,
+    ...(typeof env.exit_code === "number" ? { exitCode: env.exit_code } : {}),
+    outFile: String(env.pm_out_log_path ?? ""),
+    errFile: String(env.pm_err_log_path ?? ""),
+    env: ownEnv(env.env),
+  };
+}
+
+/** Bus payloads are untyped JSON: read the fields we need defensively. */
+interface BusPacket {
+  at?: number;
+  event?: string;
+  data?: unknown;
+  raw?: unknown;
+  process?: { name?: string; pm_uptime?: number; exit_code?: number; status?: string };
+}
+
+/** One bus topic and payload -> our event, or undefined for what we do not use. */
+export function toPm2Event(topic: string, packet: BusPacket): Pm2Event | undefined {
+  const name = packet.process?.name ?? "";
+  const at = packet.at ?? Date.now();
+  const startedAt = packet.process?.pm_uptime ?? 0;
+  if (topic === "process:event") {
+    if (packet.event === "online") return { kind: "online", name, at, startedAt };
+    if (packet.event === "exit") {
+      return { kind: "exit", name, at, startedAt, exitCode: packet.process?.exit_code ?? 0, status: packet.process?.status ?? "" };
+    }
+    if (packet.event === "restart overlimit") return { kind: "overlimit", name, at, startedAt };
+    return undefined;
+  }
+  if (topic === "log:out" || topic === "log:err") {
+    return { kind: "log", name, stream: topic === "log:out" ? "out" : "err", data: String(packet.data ?? "") };
+  }
+  if (topic === "pm2:kill") return { kind: "daemon-exit" };
+  if (topic === "process:msg") return { kind: "raw", name, at, raw: packet.raw };
+  // A child's process.send({ type, data }) arrives under its own type as the topic (ForkMode.js).
+  if (!topic.startsWith("process:") && !topic.startsWith("pm2:") && !topic.startsWith("axm:") && !topic.startsWith("human:")) {
+    return { kind: "message", name, at, type: topic, data: packet.data };
+  }
+  return undefined;
+}
+
+/** A connection to the pm2 daemon of one PM2_HOME. */
+export class Pm2Client {
+  private readonly listeners = new Set<(event: Pm2Event) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly api: Pm2Api,
+    readonly home: string,
+  ) {}
+
+  /** Connects to the daemon of `home`, spawning it if it is not running. */
+  static async connect(options: ConnectOptions): Promise<Pm2Client> {
+    const home = path.resolve(options.home);
+    bind(home);
+    const daemonEnv: Record<string, string> = { PM2_HOME: home, PM2_KILL_SIGNAL: KILL_SIGNAL };
+    if (options.monitorIntervalMs) daemonEnv.PM2_WORKER_INTERVAL = String(options.monitorIntervalMs);
+    try {
+      const Api = loadPm2();
+      // Read when the daemon is spawned: its home, its kill signal, its monitor interval.
+      return await withEnv(daemonEnv, async () => {
+        const api = new Api({ pm2_home: home, daemon_mode: true });
+        await call((cb) => api.connect(cb));
+        const client = new Pm2Client(api, home);
+        await client.openBus();
+        return client;
+      });
+    } catch (error) {
+      unbind();
+      throw error;
+    }
+  }
+
+  /** The daemon's pid, if its pid file names a live process. */
+  static daemonPid(home: string): number | undefined {
+    const file = path.join(home, "pm2.pid");
+    if (!existsSync(file)) return undefined;
+    const pid = Number(readFileSync(file, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  }
+
+  /** Starts a process (or, if one of that name exists, restarts it with this spec). Resolves once it is online or has exited. */
+  async start(spec: ProcessSpec): Promise<ProcessInfo> {
+    const started = await call<ProcessDescription[]>((cb) => this.api.start(toStartOptions(spec), cb));
+    const first = started[0] as (ProcessDescription & { process?: { pid?: number } }) | undefined;
+    if (!first) throw new Error(`pm2 started nothing for ${spec.name}`);
+    // start() answers with pm2's internal process objects ({ process: { pid }, pm2_env }), not list() rows.
+    const description: ProcessDescription = {
+      name: spec.name,
+      pid: first.pid ?? first.process?.pid ?? 0,
+      pm_id: first.pm_id,
+      pm2_env: first.pm2_env,
+      monit: first.monit,
+    };
+    return toProcessInfo(description, Date.now());
+  }
+
+  /** Stops a process and keeps its entry (status "stopped"): the kill signal, then SIGKILL after its kill timeout. */
+  async stop(name: string): Promise<void> {
+    await call((cb) => this.api.stop(name, cb));
+  }
+
+  /** Stops and starts a process again (pm2's restart: in fork mode, not a rolling one). */
+  async restart(name: string): Promise<void> {
+    await call((cb) => this.api.restart(name, cb));
+  }
+
+  /** Stops a process and removes its entry. */
+  async delete(name: string): Promise<void> {
+    await call((cb) => this.api.delete(name, cb));
+  }
+
+  /** The processes whose name starts with `namePrefix`. */
+  async list(namePrefix = ""): Promise<ProcessInfo[]> {
+    const all = await call<ProcessDescription[]>((cb) => this.api.list(cb));
+    const now = Date.now();
+    return all.filter((process) => (process.name ?? "").startsWith(namePrefix)).map((process) => toProcessInfo(process, now));
+  }
+
+  /** Subscribes to the daemon's events; returns the unsubscribe function. */
+  onEvent(listener: (event: Pm2Event) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Closes the bus and both client sockets; the daemon and its processes keep running. */
+  async disconnect(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    await this.closeBus();
+    await call((cb) => this.api.disconnect(cb)).catch(() => undefined);
+    unbind();
+  }
+
+  /**
+   * Deletes every process of this daemon, stops the daemon, and resolves once
+   * its pid is gone. Not pm2's killDaemon, which leaves the caller hanging on
+   * a reconnecting RPC socket (see the module header): both sockets are
+   * closed while the daemon still answers, then the daemon gets SIGTERM.
+   */
+  async killDaemon(): Promise<void> {
+    const pid = Pm2Client.daemonPid(this.home);
+    if (!this.closed) {
+      const processes = await this.list().catch(() => []);
+      await Promise.all(processes.map((process) => this.delete(process.name).catch(() => undefined)));
+      await this.disconnect();
+    }
+    if (pid === undefined) return;
+    signal(pid, "SIGTERM");
+    if (!(await waitForExit(pid, DAEMON_EXIT_MS))) {
+      signal(pid, "SIGKILL");
+      await waitForExit(pid, DAEMON_EXIT_MS);
+    }
+  }
+
+  private async openBus(): Promise<void> {
+    const bus = await call<Pm2Bus>((cb) => this.api.launchBus(cb));
+    bus.on("*", (topic: unknown, packet: unknown) => {
+      const event = toPm2Event(String(topic), (packet ?? {}) as BusPacket);
+      if (!event) return;
+      for (const listener of this.listeners) listener(event);
+    });
+  }
+
+  /** Closes the bus socket and waits for it (pm2's disconnectBus throws from a timer when the close is slow). */
+  private async closeBus(): Promise<void> {
+    const client = this.api.Client;
+    const socket = client.sub_sock;
+    if (!socket || socket.closing) return;
+    client.sub_sock = undefined;
+    client.sub = null;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.close();
+    });
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return true;
+}

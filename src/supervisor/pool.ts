@@ -1,0 +1,156 @@
+/**
+ * @module supervisor/pool
+ *
+ * A pool — one app's N slots — as the supervisor sees it, and the plain-data
+ * views derived from it: its report, its membership (the ready workers the
+ * proxy may use), whether it has settled, its status rows. Only the loop's
+ * handlers (supervisor.ts) write these objects; everything here just reads.
+ */
+import type { PoolError, PoolReport, PoolSpec, PoolState, SlotState, StatusRow, WorkerAddress, WorkerEndpoint } from "./types.ts";
+
+/** What pm2 last sampled for a slot's process (its monitor runs every few seconds). */
+export interface Sample {
+  memory: number;
+  cpu: number;
+  restarts: number;
+}
+
+export interface Slot {
+  readonly slot: number;
+  /** pm2 process name: tsgi:<stack>:<app>:<slot>. */
+  readonly name: string;
+  readonly address: WorkerAddress;
+  state: SlotState;
+  /** 0 while not running (or not yet known). */
+  pid: number;
+  /** pm2's pm_uptime of the current generation: tells one run of this slot from the next. */
+  startedAt: number;
+  /** Local time the current generation went online (or was launched). */
+  since: number;
+  /** Crashes in a row (see crash-policy). */
+  crashes: number;
+  /** Generations we asked pm2 to stop: their exit events are expected, not crashes. */
+  readonly retiring: Set<number>;
+  /** Generations whose exit was already judged: pm2 reports a stop's exit twice. */
+  readonly judged: Set<number>;
+  /** Ready, or failed at least once, since it was last launched: what start() and scale() wait for. */
+  settled: boolean;
+  /** pm2 flagged "restart overlimit": it will not restart this slot again. */
+  pm2GaveUp: boolean;
+  /** Bumped on each launch/restart we ask for, so a stale deadline timer is recognised. */
+  launch: number;
+  lastError?: string;
+  /** This slot's pm2 calls, one at a time and in order (a delete never overtakes its start). */
+  ops: Promise<void>;
+  sample: Sample;
+}
+
+export interface Pool {
+  spec: PoolSpec;
+  readonly slots: Map<number, Slot>;
+  halted: boolean;
+  error?: PoolError;
+  /** The halt's stderr lines are still being read: the error is not reported yet. */
+  errorPending: boolean;
+  stopping: boolean;
+  stopped: boolean;
+  /** Slots still to restart, one at a time; undefined when no restart is rolling. */
+  rolling?: number[];
+  /** The slot the rolling restart waits on. */
+  rollingSlot?: number;
+  /** The membership last published, to publish only changes. */
+  membership: readonly WorkerEndpoint[];
+  membershipKey: string;
+}
+
+export function newSlot(slot: number, name: string, address: WorkerAddress): Slot {
+  return {
+    slot,
+    name,
+    address,
+    state: "starting",
+    pid: 0,
+    startedAt: 0,
+    since: Date.now(),
+    crashes: 0,
+    retiring: new Set(),
+    judged: new Set(),
+    settled: false,
+    pm2GaveUp: false,
+    launch: 0,
+    ops: Promise.resolve(),
+    sample: { memory: 0, cpu: 0, restarts: 0 },
+  };
+}
+
+export function newPool(spec: PoolSpec): Pool {
+  return { spec, slots: new Map(), halted: false, errorPending: false, stopping: false, stopped: false, membership: [], membershipKey: "[]" };
+}
+
+/** Slots that still count toward the pool (not on their way out). */
+export function liveSlots(pool: Pool): Slot[] {
+  return [...pool.slots.values()].filter((slot) => slot.state !== "stopping" && slot.state !== "stopped").sort((a, b) => a.slot - b.slot);
+}
+
+export function poolState(pool: Pool): PoolState {
+  if (pool.stopped) return "stopped";
+  if (pool.stopping) return "stopping";
+  if (pool.halted) return "errored";
+  const live = liveSlots(pool);
+  if (live.some((slot) => !slot.settled)) return "starting";
+  return live.every((slot) => slot.state === "ready") ? "running" : "degraded";
+}
+
+/** Nothing more will happen to this pool without a new event from outside: start() and friends may answer. */
+export function isSettled(pool: Pool): boolean {
+  if (pool.stopped) return true;
+  if (pool.stopping) return false;
+  if (pool.halted) return !pool.errorPending;
+  if (pool.rolling !== undefined) return false;
+  if ([...pool.slots.values()].some((slot) => slot.state === "stopping")) return false;
+  return liveSlots(pool).every((slot) => slot.settled);
+}
+
+export function report(pool: Pool): PoolReport {
+  const live = liveSlots(pool);
+  return {
+    app: pool.spec.name,
+    state: poolState(pool),
+    instances: pool.spec.instances,
+    ready: live.filter((slot) => slot.state === "ready").length,
+    ...(pool.error && !pool.errorPending ? { error: pool.error } : {}),
+  };
+}
+
+/** The workers that take traffic: ready ones only, in slot order, frozen for the proxy. */
+export function readyEndpoints(pool: Pool): readonly WorkerEndpoint[] {
+  return Object.freeze(
+    liveSlots(pool)
+      .filter((slot) => slot.state === "ready")
+      .map((slot) => Object.freeze({ slot: slot.slot, pid: slot.pid, address: slot.address })),
+  );
+}
+
+/** Slot states in which a process of this generation is running. */
+const RUNNING: ReadonlySet<SlotState> = new Set(["starting", "ready"]);
+
+export function statusRows(pool: Pool, now: number): StatusRow[] {
+  return [...pool.slots.values()]
+    .sort((a, b) => a.slot - b.slot)
+    .map((slot) => {
+      const running = RUNNING.has(slot.state) && slot.startedAt > 0;
+      return {
+        app: pool.spec.name,
+        slot: slot.slot,
+        name: slot.name,
+        pid: slot.pid,
+        state: slot.state,
+        uptime: running ? Math.max(0, now - slot.startedAt) : 0,
+        restarts: slot.sample.restarts,
+        memory: running ? slot.sample.memory : 0,
+        cpu: running ? slot.sample.cpu : 0,
+        address: slot.address,
+        ...(slot.lastError ? { lastError: slot.lastError } : {}),
+      };
+    });
+}

@@ -1,0 +1,150 @@
+/**
+ * @module supervisor/probes
+ *
+ * The supervisor's small I/O helpers, each standing alone so the pool logic
+ * stays pure: does an address accept a connection (readiness of command apps,
+ * and the fallback for module apps), a free loopback port, the last lines of
+ * a log file, and which of our pids are still alive (to prove a stop left
+ * nothing behind).
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import net from "node:net";
+import type { WorkerAddress } from "./types.ts";
+
+/** How often a readiness probe retries a refused connection. */
+const PROBE_INTERVAL_MS = 50;
+/** How much of a log file's end is read to find its last lines. */
+const TAIL_BYTES = 16 * 1024;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One connection attempt: true if the address accepted it. */
+export function accepts(address: WorkerAddress, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = address.kind === "unix" ? net.connect(address.path) : net.connect(address.port, address.host);
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/**
+ * Retries until the address accepts a connection (true), the deadline passes
+ * (false), or `stillWanted` says the answer no longer matters (false).
+ */
+export async function waitUntilAccepting(address: WorkerAddress, deadline: number, stillWanted: () => boolean): Promise<boolean> {
+  while (stillWanted() && Date.now() < deadline) {
+    if (await accepts(address, Math.max(1, Math.min(1000, deadline - Date.now())))) return true;
+    await sleep(PROBE_INTERVAL_MS);
+  }
+  return false;
+}
+
+/** A loopback port that was free a moment ago (the kernel's pick for port 0). */
+export function freeLoopbackPort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** The last `count` non-empty lines of a file ([] if it does not exist). */
+export async function tailLines(file: string, count: number): Promise<string[]> {
+  if (!file || !existsSync(file)) return [];
+  const handle = await open(file, "r");
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, TAIL_BYTES);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    const lines = buffer.toString("utf8").split("\n").map((line) => line.trimEnd()).filter(Boolean);
+    // The first line may be cut by the read window: drop it unless the file fit whole.
+    if (size > length) lines.shift();
+    return lines.slice(-count);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** True while `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
+export function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `pid` and its descendants, from /proc (Linux); elsewhere just `pid`. A
+ * command app runs under `sh -c`, so the server itself is the shell's child.
+ */
+export function processTree(pid: number): number[] {
+  if (!existsSync("/proc/self/stat")) return [pid];
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Field 4 of /proc/PID/stat, after the parenthesised command name (which may contain spaces).
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parentOf.set(Number(entry), Number(fields[1]));
+    } catch {
+      // The process ended while we read: it is nobody's descendant any more.
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
+
+/** Waits until none of `pids` is alive; returns the ones still alive at the deadline. */
+export async function waitForPidsGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let alive = pids.filter(isAlive);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await sleep(25);
+    alive = alive.filter(isAlive);
+  }
+  return alive;
+}
+
+/**
+ * Waits up to `graceMs` for `pids` to exit, SIGKILLs the ones that did not,
+ * and returns those (an empty list: everything stopped by itself).
+ */
+export async function reap(pids: readonly number[], graceMs: number): Promise<number[]> {
+  const survivors = await waitForPidsGone(pids, graceMs);
+  for (const pid of survivors) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone between the check and the kill: what we wanted.
+    }
+  }
+  await waitForPidsGone(survivors, 1000);
+  return survivors;
+}

@@ -1,0 +1,144 @@
+/**
+ * @module supervisor/types
+ *
+ * The supervisor's own vocabulary: what it is asked to run (PoolSpec — the
+ * lead maps the YAML config onto it, so this folder never imports config/),
+ * and what it reports — plain data only (STYLE habit 15): pool reports, status
+ * rows, events, and the seam to the proxy (which workers of which app are
+ * ready, at which address; ARCHITECTURE "the house").
+ */
+
+/** One app: N identical workers, each a pm2 process in fork mode. */
+export interface PoolSpec {
+  /** The app's name in the config; part of every process name, so [A-Za-z0-9_.-] only. */
+  name: string;
+  /** "module": a TSGI/Node/Fetch app served by gateway workers; "command": any HTTP server that listens on $PORT. */
+  kind: "module" | "command";
+  /** `path/to/app.ts[:export]`, relative to cwd (kind "module"). */
+  module?: string;
+  /** How the export is called (kind "module"): tsgi | node | fetch | auto (default auto). */
+  interface?: string;
+  /** Run through /bin/sh -c with PORT set (kind "command"). */
+  command?: string;
+  instances: number;
+  env: Record<string, string>;
+  /** The workers' working directory (absolute). */
+  cwd: string;
+  /** pm2 restarts a worker (gracefully) whose RSS passes this; undefined: no limit. */
+  maxMemoryBytes?: number;
+  /** Recycle a worker after this many requests; 0 never (kind "module"). */
+  maxRequests: number;
+  /** Add 0..N to maxRequests per worker (kind "module"). */
+  maxRequestsJitter: number;
+  /** A request running longer than this makes its worker leave for replacement (ms); 0 never. */
+  timeoutMs: number;
+  /** How long a stopping worker may drain in-flight requests (ms); pm2 SIGKILLs it a little after. */
+  gracefulTimeoutMs: number;
+  /** How long a starting worker has to become ready (ms). */
+  readyTimeoutMs: number;
+  restart: RestartPolicy;
+}
+
+/** RELIABILITY R5: restarts back off, and a crash loop stops. */
+export interface RestartPolicy {
+  /** Crashes (uptime below minUptimeMs) in a row that are restarted; one more and the pool is errored. */
+  maxRestarts: number;
+  /** First restart delay (ms); pm2 grows it ×1.5 per crash, capped at 15 s. */
+  backoffMs: number;
+  /** A worker that lived this long (ms) was not crash-looping: its crash count starts again. */
+  minUptimeMs: number;
+}
+
+export interface SupervisorOptions {
+  /** Names the stack in pm2 (`tsgi:<stackId>:<app>:<slot>`); [A-Za-z0-9_.-] only. */
+  stackId: string;
+  /** The stack's state dir: pm2's home is `<stateDir>/pm2`, sockets and logs beside it. */
+  stateDir: string;
+  /** The CLI entry that runs `serve` (default: this repo's src/cli/bin.js). */
+  workerBin?: string;
+  /** The Node binary for workers (default: the one running this process). */
+  nodePath?: string;
+  /** The shell that runs command apps (default /bin/sh). */
+  shell?: string;
+  /** How often pm2 samples memory/CPU and applies maxMemoryBytes (ms; default 5000). */
+  monitorIntervalMs?: number;
+  /** Lines of a failed worker's stderr kept in its pool's error (default 20). */
+  stderrLines?: number;
+}
+
+export type WorkerAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
+
+/** A worker that is ready to take traffic: what the proxy balances over. */
+export interface WorkerEndpoint {
+  readonly slot: number;
+  readonly pid: number;
+  readonly address: WorkerAddress;
+}
+
+export type MembershipListener = (app: string, ready: readonly WorkerEndpoint[]) => void;
+
+/**
+ * A slot's state as the supervisor sees it:
+ * starting (launched, not ready yet) → ready (takes traffic) → down (exited;
+ * pm2 restarts it after its back-off) → starting …; stopping / stopped when we
+ * stop it; errored when its pool halted.
+ */
+export type SlotState = "starting" | "ready" | "down" | "stopping" | "stopped" | "errored";
+
+/** starting: some worker not yet settled; running: all ready; degraded: some not ready; errored: halted. */
+export type PoolState = "starting" | "running" | "degraded" | "errored" | "stopping" | "stopped";
+
+export type PoolErrorReason = "app-load-error" | "boot-error" | "crash-loop" | "launch-failed";
+
+/** Why a pool halted: data, never a thrown string. */
+export interface PoolError {
+  reason: PoolErrorReason;
+  /** One line for people, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): …`. */
+  message: string;
+  slot: number;
+  exitCode?: number;
+  /** The last lines of the failing worker's stderr log. */
+  stderr: string[];
+}
+
+export interface PoolReport {
+  app: string;
+  state: PoolState;
+  instances: number;
+  ready: number;
+  error?: PoolError;
+}
+
+/** One row of `tsgi-stack status`. */
+export interface StatusRow {
+  app: string;
+  slot: number;
+  /** The pm2 process name. */
+  name: string;
+  pid: number;
+  /** Our slot state when this supervisor runs the pool; pm2's status for a stack started by another process. */
+  state: SlotState | string;
+  /** ms since the worker started; 0 when it is not running. */
+  uptime: number;
+  restarts: number;
+  /** RSS in bytes. */
+  memory: number;
+  /** CPU percent. */
+  cpu: number;
+  address: WorkerAddress | null;
+  /** The last thing that went wrong with this slot, if anything. */
+  lastError?: string;
+}
+
+export type SupervisorEvent =
+  | { type: "worker-ready"; app: string; slot: number; pid: number; address: WorkerAddress }
+  | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number }
+  | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
+  | { type: "pool-errored"; app: string; error: PoolError }
+  | { type: "pool-stopped"; app: string }
+  | { type: "supervisor-error"; message: string };
+
+export type SupervisorListener = (event: SupervisorEvent) => void;
+
+/** A worker's output, line by line, for `up` and `logs -f`. */
+export type LogListener = (line: { app: string; slot: number; stream: "out" | "err"; text: string }) => void;

@@ -1,0 +1,235 @@
+/**
+ * `tsgi-stack up` end to end, as a user runs it: one YAML file with three
+ * apps (a TSGI app with 2 instances, an Express app with 2, a `command:`
+ * app), real pm2 in the stack's own state dir, the front proxy on port 0.
+ * Routing, both instances taking traffic, a SIGKILLed worker replaced,
+ * `status`, a second `up` refused, Ctrl-C leaving no process behind, the
+ * detached mode, and the bad inputs that must stop `up` before anything runs.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { BIN, ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
+
+const started = new Set<ChildProcess>();
+/** Every pid seen during a test (workers, pm2 daemons), checked dead at the end. */
+const seenPids = new Set<number>();
+
+afterAll(async () => {
+  for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
+  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+});
+
+function stackDir(config: string): { dir: string; file: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-stack-"));
+  const file = path.join(dir, "tsgi.yaml");
+  writeFileSync(file, config);
+  return { dir, file };
+}
+
+const THREE_APPS = `
+state_dir: .tsgi
+proxy:
+  listen: ["127.0.0.1:0"]
+  admin: "127.0.0.1:0"
+apps:
+  hello:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    instances: 2
+    routes: [{ host: hello.localhost }, { path: /mounted }]
+  shop:
+    module: ${ROOT}/test/fixtures/apps/express-pid.ts
+    instances: 2
+    routes: [{ host: shop.localhost }]
+  legacy:
+    command: node ${ROOT}/examples/legacy/server.js
+    routes: [{ path: /legacy }]
+`;
+
+interface Up {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+async function up(file: string, timeoutMs = 60_000): Promise<Up> {
+  const child = spawn(process.execPath, [BIN, "up", "-c", file], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
+  started.add(child);
+  let output = "";
+  child.stdout!.on("data", (data) => (output += data));
+  child.stderr!.on("data", (data) => (output += data));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = /serving on (http:\/\/[^/\s]+)\//.exec(output);
+    if (match) return { child, url: match[1]!, output: () => output, exited };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`up did not start:\n${output}`);
+    await sleep(100);
+  }
+}
+
+async function statusJson(file: string): Promise<any> {
+  const result = await runCli(["status", "-c", file, "--json"]);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+function pm2DaemonPid(dir: string): number | undefined {
+  const pidFile = path.join(dir, ".tsgi", "pm2", "pm2.pid");
+  return existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined;
+}
+
+/** What each of `count` requests to `url` with `host` answered. */
+async function bodies(url: string, host: string, count: number): Promise<string[]> {
+  const answers: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const response = await httpGet(url, { host });
+    expect(response.status).toBe(200);
+    answers.push(response.body);
+  }
+  return answers;
+}
+
+describe("tsgi-stack up: three apps on one config", () => {
+  it("routes to each app, balances over both instances, replaces a killed worker, stops clean", async () => {
+    const { dir, file } = stackDir(THREE_APPS);
+    const stack = await up(file);
+    seenPids.add(stack.child.pid!);
+
+    // One line per app, then the URL.
+    expect(stack.output()).toMatch(/hello\s+2\/2 ready/);
+    expect(stack.output()).toMatch(/shop\s+2\/2 ready/);
+    expect(stack.output()).toMatch(/legacy\s+1\/1 ready/);
+
+    // Each route answers from the right app; both instances of each pool take traffic.
+    const helloPids = new Set(await bodies(`${stack.url}/pid`, "hello.localhost", 6));
+    expect(helloPids.size).toBe(2);
+    // A path route mounts the app: it sees /pid under SCRIPT_NAME /mounted.
+    expect(helloPids.has((await httpGet(`${stack.url}/mounted/pid`)).body)).toBe(true);
+    const shopAnswers = await bodies(`${stack.url}/pid`, "shop.localhost", 6);
+    expect(shopAnswers.every((body) => body.startsWith("express "))).toBe(true);
+    expect(new Set(shopAnswers).size).toBe(2);
+    const legacy = await httpGet(`${stack.url}/legacy/x`);
+    expect(legacy.body).toMatch(/^Hello from a plain node:http server \(pid \d+\): GET \/legacy\/x/);
+    expect((await httpGet(`${stack.url}/nowhere`, { host: "other.localhost" })).status).toBe(404);
+
+    // `status` lists every worker; the pm2 processes live in the stack's own state dir.
+    const status = await statusJson(file);
+    expect(status.workers.map((row: any) => `${row.app}.${row.slot}:${row.state}`).sort()).toEqual([
+      "hello.0:ready",
+      "hello.1:ready",
+      "legacy.0:ready",
+      "shop.0:ready",
+      "shop.1:ready",
+    ]);
+    for (const row of status.workers) seenPids.add(row.pid);
+    expect(status.state).toBe("running");
+    const daemon = pm2DaemonPid(dir);
+    expect(daemon).toBeGreaterThan(0);
+    seenPids.add(daemon!);
+    const table = await runCli(["status", "-c", file]);
+    expect(table.stdout).toMatch(/APP\s+SLOT\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU/);
+
+    // A second `up` of the same stack is refused.
+    const second = await runCli(["up", "-c", file]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already running \(pid \d+\)/);
+
+    // SIGKILL one hello worker: it is replaced, and the pool serves from two workers again.
+    const victim = status.workers.find((row: any) => row.app === "hello" && row.slot === 0).pid;
+    process.kill(victim, "SIGKILL");
+    const killedAt = Date.now();
+    let replacement: number | undefined;
+    while (Date.now() - killedAt < 15_000) {
+      const row = (await statusJson(file)).workers.find((each: any) => each.app === "hello" && each.slot === 0);
+      if (row.state === "ready" && row.pid !== victim) {
+        replacement = row.pid;
+        break;
+      }
+      await sleep(100);
+    }
+    expect(replacement).toBeDefined();
+    seenPids.add(replacement!);
+    const afterKill = new Set(await bodies(`${stack.url}/pid`, "hello.localhost", 6));
+    expect(afterKill.has(String(replacement))).toBe(true);
+    expect(afterKill.has(String(victim))).toBe(false);
+
+    // Ctrl-C: everything the stack started is gone.
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+    await sleep(200);
+    const alive = [...seenPids].filter(isAlive);
+    expect(alive).toEqual([]);
+  });
+
+  it("runs detached: up -d returns, status and down reach it, nothing is left", async () => {
+    const { dir, file } = stackDir(THREE_APPS);
+    const detached = await runCli(["up", "-c", file, "--detach"], 60_000);
+    expect(detached.code, detached.stderr).toBe(0);
+    expect(detached.stdout).toMatch(/running in the background \(pid (\d+)\)/);
+    const status = await statusJson(file);
+    expect(status.state).toBe("running");
+    expect(status.workers.every((row: any) => row.state === "ready" && row.pid > 0)).toBe(true);
+    seenPids.add(status.pid);
+    for (const row of status.workers) seenPids.add(row.pid);
+    seenPids.add(pm2DaemonPid(dir)!);
+    expect((await httpGet(`http://${status.listen[0]}/legacy/`)).status).toBe(200);
+
+    const down = await runCli(["down", "-c", file], 60_000);
+    expect(down.code, down.stderr).toBe(0);
+    await sleep(200);
+    expect([...seenPids].filter(isAlive)).toEqual([]);
+    expect((await runCli(["status", "-c", file])).stderr).toMatch(/is not running/);
+  });
+});
+
+describe("tsgi-stack up: bad input stops it before anything runs", () => {
+  it.each([
+    ["a missing file", null, /config file not found: .*nope\.yaml/],
+    ["a YAML syntax error", "apps:\n  hello: [unclosed\n", /tsgi\.yaml:\d+:\d+/],
+    ["an unknown key", "apps:\n  hello:\n    module: x.ts\n    instancs: 2\n", /apps\.hello\.instancs.*did you mean .?instances/],
+    ["a module that does not exist", "apps:\n  hello:\n    module: missing/app.ts\n    routes: [{ path: /x }]\n", /apps\.hello\.module.*missing\/app\.ts/],
+  ])("%s: a clear error, exit 1", async (_what, config, expected) => {
+    const file = config === null ? path.join(os.tmpdir(), "nope.yaml") : stackDir(config).file;
+    const result = await runCli(["up", "-c", file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(expected);
+    expect(result.stdout).not.toMatch(/serving on/);
+  });
+
+  it("a port already in use: one line naming it, exit 1, no pm2 started", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const { dir, file } = stackDir(THREE_APPS.replace('listen: ["127.0.0.1:0"]', `listen: ["127.0.0.1:${port}"]`));
+      const result = await runCli(["up", "-c", file]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+      expect(pm2DaemonPid(dir)).toBeUndefined();
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("a command that exits at once: the app is named with its output, exit 1, nothing left running", async () => {
+    const { dir, file } = stackDir(`
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  broken:
+    command: node -e "console.error('no database configured'); process.exit(1)"
+    routes: [{ path: /b }]
+    restart: { max_restarts: 2, backoff: 100ms }
+`);
+    const result = await runCli(["up", "-c", file], 60_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/app "broken" did not start/);
+    expect(result.stderr).toContain("no database configured");
+    const daemon = pm2DaemonPid(dir);
+    if (daemon !== undefined) expect(isAlive(daemon)).toBe(false);
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * The supervisor's pure parts, without pm2: the crash policy, the process
+ * spec a slot becomes, names and paths, and the event loop.
+ */
+import { describe, expect, it } from "vitest";
+import { ExitCode } from "../../src/gateway/exit-codes.ts";
+import { FATAL_EXIT_CODES, judgeExit, judgeNotReady, pm2Limits, WorkerExit } from "../../src/supervisor/crash-policy.ts";
+import { KILL_MARGIN_MS, processSpec, shellCommand, type LaunchContext } from "../../src/supervisor/launch.ts";
+import { EventLoop } from "../../src/supervisor/loop.ts";
+import { toPm2Event } from "../../src/supervisor/pm2-client.ts";
+import { newPool, newSlot, poolState, readyEndpoints, report } from "../../src/supervisor/pool.ts";
+import {
+  checkNamePart,
+  formatWorkerAddress,
+  freeSlots,
+  parseProcessName,
+  parseWorkerAddress,
+  processName,
+  statePaths,
+} from "../../src/supervisor/slots.ts";
+import { commandPool, modulePool } from "./helpers.ts";
+
+const policy = { maxRestarts: 3, backoffMs: 100, minUptimeMs: 1000 };
+
+describe("crash policy", () => {
+  it("uses the gateway's exit codes (the supervisor may not import the gateway)", () => {
+    expect(WorkerExit).toEqual(ExitCode);
+    expect(FATAL_EXIT_CODES).toEqual([ExitCode.BOOT_ERROR, ExitCode.APP_LOAD_ERROR]);
+  });
+
+  it("halts at once on APP_LOAD_ERROR and BOOT_ERROR, however long the worker lived", () => {
+    expect(judgeExit({ exitCode: 4, uptimeMs: 60_000, crashesSoFar: 0 }, policy)).toMatchObject({ action: "halt", reason: "app-load-error" });
+    expect(judgeExit({ exitCode: 3, uptimeMs: 10, crashesSoFar: 0 }, policy)).toMatchObject({ action: "halt", reason: "boot-error" });
+  });
+
+  it("replaces a worker after a recycle, a timeout or a kill, and a long life resets the crash count", () => {
+    for (const exitCode of [0, 5, 1, 137]) {
+      expect(judgeExit({ exitCode, uptimeMs: 5000, crashesSoFar: 2 }, policy)).toEqual({ action: "replace", crashes: 0 });
+    }
+  });
+
+  it("counts crashes in a row and halts on the one past maxRestarts", () => {
+    let crashes = 0;
+    const verdicts = [];
+    for (let i = 0; i < 4; i++) {
+      const verdict = judgeExit({ exitCode: 1, uptimeMs: 50, crashesSoFar: crashes }, policy);
+      verdicts.push(verdict.action);
+      crashes = verdict.crashes;
+    }
+    expect(verdicts).toEqual(["replace", "replace", "replace", "halt"]);
+    expect(judgeNotReady(3, policy)).toMatchObject({ action: "halt", reason: "crash-loop" });
+    expect(judgeNotReady(0, policy)).toEqual({ action: "replace", crashes: 1 });
+  });
+
+  it("sets pm2's limits so pm2 gives up on the same exit as we do, and never restarts on a fatal code", () => {
+    expect(pm2Limits(policy)).toEqual({ maxRestarts: 4, minUptimeMs: 1000, backoffMs: 100, stopExitCodes: [3, 4] });
+    // pm2's schema refuses min_uptime < 100 ms, and a back-off of 0 would mean "no back-off" to pm2.
+    expect(pm2Limits({ maxRestarts: 0, backoffMs: 0, minUptimeMs: 10 })).toMatchObject({ maxRestarts: 1, minUptimeMs: 100, backoffMs: 1 });
+  });
+});
+
+describe("launch: a slot as a pm2 process", () => {
+  const context: LaunchContext = {
+    stackId: "s1",
+    paths: statePaths("/state"),
+    workerBin: "/repo/src/cli/bin.js",
+    nodePath: "/usr/bin/node",
+    shell: "/bin/sh",
+  };
+
+  it("runs a module app as one gateway worker on its socket, with the worker's limits", () => {
+    const pool = modulePool("hello", "examples/hello/app.ts", 2, { maxRequests: 1000, maxRequestsJitter: 50, maxMemoryBytes: 256 * 1024 ** 2 });
+    const address = { kind: "unix", path: "/state/sockets/hello.1.sock" } as const;
+    const spec = processSpec(context, pool, 1, "tsgi:s1:hello:1", address);
+    expect(spec.executable).toBe("/usr/bin/node");
+    expect(spec.args).toEqual([
+      "/repo/src/cli/bin.js",
+      "serve",
+      "examples/hello/app.ts",
+      "--no-arbiter",
+      "--socket",
+      "/state/sockets/hello.1.sock",
+      "--interface",
+      "auto",
+      "--max-requests",
+      "1000",
+      "--max-requests-jitter",
+      "50",
+      "--timeout",
+      "30000ms",
+      "--graceful-timeout",
+      "5000ms",
+      "--multiprocess",
+      "--script-name-header",
+      "x-tsgi-script-name",
+    ]);
+    expect(spec).toMatchObject({
+      waitReady: true,
+      listenTimeoutMs: 30_000,
+      killTimeoutMs: 5000 + KILL_MARGIN_MS,
+      maxMemoryBytes: 256 * 1024 ** 2,
+      maxRestarts: 4,
+      stopExitCodes: [3, 4],
+      outFile: "/state/logs/hello.1.out.log",
+      errFile: "/state/logs/hello.1.err.log",
+      env: { TSGI_STACK: "s1", TSGI_APP: "hello", TSGI_SLOT: "1", TSGI_ADDRESS: "unix:/state/sockets/hello.1.sock" },
+    });
+  });
+
+  it("puts a module worker on loopback TCP when its socket path would be too long to bind", () => {
+    const spec = processSpec(context, modulePool("hello", "app.ts", 1), 0, "tsgi:s1:hello:0", { kind: "tcp", host: "127.0.0.1", port: 4000 });
+    expect(spec.args.slice(4, 6)).toEqual(["--http", "127.0.0.1:4000"]);
+    expect(spec.env.PORT).toBeUndefined();
+  });
+
+  it("runs a command app through the shell with PORT set, and readiness is ours (no wait_ready)", () => {
+    const pool = commandPool("legacy", "node server.js", 1, { env: { A: "b" } });
+    const spec = processSpec(context, pool, 0, "tsgi:s1:legacy:0", { kind: "tcp", host: "127.0.0.1", port: 4321 });
+    expect(spec.executable).toBe("/bin/sh");
+    expect(spec.args).toEqual(["-c", "exec node server.js"]);
+    expect(spec.waitReady).toBe(false);
+    expect(spec.env).toMatchObject({ A: "b", PORT: "4321", TSGI_ADDRESS: "tcp:127.0.0.1:4321" });
+  });
+
+  it("execs a simple command (so its pid and memory are the server's) and leaves shell syntax alone", () => {
+    expect(shellCommand(`node -e "require('http').createServer((q,s)=>s.end()).listen(process.env.PORT)"`)).toMatch(/^exec node -e/);
+    expect(shellCommand("python3 -m http.server $PORT")).toBe("exec python3 -m http.server $PORT");
+    for (const command of ["cd app && node server.js", "FOO=1 node s.js", "a | b", "exec node x", "node a; node b"]) {
+      expect(shellCommand(command)).toBe(command);
+    }
+  });
+});
+
+describe("slots: names and paths", () => {
+  it("names processes tsgi:<stack>:<app>:<slot> and reads them back", () => {
+    expect(processName("s1", "hello", 3)).toBe("tsgi:s1:hello:3");
+    expect(parseProcessName("s1", "tsgi:s1:hello:3")).toEqual({ app: "hello", slot: 3 });
+    expect(parseProcessName("s1", "tsgi:s2:hello:3")).toBeUndefined();
+    expect(parseProcessName("s1", "tsgi:s1:hello")).toBeUndefined();
+    expect(() => checkNamePart("app name", "a:b")).toThrow(/letters, digits/);
+  });
+
+  it("reuses the lowest free slot numbers", () => {
+    expect(freeSlots([0, 2], 3)).toEqual([1, 3, 4]);
+    expect(freeSlots([], 0)).toEqual([]);
+  });
+
+  it("carries an address in the environment both ways", () => {
+    for (const address of [{ kind: "unix", path: "/s/a.0.sock" }, { kind: "tcp", host: "127.0.0.1", port: 80 }] as const) {
+      expect(parseWorkerAddress(formatWorkerAddress(address))).toEqual(address);
+    }
+  });
+});
+
+describe("pool views", () => {
+  it("puts only ready slots in the membership, and the report says how many", () => {
+    const pool = newPool(modulePool("hello", "x.ts", 2));
+    const a = newSlot(0, "tsgi:s:hello:0", { kind: "unix", path: "/a" });
+    const b = newSlot(1, "tsgi:s:hello:1", { kind: "unix", path: "/b" });
+    pool.slots.set(0, a).set(1, b);
+    expect(poolState(pool)).toBe("starting");
+    Object.assign(a, { state: "ready", pid: 10, settled: true });
+    Object.assign(b, { state: "down", settled: true });
+    expect(readyEndpoints(pool)).toEqual([{ slot: 0, pid: 10, address: { kind: "unix", path: "/a" } }]);
+    expect(Object.isFrozen(readyEndpoints(pool))).toBe(true);
+    expect(report(pool)).toEqual({ app: "hello", state: "degraded", instances: 2, ready: 1 });
+  });
+});
+
+describe("pm2 bus events in our words", () => {
+  it("reads process events, a child's typed message and logs", () => {
+    expect(toPm2Event("process:event", { event: "exit", at: 5, process: { name: "n", pm_uptime: 2, exit_code: 4, status: "stopped" } })).toEqual({
+      kind: "exit",
+      name: "n",
+      at: 5,
+      startedAt: 2,
+      exitCode: 4,
+      status: "stopped",
+    });
+    // ForkMode.js publishes process.send({ type, data }) under the message's own type.
+    expect(toPm2Event("tsgi:ready", { at: 1, data: { pid: 7 }, process: { name: "n" } })).toEqual({ kind: "message", name: "n", at: 1, type: "tsgi:ready", data: { pid: 7 } });
+    expect(toPm2Event("process:msg", { at: 1, raw: "ready", process: { name: "n" } })).toMatchObject({ kind: "raw", raw: "ready" });
+    expect(toPm2Event("log:err", { data: "x\n", process: { name: "n" } })).toEqual({ kind: "log", name: "n", stream: "err", data: "x\n" });
+    expect(toPm2Event("process:event", { event: "start", process: { name: "n" } })).toBeUndefined();
+  });
+});
+
+describe("event loop", () => {
+  it("dispatches in order, never inside the caller, and goes on after a handler throws", async () => {
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    let drains = 0;
+    const loop: EventLoop<string> = new EventLoop<string>(
+      (event) => {
+        seen.push(event);
+        if (event === "a") loop.enqueue("c");
+        if (event === "bad") throw new Error("boom");
+      },
+      () => drains++,
+      (error) => errors.push(error),
+    );
+    loop.enqueue("a");
+    loop.enqueue("bad");
+    loop.enqueue("b");
+    expect(seen).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(seen).toEqual(["a", "bad", "b", "c"]);
+    expect(errors).toHaveLength(1);
+    expect(drains).toBe(1);
+  });
+});
+
+describe("the mount-point header", () => {
+  it("is the one the front proxy sets", async () => {
+    const { SCRIPT_NAME_HEADER: proxySide } = await import("../../src/proxy/server.ts");
+    const { SCRIPT_NAME_HEADER: workerSide } = await import("../../src/supervisor/launch.ts");
+    expect(workerSide).toBe(proxySide);
+  });
+});
