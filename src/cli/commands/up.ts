@@ -4,8 +4,8 @@
  * `tsgi-stack up [-c FILE] [--detach]`: validate the config, start the front
  * proxy and every pool, print one line per app and the URL to open, then
  * stream the workers' output prefixed by app and slot. Ctrl-C (SIGINT) or
- * SIGTERM drains and stops everything it started; a second signal stops
- * without waiting for in-flight requests. `--detach` runs the same stack in
+ * SIGTERM drains and stops everything it started; a second signal says how
+ * long the drain may take, a third leaves at once. `--detach` runs the same stack in
  * the background (its output in <state_dir>/stack.log) and returns once it
  * serves; `down` stops it.
  */
@@ -66,8 +66,13 @@ async function runForeground(file: string, config: StackConfig): Promise<void> {
   let signals = 0;
   const onSignal = (signal: string) => {
     signals += 1;
-    if (signals > 1) {
-      say(`${signal} again: stopping without waiting`);
+    if (signals === 2) {
+      const longest = Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout));
+      say(`still stopping: workers drain for at most ${longest} ms; ${signal} once more abandons them (they keep running under pm2)`);
+      return;
+    }
+    if (signals > 2) {
+      say(`${signal} again: leaving now; \`tsgi-stack up\` again cleans up what is left`);
       process.exit(130);
     }
     say(`${signal}: stopping`);
