@@ -17,7 +17,7 @@
  * No I/O happens here: the sink is the transport.
  */
 import type { AppResult, Chunk, Environ, ErrorStream, HeaderList, ResponseBody, StartResponse, TsgiApp, WriteFn } from "./types.ts";
-import { concatBytes, isChunk, isHopByHop, statusCode, statusHasNoBody, statusLine, toBytes } from "./util.ts";
+import { byteLength, concatBytes, isChunk, isHopByHop, statusCode, statusHasNoBody, statusLine, toBytes } from "./util.ts";
 
 /** A transport for one response (an http.ServerResponse, a uwsgi socket, a ReadableStream). */
 export interface ResponseSink {
@@ -25,6 +25,12 @@ export interface ResponseSink {
   sendHead(code: number, status: string, headers: HeaderList): void;
   /** Writes body bytes; returns false when the transport's buffer is full (wait for `drained`). */
   write(bytes: Uint8Array): boolean;
+  /**
+   * Optional: writes a string chunk as UTF-8 without encoding it first. A
+   * transport that can (node:http sends the head and a string body in one
+   * write, a byte body needs two) saves a copy per response.
+   */
+  writeText?(text: string): boolean;
   /** Resolves when the transport takes more bytes again, or the client went away. */
   drained(): Promise<void>;
   /** Ends the response normally. */
@@ -183,33 +189,34 @@ class Response {
     if (this.status === undefined) {
       throw new TsgiContractError("startResponse", "the body produced a chunk before startResponse was called");
     }
-    const bytes = toBytes(chunk);
-    if (bytes.byteLength === 0 || this.sink.clientGone) return true;
+    const length = byteLength(chunk);
+    if (length === 0 || this.sink.clientGone) return true;
     const declared = this.declaredLength;
-    if (declared !== undefined && !this.discardBody && this.sentBytes + bytes.byteLength > declared) {
+    if (declared !== undefined && !this.discardBody && this.sentBytes + length > declared) {
       throw new TsgiContractError(
         "Content-Length",
-        `the app sent ${this.sentBytes + bytes.byteLength} or more bytes after declaring Content-Length: ${declared}`,
+        `the app sent ${this.sentBytes + length} or more bytes after declaring Content-Length: ${declared}`,
       );
     }
     this.sendHeadOnce();
     if (this.discardBody || statusHasNoBody(this.code)) return true;
-    this.sentBytes += bytes.byteLength;
-    return this.sink.write(bytes);
+    this.sentBytes += length;
+    if (typeof chunk === "string") return this.sink.writeText ? this.sink.writeText(chunk) : this.sink.write(toBytes(chunk));
+    return this.sink.write(chunk);
   }
 
   /** Sends a whole body of known size at once: the fast path for arrays. */
   writeWhole(chunks: readonly unknown[]): void {
-    const parts: Uint8Array[] = [];
     let total = 0;
+    let allText = true;
     for (const chunk of chunks) {
       if (!isChunk(chunk)) {
         throw new TsgiContractError("the body", `body chunks must be strings or Uint8Arrays, got ${describe(chunk)}`);
       }
-      const bytes = toBytes(chunk);
-      total += bytes.byteLength;
-      parts.push(bytes);
+      total += byteLength(chunk);
+      allText &&= typeof chunk === "string";
     }
+    const parts = chunks as readonly Chunk[];
     if (this.status === undefined) {
       throw new TsgiContractError("startResponse", "the app returned a body without calling startResponse");
     }
@@ -221,7 +228,10 @@ class Response {
     }
     this.declaredLength = total;
     this.headers = [...this.headers, ["Content-Length", String(total)]];
-    if (total > 0) this.writeChunk(concatBytes(parts));
+    if (total === 0) return;
+    // One chunk for the whole body: one write to the transport.
+    if (parts.length === 1) this.writeChunk(parts[0]);
+    else this.writeChunk(allText ? (parts as string[]).join("") : concatBytes(parts.map(toBytes)));
   }
 
   private sendHeadOnce(): void {

@@ -14,6 +14,11 @@ export function toBytes(chunk: Chunk): Uint8Array {
   return chunk;
 }
 
+/** A chunk's size in bytes once sent (strings as UTF-8), without encoding it. */
+export function byteLength(chunk: Chunk): number {
+  return typeof chunk === "string" ? Buffer.byteLength(chunk, "utf8") : chunk.byteLength;
+}
+
 /** True when `value` may be a body chunk (a string or a Uint8Array, Buffer included). */
 export function isChunk(value: unknown): value is Chunk {
   return typeof value === "string" || value instanceof Uint8Array;

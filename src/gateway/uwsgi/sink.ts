@@ -54,6 +54,10 @@ export class SocketSink implements ResponseSink {
     return this.socket.write(bytes);
   }
 
+  writeText(text: string): boolean {
+    return this.socket.write(text, "utf8");
+  }
+
   drained(): Promise<void> {
     if (this.gone || !this.socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {

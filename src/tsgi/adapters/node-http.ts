@@ -74,6 +74,10 @@ class NodeResponseSink implements ResponseSink {
     return this.res.write(bytes);
   }
 
+  writeText(text: string): boolean {
+    return this.res.write(text, "utf8");
+  }
+
   drained(): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
@@ -105,13 +109,17 @@ class NodeResponseSink implements ResponseSink {
 }
 
 /** `tsgi.input` over the request stream; sends 100 Continue on first read when the client waits for it. */
-function requestInput(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): InputStream {
-  return {
-    [Symbol.asyncIterator]() {
-      if (expectsContinue && !res.headersSent) res.writeContinue();
-      return req[Symbol.asyncIterator]();
-    },
-  };
+class RequestInput implements InputStream {
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly expectsContinue: boolean,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.expectsContinue && !this.res.headersSent) this.res.writeContinue();
+    return this.req[Symbol.asyncIterator]();
+  }
 }
 
 function badRequest(res: ServerResponse, message: string): void {
@@ -132,9 +140,20 @@ export function toNodeListener(app: TsgiApp, options: NodeListenerOptions = {}):
       ? baseEnviron({ ...options, serverName: options.serverName, serverPort: options.serverPort, errors })
       : undefined;
   const bases = new Map<string, BaseEnviron>();
+  // Requests on one kept-alive connection share their local address: look it up once per connection.
+  const basePerSocket = new WeakMap<object, BaseEnviron>();
 
   function baseFor(req: IncomingMessage): BaseEnviron {
     if (fixedBase) return fixedBase;
+    let base = basePerSocket.get(req.socket);
+    if (!base) {
+      base = baseForAddress(req);
+      basePerSocket.set(req.socket, base);
+    }
+    return base;
+  }
+
+  function baseForAddress(req: IncomingMessage): BaseEnviron {
     const name = req.socket.localAddress ?? "localhost";
     const port = req.socket.localPort ?? 0;
     const key = `${name}|${port}|${(req.socket as { encrypted?: boolean }).encrypted ? "s" : ""}`;
@@ -162,7 +181,7 @@ export function toNodeListener(app: TsgiApp, options: NodeListenerOptions = {}):
           remotePort: req.socket.remotePort,
           scriptName,
         },
-        requestInput(req, res, expectsContinue),
+        new RequestInput(req, res, expectsContinue),
       );
     } catch (error) {
       if (!(error instanceof EnvironError)) throw error;
