@@ -43,6 +43,32 @@ export interface ResponseSink {
   onClientGone(listener: () => void): void;
 }
 
+/**
+ * The half of a ResponseSink that every transport writes the same way: the
+ * "client went away" flag and the listeners called once when it flips.
+ * Transports extend it and call `markClientGone()` from their close/cancel event.
+ */
+export abstract class ClientAwareSink {
+  private gone = false;
+  private goneListeners: Array<() => void> = [];
+
+  get clientGone(): boolean {
+    return this.gone;
+  }
+
+  onClientGone(listener: () => void): void {
+    if (this.gone) listener();
+    else this.goneListeners.push(listener);
+  }
+
+  /** The client went away before the response ended; idempotent. */
+  protected markClientGone(): void {
+    if (this.gone) return;
+    this.gone = true;
+    for (const listener of this.goneListeners.splice(0)) listener();
+  }
+}
+
 /** What happened, for the access log and the worker's counters. */
 export interface RunOutcome {
   /** The status code sent (500 when the app failed early), or 0 when nothing was sent. */

@@ -17,29 +17,19 @@
  */
 import type net from "node:net";
 import type { HeaderList } from "../../tsgi/types.ts";
-import type { ResponseSink } from "../../tsgi/handler.ts";
+import { ClientAwareSink, type ResponseSink } from "../../tsgi/handler.ts";
 import { statusLine } from "../../tsgi/util.ts";
 
 /** Header text is sent one byte per char (latin-1), as node:http does; other chars cannot be sent. */
 const NOT_LATIN1 = /[^\x00-\xff]/;
 
 /** A ResponseSink writing HTTP/1.1 to a uwsgi connection; the body ends with the connection. */
-export class SocketSink implements ResponseSink {
-  private gone = false;
+export class SocketSink extends ClientAwareSink implements ResponseSink {
   private finished = false;
-  private goneListeners: Array<() => void> = [];
 
   constructor(private readonly socket: net.Socket) {
+    super();
     socket.once("close", () => this.onClose());
-  }
-
-  get clientGone(): boolean {
-    return this.gone;
-  }
-
-  onClientGone(listener: () => void): void {
-    if (this.gone) listener();
-    else this.goneListeners.push(listener);
   }
 
   sendHead(_code: number, status: string, headers: HeaderList): void {
@@ -59,7 +49,7 @@ export class SocketSink implements ResponseSink {
   }
 
   drained(): Promise<void> {
-    if (this.gone || !this.socket.writableNeedDrain) return Promise.resolve();
+    if (this.clientGone || !this.socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.socket.off("drain", done);
@@ -86,10 +76,7 @@ export class SocketSink implements ResponseSink {
 
   /** The socket closed before the response ended: the client is gone. */
   private onClose(): void {
-    if (this.finished) return;
-    this.gone = true;
-    for (const listener of this.goneListeners) listener();
-    this.goneListeners = [];
+    if (!this.finished) this.markClientGone();
   }
 }
 

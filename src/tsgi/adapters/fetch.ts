@@ -24,7 +24,7 @@
  */
 import type { Environ, ErrorStream, HeaderList, InputStream, ResponseBody, TsgiApp } from "../types.ts";
 import { baseEnviron, EnvironError, requestEnviron } from "../environ.ts";
-import { type ResponseSink, runApp } from "../handler.ts";
+import { ClientAwareSink, type ResponseSink, runApp } from "../handler.ts";
 import { isHopByHop, reasonPhrase, statusHasNoBody, statusLine } from "../util.ts";
 import { type ConnInfo, environHasBody, frameworkHeaders, routedTarget } from "./conn-info.ts";
 
@@ -240,21 +240,20 @@ function fetchEnviron<Context extends unknown[]>(
  * (desiredSize <= 0); the stream's next `pull` — the reader taking bytes — is
  * the drain. The Response resolves at `sendHead`.
  */
-class FetchResponseSink implements ResponseSink {
+class FetchResponseSink extends ClientAwareSink implements ResponseSink {
   readonly response: Promise<Response>;
   private resolveResponse!: (response: Response) => void;
   private rejectResponse!: (error: unknown) => void;
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   private responded = false;
   private failure: unknown;
-  private gone = false;
-  private goneListeners: Array<() => void> = [];
   private drainWaiters: Array<() => void> = [];
 
   constructor(
     private readonly request: Request,
     private readonly highWaterMark: number,
   ) {
+    super();
     this.response = new Promise<Response>((resolve, reject) => {
       this.resolveResponse = resolve;
       this.rejectResponse = reject;
@@ -262,15 +261,6 @@ class FetchResponseSink implements ResponseSink {
     // Runtimes abort request.signal when the client disconnects (Deno, @hono/node-server).
     if (request.signal.aborted) this.markGone();
     else request.signal.addEventListener("abort", () => this.markGone(), { once: true });
-  }
-
-  get clientGone(): boolean {
-    return this.gone;
-  }
-
-  onClientGone(listener: () => void): void {
-    if (this.gone) listener();
-    else this.goneListeners.push(listener);
   }
 
   sendHead(code: number, status: string, headers: HeaderList): void {
@@ -289,24 +279,24 @@ class FetchResponseSink implements ResponseSink {
 
   write(bytes: Uint8Array): boolean {
     const controller = this.controller;
-    if (!controller || this.gone) return true;
+    if (!controller || this.clientGone) return true;
     controller.enqueue(bytes);
     return (controller.desiredSize ?? 0) > 0;
   }
 
   drained(): Promise<void> {
-    if (this.gone || (this.controller?.desiredSize ?? 1) > 0) return Promise.resolve();
+    if (this.clientGone || (this.controller?.desiredSize ?? 1) > 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   end(): void {
-    if (!this.gone) this.controller?.close();
+    if (!this.clientGone) this.controller?.close();
   }
 
   abort(): void {
     const error = this.failure ?? new Error("the TSGI app failed after the response started");
     if (!this.responded) this.rejectResponse(error);
-    else if (!this.gone) this.controller?.error(error);
+    else if (!this.clientGone) this.controller?.error(error);
   }
 
   /** After runApp: a response that never started (the client left first) still settles the promise. */
@@ -332,10 +322,9 @@ class FetchResponseSink implements ResponseSink {
   }
 
   private markGone(): void {
-    if (this.gone) return;
-    this.gone = true;
+    if (this.clientGone) return;
     this.wakeDrainWaiters();
-    for (const listener of this.goneListeners.splice(0)) listener();
+    this.markClientGone();
   }
 }
 

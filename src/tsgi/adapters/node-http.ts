@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Environ, ErrorStream, HeaderList, InputStream, TsgiApp } from "../types.ts";
 import { type BaseEnviron, baseEnviron, EnvironError, requestEnviron } from "../environ.ts";
-import { type ResponseSink, type RunOutcome, runApp } from "../handler.ts";
+import { ClientAwareSink, type ResponseSink, type RunOutcome, runApp } from "../handler.ts";
 import { statusLine } from "../util.ts";
 
 export interface NodeListenerOptions {
@@ -41,26 +41,12 @@ const ABORT_FLUSH_MS = 2000;
 const stderrStream: ErrorStream = { write: (message) => void process.stderr.write(message) };
 
 /** A ResponseSink over a node ServerResponse. */
-class NodeResponseSink implements ResponseSink {
-  private gone = false;
-  private goneListeners: Array<() => void> = [];
-
+class NodeResponseSink extends ClientAwareSink implements ResponseSink {
   constructor(private readonly res: ServerResponse) {
+    super();
     res.once("close", () => {
-      if (res.writableFinished) return;
-      this.gone = true;
-      for (const listener of this.goneListeners) listener();
-      this.goneListeners = [];
+      if (!res.writableFinished) this.markClientGone();
     });
-  }
-
-  get clientGone(): boolean {
-    return this.gone;
-  }
-
-  onClientGone(listener: () => void): void {
-    if (this.gone) listener();
-    else this.goneListeners.push(listener);
   }
 
   sendHead(code: number, status: string, headers: HeaderList): void {
