@@ -39,6 +39,8 @@ export interface AccessEntry {
   ms: number;
 }
 
+/** nginx's status for a client that closed the connection before the response was complete. */
+const CLIENT_CLOSED_REQUEST = 499;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 /** Idle upstream connections per worker kept open for reuse. */
 const MAX_FREE_SOCKETS = 64;
@@ -183,12 +185,16 @@ export class FrontProxy {
     const target =
       address.kind === "unix" ? { socketPath: address.path } : { host: address.host, port: address.port };
     this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 0) + 1);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
+    // Each attempt ends exactly once — answered, broken, or given up — and only then leaves the in-flight count.
+    let finished = false;
+    const finish = (status: number) => {
+      if (finished) return;
+      finished = true;
       this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 1) - 1);
+      done(status);
     };
+    // Set when the proxy itself ends the attempt (timeout, client gone): such an attempt is never retried.
+    let abandoned = false;
     const upstream = http.request({
       ...target,
       method: req.method,
@@ -198,36 +204,43 @@ export class FrontProxy {
       timeout: this.options.upstreamTimeoutMs ?? 60_000,
     });
     upstream.on("response", (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
+      const status = answer.statusCode ?? 502;
+      res.writeHead(status, answer.statusMessage, responseHeaders(answer));
       answer.pipe(res);
-      answer.on("end", () => {
-        release();
-        done(answer.statusCode ?? 502);
-      });
+      answer.on("end", () => finish(status));
       // The worker broke mid-response: the client must see a broken message, not a complete one.
-      answer.on("aborted", () => res.destroy());
-      answer.on("error", () => res.destroy());
+      const broken = () => {
+        res.destroy();
+        finish(status);
+      };
+      answer.on("aborted", broken);
+      answer.on("error", broken);
     });
     upstream.on("timeout", () => {
+      abandoned = true;
       upstream.destroy(new Error("upstream timeout"));
     });
     upstream.on("error", (error: NodeJS.ErrnoException) => {
-      release();
       if (res.headersSent) {
         res.destroy();
-        return done(502);
+        return finish(502);
       }
       // A kept-alive connection the worker had just closed: safe to retry once, for a request without side effects.
-      if (!isRetry && upstream.reusedSocket && IDEMPOTENT.has(req.method ?? "GET") && !req.readableDidRead) {
+      if (!abandoned && !isRetry && upstream.reusedSocket && IDEMPOTENT.has(req.method ?? "GET") && !req.readableDidRead) {
+        finished = true;
+        this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 1) - 1);
         return this.forward(req, res, route, endpoint, true, done);
       }
       const status = error.message === "upstream timeout" ? 504 : 502;
       plainResponse(res, status, status === 504 ? "Gateway Timeout" : `Bad Gateway: app "${route.app}" did not answer`);
-      done(status);
+      finish(status);
     });
     res.on("close", () => {
-      // The client left: stop the upstream request too.
-      if (!res.writableFinished) upstream.destroy();
+      // The client left: stop the upstream request too (499 in the log, as nginx says it).
+      if (res.writableFinished) return;
+      abandoned = true;
+      upstream.destroy();
+      finish(CLIENT_CLOSED_REQUEST);
     });
     req.pipe(upstream);
   }

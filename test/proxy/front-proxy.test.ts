@@ -1,0 +1,603 @@
+/**
+ * The FrontProxy on real sockets, because the sockets are what is under
+ * test: the proxy's request listener on a node:http server at 127.0.0.1 port
+ * 0, in front of small node:http upstreams on port 0 (and one on a unix
+ * socket in a temp dir) that report what they received. Covers the status
+ * codes a client can get from the proxy itself (404, 503 + Retry-After, 502,
+ * a broken response when a worker dies mid-body), balancing across
+ * upstreams, the headers the proxy strips or sets in each direction, and
+ * membership changes through setEndpoints.
+ */
+import http from "node:http";
+import net from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { FrontProxy, SCRIPT_NAME_HEADER, type AccessEntry, type FrontProxyOptions } from "../../src/proxy/server.ts";
+import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
+
+// ---- plumbing: every server and proxy is closed after each test ----
+
+const servers: net.Server[] = [];
+/** Every connection any of those servers accepted, destroyed after each test so close() never waits. */
+const sockets = new Set<net.Socket>();
+const proxies: FrontProxy[] = [];
+const tempDirs: string[] = [];
+
+afterEach(async () => {
+  for (const proxy of proxies.splice(0)) proxy.close();
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function listen(server: net.Server, where: { port: 0 } | { path: string }): Promise<void> {
+  servers.push(server);
+  server.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    if ("path" in where) server.listen(where.path, () => resolve());
+    else server.listen(0, "127.0.0.1", () => resolve());
+  });
+}
+
+/** What an upstream saw of one request. */
+interface Seen {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+interface Upstream {
+  name: string;
+  endpoint: Endpoint;
+  seen: Seen[];
+  server: http.Server;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, name: string) => void;
+
+/** By default an upstream answers its own name as text/plain. */
+const answerName: Handler = (_req, res, name) => {
+  res.writeHead(200, { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(name) });
+  res.end(name);
+};
+
+/** An upstream on 127.0.0.1 port 0 (or on a unix socket), recording every request it gets. */
+async function upstream(name: string, handler: Handler = answerName, on: "tcp" | "unix" = "tcp"): Promise<Upstream> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ url: req.url ?? "", headers: req.headers });
+    req.resume();
+    req.on("end", () => handler(req, res, name));
+  });
+  let address: Endpoint["address"];
+  if (on === "unix") {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-proxy-"));
+    tempDirs.push(dir);
+    address = { kind: "unix", path: path.join(dir, `${name}.sock`) };
+    await listen(server, { path: address.path });
+  } else {
+    await listen(server, { port: 0 });
+    address = { kind: "tcp", host: "127.0.0.1", port: (server.address() as net.AddressInfo).port };
+  }
+  return { name, endpoint: { id: `web.${name}`, address }, seen, server };
+}
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+interface Front {
+  proxy: FrontProxy;
+  port: number;
+  log: AccessEntry[];
+}
+
+/** A FrontProxy on its own node:http server at 127.0.0.1 port 0. */
+async function front(options: Partial<FrontProxyOptions> = {}): Promise<Front> {
+  const log: AccessEntry[] = [];
+  const proxy = new FrontProxy({
+    routes: [
+      { app: "web", host: "web.test" },
+      { app: "api", path: "/api" },
+    ],
+    onResponse: (entry) => log.push(entry),
+    ...options,
+  });
+  proxies.push(proxy);
+  const server = http.createServer(proxy.handle);
+  await listen(server, { port: 0 });
+  return { proxy, port: (server.address() as net.AddressInfo).port, log };
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** True only when the whole message arrived (res.complete, and "end" was emitted). */
+  complete: boolean;
+  /** The error or abort that ended the response early, if any. */
+  broken?: string;
+}
+
+/** One request on a fresh connection; a response that breaks mid-body resolves with complete: false. */
+function get(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: urlPath, agent: false, headers }, (res) => {
+      let body = "";
+      let settled = false;
+      const finish = (broken?: string) => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, complete: broken === undefined && res.complete, ...(broken ? { broken } : {}) });
+      };
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => finish(res.complete ? undefined : "ended incomplete"));
+      res.on("aborted", () => finish("aborted"));
+      res.on("error", (error) => finish(error.message));
+      res.on("close", () => finish(res.complete ? undefined : "closed"));
+    });
+    req.on("error", reject);
+  });
+}
+
+/** Raw bytes in, raw bytes out (until the proxy closes the connection): for headers node's client would rewrite. */
+function raw(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
+    let text = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => (text += chunk));
+    socket.on("end", () => resolve(text));
+    socket.on("error", reject);
+  });
+}
+
+/** Header names (lowercase) of a raw HTTP response, with their values. */
+function rawHeaders(response: string): Array<[string, string]> {
+  const head = response.slice(0, response.indexOf("\r\n\r\n"));
+  return head
+    .split("\r\n")
+    .slice(1)
+    .map((line) => {
+      const colon = line.indexOf(":");
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()] as [string, string];
+    });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- the tests ----
+
+describe("FrontProxy: answers of its own", () => {
+  it("no route: 404 naming the host and path", async () => {
+    const { port, log } = await front({ routes: [{ app: "web", host: "web.test" }] });
+    const answer = await get(port, "/nowhere/x?q=1", { host: "other.test:8080" });
+    expect(answer.status).toBe(404);
+    expect(answer.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(answer.body).toBe("Not Found: no app is routed for other.test:8080/nowhere/x\n");
+    expect(log).toEqual([expect.objectContaining({ method: "GET", url: "/nowhere/x?q=1", status: 404 })]);
+  });
+
+  it("an app with no ready endpoint: 503 with Retry-After", async () => {
+    const { proxy, port } = await front();
+    // Never told about any endpoint...
+    const never = await get(port, "/", { host: "web.test" });
+    expect(never.status).toBe(503);
+    expect(never.headers["retry-after"]).toBe("1");
+    expect(never.body).toMatch(/Service Unavailable: app "web" has no ready worker/);
+    // ...or told the pool is empty.
+    proxy.setEndpoints("web", []);
+    const empty = await get(port, "/", { host: "web.test" });
+    expect(empty.status).toBe(503);
+    expect(empty.headers["retry-after"]).toBe("1");
+  });
+
+  it("an endpoint nobody listens on: 502 (tcp and unix socket)", async () => {
+    const { proxy, port, log } = await front();
+    proxy.setEndpoints("web", [{ id: "web.0", address: { kind: "tcp", host: "127.0.0.1", port: await closedPort() } }]);
+    const refused = await get(port, "/", { host: "web.test" });
+    expect(refused.status).toBe(502);
+    expect(refused.body).toMatch(/Bad Gateway: app "web" did not answer/);
+    expect(log.at(-1)).toMatchObject({ status: 502, app: "web", endpoint: "web.0" });
+
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-proxy-"));
+    tempDirs.push(dir);
+    proxy.setEndpoints("api", [{ id: "api.0", address: { kind: "unix", path: path.join(dir, "missing.sock") } }]);
+    expect((await get(port, "/api/x")).status).toBe(502);
+  });
+
+  it("a worker that dies mid-response: the client sees a broken response, not a complete one", async () => {
+    const dying = await upstream("dying", (_req, res) => {
+      res.writeHead(200, { "Content-Type": "text/plain", "Content-Length": "100" });
+      res.write("0123456789");
+      // Let the first bytes reach the proxy, then drop the connection.
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [dying.endpoint]);
+    const answer = await get(port, "/", { host: "web.test" });
+    expect(answer.status).toBe(200);
+    expect(answer.headers["content-length"]).toBe("100");
+    expect(answer.body).toBe("0123456789");
+    expect(answer.complete).toBe(false);
+    expect(answer.broken).toBeDefined();
+  });
+
+  it("a response broken mid-body still reaches the access log, once", async () => {
+    const dying = await upstream("dying", (_req, res) => {
+      res.writeHead(200, { "Content-Length": "100" });
+      res.write("0123456789");
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { proxy, port, log } = await front();
+    proxy.setEndpoints("web", [dying.endpoint]);
+    expect((await get(port, "/broken", { host: "web.test" })).complete).toBe(false);
+    await sleep(50);
+    expect(log).toEqual([expect.objectContaining({ url: "/broken", app: "web", endpoint: "web.dying" })]);
+  });
+
+  it("a worker slower than upstreamTimeoutMs: 504", async () => {
+    const slow = await upstream("slow", (_req, res) => void setTimeout(() => res.end("late"), 1000));
+    const { proxy, port, log } = await front({ upstreamTimeoutMs: 150 });
+    proxy.setEndpoints("web", [slow.endpoint]);
+    const startedAt = Date.now();
+    const answer = await get(port, "/", { host: "web.test" });
+    expect(answer.status).toBe(504);
+    expect(answer.body).toBe("Gateway Timeout\n");
+    expect(Date.now() - startedAt).toBeLessThan(900);
+    expect(log.at(-1)).toMatchObject({ status: 504, app: "web" });
+  });
+
+  it("a chunked response cut short: the client gets no terminating chunk either", async () => {
+    const dying = await upstream("dying", (_req, res) => {
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      res.write("part one ");
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [dying.endpoint]);
+    const response = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n");
+    expect(response).toMatch(/^HTTP\/1\.1 200/);
+    expect(response.toLowerCase()).toContain("transfer-encoding: chunked");
+    expect(response).toContain("part one ");
+    expect(response.endsWith("0\r\n\r\n")).toBe(false);
+  });
+});
+
+describe("FrontProxy: balancing and membership", () => {
+  it("round robin across two upstreams", async () => {
+    const a = await upstream("a");
+    const b = await upstream("b");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+    const bodies = [];
+    for (let i = 0; i < 6; i++) bodies.push((await get(port, "/", { host: "web.test" })).body);
+    expect(bodies).toEqual(["a", "b", "a", "b", "a", "b"]);
+    expect(a.seen).toHaveLength(3);
+    expect(b.seen).toHaveLength(3);
+  });
+
+  it("an upstream on a unix socket", async () => {
+    const local = await upstream("local", answerName, "unix");
+    const { proxy, port, log } = await front();
+    proxy.setEndpoints("api", [local.endpoint]);
+    const answer = await get(port, "/api/things?x=1");
+    expect(answer).toMatchObject({ status: 200, body: "local", complete: true });
+    expect(local.seen.map((request) => request.url)).toEqual(["/api/things?x=1"]);
+    expect(log.at(-1)).toMatchObject({ status: 200, app: "api", endpoint: "web.local", url: "/api/things?x=1" });
+  });
+
+  it("setEndpoints removing an endpoint stops traffic to it (also on kept-alive connections)", async () => {
+    const a = await upstream("a");
+    const b = await upstream("b");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+    for (let i = 0; i < 4; i++) await get(port, "/", { host: "web.test" });
+    expect(a.seen).toHaveLength(2);
+
+    proxy.setEndpoints("web", [b.endpoint]);
+    const bodies = [];
+    for (let i = 0; i < 6; i++) bodies.push((await get(port, "/", { host: "web.test" })).body);
+    expect(bodies).toEqual(Array(6).fill("b"));
+    expect(a.seen).toHaveLength(2);
+
+    // And back: it takes traffic again.
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+    const again = new Set<string>();
+    for (let i = 0; i < 4; i++) again.add((await get(port, "/", { host: "web.test" })).body);
+    expect(again).toEqual(new Set(["a", "b"]));
+  });
+
+  it("setEndpoints of one app leaves the other app's endpoints alone", async () => {
+    const w = await upstream("w");
+    const x = await upstream("x");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [w.endpoint]);
+    proxy.setEndpoints("api", [x.endpoint]);
+    proxy.setEndpoints("api", []);
+    expect((await get(port, "/", { host: "web.test" })).body).toBe("w");
+    expect((await get(port, "/api")).status).toBe(503);
+  });
+
+  it("setRoutes swaps the table: a new route serves, a removed one 404s", async () => {
+    const a = await upstream("a");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [a.endpoint]);
+    expect((await get(port, "/", { host: "web.test" })).status).toBe(200);
+    proxy.setRoutes([{ app: "web", path: "/web" }]);
+    expect((await get(port, "/", { host: "web.test" })).status).toBe(404);
+    expect((await get(port, "/web/x", { host: "any.test" })).body).toBe("a");
+  });
+
+  it("after a worker breaks mid-response, least_conn still spreads over both workers (its in-flight count is released)", async () => {
+    const handler: Handler = (req, res, name) => {
+      if (req.url === "/die") {
+        res.writeHead(200, { "Content-Length": "100" });
+        res.write("0123456789");
+        setTimeout(() => res.socket?.destroy(), 50);
+        return;
+      }
+      answerName(req, res, name);
+    };
+    const a = await upstream("a", handler);
+    const b = await upstream("b", handler);
+    const { proxy, port } = await front({ balance: { web: "least_conn" } });
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+    // One broken response from one of the two workers...
+    expect((await get(port, "/die", { host: "web.test" })).complete).toBe(false);
+    await sleep(50);
+    // ...then plain requests, one at a time: nothing is in flight, so both must be used.
+    const bodies = new Set<string>();
+    for (let i = 0; i < 6; i++) bodies.add((await get(port, "/", { host: "web.test" })).body);
+    expect(bodies).toEqual(new Set(["a", "b"]));
+  });
+
+  it("after a client leaves mid-response, least_conn still spreads over both workers", async () => {
+    const handler: Handler = (req, res, name) => {
+      if (req.url === "/stream") {
+        res.writeHead(200, { "Content-Type": "text/plain" });
+        const timer = setInterval(() => res.write("tick\n"), 10);
+        res.on("close", () => clearInterval(timer));
+        return;
+      }
+      answerName(req, res, name);
+    };
+    const a = await upstream("a", handler);
+    const b = await upstream("b", handler);
+    const { proxy, port } = await front({ balance: { web: "least_conn" } });
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: "127.0.0.1", port, path: "/stream", agent: false, headers: { host: "web.test" } }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => undefined);
+      setTimeout(() => reject(new Error("no data from /stream")), 5000);
+    });
+    await sleep(100);
+    const bodies = new Set<string>();
+    for (let i = 0; i < 6; i++) bodies.add((await get(port, "/", { host: "web.test" })).body);
+    expect(bodies).toEqual(new Set(["a", "b"]));
+  });
+});
+
+describe("FrontProxy: retrying on a kept-alive connection", () => {
+  /**
+   * A raw upstream that answers the first request on each connection and
+   * drops the connection when a second one arrives on it: the race of a
+   * worker closing an idle kept-alive connection just as the proxy reuses it.
+   */
+  async function closesReusedConnections(): Promise<{ endpoint: Endpoint; requests: string[]; connections: () => number }> {
+    const requests: string[] = [];
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections += 1;
+      let buffered = "";
+      let onThisSocket = 0;
+      socket.on("data", (chunk) => {
+        buffered += chunk.toString("latin1");
+        for (const match of buffered.matchAll(/^([A-Z]+ \S+) HTTP\/1\.1\r\n/gm)) {
+          requests.push(match[1]!);
+          onThisSocket += 1;
+          if (onThisSocket === 1) socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nfresh");
+          else socket.destroy();
+        }
+        buffered = buffered.slice(buffered.lastIndexOf("\r\n") + 2);
+      });
+      socket.on("error", () => undefined);
+    });
+    await listen(server, { port: 0 });
+    const { port } = server.address() as net.AddressInfo;
+    return { endpoint: { id: "web.raw", address: { kind: "tcp", host: "127.0.0.1", port } }, requests, connections: () => connections };
+  }
+
+  it("an idempotent request whose reused connection was closed is retried once on a fresh one", async () => {
+    const raw = await closesReusedConnections();
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [raw.endpoint]);
+    expect((await get(port, "/first", { host: "web.test" })).body).toBe("fresh");
+    const second = await get(port, "/second", { host: "web.test" });
+    expect(second).toMatchObject({ status: 200, body: "fresh", complete: true });
+    expect(raw.requests).toEqual(["GET /first", "GET /second", "GET /second"]);
+    expect(raw.connections()).toBe(2);
+  });
+
+  it("a POST in the same situation is not retried: 502", async () => {
+    const raw = await closesReusedConnections();
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [raw.endpoint]);
+    expect((await get(port, "/first", { host: "web.test" })).body).toBe("fresh");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, path: "/order", method: "POST", agent: false, headers: { host: "web.test", "content-length": "1" } }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject);
+      req.end("x");
+    });
+    expect(status).toBe(502);
+    expect(raw.requests).toEqual(["GET /first", "POST /order"]);
+  });
+
+  it("a request that timed out on a reused connection is not sent again: 504 after one timeout, the worker hit once", async () => {
+    let slowHits = 0;
+    const slow = await upstream("slow", (req, res) => {
+      if (req.url !== "/slow") return res.end("warm");
+      slowHits += 1;
+      setTimeout(() => res.end("late"), 1500);
+    });
+    const { proxy, port } = await front({ upstreamTimeoutMs: 200 });
+    proxy.setEndpoints("web", [slow.endpoint]);
+    // A first request leaves a kept-alive connection to the worker, which /slow then reuses.
+    expect((await get(port, "/warm", { host: "web.test" })).body).toBe("warm");
+    const startedAt = Date.now();
+    expect((await get(port, "/slow", { host: "web.test" })).status).toBe(504);
+    const took = Date.now() - startedAt;
+    expect(slowHits).toBe(1);
+    expect(took).toBeLessThan(350);
+  });
+
+  it("a client that leaves before the answer: its request is not sent to the worker again", async () => {
+    let slowHits = 0;
+    const slow = await upstream("slow", (req, res) => {
+      if (req.url !== "/slow") return res.end("warm");
+      slowHits += 1;
+      setTimeout(() => res.end("late"), 300);
+    });
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [slow.endpoint]);
+    expect((await get(port, "/warm", { host: "web.test" })).body).toBe("warm");
+    const req = http.get({ host: "127.0.0.1", port, path: "/slow", agent: false, headers: { host: "web.test" } });
+    req.on("error", () => undefined);
+    await sleep(100);
+    req.destroy();
+    await sleep(500);
+    expect(slowHits).toBe(1);
+  });
+});
+
+describe("FrontProxy: headers", () => {
+  /** The request a client sends, with every hop-by-hop header and spoofed forwarding headers. */
+  const SPOOFING_REQUEST = [
+    "GET /api/v1/echo?x=1 HTTP/1.1",
+    "Host: front.test:8080",
+    "Connection: close, X-Client-Secret",
+    "Keep-Alive: timeout=99",
+    "TE: trailers",
+    "Upgrade: websocket",
+    "Proxy-Connection: keep-alive",
+    "X-Client-Secret: s3cret",
+    "X-Forwarded-For: 6.6.6.6",
+    "X-Forwarded-Proto: https",
+    "X-Forwarded-Host: evil.test",
+    "X-Forwarded-Port: 1",
+    `${SCRIPT_NAME_HEADER}: /evil`,
+    "X-Ordinary: kept",
+    "",
+    "",
+  ].join("\r\n");
+
+  it("hop-by-hop request headers (and those named in Connection) never reach the upstream", async () => {
+    const echo = await upstream("echo");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("api", [echo.endpoint]);
+    const response = await raw(port, SPOOFING_REQUEST);
+    expect(response).toMatch(/^HTTP\/1\.1 200/);
+    const got = echo.seen[0]!.headers;
+    for (const name of ["keep-alive", "te", "upgrade", "proxy-connection", "x-client-secret"]) expect(got, name).not.toHaveProperty(name);
+    // Node's client adds its own Connection to the upstream; the client's tokens are not in it.
+    expect(got.connection ?? "").not.toMatch(/x-client-secret|close/i);
+    expect(got["x-ordinary"]).toBe("kept");
+    expect(echo.seen[0]!.url).toBe("/api/v1/echo?x=1");
+  });
+
+  it("a client's X-Forwarded-* and x-tsgi-script-name are replaced by the proxy's own", async () => {
+    const echo = await upstream("echo");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("api", [echo.endpoint]);
+    await raw(port, SPOOFING_REQUEST);
+    const got = echo.seen[0]!.headers;
+    expect(got["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(got["x-forwarded-proto"]).toBe("http");
+    expect(got["x-forwarded-host"]).toBe("front.test:8080");
+    expect(got).not.toHaveProperty("x-forwarded-port");
+    expect(got[SCRIPT_NAME_HEADER]).toBe("/api");
+    // The header is sent once, not appended to the client's.
+    const rawCount = (name: string) => Object.keys(got).filter((key) => key === name).length;
+    expect(rawCount(SCRIPT_NAME_HEADER)).toBe(1);
+  });
+
+  it("a path route sends x-tsgi-script-name = the mount; a host route sends none, even if the client sent one", async () => {
+    const echo = await upstream("echo");
+    const { proxy, port } = await front({
+      routes: [
+        { app: "web", host: "web.test" },
+        { app: "web", path: "/mounted/deep" },
+      ],
+    });
+    proxy.setEndpoints("web", [echo.endpoint]);
+    await get(port, "/mounted/deep/pid", { [SCRIPT_NAME_HEADER]: "/evil" });
+    await get(port, "/pid", { host: "web.test", [SCRIPT_NAME_HEADER]: "/evil", "x-forwarded-for": "6.6.6.6" });
+    expect(echo.seen[0]!.headers[SCRIPT_NAME_HEADER]).toBe("/mounted/deep");
+    expect(echo.seen[0]!.url).toBe("/mounted/deep/pid");
+    expect(echo.seen[1]!.headers).not.toHaveProperty(SCRIPT_NAME_HEADER);
+    expect(echo.seen[1]!.headers["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(echo.seen[1]!.headers["x-forwarded-host"]).toBe("web.test");
+  });
+
+  it("the upstream's hop-by-hop response headers (and those it names in Connection) never reach the client", async () => {
+    const noisy = await upstream("noisy", (_req, res) => {
+      res.writeHead(200, [
+        ["Content-Type", "text/plain"],
+        ["Content-Length", "2"],
+        ["Connection", "keep-alive, X-Upstream-Secret"],
+        ["Keep-Alive", "timeout=99, max=7"],
+        ["Proxy-Connection", "keep-alive"],
+        ["Upgrade", "h2c"],
+        ["X-Upstream-Secret", "internal"],
+        ["Set-Cookie", "a=1"],
+        ["Set-Cookie", "b=2"],
+        ["X-Kept", "yes"],
+      ]);
+      res.end("ok");
+    });
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [noisy.endpoint]);
+    const response = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n");
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const headers = rawHeaders(response);
+    const names = headers.map(([name]) => name);
+    for (const name of ["keep-alive", "proxy-connection", "upgrade", "x-upstream-secret"]) expect(names, name).not.toContain(name);
+    // The only Connection header is the proxy's own, for its own connection with the client.
+    expect(headers.filter(([name]) => name === "connection")).toEqual([["connection", "close"]]);
+    expect(headers.filter(([name]) => name === "set-cookie").map(([, value]) => value)).toEqual(["a=1", "b=2"]);
+    expect(headers).toContainEqual(["x-kept", "yes"]);
+    expect(response.endsWith("\r\n\r\nok")).toBe(true);
+  });
+
+  it("the upstream's status code and reason phrase reach the client", async () => {
+    const teapot = await upstream("teapot", (_req, res) => {
+      res.writeHead(418, "Short And Stout", { "Content-Length": "0" });
+      res.end();
+    });
+    const { proxy, port, log } = await front();
+    proxy.setEndpoints("web", [teapot.endpoint]);
+    const response = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n");
+    expect(response).toMatch(/^HTTP\/1\.1 418 Short And Stout\r\n/);
+    expect(log.at(-1)).toMatchObject({ status: 418, app: "web", endpoint: "web.teapot" });
+  });
+});
