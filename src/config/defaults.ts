@@ -15,7 +15,7 @@
  * property, silently valid; `env: [a]` becomes `{ "0": "a" }`), and it skips
  * the values of a map whose schema has no default. The walk is this short.
  */
-import { Kind } from "@sinclair/typebox";
+import { Kind } from "./typebox.ts";
 import type { AnySchema } from "./schema.ts";
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

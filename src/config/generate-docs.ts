@@ -16,7 +16,7 @@
 import { writeFileSync } from "node:fs";
 import nodePath from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Kind } from "@sinclair/typebox";
+import { Kind } from "./typebox.ts";
 import { choicesOf } from "./messages.ts";
 import { type AnySchema, FORMAT, FORMATS, type FormatName, StackConfigSchema } from "./schema.ts";
 

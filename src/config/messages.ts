@@ -12,8 +12,9 @@
  * One message per key path: a missing key is reported as missing, not also as
  * "not a string". Pure: schema and value in, problems out.
  */
-import { Kind, type TSchema } from "@sinclair/typebox";
-import { type ValueError, ValueErrorType, Value } from "@sinclair/typebox/value";
+import type { TSchema } from "@sinclair/typebox";
+import type { ValueError } from "@sinclair/typebox/value";
+import { Kind, Value, ValueErrorType } from "./typebox.ts";
 import type { PathSegment } from "./errors.ts";
 import { type AnySchema, FORMAT, FORMATS, type FormatName, KEY_FORMAT } from "./schema.ts";
 import { nearest } from "./suggest.ts";

@@ -8,7 +8,7 @@
  * result is what the rest of the stack reads, and what a reload compares
  * (STYLE.md 20): two files that mean the same load to equal objects.
  */
-import { Value } from "@sinclair/typebox/value";
+import { Value } from "./typebox.ts";
 import { type Probe, resolveFrom, resolveGlob, resolveModuleFile, splitModuleSpec } from "./paths.ts";
 import { type StackConfig, StackConfigSchema } from "./schema.ts";
 

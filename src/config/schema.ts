@@ -32,7 +32,8 @@
  * in normalize.ts; the names of the keys never change between the file and the
  * loaded config, so an error path and a diff path read the same (`apps.hello.timeout`).
  */
-import { type Static, type StaticDecode, type TLiteral, type TSchema, Type } from "@sinclair/typebox";
+import type { Static, StaticDecode, TLiteral, TSchema } from "@sinclair/typebox";
+import { Type } from "./typebox.ts";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./units.ts";
 
 /** The schema keyword naming a value format of FORMATS. */

@@ -14,6 +14,12 @@
  */
 import http from "node:http";
 import { existsSync, unlinkSync } from "node:fs";
+import path from "node:path";
+
+/** Where a stack's control socket lives in its state dir. */
+export function controlSocketPath(stateDir: string): string {
+  return path.join(stateDir, "control.sock");
+}
 
 /** What the control API drives: the stack implements it. */
 export interface ControlTarget {

@@ -21,7 +21,7 @@ import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
-import { ControlError, type ControlTarget, startControlServer } from "./control.ts";
+import { ControlError, type ControlTarget, controlSocketPath, startControlServer } from "./control.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -55,10 +55,6 @@ export function stackIdFor(configFile: string): string {
   const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
   const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
   return `${name}-${hash}`;
-}
-
-export function controlSocketPath(stateDir: string): string {
-  return path.join(stateDir, "control.sock");
 }
 
 /** The supervisor's input for one app of the config. */

@@ -7,8 +7,8 @@
  * of that file is running.
  */
 import type { Command } from "commander";
-import { callControl } from "../../stack/control.ts";
-import { controlSocketPath, type StackStatus } from "../../stack/stack.ts";
+import { callControl, controlSocketPath } from "../../stack/control.ts";
+import type { StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
 import { loadOrFail, resolveConfigFile } from "../config-file.ts";
 import { UsageError } from "../usage-error.ts";
