@@ -40,6 +40,36 @@ function mountFromHeader(header: string, fallback: string | undefined): (req: ht
   };
 }
 
+const RECORD = Symbol("tsgi in-flight record");
+type TrackedResponse = http.ServerResponse & { [RECORD]?: InFlightRequest };
+
+/** One HTTP request in the worker's in-flight set. A class, so that no closures are made per request. */
+class HttpRequestRecord implements InFlightRequest {
+  readonly startedAt = Date.now();
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {}
+
+  get method(): string {
+    return this.req.method ?? "GET";
+  }
+
+  get target(): string {
+    return this.req.url ?? "/";
+  }
+
+  abort(): void {
+    this.res.destroy();
+  }
+
+  closeAfterResponse(): void {
+    // Before the head is out this becomes "Connection: close"; after it, the idle sweep closes the socket.
+    if (!this.res.headersSent) this.res.shouldKeepAlive = false;
+  }
+}
+
 export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http.Server {
   const listener = toNodeListener(app, {
     errors: options.errors,
@@ -50,24 +80,20 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
   const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout, insecureHTTPParser: false });
   const { inFlight } = options;
 
+  const sweepIdle = () => server.closeIdleConnections();
+  // One listener function for every response (no closure per request): the record rides on the response.
+  function onResponseClose(this: http.ServerResponse): void {
+    inFlight.end((this as TrackedResponse)[RECORD]!);
+    // Once the listener is closed (graceful stop), a connection that falls idle is closed at once.
+    // Not before: a retiring worker still serves new connections while its replacement boots.
+    if (!server.listening) setImmediate(sweepIdle);
+  }
+
   function track(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const request: InFlightRequest = {
-      method: req.method ?? "GET",
-      target: req.url ?? "/",
-      startedAt: Date.now(),
-      abort: () => res.destroy(),
-      closeAfterResponse: () => {
-        // Before the head is out this becomes "Connection: close"; after it, the idle sweep below closes the socket.
-        if (!res.headersSent) res.shouldKeepAlive = false;
-      },
-    };
-    inFlight.begin(request);
-    res.once("close", () => {
-      inFlight.end(request);
-      // Once the listener is closed (graceful stop), a connection that falls idle is closed at once.
-      // Not before: a retiring worker still serves new connections while its replacement boots.
-      if (!server.listening) setImmediate(() => server.closeIdleConnections());
-    });
+    const record = new HttpRequestRecord(req, res);
+    (res as TrackedResponse)[RECORD] = record;
+    inFlight.begin(record);
+    res.once("close", onResponseClose);
   }
 
   server.on("request", (req, res) => {
