@@ -27,28 +27,41 @@
  *                        180) for other processes to leave the CPUs alone (0: do
  *                        not wait); a run disturbed anyway is flagged with ⚠
  */
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import {
+  CLI,
+  HOST,
+  MiB,
+  Proc,
+  QUIET_CPUS,
+  ROOT,
+  WRK,
+  cpuSeconds,
+  log,
+  machineCpu,
+  machineInfo,
+  parseWrk,
+  readMemory,
+  runBenchmark,
+  sleep,
+  stopRunning,
+  waitForQuiet,
+} from "./lib.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = path.join(ROOT, "src/cli/bin.js");
 const HELLO_APP = "examples/hello/app.ts";
 const STREAM_APP = "bench/apps/stream.ts";
 const NODE_HELLO = path.join(ROOT, "bench/apps/node-hello.mjs");
-const WRK = process.env.WRK ?? "/usr/bin/wrk";
 const NGINX = process.env.NGINX ?? "/usr/sbin/nginx";
 const UWSGI_PARAMS = "/etc/nginx/uwsgi_params";
-const HOST = "127.0.0.1";
 const CONNECTIONS = 50;
 const LOAD_BUDGET_S = 60;
-const MiB = 1024 * 1024;
 const STREAM_MIB = 100;
 const SLOW_RATE = 1 * MiB; // bytes per second the slow client allows itself
 const SLOW_SECONDS = 5;
@@ -65,8 +78,6 @@ const { values: flags } = parseArgs({
 const DURATION_S = wholeSeconds(flags.duration, "--duration");
 const WARMUP_S = wholeSeconds(flags.warmup, "--warmup");
 const QUIET_WAIT_S = /^\d+$/.test(flags["quiet-wait"]) ? Number(flags["quiet-wait"]) : fail(`--quiet-wait ${flags["quiet-wait"]}: expected a whole number of seconds`);
-/** Above this many CPUs of other work, the machine is not quiet enough to measure. */
-const QUIET_CPUS = 0.15;
 const PARTS = ["hello", "nginx", "stream"];
 const ONLY = new Set(flags.only ? flags.only.split(",").map((part) => part.trim()) : PARTS);
 for (const part of ONLY) if (!PARTS.includes(part)) fail(`--only ${flags.only}: the parts are ${PARTS.join(", ")}`);
@@ -84,209 +95,8 @@ function fail(message) {
   process.exit(2);
 }
 
-const log = (message) => process.stdout.write(`${message}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---------------------------------------------------------------- processes
-
-/** Every process we started and have not yet stopped. */
-const running = new Set();
-
-/** The kernel's start time of a pid (field 22 of /proc/PID/stat): tells a pid from its reuse. */
-function startTime(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** pid -> start time of every live descendant of `pid`. */
-function descendants(pid, found = new Map()) {
-  let tasks = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return found;
-  }
-  for (const task of tasks) {
-    let children = "";
-    try {
-      children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8");
-    } catch {
-      continue;
-    }
-    for (const child of children.split(" ").filter(Boolean).map(Number)) {
-      const started = startTime(child);
-      if (started !== undefined && !found.has(child)) {
-        found.set(child, started);
-        descendants(child, found);
-      }
-    }
-  }
-  return found;
-}
-
-const alive = (pid, started) => startTime(pid) === started;
-
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
-
-/** Busy and total CPU time of the whole machine so far, in seconds summed over all CPUs (/proc/stat). */
-function machineCpu() {
-  const values = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((a, b) => a + b, 0);
-  const idle = values[3] + values[4]; // idle + iowait
-  return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
-}
-
-/** How many CPUs' worth of work the machine did over the next `ms` (0 = idle, os.cpus().length = saturated). */
-async function machineLoad(ms) {
-  const before = machineCpu();
-  const started = performance.now();
-  await sleep(ms);
-  return (machineCpu().busy - before.busy) / ((performance.now() - started) / 1000);
-}
-
-/** CPU seconds (user + system) a pid has used so far, from /proc/PID/stat; undefined once it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A child process, its output, and the processes it started in turn. */
-class Proc {
-  constructor(name, command, args, { env } = {}) {
-    if (cleaning) throw new Error(`stopping: not starting ${name}`);
-    this.name = name;
-    this.stdout = "";
-    this.stderr = "";
-    this.done = false;
-    this.descendants = new Map();
-    this.child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    this.pid = this.child.pid;
-    this.exited = new Promise((resolve) => {
-      const finish = (code, signal, error) => {
-        if (this.done) return;
-        this.done = true;
-        this.exitCode = code;
-        this.exitSignal = signal;
-        this.spawnError = error;
-        running.delete(this);
-        resolve();
-      };
-      this.child.once("exit", (code, signal) => finish(code, signal));
-      this.child.once("error", (error) => finish(null, null, error));
-    });
-    this.child.stdout.on("data", (data) => {
-      this.stdout = (this.stdout + data).slice(-1_000_000);
-      this.onOutput?.();
-    });
-    this.child.stderr.on("data", (data) => {
-      this.stderr = (this.stderr + data).slice(-20_000);
-      this.onOutput?.();
-    });
-    if (this.pid !== undefined) running.add(this);
-  }
-
-  describeExit() {
-    if (this.spawnError) return `could not start: ${this.spawnError.message}`;
-    return this.exitSignal ? `killed by ${this.exitSignal}` : `exited with code ${this.exitCode}`;
-  }
-
-  /** Resolves with the match once stdout matches `pattern`; rejects if the process exits first or time runs out. */
-  waitFor(pattern, timeoutMs, what) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => settle(new Error(`${this.name}: no "${what}" within ${timeoutMs} ms\n${this.stderr}`)), timeoutMs);
-      const settle = (error, value) => {
-        clearTimeout(timer);
-        this.onOutput = undefined;
-        if (error) reject(error);
-        else resolve(value);
-      };
-      this.onOutput = () => {
-        const match = pattern.exec(this.stdout);
-        if (match) settle(undefined, match);
-      };
-      this.exited.then(() => settle(new Error(`${this.name} ${this.describeExit()} before "${what}":\n${this.stderr || this.stdout}`)));
-      this.onOutput();
-    });
-  }
-
-  /** Records the process's descendants now, so that stop() can make sure they are gone too. */
-  recordDescendants() {
-    if (this.done) return;
-    for (const [pid, started] of descendants(this.pid)) this.descendants.set(pid, started);
-  }
-
-  /** Stops the process by its pid (signal, then SIGKILL after graceMs), then any descendant left behind. */
-  async stop(signal = "SIGTERM", graceMs = 10_000) {
-    this.recordDescendants();
-    if (!this.done) {
-      try {
-        process.kill(this.pid, signal);
-      } catch {}
-      await Promise.race([this.exited, sleep(graceMs)]);
-      if (!this.done) {
-        log(`  ${this.name} (pid ${this.pid}) still running ${graceMs} ms after ${signal}: SIGKILL`);
-        try {
-          process.kill(this.pid, "SIGKILL");
-        } catch {}
-        await this.exited;
-      }
-    }
-    for (const [pid, started] of this.descendants) {
-      for (let waited = 0; waited < 3000 && alive(pid, started); waited += 50) await sleep(50);
-      if (alive(pid, started)) {
-        log(`  pid ${pid}, started by ${this.name}, outlived it: SIGKILL`);
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-    }
-  }
-}
-
-/** Last resort on exit: nothing we started outlives us. */
-function killAllNow() {
-  for (const proc of running) {
-    for (const [pid, started] of proc.descendants) {
-      if (alive(pid, started)) try { process.kill(pid, "SIGKILL"); } catch {}
-    }
-    try {
-      process.kill(proc.pid, "SIGKILL");
-    } catch {}
-  }
-}
-
+/** The benchmark's temporary directory (nginx's prefix), removed at the end. */
 let tmpDir;
-let cleaning;
-let interrupted = false;
-async function cleanup() {
-  cleaning ??= (async () => {
-    await Promise.all([...running].map((proc) => proc.stop()));
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-process.on("exit", killAllNow);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    if (cleaning) {
-      killAllNow();
-      process.exit(130);
-    }
-    interrupted = true;
-    log(`\n${signal}: stopping every process this benchmark started…`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
 
 // ---------------------------------------------------------------- servers
 
@@ -419,37 +229,6 @@ function reserveLoad(seconds, what) {
   }
 }
 
-const TIME_UNITS_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-
-function parseWrk(text) {
-  const number = (pattern) => {
-    const match = pattern.exec(text);
-    return match ? Number(match[1]) : undefined;
-  };
-  const percentile = (p) => {
-    const match = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, "m").exec(text);
-    return match ? Number(match[1]) * TIME_UNITS_MS[match[2]] : undefined;
-  };
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const result = {
-    rps: number(/Requests\/sec:\s+([\d.]+)/),
-    p50_ms: percentile(50),
-    p75_ms: percentile(75),
-    p90_ms: percentile(90),
-    p99_ms: percentile(99),
-    requests: number(/(\d+) requests in /),
-    non2xx: number(/Non-2xx or 3xx responses: (\d+)/) ?? 0,
-    socket_errors: socket
-      ? { connect: Number(socket[1]), read: Number(socket[2]), write: Number(socket[3]), timeout: Number(socket[4]) }
-      : { connect: 0, read: 0, write: 0, timeout: 0 },
-  };
-  result.errors = result.non2xx + Object.values(result.socket_errors).reduce((a, b) => a + b, 0);
-  if (result.rps === undefined || result.p50_ms === undefined || result.p99_ms === undefined) {
-    throw new Error(`cannot read wrk's output:\n${text}`);
-  }
-  return result;
-}
-
 /**
  * One wrk run: -t1 -cCONNECTIONS -dSECONDS --latency against `url`, bounded in
  * time. `cpuPids` (name -> pid) are the servers whose CPU time per request is
@@ -462,18 +241,19 @@ async function wrk(url, seconds, label, cpuPids = {}) {
   const machineBefore = machineCpu();
   const started = performance.now();
   const proc = new Proc(`wrk ${label}`, WRK, ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", url]);
-  const watchdog = setTimeout(() => void proc.stop("SIGKILL"), (seconds + 15) * 1000);
   // wrk's own CPU time, read while it runs (its /proc entry goes with it).
   let wrkCpu = 0;
   const poll = setInterval(() => (wrkCpu = cpuSeconds(proc.pid) ?? wrkCpu), 100);
-  await proc.exited;
+  await proc.exitWithin((seconds + 15) * 1000);
   clearInterval(poll);
-  clearTimeout(watchdog);
   const elapsed = (performance.now() - started) / 1000;
   const machineBusy = machineCpu().busy - machineBefore.busy;
   loadSpent += elapsed;
   if (proc.exitCode !== 0) throw new Error(`wrk ${label} ${proc.describeExit()}:\n${proc.stderr}${proc.stdout}`);
   const result = parseWrk(proc.stdout);
+  if (result.rps === undefined || result.p50_ms === undefined || result.p99_ms === undefined) {
+    throw new Error(`cannot read wrk's output:\n${proc.stdout}`);
+  }
   result.cpu_us_per_request = {};
   let ours = wrkCpu;
   for (const [name, pid] of Object.entries(cpuPids)) {
@@ -491,23 +271,9 @@ async function wrk(url, seconds, label, cpuPids = {}) {
   return result;
 }
 
-/**
- * Waits (generating no load) until the rest of the machine is quiet: other
- * processes on a 2-CPU machine skew every figure. Returns the load it found.
- */
-async function waitForQuiet(what) {
-  let load = await machineLoad(1000);
-  for (const started = Date.now(); load > QUIET_CPUS && Date.now() - started < QUIET_WAIT_S * 1000; ) {
-    log(`  (other processes use ${load.toFixed(2)} CPUs: waiting for a quiet moment before ${what}…)`);
-    load = await machineLoad(3000);
-  }
-  if (load > QUIET_CPUS) log(`  ⚠ other processes use ${load.toFixed(2)} CPUs (waited ${QUIET_WAIT_S} s at most): going on with ${what} anyway`);
-  return load;
-}
-
 /** A warm-up run (discarded), then the measured one. */
 async function measure(label, url, { warmup = true, cpu = {} } = {}) {
-  await waitForQuiet(label);
+  await waitForQuiet(label, QUIET_WAIT_S);
   const warm = warmup ? await wrk(url, WARMUP_S, `${label} warm-up`) : undefined;
   const result = await wrk(url, DURATION_S, label, cpu);
   if (warm?.errors > 0) result.warmup_errors = warm.errors;
@@ -588,13 +354,6 @@ async function checkSame(label, portA, portB) {
 
 // ---------------------------------------------------------------- streaming
 
-/** VmRSS and VmHWM of a pid, in bytes. */
-function memory(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) * 1024;
-  return { rss: kib("VmRSS"), hwm: kib("VmHWM") };
-}
-
 function getJson(port, target) {
   return new Promise((resolve, reject) => {
     http
@@ -671,16 +430,16 @@ function slowClient(port, seconds, rateBytes) {
 
 /** Streams 100 MiB from a fresh worker to `client`, sampling the worker's RSS meanwhile. */
 async function streamCase(kind, runClient) {
-  await waitForQuiet(`the ${kind} stream`);
+  await waitForQuiet(`the ${kind} stream`, QUIET_WAIT_S);
   const server = await startTsgi(`tsgi stream (${kind})`, STREAM_APP, ["--http", `${HOST}:0`, "--no-arbiter"]);
   try {
     await sleep(500); // let the boot settle before the "before" figure
     const pid = server.workerPid;
-    const before = memory(pid);
+    const before = readMemory(pid);
     let peakRss = before.rss;
     const sampler = setInterval(() => {
       try {
-        peakRss = Math.max(peakRss, memory(pid).rss);
+        peakRss = Math.max(peakRss, readMemory(pid).rss);
       } catch {}
     }, 10);
     const started = performance.now();
@@ -691,7 +450,7 @@ async function streamCase(kind, runClient) {
       clearInterval(sampler);
       loadSpent += (performance.now() - started) / 1000;
     }
-    const after = memory(pid);
+    const after = readMemory(pid);
     // VmHWM is the lifetime peak: it says something about the stream only if the stream raised it.
     const peak = Math.max(peakRss, after.hwm > before.hwm ? after.hwm : 0, after.rss);
     let stats = await getJson(server.http, "/stats");
@@ -860,15 +619,11 @@ async function main() {
     (ONLY.has("hello") ? 3 * (DURATION_S + WARMUP_S) : 0) + (ONLY.has("nginx") ? 2 * DURATION_S + (ONLY.has("hello") ? 1 : 2) * WARMUP_S : 0);
   if (fixedLoad + 3 > LOAD_BUDGET_S) fail(`--duration ${DURATION_S} --warmup ${WARMUP_S}: ${fixedLoad} s of wrk leaves no room for the streams in the ${LOAD_BUDGET_S} s load budget`);
 
-  const idleLoad = await waitForQuiet("the benchmark");
+  const idleLoad = await waitForQuiet("the benchmark", QUIET_WAIT_S);
   tmpDir = mkdtempSync(path.join(os.tmpdir(), "tsgi-bench-"));
 
   const machine = {
-    cpus: os.cpus().length,
-    cpu_model: os.cpus()[0]?.model,
-    memory_gib: +(os.totalmem() / 1024 ** 3).toFixed(1),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
+    ...machineInfo(),
     wrk: toolVersion(WRK, ["-v"]),
     nginx: toolVersion(NGINX, ["-v"]),
   };
@@ -901,12 +656,9 @@ async function main() {
   }
 }
 
-try {
-  await main();
-  await cleanup();
-} catch (error) {
-  // After Ctrl-C the failures of what was being stopped are expected: the signal handler exits.
-  if (!interrupted) process.stderr.write(`bench/gateway: ${error instanceof Error ? (error.stack ?? error.message) : error}\n`);
-  await cleanup();
-  process.exitCode = 1;
-}
+await runBenchmark("gateway", main, {
+  stopAll: async () => {
+    await stopRunning();
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  },
+});

@@ -36,20 +36,38 @@
  *                          60) for other processes to leave the CPUs alone (0: do
  *                          not wait); the load found is recorded either way
  */
-import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import {
+  CLI,
+  CLK_TCK,
+  HOST,
+  MiB,
+  Proc,
+  ROOT,
+  WRK,
+  alive,
+  cpuSeconds,
+  killRunningNow,
+  log,
+  machineCpu,
+  machineInfo,
+  machineLoad,
+  memory,
+  parseWrk,
+  running,
+  runBenchmark,
+  sleep,
+  startTime,
+  stopRunning,
+  waitForQuiet as waitForQuietUpTo,
+} from "./lib.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = path.join(ROOT, "src/cli/bin.js");
-const WRK = process.env.WRK ?? "/usr/bin/wrk";
-const HOST = "127.0.0.1";
-const MiB = 1024 * 1024;
 /** How often routes, the status and the proxy are polled. */
 const POLL_MS = 20;
 const START_TIMEOUT_MS = 60_000;
@@ -83,8 +101,6 @@ const KILLS = count(flags.kills, "--kills", 1, 20);
 const BOOT_REPS = count(flags["boot-reps"], "--boot-reps", 1, 10);
 const QUIET_WAIT_S = Number(flags["quiet-wait"]);
 const OUT = flags.out ?? path.join(ROOT, "bench/results/stack-latest.json");
-/** Above this many CPUs of other work, the machine is not quiet enough to measure. */
-const QUIET_CPUS = 0.15;
 
 function count(value, flag, min, max) {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) fail(`${flag} ${value}: expected a whole number from ${min} to ${max}`);
@@ -96,8 +112,6 @@ function fail(message) {
   process.exit(2);
 }
 
-const log = (message) => process.stdout.write(`${message}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values) => {
   const sorted = values.filter((v) => v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return undefined;
@@ -108,84 +122,6 @@ const max = (values) => Math.max(...values.filter((v) => v !== undefined));
 const round = (n, digits = 0) => (n === undefined ? undefined : +n.toFixed(digits));
 
 // ---------------------------------------------------------------- /proc
-
-/** The kernel's start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat): tells a pid from its reuse. */
-function startTime(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** pid -> start time of every live descendant of `pid`. */
-function descendants(pid, found = new Map()) {
-  let tasks = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return found;
-  }
-  for (const task of tasks) {
-    let children = "";
-    try {
-      children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8");
-    } catch {
-      continue;
-    }
-    for (const child of children.split(" ").filter(Boolean).map(Number)) {
-      const started = startTime(child);
-      if (started !== undefined && !found.has(child)) {
-        found.set(child, started);
-        descendants(child, found);
-      }
-    }
-  }
-  return found;
-}
-
-const alive = (pid, started) => startTime(pid) === started;
-
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
-
-/** Busy and total CPU time of the whole machine so far, in seconds summed over all CPUs (/proc/stat). */
-function machineCpu() {
-  const values = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((a, b) => a + b, 0);
-  const idle = values[3] + values[4]; // idle + iowait
-  return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
-}
-
-/** How many CPUs' worth of work the machine did over the next `ms` (0 = idle, os.cpus().length = saturated). */
-async function machineLoad(ms) {
-  const before = machineCpu();
-  const started = performance.now();
-  await sleep(ms);
-  return (machineCpu().busy - before.busy) / ((performance.now() - started) / 1000);
-}
-
-/** CPU seconds (user + system) a pid has used so far, from /proc/PID/stat; undefined once it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-
-/** VmRSS and VmHWM of a pid, in bytes; undefined once it is gone. */
-function memory(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) * 1024;
-    return { rss: kib("VmRSS"), hwm: kib("VmHWM") };
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * performance.now() at which a process started, from its start time in clock
@@ -225,122 +161,6 @@ function processesNaming(needle) {
 
 // ---------------------------------------------------------------- processes
 
-/** Every process we started and have not yet stopped. */
-const running = new Set();
-
-/** A child process, its output (with each line's arrival time), and the processes it started in turn. */
-class Proc {
-  constructor(name, command, args, { env } = {}) {
-    if (cleaning) throw new Error(`stopping: not starting ${name}`);
-    this.name = name;
-    this.stdout = "";
-    this.stderr = "";
-    /** stdout lines as { t: performance.now() at arrival, text }. */
-    this.lines = [];
-    this.partial = "";
-    this.done = false;
-    this.descendants = new Map();
-    this.spawnedAt = performance.now();
-    this.child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    this.pid = this.child.pid;
-    this.exited = new Promise((resolve) => {
-      const finish = (code, signal, error) => {
-        if (this.done) return;
-        this.done = true;
-        this.exitCode = code;
-        this.exitSignal = signal;
-        this.spawnError = error;
-        running.delete(this);
-        resolve();
-      };
-      this.child.once("exit", (code, signal) => finish(code, signal));
-      this.child.once("error", (error) => finish(null, null, error));
-    });
-    this.child.stdout.on("data", (data) => {
-      const t = performance.now();
-      const text = this.partial + data;
-      const parts = text.split("\n");
-      this.partial = parts.pop();
-      for (const line of parts) this.lines.push({ t, text: line });
-      if (this.lines.length > 20_000) this.lines.splice(0, this.lines.length - 20_000);
-      this.stdout = (this.stdout + data).slice(-1_000_000);
-      this.onOutput?.();
-    });
-    this.child.stderr.on("data", (data) => {
-      this.stderr = (this.stderr + data).slice(-20_000);
-      this.onOutput?.();
-    });
-    if (this.pid !== undefined) running.add(this);
-  }
-
-  describeExit() {
-    if (this.spawnError) return `could not start: ${this.spawnError.message}`;
-    return this.exitSignal ? `killed by ${this.exitSignal}` : `exited with code ${this.exitCode}`;
-  }
-
-  /** The first stdout line at or after `since` that matches `pattern`: { t, match }. */
-  findLine(pattern, since = 0) {
-    for (const line of this.lines) {
-      if (line.t < since) continue;
-      const match = pattern.exec(line.text);
-      if (match) return { t: line.t, match };
-    }
-    return undefined;
-  }
-
-  /** Resolves with the match once stdout matches `pattern`; rejects if the process exits first or time runs out. */
-  waitFor(pattern, timeoutMs, what) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => settle(new Error(`${this.name}: no "${what}" within ${timeoutMs} ms\n${this.stderr}`)), timeoutMs);
-      const settle = (error, value) => {
-        clearTimeout(timer);
-        this.onOutput = undefined;
-        if (error) reject(error);
-        else resolve(value);
-      };
-      this.onOutput = () => {
-        const match = pattern.exec(this.stdout);
-        if (match) settle(undefined, match);
-      };
-      this.exited.then(() => settle(new Error(`${this.name} ${this.describeExit()} before "${what}":\n${this.stderr || this.stdout}`)));
-      this.onOutput();
-    });
-  }
-
-  /** Records the process's descendants now, so that stop() can make sure they are gone too. */
-  recordDescendants() {
-    if (this.done) return;
-    for (const [pid, started] of descendants(this.pid)) this.descendants.set(pid, started);
-  }
-
-  /** Stops the process by its pid (signal, then SIGKILL after graceMs), then any descendant left behind. */
-  async stop(signal = "SIGTERM", graceMs = 10_000) {
-    this.recordDescendants();
-    if (!this.done) {
-      try {
-        process.kill(this.pid, signal);
-      } catch {}
-      await Promise.race([this.exited, sleep(graceMs)]);
-      if (!this.done) {
-        log(`  ${this.name} (pid ${this.pid}) still running ${graceMs} ms after ${signal}: SIGKILL`);
-        try {
-          process.kill(this.pid, "SIGKILL");
-        } catch {}
-        await this.exited;
-      }
-    }
-    for (const [pid, started] of this.descendants) {
-      for (let waited = 0; waited < 3000 && alive(pid, started); waited += 50) await sleep(50);
-      if (alive(pid, started)) {
-        log(`  pid ${pid}, started by ${this.name}, outlived it: SIGKILL`);
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-    }
-  }
-}
-
 /**
  * After a stop: every process that still names the temporary directory gets
  * `waitMs` to go, then SIGKILL by its pid. Returns what had to be killed.
@@ -362,63 +182,29 @@ async function sweep(waitMs = 5000) {
   return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
 }
 
-/** Last resort on exit: nothing we started outlives us. */
+/** Last resort on exit: nothing we started outlives us, nor anything of the stack. */
 function killAllNow() {
-  for (const proc of running) {
-    for (const [pid, started] of proc.descendants) {
-      if (alive(pid, started)) try { process.kill(pid, "SIGKILL"); } catch {}
-    }
-    try {
-      process.kill(proc.pid, "SIGKILL");
-    } catch {}
-  }
+  killRunningNow();
   if (tmpDir) {
     for (const { pid } of processesNaming(tmpDir)) try { process.kill(pid, "SIGKILL"); } catch {}
   }
 }
 
 let tmpDir;
-let cleaning;
-let interrupted = false;
-async function cleanup() {
-  cleaning ??= (async () => {
-    // `up` first, with SIGINT as a user would: it stops its workers and its pm2 daemon.
-    const ups = [...running].filter((proc) => proc.isStack);
-    await Promise.all(ups.map((proc) => proc.stop("SIGINT", STOP_GRACE_MS)));
-    await Promise.all([...running].map((proc) => proc.stop()));
-    const left = await sweep();
-    if (left.length) log(`  ${left.length} process(es) of the stack had to be killed at cleanup`);
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
-  })();
-  return cleaning;
+
+/** At the end, on error or on a signal: the stack first, then everything else; then nothing may be left. */
+async function stopAll() {
+  // `up` first, with SIGINT as a user would: it stops its workers and its pm2 daemon.
+  const ups = [...running].filter((proc) => proc.isStack);
+  await Promise.all(ups.map((proc) => proc.stop("SIGINT", STOP_GRACE_MS)));
+  await stopRunning();
+  const left = await sweep();
+  if (left.length) log(`  ${left.length} process(es) of the stack had to be killed at cleanup`);
+  if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 }
 
-process.on("exit", killAllNow);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    if (cleaning) {
-      killAllNow();
-      process.exit(130);
-    }
-    interrupted = true;
-    log(`\n${signal}: stopping every process this benchmark started…`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
-/**
- * Waits (generating no load) until the rest of the machine is quiet: other
- * processes on a 2-CPU machine skew every figure. Returns the load it found.
- */
-async function waitForQuiet(what) {
-  let load = await machineLoad(1000);
-  for (const started = Date.now(); load > QUIET_CPUS && Date.now() - started < QUIET_WAIT_S * 1000; ) {
-    log(`  (other processes use ${load.toFixed(2)} CPUs: waiting for a quiet moment before ${what}…)`);
-    load = await machineLoad(3000);
-  }
-  if (load > QUIET_CPUS) log(`  ⚠ other processes use ${load.toFixed(2)} CPUs (waited ${QUIET_WAIT_S} s at most): going on with ${what} anyway`);
-  return +load.toFixed(2);
-}
+/** The machine's load before a measurement (see lib.mjs), in CPUs to two decimals. */
+const waitForQuiet = async (what) => round(await waitForQuietUpTo(what, QUIET_WAIT_S), 2);
 
 // ---------------------------------------------------------------- HTTP
 
@@ -487,9 +273,7 @@ async function controlStatus() {
 async function statusCli() {
   const started = performance.now();
   const proc = new Proc("tsgi-stack status", process.execPath, [CLI, "status", "-c", CONFIG, "--json"]);
-  const watchdog = setTimeout(() => void proc.stop("SIGKILL"), 30_000);
-  await proc.exited;
-  clearTimeout(watchdog);
+  await proc.exitWithin(30_000);
   const ms = performance.now() - started;
   if (proc.exitCode !== 0) throw new Error(`tsgi-stack status ${proc.describeExit()}:\n${proc.stderr}${proc.stdout}`);
   return { status: JSON.parse(proc.stdout), ms };
@@ -834,22 +618,6 @@ async function idleMemory(stack) {
   return idle;
 }
 
-const TIME_UNITS_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-
-function parseWrk(text) {
-  const number = (pattern) => {
-    const match = pattern.exec(text);
-    return match ? Number(match[1]) : undefined;
-  };
-  const percentile = (p) => {
-    const match = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, "m").exec(text);
-    return match ? Number(match[1]) * TIME_UNITS_MS[match[2]] : undefined;
-  };
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const errors = (number(/Non-2xx or 3xx responses: (\d+)/) ?? 0) + (socket ? [1, 2, 3, 4].reduce((sum, i) => sum + Number(socket[i]), 0) : 0);
-  return { rps: number(/Requests\/sec:\s+([\d.]+)/), p50_ms: percentile(50), p99_ms: percentile(99), requests: number(/(\d+) requests in /), errors };
-}
-
 /** wrk -t1 -c20 -d5s on the first app's route, sampling the stack's RSS every 50 ms. */
 async function loadMemory(stack) {
   const app = APPS.find((a) => a.name === KILL_APP);
@@ -866,12 +634,11 @@ async function loadMemory(stack) {
   const upCpuBefore = cpuSeconds(stack.proc.pid);
   const args = [`-t${LOAD.threads}`, `-c${LOAD.connections}`, `-d${LOAD.seconds}s`, "--latency", "-H", `Host: ${app.host}`, `http://${HOST}:${stack.port}/`];
   const proc = new Proc("wrk", WRK, args);
-  const watchdog = setTimeout(() => void proc.stop("SIGKILL"), (LOAD.seconds + 15) * 1000);
-  await proc.exited;
-  clearTimeout(watchdog);
+  await proc.exitWithin((LOAD.seconds + 15) * 1000);
   clearInterval(sampler);
   if (proc.exitCode !== 0) throw new Error(`wrk ${proc.describeExit()}:\n${proc.stderr}${proc.stdout}`);
-  const wrk = parseWrk(proc.stdout);
+  const { rps, p50_ms, p99_ms, requests, errors } = parseWrk(proc.stdout);
+  const wrk = { rps, p50_ms, p99_ms, requests, errors };
   const upCpu = cpuSeconds(stack.proc.pid) - upCpuBefore;
   const after = stackMemory(stack, workers);
   const result = {
@@ -1105,11 +872,7 @@ async function main() {
   if (!existsSync(WRK)) fail(`wrk not found at ${WRK} (Debian: apt-get install wrk; or set WRK=/path/to/wrk)`);
   const loadStart = loadAverage();
   const machine = {
-    cpus: os.cpus().length,
-    cpu_model: os.cpus()[0]?.model,
-    memory_gib: +(os.totalmem() / 1024 ** 3).toFixed(1),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
+    ...machineInfo(),
     load_average_start: loadStart,
   };
   log(`tsgi-stack stack benchmark — ${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}; load average ${loadStart.join(" ")}`);
@@ -1146,14 +909,6 @@ async function main() {
   log(`\nwritten: ${path.relative(process.cwd(), OUT) || OUT}`);
 }
 
-try {
-  await main();
-  await cleanup();
-} catch (error) {
-  // After Ctrl-C the failures of what was being stopped are expected: the signal handler exits.
-  if (!interrupted) process.stderr.write(`bench/stack: ${error instanceof Error ? (error.stack ?? error.message) : error}\n`);
-  await cleanup();
-  process.exitCode = 1;
-}
+await runBenchmark("stack", main, { stopAll, killAll: killAllNow });
 const left = tmpDir ? processesNaming(tmpDir) : [];
 if (left.length) log(`⚠ still running after cleanup: ${left.map((p) => p.pid).join(", ")}`);

@@ -9,11 +9,10 @@
  * stopped with SIGINT at the end, and every pid seen must be gone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { pm2DaemonPid, stackDir as makeStackDir, statusJson, up } from "../helpers/stack.ts";
 
 const HOST = "hello.localhost";
 const STARTUP_MS = 60_000;
@@ -25,11 +24,9 @@ const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
 function stackDir(config: string): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-cli-"));
-  dirs.push(dir);
-  const file = path.join(dir, "tsgi.yaml");
-  writeFileSync(file, config);
-  return { dir, file };
+  const made = makeStackDir(config, "tsgi-cli-");
+  dirs.push(made.dir);
+  return made;
 }
 
 const CONFIG = `
@@ -60,20 +57,16 @@ let stack: Stack;
 
 async function startStack(): Promise<Stack> {
   const { dir, file } = stackDir(CONFIG);
-  const child = spawn(process.execPath, [BIN, "up", "-c", file], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  seenPids.add(child.pid!);
-  let output = "";
-  child.stdout!.on("data", (data) => (output += data));
-  child.stderr!.on("data", (data) => (output += data));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + STARTUP_MS;
-  for (;;) {
-    const match = /serving on (http:\/\/[^/\s]+)\/.*\(admin (http:\/\/\S+\/status);/.exec(output);
-    if (match) return { dir, file, child, url: match[1]!, adminUrl: match[2]!, output: () => output, exited };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`up did not start:\n${output}`);
-    await sleep(100);
-  }
+  const { child, url, match, output, exited } = await up(file, {
+    timeoutMs: STARTUP_MS,
+    // The line up to the admin URL, which this file needs too.
+    serving: /serving on (http:\/\/[^/\s]+)\/.*\(admin (http:\/\/\S+\/status);/,
+    onSpawn: (spawned) => {
+      children.add(spawned);
+      seenPids.add(spawned.pid!);
+    },
+  });
+  return { dir, file, child, url, adminUrl: match[2]!, output, exited };
 }
 
 interface Row {
@@ -84,9 +77,7 @@ interface Row {
 }
 
 async function status(): Promise<{ state: string; pid: number; listen: string[]; admin: string; workers: Row[] }> {
-  const result = await runCli(["status", "-c", stack.file, "--json"]);
-  expect(result.code, result.stderr).toBe(0);
-  const parsed = JSON.parse(result.stdout);
+  const parsed = await statusJson(stack.file);
   for (const row of parsed.workers as Row[]) if (row.pid > 0) seenPids.add(row.pid);
   return parsed;
 }
@@ -122,8 +113,8 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 
 beforeAll(async () => {
   stack = await startStack();
-  const pidFile = path.join(stack.dir, ".tsgi", "pm2", "pm2.pid");
-  if (existsSync(pidFile)) seenPids.add(Number(readFileSync(pidFile, "utf8")));
+  const daemon = pm2DaemonPid(stack.dir);
+  if (daemon !== undefined) seenPids.add(daemon);
 }, STARTUP_MS);
 
 afterAll(async () => {

@@ -7,12 +7,12 @@
  * detached mode, and the bad inputs that must stop `up` before anything runs.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { BIN, ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
 
 const started = new Set<ChildProcess>();
 /** Every pid seen during a test (workers, pm2 daemons), checked dead at the end. */
@@ -22,13 +22,6 @@ afterAll(async () => {
   for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
   for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
 });
-
-function stackDir(config: string): { dir: string; file: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-stack-"));
-  const file = path.join(dir, "tsgi.yaml");
-  writeFileSync(file, config);
-  return { dir, file };
-}
 
 const THREE_APPS = `
 state_dir: .tsgi
@@ -49,40 +42,6 @@ apps:
     routes: [{ path: /legacy }]
 `;
 
-interface Up {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function up(file: string, timeoutMs = 60_000): Promise<Up> {
-  const child = spawn(process.execPath, [BIN, "up", "-c", file], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
-  started.add(child);
-  let output = "";
-  child.stdout!.on("data", (data) => (output += data));
-  child.stderr!.on("data", (data) => (output += data));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = /serving on (http:\/\/[^/\s]+)\//.exec(output);
-    if (match) return { child, url: match[1]!, output: () => output, exited };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`up did not start:\n${output}`);
-    await sleep(100);
-  }
-}
-
-async function statusJson(file: string): Promise<any> {
-  const result = await runCli(["status", "-c", file, "--json"]);
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout);
-}
-
-function pm2DaemonPid(dir: string): number | undefined {
-  const pidFile = path.join(dir, ".tsgi", "pm2", "pm2.pid");
-  return existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined;
-}
-
 /** What each of `count` requests to `url` with `host` answered. */
 async function bodies(url: string, host: string, count: number): Promise<string[]> {
   const answers: string[] = [];
@@ -97,7 +56,7 @@ async function bodies(url: string, host: string, count: number): Promise<string[
 describe("tsgi-stack up: three apps on one config", () => {
   it("routes to each app, balances over both instances, replaces a killed worker, stops clean", async () => {
     const { dir, file } = stackDir(THREE_APPS);
-    const stack = await up(file);
+    const stack = await up(file, { onSpawn: (child) => started.add(child) });
     seenPids.add(stack.child.pid!);
 
     // One line per app, then the URL.
