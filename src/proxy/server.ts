@@ -19,6 +19,7 @@ import type { Socket } from "node:net";
 import { isHopByHop } from "../tsgi/util.ts";
 import { Router, type RouteMatch, type RouteSpec } from "./router.ts";
 import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
+import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -26,6 +27,8 @@ export interface FrontProxyOptions {
   balance?: Readonly<Record<string, string>>;
   /** How long a worker may take to answer (ms) before the client gets 504. */
   upstreamTimeoutMs?: number;
+  /** max_fails / fail_timeout (default: nginx's 1 and 10 s). */
+  passiveHealth?: PassiveHealthOptions;
   /** Called after each proxied response, for the access log. */
   onResponse?: (entry: AccessEntry) => void;
 }
@@ -41,6 +44,8 @@ export interface AccessEntry {
 
 /** nginx's status for a client that closed the connection before the response was complete. */
 const CLIENT_CLOSED_REQUEST = 499;
+/** How many workers one request may be offered to (nginx's proxy_next_upstream_tries is unbounded; a bound keeps a dead pool cheap). */
+const MAX_TRIES = 3;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 /** Idle upstream connections per worker kept open for reuse. */
 const MAX_FREE_SOCKETS = 64;
@@ -105,16 +110,34 @@ function responseHeaders(upstream: http.IncomingMessage): string[] {
   return flat;
 }
 
+/**
+ * One worker *process*: the endpoint's slot id plus its pid, so that a
+ * replacement in the same slot starts with fresh connections and a clean
+ * health record (ip_hash still hashes the slot id, so clients stay put).
+ */
+function instanceKey(endpoint: Endpoint): string {
+  return endpoint.pid === undefined ? endpoint.id : `${endpoint.id}#${endpoint.pid}`;
+}
+
+/**
+ * Errors that mean the connection to the worker was never made: nothing of
+ * the request was sent, so any method may go to another worker (nginx's
+ * proxy_next_upstream error, and RELIABILITY U1).
+ */
+const NOT_CONNECTED = new Set(["ECONNREFUSED", "ENOENT", "EADDRNOTAVAIL", "ECONNRESET", "EPIPE"]);
+
 export class FrontProxy {
   private router: Router;
   private readonly pools = new Map<string, Pool>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly inFlight = new Map<string, number>();
+  private readonly health: PassiveHealth;
   private balance: Readonly<Record<string, string>>;
 
   constructor(private readonly options: FrontProxyOptions) {
     this.router = new Router(options.routes);
     this.balance = options.balance ?? {};
+    this.health = new PassiveHealth(options.passiveHealth);
   }
 
   /** Swaps the routing table (and balancing policies) whole: requests already routed are not affected. */
@@ -129,11 +152,12 @@ export class FrontProxy {
     const pool = this.pools.get(app);
     if (pool) pool.endpoints = endpoints;
     else this.pools.set(app, { endpoints, selector: createSelector(this.balance[app] ?? "round_robin") });
-    const live = new Set(endpoints.map((endpoint) => endpoint.id));
-    for (const [id, agent] of this.agents) {
-      if (id.startsWith(`${app}.`) && !live.has(id)) {
+    const live = new Set(endpoints.map(instanceKey));
+    for (const [key, agent] of this.agents) {
+      if (key.startsWith(`${app}.`) && !live.has(key)) {
         agent.destroy();
-        this.agents.delete(id);
+        this.agents.delete(key);
+        this.health.forget(key);
       }
     }
   }
@@ -143,12 +167,23 @@ export class FrontProxy {
   }
 
   private agentFor(endpoint: Endpoint): http.Agent {
-    let agent = this.agents.get(endpoint.id);
+    const key = instanceKey(endpoint);
+    let agent = this.agents.get(key);
     if (!agent) {
       agent = new http.Agent({ keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: "lifo" });
-      this.agents.set(endpoint.id, agent);
+      this.agents.set(key, agent);
     }
     return agent;
+  }
+
+  /** Picks a worker of `app` among those neither tried for this request nor out for failing. */
+  private choose(app: string, req: http.IncomingMessage, tried: ReadonlySet<string>): Endpoint | undefined {
+    const pool = this.pools.get(app);
+    if (!pool) return undefined;
+    const untried = pool.endpoints.filter((endpoint) => !tried.has(instanceKey(endpoint)));
+    const candidates = this.health.available(untried, instanceKey);
+    const context = { inFlight: (endpoint: Endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0 };
+    return pool.selector.select(candidates, req, context);
   }
 
   /** The request listener: install it on every front listener. */
@@ -163,38 +198,50 @@ export class FrontProxy {
       plainResponse(res, 404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
       return log(404);
     }
-    const pool = this.pools.get(route.app);
-    const context = { inFlight: (endpoint: Endpoint) => this.inFlight.get(endpoint.id) ?? 0 };
-    const endpoint = pool?.selector.select(pool.endpoints, req, context);
+    const endpoint = this.choose(route.app, req, new Set());
     if (!endpoint) {
       plainResponse(res, 503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
       return log(503, route.app);
     }
-    this.forward(req, res, route, endpoint, false, (status) => log(status, route.app, endpoint.id));
+    this.forward(req, res, route, endpoint, { tried: new Set(), reusedRetried: false }, (status, used) => log(status, route.app, used.id));
   };
 
+  /**
+   * Sends one attempt to `endpoint`. The request body is piped only once the
+   * connection is made, so an attempt that could not connect has consumed
+   * nothing and can go to another worker whatever its method; an idempotent
+   * request whose kept-alive connection the worker had just closed is sent
+   * again once on a fresh one. Anything else that fails before the response
+   * is a 502 (504 for the upstream timeout).
+   */
   private forward(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     route: RouteMatch,
     endpoint: Endpoint,
-    isRetry: boolean,
-    done: (status: number) => void,
+    attempts: { tried: Set<string>; reusedRetried: boolean },
+    done: (status: number, endpoint: Endpoint) => void,
   ): void {
+    const key = instanceKey(endpoint);
+    attempts.tried.add(key);
     const address = endpoint.address;
     const target =
       address.kind === "unix" ? { socketPath: address.path } : { host: address.host, port: address.port };
-    this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 0) + 1);
+    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
     // Each attempt ends exactly once — answered, broken, or given up — and only then leaves the in-flight count.
     let finished = false;
-    const finish = (status: number) => {
-      if (finished) return;
+    const leave = () => {
+      if (finished) return false;
       finished = true;
-      this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 1) - 1);
-      done(status);
+      this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      return true;
+    };
+    const finish = (status: number) => {
+      if (leave()) done(status, endpoint);
     };
     // Set when the proxy itself ends the attempt (timeout, client gone): such an attempt is never retried.
     let abandoned = false;
+    let connected = false;
     const upstream = http.request({
       ...target,
       method: req.method,
@@ -203,8 +250,17 @@ export class FrontProxy {
       agent: this.agentFor(endpoint),
       timeout: this.options.upstreamTimeoutMs ?? 60_000,
     });
+    upstream.on("socket", (socket) => {
+      const send = () => {
+        connected = true;
+        req.pipe(upstream);
+      };
+      if (socket.connecting) socket.once("connect", send);
+      else send();
+    });
     upstream.on("response", (answer) => {
       const status = answer.statusCode ?? 502;
+      this.health.recordSuccess(key);
       res.writeHead(status, answer.statusMessage, responseHeaders(answer));
       answer.pipe(res);
       answer.on("end", () => finish(status));
@@ -225,15 +281,38 @@ export class FrontProxy {
         res.destroy();
         return finish(502);
       }
-      // A kept-alive connection the worker had just closed: safe to retry once, for a request without side effects.
-      if (!abandoned && !isRetry && upstream.reusedSocket && IDEMPOTENT.has(req.method ?? "GET") && !req.readableDidRead) {
-        finished = true;
-        this.inFlight.set(endpoint.id, (this.inFlight.get(endpoint.id) ?? 1) - 1);
-        return this.forward(req, res, route, endpoint, true, done);
+      if (abandoned) {
+        const timedOut = error.message === "upstream timeout";
+        if (timedOut) plainResponse(res, 504, "Gateway Timeout");
+        return finish(timedOut ? 504 : CLIENT_CLOSED_REQUEST);
       }
-      const status = error.message === "upstream timeout" ? 504 : 502;
-      plainResponse(res, status, status === 504 ? "Gateway Timeout" : `Bad Gateway: app "${route.app}" did not answer`);
-      finish(status);
+      const idempotent = IDEMPOTENT.has(req.method ?? "GET") && !req.readableDidRead;
+      if (!connected && NOT_CONNECTED.has(error.code ?? "")) {
+        // Nothing was sent: the worker is unreachable. Count it against the worker and try another.
+        this.health.recordFailure(key);
+        const next = this.choose(route.app, req, attempts.tried);
+        if (next && attempts.tried.size < MAX_TRIES) {
+          leave();
+          return this.forward(req, res, route, next, attempts, done);
+        }
+      } else if (upstream.reusedSocket && idempotent && !attempts.reusedRetried) {
+        // A kept-alive connection the worker had just closed: once more, on a fresh connection.
+        attempts.reusedRetried = true;
+        attempts.tried.delete(key);
+        leave();
+        return this.forward(req, res, route, endpoint, attempts, done);
+      } else {
+        // The worker took the request and dropped the connection without answering (nginx's
+        // proxy_next_upstream error): only a request without side effects may be sent again.
+        this.health.recordFailure(key);
+        const next = idempotent ? this.choose(route.app, req, attempts.tried) : undefined;
+        if (next && attempts.tried.size < MAX_TRIES) {
+          leave();
+          return this.forward(req, res, route, next, attempts, done);
+        }
+      }
+      plainResponse(res, 502, `Bad Gateway: app "${route.app}" did not answer`);
+      finish(502);
     });
     res.on("close", () => {
       // The client left: stop the upstream request too (499 in the log, as nginx says it).
@@ -242,7 +321,6 @@ export class FrontProxy {
       upstream.destroy();
       finish(CLIENT_CLOSED_REQUEST);
     });
-    req.pipe(upstream);
   }
 
   /** Closes the kept-alive connections to workers (call after the front listeners have closed). */

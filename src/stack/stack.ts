@@ -159,7 +159,7 @@ export class Stack implements ControlTarget {
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
       this.proxy.setEndpoints(
         app,
-        ready.map((worker) => ({ id: `${app}.${worker.slot}`, address: worker.address })),
+        ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
       ),
     );
     if (options.onEvent) this.supervisor.onEvent(options.onEvent);

@@ -99,11 +99,14 @@ describe("tsgi-stack up: three apps on one config", () => {
     expect(second.stderr).toMatch(/already running \(pid \d+\)/);
 
     // SIGKILL one hello worker: it is replaced, and the pool serves from two workers again.
+    // Meanwhile every GET is answered: one the dead worker cannot take goes to the other.
     const victim = status.workers.find((row: any) => row.app === "hello" && row.slot === 0).pid;
     process.kill(victim, "SIGKILL");
     const killedAt = Date.now();
     let replacement: number | undefined;
+    const duringRecovery: number[] = [];
     while (Date.now() - killedAt < 15_000) {
+      for (let i = 0; i < 4; i++) duringRecovery.push((await httpGet(`${stack.url}/pid`, { host: "hello.localhost" })).status);
       const row = (await statusJson(file)).workers.find((each: any) => each.app === "hello" && each.slot === 0);
       if (row.state === "ready" && row.pid !== victim) {
         replacement = row.pid;
@@ -112,6 +115,7 @@ describe("tsgi-stack up: three apps on one config", () => {
       await sleep(100);
     }
     expect(replacement).toBeDefined();
+    expect(duringRecovery.filter((code) => code !== 200)).toEqual([]);
     seenPids.add(replacement!);
     const afterKill = new Set(await bodies(`${stack.url}/pid`, "hello.localhost", 6));
     expect(afterKill.has(String(replacement))).toBe(true);

@@ -601,3 +601,87 @@ describe("FrontProxy: headers", () => {
     expect(log.at(-1)).toMatchObject({ status: 418, app: "web", endpoint: "web.teapot" });
   });
 });
+
+/** A request with a body on a fresh connection. */
+function post(port: number, urlPath: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: "127.0.0.1", port, path: urlPath, method: "POST", agent: false, headers: { ...headers, "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+describe("FrontProxy: failing over to another worker (RELIABILITY U1, U2)", () => {
+  it("U1: with one of three workers refusing connections, every GET and POST succeeds, none sent twice", async () => {
+    const posts: string[] = [];
+    const collecting = (name: string) =>
+      upstream(name, (_req, res) => {
+        res.writeHead(200, { "Content-Type": "text/plain" });
+        res.end(name);
+      });
+    const [a, b] = [await collecting("a"), await collecting("b")];
+    for (const each of [a, b]) {
+      each.server.prependListener("request", (req: http.IncomingMessage) => {
+        if (req.method !== "POST") return;
+        let body = "";
+        req.on("data", (chunk) => (body += chunk));
+        req.on("end", () => posts.push(body));
+      });
+    }
+    const { proxy, port } = await front();
+    const dead: Endpoint = { id: "web.dead", address: { kind: "tcp", host: "127.0.0.1", port: await closedPort() } };
+    proxy.setEndpoints("web", [dead, a.endpoint, b.endpoint]);
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      statuses.push((await get(port, "/", { host: "web.test" })).status);
+      statuses.push((await post(port, "/", `post-${i}`, { host: "web.test" })).status);
+    }
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(posts.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `post-${i}`).sort());
+  });
+
+  it("U2: a worker that drops the connection after reading the request: GET goes to another worker, POST is a 502 and reached it once", async () => {
+    let postsSeen = 0;
+    const dropping = await upstream("dropping", (req, res) => {
+      if (req.method === "POST") postsSeen += 1;
+      res.socket?.destroy();
+    });
+    const healthy = await upstream("healthy");
+    const { proxy, port } = await front({ balance: { web: "round_robin" } });
+    proxy.setEndpoints("web", [dropping.endpoint, healthy.endpoint]);
+    // Round robin starts at the dropping worker: the GET is retried on the healthy one.
+    const got = await get(port, "/", { host: "web.test" });
+    expect(got).toMatchObject({ status: 200, body: "healthy" });
+    // The dropping worker is now out for fail_timeout; put it back as a fresh process to aim the POST at it.
+    proxy.setEndpoints("web", [{ ...dropping.endpoint, pid: 2 }]);
+    const posted = await post(port, "/", "once", { host: "web.test" });
+    expect(posted.status).toBe(502);
+    expect(postsSeen).toBe(1);
+  });
+
+  it("passive health: a worker that refused a connection is left out for fail_timeout, then tried again", async () => {
+    const healthy = await upstream("healthy");
+    const { proxy, port } = await front({ passiveHealth: { maxFails: 1, failTimeoutMs: 300 } });
+    const dead: Endpoint = { id: "web.dead", address: { kind: "tcp", host: "127.0.0.1", port: await closedPort() } };
+    proxy.setEndpoints("web", [dead, healthy.endpoint]);
+    await get(port, "/", { host: "web.test" }); // may meet the dead one first and fail over
+    const before = healthy.seen.length;
+    for (let i = 0; i < 6; i++) expect((await get(port, "/", { host: "web.test" })).body).toBe("healthy");
+    expect(healthy.seen.length - before).toBe(6);
+    // After fail_timeout the dead endpoint is offered again; bring it to life and it takes traffic.
+    await sleep(350);
+    const revived = await upstream("revived");
+    proxy.setEndpoints("web", [{ ...revived.endpoint, id: "web.dead" }, healthy.endpoint]);
+    const names = new Set<string>();
+    for (let i = 0; i < 6; i++) names.add((await get(port, "/", { host: "web.test" })).body);
+    expect(names).toEqual(new Set(["revived", "healthy"]));
+  });
+});

@@ -12,6 +12,8 @@ import type { IncomingMessage } from "node:http";
 export interface Endpoint {
   /** Stable identity across membership updates ("app.slot"). */
   readonly id: string;
+  /** The worker process now in the slot: a new pid is a new process (fresh connections, clean health). */
+  readonly pid?: number;
   readonly address: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 }
 
