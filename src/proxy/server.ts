@@ -20,6 +20,7 @@ import { isHopByHop } from "../tsgi/util.ts";
 import { Router, type RouteMatch, type RouteSpec } from "./router.ts";
 import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
 import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
+import { BodyCounter, declaredTooLarge, needsCounting } from "./limits/body-size.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -27,6 +28,8 @@ export interface FrontProxyOptions {
   balance?: Readonly<Record<string, string>>;
   /** How long a worker may take to answer (ms) before the client gets 504. */
   upstreamTimeoutMs?: number;
+  /** client_max_body_size in bytes: larger bodies get 413 (0: no limit). */
+  clientMaxBodySize?: number;
   /** max_fails / fail_timeout (default: nginx's 1 and 10 s). */
   passiveHealth?: PassiveHealthOptions;
   /** Called after each proxied response, for the access log. */
@@ -198,6 +201,11 @@ export class FrontProxy {
       plainResponse(res, 404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
       return log(404);
     }
+    if (declaredTooLarge(req, this.options.clientMaxBodySize ?? 0)) {
+      // Refused on its Content-Length alone: no worker sees a byte of it. The unread body means the connection cannot be reused.
+      plainResponse(res, 413, `Content Too Large: the limit is ${this.options.clientMaxBodySize} bytes`, { Connection: "close" });
+      return log(413, route.app);
+    }
     const endpoint = this.choose(route.app, req, new Set());
     if (!endpoint) {
       plainResponse(res, 503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
@@ -253,7 +261,20 @@ export class FrontProxy {
     upstream.on("socket", (socket) => {
       const send = () => {
         connected = true;
-        req.pipe(upstream);
+        const limit = this.options.clientMaxBodySize ?? 0;
+        if (!needsCounting(req, limit)) {
+          req.pipe(upstream);
+          return;
+        }
+        const counter = new BodyCounter(limit);
+        counter.on("error", (error) => {
+          abandoned = true;
+          upstream.destroy();
+          if (!res.headersSent) plainResponse(res, 413, `Content Too Large: ${error.message}`, { Connection: "close" });
+          else res.destroy();
+          finish(413);
+        });
+        req.pipe(counter).pipe(upstream);
       };
       if (socket.connecting) socket.once("connect", send);
       else send();

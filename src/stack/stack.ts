@@ -18,6 +18,7 @@ import path from "node:path";
 import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
+import { frontServer } from "../proxy/listener.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
@@ -154,6 +155,7 @@ export class Stack implements ControlTarget {
       routes,
       balance,
       upstreamTimeoutMs: config.proxy.limits.upstream_timeout,
+      clientMaxBodySize: config.proxy.limits.client_max_body_size,
       onResponse: options.onAccess,
     });
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
@@ -176,7 +178,7 @@ export class Stack implements ControlTarget {
     const { proxy } = this.options.config;
     try {
       for (const address of proxy.listen) {
-        const server = http.createServer(this.proxy.handle);
+        const server = frontServer(this.proxy.handle, proxy.limits.header_timeout);
         await listenOn(server, address);
         this.frontServers.push(server);
         this.listening.push(boundAddress(server, address));

@@ -685,3 +685,63 @@ describe("FrontProxy: failing over to another worker (RELIABILITY U1, U2)", () =
     expect(names).toEqual(new Set(["revived", "healthy"]));
   });
 });
+
+describe("FrontProxy: limits (RELIABILITY L1, L3)", () => {
+  it("L1: a Content-Length over client_max_body_size gets 413 and the worker sees nothing", async () => {
+    const worker = await upstream("web");
+    const { proxy, port } = await front({ clientMaxBodySize: 1024 });
+    proxy.setEndpoints("web", [worker.endpoint]);
+    const refused = await post(port, "/", "x".repeat(2048), { host: "web.test" });
+    expect(refused.status).toBe(413);
+    expect(worker.seen).toHaveLength(0);
+    expect((await post(port, "/", "x".repeat(512), { host: "web.test" })).status).toBe(200);
+  });
+
+  it("L1: a chunked body is cut off at client_max_body_size with 413", async () => {
+    const worker = await upstream("web");
+    const { proxy, port } = await front({ clientMaxBodySize: 64 * 1024 });
+    proxy.setEndpoints("web", [worker.endpoint]);
+    const response = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.write("POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+        const chunk = Buffer.alloc(16 * 1024, 97);
+        for (let i = 0; i < 16; i++) socket.write(`${chunk.byteLength.toString(16)}\r\n${chunk}\r\n`);
+        socket.write("0\r\n\r\n");
+      });
+      let text = "";
+      socket.on("data", (data) => (text += data));
+      socket.on("error", () => undefined);
+      socket.on("close", () => resolve(text));
+    });
+    expect(response).toMatch(/^HTTP\/1\.1 413 /);
+  });
+
+  it("L3: a client that does not finish its head within header_timeout is cut off; others are served meanwhile", async () => {
+    const { frontServer } = await import("../../src/proxy/listener.ts");
+    const worker = await upstream("web");
+    const proxy = new FrontProxy({ routes: [{ app: "web", host: "web.test" }] });
+    proxy.setEndpoints("web", [worker.endpoint]);
+    const server = frontServer(proxy.handle, 1000);
+    await listen(server, { port: 0 });
+    const port = (server.address() as net.AddressInfo).port;
+    const openedAt = Date.now();
+    const slow = new Promise<{ text: string; after: number }>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => socket.write("GET / HTTP/1.1\r\nHost: web.test\r\nX-Slow: "));
+      // One more header byte every 300 ms, never the end of the head.
+      const drip = setInterval(() => socket.writable && socket.write("a"), 300);
+      let text = "";
+      socket.on("data", (data) => (text += data));
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        clearInterval(drip);
+        resolve({ text, after: Date.now() - openedAt });
+      });
+    });
+    for (let i = 0; i < 5; i++) expect((await get(port, "/", { host: "web.test" })).status).toBe(200);
+    const { text, after } = await slow;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    // header_timeout 1 s, checked every second.
+    expect(after).toBeGreaterThanOrEqual(1000);
+    expect(after).toBeLessThan(3500);
+  });
+});

@@ -1,0 +1,24 @@
+/**
+ * @module proxy/listener
+ *
+ * A front listener: the node:http server a FrontProxy's request handler runs
+ * on, with the connection limits that belong to the listener rather than to
+ * a request. header_timeout is node's headersTimeout: a client that has not
+ * sent its whole head in time gets 408 and its connection closes, so a
+ * slowloris client is cut off while others are served. Node checks it every
+ * connectionsCheckingInterval, 30 s by default; here every second, so the
+ * limit holds to about a second. There is no cap on a whole request
+ * (requestTimeout 0): long uploads and streams are the workers' business,
+ * bounded by upstream_timeout.
+ */
+import http from "node:http";
+
+/** How often node checks for connections past header_timeout. */
+export const HEADER_CHECK_INTERVAL_MS = 1000;
+
+export function frontServer(handle: http.RequestListener, headerTimeoutMs: number): http.Server {
+  return http.createServer(
+    { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS },
+    handle,
+  );
+}
