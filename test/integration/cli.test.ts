@@ -213,9 +213,11 @@ describe("tsgi-stack control commands against a running stack", () => {
     const after = await readyPids();
     expect(after).toHaveLength(2);
     for (const pid of after) expect(before).not.toContain(pid);
-    // Traffic flowed through the handover: old workers answered during the restart, and both new ones did.
+    // Traffic flowed through the handover: old workers answered during the restart (the last new worker
+    // may become ready just as the command returns, so whether it answered inside the window is a race);
+    // afterwards the new workers, and only they, answer.
     expect(before.some((pid) => answeredBy.has(pid))).toBe(true);
-    for (const pid of after) expect(answeredBy).toContain(pid);
+    expect(after.some((pid) => answeredBy.has(pid))).toBe(true);
     expect(await answeringPids(6)).toEqual(after);
     for (const pid of before) await waitFor(`old worker ${pid} to exit`, async () => (isAlive(pid) ? undefined : true));
   });
