@@ -20,6 +20,7 @@ import { isHopByHop } from "../tsgi/util.ts";
 import { Router, type RouteMatch, type RouteSpec } from "./router.ts";
 import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
 import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
+import { ActiveHealthChecker, type HealthCheckSpec, type HealthListener } from "./health/active.ts";
 import { BodyCounter, declaredTooLarge, needsCounting } from "./limits/body-size.ts";
 
 export interface FrontProxyOptions {
@@ -30,6 +31,10 @@ export interface FrontProxyOptions {
   upstreamTimeoutMs?: number;
   /** client_max_body_size in bytes: larger bodies get 413 (0: no limit). */
   clientMaxBodySize?: number;
+  /** Active health checks per app (the config's `health`). */
+  healthChecks?: Readonly<Record<string, HealthCheckSpec>>;
+  /** Told when an active check takes a worker out or puts it back. */
+  onHealthChange?: HealthListener;
   /** max_fails / fail_timeout (default: nginx's 1 and 10 s). */
   passiveHealth?: PassiveHealthOptions;
   /** Called after each proxied response, for the access log. */
@@ -135,6 +140,7 @@ export class FrontProxy {
   private readonly agents = new Map<string, http.Agent>();
   private readonly inFlight = new Map<string, number>();
   private readonly health: PassiveHealth;
+  private readonly checkers = new Map<string, ActiveHealthChecker>();
   private balance: Readonly<Record<string, string>>;
 
   constructor(private readonly options: FrontProxyOptions) {
@@ -152,6 +158,7 @@ export class FrontProxy {
 
   /** The ready workers of one app: the only way the proxy learns about workers. */
   setEndpoints(app: string, endpoints: readonly Endpoint[]): void {
+    this.checkerFor(app)?.start();
     const pool = this.pools.get(app);
     if (pool) pool.endpoints = endpoints;
     else this.pools.set(app, { endpoints, selector: createSelector(this.balance[app] ?? "round_robin") });
@@ -179,11 +186,33 @@ export class FrontProxy {
     return agent;
   }
 
+  /** The app's active health checker, made on first use when the app has a health check. */
+  private checkerFor(app: string): ActiveHealthChecker | undefined {
+    const spec = this.options.healthChecks?.[app];
+    if (!spec) return undefined;
+    let checker = this.checkers.get(app);
+    if (!checker) {
+      checker = new ActiveHealthChecker(app, spec, () => this.endpoints(app), instanceKey, (...change) =>
+        this.options.onHealthChange?.(...change),
+      );
+      this.checkers.set(app, checker);
+    }
+    return checker;
+  }
+
+  /** Runs one round of every app's active checks now (tests, and a fresh start). */
+  async checkHealth(): Promise<void> {
+    await Promise.all([...this.checkers.values()].map((checker) => checker.checkAll()));
+  }
+
   /** Picks a worker of `app` among those neither tried for this request nor out for failing. */
   private choose(app: string, req: http.IncomingMessage, tried: ReadonlySet<string>): Endpoint | undefined {
     const pool = this.pools.get(app);
     if (!pool) return undefined;
-    const untried = pool.endpoints.filter((endpoint) => !tried.has(instanceKey(endpoint)));
+    const checker = this.checkers.get(app);
+    const untried = pool.endpoints.filter(
+      (endpoint) => !tried.has(instanceKey(endpoint)) && (!checker || checker.isHealthy(endpoint)),
+    );
     const candidates = this.health.available(untried, instanceKey);
     const context = { inFlight: (endpoint: Endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0 };
     return pool.selector.select(candidates, req, context);
@@ -346,6 +375,7 @@ export class FrontProxy {
 
   /** Closes the kept-alive connections to workers (call after the front listeners have closed). */
   close(): void {
+    for (const checker of this.checkers.values()) checker.stop();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }

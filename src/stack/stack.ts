@@ -19,6 +19,7 @@ import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
 import { frontServer } from "../proxy/listener.ts";
+import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
@@ -81,6 +82,15 @@ export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
       minUptimeMs: app.restart.min_uptime,
     },
   };
+}
+
+/** The config's `health` blocks, as the proxy's active checks. */
+export function healthChecksFor(config: StackConfig): Record<string, HealthCheckSpec> {
+  const checks: Record<string, HealthCheckSpec> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (app.health) checks[name] = { path: app.health.path, intervalMs: app.health.interval, timeoutMs: app.health.timeout };
+  }
+  return checks;
 }
 
 /** The proxy's routing table for the config. */
@@ -156,6 +166,9 @@ export class Stack implements ControlTarget {
       balance,
       upstreamTimeoutMs: config.proxy.limits.upstream_timeout,
       clientMaxBodySize: config.proxy.limits.client_max_body_size,
+      healthChecks: healthChecksFor(config),
+      onHealthChange: (app, endpoint, healthy, reason) =>
+        this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
       onResponse: options.onAccess,
     });
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>

@@ -745,3 +745,56 @@ describe("FrontProxy: limits (RELIABILITY L1, L3)", () => {
     expect(after).toBeLessThan(3500);
   });
 });
+
+describe("FrontProxy: active health checks (an app's `health`)", () => {
+  it("a worker failing its health path leaves the pool, and comes back when it passes; the listener hears both", async () => {
+    let bHealthy = true;
+    const checked = (name: string, healthy: () => boolean) =>
+      upstream(name, (req, res) => {
+        if (req.url === "/healthz") {
+          res.writeHead(healthy() ? 200 : 503);
+          res.end();
+          return;
+        }
+        res.writeHead(200, { "Content-Type": "text/plain" });
+        res.end(name);
+      });
+    const a = await checked("a", () => true);
+    const b = await checked("b", () => bHealthy);
+    const changes: string[] = [];
+    const { proxy, port } = await front({
+      healthChecks: { web: { path: "/healthz", intervalMs: 60_000, timeoutMs: 500 } },
+      onHealthChange: (app, endpoint, healthy, reason) => changes.push(`${app} ${endpoint.id} ${healthy} ${reason}`),
+    });
+    proxy.setEndpoints("web", [a.endpoint, b.endpoint]);
+
+    bHealthy = false;
+    await proxy.checkHealth();
+    const answers = new Set<string>();
+    for (let i = 0; i < 6; i++) answers.add((await get(port, "/", { host: "web.test" })).body);
+    expect(answers).toEqual(new Set(["a"]));
+    expect(changes).toEqual(["web web.b false GET /healthz answered 503"]);
+
+    bHealthy = true;
+    await proxy.checkHealth();
+    answers.clear();
+    for (let i = 0; i < 6; i++) answers.add((await get(port, "/", { host: "web.test" })).body);
+    expect(answers).toEqual(new Set(["a", "b"]));
+    expect(changes.at(-1)).toBe("web web.b true GET /healthz passed");
+  });
+
+  it("a health check that gets no answer within its timeout fails", async () => {
+    const silent = await upstream("silent", (req, res) => {
+      if (req.url === "/healthz") return; // never answers
+      res.end("silent");
+    });
+    const changes: string[] = [];
+    const { proxy } = await front({
+      healthChecks: { web: { path: "/healthz", intervalMs: 60_000, timeoutMs: 200 } },
+      onHealthChange: (_app, endpoint, healthy, reason) => changes.push(`${endpoint.id} ${healthy} ${reason}`),
+    });
+    proxy.setEndpoints("web", [silent.endpoint]);
+    await proxy.checkHealth();
+    expect(changes).toEqual(["web.silent false GET /healthz failed: no answer within 200 ms"]);
+  });
+});
