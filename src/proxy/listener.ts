@@ -12,13 +12,20 @@
  * bounded by upstream_timeout.
  */
 import http from "node:http";
+import https from "node:https";
 
 /** How often node checks for connections past header_timeout. */
 export const HEADER_CHECK_INTERVAL_MS = 1000;
 
-export function frontServer(handle: http.RequestListener, headerTimeoutMs: number): http.Server {
-  return http.createServer(
-    { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS },
-    handle,
-  );
+/** PEM certificate chain and private key, for an HTTPS listener. */
+export interface TlsCredentials {
+  cert: Buffer | string;
+  key: Buffer | string;
+}
+
+export function frontServer(handle: http.RequestListener, headerTimeoutMs: number, tls?: TlsCredentials): http.Server {
+  const options = { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS };
+  // An https.Server is an http.Server over TLS: the same handler, the same limits.
+  if (tls) return https.createServer({ ...options, cert: tls.cert, key: tls.key }, handle);
+  return http.createServer(options, handle);
 }

@@ -13,12 +13,13 @@
  * then the pools start; `stop()` undoes whatever part did start.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import tls from "node:tls";
 import path from "node:path";
 import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
-import { frontServer } from "../proxy/listener.ts";
+import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
@@ -44,6 +45,8 @@ export interface StackStatus {
   configFile: string;
   stackId: string;
   listen: string[];
+  /** The HTTPS listeners (proxy.tls.listen), when there are any. */
+  listenTls: string[];
   admin: string;
   pools: PoolReport[];
   workers: StatusRow[];
@@ -115,6 +118,24 @@ export class StackStartError extends Error {
   }
 }
 
+/** The certificate and key, read now and checked by building a TLS context: a bad file is named before anything listens. */
+function readTlsCredentials(certFile: string, keyFile: string): TlsCredentials {
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new Error(`proxy.tls.${key}: cannot read ${file}: ${(error as Error).message}`);
+    }
+  };
+  const credentials = { cert: read(certFile, "cert"), key: read(keyFile, "key") };
+  try {
+    tls.createSecureContext(credentials);
+  } catch (error) {
+    throw new Error(`proxy.tls: ${certFile} and ${keyFile} are not a usable certificate and key: ${(error as Error).message}`);
+  }
+  return credentials;
+}
+
 function boundAddress(server: http.Server, asked: { host: string; port: number }): string {
   const address = server.address();
   const port = address && typeof address === "object" ? address.port : asked.port;
@@ -145,6 +166,7 @@ export class Stack implements ControlTarget {
   private readonly frontServers: http.Server[] = [];
   /** The addresses actually bound (port 0 in the config becomes a real port). */
   private listening: string[] = [];
+  private listeningTls: string[] = [];
   private adminAddress = "";
   private adminServer: http.Server | undefined;
   private controlServer: http.Server | undefined;
@@ -196,6 +218,15 @@ export class Stack implements ControlTarget {
         this.frontServers.push(server);
         this.listening.push(boundAddress(server, address));
       }
+      if (proxy.tls) {
+        const credentials = readTlsCredentials(proxy.tls.cert, proxy.tls.key);
+        for (const address of proxy.tls.listen) {
+          const server = frontServer(this.proxy.handle, proxy.limits.header_timeout, credentials);
+          await listenOn(server, address);
+          this.frontServers.push(server);
+          this.listeningTls.push(boundAddress(server, address));
+        }
+      }
       this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
       await listenOn(this.adminServer, proxy.admin);
       this.adminAddress = boundAddress(this.adminServer, proxy.admin);
@@ -241,6 +272,7 @@ export class Stack implements ControlTarget {
       configFile: this.options.configFile,
       stackId: this.stackId,
       listen: this.listening,
+      listenTls: this.listeningTls,
       admin: this.adminAddress,
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),

@@ -91,7 +91,8 @@ async function runForeground(file: string, config: StackConfig): Promise<void> {
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
   for (const report of reports) process.stdout.write(`${appLine(config, report)}\n`);
   const status = stack.status();
-  say(`serving on ${status.listen.map((address) => `http://${address}/`).join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
+  const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
+  say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
   await stack.stopped;
   say("stopped");
   process.exit(0);

@@ -1,0 +1,89 @@
+/**
+ * HTTPS at the front door: `proxy.tls` with a certificate and key serves the
+ * same routes over TLS (X-Forwarded-Proto https), and a certificate that
+ * cannot be used stops `up` with a line naming `proxy.tls` before anything
+ * starts. The certificate is made here by openssl (Debian's, on every machine).
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import https from "node:https";
+import path from "node:path";
+import { ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
+
+const started = new Set<ChildProcess>();
+const seenPids = new Set<number>();
+
+afterAll(async () => {
+  for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
+  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+});
+
+function selfSigned(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], {
+    stdio: "ignore",
+  });
+  return { cert, key };
+}
+
+function httpsGet(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { rejectUnauthorized: false, agent: false, headers: { host } }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+const config = (tls: string) => `
+proxy:
+  listen: ["127.0.0.1:0"]
+  admin: "127.0.0.1:0"
+  tls: ${tls}
+apps:
+  legacy:
+    command: node ${ROOT}/examples/legacy/server.js
+    routes: [{ host: legacy.localhost }]
+`;
+
+describe("tsgi-stack up with proxy.tls", () => {
+  it("serves the routes over HTTPS too", async () => {
+    const { dir, file } = stackDir("");
+    const { cert, key } = selfSigned(dir);
+    writeFileSync(file, config(`{ cert: ${cert}, key: ${key}, listen: ["127.0.0.1:0"] }`));
+    const stack = await up(file, { serving: /serving on (http:\/\/[^/\s]+)\/, (https:\/\/[^/\s]+)\//, onSpawn: (child) => started.add(child) });
+    seenPids.add(stack.child.pid!);
+    const status = await statusJson(file);
+    for (const row of status.workers) seenPids.add(row.pid);
+    seenPids.add(pm2DaemonPid(dir)!);
+    expect(status.listenTls).toHaveLength(1);
+
+    const secure = await httpsGet(`${stack.match[2]}/x`, "legacy.localhost");
+    expect(secure.status).toBe(200);
+    expect(secure.body).toMatch(/^Hello from a plain node:http server \(pid \d+\): GET \/x/);
+
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+    await sleep(200);
+    expect([...seenPids].filter(isAlive)).toEqual([]);
+  });
+
+  it("refuses a certificate it cannot use, naming proxy.tls, before anything starts", async () => {
+    const { dir, file } = stackDir("");
+    const bogus = path.join(dir, "bogus.pem");
+    writeFileSync(bogus, "not a certificate\n");
+    writeFileSync(file, config(`{ cert: ${bogus}, key: ${bogus} }`));
+    const result = await runCli(["up", "-c", file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/proxy\.tls: .*bogus\.pem .* not a usable certificate and key/);
+    expect(pm2DaemonPid(dir)).toBeUndefined();
+  });
+});
