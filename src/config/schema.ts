@@ -201,6 +201,11 @@ const ProxySchema = Type.Object(
     }),
     tls: Type.Optional(TlsSchema),
     limits: LimitsSchema,
+    access_log: choice(["combined", "json", "off"], {
+      description:
+        "The access log, one line per request, in <state_dir>/logs/access.log: `combined` (nginx's format plus app, worker, time and request id), `json` (one object per line) or `off`.",
+      default: "combined",
+    }),
   },
   { additionalProperties: false, description: "The front proxy (the nginx role).", default: {} },
 );

@@ -14,6 +14,7 @@
  * fake complete response). An idempotent request whose kept-alive connection
  * turned out closed by the worker is retried once on a fresh connection.
  */
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { Socket } from "node:net";
 import { isHopByHop } from "../tsgi/util.ts";
@@ -41,14 +42,43 @@ export interface FrontProxyOptions {
   onResponse?: (entry: AccessEntry) => void;
 }
 
+/** One line of the access log: plain data, rendered by proxy/access-log.ts. */
 export interface AccessEntry {
+  remoteAddr: string;
   method: string;
   url: string;
+  httpVersion: string;
   status: number;
+  /** Body bytes sent to the client. */
+  bytes: number;
+  referer?: string;
+  userAgent?: string;
   app?: string;
+  /** The worker that answered ("app.slot"). */
   endpoint?: string;
+  /** Milliseconds from the request's arrival to the end of its response. */
   ms: number;
+  requestId: string;
 }
+
+/** A client's X-Request-Id is kept when it looks like an id; anything else is replaced by ours. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestIdOf(req: http.IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+const REQUEST_ID_KEY = Symbol("tsgi request id");
+type TaggedRequest = http.IncomingMessage & { [REQUEST_ID_KEY]?: string };
+
+/** Body bytes written to the client so far (what went over the socket for this response, less its head). */
+function bytesSent(res: http.ServerResponse): number {
+  const counted = (res as CountedResponse)[BYTES_KEY];
+  return counted ?? 0;
+}
+const BYTES_KEY = Symbol("tsgi body bytes");
+type CountedResponse = http.ServerResponse & { [BYTES_KEY]?: number };
 
 /** nginx's status for a client that closed the connection before the response was complete. */
 const CLIENT_CLOSED_REQUEST = 499;
@@ -69,8 +99,15 @@ function plainResponse(res: http.ServerResponse, status: number, message: string
     return;
   }
   const body = `${message}\n`;
-  res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": Buffer.byteLength(body), ...headers });
+  const requestId = (res.req as TaggedRequest | undefined)?.[REQUEST_ID_KEY];
+  res.writeHead(status, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    ...(requestId ? { "X-Request-Id": requestId } : {}),
+    ...headers,
+  });
   res.end(body);
+  (res as CountedResponse)[BYTES_KEY] = Buffer.byteLength(body);
 }
 
 /**
@@ -98,6 +135,7 @@ function upstreamHeaders(req: http.IncomingMessage, mount: string): http.Outgoin
   headers["x-forwarded-proto"] = socket.encrypted ? "https" : "http";
   if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
   if (mount) headers[SCRIPT_NAME_HEADER] = mount;
+  headers["x-request-id"] = (req as TaggedRequest)[REQUEST_ID_KEY];
   return headers;
 }
 
@@ -112,7 +150,7 @@ function responseHeaders(upstream: http.IncomingMessage): string[] {
   const raw = upstream.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (isHopByHop(lower) || listed.has(lower)) continue;
+    if (isHopByHop(lower) || listed.has(lower) || lower === "x-request-id") continue;
     flat.push(raw[i]!, raw[i + 1]!);
   }
   return flat;
@@ -224,8 +262,23 @@ export class FrontProxy {
     const url = req.url ?? "/";
     const path = url.split("?")[0]!;
     const route = this.router.match(req.headers.host, path);
+    const requestId = requestIdOf(req);
+    (req as TaggedRequest)[REQUEST_ID_KEY] = requestId;
     const log = (status: number, app?: string, endpoint?: string) =>
-      this.options.onResponse?.({ method: req.method ?? "GET", url, status, app, endpoint, ms: Date.now() - startedAt });
+      this.options.onResponse?.({
+        remoteAddr: req.socket.remoteAddress ?? "-",
+        method: req.method ?? "GET",
+        url,
+        httpVersion: req.httpVersion,
+        status,
+        bytes: bytesSent(res),
+        referer: req.headers.referer,
+        userAgent: req.headers["user-agent"],
+        app,
+        endpoint,
+        ms: Date.now() - startedAt,
+        requestId,
+      });
     if (!route) {
       plainResponse(res, 404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
       return log(404);
@@ -311,7 +364,11 @@ export class FrontProxy {
     upstream.on("response", (answer) => {
       const status = answer.statusCode ?? 502;
       this.health.recordSuccess(key);
-      res.writeHead(status, answer.statusMessage, responseHeaders(answer));
+      // Headers as one flat list (a repeated Set-Cookie stays two headers), with our request id.
+      res.writeHead(status, answer.statusMessage, [...responseHeaders(answer), "X-Request-Id", (req as TaggedRequest)[REQUEST_ID_KEY]!]);
+      answer.on("data", (chunk: Buffer) => {
+        (res as CountedResponse)[BYTES_KEY] = ((res as CountedResponse)[BYTES_KEY] ?? 0) + chunk.byteLength;
+      });
       answer.pipe(res);
       answer.on("end", () => finish(status));
       // The worker broke mid-response: the client must see a broken message, not a complete one.

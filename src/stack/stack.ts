@@ -20,6 +20,7 @@ import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
 import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
+import { AccessLog } from "../proxy/access-log.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
@@ -169,6 +170,7 @@ export class Stack implements ControlTarget {
   private listeningTls: string[] = [];
   private adminAddress = "";
   private adminServer: http.Server | undefined;
+  private accessLog: AccessLog | undefined;
   private controlServer: http.Server | undefined;
   private stopping: Promise<void> | undefined;
   private started = false;
@@ -191,7 +193,10 @@ export class Stack implements ControlTarget {
       healthChecks: healthChecksFor(config),
       onHealthChange: (app, endpoint, healthy, reason) =>
         this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
-      onResponse: options.onAccess,
+      onResponse: (entry) => {
+        this.accessLog?.write(entry);
+        options.onAccess?.(entry);
+      },
     });
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
       this.proxy.setEndpoints(
@@ -211,6 +216,7 @@ export class Stack implements ControlTarget {
   async start(): Promise<PoolReport[]> {
     mkdirSync(this.stateDir, { recursive: true });
     const { proxy } = this.options.config;
+    if (proxy.access_log !== "off") this.accessLog = new AccessLog(path.join(this.stateDir, "logs", "access.log"), proxy.access_log);
     try {
       for (const address of proxy.listen) {
         const server = frontServer(this.proxy.handle, proxy.limits.header_timeout);
@@ -308,6 +314,7 @@ export class Stack implements ControlTarget {
       await Promise.all(this.frontServers.map((server) => closeServer(server)));
       await this.supervisor.stop();
       this.proxy.close();
+      await this.accessLog?.close();
       if (this.adminServer) await closeServer(this.adminServer);
       if (this.controlServer) await closeServer(this.controlServer);
       this.markStopped();

@@ -48,6 +48,7 @@ describe("defaults", () => {
       listen: [{ host: "127.0.0.1", port: 8080 }],
       admin: { host: "127.0.0.1", port: 8081 },
       limits: { client_max_body_size: 1024 * 1024, header_timeout: 60_000, upstream_timeout: 60_000 },
+      access_log: "combined",
     });
   });
 

@@ -8,6 +8,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -90,6 +91,9 @@ describe("tsgi-stack up: three apps on one config", () => {
     const daemon = pm2DaemonPid(dir);
     expect(daemon).toBeGreaterThan(0);
     seenPids.add(daemon!);
+    // The access log has a line per request, naming the app and the worker.
+    const accessLog = readFileSync(path.join(dir, ".tsgi", "logs", "access.log"), "utf8");
+    expect(accessLog).toMatch(/"GET \/pid HTTP\/1\.1" 200 \d+ "-" "-" app=hello worker=hello\.[01] rt=\d+\.\d{3} rid=[0-9a-f-]{36}\n/);
     const table = await runCli(["status", "-c", file]);
     expect(table.stdout).toMatch(/APP\s+SLOT\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU/);
 

@@ -798,3 +798,26 @@ describe("FrontProxy: active health checks (an app's `health`)", () => {
     expect(changes).toEqual(["web.silent false GET /healthz failed: no answer within 200 ms"]);
   });
 });
+
+describe("FrontProxy: X-Request-Id and the access entry", () => {
+  it("generates an id when the client sent none, passes it to the worker and back, and logs it with the bytes sent", async () => {
+    const worker = await upstream("web");
+    const { proxy, port, log } = await front();
+    proxy.setEndpoints("web", [worker.endpoint]);
+    const answer = await get(port, "/x", { host: "web.test", "user-agent": "probe/1" });
+    const id = answer.headers["x-request-id"];
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(worker.seen.at(-1)!.headers["x-request-id"]).toBe(id);
+    expect(log.at(-1)).toMatchObject({ requestId: id, status: 200, bytes: 3, userAgent: "probe/1", remoteAddr: "127.0.0.1", app: "web" });
+  });
+
+  it("keeps a client's well-formed id and replaces one that is not", async () => {
+    const worker = await upstream("web");
+    const { proxy, port } = await front();
+    proxy.setEndpoints("web", [worker.endpoint]);
+    await get(port, "/", { host: "web.test", "x-request-id": "abc-123" });
+    expect(worker.seen.at(-1)!.headers["x-request-id"]).toBe("abc-123");
+    await get(port, "/", { host: "web.test", "x-request-id": "bad id\twith spaces" });
+    expect(worker.seen.at(-1)!.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
