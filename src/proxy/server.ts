@@ -8,11 +8,19 @@
  * learns which workers exist only through `setEndpoints` — never from the
  * supervisor or pm2 — and its routing table is swapped whole by `setRoutes`.
  *
- * Status codes, as nginx gives them: no route 404; no ready worker 503 with
- * Retry-After; a worker that could not be reached or broke before answering
- * 502; a worker that broke mid-response closes the client connection (never a
- * fake complete response). An idempotent request whose kept-alive connection
- * turned out closed by the worker is retried once on a fresh connection.
+ * Status codes, as nginx gives them: no route 404; a declared body over
+ * client_max_body_size 413; no ready worker 503 with Retry-After; a worker
+ * that could not be reached or broke before answering 502, slower than the
+ * upstream timeout 504; a worker that broke mid-response closes the client
+ * connection (never a fake complete response).
+ *
+ * Failover (see `forward`): an attempt that could not connect goes to another
+ * worker whatever its method; one the worker dropped after taking the request
+ * goes elsewhere only if it is idempotent; a kept-alive connection the worker
+ * had just closed is retried once on a fresh one. Workers that fail are left
+ * out for a while (health/passive.ts), and those failing their app's health
+ * check until they pass (health/active.ts). Every request carries an
+ * X-Request-Id to the worker and back, and ends in one access entry.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
