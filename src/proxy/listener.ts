@@ -13,6 +13,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import type { Duplex } from "node:stream";
 
 /** How often node checks for connections past header_timeout. */
 export const HEADER_CHECK_INTERVAL_MS = 1000;
@@ -26,6 +27,31 @@ export interface TlsCredentials {
 export function frontServer(handle: http.RequestListener, headerTimeoutMs: number, tls?: TlsCredentials): http.Server {
   const options = { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS };
   // An https.Server is an http.Server over TLS: the same handler, the same limits.
-  if (tls) return https.createServer({ ...options, cert: tls.cert, key: tls.key }, handle);
-  return http.createServer(options, handle);
+  const server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key }, handle) : http.createServer(options, handle);
+  server.on("clientError", onClientError);
+  return server;
+}
+
+type SocketWithMessage = Duplex & { _httpMessage?: { headersSent?: boolean } | null };
+
+/**
+ * Malformed HTTP: 400 and close, as node does by default — except for bytes
+ * after a request that said `Connection: close` (HPE_CLOSED_CONNECTION): that
+ * request is still answered, the rest ignored, and the connection closes
+ * after the response (RELIABILITY smuggling case 20). Timeouts get 408.
+ */
+function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === "HPE_CLOSED_CONNECTION") return;
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const answering = (socket as SocketWithMessage)._httpMessage;
+  if (answering && answering.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : error.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

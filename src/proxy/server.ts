@@ -30,7 +30,8 @@ import { Router, type RouteMatch, type RouteSpec } from "./router.ts";
 import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
 import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
 import { ActiveHealthChecker, type HealthCheckSpec, type HealthListener } from "./health/active.ts";
-import { BodyCounter, declaredTooLarge, needsCounting } from "./limits/body-size.ts";
+import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
+import { framingProblem, isForwardableHeaderName } from "./request-checks.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -76,6 +77,9 @@ function requestIdOf(req: http.IncomingMessage): string {
   const given = req.headers["x-request-id"];
   return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
+
+const POISONED = Symbol("tsgi connection refused");
+type PoisonableSocket = Socket & { [POISONED]?: boolean };
 
 const REQUEST_ID_KEY = Symbol("tsgi request id");
 type TaggedRequest = http.IncomingMessage & { [REQUEST_ID_KEY]?: string };
@@ -126,7 +130,7 @@ function plainResponse(res: http.ServerResponse, status: number, message: string
 export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
 
 /** Request headers for the worker: hop-by-hop (and those the client listed in Connection) removed, X-Forwarded-* ours. */
-function upstreamHeaders(req: http.IncomingMessage, mount: string): http.OutgoingHttpHeaders {
+function upstreamHeaders(req: http.IncomingMessage, mount: string, bufferedBody?: Buffer): http.OutgoingHttpHeaders {
   const listed = new Set(
     (req.headers.connection ?? "")
       .split(",")
@@ -136,6 +140,7 @@ function upstreamHeaders(req: http.IncomingMessage, mount: string): http.Outgoin
   const headers: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || isHopByHop(name) || listed.has(name) || name.startsWith("x-forwarded-") || name === SCRIPT_NAME_HEADER) continue;
+    if (!isForwardableHeaderName(name)) continue;
     headers[name] = value;
   }
   const socket = req.socket as Socket & { encrypted?: boolean };
@@ -144,6 +149,8 @@ function upstreamHeaders(req: http.IncomingMessage, mount: string): http.Outgoin
   if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
   if (mount) headers[SCRIPT_NAME_HEADER] = mount;
   headers["x-request-id"] = (req as TaggedRequest)[REQUEST_ID_KEY];
+  // A buffered chunked body goes on with its length (Transfer-Encoding, hop-by-hop, is already gone).
+  if (bufferedBody) headers["content-length"] = String(bufferedBody.byteLength);
   return headers;
 }
 
@@ -266,6 +273,12 @@ export class FrontProxy {
 
   /** The request listener: install it on every front listener. */
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    // A pipelined request waits for the one before it to be answered (node hands its response the
+    // socket then), as nginx does: the worker sees a connection's requests in the client's order.
+    if (!res.socket) {
+      res.once("socket", () => this.handle(req, res));
+      return;
+    }
     const startedAt = Date.now();
     const url = req.url ?? "/";
     const path = url.split("?")[0]!;
@@ -287,6 +300,18 @@ export class FrontProxy {
         ms: Date.now() - startedAt,
         requestId,
       });
+    const socket = req.socket as PoisonableSocket;
+    if (socket[POISONED]) {
+      // An earlier request on this connection was refused for its framing: nothing after it is trusted.
+      res.destroy();
+      return;
+    }
+    const problem = framingProblem(req);
+    if (problem) {
+      socket[POISONED] = true;
+      plainResponse(res, 400, `Bad Request: ${problem}`, { Connection: "close" });
+      return log(400, route?.app);
+    }
     if (!route) {
       plainResponse(res, 404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
       return log(404);
@@ -296,12 +321,26 @@ export class FrontProxy {
       plainResponse(res, 413, `Content Too Large: the limit is ${this.options.clientMaxBodySize} bytes`, { Connection: "close" });
       return log(413, route.app);
     }
-    const endpoint = this.choose(route.app, req, new Set());
-    if (!endpoint) {
-      plainResponse(res, 503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
-      return log(503, route.app);
-    }
-    this.forward(req, res, route, endpoint, { tried: new Set(), reusedRetried: false }, (status, used) => log(status, route.app, used.id));
+    const dispatch = (body?: Buffer) => {
+      const endpoint = this.choose(route.app, req, new Set());
+      if (!endpoint) {
+        plainResponse(res, 503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
+        return log(503, route.app);
+      }
+      this.forward(req, res, route, endpoint, { tried: new Set(), reusedRetried: false, body }, (status, used) => log(status, route.app, used.id));
+    };
+    if (!isChunked(req)) return dispatch();
+    // A chunked body is read whole first: no worker sees a body whose framing or size turns out wrong.
+    readChunkedBody(req, this.options.clientMaxBodySize ?? 0).then(dispatch, (error: Error) => {
+      if (error instanceof BodyTooLarge) {
+        socket[POISONED] = true;
+        plainResponse(res, 413, `Content Too Large: ${error.message}`, { Connection: "close" });
+        return log(413, route.app);
+      }
+      // A framing error: the front listener's clientError handler answers 400 and closes.
+      socket[POISONED] = true;
+      log(400, route.app);
+    });
   };
 
   /**
@@ -317,7 +356,7 @@ export class FrontProxy {
     res: http.ServerResponse,
     route: RouteMatch,
     endpoint: Endpoint,
-    attempts: { tried: Set<string>; reusedRetried: boolean },
+    attempts: { tried: Set<string>; reusedRetried: boolean; body?: Buffer },
     done: (status: number, endpoint: Endpoint) => void,
   ): void {
     const key = instanceKey(endpoint);
@@ -344,27 +383,15 @@ export class FrontProxy {
       ...target,
       method: req.method,
       path: req.url,
-      headers: upstreamHeaders(req, route.mount),
+      headers: upstreamHeaders(req, route.mount, attempts.body),
       agent: this.agentFor(endpoint),
       timeout: this.options.upstreamTimeoutMs ?? 60_000,
     });
     upstream.on("socket", (socket) => {
       const send = () => {
         connected = true;
-        const limit = this.options.clientMaxBodySize ?? 0;
-        if (!needsCounting(req, limit)) {
-          req.pipe(upstream);
-          return;
-        }
-        const counter = new BodyCounter(limit);
-        counter.on("error", (error) => {
-          abandoned = true;
-          upstream.destroy();
-          if (!res.headersSent) plainResponse(res, 413, `Content Too Large: ${error.message}`, { Connection: "close" });
-          else res.destroy();
-          finish(413);
-        });
-        req.pipe(counter).pipe(upstream);
+        if (attempts.body) upstream.end(attempts.body);
+        else req.pipe(upstream);
       };
       if (socket.connecting) socket.once("connect", send);
       else send();
@@ -401,7 +428,8 @@ export class FrontProxy {
         if (timedOut) plainResponse(res, 504, "Gateway Timeout");
         return finish(timedOut ? 504 : CLIENT_CLOSED_REQUEST);
       }
-      const idempotent = IDEMPOTENT.has(req.method ?? "GET") && !req.readableDidRead;
+      // A buffered body can be sent again; a streamed one only if none of it was read.
+      const idempotent = IDEMPOTENT.has(req.method ?? "GET") && (attempts.body !== undefined || !req.readableDidRead);
       if (!connected && NOT_CONNECTED.has(error.code ?? "")) {
         // Nothing was sent: the worker is unreachable. Count it against the worker and try another.
         this.health.recordFailure(key);

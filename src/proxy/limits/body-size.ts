@@ -1,18 +1,19 @@
 /**
  * @module proxy/limits/body-size
  *
- * client_max_body_size, as nginx enforces it: a request whose Content-Length
- * says it is too large is answered 413 before anything is sent to a worker;
- * a chunked body is counted as it streams and cut off at the limit (the
- * worker sees its request abort; the client gets 413 if no response has
- * started). The proxy does not buffer bodies, so a chunked request over the
- * limit does reach a worker in part — nginx avoids that by buffering the
- * body to disk first (proxy_request_buffering), which this proxy does not do.
+ * client_max_body_size, and request-body buffering, as nginx does them: a
+ * request whose Content-Length says it is too large is answered 413 before
+ * anything is sent to a worker. A chunked body is read whole before a worker
+ * is chosen (nginx's proxy_request_buffering), and sent on with a
+ * Content-Length: its framing is checked in full by node's parser first, so a
+ * malformed chunked body never reaches a worker even in part (RELIABILITY
+ * smuggling rows 15-16), and a body over the limit gets 413 without any
+ * worker seeing it. Buffering is in memory and bounded by the limit; a body
+ * with a Content-Length, whose framing cannot go wrong, streams through.
  */
-import { Transform, type TransformCallback } from "node:stream";
 import type { IncomingMessage } from "node:http";
 
-/** The error a BodyCounter fails with; the proxy answers it with 413. */
+/** The error readChunkedBody fails with past the limit; the proxy answers it with 413. */
 export class BodyTooLarge extends Error {
   readonly status = 413;
   constructor(readonly limit: number) {
@@ -28,22 +29,32 @@ export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
   return declared !== undefined && Number(declared) > limit;
 }
 
-/** True when the body's size is not declared, so it must be counted while it streams. */
-export function needsCounting(req: IncomingMessage, limit: number): boolean {
-  return limit > 0 && req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined;
+/** True for a body framed by chunked transfer coding: it is read whole before forwarding. */
+export function isChunked(req: IncomingMessage): boolean {
+  return req.headers["transfer-encoding"] !== undefined;
 }
 
-/** Passes the body through, failing with BodyTooLarge past `limit` bytes. */
-export class BodyCounter extends Transform {
-  private seen = 0;
-
-  constructor(private readonly limit: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.seen += chunk.byteLength;
-    if (this.seen > this.limit) callback(new BodyTooLarge(this.limit));
-    else callback(null, chunk);
-  }
+/** Reads a request body whole; fails with BodyTooLarge past `limit` bytes (0: no limit), or when the client breaks off. */
+export function readChunkedBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (limit > 0 && size > limit) {
+        req.off("data", onData);
+        req.pause();
+        reject(new BodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks, size)));
+    req.once("error", reject);
+    req.once("aborted", () => reject(new Error("the client broke off its request body")));
+    req.once("close", () => {
+      if (!req.complete) reject(new Error("the request body ended early"));
+    });
+  });
 }
