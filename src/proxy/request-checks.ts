@@ -35,6 +35,26 @@ export function framingProblem(req: IncomingMessage): string | undefined {
 }
 
 /**
+ * nginx's large_client_header_buffers (4 x 8k): a request line longer than
+ * one buffer is answered 414. node's own limit is the whole head (16 KiB,
+ * answered 431 by the listener), which would let a 9 KiB target through.
+ */
+export const MAX_REQUEST_TARGET = 8 * 1024;
+/** More header fields than any client sends: 431 (node would silently keep only the first 2000). */
+export const MAX_HEADER_FIELDS = 1000;
+
+/** A head the proxy refuses for its size: the status and why, or undefined. */
+export function headSizeProblem(req: IncomingMessage): { status: 414 | 431; reason: string } | undefined {
+  if ((req.url ?? "").length > MAX_REQUEST_TARGET) {
+    return { status: 414, reason: `the request target is longer than ${MAX_REQUEST_TARGET} bytes` };
+  }
+  if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) {
+    return { status: 431, reason: `more than ${MAX_HEADER_FIELDS} header fields` };
+  }
+  return undefined;
+}
+
+/**
  * Header names with "_" are dropped, as nginx's ignore_invalid_headers does:
  * `Transfer_Encoding` would otherwise reach a backend that folds "_" into "-".
  */

@@ -31,7 +31,7 @@ import { createSelector, type Endpoint, type Selector } from "./balancing/select
 import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
 import { ActiveHealthChecker, type HealthCheckSpec, type HealthListener } from "./health/active.ts";
 import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
-import { framingProblem, isForwardableHeaderName } from "./request-checks.ts";
+import { framingProblem, headSizeProblem, isForwardableHeaderName } from "./request-checks.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -305,6 +305,14 @@ export class FrontProxy {
       // An earlier request on this connection was refused for its framing: nothing after it is trusted.
       res.destroy();
       return;
+    }
+    const tooLarge = headSizeProblem(req);
+    if (tooLarge) {
+      socket[POISONED] = true;
+      plainResponse(res, tooLarge.status, `${tooLarge.status === 414 ? "URI Too Long" : "Request Header Fields Too Large"}: ${tooLarge.reason}`, {
+        Connection: "close",
+      });
+      return log(tooLarge.status, route?.app);
     }
     const problem = framingProblem(req);
     if (problem) {

@@ -821,3 +821,28 @@ describe("FrontProxy: X-Request-Id and the access entry", () => {
     expect(worker.seen.at(-1)!.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe("FrontProxy: header limits (RELIABILITY L2)", () => {
+  /** Sends one raw request to a front listener and returns the status line, never reaching the worker. */
+  async function statusOf(request: string): Promise<{ statusLine: string; workerSaw: number }> {
+    const { frontServer } = await import("../../src/proxy/listener.ts");
+    const worker = await upstream("web");
+    const proxy = new FrontProxy({ routes: [{ app: "web", host: "web.test" }] });
+    proxies.push(proxy);
+    proxy.setEndpoints("web", [worker.endpoint]);
+    const server = frontServer(proxy.handle, 10_000);
+    await listen(server, { port: 0 });
+    const text = await raw((server.address() as net.AddressInfo).port, request);
+    return { statusLine: text.split("\r\n")[0] ?? "", workerSaw: worker.seen.length };
+  }
+
+  it.each([
+    ["a 9 KiB request line", `GET /${"a".repeat(9 * 1024)} HTTP/1.1\r\nHost: web.test\r\n\r\n`, "414"],
+    ["a 17 KiB header", `GET / HTTP/1.1\r\nHost: web.test\r\nX-Big: ${"b".repeat(17 * 1024)}\r\n\r\n`, "431"],
+    ["1001 headers", `GET / HTTP/1.1\r\nHost: web.test\r\n${Array.from({ length: 1000 }, (_, i) => `X-H${i}: v\r\n`).join("")}\r\n`, "431"],
+  ])("%s: %s, and the worker sees nothing", async (_what, request, status) => {
+    const { statusLine, workerSaw } = await statusOf(request);
+    expect(statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(workerSaw).toBe(0);
+  });
+});
