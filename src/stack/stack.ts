@@ -20,6 +20,7 @@ import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
 import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
+import { listen } from "../gateway/address.ts";
 import { AccessLog } from "../proxy/access-log.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
@@ -137,26 +138,19 @@ function readTlsCredentials(certFile: string, keyFile: string): TlsCredentials {
   return credentials;
 }
 
-function boundAddress(server: http.Server, asked: { host: string; port: number }): string {
-  const address = server.address();
-  const port = address && typeof address === "object" ? address.port : asked.port;
-  return formatListen({ host: asked.host, port });
-}
-
 function formatListen(address: { host: string; port: number }): string {
   const host = address.host.includes(":") ? `[${address.host}]` : address.host;
   return `${host}:${address.port}`;
 }
 
-function listenOn(server: http.Server, address: { host: string; port: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(new Error(`cannot listen on ${formatListen(address)}: ${error.message}`));
-    server.once("error", onError);
-    server.listen(address.port, address.host, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
+/** The gateway's listen(), with the error naming the config's address; resolves with the address bound (port 0 made real). */
+async function listenOn(server: http.Server, address: { host: string; port: number }): Promise<string> {
+  try {
+    const bound = await listen(server, { kind: "tcp", ...address });
+    return bound.kind === "tcp" ? formatListen(bound) : formatListen(address);
+  } catch (error) {
+    throw new Error(`cannot listen on ${formatListen(address)}: ${(error as Error).message}`);
+  }
 }
 
 export class Stack implements ControlTarget {
@@ -220,22 +214,19 @@ export class Stack implements ControlTarget {
     try {
       for (const address of proxy.listen) {
         const server = frontServer(this.proxy.handle, proxy.limits.header_timeout);
-        await listenOn(server, address);
         this.frontServers.push(server);
-        this.listening.push(boundAddress(server, address));
+        this.listening.push(await listenOn(server, address));
       }
       if (proxy.tls) {
         const credentials = readTlsCredentials(proxy.tls.cert, proxy.tls.key);
         for (const address of proxy.tls.listen) {
           const server = frontServer(this.proxy.handle, proxy.limits.header_timeout, credentials);
-          await listenOn(server, address);
           this.frontServers.push(server);
-          this.listeningTls.push(boundAddress(server, address));
+          this.listeningTls.push(await listenOn(server, address));
         }
       }
       this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
-      await listenOn(this.adminServer, proxy.admin);
-      this.adminAddress = boundAddress(this.adminServer, proxy.admin);
+      this.adminAddress = await listenOn(this.adminServer, proxy.admin);
       this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
       const specs = Object.entries(this.options.config.apps).map(([name, app]) => poolSpecFor(name, app));
       await this.supervisor.start(specs);

@@ -69,6 +69,22 @@ export abstract class ClientAwareSink {
   }
 }
 
+/**
+ * A stream transport's `drained()`: resolves on its next 'drain', or on
+ * 'close' (a client that left will never drain), whichever comes first.
+ */
+export function drainOrClose(stream: { on(event: string, listener: () => void): unknown; off(event: string, listener: () => void): unknown }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
 /** What happened, for the access log and the worker's counters. */
 export interface RunOutcome {
   /** The status code sent (500 when the app failed early), or 0 when nothing was sent. */

@@ -17,7 +17,7 @@
  */
 import type net from "node:net";
 import type { HeaderList } from "../../tsgi/types.ts";
-import { ClientAwareSink, type ResponseSink } from "../../tsgi/handler.ts";
+import { ClientAwareSink, drainOrClose, type ResponseSink } from "../../tsgi/handler.ts";
 import { statusLine } from "../../tsgi/util.ts";
 
 /** Header text is sent one byte per char (latin-1), as node:http does; other chars cannot be sent. */
@@ -50,15 +50,7 @@ export class SocketSink extends ClientAwareSink implements ResponseSink {
 
   drained(): Promise<void> {
     if (this.clientGone || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.socket.on("close", done);
-    });
+    return drainOrClose(this.socket);
   }
 
   end(): void {

@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Environ, ErrorStream, HeaderList, InputStream, TsgiApp } from "../types.ts";
 import { type BaseEnviron, baseEnviron, EnvironError, requestEnviron } from "../environ.ts";
-import { ClientAwareSink, type ResponseSink, type RunOutcome, runApp } from "../handler.ts";
+import { ClientAwareSink, drainOrClose, type ResponseSink, type RunOutcome, runApp } from "../handler.ts";
 import { statusLine } from "../util.ts";
 
 export interface NodeListenerOptions {
@@ -65,15 +65,7 @@ class NodeResponseSink extends ClientAwareSink implements ResponseSink {
   }
 
   drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.res.off("drain", done);
-        this.res.off("close", done);
-        resolve();
-      };
-      this.res.on("drain", done);
-      this.res.on("close", done);
-    });
+    return drainOrClose(this.res);
   }
 
   end(): void {
