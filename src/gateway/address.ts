@@ -35,7 +35,7 @@ export function formatAddress(address: ListenAddress, scheme: string): string {
 }
 
 /** The address a listening server actually got (the real port when 0 was asked for). */
-export function boundAddress(server: net.Server, asked: ListenAddress): ListenAddress {
+function boundAddress(server: net.Server, asked: ListenAddress): ListenAddress {
   const bound = server.address();
   if (asked.kind === "unix" || bound === null || typeof bound === "string") return asked;
   return { kind: "tcp", host: asked.host, port: bound.port };

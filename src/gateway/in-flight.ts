@@ -45,13 +45,6 @@ export class InFlight {
     }
   }
 
-  /** The request that has been running longest, if any. */
-  oldest(): InFlightRequest | undefined {
-    let oldest: InFlightRequest | undefined;
-    for (const request of this.requests) if (!oldest || request.startedAt < oldest.startedAt) oldest = request;
-    return oldest;
-  }
-
   /** Every request older than `ageMs` at `now`. */
   olderThan(ageMs: number, now = Date.now()): InFlightRequest[] {
     return [...this.requests].filter((request) => now - request.startedAt > ageMs);
