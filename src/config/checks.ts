@@ -5,10 +5,13 @@
  * small function over the file's data (after `${VAR}` expansion, before
  * defaults), each returning problems with their key paths.
  *
- *   - an app has exactly one of `module` and `command`; `interface` only with `module`
- *   - a module file, a `cwd` folder and the TLS files exist
+ *   - an app has exactly one of `module`, `command` and `static`; `interface`
+ *     only with `module`; none of the worker keys (`instances`, `health`, …)
+ *     with `static`, which the proxy serves itself
+ *   - a module file, a `static` folder, a `cwd` folder and the TLS files exist
  *   - no two routes are the same host + path (naming both apps)
  *   - no two listeners share an address
+ *   - each `proxy.trusted_proxies` entry is an address or CIDR block
  *
  * They run alongside the schema so that `validate` reports every error at
  * once, so they read the data defensively and skip any value the schema has
@@ -16,8 +19,9 @@
  */
 import type { PathSegment } from "./errors.ts";
 import { formatPath } from "./errors.ts";
+import { parseCidr } from "./cidr.ts";
 import { type Probe, resolveFrom, resolveModuleFile, splitModuleSpec } from "./paths.ts";
-import { normalizeHost, normalizeRoutePath, splitAddress } from "./schema.ts";
+import { AppSchema, normalizeHost, normalizeRoutePath, splitAddress } from "./schema.ts";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -48,28 +52,48 @@ function validString(value: unknown, segments: PathSegment[], context: CheckCont
   return typeof value === "string" && !context.faulted(segments);
 }
 
-const moduleOrCommand: Check = (data, context) => {
+/** The keys that say what an app is: exactly one per app. */
+const KINDS = ["module", "command", "static"] as const;
+/** What each kind is, for the messages. */
+const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
+/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there. */
+const STATIC_KEYS = new Set(["static", "routes"]);
+
+/** `a`, `a` and `b`, `a`, `b` and `c`. */
+function listKeys(keys: readonly string[]): string {
+  const quoted = keys.map((key) => `\`${key}\``);
+  return quoted.length <= 1 ? quoted.join("") : `${quoted.slice(0, -1).join(", ")} and ${quoted.at(-1)}`;
+}
+
+const exactlyOneKind: Check = (data, context) => {
   const problems: CheckProblem[] = [];
   for (const [name, app] of appsOf(data)) {
     if (context.faultedAt(["apps", name])) continue; // a bad app name is enough said
-    const hasModule = app.module !== undefined;
-    const hasCommand = app.command !== undefined;
-    if (hasModule && hasCommand) {
+    const kinds = KINDS.filter((kind) => app[kind] !== undefined);
+    if (kinds.length > 1) {
       problems.push({
-        segments: ["apps", name, "command"],
-        message: "an app has `module` or `command`, not both (`module`: served by gateway workers; `command`: any server on $PORT)",
+        segments: ["apps", name, kinds[1]!],
+        message: `an app has one of \`module\`, \`command\` or \`static\`, not ${listKeys(kinds)} (${KIND_HINTS})`,
       });
-    } else if (!hasModule && !hasCommand) {
-      problems.push({
-        segments: ["apps", name],
-        message: "missing `module` or `command` (`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT)",
-      });
+      continue;
     }
-    if (hasCommand && !hasModule && app.interface !== undefined) {
+    if (kinds.length === 0) {
+      problems.push({ segments: ["apps", name], message: `missing \`module\`, \`command\` or \`static\` (${KIND_HINTS})` });
+      continue;
+    }
+    if (kinds[0] === "command" && app.interface !== undefined) {
       problems.push({
         segments: ["apps", name, "interface"],
         message: "`interface` applies to `module` apps only: a `command` app is any HTTP server",
       });
+    }
+    if (kinds[0] === "static") {
+      // Keys of the schema only: an unknown key is the schema's to report. Written in the file only: defaults do not count.
+      for (const key of Object.keys(app)) {
+        if (STATIC_KEYS.has(key) || !(key in AppSchema.properties) || context.faulted(["apps", name, key])) continue;
+        const appliesTo = key === "interface" ? "`module` apps only" : "`module` and `command` apps";
+        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to ${appliesTo}: a \`static\` app has no workers` });
+      }
     }
   }
   return problems;
@@ -83,6 +107,11 @@ const filesExist: Check = (data, context) => {
     const found = context.probe(absolute);
     if (found !== "file") problems.push({ segments, message: found === "dir" ? `a folder, not a file: ${absolute}` : `no such file: ${absolute}` });
   };
+  const requireFolder = (value: string, segments: PathSegment[]) => {
+    const absolute = resolveFrom(context.dir, value);
+    const found = context.probe(absolute);
+    if (found !== "dir") problems.push({ segments, message: found === "file" ? `a file, not a folder: ${absolute}` : `no such folder: ${absolute}` });
+  };
   if (isRecord(data.proxy) && isRecord(data.proxy.tls)) {
     requireFile(data.proxy.tls.cert, ["proxy", "tls", "cert"]);
     requireFile(data.proxy.tls.key, ["proxy", "tls", "key"]);
@@ -95,12 +124,10 @@ const filesExist: Check = (data, context) => {
         problems.push({ segments: moduleSegments, message: `no such file: ${resolveFrom(context.dir, modulePath)}` });
       }
     }
+    const staticSegments = ["apps", name, "static"];
+    if (validString(app.static, staticSegments, context)) requireFolder(app.static, staticSegments);
     const cwdSegments = ["apps", name, "cwd"];
-    if (validString(app.cwd, cwdSegments, context)) {
-      const absolute = resolveFrom(context.dir, app.cwd);
-      const found = context.probe(absolute);
-      if (found !== "dir") problems.push({ segments: cwdSegments, message: found === "file" ? `a file, not a folder: ${absolute}` : `no such folder: ${absolute}` });
-    }
+    if (validString(app.cwd, cwdSegments, context)) requireFolder(app.cwd, cwdSegments);
   }
   return problems;
 };
@@ -151,8 +178,19 @@ const uniqueListeners: Check = (data, context) => {
   return problems;
 };
 
+const trustedProxiesParse: Check = (data, context) => {
+  if (!isRecord(data.proxy) || !Array.isArray(data.proxy.trusted_proxies)) return [];
+  const problems: CheckProblem[] = [];
+  data.proxy.trusted_proxies.forEach((entry: unknown, index) => {
+    const segments: PathSegment[] = ["proxy", "trusted_proxies", index];
+    if (!validString(entry, segments, context) || parseCidr(entry)) return;
+    problems.push({ segments, message: `${JSON.stringify(entry)} is not an IP address or CIDR block (such as 10.0.0.0/8 or ::1)` });
+  });
+  return problems;
+};
+
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [moduleOrCommand, filesExist, uniqueRoutes, uniqueListeners];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

@@ -42,6 +42,7 @@ export function normalize(valid: unknown, dir: string, probe: Probe): StackConfi
   for (const app of Object.values(config.apps)) {
     if (app.module !== undefined) app.module = absoluteModule(dir, app.module, probe);
     app.cwd = resolveFrom(dir, app.cwd);
+    if (app.static !== undefined) app.static = resolveFrom(dir, app.static);
     app.watch = app.watch.map((glob) => resolveGlob(dir, glob));
   }
   return deepFreeze(config) as StackConfig;

@@ -59,6 +59,7 @@ export const FORMATS = {
   path: { type: "path", loadedAs: "absolute path", expected: "a file or folder path" },
   module: { type: "path[:export]", loadedAs: "absolute path[:export]", expected: "a module such as app.ts or app.ts:handler" },
   command: { type: "string", loadedAs: "string", expected: "a shell command such as \"node server.js\"" },
+  cidr: { type: "address or CIDR", loadedAs: "string", expected: "an IP address or CIDR block such as 10.0.0.0/8" },
   glob: { type: "glob", loadedAs: "absolute glob", expected: "a glob such as src/**/*.ts" },
   host: { type: "host", loadedAs: "lowercase host", expected: "a host name such as example.com or *.example.com" },
   "url-path": { type: "URL path", loadedAs: "path without a trailing /", expected: "a URL path starting with /, such as /api" },
@@ -78,6 +79,8 @@ const ADDRESS_PATTERN = `^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):${PORT}$`;
 const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?";
 // An exact host or one leading wildcard label (`*.example.com`), without a port: the proxy drops the Host's port.
 const HOST_PATTERN = `^(\\*\\.)?${LABEL}(\\.${LABEL})*$`;
+// An IPv4 or IPv6 address, optionally with a /prefix length; proxy/forwarded.ts parses it fully.
+const CIDR_PATTERN = "^[0-9A-Fa-f.:]+(/\\d{1,3})?$";
 // Starts with /, no whitespace, no query or fragment.
 const URL_PATH_PATTERN = "^/[^\\s?#]*$";
 
@@ -180,8 +183,33 @@ const LimitsSchema = Type.Object(
       description: "How long a client may take to send the request headers before the proxy closes the connection.",
       default: "60s",
     }),
+    body_timeout: duration({
+      description:
+        "How long the proxy waits between two reads of a request body (nginx's client_body_timeout): a client that stalls longer gets 408 and its connection closes.",
+      default: "60s",
+    }),
+    connect_timeout: duration({
+      description: "How long the proxy waits to connect to a worker; a worker that does not accept in time counts as failed and the request tries another (502 when none is left).",
+      default: "60s",
+    }),
     upstream_timeout: duration({
-      description: "How long the proxy waits for a worker's response headers before answering 504.",
+      description:
+        "How long the proxy waits for a worker between two reads (nginx's proxy_read_timeout): for the response headers, then for each part of the body. Before the headers: 504; after: the client connection closes.",
+      default: "60s",
+    }),
+    upstream_keepalive: Type.Integer({
+      description:
+        "Idle kept-alive connections the proxy keeps open to each worker for reuse (nginx's keepalive). Above the number of requests a worker has in flight at busy times, connections are closed and opened again. 0: a new connection per request.",
+      minimum: 0,
+      default: 64,
+    }),
+    upstream_keepalive_timeout: duration({
+      description:
+        "How long an idle connection to a worker is kept for reuse. Keep it below the workers' own idle timeout (5 s for gateway workers and Node servers), or a reused connection may be one the worker is closing.",
+      default: "4s",
+    }),
+    websocket_idle_timeout: duration({
+      description: "A proxied WebSocket (or any upgraded connection) with no traffic either way for this long is closed.",
       default: "60s",
     }),
   },
@@ -201,6 +229,12 @@ const ProxySchema = Type.Object(
     }),
     tls: Type.Optional(TlsSchema),
     limits: LimitsSchema,
+    trusted_proxies: Type.Array(Type.String({ description: "An IP address or CIDR block.", pattern: CIDR_PATTERN, ...formatted("cidr") }), {
+      description:
+        "Peers whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed (a load balancer in front of this stack): their hops are kept and the peer's address appended. From any other peer these headers are dropped and replaced. Empty: trust no one.",
+      default: [],
+      examples: [["127.0.0.1", "10.0.0.0/8"]],
+    }),
     access_log: choice(["combined", "json", "off"], {
       description:
         "The access log, one line per request, in <state_dir>/logs/access.log: `combined` (nginx's format plus app, worker, time and request id), `json` (one object per line) or `off`.",
@@ -268,6 +302,23 @@ const RestartSchema = Type.Object(
   { additionalProperties: false, description: "What happens when a worker dies.", default: {} },
 );
 
+const RetrySchema = Type.Object(
+  {
+    tries: Type.Integer({
+      description:
+        "How many workers one request may be offered to (nginx's proxy_next_upstream_tries): a request that could not be sent, or that a worker dropped without answering, goes to the next. 1: never retried.",
+      minimum: 1,
+      default: 3,
+    }),
+    non_idempotent: Type.Boolean({
+      description:
+        "Also send a POST, PATCH or other non-idempotent request to another worker when the first dropped it after taking it — it may then run twice. A request that never reached a worker is always retried.",
+      default: false,
+    }),
+  },
+  { additionalProperties: false, description: "Which failed requests the proxy sends to another worker.", default: {} },
+);
+
 export const AppSchema = Type.Object(
   {
     module: Type.Optional(
@@ -282,6 +333,12 @@ export const AppSchema = Type.Object(
         description: "Or any HTTP server that listens on $PORT: the shell command that starts one instance (run in `cwd`).",
         minLength: 1,
         ...formatted("command"),
+      }),
+    ),
+    static: Type.Optional(
+      path({
+        description:
+          "Or a folder the proxy serves itself, with no worker processes: files by path under the route's mount, index.html for a folder, ETag, Last-Modified, Range and conditional requests; dotfiles and paths leaving the folder are 404.",
       }),
     ),
     interface: choice([...INTERFACES], {
@@ -299,6 +356,7 @@ export const AppSchema = Type.Object(
       default: "round_robin",
     }),
     health: Type.Optional(HealthSchema),
+    retry: RetrySchema,
     watch: Type.Array(Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") }), {
       description: "Files whose change reloads the app's workers one by one (development hot reload). Globs relative to the config file's folder.",
       default: [],
@@ -332,10 +390,10 @@ export const AppSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: "An app: exactly one of `module` or `command`, and how to run and route it.",
+    description: "An app: exactly one of `module`, `command` or `static`, and how to run and route it.",
     examples: [{ module: "app.ts", routes: [{ path: "/app" }] }],
     // For editors only: TypeBox's validator ignores these; checks.ts gives the clear messages.
-    oneOf: [{ required: ["module"] }, { required: ["command"] }],
+    oneOf: [{ required: ["module"] }, { required: ["command"] }, { required: ["static"] }],
     dependencies: { interface: { required: ["module"] } },
   },
 );

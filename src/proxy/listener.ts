@@ -24,10 +24,23 @@ export interface TlsCredentials {
   key: Buffer | string;
 }
 
-export function frontServer(handle: http.RequestListener, headerTimeoutMs: number, tls?: TlsCredentials): http.Server {
+/** What a front listener serves: a FrontProxy's request and upgrade listeners. */
+export interface FrontHandlers {
+  handle: http.RequestListener;
+  handleUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+export interface FrontListenerOptions {
+  headerTimeoutMs: number;
+  /** An HTTPS listener with this certificate and key. */
+  tls?: TlsCredentials;
+}
+
+export function frontServer(proxy: FrontHandlers, { headerTimeoutMs, tls }: FrontListenerOptions): http.Server {
   const options = { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS };
   // An https.Server is an http.Server over TLS: the same handler, the same limits.
-  const server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key }, handle) : http.createServer(options, handle);
+  const server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key }, proxy.handle) : http.createServer(options, proxy.handle);
+  server.on("upgrade", proxy.handleUpgrade);
   server.on("clientError", onClientError);
   return server;
 }

@@ -1,55 +1,96 @@
 /**
  * @module proxy/server
  *
- * The front proxy (nginx's role), in its first form: listeners, host/path
- * routing, balancing over the ready workers of each app, keep-alive
- * connections to the workers, hop-by-hop headers stripped both ways and
- * X-Forwarded-* set by us (a client's own values are dropped). The proxy
- * learns which workers exist only through `setEndpoints` — never from the
- * supervisor or pm2 — and its routing table is swapped whole by `setRoutes`.
+ * The front proxy (nginx's role): host/path routing, balancing over the
+ * ready workers of each app, keep-alive connections to the workers, limits,
+ * failover and health, X-Forwarded-* and Forwarded set by us, an X-Request-Id
+ * on every request, one access entry per request. The proxy learns which
+ * workers exist only through `setEndpoints` — never from the supervisor or
+ * pm2 — and its routing table is swapped whole by `setRoutes`.
+ *
+ * The client side is node:http (llhttp, strict) plus our own framing checks;
+ * the worker side is our own lean HTTP/1.1 client (upstream/), because
+ * node:http's client was most of the proxy's cost per request (bench/proxy.mjs
+ * and its figures in the README).
  *
  * Status codes, as nginx gives them: no route 404; a declared body over
- * client_max_body_size 413; no ready worker 503 with Retry-After; a worker
- * that could not be reached or broke before answering 502, slower than the
- * upstream timeout 504; a worker that broke mid-response closes the client
- * connection (never a fake complete response).
+ * client_max_body_size 413; a body that stalls 408; no ready worker 503 with
+ * Retry-After; a worker that could not be reached, broke before answering or
+ * answered something unframeable 502, slower than the upstream timeout 504; a
+ * worker that broke mid-response closes the client connection (never a fake
+ * complete response).
  *
- * Failover (see `forward`): an attempt that could not connect goes to another
- * worker whatever its method; one the worker dropped after taking the request
- * goes elsewhere only if it is idempotent; a kept-alive connection the worker
- * had just closed is retried once on a fresh one. Workers that fail are left
- * out for a while (health/passive.ts), and those failing their app's health
- * check until they pass (health/active.ts). Every request carries an
- * X-Request-Id to the worker and back, and ends in one access entry.
+ * Failover (see `onFailure`): an attempt that could not connect goes to
+ * another worker whatever its method; one the worker dropped after taking the
+ * request goes elsewhere only if it is idempotent (or the app allows it); a
+ * kept-alive connection the worker had just closed is retried once on a fresh
+ * one. Workers that fail are left out for a while (health/passive.ts), and
+ * those failing their app's health check until they pass (health/active.ts).
  */
 import { randomUUID } from "node:crypto";
-import http from "node:http";
+import type http from "node:http";
+import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { isHopByHop } from "../tsgi/util.ts";
+import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import { Router, type RouteMatch, type RouteSpec } from "./router.ts";
 import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
 import { PassiveHealth, type PassiveHealthOptions } from "./health/passive.ts";
 import { ActiveHealthChecker, type HealthCheckSpec, type HealthListener } from "./health/active.ts";
 import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
-import { framingProblem, headSizeProblem, isForwardableHeaderName } from "./request-checks.ts";
+import { watchBodyPace } from "./limits/body-timeout.ts";
+import { serveStatic } from "./static.ts";
+import { framingProblem, headSizeProblem } from "./request-checks.ts";
+import { ConnectionPool, type PoolLimits } from "./upstream/pool.ts";
+import type { UpstreamFailure } from "./upstream/connection.ts";
+import type { ResponseHead } from "./upstream/response-head.ts";
+import { requestHead, SCRIPT_NAME_HEADER } from "./upstream/request-head.ts";
+import { rawResponse, relayedHead, tunnel } from "./upgrade.ts";
+import { forwardingHeaders, TrustedProxies } from "./forwarded.ts";
+
+export { SCRIPT_NAME_HEADER };
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
   /** The balancing policy per app, by config name (default round_robin). */
   balance?: Readonly<Record<string, string>>;
-  /** How long a worker may take to answer (ms) before the client gets 504. */
+  /** Longest silence from a worker (ms): before its response head the client gets 504 (nginx's proxy_read_timeout, 60 s). */
   upstreamTimeoutMs?: number;
+  /** How long connecting to a worker may take (ms) before it counts as failed (nginx's proxy_connect_timeout, 60 s). */
+  connectTimeoutMs?: number;
+  /** Idle kept-alive connections kept per worker (nginx's keepalive; default 64). */
+  upstreamKeepalive?: number;
+  /** How long an idle connection to a worker may be reused (ms; default 4 s, below the workers' 5 s). */
+  upstreamKeepaliveTimeoutMs?: number;
+  /** Longest pause between two reads of a request body (ms) before 408 (nginx's client_body_timeout, 60 s). */
+  bodyTimeoutMs?: number;
   /** client_max_body_size in bytes: larger bodies get 413 (0: no limit). */
   clientMaxBodySize?: number;
+  /** Which failed requests go to another worker, per app (default: 3 tries, idempotent methods only). */
+  retry?: Readonly<Record<string, RetryPolicy>>;
+  /** An upgraded connection (WebSocket) idle this long either way is closed (ms; default 60 s). */
+  websocketIdleTimeoutMs?: number;
   /** Active health checks per app (the config's `health`). */
   healthChecks?: Readonly<Record<string, HealthCheckSpec>>;
   /** Told when an active check takes a worker out or puts it back. */
   onHealthChange?: HealthListener;
   /** max_fails / fail_timeout (default: nginx's 1 and 10 s). */
   passiveHealth?: PassiveHealthOptions;
+  /** Peers whose X-Forwarded-* and Forwarded headers are kept (addresses or CIDR blocks); everyone else's are replaced. */
+  trustedProxies?: readonly string[];
+  /** Apps the proxy serves itself from a folder (the config's `static`): app name -> absolute folder. */
+  staticRoots?: Readonly<Record<string, string>>;
   /** Called after each proxied response, for the access log. */
   onResponse?: (entry: AccessEntry) => void;
 }
+
+export interface RetryPolicy {
+  /** Workers one request may be offered to; 1: no retry. */
+  tries: number;
+  /** Resend a non-idempotent request a worker dropped after taking it. */
+  nonIdempotent: boolean;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { tries: 3, nonIdempotent: false };
 
 /** One line of the access log: plain data, rendered by proxy/access-log.ts. */
 export interface AccessEntry {
@@ -68,6 +109,27 @@ export interface AccessEntry {
   /** Milliseconds from the request's arrival to the end of its response. */
   ms: number;
   requestId: string;
+}
+
+/** The access entry of a request, from the request and what became of it. */
+function accessEntry(
+  req: http.IncomingMessage,
+  outcome: { url: string; startedAt: number; requestId: string; status: number; bytes: number; app?: string; endpoint?: string },
+): AccessEntry {
+  return {
+    remoteAddr: req.socket.remoteAddress ?? "-",
+    method: req.method ?? "GET",
+    url: outcome.url,
+    httpVersion: req.httpVersion,
+    status: outcome.status,
+    bytes: outcome.bytes,
+    referer: req.headers.referer,
+    userAgent: req.headers["user-agent"],
+    app: outcome.app,
+    endpoint: outcome.endpoint,
+    ms: Date.now() - outcome.startedAt,
+    requestId: outcome.requestId,
+  };
 }
 
 /** A client's X-Request-Id is kept when it looks like an id; anything else is replaced by ours. */
@@ -94,11 +156,8 @@ type CountedResponse = http.ServerResponse & { [BYTES_KEY]?: number };
 
 /** nginx's status for a client that closed the connection before the response was complete. */
 const CLIENT_CLOSED_REQUEST = 499;
-/** How many workers one request may be offered to (nginx's proxy_next_upstream_tries is unbounded; a bound keeps a dead pool cheap). */
-const MAX_TRIES = 3;
+const REQUEST_TIMEOUT = 408;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
-/** Idle upstream connections per worker kept open for reuse. */
-const MAX_FREE_SOCKETS = 64;
 
 interface Pool {
   endpoints: readonly Endpoint[];
@@ -122,52 +181,17 @@ function plainResponse(res: http.ServerResponse, status: number, message: string
   (res as CountedResponse)[BYTES_KEY] = Buffer.byteLength(body);
 }
 
-/**
- * The header that tells a gateway worker its mount point (SCRIPT_NAME). Ours
- * alone: a client's copy is always dropped, and workers trust it only because
- * nothing but this proxy reaches their sockets.
- */
-export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
-
-/** Request headers for the worker: hop-by-hop (and those the client listed in Connection) removed, X-Forwarded-* ours. */
-function upstreamHeaders(req: http.IncomingMessage, mount: string, bufferedBody?: Buffer): http.OutgoingHttpHeaders {
-  const listed = new Set(
-    (req.headers.connection ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const headers: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || isHopByHop(name) || listed.has(name) || name.startsWith("x-forwarded-") || name === SCRIPT_NAME_HEADER) continue;
-    if (!isForwardableHeaderName(name)) continue;
-    headers[name] = value;
-  }
-  const socket = req.socket as Socket & { encrypted?: boolean };
-  headers["x-forwarded-for"] = socket.remoteAddress ?? "";
-  headers["x-forwarded-proto"] = socket.encrypted ? "https" : "http";
-  if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
-  if (mount) headers[SCRIPT_NAME_HEADER] = mount;
-  headers["x-request-id"] = (req as TaggedRequest)[REQUEST_ID_KEY];
-  // A buffered chunked body goes on with its length (Transfer-Encoding, hop-by-hop, is already gone).
-  if (bufferedBody) headers["content-length"] = String(bufferedBody.byteLength);
-  return headers;
-}
-
-function responseHeaders(upstream: http.IncomingMessage): string[] {
-  const listed = new Set(
-    (upstream.headers.connection ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
+/** The worker's response headers for the client: hop-by-hop (and those its Connection lists) removed, our X-Request-Id added. */
+function responseHeaders(head: ResponseHead, requestId: string): string[] {
+  const listed = head.connectionTokens;
+  const raw = head.headers;
   const flat: string[] = [];
-  const raw = upstream.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (isHopByHop(lower) || listed.has(lower) || lower === "x-request-id") continue;
+    if (HOP_BY_HOP_HEADERS.has(lower) || lower === "x-request-id" || (listed.length > 0 && listed.includes(lower))) continue;
     flat.push(raw[i]!, raw[i + 1]!);
   }
+  flat.push("X-Request-Id", requestId);
   return flat;
 }
 
@@ -180,26 +204,61 @@ function instanceKey(endpoint: Endpoint): string {
   return endpoint.pid === undefined ? endpoint.id : `${endpoint.id}#${endpoint.pid}`;
 }
 
-/**
- * Errors that mean the connection to the worker was never made: nothing of
- * the request was sent, so any method may go to another worker (nginx's
- * proxy_next_upstream error, and RELIABILITY U1).
- */
-const NOT_CONNECTED = new Set(["ECONNREFUSED", "ENOENT", "EADDRNOTAVAIL", "ECONNRESET", "EPIPE"]);
+function sameAddress(a: Endpoint["address"], b: Endpoint["address"]): boolean {
+  return a.kind === "unix" ? b.kind === "unix" && a.path === b.path : b.kind === "tcp" && a.host === b.host && a.port === b.port;
+}
+
+/** One request's way through the workers of its app: where it has been, and what to send. */
+interface Attempts {
+  route: RouteMatch;
+  requestId: string;
+  /** The serialized head, built once and sent as is on every try. */
+  head: string;
+  /** A body read whole (chunked from the client), which any try can send again. */
+  body?: Buffer;
+  /** Instance keys already tried. */
+  tried: Set<string>;
+  /** Whether the once-per-request resend on a fresh connection (the keep-alive race) was used. */
+  reusedRetried: boolean;
+  /** The next try must open a new connection rather than reuse one. */
+  fresh?: boolean;
+  /** Stops the try under way (the client left, or its body stalled); it is logged with `status` (default 499). */
+  cancel?: (status?: number) => void;
+  done(status: number, endpoint: Endpoint): void;
+}
 
 export class FrontProxy {
   private router: Router;
   private readonly pools = new Map<string, Pool>();
-  private readonly agents = new Map<string, http.Agent>();
+  /** Kept-alive connections per worker process (by instance key). */
+  private readonly connections = new Map<string, ConnectionPool>();
   private readonly inFlight = new Map<string, number>();
   private readonly health: PassiveHealth;
   private readonly checkers = new Map<string, ActiveHealthChecker>();
   private balance: Readonly<Record<string, string>>;
+  private readonly poolLimits: PoolLimits;
+  private readonly trusted: TrustedProxies;
+  private readonly sweeper: NodeJS.Timeout;
+  /** Open WebSocket (upgraded) tunnels, closed by close(). */
+  private readonly tunnels = new Set<{ close(): void }>();
 
   constructor(private readonly options: FrontProxyOptions) {
     this.router = new Router(options.routes);
     this.balance = options.balance ?? {};
     this.health = new PassiveHealth(options.passiveHealth);
+    this.trusted = new TrustedProxies(options.trustedProxies ?? []);
+    this.poolLimits = {
+      connectMs: options.connectTimeoutMs ?? 60_000,
+      readMs: options.upstreamTimeoutMs ?? 60_000,
+      maxIdle: options.upstreamKeepalive ?? 64,
+      idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? 4_000,
+    };
+    // Idle connections past their time are closed by us, before the worker closes them.
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const pool of this.connections.values()) pool.sweep(now);
+    }, Math.max(100, Math.min(1_000, this.poolLimits.idleTimeoutMs / 2)));
+    this.sweeper.unref();
   }
 
   /** Swaps the routing table (and balancing policies) whole: requests already routed are not affected. */
@@ -216,10 +275,10 @@ export class FrontProxy {
     if (pool) pool.endpoints = endpoints;
     else this.pools.set(app, { endpoints, selector: createSelector(this.balance[app] ?? "round_robin") });
     const live = new Set(endpoints.map(instanceKey));
-    for (const [key, agent] of this.agents) {
+    for (const [key, connections] of this.connections) {
       if (key.startsWith(`${app}.`) && !live.has(key)) {
-        agent.destroy();
-        this.agents.delete(key);
+        connections.close();
+        this.connections.delete(key);
         this.health.forget(key);
       }
     }
@@ -229,14 +288,18 @@ export class FrontProxy {
     return this.pools.get(app)?.endpoints ?? [];
   }
 
-  private agentFor(endpoint: Endpoint): http.Agent {
-    const key = instanceKey(endpoint);
-    let agent = this.agents.get(key);
-    if (!agent) {
-      agent = new http.Agent({ keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: "lifo" });
-      this.agents.set(key, agent);
+  private connectionsTo(endpoint: Endpoint, key: string): ConnectionPool {
+    let pool = this.connections.get(key);
+    if (pool && !sameAddress(pool.address, endpoint.address)) {
+      // The same worker identity at a new address (a test, or a `command` app that moved): old connections are no use.
+      pool.close();
+      pool = undefined;
     }
-    return agent;
+    if (!pool) {
+      pool = new ConnectionPool(endpoint.address, this.poolLimits);
+      this.connections.set(key, pool);
+    }
+    return pool;
   }
 
   /** The app's active health checker, made on first use when the app has a health check. */
@@ -263,13 +326,15 @@ export class FrontProxy {
     const pool = this.pools.get(app);
     if (!pool) return undefined;
     const checker = this.checkers.get(app);
-    const untried = pool.endpoints.filter(
-      (endpoint) => !tried.has(instanceKey(endpoint)) && (!checker || checker.isHealthy(endpoint)),
-    );
+    const untried =
+      tried.size === 0 && !checker
+        ? pool.endpoints
+        : pool.endpoints.filter((endpoint) => !tried.has(instanceKey(endpoint)) && (!checker || checker.isHealthy(endpoint)));
     const candidates = this.health.available(untried, instanceKey);
-    const context = { inFlight: (endpoint: Endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0 };
-    return pool.selector.select(candidates, req, context);
+    return pool.selector.select(candidates, req, this.selectionContext);
   }
+
+  private readonly selectionContext = { inFlight: (endpoint: Endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0 };
 
   /** The request listener: install it on every front listener. */
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -286,20 +351,7 @@ export class FrontProxy {
     const requestId = requestIdOf(req);
     (req as TaggedRequest)[REQUEST_ID_KEY] = requestId;
     const log = (status: number, app?: string, endpoint?: string) =>
-      this.options.onResponse?.({
-        remoteAddr: req.socket.remoteAddress ?? "-",
-        method: req.method ?? "GET",
-        url,
-        httpVersion: req.httpVersion,
-        status,
-        bytes: bytesSent(res),
-        referer: req.headers.referer,
-        userAgent: req.headers["user-agent"],
-        app,
-        endpoint,
-        ms: Date.now() - startedAt,
-        requestId,
-      });
+      this.options.onResponse?.(accessEntry(req, { url, startedAt, requestId, status, bytes: bytesSent(res), app, endpoint }));
     const socket = req.socket as PoisonableSocket;
     if (socket[POISONED]) {
       // An earlier request on this connection was refused for its framing: nothing after it is trusted.
@@ -324,22 +376,68 @@ export class FrontProxy {
       plainResponse(res, 404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
       return log(404);
     }
+    const chunked = isChunked(req);
+    const staticRoot = this.options.staticRoots?.[route.app];
+    if (staticRoot !== undefined) {
+      res.setHeader("X-Request-Id", requestId);
+      void serveStatic(req, res, staticRoot, route.mount).then(({ status, bytes }) => {
+        (res as CountedResponse)[BYTES_KEY] = bytes;
+        log(status, route.app);
+      });
+      return;
+    }
     if (declaredTooLarge(req, this.options.clientMaxBodySize ?? 0)) {
       // Refused on its Content-Length alone: no worker sees a byte of it. The unread body means the connection cannot be reused.
       plainResponse(res, 413, `Content Too Large: the limit is ${this.options.clientMaxBodySize} bytes`, { Connection: "close" });
       return log(413, route.app);
     }
+    const attempts: Attempts = {
+      route,
+      requestId,
+      head: "",
+      tried: new Set(),
+      reusedRetried: false,
+      done: (status, used) => {
+        stopWatching();
+        attempts.cancel = undefined;
+        log(status, route.app, used.id);
+      },
+    };
+    // The client left before its response was complete: stop the worker's side too (499 in the log, as nginx says it).
+    res.once("close", () => {
+      if (!res.writableFinished) attempts.cancel?.();
+    });
+    const hasBody = chunked || Number(req.headers["content-length"] ?? 0) > 0;
+    const stopWatching = hasBody
+      ? watchBodyPace(req, this.options.bodyTimeoutMs ?? 60_000, () => {
+          socket[POISONED] = true;
+          attempts.cancel?.(REQUEST_TIMEOUT);
+          plainResponse(res, REQUEST_TIMEOUT, `Request Timeout: the request body stalled for ${this.options.bodyTimeoutMs ?? 60_000} ms`, { Connection: "close" });
+          if (!attempts.tried.size) log(REQUEST_TIMEOUT, route.app);
+        })
+      : () => {};
     const dispatch = (body?: Buffer) => {
-      const endpoint = this.choose(route.app, req, new Set());
+      const endpoint = this.choose(route.app, req, attempts.tried);
       if (!endpoint) {
+        stopWatching();
         plainResponse(res, 503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
         return log(503, route.app);
       }
-      this.forward(req, res, route, endpoint, { tried: new Set(), reusedRetried: false, body }, (status, used) => log(status, route.app, used.id));
+      attempts.body = body;
+      attempts.head = requestHead(req, {
+        mount: route.mount,
+        requestId,
+        forwarding: this.forwarding(req),
+        bufferedLength: body?.byteLength,
+        defaultHost: () => `${req.socket.localAddress}:${req.socket.localPort}`,
+      });
+      this.forward(req, res, endpoint, attempts);
     };
-    if (!isChunked(req)) return dispatch();
+    if (!chunked) return dispatch();
     // A chunked body is read whole first: no worker sees a body whose framing or size turns out wrong.
     readChunkedBody(req, this.options.clientMaxBodySize ?? 0).then(dispatch, (error: Error) => {
+      stopWatching();
+      if (res.writableEnded) return; // already answered (408)
       if (error instanceof BodyTooLarge) {
         socket[POISONED] = true;
         plainResponse(res, 413, `Content Too Large: ${error.message}`, { Connection: "close" });
@@ -352,28 +450,135 @@ export class FrontProxy {
   };
 
   /**
-   * Sends one attempt to `endpoint`. The request body is piped only once the
-   * connection is made, so an attempt that could not connect has consumed
-   * nothing and can go to another worker whatever its method; an idempotent
-   * request whose kept-alive connection the worker had just closed is sent
-   * again once on a fresh one. Anything else that fails before the response
-   * is a 502 (504 for the upstream timeout).
+   * The 'upgrade' listener (WebSocket and other HTTP Upgrades): routed,
+   * balanced and failed over like a request; a 101 from the worker joins the
+   * two connections into a tunnel that lives until either side closes or it
+   * idles for websocketIdleTimeoutMs. It counts as in flight on its worker
+   * while open, so least_conn spreads long-lived connections too.
    */
-  private forward(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    route: RouteMatch,
-    endpoint: Endpoint,
-    attempts: { tried: Set<string>; reusedRetried: boolean; body?: Buffer },
-    done: (status: number, endpoint: Endpoint) => void,
-  ): void {
+  readonly handleUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const startedAt = Date.now();
+    const url = req.url ?? "/";
+    const path = url.split("?")[0]!;
+    const route = this.router.match(req.headers.host, path);
+    const requestId = requestIdOf(req);
+    let bytes = 0;
+    const log = (status: number, endpoint?: string) =>
+      this.options.onResponse?.(accessEntry(req, { url, startedAt, requestId, status, bytes, app: route?.app, endpoint }));
+    const refuse = (status: number, message: string, headers?: Record<string, string>) => {
+      bytes = rawResponse(socket, status, message, { "X-Request-Id": requestId, ...headers });
+      log(status);
+    };
+    socket.on("error", () => socket.destroy());
+    const problem = headSizeProblem(req) ?? (framingProblem(req) ? { status: 400 as const, reason: framingProblem(req)! } : undefined);
+    if (problem) return refuse(problem.status, problem.reason);
+    if (!route || this.options.staticRoots?.[route.app] !== undefined) {
+      return refuse(404, `Not Found: no app is routed for ${req.headers.host ?? ""}${path}`);
+    }
+    const tried = new Set<string>();
+    const policy = this.options.retry?.[route.app] ?? DEFAULT_RETRY;
+    const upstreamHead = requestHead(req, {
+      mount: route.mount,
+      requestId,
+      forwarding: this.forwarding(req),
+      upgrade: req.headers.upgrade ?? "websocket",
+      defaultHost: () => `${req.socket.localAddress}:${req.socket.localPort}`,
+    });
+    const attempt = (): void => {
+      const endpoint = this.choose(route.app, req, tried);
+      if (!endpoint) {
+        if (tried.size === 0) return refuse(503, `Service Unavailable: app "${route.app}" has no ready worker`, { "Retry-After": "1" });
+        return refuse(502, `Bad Gateway: app "${route.app}" did not answer`);
+      }
+      const key = instanceKey(endpoint);
+      tried.add(key);
+      this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+      let left = false;
+      const leave = () => {
+        if (left) return;
+        left = true;
+        this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      };
+      const connection = this.connectionsTo(endpoint, key).fresh();
+      let status = 502;
+      const clientGone = () => {
+        connection.abort();
+        leave();
+      };
+      socket.once("close", clientGone);
+      connection.send(
+        { method: req.method ?? "GET", head: upstreamHead, upgrade: true },
+        {
+          onUpgrade: (answer, worker, rest) => {
+            socket.off("close", clientGone);
+            this.health.recordSuccess(key);
+            socket.write(relayedHead(answer, requestId), "latin1");
+            const joined = tunnel(socket, worker, head, rest, {
+              idleTimeoutMs: this.options.websocketIdleTimeoutMs ?? 60_000,
+              onClose: (sent) => {
+                this.tunnels.delete(joined);
+                leave();
+                bytes = sent;
+                log(101, endpoint.id);
+              },
+            });
+            this.tunnels.add(joined);
+          },
+          onHead: (answer) => {
+            // An ordinary answer (403, 426…): relayed as it is, and the connection closes after it.
+            this.health.recordSuccess(key);
+            socket.write(relayedHead(answer, requestId), "latin1");
+            if (answer.framing.kind === "none") socket.end();
+            status = answer.status;
+          },
+          onData: (data) => {
+            bytes += data.byteLength;
+            return socket.write(data);
+          },
+          onEnd: () => {
+            socket.off("close", clientGone);
+            socket.end();
+            leave();
+            log(status, endpoint.id);
+          },
+          onFail: (failure) => {
+            socket.off("close", clientGone);
+            leave();
+            if (failure.kind === "broken") {
+              socket.destroy();
+              return log(status, endpoint.id);
+            }
+            if (failure.kind === "timeout") return refuse(504, `Gateway Timeout: app "${route.app}" did not answer within ${this.poolLimits.readMs} ms`);
+            this.health.recordFailure(key);
+            // An upgrade request has no body and changes nothing until the worker accepts it: any failure before an answer may go elsewhere.
+            if (failure.kind !== "protocol" && tried.size < policy.tries) return attempt();
+            refuse(502, `Bad Gateway: app "${route.app}" ${failure.kind === "protocol" ? failure.message : "did not answer"}`);
+          },
+        },
+        () => {},
+      );
+    };
+    attempt();
+  };
+
+  /** X-Forwarded-For/-Proto/-Host and Forwarded for the worker: the client's own kept only from a trusted proxy. */
+  private forwarding(req: http.IncomingMessage): [string, string][] {
+    const socket = req.socket as Socket & { encrypted?: boolean };
+    const view = { peer: socket.remoteAddress ?? "", scheme: socket.encrypted ? ("https" as const) : ("http" as const), host: req.headers.host };
+    return forwardingHeaders(view, req.headers, this.trusted);
+  }
+
+  /**
+   * Sends one try of a request to `endpoint` over a kept-alive connection.
+   * A streamed body is read only once the connection is made, so a try that
+   * could not connect has consumed nothing and can go elsewhere whatever its
+   * method.
+   */
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint, attempts: Attempts): void {
     const key = instanceKey(endpoint);
     attempts.tried.add(key);
-    const address = endpoint.address;
-    const target =
-      address.kind === "unix" ? { socketPath: address.path } : { host: address.host, port: address.port };
     this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
-    // Each attempt ends exactly once — answered, broken, or given up — and only then leaves the in-flight count.
+    // Each try ends exactly once — answered, broken, or given up — and only then leaves the in-flight count.
     let finished = false;
     const leave = () => {
       if (finished) return false;
@@ -381,103 +586,85 @@ export class FrontProxy {
       this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
       return true;
     };
-    const finish = (status: number) => {
-      if (leave()) done(status, endpoint);
+    const pool = this.connectionsTo(endpoint, key);
+    const connection = attempts.fresh ? pool.fresh() : pool.acquire();
+    attempts.fresh = false;
+    attempts.cancel = (cancelStatus = CLIENT_CLOSED_REQUEST) => {
+      connection.abort();
+      if (leave()) attempts.done(cancelStatus, endpoint);
     };
-    // Set when the proxy itself ends the attempt (timeout, client gone): such an attempt is never retried.
-    let abandoned = false;
-    let connected = false;
-    const upstream = http.request({
-      ...target,
-      method: req.method,
-      path: req.url,
-      headers: upstreamHeaders(req, route.mount, attempts.body),
-      agent: this.agentFor(endpoint),
-      timeout: this.options.upstreamTimeoutMs ?? 60_000,
-    });
-    upstream.on("socket", (socket) => {
-      const send = () => {
-        connected = true;
-        if (attempts.body) upstream.end(attempts.body);
-        else req.pipe(upstream);
-      };
-      if (socket.connecting) socket.once("connect", send);
-      else send();
-    });
-    upstream.on("response", (answer) => {
-      const status = answer.statusCode ?? 502;
-      this.health.recordSuccess(key);
-      // Headers as one flat list (a repeated Set-Cookie stays two headers), with our request id.
-      res.writeHead(status, answer.statusMessage, [...responseHeaders(answer), "X-Request-Id", (req as TaggedRequest)[REQUEST_ID_KEY]!]);
-      answer.on("data", (chunk: Buffer) => {
-        (res as CountedResponse)[BYTES_KEY] = ((res as CountedResponse)[BYTES_KEY] ?? 0) + chunk.byteLength;
-      });
-      answer.pipe(res);
-      answer.on("end", () => finish(status));
-      // The worker broke mid-response: the client must see a broken message, not a complete one.
-      const broken = () => {
-        res.destroy();
-        finish(status);
-      };
-      answer.on("aborted", broken);
-      answer.on("error", broken);
-    });
-    upstream.on("timeout", () => {
-      abandoned = true;
-      upstream.destroy(new Error("upstream timeout"));
-    });
-    upstream.on("error", (error: NodeJS.ErrnoException) => {
-      if (res.headersSent) {
-        res.destroy();
-        return finish(502);
-      }
-      if (abandoned) {
-        const timedOut = error.message === "upstream timeout";
-        if (timedOut) plainResponse(res, 504, "Gateway Timeout");
-        return finish(timedOut ? 504 : CLIENT_CLOSED_REQUEST);
-      }
-      // A buffered body can be sent again; a streamed one only if none of it was read.
-      const idempotent = IDEMPOTENT.has(req.method ?? "GET") && (attempts.body !== undefined || !req.readableDidRead);
-      if (!connected && NOT_CONNECTED.has(error.code ?? "")) {
-        // Nothing was sent: the worker is unreachable. Count it against the worker and try another.
-        this.health.recordFailure(key);
-        const next = this.choose(route.app, req, attempts.tried);
-        if (next && attempts.tried.size < MAX_TRIES) {
+    let status = 502;
+    const streamed = attempts.body === undefined && Number(req.headers["content-length"] ?? 0) > 0;
+    connection.send(
+      { method: req.method ?? "GET", head: attempts.head, body: attempts.body ?? (streamed ? req : undefined) },
+      {
+        onHead: (head) => {
+          status = head.status;
+          this.health.recordSuccess(key);
+          res.writeHead(head.status, head.reason || undefined, responseHeaders(head, attempts.requestId));
+        },
+        onData: (data) => {
+          (res as CountedResponse)[BYTES_KEY] = ((res as CountedResponse)[BYTES_KEY] ?? 0) + data.byteLength;
+          if (res.write(data)) return true;
+          res.once("drain", () => connection.resume());
+          return false;
+        },
+        onEnd: () => {
+          res.end();
+          if (leave()) attempts.done(status, endpoint);
+        },
+        onFail: (failure) => {
           leave();
-          return this.forward(req, res, route, next, attempts, done);
-        }
-      } else if (upstream.reusedSocket && idempotent && !attempts.reusedRetried) {
-        // A kept-alive connection the worker had just closed: once more, on a fresh connection.
-        attempts.reusedRetried = true;
-        attempts.tried.delete(key);
-        leave();
-        return this.forward(req, res, route, endpoint, attempts, done);
-      } else {
-        // The worker took the request and dropped the connection without answering (nginx's
-        // proxy_next_upstream error): only a request without side effects may be sent again.
-        this.health.recordFailure(key);
-        const next = idempotent ? this.choose(route.app, req, attempts.tried) : undefined;
-        if (next && attempts.tried.size < MAX_TRIES) {
-          leave();
-          return this.forward(req, res, route, next, attempts, done);
-        }
-      }
-      plainResponse(res, 502, `Bad Gateway: app "${route.app}" did not answer`);
-      finish(502);
-    });
-    res.on("close", () => {
-      // The client left: stop the upstream request too (499 in the log, as nginx says it).
-      if (res.writableFinished) return;
-      abandoned = true;
-      upstream.destroy();
-      finish(CLIENT_CLOSED_REQUEST);
-    });
+          this.onFailure(req, res, endpoint, attempts, failure);
+        },
+      },
+      (reusable) => pool.release(connection, reusable),
+    );
+  }
+
+  /** What a failed try leads to: another try, or the client's 502/504 (or a broken response, once one had begun). */
+  private onFailure(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint, attempts: Attempts, failure: UpstreamFailure): void {
+    const key = instanceKey(endpoint);
+    const { app } = attempts.route;
+    if (res.headersSent) {
+      // Broken mid-response: the client must see a broken message, not a complete one. (Like nginx, not
+      // counted against the worker: it did answer, and the next request may well succeed.)
+      res.destroy();
+      return attempts.done(res.statusCode, endpoint);
+    }
+    if (failure.kind === "timeout") {
+      // Not resent: the worker may still be working on it (nginx resends only idempotent ones; a slow app would then run twice).
+      plainResponse(res, 504, `Gateway Timeout: app "${app}" did not answer within ${this.poolLimits.readMs} ms`);
+      return attempts.done(504, endpoint);
+    }
+    const policy = this.options.retry?.[app] ?? DEFAULT_RETRY;
+    // A body read whole can be sent again; a streamed one only if none of it was read.
+    const replayable = attempts.body !== undefined || !req.readableDidRead;
+    const mayResend = replayable && (IDEMPOTENT.has(req.method ?? "GET") || policy.nonIdempotent);
+    if (failure.kind === "dropped" && failure.reused && replayable && IDEMPOTENT.has(req.method ?? "GET") && !attempts.reusedRetried) {
+      // The keep-alive race: a kept-alive connection the worker had just closed. Once more, on a fresh connection.
+      attempts.reusedRetried = true;
+      attempts.fresh = true;
+      attempts.tried.delete(key);
+      return this.forward(req, res, endpoint, attempts);
+    }
+    this.health.recordFailure(key);
+    // Nothing was sent when the connection was never made: any method may go elsewhere (RELIABILITY U1).
+    const retry = failure.kind === "connect" ? replayable : failure.kind === "dropped" && mayResend;
+    if (retry && attempts.tried.size < policy.tries) {
+      const next = this.choose(app, req, attempts.tried);
+      if (next) return this.forward(req, res, next, attempts);
+    }
+    plainResponse(res, 502, `Bad Gateway: app "${app}" ${failure.kind === "protocol" ? failure.message : "did not answer"}`);
+    attempts.done(502, endpoint);
   }
 
   /** Closes the kept-alive connections to workers (call after the front listeners have closed). */
   close(): void {
+    clearInterval(this.sweeper);
+    for (const joined of this.tunnels) joined.close();
     for (const checker of this.checkers.values()) checker.stop();
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    for (const pool of this.connections.values()) pool.close();
+    this.connections.clear();
   }
 }

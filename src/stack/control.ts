@@ -8,7 +8,7 @@
  * terminal reach the foreground `up` or the detached one alike.
  *
  *   GET  /status              -> StackStatus
- *   POST /restart?app=NAME    -> { restarted: string[] }   (no app: every app)
+ *   POST /restart?app=NAME    -> { restarted: string[] }   (no app: every app with workers)
  *   POST /scale?app=NAME&n=N  -> { app, instances }
  *   POST /down                -> { stopping: true }, then the stack stops
  */

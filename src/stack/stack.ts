@@ -8,18 +8,23 @@
  * the other. The control API (stack/control.ts) and the admin listener
  * expose the stack to the CLI and to people.
  *
+ * A `static` app is the proxy's alone: its folder goes to the FrontProxy
+ * (`staticRoots`), and the supervisor never hears of it — no pm2 process, no
+ * pool, nothing to restart or scale. `status` lists it with its folder.
+ *
  * Start order is chosen so that a failure leaves nothing behind: the proxy
  * binds its listeners first (a port in use fails before any worker starts),
  * then the pools start; `stop()` undoes whatever part did start.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
-import tls from "node:tls";
+import { mkdirSync } from "node:fs";
+import type https from "node:https";
 import path from "node:path";
 import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
-import { FrontProxy, type AccessEntry } from "../proxy/server.ts";
+import { FrontProxy, type AccessEntry, type RetryPolicy } from "../proxy/server.ts";
 import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
+import { CertificateError, loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
 import { AccessLog } from "../proxy/access-log.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
@@ -39,6 +44,17 @@ export interface StackOptions {
   onEvent?: (event: SupervisorEvent) => void;
 }
 
+/** One app of the config, as `status` lists it: what it is and where it is routed. */
+export interface AppStatus {
+  app: string;
+  /** module / command: served by workers (see `pools` and `workers`); static: files the proxy serves itself. */
+  kind: "module" | "command" | "static";
+  /** The routes, as `host/path` (`*` for any host). */
+  routes: string[];
+  /** The folder a static app serves (absolute). */
+  folder?: string;
+}
+
 /** What `status` shows: plain data, rendered by the CLI or the admin page. */
 export interface StackStatus {
   /** starting: pools still coming up; running: started; stopping: on the way down. */
@@ -50,6 +66,8 @@ export interface StackStatus {
   /** The HTTPS listeners (proxy.tls.listen), when there are any. */
   listenTls: string[];
   admin: string;
+  /** Every app of the config, static ones included (they have no pool and no workers). */
+  apps: AppStatus[];
   pools: PoolReport[];
   workers: StatusRow[];
 }
@@ -64,7 +82,26 @@ export function stackIdFor(configFile: string): string {
   return `${name}-${hash}`;
 }
 
-/** The supervisor's input for one app of the config. */
+/** The app kinds the supervisor runs; a `static` app is the proxy's alone. */
+export function appKind(app: AppConfig): AppStatus["kind"] {
+  return app.static !== undefined ? "static" : app.module !== undefined ? "module" : "command";
+}
+
+/** The config's apps that have workers, for the supervisor. */
+export function workerApps(config: StackConfig): [string, AppConfig][] {
+  return Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
+}
+
+/** The folders of the static apps, for the proxy: app name -> absolute path (the loader resolved them). */
+export function staticRootsFor(config: StackConfig): Record<string, string> {
+  const roots: Record<string, string> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (app.static !== undefined) roots[name] = app.static;
+  }
+  return roots;
+}
+
+/** The supervisor's input for one app of the config (never a static one: see workerApps). */
 export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
   return {
     name,
@@ -98,6 +135,13 @@ export function healthChecksFor(config: StackConfig): Record<string, HealthCheck
   return checks;
 }
 
+/** The config's `retry` blocks, as the proxy's retry policies. */
+function retryPoliciesFor(config: StackConfig): Record<string, RetryPolicy> {
+  return Object.fromEntries(
+    Object.entries(config.apps).map(([name, app]) => [name, { tries: app.retry.tries, nonIdempotent: app.retry.non_idempotent }]),
+  );
+}
+
 /** The proxy's routing table for the config. */
 export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
   const routes: RouteSpec[] = [];
@@ -120,22 +164,14 @@ export class StackStartError extends Error {
   }
 }
 
-/** The certificate and key, read now and checked by building a TLS context: a bad file is named before anything listens. */
-function readTlsCredentials(certFile: string, keyFile: string): TlsCredentials {
-  const read = (file: string, key: string) => {
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw new Error(`proxy.tls.${key}: cannot read ${file}: ${(error as Error).message}`);
-    }
-  };
-  const credentials = { cert: read(certFile, "cert"), key: read(keyFile, "key") };
+/** The certificate and key, read now and checked: a bad file is named (with its key) before anything listens. */
+function readTlsCredentials(files: { cert: string; key: string }): TlsCredentials {
   try {
-    tls.createSecureContext(credentials);
+    return loadCertificate(files);
   } catch (error) {
-    throw new Error(`proxy.tls: ${certFile} and ${keyFile} are not a usable certificate and key: ${(error as Error).message}`);
+    const key = error instanceof CertificateError && error.file !== files.cert ? "key" : "cert";
+    throw new Error(`proxy.tls.${key}: ${(error as Error).message}`);
   }
-  return credentials;
 }
 
 function formatListen(address: { host: string; port: number }): string {
@@ -159,6 +195,7 @@ export class Stack implements ControlTarget {
   private readonly supervisor: Supervisor;
   private readonly proxy: FrontProxy;
   private readonly frontServers: http.Server[] = [];
+  private stopWatchingCertificate: (() => void) | undefined;
   /** The addresses actually bound (port 0 in the config becomes a real port). */
   private listening: string[] = [];
   private listeningTls: string[] = [];
@@ -183,8 +220,16 @@ export class Stack implements ControlTarget {
       routes,
       balance,
       upstreamTimeoutMs: config.proxy.limits.upstream_timeout,
+      connectTimeoutMs: config.proxy.limits.connect_timeout,
+      upstreamKeepalive: config.proxy.limits.upstream_keepalive,
+      upstreamKeepaliveTimeoutMs: config.proxy.limits.upstream_keepalive_timeout,
+      bodyTimeoutMs: config.proxy.limits.body_timeout,
+      websocketIdleTimeoutMs: config.proxy.limits.websocket_idle_timeout,
       clientMaxBodySize: config.proxy.limits.client_max_body_size,
+      retry: retryPoliciesFor(config),
+      trustedProxies: config.proxy.trusted_proxies,
       healthChecks: healthChecksFor(config),
+      staticRoots: staticRootsFor(config),
       onHealthChange: (app, endpoint, healthy, reason) =>
         this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
       onResponse: (entry) => {
@@ -213,24 +258,33 @@ export class Stack implements ControlTarget {
     if (proxy.access_log !== "off") this.accessLog = new AccessLog(path.join(this.stateDir, "logs", "access.log"), proxy.access_log);
     try {
       for (const address of proxy.listen) {
-        const server = frontServer(this.proxy.handle, proxy.limits.header_timeout);
+        const server = frontServer(this.proxy, { headerTimeoutMs: proxy.limits.header_timeout });
         this.frontServers.push(server);
         this.listening.push(await listenOn(server, address));
       }
       if (proxy.tls) {
-        const credentials = readTlsCredentials(proxy.tls.cert, proxy.tls.key);
+        const files = { cert: proxy.tls.cert, key: proxy.tls.key };
+        const credentials = readTlsCredentials(files);
+        const tlsServers: https.Server[] = [];
         for (const address of proxy.tls.listen) {
-          const server = frontServer(this.proxy.handle, proxy.limits.header_timeout, credentials);
+          const server = frontServer(this.proxy, { headerTimeoutMs: proxy.limits.header_timeout, tls: credentials }) as https.Server;
           this.frontServers.push(server);
+          tlsServers.push(server);
           this.listeningTls.push(await listenOn(server, address));
         }
+        // A renewed certificate (certbot's symlink swap, or an overwrite) is used for new connections without a restart.
+        this.stopWatchingCertificate = watchCertificate(tlsServers, files, {
+          onReload: () => this.say(`proxy.tls: loaded the new certificate from ${files.cert}`),
+          onError: (error) => this.say(`proxy.tls: kept the current certificate: ${error.message}`),
+        });
       }
       this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
       this.adminAddress = await listenOn(this.adminServer, proxy.admin);
       this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
-      const specs = Object.entries(this.options.config.apps).map(([name, app]) => poolSpecFor(name, app));
-      await this.supervisor.start(specs);
-      const reports = await this.settled(specs);
+      const specs = workerApps(this.options.config).map(([name, app]) => poolSpecFor(name, app));
+      // Only static apps: nothing for pm2 to run, so no daemon is started for nothing.
+      if (specs.length > 0) await this.supervisor.start(specs);
+      const reports = specs.length > 0 ? await this.settled(specs) : [];
       // At start, an app that cannot run is a bad deploy: report it and leave nothing running.
       const failed = reports.filter((report) => report.error);
       if (failed.length > 0) {
@@ -271,26 +325,43 @@ export class Stack implements ControlTarget {
       listen: this.listening,
       listenTls: this.listeningTls,
       admin: this.adminAddress,
+      apps: this.appStatus(),
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),
     };
   }
 
-  private requireApp(app: string): void {
-    if (!(app in this.options.config.apps)) {
+  private appStatus(): AppStatus[] {
+    const roots = staticRootsFor(this.options.config);
+    return Object.entries(this.options.config.apps).map(([name, app]) => ({
+      app: name,
+      kind: appKind(app),
+      routes: app.routes.map((route) => `${route.host ?? "*"}${route.path}`),
+      ...(roots[name] === undefined ? {} : { folder: roots[name] }),
+    }));
+  }
+
+  /** An app of the config that has workers: a static app is refused by name, for `restart` and `scale`. */
+  private requireWorkerApp(app: string, verb: string): void {
+    const config = this.options.config.apps[app];
+    if (!config) {
       throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.options.config.apps).join(", ")})`);
+    }
+    if (appKind(config) === "static") {
+      throw new ControlError(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`);
     }
   }
 
+  /** Restarts one app's workers, or every worker app's (static apps have none: they are left out). */
   async restart(app?: string): Promise<string[]> {
-    const apps = app === undefined ? Object.keys(this.options.config.apps) : [app];
-    for (const name of apps) this.requireApp(name);
+    const apps = app === undefined ? workerApps(this.options.config).map(([name]) => name) : [app];
+    for (const name of apps) this.requireWorkerApp(name, "restart");
     for (const name of apps) await this.supervisor.restart(name);
     return apps;
   }
 
   async scale(app: string, instances: number): Promise<void> {
-    this.requireApp(app);
+    this.requireWorkerApp(app, "scale");
     await this.supervisor.scale(app, instances);
   }
 
@@ -302,6 +373,7 @@ export class Stack implements ControlTarget {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.say("stopping: closing listeners, draining workers");
+      this.stopWatchingCertificate?.();
       await Promise.all(this.frontServers.map((server) => closeServer(server)));
       await this.supervisor.stop();
       this.proxy.close();

@@ -47,7 +47,17 @@ describe("defaults", () => {
     expect(config.proxy).toEqual({
       listen: [{ host: "127.0.0.1", port: 8080 }],
       admin: { host: "127.0.0.1", port: 8081 },
-      limits: { client_max_body_size: 1024 * 1024, header_timeout: 60_000, upstream_timeout: 60_000 },
+      limits: {
+        client_max_body_size: 1024 * 1024,
+        header_timeout: 60_000,
+        body_timeout: 60_000,
+        connect_timeout: 60_000,
+        upstream_timeout: 60_000,
+        upstream_keepalive: 64,
+        upstream_keepalive_timeout: 4_000,
+        websocket_idle_timeout: 60_000,
+      },
+      trusted_proxies: [],
       access_log: "combined",
     });
   });
@@ -59,6 +69,7 @@ describe("defaults", () => {
       instances: 1,
       routes: [],
       balance: "round_robin",
+      retry: { tries: 3, non_idempotent: false },
       watch: [],
       env: {},
       cwd: "/srv",
@@ -106,7 +117,7 @@ describe("normalization", () => {
       "proxy: { limits: { client_max_body_size: 256M, header_timeout: 1.5m, upstream_timeout: 90 } }\n" +
         "apps:\n  a:\n    module: app.ts\n    max_memory: 512k\n    timeout: 250ms\n    graceful_timeout: 1h\n",
     );
-    expect(config.proxy.limits).toEqual({ client_max_body_size: 256 * 1024 ** 2, header_timeout: 90_000, upstream_timeout: 90_000 });
+    expect(config.proxy.limits).toMatchObject({ client_max_body_size: 256 * 1024 ** 2, header_timeout: 90_000, upstream_timeout: 90_000 });
     expect([config.apps.a!.max_memory, config.apps.a!.timeout, config.apps.a!.graceful_timeout]).toEqual([512 * 1024, 250, 3_600_000]);
   });
 
@@ -188,6 +199,21 @@ describe("environment variables", () => {
   });
 });
 
+describe("proxy.trusted_proxies", () => {
+  it("takes addresses and CIDR blocks, IPv4 and IPv6", () => {
+    const config = ok('proxy: { trusted_proxies: ["10.0.0.0/8", "192.168.1.7", "::1", "2001:db8::/32"] }\napps: { a: { module: app.ts } }\n');
+    expect(config.proxy.trusted_proxies).toEqual(["10.0.0.0/8", "192.168.1.7", "::1", "2001:db8::/32"]);
+  });
+
+  it("names an entry that is not one, with its position", () => {
+    expect(errors('proxy: { trusted_proxies: ["10.0.0.0/33", "::/129", "1.2.3"] }\napps: { a: { module: app.ts } }\n')).toEqual([
+      'tsgi.yaml:1:28 proxy.trusted_proxies[0]: "10.0.0.0/33" is not an IP address or CIDR block (such as 10.0.0.0/8 or ::1)',
+      'tsgi.yaml:1:43 proxy.trusted_proxies[1]: "::/129" is not an IP address or CIDR block (such as 10.0.0.0/8 or ::1)',
+      'tsgi.yaml:1:53 proxy.trusted_proxies[2]: "1.2.3" is not an IP address or CIDR block (such as 10.0.0.0/8 or ::1)',
+    ]);
+  });
+});
+
 describe("errors", () => {
   it("are all reported at once, in file order", () => {
     const lines = errors("apps:\n  a:\n    module: nope.ts\n    instancs: 2\n  b:\n    instances: 0\n    command: x\n");
@@ -252,14 +278,16 @@ describe("loadConfig: the file", () => {
 });
 
 describe("config.example.yaml", () => {
-  it("validates as it is, with the three apps the example runs", () => {
+  it("validates as it is, with the four apps the example runs", () => {
     const result = loadConfig(nodePath.join(ROOT, "config.example.yaml"), {});
     if (!result.ok) expect.fail(result.errors.map((error) => error.format()).join("\n"));
     const { apps, proxy } = result.config;
-    expect(Object.keys(apps)).toEqual(["hello", "express", "legacy"]);
+    expect(Object.keys(apps)).toEqual(["hello", "express", "legacy", "site"]);
     expect(apps.hello).toMatchObject({ module: nodePath.join(ROOT, "examples/hello/app.ts"), instances: 2, interface: "tsgi", balance: "least_conn" });
     expect(apps.express).toMatchObject({ module: nodePath.join(ROOT, "examples/express/app.ts") });
     expect(apps.legacy).toMatchObject({ command: "node server.js", cwd: nodePath.join(ROOT, "examples/legacy") });
+    expect(apps.site).toMatchObject({ routes: [{ path: "/static" }] });
+    expect(nodePath.resolve(ROOT, apps.site!.static!)).toBe(nodePath.join(ROOT, "examples/static"));
     expect(proxy.limits.client_max_body_size).toBe(10 * 1024 * 1024);
   });
 

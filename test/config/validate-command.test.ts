@@ -23,7 +23,7 @@ describe("validateFile", () => {
   it("summarizes a good file in one line and returns 0", () => {
     expect(capture(nodePath.join(ROOT, "config.example.yaml"))).toEqual({
       code: 0,
-      out: [`${nodePath.join(ROOT, "config.example.yaml")}: ok: 3 apps (hello, express, legacy), 5 instances, 4 routes`],
+      out: [`${nodePath.join(ROOT, "config.example.yaml")}: ok: 4 apps (hello, express, legacy, site), 6 instances, 5 routes`],
       err: [],
     });
   });
@@ -63,7 +63,7 @@ describe("the validate subcommand", () => {
   it("-c FILE: exit 0 and the summary", async () => {
     const { code, out } = await run(["-c", nodePath.join(ROOT, "config.example.yaml")]);
     expect(code).toBe(0);
-    expect(out).toMatch(/: ok: 3 apps \(hello, express, legacy\), 5 instances, 4 routes\n$/);
+    expect(out).toMatch(/: ok: 4 apps \(hello, express, legacy, site\), 6 instances, 5 routes\n$/);
   });
 
   it("--config FILE with errors: exit 1 and one line each", async () => {

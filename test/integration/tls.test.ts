@@ -83,7 +83,7 @@ describe("tsgi-stack up with proxy.tls", () => {
     writeFileSync(file, config(`{ cert: ${bogus}, key: ${bogus} }`));
     const result = await runCli(["up", "-c", file]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/proxy\.tls: .*bogus\.pem .* not a usable certificate and key/);
+    expect(result.stderr).toMatch(/proxy\.tls\.cert: \S*bogus\.pem: not a PEM certificate/);
     expect(pm2DaemonPid(dir)).toBeUndefined();
   });
 });

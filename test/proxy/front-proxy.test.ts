@@ -255,7 +255,7 @@ describe("FrontProxy: answers of its own", () => {
     const startedAt = Date.now();
     const answer = await get(port, "/", { host: "web.test" });
     expect(answer.status).toBe(504);
-    expect(answer.body).toBe("Gateway Timeout\n");
+    expect(answer.body).toMatch(/^Gateway Timeout: app "web" did not answer within 150 ms\n$/);
     expect(Date.now() - startedAt).toBeLessThan(900);
     expect(log.at(-1)).toMatchObject({ status: 504, app: "web" });
   });
@@ -535,10 +535,22 @@ describe("FrontProxy: headers", () => {
     expect(got["x-forwarded-proto"]).toBe("http");
     expect(got["x-forwarded-host"]).toBe("front.test:8080");
     expect(got).not.toHaveProperty("x-forwarded-port");
+    expect(got.forwarded).toBe('for=127.0.0.1;host="front.test:8080";proto=http');
     expect(got[SCRIPT_NAME_HEADER]).toBe("/api");
     // The header is sent once, not appended to the client's.
     const rawCount = (name: string) => Object.keys(got).filter((key) => key === name).length;
     expect(rawCount(SCRIPT_NAME_HEADER)).toBe(1);
+  });
+
+  it("from a trusted proxy (proxy.trusted_proxies) the forwarding chain is kept and the peer appended", async () => {
+    const echo = await upstream("echo");
+    const { proxy, port } = await front({ trustedProxies: ["127.0.0.0/8"] });
+    proxy.setEndpoints("api", [echo.endpoint]);
+    await raw(port, ["GET /api/x HTTP/1.1", "Host: front.test", "X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "Forwarded: for=203.0.113.7;proto=https", "Connection: close", "", ""].join("\r\n"));
+    const got = echo.seen[0]!.headers;
+    expect(got["x-forwarded-for"]).toBe("203.0.113.7, 127.0.0.1");
+    expect(got["x-forwarded-proto"]).toBe("https");
+    expect(got.forwarded).toBe("for=203.0.113.7;proto=https, for=127.0.0.1;host=front.test;proto=http");
   });
 
   it("a path route sends x-tsgi-script-name = the mount; a host route sends none, even if the client sent one", async () => {
@@ -721,7 +733,7 @@ describe("FrontProxy: limits (RELIABILITY L1, L3)", () => {
     const worker = await upstream("web");
     const proxy = new FrontProxy({ routes: [{ app: "web", host: "web.test" }] });
     proxy.setEndpoints("web", [worker.endpoint]);
-    const server = frontServer(proxy.handle, 1000);
+    const server = frontServer(proxy, { headerTimeoutMs: 1000 });
     await listen(server, { port: 0 });
     const port = (server.address() as net.AddressInfo).port;
     const openedAt = Date.now();
@@ -830,7 +842,7 @@ describe("FrontProxy: header limits (RELIABILITY L2)", () => {
     const proxy = new FrontProxy({ routes: [{ app: "web", host: "web.test" }] });
     proxies.push(proxy);
     proxy.setEndpoints("web", [worker.endpoint]);
-    const server = frontServer(proxy.handle, 10_000);
+    const server = frontServer(proxy, { headerTimeoutMs: 10_000 });
     await listen(server, { port: 0 });
     const text = await raw((server.address() as net.AddressInfo).port, request);
     return { statusLine: text.split("\r\n")[0] ?? "", workerSaw: worker.seen.length };

@@ -2,7 +2,7 @@
  * RELIABILITY S1 (smuggling-corpus) and S2 (normalized-forwarding), on real
  * sockets: the 20 malformed requests of RELIABILITY "Request smuggling and
  * desync: the cases" (one test per variant where a row lists several), each
- * sent as raw bytes to a frontServer(proxy.handle) on 127.0.0.1 port 0 and
+ * sent as raw bytes to a frontServer(proxy) on 127.0.0.1 port 0 and
  * followed on the same connection by a valid pipelined request
  * (`GET /followup`). The proxy routes everything to one recording upstream.
  *
@@ -105,7 +105,7 @@ async function stack(pool: Pool = "cold"): Promise<Stack> {
   const proxy = new FrontProxy({ routes: [{ app: "web", path: "/" }] });
   proxies.push(proxy);
   proxy.setEndpoints("web", [{ id: "web.0", address: { kind: "tcp", host: "127.0.0.1", port: upstreamPort } }]);
-  const port = await listen(frontServer(proxy.handle, 10_000));
+  const port = await listen(frontServer(proxy, { headerTimeoutMs: 10_000 }));
   if (pool === "warm") {
     await warmUp(port);
     // The warm-up request is not part of what the test looks at.

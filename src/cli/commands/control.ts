@@ -33,7 +33,7 @@ function duration(ms: number): string {
 
 const mebibytes = (bytes: number) => (bytes > 0 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : "-");
 
-/** The status table, like `pm2 ls`: one row per worker. */
+/** The status table, like `pm2 ls`: one row per worker, then one per static app (served by the proxy: no pid of its own). */
 export function renderStatus(status: StackStatus): string {
   const header = ["APP", "SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU"];
   const rows = status.workers.map((row: StatusRow) => [
@@ -46,6 +46,9 @@ export function renderStatus(status: StackStatus): string {
     mebibytes(row.memory),
     `${row.cpu}%`,
   ]);
+  // `apps` is absent in the answer of a stack started before it existed.
+  const statics = (status.apps ?? []).filter((app) => app.kind === "static");
+  for (const app of statics) rows.push([app.app, "-", "-", "static", "-", "-", "-", "-"]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
   const errors = status.pools.filter((pool) => pool.error).map((pool) => `${pool.app}: ${pool.error!.message}`);
@@ -53,6 +56,7 @@ export function renderStatus(status: StackStatus): string {
     `stack ${status.stackId} (pid ${status.pid}) serving ${status.listen.map((address) => `http://${address}`).join(", ")}`,
     line(header),
     ...rows.map(line),
+    ...statics.map((app) => `${app.app}: static files from ${app.folder ?? "?"}, served by the proxy (no workers)`),
     ...errors,
   ].join("\n");
 }
@@ -60,7 +64,7 @@ export function renderStatus(status: StackStatus): string {
 export function registerControlCommands(program: Command): void {
   program
     .command("status")
-    .description("show every worker of the running stack (app, slot, pid, state, uptime, restarts, memory, cpu)")
+    .description("show every worker of the running stack (app, slot, pid, state, uptime, restarts, memory, cpu) and its static apps")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("--json", "print the status as JSON")
     .action(async (flags: { config?: string; json?: boolean }) => {

@@ -1,0 +1,290 @@
+/**
+ * @module proxy/static
+ *
+ * A static app (`apps.NAME.static: FOLDER`) is served by the proxy itself,
+ * as nginx serves a `root`/`alias`: no worker, no hop. The HTTP of file
+ * serving — ETag and Last-Modified, If-None-Match / If-Modified-Since (304),
+ * If-Match (412), Range (206, 416), index.html, Content-Type by extension,
+ * streaming — is the `send` package's (the engine under Express's static
+ * middleware, reviewed for years), not ours.
+ *
+ * What is ours is the part a reverse proxy must get right before it opens a
+ * file, because `send` alone does not cover it all:
+ *
+ *   - the route's mount is taken off the path first (`/assets/logo.png`
+ *     under the route `/assets` is FOLDER/logo.png, like nginx `alias`);
+ *   - only GET and HEAD (405 with Allow, as nginx's static module);
+ *   - a path that could only be an attack is 400, before any file is looked
+ *     at: bad percent-encoding, NUL, a backslash, an encoded `/` or `\`, a
+ *     `..` segment in any spelling (`..`, `%2e%2e`, `.%2E`). Browsers and
+ *     curl remove dot segments before sending, so no real link has one;
+ *   - dotfiles (any segment starting with `.`) are 404, as if absent;
+ *   - symlinks are followed only while they stay inside the folder: the path
+ *     is resolved (realpath) and refused with 404 when it, or the index.html
+ *     it would serve, lands outside the folder's own real path (or on a
+ *     dotfile). A link inside the folder (`current -> releases/42`) works,
+ *     one to `/etc` does not. The check runs just before `send` opens the
+ *     file; someone who can swap links in the folder between the two could
+ *     still race it, which is why the folder must not be writable by those
+ *     the site serves (nginx's `disable_symlinks` closes that race with
+ *     O_NOFOLLOW opens; node's fs has no openat);
+ *   - a folder URL without its trailing slash is redirected (301) to the
+ *     slash form, mount included, so that relative links in its index.html
+ *     resolve under the folder;
+ *   - every refusal and error is a short text/plain answer naming the URL
+ *     path (never a file system path): 404 for what is missing, 403 for
+ *     what the proxy may not read (EACCES), 500 for anything else. Nothing
+ *     here throws to the proxy.
+ *
+ * Caching: `send`'s headers, unchanged — a weak ETag from size and mtime,
+ * Last-Modified, and `Cache-Control: public, max-age=0`, so that browsers
+ * revalidate each time and get 304 while the file is unchanged.
+ */
+import { realpath } from "node:fs/promises";
+import type http from "node:http";
+import nodePath from "node:path";
+import send from "send";
+
+/** What the proxy logs for one static response. */
+export interface StaticResult {
+  status: number;
+  /** Body bytes written (0 for HEAD and 304). */
+  bytes: number;
+}
+
+/** An answer given without opening a file. */
+interface Refusal {
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+const METHODS = new Set(["GET", "HEAD"]);
+/** The index file of a folder, as nginx's default `index`. */
+const INDEX = "index.html";
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  412: "Precondition Failed",
+  416: "Range Not Satisfiable",
+  500: "Internal Server Error",
+};
+
+/** The headers `send` may have set before it failed: an error answer must not carry a file's metadata. */
+const SEND_HEADERS = ["accept-ranges", "cache-control", "content-length", "content-range", "content-type", "etag", "last-modified"];
+
+/** Fs error codes that mean "there is nothing there" (ELOOP: a link cycle; EISDIR: a file that became a folder). */
+const ABSENT = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR"]);
+/** Fs error codes that mean "there is something the proxy may not read". */
+const DENIED = new Set(["EACCES", "EPERM"]);
+
+function methodProblem(req: http.IncomingMessage): Refusal | undefined {
+  if (METHODS.has(req.method ?? "GET")) return undefined;
+  return { status: 405, message: `a static folder answers GET and HEAD, not ${req.method}`, headers: { Allow: "GET, HEAD" } };
+}
+
+/** A segment that names a dotfile (or `..`); `.` alone is harmless and `send` drops it. */
+const isDotSegment = (segment: string) => segment.length > 1 && segment.startsWith(".");
+
+/**
+ * The path under the mount, decoded, or why it is refused. `raw` is the
+ * request's path after the mount, still percent-encoded.
+ */
+export function pathProblem(raw: string): Refusal | { decoded: string } {
+  if (!raw.startsWith("/") && raw !== "") return { status: 400, message: "the request target is not a path" };
+  if (/%(2f|5c)/i.test(raw)) return { status: 400, message: "an encoded / or \\ in the path" };
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return { status: 400, message: "bad percent-encoding in the path" };
+  }
+  if (decoded.includes("\0")) return { status: 400, message: "a NUL byte in the path" };
+  if (decoded.includes("\\")) return { status: 400, message: "a backslash in the path" };
+  const segments = decoded.split("/");
+  if (segments.includes("..")) return { status: 400, message: "a .. segment in the path" };
+  if (segments.some(isDotSegment)) return { status: 404, message: "" };
+  return { decoded };
+}
+
+const inside = (root: string, target: string) => target === root || target.startsWith(root.endsWith(nodePath.sep) ? root : root + nodePath.sep);
+
+/** True when `real` (a resolved path) is in the folder and is no dotfile there. */
+function confinedTo(realRoot: string, real: string): boolean {
+  return inside(realRoot, real) && !nodePath.relative(realRoot, real).split(nodePath.sep).some(isDotSegment);
+}
+
+/** Where a path really is, or undefined when nothing is there. Other errors (EACCES) are thrown. */
+async function resolved(target: string): Promise<string | undefined> {
+  try {
+    return await realpath(target);
+  } catch (error) {
+    if (ABSENT.has((error as NodeJS.ErrnoException).code ?? "")) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Symlinks: the refusal when the path (or the index.html a folder URL would
+ * serve) resolves outside the folder or onto a dotfile; undefined to go on.
+ * A path that does not exist goes on too: `send` answers it 404.
+ */
+async function symlinkProblem(realRoot: string, decoded: string): Promise<Refusal | undefined> {
+  const real = await resolved(nodePath.join(realRoot, decoded));
+  if (real === undefined) return undefined;
+  if (!confinedTo(realRoot, real)) return { status: 404, message: "" };
+  if (decoded.endsWith("/")) {
+    const index = await resolved(nodePath.join(real, INDEX));
+    if (index !== undefined && !confinedTo(realRoot, index)) return { status: 404, message: "" };
+  }
+  return undefined;
+}
+
+/** `%XX` for every byte outside printable ASCII (node hands over the request target as latin1: a char is a byte). */
+const headerSafe = (text: string) =>
+  text.replace(/[^\x21-\x7e]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+
+/** The trailing-slash form of a folder URL, mount and query kept; never `//host` (an open redirect). */
+function folderLocation(mount: string, raw: string, query: string): string {
+  const location = `/${`${mount}${raw}/`.replace(/^\/+/, "")}`;
+  return headerSafe(query ? `${location}?${query}` : location);
+}
+
+/** A short text answer; destroys the connection instead when a file's headers are already out. */
+function answer(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  for (const name of SEND_HEADERS) res.removeHeader(name);
+  const body = `${message}\n`;
+  res.writeHead(status, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": String(Buffer.byteLength(body)),
+    "X-Content-Type-Options": "nosniff",
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** Counts the body bytes written to `res` from now on (none for HEAD: node drops a HEAD response's body). */
+function countBodyBytes(req: http.IncomingMessage, res: http.ServerResponse): () => number {
+  let bytes = 0;
+  if (req.method === "HEAD") return () => 0;
+  const count = (chunk: unknown, encoding: unknown) => {
+    if (typeof chunk === "string") bytes += Buffer.byteLength(chunk, typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+    else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
+  };
+  const write = res.write;
+  const end = res.end;
+  res.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    count(chunk, rest[0]);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  res.end = function (this: http.ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== "function") count(chunk, rest[0]);
+    return (end as (...args: unknown[]) => http.ServerResponse).call(this, chunk, ...rest);
+  } as typeof res.end;
+  return () => bytes;
+}
+
+/** The status of an error `send` reports: its own, but 403 for a file the proxy may not read and 404 for one gone meanwhile. */
+function statusOf(error: { status?: number; statusCode?: number; code?: string }): number {
+  if (error.code && DENIED.has(error.code)) return 403;
+  if (error.code && ABSENT.has(error.code)) return 404;
+  return error.status ?? error.statusCode ?? 500;
+}
+
+type SendError = { status?: number; statusCode?: number; code?: string; headers?: Record<string, string> };
+
+/**
+ * Hands the file over to `send`, with our answers for its folder redirect and
+ * its errors. Those run in `send`'s fs callbacks, where a throw would take
+ * the proxy down: each is guarded, and at worst the connection is dropped.
+ */
+function sendFile(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  realRoot: string,
+  raw: string,
+  onError: (status: number, headers?: Record<string, string>) => void,
+  onFolder: () => void,
+): void {
+  const guarded =
+    <A extends unknown[]>(callback: (...args: A) => void) =>
+    (...args: A) => {
+      try {
+        callback(...args);
+      } catch {
+        res.destroy();
+      }
+    };
+  const stream = send(req, raw, {
+    root: realRoot,
+    index: [INDEX],
+    dotfiles: "ignore",
+    etag: true,
+    lastModified: true,
+    acceptRanges: true,
+    cacheControl: true,
+    maxAge: 0,
+  });
+  stream.on("directory", guarded(onFolder));
+  stream.on("error", guarded((error: SendError) => onError(statusOf(error), error.headers)));
+  stream.pipe(res);
+}
+
+/**
+ * Serves one request from `root` (an absolute folder), the route's `mount`
+ * ("" for a host-only or `/` route) taken off its path. Resolves, never
+ * rejects, once the response is finished or the client is gone, with the
+ * status sent and the body bytes written.
+ */
+export function serveStatic(req: http.IncomingMessage, res: http.ServerResponse, root: string, mount: string): Promise<StaticResult> {
+  const bytes = countBodyBytes(req, res);
+  const done = new Promise<StaticResult>((resolve) => {
+    const finish = () => resolve({ status: res.headersSent || res.writableFinished ? res.statusCode : 499, bytes: bytes() });
+    res.once("finish", finish);
+    res.once("close", finish);
+  });
+  const url = req.url ?? "/";
+  const queryAt = url.indexOf("?");
+  const urlPath = queryAt === -1 ? url : url.slice(0, queryAt);
+  const query = queryAt === -1 ? "" : url.slice(queryAt + 1);
+  const base = mount === "/" ? "" : mount;
+  const raw = urlPath.startsWith(base) ? urlPath.slice(base.length) : urlPath;
+  const say = (status: number, headers?: Record<string, string>, reason?: string) =>
+    answer(res, status, `${REASONS[status] ?? `Error ${status}`}: ${urlPath}${reason ? `: ${reason}` : ""}`, headers);
+  const refuse = (refusal: Refusal) => say(refusal.status, refusal.headers, refusal.message);
+
+  void (async () => {
+    const early = methodProblem(req);
+    if (early) return refuse(early);
+    const checked = pathProblem(raw);
+    if ("status" in checked) return refuse(checked);
+    let realRoot: string;
+    try {
+      realRoot = await realpath(root);
+    } catch (error) {
+      // The folder was there when the config loaded; gone now, it serves nothing.
+      return say(DENIED.has((error as NodeJS.ErrnoException).code ?? "") ? 403 : 404);
+    }
+    const escape = await symlinkProblem(realRoot, checked.decoded);
+    if (escape) return refuse(escape);
+    if (res.destroyed) return; // the client left while we looked
+    sendFile(req, res, realRoot, raw, say, () => {
+      answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
+    });
+  })().catch((error: NodeJS.ErrnoException) => {
+    // EACCES on the realpath of a file, or anything unforeseen: an answer, never a crash of the proxy.
+    try {
+      say(DENIED.has(error.code ?? "") ? 403 : 500);
+    } catch {
+      res.destroy();
+    }
+  });
+  return done;
+}
