@@ -15,11 +15,20 @@
  * A plain `(req, res)` function cannot be told from a TSGI app by looking:
  * pass `--interface node` for one. Every failure is an AppLoadError whose
  * message names the file and the export; the worker exits with APP_LOAD_ERROR.
+ *
+ * HTTP upgrades (WebSocket) are outside TSGI: a module may add an upgrade
+ * handler with the signature of node:http's 'upgrade' event, `(req, socket,
+ * head)`, which is what `ws`' `WebSocketServer.handleUpgrade` takes. It is the
+ * `upgrade` property of the app export when that is a function (an object
+ * `export default { fetch, upgrade }`, or `chat.upgrade = …` for one of several
+ * apps in a module), else the module's named export `upgrade`. Without one, an
+ * upgrade request is a plain request to the app (docs/gateway.md, WebSockets).
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { Environ, TsgiApp } from "../tsgi/types.ts";
 import { fromNodeListener } from "../tsgi/adapters/node-listener.ts";
 import { fromFetchHandler } from "../tsgi/adapters/fetch.ts";
@@ -39,12 +48,27 @@ export class AppLoadError extends Error {
   }
 }
 
+/**
+ * What a module exports to take over a connection that asked for an HTTP
+ * upgrade: node:http's 'upgrade' listener. It owns `socket` from then on
+ * (answering 101, or refusing with a plain HTTP response). A returned Promise
+ * means the handshake is still going on until it settles.
+ */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
+
+/** The name of the upgrade handler: a property of the app export, or a named export of the module. */
+export const UPGRADE_EXPORT = "upgrade";
+
 export interface LoadedApp {
   app: TsgiApp;
   interface: AppInterface;
   /** The absolute path of the module file. */
   file: string;
   exportName: string;
+  /** The module's upgrade handler, if it has one. */
+  upgrade?: UpgradeHandler;
+  /** Where the upgrade handler was found: `app.upgrade` (a property of the export) or `upgrade` (a named export). */
+  upgradeName?: string;
 }
 
 /** Splits `file.ts:name` into file and export; a bare `file.ts` has no export name. */
@@ -126,7 +150,37 @@ function firstLine(error: unknown): string {
   return message.split("\n")[0]!;
 }
 
-/** Imports the module, picks the export, adapts it to TSGI. Throws AppLoadError. */
+/**
+ * The upgrade handler for the app export `value` (named `name`): its own
+ * `upgrade` method first (called as a method, so `this` is the export), then
+ * the module's `upgrade` export. A property that is not a function is left
+ * alone (it is the framework's business); an `upgrade` export that is not one
+ * is an error, since the author meant it as a handler.
+ */
+function findUpgrade(
+  namespace: Record<string, unknown>,
+  value: unknown,
+  name: string,
+  spec: string,
+  file: string,
+): Pick<LoadedApp, "upgrade" | "upgradeName"> {
+  const owner = value as { [UPGRADE_EXPORT]?: unknown } | null | undefined;
+  if (owner != null && typeof owner[UPGRADE_EXPORT] === "function") {
+    const method = owner[UPGRADE_EXPORT] as UpgradeHandler;
+    return { upgrade: (req, socket, head) => method.call(owner, req, socket, head), upgradeName: `${name}.${UPGRADE_EXPORT}` };
+  }
+  if (name === UPGRADE_EXPORT || namespace[UPGRADE_EXPORT] === undefined) return {};
+  const handler = namespace[UPGRADE_EXPORT];
+  if (typeof handler !== "function") {
+    throw new AppLoadError(
+      spec,
+      `export "${UPGRADE_EXPORT}" of ${file} is ${handler === null ? "null" : typeof handler}, not an upgrade handler (req, socket, head)`,
+    );
+  }
+  return { upgrade: handler as UpgradeHandler, upgradeName: UPGRADE_EXPORT };
+}
+
+/** Imports the module, picks the export, adapts it to TSGI, finds its upgrade handler. Throws AppLoadError. */
 export async function loadApp(spec: string, options: { cwd?: string; interface?: InterfaceChoice } = {}): Promise<LoadedApp> {
   const { modulePath, exportName } = parseAppSpec(spec);
   const file = resolveModule(modulePath, options.cwd ?? process.cwd(), spec);
@@ -152,5 +206,5 @@ export async function loadApp(spec: string, options: { cwd?: string; interface?:
       `export "${name}" of ${file} is ${value === null ? "null" : typeof value}, not a ${chosen ?? "TSGI, Node or Fetch"} app`,
     );
   }
-  return { app, interface: chosen, file, exportName: name };
+  return { app, interface: chosen, file, exportName: name, ...findUpgrade(namespace, value, name, spec, file) };
 }

@@ -20,6 +20,11 @@
  * - --timeout: a request running longer is dropped and the worker stops
  *   gracefully with exit code TIMEOUT; if the event loop itself is blocked,
  *   the watchdog thread SIGKILLs the process (see watchdog.ts).
+ * - upgrades (WebSocket, HTTP listeners only): the handshake is a request
+ *   (it counts toward --max-requests; --timeout applies while the app's
+ *   upgrade handler is at it); the upgraded connection is not, so --timeout
+ *   never cuts it, but graceful stop waits for it too and destroys it at the
+ *   graceful timeout.
  */
 import type { Server } from "node:net";
 
@@ -29,10 +34,10 @@ interface Listener extends Server {
   closeAllConnections(): unknown;
 }
 import type { ErrorStream, TsgiApp } from "../tsgi/types.ts";
-import { AppLoadError, type InterfaceChoice, loadApp } from "./load-app.ts";
+import { AppLoadError, type InterfaceChoice, loadApp, type LoadedApp } from "./load-app.ts";
 import { ExitCode, type ExitCodeValue } from "./exit-codes.ts";
 import { InFlight } from "./in-flight.ts";
-import { createHttpServer } from "./http/server.ts";
+import { createHttpServer, UpgradedConnections } from "./http/server.ts";
 import { createUwsgiServer } from "./uwsgi/server.ts";
 import { formatAddress, listen, type ListenAddress, removeStaleSocket } from "./address.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
@@ -81,11 +86,13 @@ function tellParent(message: unknown): void {
   if (process.send && process.connected) process.send(message);
 }
 
-async function load(options: WorkerOptions): Promise<TsgiApp> {
+async function load(options: WorkerOptions): Promise<LoadedApp> {
   try {
     const loaded = await loadApp(options.app, { cwd: options.cwd, interface: options.interface });
-    info(`loaded ${options.app} (${loaded.interface} interface, export "${loaded.exportName}")`);
-    return loaded.app;
+    const upgrade = loaded.upgradeName ? `, upgrade handler "${loaded.upgradeName}"` : "";
+    info(`loaded ${options.app} (${loaded.interface} interface, export "${loaded.exportName}"${upgrade})`);
+    if (loaded.upgrade && options.http.length === 0) warn("the upgrade handler is not used: only HTTP listeners take upgrades, not uwsgi");
+    return loaded;
   } catch (error) {
     if (!(error instanceof AppLoadError)) throw error;
     process.stderr.write(`tsgi-stack: ${error.message}\n`);
@@ -96,6 +103,8 @@ async function load(options: WorkerOptions): Promise<TsgiApp> {
 
 class GatewayWorker {
   private readonly inFlight = new InFlight();
+  /** WebSockets and other upgraded connections: not requests, but graceful stop waits for them. */
+  private readonly upgraded = new UpgradedConnections();
   private readonly servers: Listener[] = [];
   private readonly recycleAfter: number;
   private stopping = false;
@@ -106,7 +115,7 @@ class GatewayWorker {
   private timeoutTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly app: TsgiApp,
+    private readonly loaded: LoadedApp,
     private readonly options: WorkerOptions,
   ) {
     this.recycleAfter =
@@ -152,17 +161,19 @@ class GatewayWorker {
     this.inFlight.onBegin = this.onRequestStart;
     const plan: Array<{ server: Listener; address: ListenAddress; scheme: string }> = [
       ...options.http.map((address) => ({
-        server: createHttpServer(this.app, {
+        server: createHttpServer(this.loaded.app, {
           ...common,
           scriptName: options.scriptName,
           scriptNameHeader: options.scriptNameHeader,
           keepAliveTimeout: options.keepAliveTimeoutMs,
+          upgrade: this.loaded.upgrade,
+          upgraded: this.upgraded,
         }),
         address,
         scheme: "http",
       })),
       ...options.uwsgi.map((address) => ({
-        server: createUwsgiServer(this.app, { ...common, scriptName: options.scriptName, allowedPeers: options.uwsgiAllowIps }),
+        server: createUwsgiServer(this.loaded.app, { ...common, scriptName: options.scriptName, allowedPeers: options.uwsgiAllowIps }),
         address,
         scheme: "uwsgi",
       })),
@@ -191,7 +202,7 @@ class GatewayWorker {
         warn(`${signal} again: exiting now`);
         process.exit(ExitCode.OK);
       }
-      info(`${signal}: graceful stop (${this.inFlight.size} in flight)`);
+      info(`${signal}: graceful stop (${this.inFlight.size} in flight, ${this.upgraded.size} upgraded)`);
       void this.stop(this.exitCode);
     };
     process.on("SIGTERM", () => onSignal("SIGTERM"));
@@ -217,21 +228,27 @@ class GatewayWorker {
     this.timeoutTimer.unref();
   }
 
-  /** Stops accepting, drains in-flight requests within the graceful timeout, exits with `code`. */
+  /** Stops accepting, drains in-flight requests and upgraded connections within the graceful timeout, exits with `code`. */
   async stop(code: ExitCodeValue): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     // close() stops accepting and calls back once every connection has ended: in-flight
-    // requests finish, idle keep-alive connections are closed as they fall idle.
+    // requests finish, idle keep-alive connections are closed as they fall idle. Upgraded
+    // connections (WebSockets) end when the app or its client closes them: they are the app's
+    // protocol, so the worker cannot ask them to (an app that wants to says goodbye on SIGTERM).
     const closed = this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const server of this.servers) server.closeIdleConnections();
     const deadline = new Promise<"deadline">((resolve) =>
       setTimeout(() => resolve("deadline"), this.options.gracefulTimeoutMs).unref(),
     );
-    const result = await Promise.race([Promise.all([this.inFlight.drain(), ...closed]), deadline]);
+    const result = await Promise.race([Promise.all([this.inFlight.drain(), this.upgraded.whenEmpty(), ...closed]), deadline]);
     if (result === "deadline") {
-      warn(`graceful timeout (${this.options.gracefulTimeoutMs} ms) passed with ${this.inFlight.size} in flight: dropping them`);
+      warn(
+        `graceful timeout (${this.options.gracefulTimeoutMs} ms) passed with ${this.inFlight.size} in flight and ` +
+          `${this.upgraded.size} upgraded connection(s): dropping them`,
+      );
       this.inFlight.abortAll();
+      this.upgraded.destroyAll();
       for (const server of this.servers) server.closeAllConnections();
     }
     this.watchdog?.stop();
@@ -243,6 +260,6 @@ class GatewayWorker {
 
 /** Boots a worker in this process. Exits the process on boot failure. */
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const app = await load(options);
-  await new GatewayWorker(app, options).start();
+  const loaded = await load(options);
+  await new GatewayWorker(loaded, options).start();
 }
