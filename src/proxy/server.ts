@@ -204,8 +204,41 @@ function instanceKey(endpoint: Endpoint): string {
   return endpoint.pid === undefined ? endpoint.id : `${endpoint.id}#${endpoint.pid}`;
 }
 
+/** The limits of the proxy's connections to workers (one object, shared by every pool, changed in place on reconfigure). */
+function limitsOf(options: FrontProxyOptions): PoolLimits {
+  return {
+    connectMs: options.connectTimeoutMs ?? 60_000,
+    readMs: options.upstreamTimeoutMs ?? 60_000,
+    maxIdle: options.upstreamKeepalive ?? 64,
+    idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? 4_000,
+  };
+}
+
 function sameAddress(a: Endpoint["address"], b: Endpoint["address"]): boolean {
   return a.kind === "unix" ? b.kind === "unix" && a.path === b.path : b.kind === "tcp" && a.host === b.host && a.port === b.port;
+}
+
+/** The most of a streamed body kept for a resend when client_max_body_size is 0 (no limit). */
+const COPY_LIMIT = 1024 * 1024;
+
+/**
+ * Keeps the chunks of a streamed body as they go to the worker, up to
+ * `limit` bytes (nginx buffers request bodies for the same reason). It
+ * listens without starting the flow: the body is still read only once a
+ * worker is connected.
+ */
+function keepCopy(req: http.IncomingMessage, limit: number): NonNullable<Attempts["copy"]> {
+  const copy = { chunks: [] as Buffer[], size: 0, overflow: false };
+  const onData = (chunk: Buffer) => {
+    copy.size += chunk.byteLength;
+    if (copy.size > limit) {
+      copy.overflow = true;
+      copy.chunks = [];
+      req.off("data", onData);
+    } else copy.chunks.push(chunk);
+  };
+  req.prependListener("data", onData);
+  return copy;
 }
 
 /** One request's way through the workers of its app: where it has been, and what to send. */
@@ -220,6 +253,8 @@ interface Attempts {
   tried: Set<string>;
   /** Whether the once-per-request resend on a fresh connection (the keep-alive race) was used. */
   reusedRetried: boolean;
+  /** A copy of a streamed body, kept (up to a bound) when a failed try may send it again. */
+  copy?: { chunks: Buffer[]; size: number; overflow: boolean };
   /** The next try must open a new connection rather than reuse one. */
   fresh?: boolean;
   /** Stops the try under way (the client left, or its body stalled); it is logged with `status` (default 499). */
@@ -237,22 +272,17 @@ export class FrontProxy {
   private readonly checkers = new Map<string, ActiveHealthChecker>();
   private balance: Readonly<Record<string, string>>;
   private readonly poolLimits: PoolLimits;
-  private readonly trusted: TrustedProxies;
+  private trusted: TrustedProxies;
   private readonly sweeper: NodeJS.Timeout;
   /** Open WebSocket (upgraded) tunnels, closed by close(). */
   private readonly tunnels = new Set<{ close(): void }>();
 
-  constructor(private readonly options: FrontProxyOptions) {
+  constructor(private options: FrontProxyOptions) {
     this.router = new Router(options.routes);
     this.balance = options.balance ?? {};
     this.health = new PassiveHealth(options.passiveHealth);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
-    this.poolLimits = {
-      connectMs: options.connectTimeoutMs ?? 60_000,
-      readMs: options.upstreamTimeoutMs ?? 60_000,
-      maxIdle: options.upstreamKeepalive ?? 64,
-      idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? 4_000,
-    };
+    this.poolLimits = limitsOf(options);
     // Idle connections past their time are closed by us, before the worker closes them.
     this.sweeper = setInterval(() => {
       const now = Date.now();
@@ -266,6 +296,23 @@ export class FrontProxy {
     this.router = new Router(routes);
     this.balance = balance;
     for (const [app, pool] of this.pools) pool.selector = createSelector(balance[app] ?? "round_robin");
+  }
+
+  /**
+   * A config hot reload: new routes, balancing, health checks, retries,
+   * static folders, trusted proxies and limits, all at once. Requests
+   * already routed finish as they started; kept-alive connections stay;
+   * changed limits apply to new connections and requests.
+   */
+  reconfigure(options: FrontProxyOptions): void {
+    const trusted = new TrustedProxies(options.trustedProxies ?? []);
+    this.options = options;
+    this.trusted = trusted;
+    Object.assign(this.poolLimits, limitsOf(options));
+    this.setRoutes(options.routes, options.balance ?? {});
+    for (const checker of this.checkers.values()) checker.stop();
+    this.checkers.clear();
+    for (const app of this.pools.keys()) this.checkerFor(app)?.start();
   }
 
   /** The ready workers of one app: the only way the proxy learns about workers. */
@@ -595,13 +642,25 @@ export class FrontProxy {
     };
     let status = 502;
     const streamed = attempts.body === undefined && Number(req.headers["content-length"] ?? 0) > 0;
+    if (streamed && !attempts.copy && this.mayResendBody(req, attempts.route.app)) attempts.copy = keepCopy(req, this.options.clientMaxBodySize || COPY_LIMIT);
     connection.send(
       { method: req.method ?? "GET", head: attempts.head, body: attempts.body ?? (streamed ? req : undefined) },
       {
         onHead: (head) => {
           status = head.status;
+          try {
+            res.writeHead(head.status, head.reason || undefined, responseHeaders(head, attempts.requestId));
+          } catch {
+            // A head node will not write (a value its checks refuse): a 502, as for any head we will not pass on.
+            res.statusMessage = "";
+            res.removeHeader("X-Request-Id");
+            connection.abort();
+            this.health.recordFailure(key);
+            plainResponse(res, 502, `Bad Gateway: app "${attempts.route.app}" sent an invalid response`);
+            if (leave()) attempts.done(502, endpoint);
+            return;
+          }
           this.health.recordSuccess(key);
-          res.writeHead(head.status, head.reason || undefined, responseHeaders(head, attempts.requestId));
         },
         onData: (data) => {
           (res as CountedResponse)[BYTES_KEY] = ((res as CountedResponse)[BYTES_KEY] ?? 0) + data.byteLength;
@@ -622,6 +681,11 @@ export class FrontProxy {
     );
   }
 
+  /** Whether a request with a body could be resent after a worker dropped it: idempotent, or the app allows it. */
+  private mayResendBody(req: http.IncomingMessage, app: string): boolean {
+    return IDEMPOTENT.has(req.method ?? "GET") || (this.options.retry?.[app] ?? DEFAULT_RETRY).nonIdempotent;
+  }
+
   /** What a failed try leads to: another try, or the client's 502/504 (or a broken response, once one had begun). */
   private onFailure(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint, attempts: Attempts, failure: UpstreamFailure): void {
     const key = instanceKey(endpoint);
@@ -638,24 +702,29 @@ export class FrontProxy {
       return attempts.done(504, endpoint);
     }
     const policy = this.options.retry?.[app] ?? DEFAULT_RETRY;
+    // A streamed body the proxy kept a copy of (see keepCopy) can be sent again once it has all arrived.
+    if (attempts.body === undefined && attempts.copy && !attempts.copy.overflow && req.complete) attempts.body = Buffer.concat(attempts.copy.chunks);
     // A body read whole can be sent again; a streamed one only if none of it was read.
     const replayable = attempts.body !== undefined || !req.readableDidRead;
     const mayResend = replayable && (IDEMPOTENT.has(req.method ?? "GET") || policy.nonIdempotent);
-    if (failure.kind === "dropped" && failure.reused && replayable && IDEMPOTENT.has(req.method ?? "GET") && !attempts.reusedRetried) {
+    const race = failure.kind === "dropped" && failure.reused;
+    if (race && replayable && IDEMPOTENT.has(req.method ?? "GET") && !attempts.reusedRetried) {
       // The keep-alive race: a kept-alive connection the worker had just closed. Once more, on a fresh connection.
       attempts.reusedRetried = true;
       attempts.fresh = true;
       attempts.tried.delete(key);
       return this.forward(req, res, endpoint, attempts);
     }
-    this.health.recordFailure(key);
+    // A reused connection closed under us is the race, not a sign the worker is failing.
+    if (!race) this.health.recordFailure(key);
     // Nothing was sent when the connection was never made: any method may go elsewhere (RELIABILITY U1).
     const retry = failure.kind === "connect" ? replayable : failure.kind === "dropped" && mayResend;
     if (retry && attempts.tried.size < policy.tries) {
       const next = this.choose(app, req, attempts.tried);
       if (next) return this.forward(req, res, next, attempts);
     }
-    plainResponse(res, 502, `Bad Gateway: app "${app}" ${failure.kind === "protocol" ? failure.message : "did not answer"}`);
+    // The worker's own bytes are never echoed to the client: a protocol failure says what kind, not what it sent.
+    plainResponse(res, 502, `Bad Gateway: app "${app}" ${failure.kind === "protocol" ? "sent an invalid response" : "did not answer"}`);
     attempts.done(502, endpoint);
   }
 

@@ -30,6 +30,8 @@ const CR = 13;
 const LF = 10;
 /** Chunk sizes past this many hex digits are refused (2^60 bytes is already absurd). */
 const MAX_SIZE_DIGITS = 15;
+/** Bytes of one chunk's extensions tolerated (node's parser allows 16 KiB). */
+const MAX_EXTENSION_BYTES = 16 * 1024;
 /** Bytes of trailer section tolerated before the body counts as broken. */
 const MAX_TRAILER_BYTES = 16 * 1024;
 
@@ -46,6 +48,7 @@ export class ChunkedDecoder {
   private digits = 0;
   private remaining = 0;
   private trailerBytes = 0;
+  private extensionBytes = 0;
 
   get done(): boolean {
     return this.state === State.Done;
@@ -84,10 +87,13 @@ export class ChunkedDecoder {
         }
         case State.Extension: {
           const cr = input.indexOf(CR, i);
-          if (cr === -1) i = length;
-          else {
-            if (input.subarray(i, cr).includes(LF)) throw new UpstreamProtocolError("a bare LF in a chunk extension");
-            i = cr + 1;
+          const end = cr === -1 ? length : cr;
+          if (input.subarray(i, end).includes(LF)) throw new UpstreamProtocolError("a bare LF in a chunk extension");
+          this.extensionBytes += end - i;
+          if (this.extensionBytes > MAX_EXTENSION_BYTES) throw new UpstreamProtocolError("a chunk extension too long");
+          i = end;
+          if (cr !== -1) {
+            i++;
             this.state = State.SizeLf;
           }
           break;
@@ -102,6 +108,7 @@ export class ChunkedDecoder {
           }
           this.size = 0;
           this.digits = 0;
+          this.extensionBytes = 0;
           break;
         }
         case State.Data: {

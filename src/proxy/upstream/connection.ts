@@ -151,8 +151,9 @@ export class UpstreamConnection {
     release?.(false);
   }
 
-  /** Lets a paused body flow again (the client drained). */
+  /** Lets a paused body flow again (the client drained); the worker's silence counts again from now. */
   resume(): void {
+    this.socket.setTimeout(this.timeouts.readMs);
     this.socket.resume();
   }
 
@@ -181,6 +182,8 @@ export class UpstreamConnection {
       this.socket.uncork();
       this.bodySent = true;
     } else {
+      // While the client is still sending, a pause is the client's (body_timeout's business), not the worker's.
+      this.socket.setTimeout(0);
       this.socket.write(request.head, "latin1");
       body.on("data", this.onBodyData);
       body.once("end", this.onBodyEnd);
@@ -194,6 +197,7 @@ export class UpstreamConnection {
   private readonly onBodyEnd = (): void => {
     this.bodySent = true;
     this.detachBody();
+    if (this.phase === Phase.Head) this.socket.setTimeout(this.timeouts.readMs);
   };
 
   private detachBody(): void {
@@ -297,7 +301,11 @@ export class UpstreamConnection {
         this.keepAlive = false;
         return;
     }
-    if (!flowing && this.handlers) this.socket.pause();
+    if (!flowing && this.handlers) {
+      // The client is slow, not the worker: its silence is not counted while we hold it back.
+      this.socket.setTimeout(0);
+      this.socket.pause();
+    }
   }
 
   private complete(): void {

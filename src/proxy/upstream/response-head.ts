@@ -47,7 +47,7 @@ export class UpstreamProtocolError extends Error {
 }
 
 const HEAD_END = Buffer.from("\r\n\r\n");
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible characters, spaces and tabs, and obs-text; no CR, LF or NUL. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -62,6 +62,10 @@ export function parseResponseHead(buffer: Buffer, requestMethod: string): { head
   const end = buffer.indexOf(HEAD_END);
   if (end === -1) {
     if (buffer.byteLength > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`a head over ${MAX_HEAD_BYTES} bytes`);
+    // A line ended by a bare LF means the head will never end the way we read it: refuse it now, not at the timeout.
+    for (let lf = buffer.indexOf(10); lf !== -1; lf = buffer.indexOf(10, lf + 1)) {
+      if (lf === 0 || buffer[lf - 1] !== 13) throw new UpstreamProtocolError("a line ended by a bare LF");
+    }
     return undefined;
   }
   if (end + 4 > MAX_HEAD_BYTES) throw new UpstreamProtocolError(`a head over ${MAX_HEAD_BYTES} bytes`);
@@ -81,7 +85,8 @@ export function parseResponseHead(buffer: Buffer, requestMethod: string): { head
     const colon = line.indexOf(":");
     const name = colon > 0 ? line.slice(0, colon) : "";
     if (!TOKEN.test(name)) throw new UpstreamProtocolError(`header line ${JSON.stringify(line.slice(0, 80))}`);
-    const value = line.slice(colon + 1).trim();
+    // Optional whitespace is spaces and tabs only: a CR (or any other control) around a value is refused below.
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
     if (!FIELD_VALUE.test(value)) throw new UpstreamProtocolError(`a control character in header ${name}`);
     const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : "";
     if (lower === "content-length") {
