@@ -5,7 +5,8 @@
  * current folder), loaded and validated: every error printed as
  * `file:line:column key: message`, exit 1 — before anything starts.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { parse } from "yaml";
 import path from "node:path";
 import { DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.ts";
 import type { StackConfig } from "../config/schema.ts";
@@ -22,6 +23,24 @@ export function resolveConfigFile(flag: string | undefined): string {
     );
   }
   return file;
+}
+
+/**
+ * The state folder of the stack a config file runs, for the commands that
+ * talk to a running stack: read leniently, so that a file saved with a
+ * mistake (which the running stack ignores) does not lock its owner out of
+ * `status`, `reload` or `down`.
+ */
+export function stateDirOf(file: string): string {
+  const result = loadConfig(file);
+  if (result.ok) return result.config.state_dir;
+  let stateDir: unknown;
+  try {
+    stateDir = (parse(readFileSync(file, "utf8")) as { state_dir?: unknown } | null)?.state_dir;
+  } catch {
+    stateDir = undefined;
+  }
+  return path.resolve(path.dirname(file), typeof stateDir === "string" ? stateDir : ".tsgi");
 }
 
 /** Loads and validates; on errors prints each one and throws a UsageError (exit 1). */

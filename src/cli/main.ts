@@ -23,6 +23,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   up: async () => (await import("./commands/up.ts")).registerUp,
   down: async () => (await import("./commands/control.ts")).registerControlCommands,
   status: async () => (await import("./commands/control.ts")).registerControlCommands,
+  reload: async () => (await import("./commands/control.ts")).registerControlCommands,
   restart: async () => (await import("./commands/control.ts")).registerControlCommands,
   scale: async () => (await import("./commands/control.ts")).registerControlCommands,
   logs: async () => (await import("./commands/logs.ts")).registerLogs,

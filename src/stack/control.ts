@@ -25,6 +25,7 @@ export function controlSocketPath(stateDir: string): string {
 export interface ControlTarget {
   status(): unknown;
   restart(app?: string): Promise<string[]>;
+  reload(app?: string): Promise<unknown>;
   scale(app: string, instances: number): Promise<void>;
   down(): Promise<void>;
 }
@@ -43,6 +44,8 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
   switch (route) {
     case "GET /status":
       return target.status();
+    case "POST /reload":
+      return target.reload(url.searchParams.get("app") ?? undefined);
     case "POST /restart":
       return { restarted: await target.restart(url.searchParams.get("app") ?? undefined) };
     case "POST /scale": {

@@ -22,16 +22,20 @@ import type https from "node:https";
 import path from "node:path";
 import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
-import { FrontProxy, type AccessEntry, type RetryPolicy } from "../proxy/server.ts";
+import { loadConfig } from "../config/load.ts";
+import { describeDiff, diffConfig, isEmptyDiff } from "../config/diff.ts";
+import { FrontProxy, type AccessEntry, type FrontProxyOptions, type RetryPolicy } from "../proxy/server.ts";
 import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
 import { CertificateError, loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
 import { AccessLog } from "../proxy/access-log.ts";
-import type { HealthCheckSpec } from "../proxy/health/active.ts";
+import { probe as probeHealth, type HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
-import type { LogListener, PoolReport, PoolSpec, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
+import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
 import { ControlError, type ControlTarget, controlSocketPath, startControlServer } from "./control.ts";
+import { codeFrame, firstSourceLocation } from "./code-frame.ts";
+import { CodeWatcher, type WatchedApp } from "./watch.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -42,6 +46,28 @@ export interface StackOptions {
   onLog?: LogListener;
   onAccess?: (entry: AccessEntry) => void;
   onEvent?: (event: SupervisorEvent) => void;
+  /** `up --watch`: each app's `watch` globs reload its workers on change. */
+  watch?: boolean;
+}
+
+/** What a reload did: for the terminal, the control API and `tsgi-stack reload`. */
+export interface ReloadOutcome {
+  /** The config file: read and unchanged, its differences applied, or invalid (the running config stays). */
+  config: "unchanged" | "applied" | "invalid";
+  /** One line per change applied. */
+  changes: string[];
+  /** `file:line:column key: message` for each error of an invalid file. */
+  configErrors: string[];
+  /** Each app rolled onto new workers, and how that went. */
+  reloads: ReloadReport[];
+}
+
+/** A reload that failed, kept until the next good one: `status` shows it. */
+export interface ReloadError {
+  message: string;
+  /** The failing line of the app's source, with its neighbours, when the error points at one. */
+  frame?: string;
+  at: string;
 }
 
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
@@ -68,11 +94,17 @@ export interface StackStatus {
   admin: string;
   /** Every app of the config, static ones included (they have no pool and no workers). */
   apps: AppStatus[];
+  /** Apps whose last reload failed (their previous workers still serve), until a reload succeeds. */
+  reloadErrors: Record<string, ReloadError>;
+  /** The errors of a config file that was changed but not applied. */
+  configErrors: string[];
   pools: PoolReport[];
   workers: StatusRow[];
 }
 
 /** `tsgi:<name>-<hash>`: readable in `pm2 ls`, unique per config file path. */
+/** Between two health checks of a reload's new worker. */
+const HEALTH_GATE_RETRY_MS = 250;
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
 
@@ -135,6 +167,11 @@ export function healthChecksFor(config: StackConfig): Record<string, HealthCheck
   return checks;
 }
 
+/** Each app's `watch` globs, for `up --watch`. */
+export function watchedApps(config: StackConfig): WatchedApp[] {
+  return workerApps(config).map(([name, app]) => ({ app: name, globs: app.watch }));
+}
+
 /** The config's `retry` blocks, as the proxy's retry policies. */
 function retryPoliciesFor(config: StackConfig): Record<string, RetryPolicy> {
   return Object.fromEntries(
@@ -194,6 +231,16 @@ export class Stack implements ControlTarget {
   readonly stateDir: string;
   private readonly supervisor: Supervisor;
   private readonly proxy: FrontProxy;
+  /** The config now in force: the one `up` started with, then each valid one a reload applied. */
+  private config: StackConfig;
+  /** The reload under way, if any: reloads are queued behind it. */
+  private reloading: Promise<unknown> = Promise.resolve();
+  private readonly reloadErrors = new Map<string, ReloadError>();
+  /** Per app, the `--watch` reload waiting for its turn (see reloadApp). */
+  private readonly queuedReloads = new Map<string, Promise<ReloadReport>>();
+  private configErrors: string[] = [];
+  private codeWatcher: CodeWatcher | undefined;
+  private configWatcher: CodeWatcher | undefined;
   private readonly frontServers: http.Server[] = [];
   private stopWatchingCertificate: (() => void) | undefined;
   /** The addresses actually bound (port 0 in the config becomes a real port). */
@@ -214,29 +261,9 @@ export class Stack implements ControlTarget {
     this.stackId = stackIdFor(configFile);
     this.stateDir = config.state_dir;
     this.stopped = new Promise((resolve) => (this.markStopped = resolve));
-    this.supervisor = new Supervisor({ stackId: this.stackId, stateDir: this.stateDir });
-    const { routes, balance } = routesFor(config);
-    this.proxy = new FrontProxy({
-      routes,
-      balance,
-      upstreamTimeoutMs: config.proxy.limits.upstream_timeout,
-      connectTimeoutMs: config.proxy.limits.connect_timeout,
-      upstreamKeepalive: config.proxy.limits.upstream_keepalive,
-      upstreamKeepaliveTimeoutMs: config.proxy.limits.upstream_keepalive_timeout,
-      bodyTimeoutMs: config.proxy.limits.body_timeout,
-      websocketIdleTimeoutMs: config.proxy.limits.websocket_idle_timeout,
-      clientMaxBodySize: config.proxy.limits.client_max_body_size,
-      retry: retryPoliciesFor(config),
-      trustedProxies: config.proxy.trusted_proxies,
-      healthChecks: healthChecksFor(config),
-      staticRoots: staticRootsFor(config),
-      onHealthChange: (app, endpoint, healthy, reason) =>
-        this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
-      onResponse: (entry) => {
-        this.accessLog?.write(entry);
-        options.onAccess?.(entry);
-      },
-    });
+    this.supervisor = new Supervisor({ stackId: this.stackId, stateDir: this.stateDir, healthGate: (app, worker) => this.passesHealth(app, worker) });
+    this.config = config;
+    this.proxy = new FrontProxy(this.proxyOptions(config));
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
       this.proxy.setEndpoints(
         app,
@@ -247,6 +274,33 @@ export class Stack implements ControlTarget {
     if (options.onLog) this.supervisor.onLog(options.onLog);
   }
 
+  /** The FrontProxy's options for a config (at start, and again on each config reload). */
+  private proxyOptions(config: StackConfig): FrontProxyOptions {
+    const { routes, balance } = routesFor(config);
+    const { limits } = config.proxy;
+    return {
+      routes,
+      balance,
+      upstreamTimeoutMs: limits.upstream_timeout,
+      connectTimeoutMs: limits.connect_timeout,
+      upstreamKeepalive: limits.upstream_keepalive,
+      upstreamKeepaliveTimeoutMs: limits.upstream_keepalive_timeout,
+      bodyTimeoutMs: limits.body_timeout,
+      websocketIdleTimeoutMs: limits.websocket_idle_timeout,
+      clientMaxBodySize: limits.client_max_body_size,
+      retry: retryPoliciesFor(config),
+      trustedProxies: config.proxy.trusted_proxies,
+      healthChecks: healthChecksFor(config),
+      staticRoots: staticRootsFor(config),
+      onHealthChange: (app, endpoint, healthy, reason) =>
+        this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
+      onResponse: (entry) => {
+        this.accessLog?.write(entry);
+        this.options.onAccess?.(entry);
+      },
+    };
+  }
+
   private get say(): (line: string) => void {
     return this.options.say ?? (() => undefined);
   }
@@ -254,8 +308,8 @@ export class Stack implements ControlTarget {
   /** Binds the listeners, starts every pool, opens the control socket. Throws (after cleaning up) on failure. */
   async start(): Promise<PoolReport[]> {
     mkdirSync(this.stateDir, { recursive: true });
-    const { proxy } = this.options.config;
-    if (proxy.access_log !== "off") this.accessLog = new AccessLog(path.join(this.stateDir, "logs", "access.log"), proxy.access_log);
+    const { proxy } = this.config;
+    await this.openAccessLog();
     try {
       for (const address of proxy.listen) {
         const server = frontServer(this.proxy, { headerTimeoutMs: proxy.limits.header_timeout });
@@ -281,7 +335,7 @@ export class Stack implements ControlTarget {
       this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
       this.adminAddress = await listenOn(this.adminServer, proxy.admin);
       this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
-      const specs = workerApps(this.options.config).map(([name, app]) => poolSpecFor(name, app));
+      const specs = workerApps(this.config).map(([name, app]) => poolSpecFor(name, app));
       // Only static apps: nothing for pm2 to run, so no daemon is started for nothing.
       if (specs.length > 0) await this.supervisor.start(specs);
       const reports = specs.length > 0 ? await this.settled(specs) : [];
@@ -290,6 +344,7 @@ export class Stack implements ControlTarget {
       if (failed.length > 0) {
         throw new StackStartError(failed.map((report) => `app "${report.app}" did not start: ${report.error!.message}`), failed);
       }
+      await this.watchFiles();
       this.started = true;
       return reports;
     } catch (error) {
@@ -326,14 +381,16 @@ export class Stack implements ControlTarget {
       listenTls: this.listeningTls,
       admin: this.adminAddress,
       apps: this.appStatus(),
+      reloadErrors: Object.fromEntries(this.reloadErrors),
+      configErrors: this.configErrors,
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),
     };
   }
 
   private appStatus(): AppStatus[] {
-    const roots = staticRootsFor(this.options.config);
-    return Object.entries(this.options.config.apps).map(([name, app]) => ({
+    const roots = staticRootsFor(this.config);
+    return Object.entries(this.config.apps).map(([name, app]) => ({
       app: name,
       kind: appKind(app),
       routes: app.routes.map((route) => `${route.host ?? "*"}${route.path}`),
@@ -343,9 +400,9 @@ export class Stack implements ControlTarget {
 
   /** An app of the config that has workers: a static app is refused by name, for `restart` and `scale`. */
   private requireWorkerApp(app: string, verb: string): void {
-    const config = this.options.config.apps[app];
+    const config = this.config.apps[app];
     if (!config) {
-      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.options.config.apps).join(", ")})`);
+      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.config.apps).join(", ")})`);
     }
     if (appKind(config) === "static") {
       throw new ControlError(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`);
@@ -354,7 +411,7 @@ export class Stack implements ControlTarget {
 
   /** Restarts one app's workers, or every worker app's (static apps have none: they are left out). */
   async restart(app?: string): Promise<string[]> {
-    const apps = app === undefined ? workerApps(this.options.config).map(([name]) => name) : [app];
+    const apps = app === undefined ? workerApps(this.config).map(([name]) => name) : [app];
     for (const name of apps) this.requireWorkerApp(name, "restart");
     for (const name of apps) await this.supervisor.restart(name);
     return apps;
@@ -363,6 +420,175 @@ export class Stack implements ControlTarget {
   async scale(app: string, instances: number): Promise<void> {
     this.requireWorkerApp(app, "scale");
     await this.supervisor.scale(app, instances);
+  }
+
+  /**
+   * `tsgi-stack reload [APP]` and SIGHUP: the config file is read again and
+   * its differences applied (an invalid file changes nothing: the reload
+   * stops there), then the app — or every worker app — is rolled onto new
+   * workers, one slot at a time, new ready before old goes. Reloads run one
+   * after another, never interleaved.
+   */
+  reload(app?: string): Promise<ReloadOutcome> {
+    if (app !== undefined) this.requireWorkerApp(app, "reload");
+    return this.serialize(async () => {
+      const outcome = await this.applyConfigFile();
+      if (outcome.config === "invalid") return outcome;
+      const apps = app === undefined ? workerApps(this.config).map(([name]) => name) : [app];
+      for (const name of apps) {
+        if (outcome.rolled.includes(name) || !this.config.apps[name]) continue;
+        outcome.reloads.push(await this.rollApp(name));
+      }
+      return outcome;
+    });
+  }
+
+  /** The config file changed on disk: its differences are applied, nothing else is reloaded. */
+  reloadConfig(): Promise<ReloadOutcome> {
+    return this.serialize(() => this.applyConfigFile());
+  }
+
+  /**
+   * One app's code changed (`up --watch`): its workers are rolled. Saves that
+   * come while a reload of the app waits its turn join that one: however many
+   * saves, at most one reload runs and one waits.
+   */
+  reloadApp(app: string): Promise<ReloadReport> {
+    const queued = this.queuedReloads.get(app);
+    if (queued) return queued;
+    const reload = this.serialize(() => {
+      this.queuedReloads.delete(app);
+      return this.rollApp(app);
+    });
+    this.queuedReloads.set(app, reload);
+    return reload;
+  }
+
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.reloading.then(work);
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * A reload's new worker joins the pool only if it passes its app's health
+   * check (when the app has one): a new version that starts but answers 500
+   * is not a good deploy either. Tried a few times within the ready timeout.
+   */
+  private async passesHealth(app: string, worker: WorkerEndpoint): Promise<boolean> {
+    const spec = healthChecksFor(this.config)[app];
+    if (!spec) return true;
+    const deadline = Date.now() + (this.config.apps[app]?.ready_timeout ?? 10_000);
+    const endpoint = { id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address };
+    for (;;) {
+      const failure = await probeHealth(endpoint, spec, "localhost");
+      if (failure === undefined) return true;
+      if (Date.now() + HEALTH_GATE_RETRY_MS > deadline) {
+        this.say(`${endpoint.id} (new) failed its health check: ${failure}`);
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, HEALTH_GATE_RETRY_MS));
+    }
+  }
+
+  /** (Re)opens the access log in the config's format; `off` closes it. */
+  private async openAccessLog(): Promise<void> {
+    const previous = this.accessLog;
+    const format = this.config.proxy.access_log;
+    this.accessLog = format === "off" ? undefined : new AccessLog(path.join(this.stateDir, "logs", "access.log"), format);
+    await previous?.close();
+  }
+
+  /**
+   * The config file is always watched: a saved change is applied like
+   * `reload` applies it (an invalid one is reported and ignored). With
+   * `up --watch`, each app's `watch` globs roll that app's workers.
+   */
+  private async watchFiles(): Promise<void> {
+    const configFile = this.options.configFile;
+    this.configWatcher = new CodeWatcher([{ app: "", globs: [configFile] }], {
+      ignore: [],
+      debounceMs: 300,
+      onChange: () => void this.reloadConfig(),
+      onError: (error) => this.say(`watching ${configFile}: ${error.message}`),
+    });
+    const waits = [this.configWatcher.whenReady()];
+    if (this.options.watch) {
+      this.codeWatcher = new CodeWatcher(watchedApps(this.config), {
+        ignore: [this.stateDir],
+        onChange: (app, files) => {
+          const shown = files.map((file) => path.relative(path.dirname(configFile), file)).slice(0, 3).join(", ");
+          this.say(`${app}: ${shown}${files.length > 3 ? ` and ${files.length - 3} more` : ""} changed: reloading`);
+          void this.reloadApp(app);
+        },
+        onError: (error) => this.say(`watch: ${error.message}`),
+      });
+      waits.push(this.codeWatcher.whenReady());
+    }
+    await Promise.all(waits);
+  }
+
+  /** Rolls one app onto new workers and keeps (or clears) what went wrong, for the terminal and `status`. */
+  private async rollApp(app: string): Promise<ReloadReport> {
+    if (!this.config.apps[app]) return { app, ok: true, replaced: 0, ms: 0 }; // removed by a config reload meanwhile
+    const [report] = await this.supervisor.reload(app);
+    this.noteReload(report!);
+    return report!;
+  }
+
+  private noteReload(report: ReloadReport): void {
+    if (report.ok) {
+      if (this.reloadErrors.delete(report.app)) this.say(`${report.app}: fixed, serving the new code`);
+      this.say(`${report.app}: reloaded ${report.replaced} worker${report.replaced === 1 ? "" : "s"} in ${report.ms} ms`);
+      return;
+    }
+    const stderr = report.error?.stderr ?? [];
+    const location = firstSourceLocation(stderr);
+    const frame = location ? codeFrame(location) : undefined;
+    const message = report.error?.message ?? "the new workers did not start";
+    this.reloadErrors.set(report.app, { message, ...(frame ? { frame } : {}), at: new Date().toISOString() });
+    this.say(`${report.app}: reload failed, the running workers keep serving: ${message}`);
+    if (frame) this.say(frame);
+    else for (const line of stderr.slice(-10)) this.say(`  ${line}`);
+  }
+
+  /** Reads the config file again; a valid one's differences are applied, an invalid one is reported and ignored. */
+  private async applyConfigFile(): Promise<ReloadOutcome & { rolled: string[] }> {
+    const result = loadConfig(this.options.configFile);
+    if (!result.ok) {
+      const errors = result.errors.map((error) => error.format());
+      this.configErrors = errors;
+      this.say(`${this.options.configFile}: not applied, the running config stays (${errors.length} error${errors.length === 1 ? "" : "s"}):`);
+      for (const line of errors) this.say(`  ${line}`);
+      return { config: "invalid", changes: [], configErrors: errors, reloads: [], rolled: [] };
+    }
+    this.configErrors = [];
+    const next = result.config;
+    const diff = diffConfig(this.config, next);
+    if (isEmptyDiff(diff)) return { config: "unchanged", changes: [], configErrors: [], reloads: [], rolled: [] };
+    const changes = describeDiff(diff);
+    for (const line of changes) this.say(`config: ${line}`);
+    const before = this.config;
+    this.config = next;
+    // The proxy first: a removed app stops taking requests before its workers go; an added one routes as its workers get ready.
+    if (diff.proxyChanged) this.proxy.reconfigure(this.proxyOptions(next));
+    if (before.proxy.access_log !== next.proxy.access_log) await this.openAccessLog();
+    const reloads: ReloadReport[] = [];
+    for (const app of diff.removed) if (appKind(before.apps[app]!) !== "static") await this.supervisor.remove(app);
+    const added = diff.added.filter((app) => appKind(next.apps[app]!) !== "static").map((app) => poolSpecFor(app, next.apps[app]!));
+    if (added.length) {
+      for (const report of await this.supervisor.start(added)) {
+        if (report.error) this.say(`${report.app}: did not start: ${report.error.message}`);
+      }
+    }
+    for (const app of diff.rolled) {
+      const report = await this.supervisor.updateSpec(poolSpecFor(app, next.apps[app]!), { roll: true });
+      this.noteReload(report);
+      reloads.push(report);
+    }
+    for (const { app, to } of diff.scaled) await this.supervisor.scale(app, to);
+    if (diff.watchChanged.length || diff.added.length || diff.removed.length) await this.codeWatcher?.update(watchedApps(next));
+    return { config: "applied", changes, configErrors: [], reloads, rolled: diff.rolled };
   }
 
   async down(): Promise<void> {
@@ -374,6 +600,8 @@ export class Stack implements ControlTarget {
     this.stopping ??= (async () => {
       this.say("stopping: closing listeners, draining workers");
       this.stopWatchingCertificate?.();
+      await this.configWatcher?.close();
+      await this.codeWatcher?.close();
       await Promise.all(this.frontServers.map((server) => closeServer(server)));
       await this.supervisor.stop();
       this.proxy.close();

@@ -82,9 +82,19 @@ const EXIT_NAMES: Record<number, string> = {
   [WorkerExit.TIMEOUT]: "TIMEOUT",
 };
 
+/** `code 4 (APP_LOAD_ERROR)`, `code 1`: an exit code with its name when it is one of the worker's. */
+export function describeExitCode(exitCode: number): string {
+  return `code ${exitCode}${EXIT_NAMES[exitCode] ? ` (${EXIT_NAMES[exitCode]})` : ""}`;
+}
+
+/** The line of a failed worker's stderr that says best what went wrong: the worker's own `tsgi-stack:` line, else the last one. */
+export function telltaleLine(stderr: readonly string[]): string | undefined {
+  return [...stderr].reverse().find((line) => line.startsWith("tsgi-stack:")) ?? stderr.at(-1);
+}
+
 /** One line for a pool error, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): tsgi-stack: cannot load app …`. */
 export function describeHalt(reason: PoolErrorReason, slot: number, exitCode: number | undefined, crashes: number, lastLine: string | undefined): string {
-  const code = exitCode === undefined ? "" : ` with code ${exitCode}${EXIT_NAMES[exitCode] ? ` (${EXIT_NAMES[exitCode]})` : ""}`;
+  const code = exitCode === undefined ? "" : ` with ${describeExitCode(exitCode)}`;
   const what =
     reason === "crash-loop"
       ? `worker ${slot} crashed ${crashes} times in a row (last exit${code || " without becoming ready"}): crash loop, pool stopped`

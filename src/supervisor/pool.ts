@@ -6,6 +6,7 @@
  * proxy may use), whether it has settled, its status rows. Only the loop's
  * handlers (supervisor.ts) write these objects; everything here just reads.
  */
+import type { PoolCommand, ReloadPass } from "./reload.ts";
 import type { PoolError, PoolReport, PoolSpec, PoolState, SlotState, StatusRow, WorkerAddress, WorkerEndpoint } from "./types.ts";
 
 /** What pm2 last sampled for a slot's process (its monitor runs every few seconds). */
@@ -43,6 +44,10 @@ export interface Slot {
   /** This slot's pm2 calls, one at a time and in order (a delete never overtakes its start). */
   ops: Promise<void>;
   sample: Sample;
+  /** A reload's new worker that is ready and waits for the health gate's answer (it stays "starting"). */
+  gating: boolean;
+  /** A reload's new worker: the size of its stderr log when it was launched, where its own lines begin. */
+  errLogStart?: Promise<number>;
 }
 
 export interface Pool {
@@ -61,6 +66,18 @@ export interface Pool {
   /** The membership last published, to publish only changes. */
   membership: readonly WorkerEndpoint[];
   membershipKey: string;
+  /** The reload pass under way (supervisor/reload.ts). */
+  reload?: ReloadPass;
+  /**
+   * Slot numbers whose process pm2 deleted lately, and when: a reload does
+   * not give their name to a new worker for a while, because pm2's bus can
+   * still deliver the old process's last events under that name.
+   */
+  readonly retired: Map<number, number>;
+  /** Commands that wait for the pool: behind a reload pass, or a reload waiting for the pool to be quiet. */
+  readonly deferred: PoolCommand[];
+  /** remove(): once stopped, the pool is forgotten (it leaves pools() and status()). */
+  removing: boolean;
 }
 
 export function newSlot(slot: number, name: string, address: WorkerAddress): Slot {
@@ -80,11 +97,24 @@ export function newSlot(slot: number, name: string, address: WorkerAddress): Slo
     launch: 0,
     ops: Promise.resolve(),
     sample: { memory: 0, cpu: 0, restarts: 0 },
+    gating: false,
   };
 }
 
 export function newPool(spec: PoolSpec): Pool {
-  return { spec, slots: new Map(), halted: false, errorPending: false, stopping: false, stopped: false, membership: [], membershipKey: "[]" };
+  return {
+    spec,
+    slots: new Map(),
+    retired: new Map(),
+    halted: false,
+    errorPending: false,
+    stopping: false,
+    stopped: false,
+    membership: [],
+    membershipKey: "[]",
+    deferred: [],
+    removing: false,
+  };
 }
 
 /** Slots that still count toward the pool (not on their way out). */
@@ -92,23 +122,39 @@ export function liveSlots(pool: Pool): Slot[] {
   return [...pool.slots.values()].filter((slot) => slot.state !== "stopping" && slot.state !== "stopped").sort((a, b) => a.slot - b.slot);
 }
 
+/** The slots that count toward the pool's state: a reload's new worker does not until it has replaced an old one. */
+function countedSlots(pool: Pool): Slot[] {
+  const fresh = pool.reload?.fresh;
+  return liveSlots(pool).filter((slot) => slot.slot !== fresh || slot.state === "ready");
+}
+
 export function poolState(pool: Pool): PoolState {
   if (pool.stopped) return "stopped";
   if (pool.stopping) return "stopping";
   if (pool.halted) return "errored";
-  const live = liveSlots(pool);
+  const live = countedSlots(pool);
   if (live.some((slot) => !slot.settled)) return "starting";
   return live.every((slot) => slot.state === "ready") ? "running" : "degraded";
 }
 
-/** Nothing more will happen to this pool without a new event from outside: start() and friends may answer. */
-export function isSettled(pool: Pool): boolean {
+/**
+ * Nothing more will happen to this pool without a new event from outside:
+ * start() and friends may answer. Without countDraining, workers on their way
+ * out (a reload's old ones) do not hold the answer back.
+ */
+export function isSettled(pool: Pool, countDraining = true): boolean {
   if (pool.stopped) return true;
   if (pool.stopping) return false;
+  if (pool.reload !== undefined || pool.deferred.length > 0) return false;
   if (pool.halted) return !pool.errorPending;
   if (pool.rolling !== undefined) return false;
-  if ([...pool.slots.values()].some((slot) => slot.state === "stopping")) return false;
+  if (countDraining && [...pool.slots.values()].some((slot) => slot.state === "stopping")) return false;
   return liveSlots(pool).every((slot) => slot.settled);
+}
+
+/** No pass, rolling restart or launch under way: a reload may start (old workers still draining do not count). */
+export function isQuiet(pool: Pool): boolean {
+  return pool.reload === undefined && pool.rolling === undefined && !pool.errorPending && liveSlots(pool).every((slot) => slot.settled);
 }
 
 export function report(pool: Pool): PoolReport {

@@ -8,7 +8,7 @@
  * nothing behind).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import net from "node:net";
 import type { WorkerAddress } from "./types.ts";
 
@@ -58,21 +58,36 @@ export function freeLoopbackPort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
-/** The last `count` non-empty lines of a file ([] if it does not exist). */
-export async function tailLines(file: string, count: number): Promise<string[]> {
+/**
+ * The last `count` non-empty lines of a file ([] if it does not exist),
+ * written after byte offset `from` (where the file ended when a worker was
+ * launched: its own lines, not an earlier worker's of the same slot).
+ */
+export async function tailLines(file: string, count: number, from = 0): Promise<string[]> {
   if (!file || !existsSync(file)) return [];
   const handle = await open(file, "r");
   try {
     const { size } = await handle.stat();
-    const length = Math.min(size, TAIL_BYTES);
+    // A file shorter than the mark was truncated or replaced since: all of it is new.
+    const start = Math.max(size < from ? 0 : from, size - TAIL_BYTES);
+    const length = size - start;
     const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, size - length);
+    await handle.read(buffer, 0, length, start);
     const lines = buffer.toString("utf8").split("\n").map((line) => line.trimEnd()).filter(Boolean);
-    // The first line may be cut by the read window: drop it unless the file fit whole.
-    if (size > length) lines.shift();
+    // The first line may be cut by the read window: drop it unless the window began at the mark.
+    if (start > (size < from ? 0 : from)) lines.shift();
     return lines.slice(-count);
   } finally {
     await handle.close();
+  }
+}
+
+/** A file's size in bytes, 0 if it does not exist (never rejects). */
+export async function fileSize(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
   }
 }
 

@@ -20,13 +20,32 @@
  * "pool-errored" event, with its worker's last stderr lines; nothing throws
  * for a worker's failure. Methods throw only for caller mistakes (an unknown
  * app, a bad spec).
+ *
+ * restart() replaces each slot in place (same pm2 name, a gap for a
+ * 1-worker pool); reload() rolls a pool onto NEW slots, each ready before the
+ * old one goes, and stops without halting when a new worker fails — the rules,
+ * and how concurrent commands queue, are in reload.ts. updateSpec() rolls a
+ * pool onto a changed spec the same way; start() adds pools to a running
+ * supervisor and remove() drains one away: what a config hot reload needs.
  */
 import { mkdirSync } from "node:fs";
-import { describeHalt, judgeExit, judgeNotReady, type Verdict } from "./crash-policy.ts";
+import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
 import { DEFAULT_WORKER_BIN, type LaunchContext, processSpec } from "./launch.ts";
 import { EventLoop } from "./loop.ts";
 import { type Pm2Event, Pm2Client, type ProcessInfo } from "./pm2-client.ts";
-import { accepts, freeLoopbackPort, processTree, reap, tailLines, waitUntilAccepting } from "./probes.ts";
+import { accepts, fileSize, freeLoopbackPort, processTree, reap, tailLines, waitUntilAccepting } from "./probes.ts";
+import {
+  defer,
+  describeEarlyExit,
+  type FailureKind,
+  failureError,
+  newPass,
+  passReport,
+  type PoolCommand,
+  type ReloadPass,
+  type ReloadTicket,
+  rolls,
+} from "./reload.ts";
 import {
   appPrefix,
   checkNamePart,
@@ -40,13 +59,16 @@ import {
   type StatePaths,
   statePaths,
 } from "./slots.ts";
-import { isSettled, liveSlots, newPool, newSlot, type Pool, readyEndpoints, report, type Slot, statusRows } from "./pool.ts";
+import { isQuiet, isSettled, liveSlots, newPool, newSlot, type Pool, readyEndpoints, report, type Slot, statusRows } from "./pool.ts";
 import type {
+  HealthGate,
   LogListener,
   MembershipListener,
   PoolErrorReason,
   PoolReport,
   PoolSpec,
+  ReloadError,
+  ReloadReport,
   StatusRow,
   SupervisorEvent,
   SupervisorListener,
@@ -63,21 +85,27 @@ const FALLBACK_PROBE_MS = 1000;
 const LAUNCH_DEADLINE_MARGIN_MS = 5000;
 /** pm2 writes log files through streams: give the last stderr lines this long to reach the file. */
 const STDERR_SETTLE_MS = 200;
+/** How long a deleted worker's slot number (its pm2 name) is not given to a reload's new worker. */
+const RETIRED_NAME_MS = 15_000;
 /** After pm2's deletes, how long the supervisor waits for the pids to be gone before it SIGKILLs them itself. */
 const STOP_VERIFY_MS = 3000;
 
 type LoopEvent =
   | { type: "pm2"; event: Pm2Event }
   | { type: "start"; pools: PoolSpec[]; ports: number[] }
-  | { type: "scale"; app: string; instances: number; ports: number[] }
-  | { type: "restart"; apps: string[] }
+  | PoolCommand
+  | { type: "remove"; app: string }
   | { type: "stop" }
   | { type: "launched"; app: string; slot: number; pid: number; error?: string }
   | { type: "removed"; app: string; slot: number }
-  | { type: "probed"; app: string; slot: number; startedAt: number; ok: boolean; pid: number; afterMs: number }
+  | { type: "probed"; app: string; slot: number; startedAt: number; launch: number; ok: boolean; pid: number; afterMs: number }
   | { type: "deadline"; app: string; slot: number; launch: number; startedAt: number }
   | { type: "halt-detail"; app: string; stderr: string[] }
-  | { type: "sampled"; processes: ProcessInfo[] };
+  | { type: "sampled"; processes: ProcessInfo[] }
+  | { type: "gated"; app: string; slot: number; launch: number; pid: number; ok: boolean; reason?: string }
+  | { type: "reload-deadline"; app: string; slot: number; launch: number }
+  | { type: "reload-detail"; app: string; pass: number; stderr: string[] }
+  | { type: "ports"; app: string; pass: number; ports: number[]; error?: string };
 
 interface Waiter {
   check: () => boolean;
@@ -106,6 +134,7 @@ export class Supervisor {
   private readonly logListeners = new Set<LogListener>();
   private client: Promise<Pm2Client> | undefined;
   private sampler: NodeJS.Timeout | undefined;
+  private passes = 0;
   private readonly monitorIntervalMs: number;
 
   constructor(options: SupervisorOptions) {
@@ -135,7 +164,11 @@ export class Supervisor {
 
   // ---- public API: each call enqueues, then waits for the loop ----
 
-  /** Starts pools; resolves once every worker is ready or has reported a failure. */
+  /**
+   * Starts pools — at first, or added to a running supervisor (a config hot
+   * reload's new app); resolves once every worker is ready or has reported a
+   * failure. A name in use by a pool that is not stopped is refused.
+   */
   async start(pools: PoolSpec[]): Promise<PoolReport[]> {
     this.checkNewPools(pools);
     const client = await this.connect();
@@ -162,13 +195,82 @@ export class Supervisor {
   }
 
   /**
+   * Rolls one app, or every running app (halted ones are left alone), onto
+   * new workers with no downtime: per app, one slot at a time, a NEW slot is
+   * launched, becomes ready, passes the health gate, joins the membership —
+   * and only then the old slot leaves it and drains. A new worker that fails
+   * stops that app's pass: the old workers it did not reach keep serving, the
+   * pool is not halted, and the report says why with the worker's own stderr.
+   * A halted app named here is started again in place, as restart() does.
+   * Resolves with one report per app once its last new worker is in (the old
+   * ones may still be draining: status shows them "stopping"). A reload asked
+   * for while the app is busy waits, joined by any other asked meanwhile (see
+   * reload.ts).
+   */
+  async reload(app?: string): Promise<ReloadReport[]> {
+    const apps =
+      app === undefined
+        ? [...this.byName.values()].filter((pool) => !pool.stopped && !pool.stopping && !pool.halted).map((pool) => pool.spec.name)
+        : [this.pool(app).spec.name];
+    const tickets = apps.map((name) => {
+      const ticket: ReloadTicket = {};
+      this.loop.enqueue({ type: "reload", app: name, tickets: [ticket] });
+      return ticket;
+    });
+    await this.until(() => tickets.every((ticket) => ticket.report !== undefined));
+    return tickets.map((ticket) => ticket.report!);
+  }
+
+  /**
+   * Gives a pool a new spec (module, command, env, cwd, timeouts, instances…),
+   * for a config hot reload. With roll, the pool is rolled onto it like
+   * reload() does — new workers from the new spec; the instance count changes
+   * once the roll is done (old workers past it go, missing ones start) — and
+   * the reload's report comes back; if the roll fails, the pool keeps its old
+   * spec (the workers already replaced stay). Without roll, the spec is used
+   * from the next launch on, an instance change is applied as scale() does,
+   * and the pool's report comes back. Waits for a reload under way.
+   */
+  async updateSpec(spec: PoolSpec, options: { roll: true }): Promise<ReloadReport>;
+  async updateSpec(spec: PoolSpec, options: { roll: false }): Promise<PoolReport>;
+  async updateSpec(spec: PoolSpec, options: { roll: boolean }): Promise<ReloadReport | PoolReport>;
+  async updateSpec(spec: PoolSpec, options: { roll: boolean }): Promise<ReloadReport | PoolReport> {
+    const pool = this.pool(spec.name);
+    this.checkSpec(spec);
+    if (pool.stopping || pool.stopped) throw new TypeError(`app ${spec.name} is stopped in stack ${this.stackId}`);
+    const copy: PoolSpec = { ...spec, env: { ...spec.env }, restart: { ...spec.restart } };
+    // A roll asks for the ports its new workers need as it goes; a plain update may scale at once.
+    const growth = Math.max(0, copy.instances - liveSlots(pool).length);
+    const ports = options.roll ? [] : await this.portsFor(this.portsNeeded(copy, growth));
+    const ticket: ReloadTicket = {};
+    this.loop.enqueue({ type: "update", app: copy.name, spec: copy, roll: options.roll, ports, tickets: options.roll ? [ticket] : [] });
+    await this.until(() => (!options.roll || ticket.report !== undefined) && this.settled(copy.name, false));
+    if (options.roll) return ticket.report!;
+    return report(this.byName.get(copy.name) ?? pool);
+  }
+
+  /**
+   * Drains and removes a whole pool: its workers leave the membership at
+   * once, drain within their graceful timeout (pm2 SIGKILLs them after), and
+   * the pool leaves pools() and status(). A reload under way or waiting is
+   * cut short (its report says so). Resolves once every worker is gone.
+   */
+  async remove(app: string): Promise<void> {
+    const pool = this.pool(app);
+    this.loop.enqueue({ type: "remove", app });
+    await this.until(() => this.byName.get(app) !== pool);
+    // Like start(): a process of this app that pm2 runs and we did not know goes too.
+    if (this.client) await this.deleteMatching(await this.client, appPrefix(this.stackId, app));
+  }
+
+  /**
    * Restarts one app's workers, or every app's, one slot at a time: a slot
    * leaves the membership, restarts, and the next one goes once it is ready
    * (or failed). An errored pool is started again from scratch.
    */
   async restart(app?: string): Promise<PoolReport[]> {
     const apps = app === undefined ? [...this.byName.keys()].filter((name) => !this.pool(name).stopped) : [this.pool(app).spec.name];
-    this.loop.enqueue({ type: "restart", apps });
+    for (const name of apps) this.loop.enqueue({ type: "restart", app: name });
     await this.until(() => apps.every((name) => this.settled(name)));
     return apps.map((name) => report(this.pool(name)));
   }
@@ -247,16 +349,28 @@ export class Supervisor {
 
   // ---- the loop: dispatch to one handler per event ----
 
+  /** One handler per event; then a pool that became quiet runs the next command it kept waiting, and a revival that settled reports. */
   private dispatch(event: LoopEvent): void {
+    this.route(event);
+    for (const pool of this.byName.values()) {
+      this.checkRevived(pool);
+      this.runDeferred(pool);
+    }
+  }
+
+  private route(event: LoopEvent): void {
     switch (event.type) {
       case "pm2":
         return this.handlePm2(event.event);
       case "start":
         return this.handleStart(event.pools, event.ports);
       case "scale":
-        return this.handleScale(event.app, event.instances, event.ports);
       case "restart":
-        return this.handleRestart(event.apps);
+      case "reload":
+      case "update":
+        return this.handleCommand(event);
+      case "remove":
+        return this.handleRemove(event.app);
       case "stop":
         return this.handleStop();
       case "launched":
@@ -271,6 +385,14 @@ export class Supervisor {
         return this.handleHaltDetail(event.app, event.stderr);
       case "sampled":
         return this.handleSampled(event.processes);
+      case "gated":
+        return this.handleGated(event);
+      case "reload-deadline":
+        return this.handleReloadDeadline(event);
+      case "reload-detail":
+        return this.handleReloadDetail(event.app, event.pass, event.stderr);
+      case "ports":
+        return this.handlePorts(event);
     }
   }
 
@@ -302,9 +424,46 @@ export class Supervisor {
     }
   }
 
-  private handleScale(app: string, instances: number, ports: number[]): void {
-    const pool = this.byName.get(app);
-    if (!pool || pool.stopping || pool.stopped) return;
+  /** A command for one pool: run now, or kept in the pool's queue while a reload needs the pool to itself (reload.ts). */
+  private handleCommand(command: PoolCommand): void {
+    const pool = this.byName.get(command.app);
+    if (!pool || pool.stopping || pool.stopped) return this.drop(command, `app ${command.app} is not running`);
+    if (pool.deferred.length > 0 || !this.canRun(pool, command)) return defer(pool.deferred, command);
+    this.runCommand(pool, command);
+  }
+
+  private canRun(pool: Pool, command: PoolCommand): boolean {
+    return rolls(command) ? isQuiet(pool) : pool.reload === undefined;
+  }
+
+  private runCommand(pool: Pool, command: PoolCommand): void {
+    switch (command.type) {
+      case "scale":
+        return this.scalePool(pool, command.instances, command.ports);
+      case "restart":
+        return this.restartPool(pool);
+      case "reload":
+        return this.startReload(pool, command.tickets, undefined);
+      case "update":
+        if (command.roll) return this.startReload(pool, command.tickets, command.spec);
+        pool.spec = command.spec;
+        return this.scalePool(pool, command.spec.instances, command.ports);
+    }
+  }
+
+  private runDeferred(pool: Pool): void {
+    if (pool.stopping || pool.stopped) return;
+    while (pool.deferred.length > 0 && this.canRun(pool, pool.deferred[0]!)) this.runCommand(pool, pool.deferred.shift()!);
+  }
+
+  /** A command that will never run: its callers hear why (scale and restart callers wait on the pool, which is gone). */
+  private drop(command: PoolCommand, why: string): void {
+    if (command.type !== "reload" && command.type !== "update") return;
+    const reply: ReloadReport = { app: command.app, ok: false, replaced: 0, error: { message: why, stderr: [] }, ms: 0 };
+    for (const ticket of command.tickets) ticket.report = reply;
+  }
+
+  private scalePool(pool: Pool, instances: number, ports: number[]): void {
     pool.spec = { ...pool.spec, instances };
     // A halted pool keeps its new size for its next restart(); nothing runs meanwhile.
     if (pool.halted) return;
@@ -313,27 +472,34 @@ export class Supervisor {
     for (const slot of live.slice(instances)) this.removeSlot(pool, slot);
   }
 
-  private handleRestart(apps: string[]): void {
-    for (const app of apps) {
-      const pool = this.byName.get(app);
-      if (!pool || pool.stopping || pool.stopped) continue;
-      if (pool.halted) this.revive(pool);
-      else {
-        pool.rolling = liveSlots(pool).map((slot) => slot.slot);
-        pool.rollingSlot = undefined;
-        this.advanceRolling(pool);
-      }
-    }
+  private restartPool(pool: Pool): void {
+    if (pool.halted) return this.revive(pool);
+    pool.rolling = liveSlots(pool).map((slot) => slot.slot);
+    pool.rollingSlot = undefined;
+    this.advanceRolling(pool);
   }
 
   private handleStop(): void {
-    for (const pool of this.byName.values()) {
-      if (pool.stopped) continue;
-      pool.stopping = true;
-      pool.rolling = undefined;
-      for (const slot of pool.slots.values()) if (slot.state !== "stopping") this.removeSlot(pool, slot);
-      this.checkStopped(pool);
-    }
+    for (const pool of this.byName.values()) this.drain(pool, "the stack is stopping");
+  }
+
+  /** remove(): the pool drains like at stop(), then is forgotten. */
+  private handleRemove(app: string): void {
+    const pool = this.byName.get(app);
+    if (!pool) return;
+    pool.removing = true;
+    this.drain(pool, `app ${app} was removed`);
+  }
+
+  /** Every slot leaves the membership now and drains; a reload under way or waiting ends with `why`. */
+  private drain(pool: Pool, why: string): void {
+    if (pool.stopped) return this.checkStopped(pool);
+    pool.stopping = true;
+    pool.rolling = undefined;
+    if (pool.reload) this.finishReload(pool, { message: `reload of ${pool.spec.name} cut short: ${why}`, stderr: [] });
+    for (const command of pool.deferred.splice(0)) this.drop(command, `reload of ${pool.spec.name} not started: ${why}`);
+    for (const slot of pool.slots.values()) if (slot.state !== "stopping") this.removeSlot(pool, slot);
+    this.checkStopped(pool);
   }
 
   private handleLaunched(app: string, slotNo: number, pid: number, error: string | undefined): void {
@@ -343,6 +509,7 @@ export class Supervisor {
     if (error !== undefined) {
       slot.lastError = `pm2 could not launch it: ${error}`;
       slot.settled = true;
+      if (this.isIncoming(pool, slot)) return this.failReload(pool, slot, "launch", `could not be launched: ${error}`);
       if (!pool.halted && !pool.stopping) this.halt(pool, "launch-failed", slot, undefined);
       return;
     }
@@ -353,6 +520,7 @@ export class Supervisor {
     const pool = this.byName.get(app);
     if (!pool) return;
     pool.slots.delete(slotNo);
+    pool.retired.set(slotNo, Date.now());
     this.checkStopped(pool);
   }
 
@@ -380,6 +548,8 @@ export class Supervisor {
     slot.settled = true;
     slot.lastError = `exited with code ${exitCode} after ${uptimeMs} ms`;
     this.emit({ type: "worker-exit", app: pool.spec.name, slot: slot.slot, exitCode, uptimeMs });
+    // A reload's new worker is not judged: its reload stops, and the old workers serve on (reload.ts).
+    if (this.isIncoming(pool, slot)) return this.failReload(pool, slot, "exit", describeEarlyExit(exitCode));
     const verdict = judgeExit({ exitCode, uptimeMs, crashesSoFar: slot.crashes }, pool.spec.restart);
     this.apply(pool, slot, verdict, exitCode);
   }
@@ -396,15 +566,15 @@ export class Supervisor {
     const { pool, slot } = found;
     if (pool.halted || pool.stopping || (slot.state !== "starting" && slot.state !== "down")) return;
     const pid = typeof data === "object" && data !== null && "pid" in data ? Number(data.pid) : 0;
-    this.markReady(pool, slot, pid);
+    this.workerReady(pool, slot, pid);
   }
 
   private handleProbed(event: Extract<LoopEvent, { type: "probed" }>): void {
     const found = this.findSlot(event.app, event.slot);
     if (!found) return;
     const { pool, slot } = found;
-    if (pool.halted || pool.stopping || slot.state !== "starting" || slot.startedAt !== event.startedAt) return;
-    if (event.ok) this.markReady(pool, slot, event.pid);
+    if (pool.halted || pool.stopping || slot.state !== "starting" || slot.startedAt !== event.startedAt || slot.launch !== event.launch) return;
+    if (event.ok) this.workerReady(pool, slot, event.pid);
     else this.notReady(pool, slot, event.afterMs);
   }
 
@@ -422,7 +592,7 @@ export class Supervisor {
     const pool = this.byName.get(app);
     if (!pool?.error) return;
     const error = pool.error;
-    const lastLine = [...stderr].reverse().find((line) => line.startsWith("tsgi-stack:")) ?? stderr.at(-1);
+    const lastLine = telltaleLine(stderr);
     error.stderr = stderr;
     error.message = describeHalt(error.reason, error.slot, error.exitCode, this.pool(app).slots.get(error.slot)?.crashes ?? 0, lastLine);
     pool.errorPending = false;
@@ -438,6 +608,46 @@ export class Supervisor {
       // A command app's pid is only known from pm2's list.
       if (slot.pid === 0 && slot.state === "ready" && info.status === "online") slot.pid = info.pid;
     }
+  }
+
+  /** The health gate answered for a reload's new worker. */
+  private handleGated(event: Extract<LoopEvent, { type: "gated" }>): void {
+    const found = this.findSlot(event.app, event.slot);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (!slot.gating || slot.launch !== event.launch || slot.state !== "starting" || !this.isIncoming(pool, slot)) return;
+    slot.gating = false;
+    if (event.ok) return this.markReady(pool, slot, event.pid);
+    this.failReload(pool, slot, "gate", `failed the health gate${event.reason ? ` (${event.reason})` : ""}`);
+  }
+
+  /** A reload's new worker has had readyTimeoutMs since its launch to be ready and through the gate. */
+  private handleReloadDeadline(event: Extract<LoopEvent, { type: "reload-deadline" }>): void {
+    const found = this.findSlot(event.app, event.slot);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (slot.launch !== event.launch || slot.state === "ready" || !this.isIncoming(pool, slot)) return;
+    const ms = pool.spec.readyTimeoutMs;
+    if (slot.gating) this.failReload(pool, slot, "gate", `did not pass the health gate within ${ms} ms`);
+    else this.failReload(pool, slot, "not-ready", `was not ready within ${ms} ms`);
+  }
+
+  /** A failed new worker's stderr has been read: its reload ends. */
+  private handleReloadDetail(app: string, passId: number, stderr: string[]): void {
+    const pool = this.byName.get(app);
+    const pass = pool?.reload;
+    if (!pool || !pass || pass.id !== passId || !pass.failure) return;
+    this.finishReload(pool, failureError(pass.failure, stderr));
+  }
+
+  private handlePorts(event: Extract<LoopEvent, { type: "ports" }>): void {
+    const pool = this.byName.get(event.app);
+    const pass = pool?.reload;
+    if (!pool || !pass || pass.id !== event.pass) return;
+    pass.askingPorts = false;
+    if (event.error !== undefined) return this.finishReload(pool, { message: `no free loopback port for a new worker: ${event.error}`, stderr: [] });
+    pass.ports.push(...event.ports);
+    this.advanceReload(pool);
   }
 
   private handleLog(name: string, stream: "out" | "err", data: string): void {
@@ -465,12 +675,22 @@ export class Supervisor {
 
   // ---- what handlers do ----
 
-  private launchSlot(pool: Pool, slotNo: number, ports: number[]): void {
+  /**
+   * A new slot, launched. With markLog (a reload's new worker), its launch
+   * waits until the size of its stderr log is known: a failure report reads
+   * that worker's own lines, not those of an earlier worker of the same number.
+   */
+  private launchSlot(pool: Pool, slotNo: number, ports: number[], markLog = false): Slot {
     const address = this.addressFor(pool.spec, slotNo, ports);
     const name = processName(this.stackId, pool.spec.name, slotNo);
     const slot = newSlot(slotNo, name, address);
+    if (markLog) {
+      slot.errLogStart = fileSize(logFiles(this.paths, pool.spec.name, slotNo).err);
+      slot.ops = slot.errLogStart.then(() => undefined);
+    }
     pool.slots.set(slotNo, slot);
     this.relaunch(pool, slot, "start");
+    return slot;
   }
 
   /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
@@ -504,6 +724,14 @@ export class Supervisor {
     );
   }
 
+  /** A worker said it is ready (or its socket accepts): a reload's new one goes through the health gate first. */
+  private workerReady(pool: Pool, slot: Slot, pid: number): void {
+    if (slot.gating) return;
+    const gate = this.options.healthGate;
+    if (gate && this.isIncoming(pool, slot)) return this.startGate(pool, slot, pid, gate);
+    this.markReady(pool, slot, pid);
+  }
+
   private markReady(pool: Pool, slot: Slot, pid: number): void {
     slot.state = "ready";
     slot.pid = pid;
@@ -511,9 +739,29 @@ export class Supervisor {
     slot.lastError = undefined;
     this.emit({ type: "worker-ready", app: pool.spec.name, slot: slot.slot, pid, address: slot.address });
     this.advanceRolling(pool);
+    this.advanceReload(pool);
+  }
+
+  /** Asks the health gate about a reload's new worker; it stays "starting", out of the membership, until the answer. */
+  private startGate(pool: Pool, slot: Slot, pid: number, gate: HealthGate): void {
+    slot.gating = true;
+    slot.pid = pid;
+    const app = pool.spec.name;
+    const { launch } = slot;
+    const endpoint: WorkerEndpoint = Object.freeze({ slot: slot.slot, pid, address: slot.address });
+    void Promise.resolve()
+      .then(() => gate(app, endpoint))
+      .then(
+        (ok) => ({ ok: ok === true }),
+        (error: unknown) => ({ ok: false, reason: `it threw: ${(error as Error)?.message ?? String(error)}` }),
+      )
+      .then((answer) => this.loop.enqueue({ type: "gated", app, slot: slot.slot, launch, pid, ...answer }));
   }
 
   private notReady(pool: Pool, slot: Slot, afterMs: number): void {
+    // A reload's new worker has its whole ready_timeout (the reload deadline decides): a slow boot under
+    // load is not a failed deploy, and failing it early would abort a good reload.
+    if (this.isIncoming(pool, slot)) return;
     slot.settled = true;
     slot.lastError = `not ready after ${afterMs} ms`;
     this.emit({ type: "worker-not-ready", app: pool.spec.name, slot: slot.slot, afterMs });
@@ -539,6 +787,14 @@ export class Supervisor {
 
   /** Stops every worker of the pool in pm2 (so pm2 does not loop) and reports why, with the failing worker's stderr. */
   private halt(pool: Pool, reason: PoolErrorReason, failed: Slot, exitCode: number | undefined): void {
+    const pass = pool.reload;
+    if (pass && !pass.revive) {
+      // An old worker halted the pool in the middle of a reload: the new one goes, and the reload ends with the pool.
+      const fresh = pass.fresh === undefined ? undefined : pool.slots.get(pass.fresh);
+      if (fresh && fresh.state !== "stopping") this.removeSlot(pool, fresh);
+      const message = `reload of ${pool.spec.name} cut short: worker ${failed.slot} halted the pool (${reason})`;
+      this.finishReload(pool, { message, stderr: [], slot: failed.slot });
+    }
     pool.halted = true;
     pool.rolling = undefined;
     pool.errorPending = true;
@@ -601,9 +857,185 @@ export class Supervisor {
   }
 
   private checkStopped(pool: Pool): void {
-    if (!pool.stopping || pool.stopped || pool.slots.size > 0) return;
-    pool.stopped = true;
-    this.emit({ type: "pool-stopped", app: pool.spec.name });
+    if (!pool.stopped) {
+      if (!pool.stopping || pool.slots.size > 0) return;
+      pool.stopped = true;
+      this.emit({ type: "pool-stopped", app: pool.spec.name });
+    }
+    if (pool.removing) this.forget(pool);
+  }
+
+  /** A removed pool leaves pools() and status(); membership listeners that knew workers of it hear that none is left. */
+  private forget(pool: Pool): void {
+    const app = pool.spec.name;
+    if (this.byName.get(app) !== pool) return;
+    this.byName.delete(app);
+    if (pool.membershipKey === "[]") return;
+    pool.membership = Object.freeze([]);
+    pool.membershipKey = "[]";
+    for (const listener of this.membershipListeners) this.guard(() => listener(app, pool.membership));
+  }
+
+  // ---- reload (the rules are in reload.ts) ----
+
+  /** True for the new worker a reload pass is waiting on (not yet failed). */
+  private isIncoming(pool: Pool, slot: Slot): boolean {
+    const pass = pool.reload;
+    return pass !== undefined && pass.fresh === slot.slot && pass.failure === undefined;
+  }
+
+  /** Starts a pass over the pool's live slots; with a spec (updateSpec), onto that spec. A halted pool is revived in place. */
+  private startReload(pool: Pool, tickets: ReloadTicket[], spec: PoolSpec | undefined): void {
+    const app = pool.spec.name;
+    const id = ++this.passes;
+    if (pool.halted) {
+      if (spec) pool.spec = spec;
+      pool.reload = newPass(id, Date.now(), { tickets, revive: true });
+      this.emit({ type: "reload-started", app, workers: pool.spec.instances });
+      this.revive(pool);
+      return;
+    }
+    const live = liveSlots(pool).map((slot) => slot.slot);
+    const previousSpec = spec ? pool.spec : undefined;
+    if (spec) pool.spec = spec;
+    // updateSpec to fewer instances: the old slots past the new count serve on through the roll, then go.
+    const keep = spec ? live.slice(0, spec.instances) : live;
+    const dropAfter = spec ? live.slice(spec.instances) : [];
+    pool.reload = newPass(id, Date.now(), { queue: keep, tickets, ...(previousSpec ? { previousSpec } : {}), dropAfter });
+    this.emit({ type: "reload-started", app, workers: keep.length });
+    this.advanceReload(pool);
+  }
+
+  /** One step of a pass: swap in a new worker that is ready, launch the next one, or end the pass. */
+  private advanceReload(pool: Pool): void {
+    const pass = pool.reload;
+    if (!pass || pass.revive || pass.failure) return;
+    if (pass.fresh !== undefined) {
+      const fresh = pool.slots.get(pass.fresh);
+      if (!fresh || fresh.state !== "ready") return;
+      this.swap(pool, pass);
+    }
+    const old = this.nextOld(pool, pass);
+    if (old) {
+      if (this.portsReady(pool, pass, 1)) this.launchIncoming(pool, pass, old);
+      return;
+    }
+    if (pass.resize && !this.resizeAfterRoll(pool, pass)) return;
+    this.finishReload(pool, undefined);
+  }
+
+  /** The new worker is in: publish that now, then the old one leaves the membership and drains. */
+  private swap(pool: Pool, pass: ReloadPass): void {
+    // Not at the end of the drain: listeners must see the new endpoint added before the old one removed (issue #5).
+    this.publishMembership();
+    const old = pass.old === undefined ? undefined : pool.slots.get(pass.old);
+    if (old && old.state !== "stopping" && old.state !== "stopped") this.removeSlot(pool, old);
+    pass.replaced += 1;
+    pass.old = undefined;
+    pass.fresh = undefined;
+  }
+
+  /** The next old slot still to replace; ones that went meanwhile are skipped. */
+  private nextOld(pool: Pool, pass: ReloadPass): Slot | undefined {
+    while (pass.queue.length > 0) {
+      const slot = pool.slots.get(pass.queue[0]!);
+      if (slot && slot.state !== "stopping" && slot.state !== "stopped") return slot;
+      pass.queue.shift();
+    }
+    return undefined;
+  }
+
+  private launchIncoming(pool: Pool, pass: ReloadPass, old: Slot): void {
+    pass.queue.shift();
+    const now = Date.now();
+    for (const [number, at] of pool.retired) if (now - at > RETIRED_NAME_MS) pool.retired.delete(number);
+    const [slotNo] = freeSlots([...pool.slots.keys(), ...pool.retired.keys()], 1);
+    const slot = this.launchSlot(pool, slotNo!, pass.ports, true);
+    pass.old = old.slot;
+    pass.fresh = slot.slot;
+    const deadline: LoopEvent = { type: "reload-deadline", app: pool.spec.name, slot: slot.slot, launch: slot.launch };
+    setTimeout(() => this.loop.enqueue(deadline), pool.spec.readyTimeoutMs).unref();
+  }
+
+  /** True if the pass has the loopback ports its next launches need (command apps); else asks for them, and the answer resumes the pass. */
+  private portsReady(pool: Pool, pass: ReloadPass, count: number): boolean {
+    const needed = this.portsNeeded(pool.spec, count);
+    if (pass.ports.length >= needed) return true;
+    if (!pass.askingPorts) {
+      pass.askingPorts = true;
+      const app = pool.spec.name;
+      const { id } = pass;
+      void this.portsFor(needed - pass.ports.length).then(
+        (ports) => this.loop.enqueue({ type: "ports", app, pass: id, ports }),
+        (error: Error) => this.loop.enqueue({ type: "ports", app, pass: id, ports: [], error: error.message }),
+      );
+    }
+    return false;
+  }
+
+  /** updateSpec, once the roll is done: old slots past the new instance count go, missing ones start (as scale() does). */
+  private resizeAfterRoll(pool: Pool, pass: ReloadPass): boolean {
+    const live = liveSlots(pool);
+    const drop = live.filter((slot) => pass.dropAfter.includes(slot.slot));
+    const missing = Math.max(0, pool.spec.instances - (live.length - drop.length));
+    if (!this.portsReady(pool, pass, missing)) return false;
+    for (const slot of drop) this.removeSlot(pool, slot);
+    for (const slotNo of freeSlots(pool.slots.keys(), missing)) this.launchSlot(pool, slotNo, pass.ports);
+    return true;
+  }
+
+  /**
+   * The new worker failed: it is removed (it never joined the membership),
+   * the old workers stay as they are, and the pass ends once the worker's own
+   * stderr is read (after pm2's log stream had time to write it).
+   */
+  private failReload(pool: Pool, slot: Slot, kind: FailureKind, what: string): void {
+    const pass = pool.reload;
+    if (!pass || pass.failure || pass.fresh !== slot.slot) return;
+    pass.failure = { kind, slot: slot.slot, what };
+    slot.gating = false;
+    slot.settled = true;
+    slot.lastError = what;
+    if (kind === "not-ready") this.emit({ type: "worker-not-ready", app: pool.spec.name, slot: slot.slot, afterMs: Date.now() - slot.since });
+    this.removeSlot(pool, slot);
+    const errFile = logFiles(this.paths, pool.spec.name, slot.slot).err;
+    const from = slot.errLogStart ?? Promise.resolve(0);
+    const lines = this.options.stderrLines ?? 20;
+    const app = pool.spec.name;
+    const { id } = pass;
+    void new Promise((resolve) => setTimeout(resolve, STDERR_SETTLE_MS))
+      .then(() => from)
+      .then((offset) => tailLines(errFile, lines, offset))
+      .catch(() => [] as string[])
+      .then((stderr) => this.loop.enqueue({ type: "reload-detail", app, pass: id, stderr }));
+  }
+
+  /** Ends the pass: its callers get the report, listeners the event. A failed roll puts the pool's previous spec back. */
+  private finishReload(pool: Pool, error: ReloadError | undefined): void {
+    const pass = pool.reload;
+    if (!pass) return;
+    pool.reload = undefined;
+    if (error && pass.previousSpec) pool.spec = pass.previousSpec;
+    const app = pool.spec.name;
+    const done = passReport(app, pass, Date.now(), error);
+    for (const ticket of pass.tickets) ticket.report = done;
+    this.emit(error ? { type: "reload-failed", app, report: done } : { type: "reload-done", app, report: done });
+  }
+
+  /** A halted pool that a reload started again: the pass ends once it has settled, ready or halted again. */
+  private checkRevived(pool: Pool): void {
+    const pass = pool.reload;
+    if (!pass?.revive) return;
+    if (pool.halted) {
+      if (pool.errorPending || !pool.error) return;
+      const { message, stderr, slot } = pool.error;
+      return this.finishReload(pool, { message, stderr, slot });
+    }
+    const live = liveSlots(pool);
+    if (live.some((slot) => !slot.settled)) return;
+    pass.replaced = live.filter((slot) => slot.state === "ready").length;
+    const bad = live.find((slot) => slot.state !== "ready");
+    this.finishReload(pool, bad ? { message: `worker ${bad.slot} ${bad.lastError ?? "is not ready"}`, stderr: [], slot: bad.slot } : undefined);
   }
 
   /**
@@ -612,8 +1044,11 @@ export class Supervisor {
    * Command apps say nothing: their port is probed until it accepts.
    */
   private probeReadiness(pool: Pool, slot: Slot): void {
-    const startedAt = slot.startedAt;
-    const stillWanted = () => slot.startedAt === startedAt && slot.state === "starting";
+    // Both tell this generation from the next: pm2 restarts change startedAt, and a relaunch of ours (which keeps
+    // startedAt until pm2 calls the new process online) changes launch — a probe of a worker that died at boot
+    // must not judge the one relaunched right after it.
+    const { startedAt, launch } = slot;
+    const stillWanted = () => slot.startedAt === startedAt && slot.launch === launch && slot.state === "starting" && !slot.gating;
     const command = pool.spec.kind === "command";
     const app = pool.spec.name;
     const begin = Date.now();
@@ -627,7 +1062,7 @@ export class Supervisor {
       .then(async (ok) => ({ ok, pid: ok && stillWanted() ? await this.pidOf(slot.name) : 0 }))
       .catch(() => ({ ok: false, pid: 0 }))
       .then(({ ok, pid }) => {
-        if (stillWanted()) this.loop.enqueue({ type: "probed", app, slot: slot.slot, startedAt, ok, pid, afterMs: Date.now() - begin });
+        if (stillWanted()) this.loop.enqueue({ type: "probed", app, slot: slot.slot, startedAt, launch, ok, pid, afterMs: Date.now() - begin });
       });
   }
 
@@ -672,9 +1107,9 @@ export class Supervisor {
     return new Promise((resolve) => this.waiters.push({ check, resolve }));
   }
 
-  private settled(app: string): boolean {
+  private settled(app: string, countDraining = true): boolean {
     const pool = this.byName.get(app);
-    return pool === undefined || isSettled(pool);
+    return pool === undefined || isSettled(pool, countDraining);
   }
 
   private emit(event: SupervisorEvent): void {
@@ -741,15 +1176,19 @@ export class Supervisor {
   private checkNewPools(pools: PoolSpec[]): void {
     const names = new Set<string>();
     for (const pool of pools) {
-      checkNamePart("app name", pool.name);
+      this.checkSpec(pool);
       if (names.has(pool.name)) throw new TypeError(`app ${pool.name} is given twice`);
       names.add(pool.name);
       const running = this.byName.get(pool.name);
       if (running && !running.stopped) throw new TypeError(`app ${pool.name} is already running in stack ${this.stackId}`);
-      if (!Number.isInteger(pool.instances) || pool.instances < 0) throw new TypeError(`app ${pool.name}: instances must be a whole number`);
-      if (pool.kind === "module" && !pool.module) throw new TypeError(`app ${pool.name}: kind "module" needs a module`);
-      if (pool.kind === "command" && !pool.command) throw new TypeError(`app ${pool.name}: kind "command" needs a command`);
     }
+  }
+
+  private checkSpec(pool: PoolSpec): void {
+    checkNamePart("app name", pool.name);
+    if (!Number.isInteger(pool.instances) || pool.instances < 0) throw new TypeError(`app ${pool.name}: instances must be a whole number`);
+    if (pool.kind === "module" && !pool.module) throw new TypeError(`app ${pool.name}: kind "module" needs a module`);
+    if (pool.kind === "command" && !pool.command) throw new TypeError(`app ${pool.name}: kind "command" needs a command`);
   }
 
   /** Module workers listen on a unix socket, unless its path is too long to bind; commands on a loopback port. */

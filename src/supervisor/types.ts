@@ -64,7 +64,17 @@ export interface SupervisorOptions {
   monitorIntervalMs?: number;
   /** Lines of a failed worker's stderr kept in its pool's error (default 20). */
   stderrLines?: number;
+  /**
+   * Asked about each new worker of a reload once it is ready, before it joins
+   * the membership: true lets it in, anything else (false, a throw) aborts the
+   * reload and the old workers keep serving. The stack passes one that GETs
+   * the app's health path on the worker's own address. It has the worker's
+   * readyTimeoutMs (counted from the launch) to answer.
+   */
+  healthGate?: HealthGate;
 }
+
+export type HealthGate = (app: string, endpoint: WorkerEndpoint) => Promise<boolean>;
 
 export type WorkerAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 
@@ -81,7 +91,9 @@ export type MembershipListener = (app: string, ready: readonly WorkerEndpoint[])
  * A slot's state as the supervisor sees it:
  * starting (launched, not ready yet) → ready (takes traffic) → down (exited;
  * pm2 restarts it after its back-off) → starting …; stopping / stopped when we
- * stop it; errored when its pool halted.
+ * stop it; errored when its pool halted. During a reload the new worker is
+ * starting until it is ready and through the health gate, and the old one it
+ * replaces is stopping while it drains.
  */
 export type SlotState = "starting" | "ready" | "down" | "stopping" | "stopped" | "errored";
 
@@ -107,6 +119,32 @@ export interface PoolReport {
   instances: number;
   ready: number;
   error?: PoolError;
+}
+
+/**
+ * What one app's reload did (issue #5): every live worker replaced by a new
+ * one, new ready (and through the health gate) before old leaves — or the
+ * first new worker that failed, with its own stderr, the old workers it would
+ * have replaced still serving.
+ */
+export interface ReloadReport {
+  app: string;
+  /** True when every worker of the pass was replaced. */
+  ok: boolean;
+  /** Old workers replaced by new ones before the pass ended (they stay, even when a later one failed). */
+  replaced: number;
+  error?: ReloadError;
+  /** How long the pass took, from its start to its last swap or its failure (queued time not counted). */
+  ms: number;
+}
+
+export interface ReloadError {
+  /** One line for people, e.g. `new worker 2 exited with code 4 (APP_LOAD_ERROR) before it was ready: tsgi-stack: cannot load app …`. */
+  message: string;
+  /** The last lines the failed worker itself wrote to stderr (not its slot's earlier generations). */
+  stderr: string[];
+  /** The new worker's slot; absent when no worker failed (stop() or remove() cut the reload short). */
+  slot?: number;
 }
 
 /** One row of `tsgi-stack status`. */
@@ -136,6 +174,11 @@ export type SupervisorEvent =
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
   | { type: "pool-errored"; app: string; error: PoolError }
   | { type: "pool-stopped"; app: string }
+  /** A reload pass began: `workers` old workers are to be replaced, one at a time. */
+  | { type: "reload-started"; app: string; workers: number }
+  | { type: "reload-done"; app: string; report: ReloadReport }
+  /** A new worker failed: the pass stopped, the old workers it did not reach keep serving. */
+  | { type: "reload-failed"; app: string; report: ReloadReport }
   | { type: "supervisor-error"; message: string };
 
 export type SupervisorListener = (event: SupervisorEvent) => void;

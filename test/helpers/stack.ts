@@ -12,11 +12,11 @@
  * and the test stops it by its pid and checks that its pids are gone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
-import { BIN, runCli, sleep } from "./serve.ts";
+import { BIN, isAlive, runCli, sleep } from "./serve.ts";
 
 /** A new temp dir (named `prefix` + random) holding `tsgi.yaml` with `config`. */
 export function stackDir(config: string, prefix = "tsgi-stack-"): { dir: string; file: string } {
@@ -49,9 +49,14 @@ export interface Up {
  */
 export async function up(
   file: string,
-  { timeoutMs = 60_000, serving = SERVING, onSpawn }: { timeoutMs?: number; serving?: RegExp; onSpawn?: (child: ChildProcess) => void } = {},
+  {
+    timeoutMs = 60_000,
+    serving = SERVING,
+    onSpawn,
+    args = [],
+  }: { timeoutMs?: number; serving?: RegExp; onSpawn?: (child: ChildProcess) => void; args?: string[] } = {},
 ): Promise<Up> {
-  const child = spawn(process.execPath, [BIN, "up", "-c", file], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, "up", "-c", file, ...args], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
   onSpawn?.(child);
   let output = "";
   child.stdout!.on("data", (data) => (output += data));
@@ -80,4 +85,23 @@ export async function statusJson(file: string): Promise<any> {
 export function pm2DaemonPid(dir: string): number | undefined {
   const pidFile = path.join(dir, ".tsgi", "pm2", "pm2.pid");
   return existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined;
+}
+
+/**
+ * What an integration file's afterAll does: a stack a failed test left up is
+ * stopped with Ctrl-C first (so that it stops its own workers and pm2), then
+ * SIGKILLed; every pid seen (workers, pm2 daemons) is killed if still alive;
+ * the temp dirs go.
+ */
+export async function cleanUpStacks(started: Set<ChildProcess>, seenPids: Set<number>, dirs: string[]): Promise<void> {
+  for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
+  const deadline = Date.now() + 30_000;
+  while ([...started].some((child) => child.exitCode === null && child.signalCode === null) && Date.now() < deadline) await sleep(100);
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+  for (const dir of dirs) {
+    const daemon = pm2DaemonPid(dir);
+    if (daemon !== undefined) seenPids.add(daemon);
+  }
+  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

@@ -9,30 +9,18 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
-import { pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
+import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
 
 const started = new Set<ChildProcess>();
 /** Every pid seen during a test (the stack, workers, pm2 daemons), checked dead at the end. */
 const seenPids = new Set<number>();
 const dirs: string[] = [];
 
-afterAll(async () => {
-  // A test that failed half-way left its stack up: Ctrl-C first, so that it stops its own workers and pm2.
-  for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
-  const deadline = Date.now() + 30_000;
-  while ([...started].some((child) => child.exitCode === null && child.signalCode === null) && Date.now() < deadline) await sleep(100);
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
-  for (const dir of dirs) {
-    const daemon = pm2DaemonPid(dir);
-    if (daemon !== undefined) seenPids.add(daemon);
-  }
-  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanUpStacks(started, seenPids, dirs), 60_000);
 
 const CSS = "body { color: teal; }\n";
 const INDEX = "<!doctype html><title>site</title>\n";

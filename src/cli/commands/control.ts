@@ -2,21 +2,43 @@
  * @module cli/commands/control
  *
  * The commands that act on a running stack through its control socket:
- * `status`, `down`, `restart [APP]`, `scale APP N`. Each finds the stack by
+ * `status`, `down`, `reload [APP]`, `restart [APP]`, `scale APP N`. Each finds the stack by
  * its config file (the state dir is in it), and says so plainly when no stack
  * of that file is running.
  */
 import type { Command } from "commander";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
-import type { StackStatus } from "../../stack/stack.ts";
+import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
-import { loadOrFail, resolveConfigFile } from "../config-file.ts";
+import { resolveConfigFile, stateDirOf } from "../config-file.ts";
 import { UsageError } from "../usage-error.ts";
 
-async function control(configFlag: string | undefined, method: "GET" | "POST", route: string): Promise<any> {
+/** A rolling reload waits for every new worker to be ready and every old one to drain. */
+const RELOAD_TIMEOUT_MS = 15 * 60_000;
+
+/** What `reload` prints: the config's changes or errors, then each app's outcome. */
+export function describeReload(outcome: ReloadOutcome): string[] {
+  const lines: string[] = [];
+  if (outcome.config === "invalid") {
+    lines.push("the config file has errors; nothing was changed:");
+    lines.push(...outcome.configErrors.map((line) => `  ${line}`));
+    return lines;
+  }
+  lines.push(...outcome.changes.map((line) => `config: ${line}`));
+  for (const report of outcome.reloads) {
+    if (report.ok) lines.push(`${report.app}: reloaded ${report.replaced} worker${report.replaced === 1 ? "" : "s"} in ${report.ms} ms`);
+    else {
+      lines.push(`${report.app}: reload FAILED, the running workers keep serving: ${report.error?.message ?? "no detail"}`);
+      lines.push(...(report.error?.stderr ?? []).slice(-10).map((line) => `    ${line}`));
+    }
+  }
+  if (lines.length === 0) lines.push("nothing to reload");
+  return lines;
+}
+
+async function control(configFlag: string | undefined, method: "GET" | "POST", route: string, timeoutMs?: number): Promise<any> {
   const file = resolveConfigFile(configFlag);
-  const config = loadOrFail(file);
-  const answer = await callControl(controlSocketPath(config.state_dir), method, route);
+  const answer = await callControl(controlSocketPath(stateDirOf(file)), method, route, timeoutMs);
   if (!answer) throw new UsageError(`the stack of ${file} is not running`, 1);
   if (answer.status !== 200) throw new UsageError(answer.body?.error ?? `the stack answered ${answer.status}`, 1);
   return answer.body;
@@ -95,6 +117,20 @@ export function registerControlCommands(program: Command): void {
       const query = app ? `?app=${encodeURIComponent(app)}` : "";
       const { restarted } = await control(flags.config, "POST", `/restart${query}`);
       process.stdout.write(`tsgi-stack: restarted ${(restarted as string[]).join(", ")}\n`);
+    });
+
+  program
+    .command("reload")
+    .description("re-read the config file and apply its changes, then replace the workers of one app (or of every app) with no downtime: new workers ready before old ones go")
+    .argument("[app]", "the app to reload (default: every app)")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .action(async (app: string | undefined, flags: { config?: string }) => {
+      const query = app ? `?app=${encodeURIComponent(app)}` : "";
+      const outcome = (await control(flags.config, "POST", `/reload${query}`, RELOAD_TIMEOUT_MS)) as ReloadOutcome;
+      const lines = describeReload(outcome);
+      process.stdout.write(lines.map((line) => `tsgi-stack: ${line}\n`).join(""));
+      const failed = outcome.config === "invalid" || outcome.reloads.some((report) => !report.ok);
+      if (failed) throw new UsageError("reload failed: the running workers and config keep serving", 1);
     });
 
   program

@@ -1,9 +1,11 @@
 /**
  * @module cli/commands/up
  *
- * `tsgi-stack up [-c FILE] [--detach]`: validate the config, start the front
- * proxy and every pool, print one line per app and the URL to open, then
- * stream the workers' output prefixed by app and slot. Ctrl-C (SIGINT) or
+ * `tsgi-stack up [-c FILE] [--watch] [--detach]`: validate the config, start
+ * the front proxy and every pool, print one line per app and the URL to open,
+ * then stream the workers' output prefixed by app and slot. SIGHUP reloads
+ * (the config's changes, then every app's workers, with no downtime), as
+ * `tsgi-stack reload` does; `--watch` reloads an app when its files change. Ctrl-C (SIGINT) or
  * SIGTERM drains and stops everything it started; a second signal says how
  * long the drain may take, a third leaves at once. `--detach` runs the same stack in
  * the background (its output in <state_dir>/stack.log) and returns once it
@@ -52,10 +54,11 @@ function describeEvent(event: SupervisorEvent): string | undefined {
   }
 }
 
-async function runForeground(file: string, config: StackConfig): Promise<void> {
+async function runForeground(file: string, config: StackConfig, watch: boolean): Promise<void> {
   const stack = new Stack({
     configFile: file,
     config,
+    watch,
     say,
     onLog: ({ app, slot, stream, text }) => (stream === "err" ? process.stderr : process.stdout).write(`${app}.${slot} | ${text}\n`),
     onEvent: (event) => {
@@ -80,6 +83,11 @@ async function runForeground(file: string, config: StackConfig): Promise<void> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  // nginx's and Gunicorn's reload signal.
+  process.on("SIGHUP", () => {
+    say("SIGHUP: reloading");
+    void stack.reload().catch((error: Error) => say(`reload: ${error.message}`));
+  });
 
   let reports: PoolReport[];
   try {
@@ -98,12 +106,12 @@ async function runForeground(file: string, config: StackConfig): Promise<void> {
   process.exit(0);
 }
 
-async function runDetached(file: string, config: StackConfig): Promise<void> {
+async function runDetached(file: string, config: StackConfig, watch: boolean): Promise<void> {
   const logFile = path.join(config.state_dir, "stack.log");
   const { mkdirSync } = await import("node:fs");
   mkdirSync(config.state_dir, { recursive: true });
   const out = openSync(logFile, "a");
-  const child = spawn(process.execPath, [BIN, "up", "-c", file], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
+  const child = spawn(process.execPath, [BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
   let exited: number | null | undefined;
   child.once("exit", (code) => (exited = code));
@@ -127,15 +135,16 @@ export function registerUp(program: Command): void {
     .command("up")
     .description("start the whole stack from the YAML config: front proxy and every app's workers")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .option("-w, --watch", "development: reload an app's workers when its `watch` files change (a broken save keeps the old workers serving)")
     .option("-d, --detach", "run in the background; `tsgi-stack down` stops it")
-    .action(async (flags: { config?: string; detach?: boolean }) => {
+    .action(async (flags: { config?: string; detach?: boolean; watch?: boolean }) => {
       const file = resolveConfigFile(flags.config);
       const config = loadOrFail(file);
       const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
       if (running) {
         throw new UsageError(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, 1);
       }
-      if (flags.detach) await runDetached(file, config);
-      else await runForeground(file, config);
+      if (flags.detach) await runDetached(file, config, flags.watch ?? false);
+      else await runForeground(file, config, flags.watch ?? false);
     });
 }
