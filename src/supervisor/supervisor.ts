@@ -135,6 +135,7 @@ export class Supervisor {
   private client: Promise<Pm2Client> | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private passes = 0;
+  private launches = 0;
   private readonly monitorIntervalMs: number;
 
   constructor(options: SupervisorOptions) {
@@ -700,7 +701,9 @@ export class Supervisor {
     slot.settled = false;
     slot.pid = 0;
     slot.since = Date.now();
-    slot.launch += 1;
+    // Numbered across the supervisor, not per slot: a slot number reused by a reload starts a new Slot, and a
+    // deadline or probe armed for the earlier one must never match the new worker.
+    slot.launch = ++this.launches;
     const spec = processSpec(this.context, pool.spec, slot.slot, slot.name, slot.address);
     const app = pool.spec.name;
     this.runOp(
