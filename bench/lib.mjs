@@ -352,3 +352,47 @@ export function parseWrk(text) {
   result.errors = result.non2xx + Object.values(result.socket_errors).reduce((a, b) => a + b, 0);
   return result;
 }
+
+// ---------------------------------------------------------------- leftovers
+
+/**
+ * Processes that name `needle` in their command line or environment: a
+ * stack's workers (their socket paths), its pm2 daemon (PM2_HOME; its command
+ * line is rewritten to a truncated "PM2 … God Daemon (…)"), `up` itself,
+ * nginx (its config path), nodemon's children, esbuild services (their
+ * parent's environment).
+ */
+export function processesNaming(needle) {
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmdline = "";
+    let environ = "";
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      environ = readFileSync(`/proc/${entry}/environ`, "utf8");
+    } catch {
+      if (!cmdline) continue;
+    }
+    if (cmdline.includes(needle) || environ.includes(needle)) found.push({ pid: Number(entry), started: startTime(entry), cmdline });
+  }
+  return found;
+}
+
+/** After the stops: every process still naming `needle` gets `waitMs` to go, then SIGKILL by its pid. Returns what had to be killed. */
+export async function sweepProcessesNaming(needle, waitMs = 5000) {
+  if (!needle) return [];
+  let left = processesNaming(needle);
+  for (let waited = 0; left.length > 0 && waited < waitMs; waited += 100) {
+    await sleep(100);
+    left = left.filter(({ pid, started }) => alive(pid, started));
+  }
+  for (const { pid, started, cmdline } of left) {
+    if (!alive(pid, started)) continue;
+    log(`  ⚠ pid ${pid} (${cmdline.slice(0, 100)}) was left running: SIGKILL`);
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
+}

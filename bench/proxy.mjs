@@ -74,6 +74,8 @@ import {
   startTime,
   stopRunning,
   waitForQuiet,
+  processesNaming,
+  sweepProcessesNaming,
 } from "./lib.mjs";
 
 const NGINX = process.env.NGINX ?? "/usr/sbin/nginx";
@@ -159,45 +161,7 @@ const round = (n, digits = 0) => (n === undefined || Number.isNaN(n) ? undefined
 /** The temporary directory: the stack's config and state dir (its sockets), nginx's prefix. */
 let tmpDir;
 
-/**
- * Processes that name `needle` in their command line or environment: the
- * stack's workers and the variants (the socket paths), the pm2 daemon
- * (PM2_HOME), nginx (its config path), `up` itself.
- */
-function processesNaming(needle) {
-  const found = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    let cmdline = "";
-    let environ = "";
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-      environ = readFileSync(`/proc/${entry}/environ`, "utf8");
-    } catch {
-      if (!cmdline) continue;
-    }
-    if (cmdline.includes(needle) || environ.includes(needle)) found.push({ pid: Number(entry), started: startTime(entry), cmdline });
-  }
-  return found;
-}
 
-/** After the stops: every process that still names the temporary directory gets `waitMs` to go, then SIGKILL by its pid. */
-async function sweep(waitMs = 5000) {
-  if (!tmpDir) return [];
-  let left = processesNaming(tmpDir);
-  for (let waited = 0; left.length > 0 && waited < waitMs; waited += 100) {
-    await sleep(100);
-    left = left.filter(({ pid, started }) => alive(pid, started));
-  }
-  for (const { pid, started, cmdline } of left) {
-    if (!alive(pid, started)) continue;
-    log(`  ⚠ pid ${pid} (${cmdline.slice(0, 100)}) was left running: SIGKILL`);
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
-}
 
 /** What had to be SIGKILLed at cleanup (the JSON records it). */
 let leftRunning = [];
@@ -217,7 +181,7 @@ async function stopEverything() {
   await Promise.all(procs.filter((proc) => proc.isStack).map((proc) => proc.stop("SIGINT", STOP_GRACE_MS)));
   await stopRunning();
   log(`  everything stopped in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  leftRunning = await sweep();
+  leftRunning = await sweepProcessesNaming(tmpDir);
   if (leftRunning.length) log(`  ${leftRunning.length} process(es) had to be killed at cleanup`);
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 }

@@ -74,6 +74,8 @@ import {
   startTime,
   stopRunning,
   waitForQuiet as waitForQuietUpTo,
+  processesNaming,
+  sweepProcessesNaming,
 } from "./lib.mjs";
 
 const NODEMON = path.join(ROOT, "node_modules/.bin/nodemon");
@@ -167,45 +169,7 @@ const RELOAD_FAILED = new RegExp(`^tsgi-stack: ${APP}: reload failed`);
 
 // ---------------------------------------------------------------- /proc, processes
 
-/**
- * Processes that name `needle` in their command line or environment: the
- * stack's workers (their socket path), its pm2 daemon (PM2_HOME), nodemon's
- * children (the app's path), esbuild services (their parent's environment).
- */
-function processesNaming(needle) {
-  const found = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    let cmdline = "";
-    let environ = "";
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-      environ = readFileSync(`/proc/${entry}/environ`, "utf8");
-    } catch {
-      if (!cmdline) continue;
-    }
-    if (cmdline.includes(needle) || environ.includes(needle)) found.push({ pid: Number(entry), started: startTime(entry), cmdline });
-  }
-  return found;
-}
 
-/** Every process still naming `needle` gets `waitMs` to go, then SIGKILL by its pid. Returns what had to be killed. */
-async function sweep(needle, waitMs = 5000) {
-  if (!needle) return [];
-  let left = processesNaming(needle);
-  for (let waited = 0; left.length > 0 && waited < waitMs; waited += 100) {
-    await sleep(100);
-    left = left.filter(({ pid, started }) => alive(pid, started));
-  }
-  for (const { pid, started, cmdline } of left) {
-    if (!alive(pid, started)) continue;
-    log(`  ⚠ pid ${pid} (${cmdline.slice(0, 100)}) was left running: SIGKILL`);
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
-}
 
 let tmpDir;
 /** Pollers and load loops under way: stopped before the processes. */
@@ -228,7 +192,7 @@ async function stopAll() {
   const interruptible = [...running].filter((proc) => proc.isStack || proc.isNodemon);
   await Promise.all(interruptible.map((proc) => proc.stop("SIGINT", proc.isStack ? STOP_GRACE_MS : 15_000)));
   await stopRunning();
-  const left = await sweep(tmpDir);
+  const left = await sweepProcessesNaming(tmpDir);
   if (left.length) log(`  ${left.length} process(es) had to be killed at cleanup`);
   leftRunning.push(...left);
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
@@ -244,7 +208,7 @@ async function stopCase(proc, dir, error) {
   if (error) log(`  ${proc.name}: the last lines of its output:\n${proc.stdout.split("\n").slice(-40).map((l) => `    ${l}`).join("\n")}\n${proc.stderr.slice(-2000)}`);
   const started = performance.now();
   await proc.stop("SIGINT", proc.isStack ? STOP_GRACE_MS : 15_000);
-  const left = await sweep(dir);
+  const left = await sweepProcessesNaming(dir);
   leftRunning.push(...left);
   return { down_ms: round(performance.now() - started), exit: proc.describeExit(), left_running: left.length };
 }

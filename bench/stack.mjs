@@ -66,6 +66,8 @@ import {
   startTime,
   stopRunning,
   waitForQuiet as waitForQuietUpTo,
+  processesNaming,
+  sweepProcessesNaming,
 } from "./lib.mjs";
 
 /** How often routes, the status and the proxy are polled. */
@@ -137,50 +139,9 @@ function startedAtPerf(pid) {
 
 const loadAverage = () => os.loadavg().map((v) => +v.toFixed(2));
 
-/**
- * Processes that name `needle` in their command line or environment: the
- * stack's workers (their socket path), its pm2 daemon (PM2_HOME; its command
- * line is rewritten to a truncated "PM2 … God Daemon (…)"), `up` itself.
- */
-function processesNaming(needle) {
-  const found = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    let cmdline = "";
-    let environ = "";
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-      environ = readFileSync(`/proc/${entry}/environ`, "utf8");
-    } catch {
-      if (!cmdline) continue;
-    }
-    if (cmdline.includes(needle) || environ.includes(needle)) found.push({ pid: Number(entry), started: startTime(entry), cmdline });
-  }
-  return found;
-}
 
 // ---------------------------------------------------------------- processes
 
-/**
- * After a stop: every process that still names the temporary directory gets
- * `waitMs` to go, then SIGKILL by its pid. Returns what had to be killed.
- */
-async function sweep(waitMs = 5000) {
-  if (!tmpDir) return [];
-  let left = processesNaming(tmpDir);
-  for (let waited = 0; left.length > 0 && waited < waitMs; waited += 100) {
-    await sleep(100);
-    left = left.filter(({ pid, started }) => alive(pid, started));
-  }
-  for (const { pid, started, cmdline } of left) {
-    if (!alive(pid, started)) continue;
-    log(`  ⚠ pid ${pid} (${cmdline.slice(0, 100)}) was left running: SIGKILL`);
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
-}
 
 /** Last resort on exit: nothing we started outlives us, nor anything of the stack. */
 function killAllNow() {
@@ -198,7 +159,7 @@ async function stopAll() {
   const ups = [...running].filter((proc) => proc.isStack);
   await Promise.all(ups.map((proc) => proc.stop("SIGINT", STOP_GRACE_MS)));
   await stopRunning();
-  const left = await sweep();
+  const left = await sweepProcessesNaming(tmpDir);
   if (left.length) log(`  ${left.length} process(es) of the stack had to be killed at cleanup`);
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 }
@@ -404,7 +365,7 @@ async function stopStack(stack) {
   await stack.proc.stop("SIGINT", STOP_GRACE_MS);
   const downMs = performance.now() - started;
   const stopped = /tsgi-stack: stopped/.test(stack.proc.stdout);
-  const left = await sweep();
+  const left = await sweepProcessesNaming(tmpDir);
   if (stack.pm2 && startTime(stack.pm2) !== undefined && !left.some((p) => p.pid === stack.pm2)) {
     log(`  ⚠ the pm2 daemon (pid ${stack.pm2}) outlived the stack: SIGKILL`);
     try {
