@@ -21,7 +21,8 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const CLI = path.join(ROOT, "src/cli/bin.js");
+/** The built CLI: `npm run build` first (the bench scripts do). */
+export const CLI = path.join(ROOT, "dist/cli/bin.js");
 export const WRK = process.env.WRK ?? "/usr/bin/wrk";
 export const HOST = "127.0.0.1";
 export const MiB = 1024 * 1024;

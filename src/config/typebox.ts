@@ -16,4 +16,5 @@ const value = require("@sinclair/typebox/value") as typeof import("@sinclair/typ
 export const { Type } = typebox;
 // Declared on its own: destructuring would widen the `unique symbol` type TypeBox indexes schemas with.
 export const Kind: typeof import("@sinclair/typebox").Kind = typebox.Kind;
-export const { Value, ValueErrorType } = value;
+export const Value: typeof import("@sinclair/typebox/value").Value = value.Value;
+export const { ValueErrorType } = value;

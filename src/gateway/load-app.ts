@@ -2,8 +2,8 @@
  * @module gateway/load-app
  *
  * Turns `path/to/module.ts[:export]` into a TSGI app, the way Gunicorn turns
- * `module:app` into a WSGI callable. TypeScript loads directly (tsx is
- * registered by the CLI before this runs). The export defaults to `app`, then
+ * `module:app` into a WSGI callable. A TypeScript module loads directly: the
+ * loader is registered just before it is imported (gateway/typescript.ts). The export defaults to `app`, then
  * the module's default export. The interface is picked by `--interface`, or
  * told from the value itself:
  *
@@ -32,6 +32,7 @@ import type { Duplex } from "node:stream";
 import type { Environ, TsgiApp } from "../tsgi/types.ts";
 import { fromNodeListener } from "../tsgi/adapters/node-listener.ts";
 import { fromFetchHandler } from "../tsgi/adapters/fetch.ts";
+import { importTypeScript, isTypeScriptFile } from "./typescript.ts";
 
 export type AppInterface = "tsgi" | "node" | "fetch";
 export type InterfaceChoice = AppInterface | "auto";
@@ -186,7 +187,8 @@ export async function loadApp(spec: string, options: { cwd?: string; interface?:
   const file = resolveModule(modulePath, options.cwd ?? process.cwd(), spec);
   let namespace: Record<string, unknown>;
   try {
-    namespace = await import(pathToFileURL(file).href);
+    const url = pathToFileURL(file).href;
+    namespace = isTypeScriptFile(file) ? await importTypeScript(url) : await import(url);
   } catch (error) {
     throw new AppLoadError(spec, `importing ${file} failed: ${firstLine(error)}`, error instanceof Error ? error.stack : undefined);
   }

@@ -6,7 +6,7 @@
  * ProcessSpec, which the tests check without starting anything.
  *
  * - module apps run one gateway worker each:
- *   `node <repo>/src/cli/bin.js serve MODULE --no-arbiter --socket PATH --multiprocess …`,
+ *   `node <package>/dist/cli/bin.js serve MODULE --no-arbiter --socket PATH --multiprocess …`,
  *   and pm2 waits for its `process.send("ready")` (wait_ready).
  * - command apps run through the shell with PORT set; pm2 cannot know when
  *   they listen, so readiness is ours (the port accepts a connection).
@@ -17,8 +17,19 @@ import { pm2Limits } from "./crash-policy.ts";
 import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
 import type { PoolSpec, WorkerAddress } from "./types.ts";
 
-/** The CLI entry point that runs `tsgi-stack serve` (it registers tsx, so TypeScript loads without a build). */
-export const DEFAULT_WORKER_BIN = fileURLToPath(new URL("../cli/bin.js", import.meta.url));
+/**
+ * The built CLI entry point, which runs `tsgi-stack serve` for a worker and
+ * `tsgi-stack up` for a detached stack. Built, this module is
+ * dist/supervisor/launch.js and the entry point its neighbour; when our
+ * sources run unbuilt (the test suite imports them), it is still the built one
+ * in dist/, which `npm test` builds first: Node runs no .ts entry point.
+ */
+export const CLI_BIN = fileURLToPath(
+  new URL(import.meta.url.endsWith(".ts") ? "../../dist/cli/bin.js" : "../cli/bin.js", import.meta.url),
+);
+
+/** The program a module app's workers run. */
+export const DEFAULT_WORKER_BIN = CLI_BIN;
 
 /**
  * pm2 SIGKILLs a stopping worker this long after its graceful timeout: the

@@ -13,7 +13,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const BIN = path.join(ROOT, "src/cli/bin.js");
+/** The built CLI (`npm test` builds it first): tests run the package as a user gets it. */
+export const BIN = path.join(ROOT, "dist/cli/bin.js");
 export const fixture = (name: string) => path.join(ROOT, "test/fixtures/apps", name);
 
 export interface Served {

@@ -14,16 +14,15 @@
 import { spawn } from "node:child_process";
 import { openSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
+import { CLI_BIN } from "../../supervisor/launch.ts";
 import { loadOrFail, resolveConfigFile } from "../config-file.ts";
 import { UsageError } from "../usage-error.ts";
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin.js");
 const DETACH_READY_TIMEOUT_MS = 60_000;
 
 const say = (line: string) => process.stdout.write(`tsgi-stack: ${line}\n`);
@@ -111,7 +110,7 @@ async function runDetached(file: string, config: StackConfig, watch: boolean): P
   const { mkdirSync } = await import("node:fs");
   mkdirSync(config.state_dir, { recursive: true });
   const out = openSync(logFile, "a");
-  const child = spawn(process.execPath, [BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
+  const child = spawn(process.execPath, [CLI_BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
   let exited: number | null | undefined;
   child.once("exit", (code) => (exited = code));
