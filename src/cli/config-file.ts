@@ -2,14 +2,15 @@
  * @module cli/config-file
  *
  * Which config file a command means (`-c FILE`, else `tsgi.yaml` in the
- * current folder), loaded and validated: every error printed as
- * `file:line:column key: message`, exit 1 — before anything starts.
+ * current folder), and the state folder of the stack it runs. Light on
+ * purpose: the commands that talk to a running stack load only this, never
+ * the config schema (cli/load-config.ts is the full load).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parse } from "yaml";
 import path from "node:path";
-import { DEFAULT_CONFIG_FILE, loadConfig } from "../config/load.ts";
-import type { StackConfig } from "../config/schema.ts";
+import { expandString } from "../config/env.ts";
+import { DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR, resolveFrom } from "../config/paths.ts";
 import { UsageError } from "./usage-error.ts";
 
 export { DEFAULT_CONFIG_FILE };
@@ -27,27 +28,20 @@ export function resolveConfigFile(flag: string | undefined): string {
 
 /**
  * The state folder of the stack a config file runs, for the commands that
- * talk to a running stack: read leniently, so that a file saved with a
- * mistake (which the running stack ignores) does not lock its owner out of
- * `status`, `reload` or `down`.
+ * talk to a running stack. Only `state_dir` is read (${VAR} expanded, the
+ * default `.tsgi`, from the file's folder, as the full load gives it), not
+ * the whole file validated: a file saved with a mistake elsewhere (which the
+ * running stack ignores) must not lock its owner out of `status`, `reload` or
+ * `down`; and these commands stay as quick as a CLI should be, without the
+ * config schema (measured: TypeBox was a third of `status`'s wall time).
  */
-export function stateDirOf(file: string): string {
-  const result = loadConfig(file);
-  if (result.ok) return result.config.state_dir;
+export function stateDirOf(file: string, env: Readonly<Record<string, string | undefined>> = process.env): string {
   let stateDir: unknown;
   try {
     stateDir = (parse(readFileSync(file, "utf8")) as { state_dir?: unknown } | null)?.state_dir;
   } catch {
     stateDir = undefined;
   }
-  return path.resolve(path.dirname(file), typeof stateDir === "string" ? stateDir : ".tsgi");
-}
-
-/** Loads and validates; on errors prints each one and throws a UsageError (exit 1). */
-export function loadOrFail(file: string): StackConfig {
-  const result = loadConfig(file);
-  if (result.ok) return result.config;
-  for (const error of result.errors) process.stderr.write(`${error.format()}\n`);
-  const count = result.errors.length;
-  throw new UsageError(`${path.relative(process.cwd(), file) || file}: ${count} error${count === 1 ? "" : "s"}, nothing started`, 1);
+  const written = typeof stateDir === "string" ? expandString(stateDir, env, []) : "";
+  return resolveFrom(path.dirname(path.resolve(file)), written || DEFAULT_STATE_DIR);
 }

@@ -33,7 +33,7 @@ export type { AddressConfig, AppConfig, HealthConfig, ProxyConfig, RestartConfig
 export { ConfigError } from "./errors.ts";
 
 /** The file commands read without `-c`, in the current directory. */
-export const DEFAULT_CONFIG_FILE = "tsgi.yaml";
+export { DEFAULT_CONFIG_FILE } from "./paths.ts";
 
 export type LoadResult = { ok: true; config: StackConfig } | { ok: false; errors: ConfigError[] };
 

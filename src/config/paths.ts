@@ -26,6 +26,12 @@ export function splitModuleSpec(spec: string): { modulePath: string; exportName?
 
 export const MODULE_EXTENSIONS = ["", ".ts", ".mts", ".js", ".mjs", "/index.ts", "/index.js"] as const;
 
+/** The config file a command reads when not given `-c FILE`. */
+export const DEFAULT_CONFIG_FILE = "tsgi.yaml";
+
+/** Where a stack keeps its state when the file does not say (schema.ts `state_dir`). */
+export const DEFAULT_STATE_DIR = ".tsgi";
+
 export function resolveFrom(dir: string, relative: string): string {
   return nodePath.resolve(dir, relative);
 }

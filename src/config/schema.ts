@@ -34,6 +34,7 @@
  */
 import type { Static, StaticDecode, TLiteral, TSchema } from "@sinclair/typebox";
 import { Type } from "./typebox.ts";
+import { DEFAULT_STATE_DIR } from "./paths.ts";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./units.ts";
 
 /** The schema keyword naming a value format of FORMATS. */
@@ -402,7 +403,7 @@ export const StackConfigSchema = Type.Object(
   {
     state_dir: path({
       description: "Where the stack keeps its state: pm2's home, sockets, logs and pid. Never the user's global ~/.pm2.",
-      default: ".tsgi",
+      default: DEFAULT_STATE_DIR,
     }),
     proxy: ProxySchema,
     apps: Type.Record(Type.String({ pattern: APP_NAME_PATTERN, ...formatted("app-name") }), AppSchema, {

@@ -10,7 +10,8 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { loadOrFail, resolveConfigFile } from "../config-file.ts";
+import { resolveConfigFile } from "../config-file.ts";
+import { loadOrFail } from "../load-config.ts";
 import { UsageError } from "../usage-error.ts";
 
 const LOG_FILE = /^(?<app>[a-z][a-z0-9_-]*)\.(?<slot>\d+)\.(?<stream>out|err)\.log$/;

@@ -20,7 +20,8 @@ import { Stack } from "../../stack/stack.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
-import { loadOrFail, resolveConfigFile } from "../config-file.ts";
+import { resolveConfigFile } from "../config-file.ts";
+import { loadOrFail } from "../load-config.ts";
 import { UsageError } from "../usage-error.ts";
 
 const DETACH_READY_TIMEOUT_MS = 60_000;
