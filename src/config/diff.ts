@@ -82,7 +82,9 @@ export function diffConfig(running: StackConfig, next: StackConfig): ConfigDiff 
   }
   const { proxy: was, state_dir: stateBefore } = running;
   const { proxy: now } = next;
-  if (!same(was.limits, now.limits) || !same(was.trusted_proxies, now.trusted_proxies) || was.access_log !== now.access_log) diff.proxyChanged = true;
+  if (!same(was.limits, now.limits) || !same(was.trusted_proxies, now.trusted_proxies) || was.access_log !== now.access_log || was.workers !== now.workers) {
+    diff.proxyChanged = true;
+  }
   if (!same(was.listen, now.listen)) diff.needsRestart.push("proxy.listen");
   if (!same(was.admin, now.admin)) diff.needsRestart.push("proxy.admin");
   if (!same(was.tls?.listen, now.tls?.listen) || (was.tls === undefined) !== (now.tls === undefined)) diff.needsRestart.push("proxy.tls");

@@ -68,6 +68,7 @@ export const FORMATS = {
   "env-name": { type: "name", loadedAs: "name", expected: "an environment variable name such as NODE_ENV" },
   apps: { type: "map of name → app", loadedAs: "map of name → app", expected: "a mapping of app names to apps, such as { hello: { module: app.ts } }" },
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
+  "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
 
@@ -84,6 +85,9 @@ const HOST_PATTERN = `^(\\*\\.)?${LABEL}(\\.${LABEL})*$`;
 const CIDR_PATTERN = "^[0-9A-Fa-f.:]+(/\\d{1,3})?$";
 // Starts with /, no whitespace, no query or fragment.
 const URL_PATH_PATTERN = "^/[^\\s?#]*$";
+
+/** The most proxy processes `proxy.workers` may ask for: more than the machine's CPUs only adds context switches. */
+export const MAX_PROXY_WORKERS = 64;
 
 /** The interfaces a module app can speak; the same names as `serve --interface` (gateway/load-app.ts). */
 export const INTERFACES = ["auto", "tsgi", "node", "fetch"] as const;
@@ -227,6 +231,13 @@ const ProxySchema = Type.Object(
     admin: address({
       description: "Where the admin server serves the status page, JSON status and Prometheus metrics. Keep it on loopback.",
       default: "127.0.0.1:8081",
+    }),
+    workers: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_PROXY_WORKERS }), Type.Literal("auto")], {
+      description:
+        "How many proxy processes serve the listeners, as nginx's worker_processes: a number (at most 64), or `auto` for one per CPU. They share the listening sockets, which the stack process holds: one that dies is replaced at once, and the connections that arrive meanwhile wait in the socket's queue. Each runs its own health checks and upstream connections.",
+      default: 1,
+      examples: [2, "auto"],
+      ...formatted("process-count"),
     }),
     tls: Type.Optional(TlsSchema),
     limits: LimitsSchema,

@@ -8,34 +8,38 @@
  * the other. The control API (stack/control.ts) and the admin listener
  * expose the stack to the CLI and to people.
  *
+ * The proxy runs in processes of its own (stack/proxy-fleet.ts): this
+ * process binds the listening sockets and hands them over, and sends the
+ * proxy processes the membership and each config change. So the proxy's
+ * event loop carries only traffic, and this one the supervisor, pm2's bus,
+ * the control API and the admin listener.
+ *
  * A `static` app is the proxy's alone: its folder goes to the FrontProxy
  * (`staticRoots`), and the supervisor never hears of it — no pm2 process, no
  * pool, nothing to restart or scale. `status` lists it with its folder.
  *
- * Start order is chosen so that a failure leaves nothing behind: the proxy
- * binds its listeners first (a port in use fails before any worker starts),
- * then the pools start; `stop()` undoes whatever part did start.
+ * Start order is chosen so that a failure leaves nothing behind: the
+ * listeners are bound first (a port in use fails before any worker starts),
+ * then the proxy processes and the pools start; `stop()` undoes whatever part
+ * did start.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import type https from "node:https";
 import path from "node:path";
 import http from "node:http";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { loadConfig } from "../config/load.ts";
 import { describeDiff, diffConfig, isEmptyDiff } from "../config/diff.ts";
-import { FrontProxy, type AccessEntry, type FrontProxyOptions, type RetryPolicy } from "../proxy/server.ts";
-import { frontServer, type TlsCredentials } from "../proxy/listener.ts";
-import { CertificateError, loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
+import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
-import { AccessLog } from "../proxy/access-log.ts";
-import { probe as probeHealth, type HealthCheckSpec } from "../proxy/health/active.ts";
-import type { RouteSpec } from "../proxy/router.ts";
+import { probe as probeHealth } from "../proxy/health/active.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
 import { ControlError, type ControlTarget, controlSocketPath, startControlServer } from "./control.ts";
 import { codeFrame, firstSourceLocation } from "./code-frame.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
+import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
+import { appKind, healthChecksFor, proxyProcessCount, proxySettings, staticRootsFor } from "./proxy-settings.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -44,7 +48,6 @@ export interface StackOptions {
   /** Lines for the terminal (the CLI prints them). */
   say?: (line: string) => void;
   onLog?: LogListener;
-  onAccess?: (entry: AccessEntry) => void;
   onEvent?: (event: SupervisorEvent) => void;
   /** `up --watch`: each app's `watch` globs reload its workers on change. */
   watch?: boolean;
@@ -100,6 +103,8 @@ export interface StackStatus {
   configErrors: string[];
   pools: PoolReport[];
   workers: StatusRow[];
+  /** The proxy processes (`proxy.workers`). */
+  proxies: ProxyProcessStatus[];
 }
 
 /** `tsgi:<name>-<hash>`: readable in `pm2 ls`, unique per config file path. */
@@ -114,23 +119,9 @@ export function stackIdFor(configFile: string): string {
   return `${name}-${hash}`;
 }
 
-/** The app kinds the supervisor runs; a `static` app is the proxy's alone. */
-export function appKind(app: AppConfig): AppStatus["kind"] {
-  return app.static !== undefined ? "static" : app.module !== undefined ? "module" : "command";
-}
-
 /** The config's apps that have workers, for the supervisor. */
 export function workerApps(config: StackConfig): [string, AppConfig][] {
   return Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
-}
-
-/** The folders of the static apps, for the proxy: app name -> absolute path (the loader resolved them). */
-export function staticRootsFor(config: StackConfig): Record<string, string> {
-  const roots: Record<string, string> = {};
-  for (const [name, app] of Object.entries(config.apps)) {
-    if (app.static !== undefined) roots[name] = app.static;
-  }
-  return roots;
 }
 
 /** The supervisor's input for one app of the config (never a static one: see workerApps). */
@@ -158,36 +149,9 @@ export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
   };
 }
 
-/** The config's `health` blocks, as the proxy's active checks. */
-export function healthChecksFor(config: StackConfig): Record<string, HealthCheckSpec> {
-  const checks: Record<string, HealthCheckSpec> = {};
-  for (const [name, app] of Object.entries(config.apps)) {
-    if (app.health) checks[name] = { path: app.health.path, intervalMs: app.health.interval, timeoutMs: app.health.timeout };
-  }
-  return checks;
-}
-
 /** Each app's `watch` globs, for `up --watch`. */
 export function watchedApps(config: StackConfig): WatchedApp[] {
   return workerApps(config).map(([name, app]) => ({ app: name, globs: app.watch }));
-}
-
-/** The config's `retry` blocks, as the proxy's retry policies. */
-function retryPoliciesFor(config: StackConfig): Record<string, RetryPolicy> {
-  return Object.fromEntries(
-    Object.entries(config.apps).map(([name, app]) => [name, { tries: app.retry.tries, nonIdempotent: app.retry.non_idempotent }]),
-  );
-}
-
-/** The proxy's routing table for the config. */
-export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
-  const routes: RouteSpec[] = [];
-  const balance: Record<string, string> = {};
-  for (const [name, app] of Object.entries(config.apps)) {
-    balance[name] = app.balance;
-    for (const route of app.routes) routes.push({ app: name, host: route.host, path: route.path === "/" ? undefined : route.path });
-  }
-  return { routes, balance };
 }
 
 /** Why `start` failed: one line per app that could not start, and their reports (with the workers' stderr). */
@@ -202,9 +166,9 @@ export class StackStartError extends Error {
 }
 
 /** The certificate and key, read now and checked: a bad file is named (with its key) before anything listens. */
-function readTlsCredentials(files: { cert: string; key: string }): TlsCredentials {
+function checkTlsCredentials(files: { cert: string; key: string }): void {
   try {
-    return loadCertificate(files);
+    loadCertificate(files);
   } catch (error) {
     const key = error instanceof CertificateError && error.file !== files.cert ? "key" : "cert";
     throw new Error(`proxy.tls.${key}: ${(error as Error).message}`);
@@ -230,7 +194,7 @@ export class Stack implements ControlTarget {
   readonly stackId: string;
   readonly stateDir: string;
   private readonly supervisor: Supervisor;
-  private readonly proxy: FrontProxy;
+  private readonly proxies: ProxyFleet;
   /** The config now in force: the one `up` started with, then each valid one a reload applied. */
   private config: StackConfig;
   /** The reload under way, if any: reloads are queued behind it. */
@@ -241,14 +205,11 @@ export class Stack implements ControlTarget {
   private configErrors: string[] = [];
   private codeWatcher: CodeWatcher | undefined;
   private configWatcher: CodeWatcher | undefined;
-  private readonly frontServers: http.Server[] = [];
-  private stopWatchingCertificate: (() => void) | undefined;
   /** The addresses actually bound (port 0 in the config becomes a real port). */
   private listening: string[] = [];
   private listeningTls: string[] = [];
   private adminAddress = "";
   private adminServer: http.Server | undefined;
-  private accessLog: AccessLog | undefined;
   private controlServer: http.Server | undefined;
   private stopping: Promise<void> | undefined;
   private started = false;
@@ -263,42 +224,15 @@ export class Stack implements ControlTarget {
     this.stopped = new Promise((resolve) => (this.markStopped = resolve));
     this.supervisor = new Supervisor({ stackId: this.stackId, stateDir: this.stateDir, healthGate: (app, worker) => this.passesHealth(app, worker) });
     this.config = config;
-    this.proxy = new FrontProxy(this.proxyOptions(config));
+    this.proxies = new ProxyFleet((line) => this.say(line));
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
-      this.proxy.setEndpoints(
+      this.proxies.setEndpoints(
         app,
         ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
       ),
     );
     if (options.onEvent) this.supervisor.onEvent(options.onEvent);
     if (options.onLog) this.supervisor.onLog(options.onLog);
-  }
-
-  /** The FrontProxy's options for a config (at start, and again on each config reload). */
-  private proxyOptions(config: StackConfig): FrontProxyOptions {
-    const { routes, balance } = routesFor(config);
-    const { limits } = config.proxy;
-    return {
-      routes,
-      balance,
-      upstreamTimeoutMs: limits.upstream_timeout,
-      connectTimeoutMs: limits.connect_timeout,
-      upstreamKeepalive: limits.upstream_keepalive,
-      upstreamKeepaliveTimeoutMs: limits.upstream_keepalive_timeout,
-      bodyTimeoutMs: limits.body_timeout,
-      websocketIdleTimeoutMs: limits.websocket_idle_timeout,
-      clientMaxBodySize: limits.client_max_body_size,
-      retry: retryPoliciesFor(config),
-      trustedProxies: config.proxy.trusted_proxies,
-      healthChecks: healthChecksFor(config),
-      staticRoots: staticRootsFor(config),
-      onHealthChange: (app, endpoint, healthy, reason) =>
-        this.say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
-      onResponse: (entry) => {
-        this.accessLog?.write(entry);
-        this.options.onAccess?.(entry);
-      },
-    };
   }
 
   private get say(): (line: string) => void {
@@ -309,29 +243,15 @@ export class Stack implements ControlTarget {
   async start(): Promise<PoolReport[]> {
     mkdirSync(this.stateDir, { recursive: true });
     const { proxy } = this.config;
-    await this.openAccessLog();
     try {
-      for (const address of proxy.listen) {
-        const server = frontServer(this.proxy, { headerTimeoutMs: proxy.limits.header_timeout });
-        this.frontServers.push(server);
-        this.listening.push(await listenOn(server, address));
-      }
+      this.listening = await this.proxies.bind(proxy.listen, false);
       if (proxy.tls) {
-        const files = { cert: proxy.tls.cert, key: proxy.tls.key };
-        const credentials = readTlsCredentials(files);
-        const tlsServers: https.Server[] = [];
-        for (const address of proxy.tls.listen) {
-          const server = frontServer(this.proxy, { headerTimeoutMs: proxy.limits.header_timeout, tls: credentials }) as https.Server;
-          this.frontServers.push(server);
-          tlsServers.push(server);
-          this.listeningTls.push(await listenOn(server, address));
-        }
-        // A renewed certificate (certbot's symlink swap, or an overwrite) is used for new connections without a restart.
-        this.stopWatchingCertificate = watchCertificate(tlsServers, files, {
-          onReload: () => this.say(`proxy.tls: loaded the new certificate from ${files.cert}`),
-          onError: (error) => this.say(`proxy.tls: kept the current certificate: ${error.message}`),
-        });
+        checkTlsCredentials({ cert: proxy.tls.cert, key: proxy.tls.key });
+        this.listeningTls = await this.proxies.bind(proxy.tls.listen, true);
       }
+      // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
+      const proxiesReady = this.proxies.start(proxySettings(this.config), proxyProcessCount(this.config));
+      proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
       this.adminAddress = await listenOn(this.adminServer, proxy.admin);
       this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
@@ -339,6 +259,7 @@ export class Stack implements ControlTarget {
       // Only static apps: nothing for pm2 to run, so no daemon is started for nothing.
       if (specs.length > 0) await this.supervisor.start(specs);
       const reports = specs.length > 0 ? await this.settled(specs) : [];
+      await proxiesReady;
       // At start, an app that cannot run is a bad deploy: report it and leave nothing running.
       const failed = reports.filter((report) => report.error);
       if (failed.length > 0) {
@@ -385,6 +306,7 @@ export class Stack implements ControlTarget {
       configErrors: this.configErrors,
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),
+      proxies: this.proxies.status(),
     };
   }
 
@@ -491,14 +413,6 @@ export class Stack implements ControlTarget {
     }
   }
 
-  /** (Re)opens the access log in the config's format; `off` closes it. */
-  private async openAccessLog(): Promise<void> {
-    const previous = this.accessLog;
-    const format = this.config.proxy.access_log;
-    this.accessLog = format === "off" ? undefined : new AccessLog(path.join(this.stateDir, "logs", "access.log"), format);
-    await previous?.close();
-  }
-
   /**
    * The config file is always watched: a saved change is applied like
    * `reload` applies it (an invalid one is reported and ignored). With
@@ -571,8 +485,7 @@ export class Stack implements ControlTarget {
     const before = this.config;
     this.config = next;
     // The proxy first: a removed app stops taking requests before its workers go; an added one routes as its workers get ready.
-    if (diff.proxyChanged) this.proxy.reconfigure(this.proxyOptions(next));
-    if (before.proxy.access_log !== next.proxy.access_log) await this.openAccessLog();
+    if (diff.proxyChanged) this.proxies.reconfigure(proxySettings(next), proxyProcessCount(next));
     const reloads: ReloadReport[] = [];
     for (const app of diff.removed) if (appKind(before.apps[app]!) !== "static") await this.supervisor.remove(app);
     const added = diff.added.filter((app) => appKind(next.apps[app]!) !== "static").map((app) => poolSpecFor(app, next.apps[app]!));
@@ -599,13 +512,10 @@ export class Stack implements ControlTarget {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.say("stopping: closing listeners, draining workers");
-      this.stopWatchingCertificate?.();
       await this.configWatcher?.close();
       await this.codeWatcher?.close();
-      await Promise.all(this.frontServers.map((server) => closeServer(server)));
+      await this.proxies.stop();
       await this.supervisor.stop();
-      this.proxy.close();
-      await this.accessLog?.close();
       if (this.adminServer) await closeServer(this.adminServer);
       if (this.controlServer) await closeServer(this.controlServer);
       this.markStopped();

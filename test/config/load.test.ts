@@ -57,6 +57,7 @@ describe("defaults", () => {
         upstream_keepalive_timeout: 4_000,
         websocket_idle_timeout: 60_000,
       },
+      workers: 1,
       trusted_proxies: [],
       access_log: "combined",
     });

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
-import { BIN, isAlive, runCli, sleep } from "./serve.ts";
+import { BIN, runCli, sleep } from "./serve.ts";
 
 /** A new temp dir (named `prefix` + random) holding `tsgi.yaml` with `config`. */
 export function stackDir(config: string, prefix = "tsgi-stack-"): { dir: string; file: string } {
@@ -94,14 +94,21 @@ export function pm2DaemonPid(dir: string): number | undefined {
  * the temp dirs go.
  */
 export async function cleanUpStacks(started: Set<ChildProcess>, seenPids: Set<number>, dirs: string[]): Promise<void> {
-  for (const child of started) if (child.exitCode === null) process.kill(child.pid!, "SIGINT");
+  const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+  for (const child of started) if (running(child)) process.kill(child.pid!, "SIGINT");
   const deadline = Date.now() + 30_000;
-  while ([...started].some((child) => child.exitCode === null && child.signalCode === null) && Date.now() < deadline) await sleep(100);
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+  while ([...started].some(running) && Date.now() < deadline) await sleep(100);
+  for (const child of started) if (running(child)) process.kill(child.pid!, "SIGKILL");
   for (const dir of dirs) {
     const daemon = pm2DaemonPid(dir);
     if (daemon !== undefined) seenPids.add(daemon);
   }
-  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  for (const pid of seenPids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone already (it may exit between a check and the kill).
+    }
+  }
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

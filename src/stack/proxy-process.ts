@@ -1,0 +1,135 @@
+/**
+ * @module stack/proxy-process
+ *
+ * One proxy process (`proxy.workers` of them run): a FrontProxy serving the
+ * listening sockets the stack process holds and hands over, with its own
+ * access log writer and certificate watch. Its event loop carries nothing but
+ * proxied traffic: the supervisor, pm2's bus and the control API live in the
+ * stack process, which sends this one what it needs (stack/proxy-messages.ts).
+ *
+ * Run by the stack process as `node dist/stack/proxy-process.js`, with an IPC
+ * channel. On `stop` it closes its listeners, lets the requests in flight
+ * finish and exits 0. If the stack process goes away (the channel closes),
+ * it does the same: a proxy never outlives its stack.
+ */
+import type http from "node:http";
+import type tls from "node:tls";
+import { AccessLog } from "../proxy/access-log.ts";
+import { frontServer } from "../proxy/listener.ts";
+import { FrontProxy, type FrontProxyOptions } from "../proxy/server.ts";
+import { loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
+import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
+import type { ProxySettings } from "./proxy-settings.ts";
+
+/** The exit code of a proxy process that could not start serving (the gateway's BOOT_ERROR). */
+const PROXY_BOOT_ERROR = 3;
+
+const send = (message: FromProxy) => process.send?.(message);
+const say = (line: string) => send({ type: "say", line });
+
+let settings: ProxySettings | undefined;
+let proxy: FrontProxy | undefined;
+let accessLog: AccessLog | undefined;
+let listeners: ListenerSpec[] = [];
+const servers: http.Server[] = [];
+let stopWatchingCertificate: (() => void) | undefined;
+let stopping = false;
+
+function optionsFor(next: ProxySettings): FrontProxyOptions {
+  return {
+    ...next.proxy,
+    onHealthChange: (_app, endpoint, healthy, reason) =>
+      say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
+    onResponse: (entry) => accessLog?.write(entry),
+  };
+}
+
+/** (Re)opens the access log when its file or format changed; none for `access_log: off`. The old one is flushed and closed behind. */
+function useAccessLog(next: ProxySettings, previous: ProxySettings | undefined): void {
+  const same = next.accessLog?.file === previous?.accessLog?.file && next.accessLog?.format === previous?.accessLog?.format;
+  if (same && (accessLog || !next.accessLog)) return;
+  const old = accessLog;
+  accessLog = next.accessLog ? new AccessLog(next.accessLog.file, next.accessLog.format) : undefined;
+  void old?.close();
+}
+
+/** Synchronous, so that the listener messages that follow the first one find the proxy built. */
+function configure(next: ProxySettings, specs: ListenerSpec[] | undefined): void {
+  const previous = settings;
+  settings = next;
+  if (specs) listeners = specs;
+  useAccessLog(next, previous);
+  if (proxy) proxy.reconfigure(optionsFor(next));
+  else proxy = new FrontProxy(optionsFor(next));
+}
+
+function serveListener(index: number, handle: unknown): void {
+  if (!proxy || !settings) throw new Error("proxy process: a listener arrived before the configuration");
+  const spec = listeners[index];
+  if (!spec) throw new Error(`proxy process: no listener #${index}`);
+  const credentials = spec.tls && settings.tls ? loadCertificate(settings.tls) : undefined;
+  const server = frontServer(proxy, { headerTimeoutMs: settings.headerTimeoutMs, ...(credentials ? { tls: credentials } : {}) });
+  servers[index] = server;
+  // A socket the stack bound but this process cannot listen on: no use restarting it (exit 3, as a worker that cannot boot).
+  server.once("error", (error) => {
+    say(`cannot serve ${spec.address}: ${error.message}`);
+    process.exit(PROXY_BOOT_ERROR);
+  });
+  server.listen(handle as Parameters<http.Server["listen"]>[0], () => {
+    if (servers.filter(Boolean).length === listeners.length) whenAllListen();
+  });
+}
+
+function whenAllListen(): void {
+  const tlsServers = servers.filter((_, index) => listeners[index]?.tls) as unknown as tls.Server[];
+  if (tlsServers.length && settings?.tls) {
+    const files = settings.tls;
+    // A renewed certificate (certbot's symlink swap, or an overwrite) is used for new connections without a restart.
+    stopWatchingCertificate = watchCertificate(tlsServers, files, {
+      onReload: () => say(`proxy.tls: loaded the new certificate from ${files.cert}`),
+      onError: (error) => say(`proxy.tls: kept the current certificate: ${error.message}`),
+    });
+  }
+  send({ type: "ready" });
+}
+
+/** Stops accepting, lets the requests in flight finish, then exits. */
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  stopWatchingCertificate?.();
+  await Promise.all(
+    servers.filter(Boolean).map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+    ),
+  );
+  proxy?.close();
+  await accessLog?.close();
+  process.exit(0);
+}
+
+process.on("message", (message: ToProxy, handle: unknown) => {
+  switch (message.type) {
+    case "configure":
+      configure(message.settings, message.listeners);
+      return;
+    case "listener":
+      serveListener(message.index, handle);
+      return;
+    case "endpoints":
+      proxy?.setEndpoints(message.app, message.endpoints);
+      return;
+    case "stop":
+      void stop();
+      return;
+  }
+});
+// The stack process is gone (killed, crashed): a proxy never outlives its stack.
+process.on("disconnect", () => void stop());
+// The stack process stops its proxies through the channel; a terminal's Ctrl-C reaches the whole group, so it is ignored here.
+process.on("SIGINT", () => undefined);
+process.on("SIGTERM", () => void stop());

@@ -1,0 +1,106 @@
+/**
+ * @module stack/proxy-settings
+ *
+ * What the front proxy needs of the config, as plain data: routes, balancing,
+ * limits, retries, health checks, static folders, the listeners' options and
+ * the access log. Pure functions of the config, so that the stack process and
+ * each proxy process (stack/proxy-process.ts) derive the same settings, and
+ * the settings cross the IPC channel as JSON.
+ */
+import os from "node:os";
+import path from "node:path";
+import type { AppConfig, StackConfig } from "../config/schema.ts";
+import type { AccessLogFormat } from "../proxy/access-log.ts";
+import type { HealthCheckSpec } from "../proxy/health/active.ts";
+import type { RouteSpec } from "../proxy/router.ts";
+import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
+
+/** The app kinds the supervisor runs; a `static` app is the proxy's alone. */
+export function appKind(app: AppConfig): "module" | "command" | "static" {
+  return app.static !== undefined ? "static" : app.module !== undefined ? "module" : "command";
+}
+
+/** The folders of the static apps, for the proxy: app name -> absolute path (the loader resolved them). */
+export function staticRootsFor(config: StackConfig): Record<string, string> {
+  const roots: Record<string, string> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (app.static !== undefined) roots[name] = app.static;
+  }
+  return roots;
+}
+
+/** The config's `health` blocks, as the proxy's active checks. */
+export function healthChecksFor(config: StackConfig): Record<string, HealthCheckSpec> {
+  const checks: Record<string, HealthCheckSpec> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (app.health) checks[name] = { path: app.health.path, intervalMs: app.health.interval, timeoutMs: app.health.timeout };
+  }
+  return checks;
+}
+
+/** The config's `retry` blocks, as the proxy's retry policies. */
+function retryPoliciesFor(config: StackConfig): Record<string, RetryPolicy> {
+  return Object.fromEntries(
+    Object.entries(config.apps).map(([name, app]) => [name, { tries: app.retry.tries, nonIdempotent: app.retry.non_idempotent }]),
+  );
+}
+
+/** The proxy's routing table for the config. */
+export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
+  const routes: RouteSpec[] = [];
+  const balance: Record<string, string> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    balance[name] = app.balance;
+    for (const route of app.routes) routes.push({ app: name, host: route.host, path: route.path === "/" ? undefined : route.path });
+  }
+  return { routes, balance };
+}
+
+/** The FrontProxy's options for a config, without its callbacks (those belong to the process that runs it). */
+export type ProxyOptionsData = Omit<FrontProxyOptions, "onHealthChange" | "onResponse">;
+
+export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
+  const { routes, balance } = routesFor(config);
+  const { limits } = config.proxy;
+  return {
+    routes,
+    balance,
+    upstreamTimeoutMs: limits.upstream_timeout,
+    connectTimeoutMs: limits.connect_timeout,
+    upstreamKeepalive: limits.upstream_keepalive,
+    upstreamKeepaliveTimeoutMs: limits.upstream_keepalive_timeout,
+    bodyTimeoutMs: limits.body_timeout,
+    websocketIdleTimeoutMs: limits.websocket_idle_timeout,
+    clientMaxBodySize: limits.client_max_body_size,
+    retry: retryPoliciesFor(config),
+    trustedProxies: config.proxy.trusted_proxies,
+    healthChecks: healthChecksFor(config),
+    staticRoots: staticRootsFor(config),
+  };
+}
+
+/** Everything one proxy process runs from: the proxy's options, its listeners' and its access log's. */
+export interface ProxySettings {
+  proxy: ProxyOptionsData;
+  headerTimeoutMs: number;
+  /** The certificate files of the HTTPS listeners (each proxy process reads and watches them). */
+  tls?: { cert: string; key: string };
+  /** The access log file, or none (`access_log: off`). */
+  accessLog?: { file: string; format: AccessLogFormat };
+}
+
+export function proxySettings(config: StackConfig): ProxySettings {
+  const { proxy } = config;
+  return {
+    proxy: frontProxyOptions(config),
+    headerTimeoutMs: proxy.limits.header_timeout,
+    ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key } } : {}),
+    ...(proxy.access_log === "off" ? {} : { accessLog: { file: path.join(config.state_dir, "logs", "access.log"), format: proxy.access_log } }),
+  };
+}
+
+/** How many proxy processes `proxy.workers` asks for: `auto` is one per CPU the process may use (nginx's worker_processes auto). */
+export function proxyProcessCount(config: StackConfig): number {
+  const workers = config.proxy.workers;
+  return workers === "auto" ? Math.max(1, os.availableParallelism()) : workers;
+}
