@@ -24,6 +24,7 @@
  * apps in a module), else the module's named export `upgrade`. Without one, an
  * upgrade request is a plain request to the app (docs/gateway.md, WebSockets).
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -151,6 +152,32 @@ function firstLine(error: unknown): string {
   return message.split("\n")[0]!;
 }
 
+/** esbuild's message for TypeScript that does not compile (tsx's loader passes on its text): `FILE:LINE:COLUMN: ERROR: what`. */
+const COMPILE_ERROR = /^(\/[^\n]*?):(\d+):(\d+): ERROR: (.*)$/m;
+
+/** `node --check`'s report of a JavaScript syntax error: `FILE:LINE`, the line, a caret under the column. */
+const CHECK_REPORT = /^(\/[^\n]*):(\d+)\n[^\n]*\n( *)\^/;
+
+/**
+ * Why importing the module failed, in one line that starts with
+ * `file:line:column` when the failure is a syntax error: from esbuild's
+ * message for TypeScript (its columns count from 0, editors' from 1), and for
+ * JavaScript from `node --check` of the file (Node keeps the position of an
+ * ES module's syntax error out of the error it throws; this runs only on the
+ * way out of a failed load). Anything else: the error's first line.
+ */
+export function importFailure(error: unknown, file: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const compile = COMPILE_ERROR.exec(message);
+  if (compile) return `${compile[1]}:${compile[2]}:${Number(compile[3]) + 1}: ${compile[4]}`;
+  if (error instanceof SyntaxError && !isTypeScriptFile(file)) {
+    const check = spawnSync(process.execPath, ["--check", file], { encoding: "utf8", timeout: 10_000 });
+    const at = CHECK_REPORT.exec(check.stderr ?? "");
+    if (at) return `${at[1]}:${at[2]}:${at[3]!.length + 1}: ${firstLine(error)}`;
+  }
+  return firstLine(error);
+}
+
 /**
  * The upgrade handler for the app export `value` (named `name`): its own
  * `upgrade` method first (called as a method, so `this` is the export), then
@@ -190,7 +217,7 @@ export async function loadApp(spec: string, options: { cwd?: string; interface?:
     const url = pathToFileURL(file).href;
     namespace = isTypeScriptFile(file) ? await importTypeScript(url) : await import(url);
   } catch (error) {
-    throw new AppLoadError(spec, `importing ${file} failed: ${firstLine(error)}`, error instanceof Error ? error.stack : undefined);
+    throw new AppLoadError(spec, `importing ${file} failed: ${importFailure(error, file)}`, error instanceof Error ? error.stack : undefined);
   }
 
   const name = exportName ?? ("app" in namespace ? "app" : "default");
