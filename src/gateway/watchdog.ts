@@ -11,6 +11,7 @@
  * worker's own timer, which can stop them gracefully.
  */
 import { Worker } from "node:worker_threads";
+import { beatPeriodMs } from "./heartbeat.ts";
 
 export interface Watchdog {
   stop(): void;
@@ -36,7 +37,7 @@ export function startWatchdog(timeoutMs: number): Watchdog {
   const beat = new Float64Array(heartbeat);
   beat[0] = Date.now();
   // Beat and check often enough that a kill lands within ~10% of the timeout, but never busier than 50 ms.
-  const period = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
+  const period = beatPeriodMs(timeoutMs);
   const timer = setInterval(() => (beat[0] = Date.now()), period);
   timer.unref();
   const thread = new Worker(WATCHDOG_SOURCE, {

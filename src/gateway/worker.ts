@@ -19,7 +19,9 @@
  *   pool does not recycle all at once) the worker stops gracefully, exit 0.
  * - --timeout: a request running longer is dropped and the worker stops
  *   gracefully with exit code TIMEOUT; if the event loop itself is blocked,
- *   the watchdog thread SIGKILLs the process (see watchdog.ts).
+ *   the watchdog thread SIGKILLs the process (see watchdog.ts) — or, with
+ *   --heartbeat-file, the supervisor does, seeing the file go stale
+ *   (heartbeat.ts).
  * - upgrades (WebSocket, HTTP listeners only): the handshake is a request
  *   (it counts toward --max-requests; --timeout applies while the app's
  *   upgrade handler is at it); the upgraded connection is not, so --timeout
@@ -41,6 +43,7 @@ import { createHttpServer, UpgradedConnections } from "./http/server.ts";
 import { createUwsgiServer } from "./uwsgi/server.ts";
 import { formatAddress, listen, type ListenAddress, removeStaleSocket } from "./address.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
+import { beatPeriodMs, startHeartbeat } from "./heartbeat.ts";
 
 export interface WorkerOptions {
   /** `path/to/module.ts[:export]` */
@@ -71,6 +74,12 @@ export interface WorkerOptions {
   multiprocess: boolean;
   /** Let the runtime own the listening sockets (cluster workers: the arbiter holds them). */
   sharedListeners?: boolean;
+  /**
+   * Touch this file every beat instead of running the watchdog thread: the
+   * supervisor that passes it kills the worker when the file goes stale
+   * (gateway/heartbeat.ts). Only with a timeout.
+   */
+  heartbeatFile?: string;
 }
 
 /** How long a retiring worker waits for the arbiter to replace it before it stops anyway. */
@@ -214,8 +223,9 @@ class GatewayWorker {
   private startTimeouts(): void {
     const timeoutMs = this.options.timeoutMs;
     if (timeoutMs <= 0) return;
-    this.watchdog = startWatchdog(timeoutMs);
-    const period = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
+    // A blocked event loop is caught from outside: by the supervisor watching our heartbeat file, else by our own thread.
+    this.watchdog = this.options.heartbeatFile ? startHeartbeat(this.options.heartbeatFile, timeoutMs) : startWatchdog(timeoutMs);
+    const period = beatPeriodMs(timeoutMs);
     this.timeoutTimer = setInterval(() => {
       const late = this.inFlight.olderThan(timeoutMs);
       if (late.length === 0) return;

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { ProcessSpec } from "./pm2-client.ts";
 import { pm2Limits } from "./crash-policy.ts";
 import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
+import { heartbeatFile } from "./heartbeats.ts";
 import type { PoolSpec, WorkerAddress } from "./types.ts";
 
 /**
@@ -72,8 +73,12 @@ function listenArgs(address: WorkerAddress): string[] {
 /** The header our front proxy sets to a path route's mount point (proxy/server.ts SCRIPT_NAME_HEADER). */
 export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
 
-/** `serve`'s arguments for one worker of a module app. */
-export function serveArgs(pool: PoolSpec, address: WorkerAddress): string[] {
+/**
+ * `serve`'s arguments for one worker of a module app. With a timeout, the
+ * worker beats into `heartbeat` (when given) and the supervisor watches it,
+ * instead of each worker running a watchdog thread (supervisor/heartbeats.ts).
+ */
+export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: string): string[] {
   if (!pool.module) throw new TypeError(`app ${pool.name}: kind "module" needs a module`);
   return [
     "serve",
@@ -95,6 +100,7 @@ export function serveArgs(pool: PoolSpec, address: WorkerAddress): string[] {
     // The front proxy says where a path route mounts the app; only it reaches the worker's socket.
     "--script-name-header",
     SCRIPT_NAME_HEADER,
+    ...(heartbeat && pool.timeoutMs > 0 ? ["--heartbeat-file", heartbeat] : []),
   ];
 }
 
@@ -118,7 +124,7 @@ export function processSpec(context: LaunchContext, pool: PoolSpec, slot: number
   return {
     name,
     executable: module ? context.nodePath : context.shell,
-    args: module ? [context.workerBin, ...serveArgs(pool, address)] : ["-c", shellCommand(pool.command!)],
+    args: module ? [context.workerBin, ...serveArgs(pool, address, heartbeatFile(context.paths, name))] : ["-c", shellCommand(pool.command!)],
     cwd: pool.cwd,
     env: slotEnv(context, pool, slot, address),
     waitReady: module,

@@ -48,11 +48,18 @@ export interface StatePaths {
   pm2Home: string;
   sockets: string;
   logs: string;
+  /** The gateway workers' heartbeat files (supervisor/heartbeats.ts). */
+  heartbeats: string;
 }
 
 export function statePaths(stateDir: string): StatePaths {
   const root = path.resolve(stateDir);
-  return { pm2Home: path.join(root, "pm2"), sockets: path.join(root, "sockets"), logs: path.join(root, "logs") };
+  return {
+    pm2Home: path.join(root, "pm2"),
+    sockets: path.join(root, "sockets"),
+    logs: path.join(root, "logs"),
+    heartbeats: path.join(root, "heartbeats"),
+  };
 }
 
 export function socketPath(paths: StatePaths, app: string, slot: number): string {

@@ -28,7 +28,8 @@
  * pool onto a changed spec the same way; start() adds pools to a running
  * supervisor and remove() drains one away: what a config hot reload needs.
  */
-import { mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, heartbeatFile } from "./heartbeats.ts";
 import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
 import { DEFAULT_WORKER_BIN, type LaunchContext, processSpec } from "./launch.ts";
 import { EventLoop } from "./loop.ts";
@@ -134,6 +135,9 @@ export class Supervisor {
   private readonly logListeners = new Set<LogListener>();
   private client: Promise<Pm2Client> | undefined;
   private sampler: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Pids killed for a blocked event loop: each killed and reported once. */
+  private readonly killedBlocked = new Set<number>();
   private passes = 0;
   private launches = 0;
   private readonly monitorIntervalMs: number;
@@ -175,6 +179,7 @@ export class Supervisor {
     const client = await this.connect();
     mkdirSync(this.paths.sockets, { recursive: true });
     mkdirSync(this.paths.logs, { recursive: true });
+    mkdirSync(this.paths.heartbeats, { recursive: true });
     // A process of ours left by a supervisor that died is replaced, not adopted: its spec may be stale.
     for (const pool of pools) await this.deleteMatching(client, appPrefix(this.stackId, pool.name));
     const ports = await this.portsFor(pools.reduce((sum, pool) => sum + this.portsNeeded(pool, pool.instances), 0));
@@ -1133,6 +1138,7 @@ export class Supervisor {
       client.onEvent((event) => this.loop.enqueue({ type: "pm2", event }));
       this.sampler = setInterval(() => void this.sample(), this.monitorIntervalMs);
       this.sampler.unref();
+      this.scheduleHeartbeatCheck();
       return client;
     });
     return this.client;
@@ -1141,9 +1147,58 @@ export class Supervisor {
   /** Lets go of pm2: no more events, samples or calls from this object until it connects again. */
   private async release(client: Pm2Client, killDaemon: boolean): Promise<void> {
     clearInterval(this.sampler);
+    clearTimeout(this.heartbeatTimer);
     this.client = undefined;
     if (killDaemon) await client.killDaemon();
     else await client.disconnect();
+  }
+
+  /** The gateway workers that beat: running slots of module pools with a timeout. */
+  private beatingWorkers(): BeatingWorker[] {
+    const workers: BeatingWorker[] = [];
+    for (const pool of this.byName.values()) {
+      if (pool.spec.kind !== "module" || pool.spec.timeoutMs <= 0) continue;
+      for (const slot of pool.slots.values()) {
+        if (slot.pid <= 0 || !(slot.state === "starting" || slot.state === "ready" || slot.state === "stopping")) continue;
+        workers.push({ app: pool.spec.name, slot: slot.slot, pid: slot.pid, file: heartbeatFile(this.paths, slot.name), timeoutMs: pool.spec.timeoutMs });
+      }
+    }
+    return workers;
+  }
+
+  private scheduleHeartbeatCheck(): void {
+    this.heartbeatTimer = setTimeout(() => {
+      this.guard(() => this.killBlockedWorkers());
+      this.scheduleHeartbeatCheck();
+    }, checkPeriodMs(this.beatingWorkers()));
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * SIGKILLs each worker whose heartbeat went stale; pm2 sees it die and the
+   * loop handles that as any crash. Reads state and signals, changes none.
+   */
+  private killBlockedWorkers(): void {
+    const workers = this.beatingWorkers();
+    for (const pid of this.killedBlocked) if (!workers.some((worker) => worker.pid === pid)) this.killedBlocked.delete(pid);
+    for (const worker of blockedWorkers(workers, readBeat, Date.now())) {
+      if (this.killedBlocked.has(worker.pid)) continue;
+      this.killedBlocked.add(worker.pid);
+      const { app, slot, pid, silentMs, timeoutMs } = worker;
+      // The worker's own log says why it died, as its watchdog thread's line would.
+      const line = `tsgi worker ${pid}: event loop blocked for ${silentMs} ms (timeout ${timeoutMs} ms): killed by the supervisor for replacement`;
+      try {
+        appendFileSync(logFiles(this.paths, app, slot).err, `${line}\n`);
+      } catch {
+        // The log is a courtesy; the kill is what matters.
+      }
+      this.emit({ type: "worker-blocked", app, slot, pid, silentMs, timeoutMs });
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    }
   }
 
   /** Asks pm2 for memory, CPU and restart counts; the answer comes back through the loop. False if it could not ask. */
@@ -1229,5 +1284,15 @@ export class Supervisor {
     const roots = new Set(listed.filter(Boolean));
     for (const pool of this.byName.values()) for (const slot of pool.slots.values()) if (slot.pid) roots.add(slot.pid);
     return [...new Set([...roots].flatMap((pid) => processTree(pid)))];
+  }
+}
+
+/** A heartbeat file's time and the pid written in it; undefined while there is none (or it cannot be read). */
+function readBeat(file: string): BeatReading | undefined {
+  try {
+    const { mtimeMs } = statSync(file);
+    return { mtimeMs, pid: Number.parseInt(readFileSync(file, "utf8"), 10) };
+  } catch {
+    return undefined;
   }
 }

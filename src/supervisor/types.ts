@@ -172,6 +172,8 @@ export type SupervisorEvent =
   | { type: "worker-ready"; app: string; slot: number; pid: number; address: WorkerAddress }
   | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number }
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
+  /** A worker's heartbeat went stale (its event loop is blocked): SIGKILLed for pm2 to replace (supervisor/heartbeats.ts). */
+  | { type: "worker-blocked"; app: string; slot: number; pid: number; silentMs: number; timeoutMs: number }
   | { type: "pool-errored"; app: string; error: PoolError }
   | { type: "pool-stopped"; app: string }
   /** A reload pass began: `workers` old workers are to be replaced, one at a time. */

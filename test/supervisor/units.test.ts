@@ -7,6 +7,8 @@ import { ExitCode } from "../../src/gateway/exit-codes.ts";
 import { FATAL_EXIT_CODES, judgeExit, judgeNotReady, pm2Limits, WorkerExit } from "../../src/supervisor/crash-policy.ts";
 import { KILL_MARGIN_MS, processSpec, shellCommand, type LaunchContext } from "../../src/supervisor/launch.ts";
 import { EventLoop } from "../../src/supervisor/loop.ts";
+import { beatPeriodMs } from "../../src/gateway/heartbeat.ts";
+import { blockedWorkers, checkPeriodMs, heartbeatFile, slackMs } from "../../src/supervisor/heartbeats.ts";
 import { toPm2Event } from "../../src/supervisor/pm2-client.ts";
 import { newPool, newSlot, poolState, readyEndpoints, report } from "../../src/supervisor/pool.ts";
 import {
@@ -63,7 +65,7 @@ describe("launch: a slot as a pm2 process", () => {
   const context: LaunchContext = {
     stackId: "s1",
     paths: statePaths("/state"),
-    workerBin: "/repo/src/cli/bin.js",
+    workerBin: "/repo/dist/cli/bin.js",
     nodePath: "/usr/bin/node",
     shell: "/bin/sh",
   };
@@ -74,7 +76,7 @@ describe("launch: a slot as a pm2 process", () => {
     const spec = processSpec(context, pool, 1, "tsgi:s1:hello:1", address);
     expect(spec.executable).toBe("/usr/bin/node");
     expect(spec.args).toEqual([
-      "/repo/src/cli/bin.js",
+      "/repo/dist/cli/bin.js",
       "serve",
       "examples/hello/app.ts",
       "--no-arbiter",
@@ -93,6 +95,8 @@ describe("launch: a slot as a pm2 process", () => {
       "--multiprocess",
       "--script-name-header",
       "x-tsgi-script-name",
+      "--heartbeat-file",
+      "/state/heartbeats/tsgi_s1_hello_1.beat",
     ]);
     expect(spec).toMatchObject({
       waitReady: true,
@@ -215,5 +219,48 @@ describe("the mount-point header", () => {
     const { SCRIPT_NAME_HEADER: proxySide } = await import("../../src/proxy/server.ts");
     const { SCRIPT_NAME_HEADER: workerSide } = await import("../../src/supervisor/launch.ts");
     expect(workerSide).toBe(proxySide);
+  });
+});
+
+describe("heartbeats: a worker whose event loop is blocked", () => {
+  const worker = (pid: number, timeoutMs: number) => ({ app: "hello", slot: 0, pid, file: `/state/heartbeats/${pid}.beat`, timeoutMs });
+
+  it("is blocked once its file is older than the timeout plus one beat, and not before", () => {
+    const now = 100_000;
+    const beats: Record<string, { mtimeMs: number; pid: number }> = {
+      "/state/heartbeats/1.beat": { mtimeMs: now - 30_000 - 1000, pid: 1 }, // exactly at the limit: still alive
+      "/state/heartbeats/2.beat": { mtimeMs: now - 30_000 - 1001, pid: 2 },
+      "/state/heartbeats/3.beat": { mtimeMs: now - 200, pid: 3 },
+    };
+    const blocked = blockedWorkers([worker(1, 30_000), worker(2, 30_000), worker(3, 1000)], (file) => beats[file], now);
+    expect(blocked).toEqual([{ ...worker(2, 30_000), silentMs: 31_001 }]);
+  });
+
+  it("says nothing of a worker still booting (no file) or of a file left by the slot's previous process", () => {
+    const stale = { mtimeMs: 0, pid: 41 };
+    expect(blockedWorkers([worker(42, 1000)], () => undefined, 100_000)).toEqual([]);
+    expect(blockedWorkers([worker(42, 1000)], () => stale, 100_000)).toEqual([]);
+  });
+
+  it("looks as often as the most frequent beat, at most once a second", () => {
+    expect(checkPeriodMs([])).toBe(1000);
+    expect(checkPeriodMs([worker(1, 30_000), worker(2, 2000)])).toBe(200);
+    expect(checkPeriodMs([worker(1, 100)])).toBe(50);
+  });
+
+  it("agrees with the worker: it beats at least as often as the supervisor's slack, whatever the timeout", () => {
+    for (const timeoutMs of [1, 100, 499, 500, 1000, 9_999, 10_000, 30_000, 600_000]) {
+      expect(beatPeriodMs(timeoutMs)).toBeLessThanOrEqual(slackMs(timeoutMs));
+    }
+  });
+
+  it("is asked for on a module worker's command line when its app has a timeout, in the state dir", () => {
+    const context: LaunchContext = { stackId: "demo-1", paths: statePaths("/state"), workerBin: "/pkg/dist/cli/bin.js", nodePath: "/usr/bin/node", shell: "/bin/sh" };
+    const address = { kind: "unix", path: "/state/sockets/hello.0.sock" } as const;
+    const withTimeout = processSpec(context, modulePool("hello", "app.ts", 1, { timeoutMs: 30_000 }), 0, "tsgi:demo-1:hello:0", address);
+    expect(withTimeout.args.join(" ")).toContain(`--heartbeat-file ${heartbeatFile(context.paths, "tsgi:demo-1:hello:0")}`);
+    expect(heartbeatFile(context.paths, "tsgi:demo-1:hello:0")).toBe("/state/heartbeats/tsgi_demo-1_hello_0.beat");
+    const without = processSpec(context, modulePool("hello", "app.ts", 1, { timeoutMs: 0 }), 0, "tsgi:demo-1:hello:0", address);
+    expect(without.args).not.toContain("--heartbeat-file");
   });
 });

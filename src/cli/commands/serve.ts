@@ -33,6 +33,7 @@ interface ServeFlags {
   chdir?: string;
   arbiter: boolean;
   multiprocess?: boolean;
+  heartbeatFile?: string;
 }
 
 const DEFAULT_HTTP = "127.0.0.1:8000";
@@ -84,6 +85,7 @@ export function workerOptionsFrom(spec: string, flags: ServeFlags): WorkerOption
     keepAliveTimeoutMs: duration(flags.keepAlive, "--keep-alive"),
     multiprocess: flags.multiprocess ?? (flags.arbiter && workers > 1),
     sharedListeners: cluster.isWorker,
+    heartbeatFile: flags.heartbeatFile,
   };
 }
 
@@ -107,6 +109,10 @@ export function registerServe(program: Command): void {
     .option("--script-name-header <name>", "take SCRIPT_NAME from this request header (only where nothing but your proxy reaches the worker)")
     .option("--chdir <dir>", "resolve the module from this directory")
     .option("--no-arbiter", "run one worker in this process, without a master (for supervisors and containers)")
+    .option(
+      "--heartbeat-file <path>",
+      "with --timeout: touch this file every beat instead of running the watchdog thread, for a supervisor that kills the worker when the file goes stale",
+    )
     .addOption(new Option("--multiprocess", "set tsgi.multiprocess (the supervisor runs several workers)").hideHelp())
     .action(async (spec: string, flags: ServeFlags) => {
       const options = workerOptionsFrom(spec, flags);

@@ -45,6 +45,8 @@ function describeEvent(event: SupervisorEvent): string | undefined {
       return `${event.app}.${event.slot} exited with code ${event.exitCode} after ${event.uptimeMs} ms`;
     case "worker-not-ready":
       return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
+    case "worker-blocked":
+      return `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked for ${event.silentMs} ms (timeout ${event.timeoutMs} ms): killed for replacement`;
     case "pool-errored":
       return [`${event.app} halted: ${event.error.message}`, ...event.error.stderr.map((line) => `    ${line}`)].join("\n");
     case "supervisor-error":

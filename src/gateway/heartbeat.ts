@@ -1,0 +1,49 @@
+/**
+ * @module gateway/heartbeat
+ *
+ * The blocked-event-loop check done from outside, as Gunicorn does it: the
+ * worker touches a file every beat (`serve --heartbeat-file`, Gunicorn's
+ * WorkerTmp.notify), and its supervisor kills the worker when the file's
+ * time is older than the timeout (the arbiter's murder_workers). A worker run
+ * this way starts no watchdog thread (gateway/watchdog.ts): the thread is a
+ * second V8 isolate, ~8 MiB of every worker, and a supervisor that already
+ * watches every worker can do its job for all of them.
+ *
+ * The beat is a timer on the worker's event loop, so it stops exactly when
+ * the loop is blocked; futimes on an open descriptor is one cheap system call.
+ */
+import { closeSync, futimesSync, openSync, unlinkSync, writeSync } from "node:fs";
+
+/** How often a worker with this timeout beats (and how often its watchdog thread checks): ~10% of the timeout, 50 ms to 1 s. */
+export function beatPeriodMs(timeoutMs: number): number {
+  return Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
+}
+
+export interface Heartbeat {
+  stop(): void;
+}
+
+/**
+ * Writes this process's pid to `file`, then touches it every beat until
+ * stop(), which removes it; the timer never keeps the process alive.
+ */
+export function startHeartbeat(file: string, timeoutMs: number): Heartbeat {
+  const fd = openSync(file, "w");
+  writeSync(fd, `${process.pid}\n`);
+  const timer = setInterval(() => {
+    const now = new Date();
+    futimesSync(fd, now, now);
+  }, beatPeriodMs(timeoutMs));
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      closeSync(fd);
+      try {
+        unlinkSync(file);
+      } catch {
+        // Removed already: nothing to clean.
+      }
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * @module supervisor/heartbeats
+ *
+ * Gunicorn's murder_workers for pm2's gateway workers. Each worker of a
+ * module app with a timeout runs with `--heartbeat-file` and touches its file
+ * every beat (gateway/heartbeat.ts) from its event loop; a file older than
+ * the timeout (plus one beat of slack) means the loop is blocked — an
+ * infinite loop in a request, where no timer of the worker's can run — and
+ * the supervisor SIGKILLs the worker for pm2 to replace, as uWSGI's harakiri
+ * does. Slow requests that merely await are the worker's own business: it
+ * drops them at the timeout and leaves gracefully.
+ *
+ * The verdict is a pure function of the workers and their files' times, so
+ * it is tested without processes; the supervisor reads the files and kills.
+ *
+ * The contract with the worker (the supervisor may not import the gateway):
+ * a worker with timeout T beats at least every slackMs(T) — 10% of T, 50 ms
+ * to 1 s — so a file silent for longer than T + slackMs(T) is a blocked loop,
+ * never a late beat. test/supervisor/units.test.ts holds the two sides to it.
+ */
+import path from "node:path";
+import type { StatePaths } from "./slots.ts";
+
+/** The longest a live worker with this timeout goes between two beats; also how often the supervisor looks. */
+export function slackMs(timeoutMs: number): number {
+  return Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
+}
+
+/** The heartbeat file of a worker process, by its pm2 name (one per slot and launch). */
+export function heartbeatFile(paths: StatePaths, processName: string): string {
+  return path.join(paths.heartbeats, `${processName.replace(/[^A-Za-z0-9_.-]/g, "_")}.beat`);
+}
+
+/** A worker that should be beating. */
+export interface BeatingWorker {
+  app: string;
+  slot: number;
+  pid: number;
+  file: string;
+  timeoutMs: number;
+}
+
+/** What the supervisor found of a worker's file: its time, and the pid written in it (the generation that made it). */
+export interface BeatReading {
+  mtimeMs: number;
+  pid: number;
+}
+
+export interface BlockedWorker extends BeatingWorker {
+  silentMs: number;
+}
+
+/**
+ * The workers whose heartbeat is older than their timeout plus one beat. A
+ * file not there yet (the worker is still booting) or written by another
+ * process (the slot's previous generation) says nothing about this one.
+ */
+export function blockedWorkers(workers: readonly BeatingWorker[], read: (file: string) => BeatReading | undefined, now: number): BlockedWorker[] {
+  const blocked: BlockedWorker[] = [];
+  for (const worker of workers) {
+    const reading = read(worker.file);
+    if (!reading || reading.pid !== worker.pid) continue;
+    const silentMs = now - reading.mtimeMs;
+    if (silentMs > worker.timeoutMs + slackMs(worker.timeoutMs)) blocked.push({ ...worker, silentMs: Math.round(silentMs) });
+  }
+  return blocked;
+}
+
+/** How often the supervisor looks: as often as the most frequent beat among its workers, at most once a second. */
+export function checkPeriodMs(workers: readonly BeatingWorker[]): number {
+  return Math.min(1000, ...workers.map((worker) => slackMs(worker.timeoutMs)));
+}
