@@ -6,8 +6,9 @@
  * What the compiled package costs at start-up, next to bare `node`, in one run
  * on 127.0.0.1 only, every comparison interleaved (A B A B …, the order
  * flipped every repetition) so that the machine's drift hits both sides:
- *   1. a gateway worker, `node dist/cli/bin.js serve APP --no-arbiter --http
- *      127.0.0.1:0`, from spawn to its first 200 (t0 just before spawn, the
+ *   1. a gateway worker as `up` runs it, `node dist/cli/bin.js serve APP
+ *      --no-arbiter --heartbeat-file F --http 127.0.0.1:0` (the supervisor
+ *      watches its heartbeat: no watchdog thread), from spawn to its first 200 (t0 just before spawn, the
  *      port read from its "ready: http://…" line, t1 the first 200 to GET /),
  *      for (a) a JavaScript app (bench/apps/hello.mjs: no TypeScript loader)
  *      and (b) its TypeScript twin (bench/apps/hello.ts: tsx), against (c) the
@@ -242,10 +243,13 @@ const READY = /ready: http:\/\/([\d.]+):(\d+)/;
 
 // ---------------------------------------------------------------- 1 + 2. one server: spawn -> first 200, then idle RSS
 
+/** A worker's flags as the supervisor gives them: no arbiter, and a heartbeat file instead of the watchdog thread. */
+const AS_UP_RUNS_IT = (kind) => ["--no-arbiter", "--heartbeat-file", path.join(os.tmpdir(), `tsgi-boot-${process.pid}-${kind}.beat`)];
+
 const SERVERS = {
   bare: { label: "bare node:http (node-hello.mjs)", args: () => [NODE_HELLO, `${HOST}:0`] },
-  mjs: { label: "tsgi-stack serve hello.mjs", args: () => [CLI, "serve", APP_MJS, "--no-arbiter", "--http", `${HOST}:0`] },
-  ts: { label: "tsgi-stack serve hello.ts", args: () => [CLI, "serve", APP_TS, "--no-arbiter", "--http", `${HOST}:0`] },
+  mjs: { label: "tsgi-stack serve hello.mjs", args: () => [CLI, "serve", APP_MJS, ...AS_UP_RUNS_IT("mjs"), "--http", `${HOST}:0`] },
+  ts: { label: "tsgi-stack serve hello.ts", args: () => [CLI, "serve", APP_TS, ...AS_UP_RUNS_IT("ts"), "--http", `${HOST}:0`] },
 };
 
 async function bootServer(kind, rep) {
