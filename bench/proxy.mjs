@@ -3,46 +3,57 @@
  * The proxy benchmark: `npm run bench:proxy` (or `node bench/proxy.mjs`).
  * See bench/README.md for what each figure means and the goals.
  *
- * In one run, on 127.0.0.1 only, it puts several front proxies in front of
- * THE SAME two gateway worker processes and loads each with the same wrk:
- *   - our front proxy: the stack's own listener (`tsgi-stack up`, one app,
- *     bench/apps/proxy-app.ts, 2 workers on unix sockets, access_log off);
- *   - nginx from Debian's packages (worker_processes 1, an upstream block with
- *     both worker sockets and keepalive 64, proxy_http_version 1.1, the same
- *     forwarding headers as ours): the baseline of every ratio;
- *   - the candidates for the proxy's hot path, bench/variants/*.mjs:
- *     http-proxy 1.18.1, http-proxy-3, and a minimal undici proxy;
- *   - one more worker of the same app on TCP with no proxy at all, as a
- *     ceiling (not the same process: wrk cannot reach a unix socket).
- * For each: wrk -t1 -c50 on a 6-byte response (req/s, p50, p99; the proxy's
- * RSS sampled meanwhile), wrk -t1 -c1 (p50: the latency the proxy adds), 1 MiB
- * responses with -c10 (MiB/s), 1 MiB uploads with -c10 (bench/upload.lua;
- * MiB/s). Each measurement is taken once per proxy, the proxies one after the
- * other (interleaved, in a rotating order), each after a short warm-up.
- * It prints Markdown tables (figures, ratios to nginx, the goals) and writes
- * bench/results/proxy.json.
+ * In one run, on 127.0.0.1 only, it loads several front proxies with the same
+ * wrk, in three groups:
+ *   1. "one": in front of THE SAME two gateway worker processes (a stack's
+ *      app bench/apps/proxy-app.ts, on unix sockets, access log off), one
+ *      process or thread each: our proxy (`tsgi-stack up`, proxy.workers: 1),
+ *      nginx (worker_processes 1, the baseline), HAProxy (nbthread 1) and
+ *      Caddy (GOMAXPROCS=1) when installed; on request (--add) the hot-path
+ *      variants of bench/variants/ and a third worker with no proxy;
+ *   2. "auto": the same workers, our proxy with proxy.workers: auto (the
+ *      same stack, its config file rewritten: the stack applies it) against
+ *      nginx with worker_processes auto;
+ *   3. "cmd": ONE `command:` app over TCP — bench/apps/node-hello.mjs, a
+ *      plain node:http server on the $PORT the supervisor gives it — in a
+ *      second stack whose proxy writes the access log (combined), against
+ *      nginx proxy_pass to the same server's port (keepalive, access_log on).
+ * Each target is loaded with wrk -t1 -c50 (req/s, p50, p99) and, for the main
+ * pairs, wrk -t1 -c1 (p50); every measurement is repeated --runs times (3),
+ * in rounds, the order rotating, so that every ratio has a spread.
  *
- * Every process it starts is stopped by its pid at the end, on error and on
- * SIGINT/SIGTERM: the stack with SIGINT as a user would (its workers and pm2
- * daemon go with it), nginx with SIGQUIT, the rest with SIGTERM, SIGKILL after
- * a grace period. Then any process whose command line or environment names
- * the temporary directory is SIGKILLed by its pid, and the directory removed.
+ * Our proxy runs in processes of its own (dist/stack/proxy-process.js, forked
+ * by the `up` process): their pids come from `tsgi-stack status --json`'s
+ * `proxies` (checked against the `up` process's children), and the proxy's
+ * RSS and CPU per request are theirs; the `up` (stack) process's RSS is its
+ * own figure, idle and under load.
  *
- * Options: --quick         a smoke check: 2 s / 1 s runs, no waiting for quiet,
- *                          no JSON unless --out
- *          --duration N    seconds of the -c50 small-response run (default 10)
- *          --c1-duration N seconds of the -c1 run (default 5)
- *          --bulk-duration N  seconds of each 1 MiB run, download and upload (default 5)
+ * It prints Markdown tables (figures with their spread, ratios, the goals)
+ * and writes bench/results/proxy.json. Every process it starts is stopped by
+ * its pid at the end, on error and on SIGINT/SIGTERM: the stacks with SIGINT
+ * as a user would (workers, pm2 daemon and proxy processes go with them),
+ * nginx with SIGQUIT, the rest with SIGTERM, SIGKILL after a grace period;
+ * then any process whose command line or environment names the temporary
+ * directory is SIGKILLed by its pid, and the directory removed.
+ *
+ * Options: --runs N        rounds: each measurement N times (default 3)
+ *          --quick         a smoke check: 1 run of 2 s / 1 s, no waiting for quiet, no JSON unless --out
+ *          --duration N    seconds of each -c50 run (default 6)
+ *          --c1-duration N seconds of each -c1 run (default 3)
+ *          --bulk          also 1 MiB downloads and uploads (-c10) in group 1
+ *          --bulk-duration N  seconds of each of those (default 4)
  *          --warmup N      seconds of the warm-up before each measurement (default 1)
- *          --only LIST     proxies to measure besides nginx, comma-separated:
- *                          stack, http-proxy, http-proxy-3, undici, direct (default all);
- *                          writes no JSON unless --out
- *          --nginx-buffering on|off  nginx's proxy_buffering and
- *                          proxy_request_buffering (default on: nginx's defaults)
+ *          --only LIST     these targets only (their baselines are added), comma-separated
+ *          --add LIST      these opt-in targets too: http-proxy, http-proxy-3, undici, direct,
+ *                          cmd-stack-nolog, cmd-nginx-nolog
+ *          --nginx-buffering on|off  nginx's proxy_buffering and proxy_request_buffering (default on)
  *          --out PATH      where the JSON goes (default bench/results/proxy.json)
- *          --quiet-wait N  before each measurement, wait up to N seconds (default 10)
- *                          for other processes to leave the CPUs alone, N x 6 s in
- *                          all at most; a run disturbed anyway is flagged with ⚠
+ *          --quiet-wait N  before each measurement, wait up to N s (default 5) for other
+ *                          processes to leave the CPUs alone; 12 x N s in all at most
+ *          --profile N     no benchmark: profile our proxy process under the group-3 load
+ *                          (wrk -c50 for N s, V8's sampling profiler started and stopped by
+ *                          signal through a NODE_OPTIONS preload) and print where its time goes
+ *          --profile-out PATH  keep that .cpuprofile (open it in Chrome DevTools)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -54,6 +65,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
   CLI,
+  CLK_TCK,
   HOST,
   MiB,
   Proc,
@@ -62,9 +74,9 @@ import {
   WRK,
   alive,
   cpuSeconds,
+  descendants,
   killRunningNow,
   log,
-  machineCpu,
   machineInfo,
   memory,
   parseWrk,
@@ -79,73 +91,67 @@ import {
 } from "./lib.mjs";
 
 const NGINX = process.env.NGINX ?? "/usr/sbin/nginx";
+const HAPROXY = process.env.HAPROXY ?? "/usr/sbin/haproxy";
+const CADDY = process.env.CADDY ?? "/usr/bin/caddy";
 /** iproute2's ss: the worker sockets' send queues tell a proxy that leaves responses unread. */
 const SS = process.env.SS ?? "/usr/bin/ss";
 const APP = "bench/apps/proxy-app.ts";
+const CMD_APP = "bench/apps/node-hello.mjs";
 const UPLOAD_LUA = path.join(ROOT, "bench/upload.lua");
 const WORKERS = 2;
 /** The size of /big's body and of each upload. */
 const BODY = MiB;
 const SMALL_BODY = "hello\n";
-/** The issue's goals for our proxy, against nginx with one worker process. 80 MB is read as 80 MiB (as bench/stack.mjs). */
-const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.0, rss: 80 * MiB };
+const CMD_BODY = "Hello from TSGI: GET /\n";
+/**
+ * The issue's goals for our proxy. The ratios are against nginx with one
+ * worker process, both in front of the same two gateway workers; the RSS
+ * goals are per proxy process (under load) and for the `up` process (idle and
+ * under load). MB read as MiB, as bench/stack.mjs does.
+ */
+const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.1, proxy_rss: 60 * MiB, stack_rss: 80 * MiB };
 /** SIGINT to `up` drains the workers: this long at most before SIGKILL. */
 const STOP_GRACE_MS = 60_000;
-/** The whole run should stay near 5 minutes: options that plan more load than this are refused. */
-const LOAD_LIMIT_S = 240;
+/** The whole run should stay near 6 minutes: options that plan more load than this are refused. */
+const LOAD_LIMIT_S = 300;
 const RSS_SAMPLE_MS = 50;
+const CPUS = os.availableParallelism?.() ?? os.cpus().length;
 
-/** Every proxy this benchmark knows, in the order of its tables. */
-const TARGETS = ["stack", "nginx", "http-proxy", "http-proxy-3", "undici", "direct"];
-const VARIANTS = {
-  "http-proxy": { script: "bench/variants/http-proxy.mjs", label: "http-proxy 1.18.1 (variant)" },
-  "http-proxy-3": { script: "bench/variants/http-proxy-3.mjs", label: "http-proxy-3 (variant)" },
-  undici: { script: "bench/variants/undici.mjs", label: "undici Pool (variant)" },
-};
+// ---------------------------------------------------------------- options
 
 const { values: flags } = parseArgs({
   options: {
+    runs: { type: "string" },
     quick: { type: "boolean", default: false },
     duration: { type: "string" },
     "c1-duration": { type: "string" },
+    bulk: { type: "boolean", default: false },
     "bulk-duration": { type: "string" },
     warmup: { type: "string" },
     only: { type: "string" },
+    add: { type: "string" },
     "nginx-buffering": { type: "string", default: "on" },
     out: { type: "string" },
     "quiet-wait": { type: "string" },
+    profile: { type: "string" },
+    "profile-out": { type: "string" },
   },
 });
 const QUICK = flags.quick;
-const SMALL_S = wholeSeconds(flags.duration ?? (QUICK ? "2" : "10"), "--duration");
-const C1_S = wholeSeconds(flags["c1-duration"] ?? (QUICK ? "1" : "5"), "--c1-duration");
-const BULK_S = wholeSeconds(flags["bulk-duration"] ?? (QUICK ? "1" : "5"), "--bulk-duration");
-const WARMUP_S = wholeSeconds(flags.warmup ?? "1", "--warmup");
-const QUIET_WAIT_S = /^\d+$/.test(flags["quiet-wait"] ?? "x") ? Number(flags["quiet-wait"]) : flags["quiet-wait"] === undefined ? (QUICK ? 0 : 10) : fail(`--quiet-wait ${flags["quiet-wait"]}: expected a whole number of seconds`);
+const RUNS = boundedInt(flags.runs ?? (QUICK ? "1" : "3"), "--runs", 1, 10);
+const SMALL_S = boundedInt(flags.duration ?? (QUICK ? "2" : "6"), "--duration", 1, 60);
+const C1_S = boundedInt(flags["c1-duration"] ?? (QUICK ? "1" : "3"), "--c1-duration", 1, 60);
+const BULK_S = boundedInt(flags["bulk-duration"] ?? (QUICK ? "1" : "4"), "--bulk-duration", 1, 60);
+const WARMUP_S = boundedInt(flags.warmup ?? "1", "--warmup", 1, 60);
+const QUIET_WAIT_S = flags["quiet-wait"] === undefined ? (QUICK ? 0 : 5) : boundedInt(flags["quiet-wait"], "--quiet-wait", 0, 600);
 /** All the waiting for quiet together stays within this: the run must end in reasonable time on a busy machine. */
-const QUIET_BUDGET_S = QUIET_WAIT_S * 6;
+const QUIET_BUDGET_S = QUIET_WAIT_S * 12;
+const PROFILE_S = flags.profile === undefined ? undefined : boundedInt(flags.profile, "--profile", 1, 60);
 if (!["on", "off"].includes(flags["nginx-buffering"])) fail(`--nginx-buffering ${flags["nginx-buffering"]}: on or off`);
 const NGINX_BUFFERING = flags["nginx-buffering"] === "on";
-const ONLY = flags.only ? flags.only.split(",").map((name) => name.trim()) : undefined;
-for (const name of ONLY ?? []) if (!TARGETS.includes(name)) fail(`--only ${flags.only}: the proxies are ${TARGETS.join(", ")}`);
-/** nginx is the baseline of every ratio: always measured. */
-const SELECTED = TARGETS.filter((name) => name === "nginx" || !ONLY || ONLY.includes(name));
-const OUT = flags.out ?? (QUICK || ONLY ? undefined : path.join(ROOT, "bench/results/proxy.json"));
 
-/** The measurements, each taken once per proxy. */
-const KINDS = [
-  { key: "small", label: `GET / (${SMALL_BODY.length} bytes), -c50`, connections: 50, seconds: SMALL_S, target: "/" },
-  { key: "c1", label: "GET / at concurrency 1, -c1", connections: 1, seconds: C1_S, target: "/" },
-  { key: "big", label: "GET /big (1 MiB responses), -c10", connections: 10, seconds: BULK_S, target: "/big", bytes: BODY },
-  { key: "upload", label: "POST /upload (1 MiB bodies), -c10", connections: 10, seconds: BULK_S, target: "/upload", script: UPLOAD_LUA, bytes: BODY },
-];
-const PLANNED_LOAD_S = SELECTED.length * KINDS.reduce((sum, kind) => sum + kind.seconds + WARMUP_S, 0);
-if (PLANNED_LOAD_S > LOAD_LIMIT_S) {
-  fail(`${PLANNED_LOAD_S} s of wrk planned (${SELECTED.length} proxies x (${KINDS.map((k) => k.seconds).join(" + ")} s + ${KINDS.length} warm-ups of ${WARMUP_S} s)): above the ${LOAD_LIMIT_S} s limit; shorten the runs or use --only`);
-}
-
-function wholeSeconds(value, flag) {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 60) fail(`${flag} ${value}: expected a whole number of seconds from 1 to 60 (wrk takes whole seconds)`);
+function boundedInt(value, flag, min, max) {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) fail(`${flag} ${value}: expected a whole number from ${min} to ${max}`);
   return Number(value);
 }
 
@@ -156,23 +162,82 @@ function fail(message) {
 
 const round = (n, digits = 0) => (n === undefined || Number.isNaN(n) ? undefined : +n.toFixed(digits));
 
+// ---------------------------------------------------------------- the targets
+
+/** The measurements. `bulk` ones only with --bulk, and only where the app has /big and /upload. */
+const KINDS = {
+  small: { key: "small", label: "GET /, -c50", connections: 50, seconds: SMALL_S, target: "/" },
+  c1: { key: "c1", label: "GET / at concurrency 1, -c1", connections: 1, seconds: C1_S, target: "/" },
+  big: { key: "big", label: "GET /big (1 MiB responses), -c10", connections: 10, seconds: BULK_S, target: "/big", bytes: BODY },
+  upload: { key: "upload", label: "POST /upload (1 MiB bodies), -c10", connections: 10, seconds: BULK_S, target: "/upload", script: UPLOAD_LUA, bytes: BODY },
+};
+const BULK = flags.bulk ? ["big", "upload"] : [];
+
+/**
+ * Every target: its group (which upstream and which stack setting it needs),
+ * its baseline for the ratios, its measurements, and whether it runs by
+ * default. A target whose binary is missing is skipped, and the output says so.
+ */
+const TARGETS = {
+  stack: { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "ours, proxy.workers: 1" },
+  nginx: { group: "one", kinds: ["small", "c1", ...BULK], label: "nginx, worker_processes 1" },
+  haproxy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "HAProxy, nbthread 1", binary: HAPROXY },
+  caddy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "Caddy, GOMAXPROCS=1", binary: CADDY },
+  "http-proxy": { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "http-proxy 1.18.1 (variant)", optIn: true, script: "bench/variants/http-proxy.mjs" },
+  "http-proxy-3": { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "http-proxy-3 (variant)", optIn: true, script: "bench/variants/http-proxy-3.mjs" },
+  undici: { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "undici Pool (variant)", optIn: true, script: "bench/variants/undici.mjs" },
+  direct: { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "no proxy: a 3rd worker on TCP (ceiling)", optIn: true },
+  "stack-auto": { group: "auto", baseline: "nginx-auto", kinds: ["small"], label: `ours, proxy.workers: auto (${CPUS})` },
+  "nginx-auto": { group: "auto", kinds: ["small"], label: `nginx, worker_processes auto (${CPUS})` },
+  "cmd-stack": { group: "cmd", baseline: "cmd-nginx", kinds: ["small", "c1"], label: "ours, proxy.workers: 1, access_log: combined" },
+  "cmd-nginx": { group: "cmd", kinds: ["small", "c1"], label: "nginx, worker_processes 1, access_log on" },
+  "cmd-stack-nolog": { group: "cmd-nolog", baseline: "cmd-nginx-nolog", kinds: ["small"], label: "ours, proxy.workers: 1, access_log: off", optIn: true },
+  "cmd-nginx-nolog": { group: "cmd-nolog", kinds: ["small"], label: "nginx, worker_processes 1, access_log off", optIn: true },
+};
+const GROUPS = {
+  one: `1. ${WORKERS} gateway workers (bench/apps/proxy-app.ts) on unix sockets, access log off; one process (thread) per proxy`,
+  auto: `2. the same ${WORKERS} gateway workers; one proxy process (worker) per CPU: ${CPUS} here`,
+  cmd: "3. ONE `command:` app over TCP (bench/apps/node-hello.mjs on $PORT), access log on",
+  "cmd-nolog": "3b. the same `command:` app, access log off (diagnosis)",
+};
+/** Which stack a group loads, and the stack settings it needs. */
+const STACK_OF_GROUP = { one: { stack: "a", proxyWorkers: "1" }, auto: { stack: "a", proxyWorkers: "auto" }, cmd: { stack: "b", accessLog: "combined" }, "cmd-nolog": { stack: "b", accessLog: "off" } };
+
+function listOption(value, flag) {
+  const names = value ? value.split(",").map((name) => name.trim()).filter(Boolean) : undefined;
+  for (const name of names ?? []) if (!TARGETS[name]) fail(`${flag} ${value}: the targets are ${Object.keys(TARGETS).join(", ")}`);
+  return names;
+}
+const ONLY = listOption(flags.only, "--only");
+const ADD = listOption(flags.add, "--add") ?? [];
+const wanted = new Set(ONLY ?? Object.keys(TARGETS).filter((key) => !TARGETS[key].optIn));
+for (const key of ADD) wanted.add(key);
+for (const key of [...wanted]) if (TARGETS[key].baseline) wanted.add(TARGETS[key].baseline);
+/** Targets whose program is not installed: said at the start, in the tables and in the JSON. */
+const MISSING = Object.fromEntries([...wanted].filter((key) => TARGETS[key].binary && !existsSync(TARGETS[key].binary)).map((key) => [key, TARGETS[key].binary]));
+const SELECTED = Object.keys(TARGETS).filter((key) => wanted.has(key) && !MISSING[key]);
+const OUT = flags.out ?? (QUICK || ONLY || ADD.length || PROFILE_S ? undefined : path.join(ROOT, "bench/results/proxy.json"));
+
+const PLANNED_LOAD_S = RUNS * SELECTED.reduce((sum, key) => sum + TARGETS[key].kinds.reduce((s, kind) => s + KINDS[kind].seconds + WARMUP_S, 0), 0);
+if (PROFILE_S === undefined && PLANNED_LOAD_S > LOAD_LIMIT_S) {
+  fail(`${PLANNED_LOAD_S} s of wrk planned (${SELECTED.length} targets, ${RUNS} runs): above the ${LOAD_LIMIT_S} s limit; fewer --runs, shorter runs, or --only`);
+}
+
 // ---------------------------------------------------------------- processes
 
-/** The temporary directory: the stack's config and state dir (its sockets), nginx's prefix. */
+/** The temporary directory: the stacks' configs and state dirs (their sockets), nginx's, HAProxy's and Caddy's files. */
 let tmpDir;
-
-
 
 /** What had to be SIGKILLed at cleanup (the JSON records it). */
 let leftRunning = [];
 
-/** At the end, on error or on a signal: the stack (SIGINT), nginx (SIGQUIT), the rest (SIGTERM); then nothing may be left. Runs once. */
+/** At the end, on error or on a signal: the proxies in front (nginx SIGQUIT, the rest SIGTERM), then the stacks (SIGINT); then nothing may be left. Runs once. */
 let stopping;
 const stopAll = () => (stopping ??= stopEverything());
 
 async function stopEverything() {
   const started = performance.now();
-  // The proxies in front first (they hold kept-alive connections to the workers), then the stack.
+  // The proxies in front first (they hold kept-alive connections to the workers), then the stacks.
   const procs = [...running];
   await Promise.all([
     ...procs.filter((proc) => proc.isNginx).map((proc) => proc.stop("SIGQUIT", 10_000)),
@@ -186,7 +251,7 @@ async function stopEverything() {
   if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 }
 
-/** Last resort on exit: nothing we started outlives us, nor anything of the stack. */
+/** Last resort on exit: nothing we started outlives us, nor anything of the stacks. */
 function killAllNow() {
   killRunningNow();
   if (tmpDir) {
@@ -214,18 +279,16 @@ function request(port, target, { method = "GET", body, timeoutMs = 10_000 } = {}
   });
 }
 
-/** Ports the kernel considers free right now (bound to 0 together, then closed). */
-async function freePorts(count) {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise((resolve, reject) => {
-      const server = net.createServer();
-      server.once("error", reject);
-      server.listen(0, HOST, () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => server.address().port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
+/** A port the kernel considers free right now (bound to 0, then closed). */
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, HOST, resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 function canConnect(port) {
@@ -239,31 +302,47 @@ function canConnect(port) {
   });
 }
 
-// ---------------------------------------------------------------- the stack (the workers, and our proxy)
+// ---------------------------------------------------------------- the stacks (the workers, and our proxy)
 
 const SERVING = /^tsgi-stack: serving on http:\/\/([^/\s]+)\//m;
 
-function writeStackConfig(config, state) {
-  const text = `# written by bench/proxy.mjs
-state_dir: ${JSON.stringify(state)}
+/**
+ * The two stacks: "a" runs the gateway workers of groups 1 and 2 (unix
+ * sockets, access log off; proxy.workers switched between 1 and auto), "b"
+ * the `command:` app of group 3 (TCP, access log on or off).
+ */
+function stackConfigText(stack) {
+  const proxy = `state_dir: ${JSON.stringify(stack.state)}
 proxy:
   listen: ["${HOST}:0"]
   admin: "${HOST}:0"
-  access_log: off
+  workers: ${stack.proxyWorkers}
+  access_log: ${stack.accessLog === "off" ? '"off"' : stack.accessLog}
   limits: { client_max_body_size: 2m }
 apps:
-  bench:
+`;
+  if (stack.name === "a") {
+    return `# written by bench/proxy.mjs: the gateway workers of groups 1 and 2
+${proxy}  bench:
     module: ${JSON.stringify(path.join(ROOT, APP))}
     interface: tsgi
     instances: ${WORKERS}
     routes: [{ path: / }]
     cwd: ${JSON.stringify(ROOT)}
 `;
-  writeFileSync(config, text);
-  return text;
+  }
+  // The supervisor gives a command app its port in $PORT (a free loopback port); the shell expands it.
+  const command = `'${process.execPath}' '${path.join(ROOT, CMD_APP)}' ${HOST}:$PORT`;
+  return `# written by bench/proxy.mjs: the \`command:\` app of group 3
+${proxy}  hello:
+    command: ${JSON.stringify(command)}
+    instances: 1
+    routes: [{ path: / }]
+    cwd: ${JSON.stringify(ROOT)}
+`;
 }
 
-/** `tsgi-stack status --json -c FILE`: the command itself, as a user would find the workers. */
+/** `tsgi-stack status --json -c FILE`: the command itself, as a user would find the workers and the proxy processes. */
 async function statusCli(config) {
   const proc = new Proc("tsgi-stack status", process.execPath, [CLI, "status", "--json", "-c", config]);
   await proc.exitWithin(30_000);
@@ -271,50 +350,116 @@ async function statusCli(config) {
   return JSON.parse(proc.stdout);
 }
 
-/** `tsgi-stack up -c FILE`; resolves once it serves and both workers are ready, with their pids and socket paths. */
-async function startStack() {
-  const config = path.join(tmpDir, "stack.yaml");
-  const state = path.join(tmpDir, "state");
-  const configText = writeStackConfig(config, state);
-  const started = performance.now();
-  const proc = new Proc("tsgi-stack up", process.execPath, [CLI, "up", "-c", config]);
-  proc.isStack = true;
-  const [, address] = await proc.waitFor(SERVING, 90_000, "serving on");
-  const port = Number(address.split(":").pop());
-  for (let attempt = 1; ; attempt++) {
-    const status = await statusCli(config);
-    const workers = (status.workers ?? []).filter((row) => row.app === "bench");
-    if (workers.length === WORKERS && workers.every((row) => row.state === "ready" && row.pid && row.address?.kind === "unix")) {
-      proc.recordDescendants();
-      const ms = Math.round(performance.now() - started);
-      log(`  stack: \`up\` pid ${proc.pid}, proxy on ${HOST}:${port}, workers ${workers.map((w) => `${w.pid} on ${w.address.path}`).join(", ")} (${ms} ms)`);
-      return {
-        proc,
-        port,
-        config,
-        configText,
-        workers: workers.map((row) => ({ slot: row.slot, pid: row.pid, started: startTime(row.pid), socket: row.address.path })),
-      };
+/** The `up` process's children that run the proxy (dist/stack/proxy-process.js): pid -> start time. */
+function proxyChildren(upPid) {
+  const found = new Map();
+  for (const [pid, started] of descendants(upPid)) {
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      continue;
     }
-    if (attempt >= 20) throw new Error(`the stack serves but its workers are not all ready on unix sockets: ${JSON.stringify(workers)}`);
-    await sleep(500);
+    if (cmdline.includes("proxy-process.js")) found.set(pid, started);
+  }
+  return found;
+}
+
+/**
+ * Waits until the stack runs exactly `count` proxy processes, all ready in
+ * `status --json`, and they are the `up` process's proxy-process.js children;
+ * records their pids (and start times, to tell a replacement) on the stack.
+ */
+async function settleProxies(stack, count, what) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await statusCli(stack.config);
+    const proxies = status.proxies ?? [];
+    const children = proxyChildren(stack.proc.pid);
+    const ready = proxies.length === count && proxies.every((p) => p.state === "ready" && children.has(p.pid));
+    if (ready && children.size === count) {
+      stack.proxies = proxies.map((p) => ({ index: p.index, pid: p.pid, started: children.get(p.pid), restarts: p.restarts }));
+      stack.proc.recordDescendants();
+      return status;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`stack ${stack.name}: ${what}: status shows proxies ${JSON.stringify(proxies)}, the \`up\` process's proxy-process.js children are ${[...children.keys()].join(", ") || "none"} (expected ${count})`);
+    }
+    await sleep(300);
   }
 }
 
-// ---------------------------------------------------------------- nginx
+/** `tsgi-stack up -c FILE`; resolves once it serves, its workers are ready and its proxy processes are known. */
+async function startStack(stack) {
+  writeFileSync(stack.config, stackConfigText(stack));
+  const started = performance.now();
+  const proc = new Proc(`tsgi-stack up (${stack.name})`, process.execPath, [CLI, "up", "-c", stack.config], { env: stack.env });
+  proc.isStack = true;
+  stack.proc = proc;
+  const [, address] = await proc.waitFor(SERVING, 90_000, "serving on");
+  stack.port = Number(address.split(":").pop());
+  const kind = stack.name === "a" ? "unix" : "tcp";
+  for (let attempt = 1; ; attempt++) {
+    const status = await statusCli(stack.config);
+    const workers = (status.workers ?? []).filter((row) => row.app === stack.app);
+    if (workers.length === stack.instances && workers.every((row) => row.state === "ready" && row.pid && row.address?.kind === kind)) {
+      stack.workers = workers.map((row) => ({ slot: row.slot, pid: row.pid, started: startTime(row.pid), address: row.address, socket: row.address.path, port: row.address.port }));
+      break;
+    }
+    if (attempt >= 40) throw new Error(`stack ${stack.name} serves but its workers are not all ready on ${kind}: ${JSON.stringify(workers)}`);
+    await sleep(500);
+  }
+  await settleProxies(stack, proxyCount(stack), "at start");
+  const ms = Math.round(performance.now() - started);
+  const where = (w) => (w.address.kind === "unix" ? w.address.path : `${w.address.host}:${w.address.port}`);
+  log(`  stack ${stack.name}: \`up\` pid ${proc.pid}, proxy process(es) ${stack.proxies.map((p) => p.pid).join(", ")} on ${HOST}:${stack.port}, worker(s) ${stack.workers.map((w) => `${w.pid} on ${where(w)}`).join(", ")} (${ms} ms)`);
+  return stack;
+}
 
-function nginxConf(dir, port, sockets) {
+/** How many proxy processes the stack's proxy.workers asks for (auto: one per CPU, as the stack counts them). */
+const proxyCount = (stack) => (stack.proxyWorkers === "auto" ? CPUS : Number(stack.proxyWorkers));
+
+/** Rewrites the stack's config file (the stack applies a saved change by itself) and waits until its proxy processes match. */
+async function reconfigureStack(stack, change) {
+  const before = { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog };
+  Object.assign(stack, change);
+  if (stack.proxyWorkers === before.proxyWorkers && stack.accessLog === before.accessLog) return;
+  const started = performance.now();
+  const linesBefore = stack.proc.lines.length;
+  writeFileSync(stack.config, stackConfigText(stack));
+  // The stack says "config: …" once it has applied the saved file (an older such line does not count).
+  for (const limit = Date.now() + 20_000; !stack.proc.lines.slice(linesBefore).some((line) => /config: /.test(line.text)); ) {
+    if (Date.now() > limit) throw new Error(`stack ${stack.name}: no "config:" line within 20 s of writing proxy.workers: ${stack.proxyWorkers}, access_log: ${stack.accessLog}`);
+    await sleep(100);
+  }
+  await settleProxies(stack, proxyCount(stack), `after proxy.workers: ${stack.proxyWorkers}`);
+  const ms = Math.round(performance.now() - started);
+  stack.reconfigurations.push({ from: before, to: { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog }, ms, proxies: stack.proxies.map((p) => p.pid) });
+  log(`  stack ${stack.name}: proxy.workers: ${stack.proxyWorkers}, access_log: ${stack.accessLog} -> proxy process(es) ${stack.proxies.map((p) => p.pid).join(", ")} (${ms} ms)`);
+}
+
+// ---------------------------------------------------------------- nginx, HAProxy, Caddy
+
+/** The forwarding headers our proxy sets (src/proxy/server.ts), in nginx's words. */
+const NGINX_FORWARDING = `      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id always;`;
+
+function nginxConf(dir, port, { servers, workers, accessLog }) {
   const user = process.getuid?.() === 0 ? "user root root;\n" : "";
   const buffering = NGINX_BUFFERING ? "" : "\n      proxy_buffering off;\n      proxy_request_buffering off;";
   return `# written by bench/proxy.mjs
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${workers};
 ${user}pid ${dir}/nginx.pid;
 error_log ${dir}/error.log error;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  access_log ${accessLog ? `${dir}/access.log combined` : "off"};
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -324,8 +469,8 @@ http {
   # Our proxy does not cap the requests of a client connection: neither does nginx here (its default is 1000).
   keepalive_requests 1000000;
 
-  upstream tsgi_workers {
-${sockets.map((socket) => `    server unix:${socket};`).join("\n")}
+  upstream workers {
+${servers.map((server) => `    server ${server};`).join("\n")}
     keepalive 64;
     # Below the workers' 5 s idle timeout, as our proxy's upstream_keepalive_timeout (4 s).
     keepalive_timeout 4s;
@@ -334,51 +479,156 @@ ${sockets.map((socket) => `    server unix:${socket};`).join("\n")}
   server {
     listen ${HOST}:${port};
     location / {
-      proxy_pass http://tsgi_workers;
+      proxy_pass http://workers;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       # The forwarding headers our proxy sets (src/proxy/server.ts).
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $http_host;
-      proxy_set_header X-Request-Id $request_id;
-      add_header X-Request-Id $request_id always;${buffering}
+${NGINX_FORWARDING}${buffering}
     }
   }
 }
 `;
 }
 
-/** Starts nginx in front of the workers' sockets; picks another port if the one found free was taken meanwhile. */
-async function startNginx(sockets) {
-  const dir = path.join(tmpDir, "nginx");
+/** HAProxy in front of the workers: one thread, keep-alive both ways, the same forwarding headers. */
+function haproxyConf(dir, port, sockets) {
+  return `# written by bench/proxy.mjs
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 60s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+  # Reuse idle connections to the workers for any request, as nginx's keepalive and ours do.
+  http-reuse always
+frontend bench
+  bind ${HOST}:${port}
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
+  unique-id-header X-Request-Id
+  http-response set-header X-Request-Id %[unique-id]
+  default_backend workers
+backend workers
+  balance roundrobin
+  # Idle connections to a worker go before its 5 s keep-alive timeout closes them.
+${sockets.map((socket, i) => `  server w${i} ${socket} pool-max-conn 64 pool-purge-delay 4s`).join("\n")}
+`;
+}
+
+/** Caddy in front of the workers: its admin API and automatic HTTPS off, nothing written outside the temporary directory. */
+function caddyConf(dir, port, sockets) {
+  // Indented with tabs, as \`caddy fmt\` writes it (Caddy warns about anything else).
+  return `# written by bench/proxy.mjs
+{
+	admin off
+	auto_https off
+}
+
+http://${HOST}:${port} {
+	bind ${HOST}
+	reverse_proxy ${sockets.map((socket) => `unix/${socket}`).join(" ")} {
+		lb_policy round_robin
+		header_up X-Request-Id {http.request.uuid}
+		transport http {
+			keepalive 4s
+			keepalive_idle_conns_per_host 64
+		}
+	}
+	header X-Request-Id {http.request.uuid}
+}
+`;
+}
+
+/**
+ * Starts a server that cannot listen on port 0 (nginx, HAProxy, Caddy) on a
+ * port found free, and picks another if the port was taken meanwhile.
+ */
+async function startOnFreePort(name, dir, write, spawnIt) {
   for (let attempt = 1; attempt <= 5; attempt++) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const [port] = await freePorts(1);
-    const conf = path.join(dir, "nginx.conf");
-    const confText = nginxConf(dir, port, sockets);
-    writeFileSync(conf, confText);
-    const proc = new Proc("nginx", NGINX, ["-p", `${dir}/`, "-c", conf, "-e", `${dir}/error.log`]);
-    proc.isNginx = true;
-    for (const started = Date.now(); Date.now() - started < 10_000 && !proc.done && !(await canConnect(port)); ) await sleep(50);
-    let error;
+    const port = await freePort();
+    const confText = write(port);
+    const proc = spawnIt();
+    for (const started = Date.now(); Date.now() - started < 15_000 && !proc.done && !(await canConnect(port)); ) await sleep(50);
     if (!proc.done && (await canConnect(port))) {
       proc.recordDescendants();
-      // worker_processes 1: the master's one child is the worker that serves.
-      const workerPid = [...proc.descendants.keys()][0];
-      log(`  nginx: master pid ${proc.pid}, worker pid ${workerPid}, on ${HOST}:${port}`);
-      return { proc, port, workerPid, dir, confText };
+      return { proc, port, dir, confText };
     }
-    error = proc.done ? `nginx ${proc.describeExit()}` : "nginx did not start listening within 10 s";
+    const error = proc.done ? `${name} ${proc.describeExit()}` : `${name} did not start listening within 15 s`;
     const errorLog = existsSync(`${dir}/error.log`) ? readFileSync(`${dir}/error.log`, "utf8") : "";
-    await proc.stop("SIGQUIT", 5000);
-    const detail = `${proc.stderr}${errorLog}`;
-    if (!/Address already in use|bind\(\)/.test(detail)) throw new Error(`${error}:\n${detail}`);
-    log(`  nginx could not bind (attempt ${attempt}), picking another port`);
+    await proc.stop(proc.isNginx ? "SIGQUIT" : "SIGTERM", 5000);
+    const detail = `${proc.stderr}${proc.stdout.slice(-2000)}${errorLog}`;
+    if (!/Address already in use|bind\(\)|cannot bind/i.test(detail)) throw new Error(`${error}:\n${detail}`);
+    log(`  ${name} could not bind (attempt ${attempt}), picking another port`);
   }
-  throw new Error("nginx could not bind a free port in 5 attempts");
+  throw new Error(`${name} could not bind a free port in 5 attempts`);
+}
+
+async function startNginx(key, { servers, workers, accessLog }) {
+  const dir = path.join(tmpDir, key);
+  const conf = path.join(dir, "nginx.conf");
+  const started = await startOnFreePort(
+    key,
+    dir,
+    (port) => {
+      const text = nginxConf(dir, port, { servers, workers, accessLog });
+      writeFileSync(conf, text);
+      return text;
+    },
+    () => {
+      const proc = new Proc(key, NGINX, ["-p", `${dir}/`, "-c", conf, "-e", `${dir}/error.log`]);
+      proc.isNginx = true;
+      return proc;
+    },
+  );
+  log(`  ${key}: master pid ${started.proc.pid}, worker pid(s) ${[...started.proc.descendants.keys()].join(", ")}, on ${HOST}:${started.port}`);
+  return started;
+}
+
+async function startHaproxy(sockets) {
+  const dir = path.join(tmpDir, "haproxy");
+  const conf = path.join(dir, "haproxy.cfg");
+  const started = await startOnFreePort(
+    "haproxy",
+    dir,
+    (port) => {
+      const text = haproxyConf(dir, port, sockets);
+      writeFileSync(conf, text);
+      return text;
+    },
+    // -db: foreground, no daemon; -Ws would fork a master: one process is simpler to measure.
+    () => new Proc("haproxy", HAPROXY, ["-db", "-f", conf]),
+  );
+  log(`  haproxy: pid ${started.proc.pid}, on ${HOST}:${started.port}`);
+  return started;
+}
+
+async function startCaddy(sockets) {
+  const dir = path.join(tmpDir, "caddy");
+  const conf = path.join(dir, "Caddyfile");
+  const started = await startOnFreePort(
+    "caddy",
+    dir,
+    (port) => {
+      const text = caddyConf(dir, port, sockets);
+      writeFileSync(conf, text);
+      return text;
+    },
+    () =>
+      new Proc("caddy", CADDY, ["run", "--config", conf, "--adapter", "caddyfile"], {
+        // One Go P, as nginx's one worker; its data and config folders inside the temporary directory.
+        env: { GOMAXPROCS: "1", HOME: dir, XDG_DATA_HOME: path.join(dir, "data"), XDG_CONFIG_HOME: path.join(dir, "config") },
+      }),
+  );
+  log(`  caddy: pid ${started.proc.pid}, on ${HOST}:${started.port}`);
+  return started;
 }
 
 // ---------------------------------------------------------------- the variants and the direct worker
@@ -386,11 +636,10 @@ async function startNginx(sockets) {
 const READY_URL = /ready: http:\/\/[^:\s]+:(\d+)/;
 
 async function startVariant(key, sockets) {
-  const { script, label } = VARIANTS[key];
-  const proc = new Proc(key, process.execPath, [path.join(ROOT, script), `${HOST}:0`, ...sockets]);
+  const proc = new Proc(key, process.execPath, [path.join(ROOT, TARGETS[key].script), `${HOST}:0`, ...sockets]);
   const [line, port] = await proc.waitFor(READY_URL, 20_000, "ready");
   log(`  ${key}: pid ${proc.pid}, ${line}`);
-  return { proc, port: Number(port), label };
+  return { proc, port: Number(port) };
 }
 
 /** One more worker of the same app, on TCP, with no proxy: the ceiling (`serve --no-arbiter`: this process is the worker). */
@@ -405,12 +654,17 @@ async function startDirect() {
 // ---------------------------------------------------------------- checks
 
 /**
- * Before any load: each proxy answers / , /big and /upload right, and the
- * worker behind it receives the forwarding headers ours sends. A proxy that
+ * Before any load: each target answers right, and (gateway workers) the
+ * worker behind it receives the forwarding headers ours sends. A target that
  * answers wrong is not measured.
  */
 async function checkTarget(target) {
   const problems = [];
+  if (target.group === "cmd" || target.group === "cmd-nolog") {
+    const answer = await request(target.port, "/");
+    if (answer.error || answer.status !== 200 || answer.body.toString() !== CMD_BODY) problems.push(`GET / -> ${answer.error ?? `${answer.status} ${JSON.stringify(answer.body.toString().slice(0, 80))}`}`);
+    return { ok: problems.length === 0, problems, headers: { response_x_request_id: answer.headers?.["x-request-id"] !== undefined } };
+  }
   const small = await request(target.port, "/");
   if (small.error || small.status !== 200 || small.body.toString() !== SMALL_BODY) problems.push(`GET / -> ${small.error ?? `${small.status} ${JSON.stringify(small.body.toString().slice(0, 80))}`}`);
   const big = await request(target.port, "/big");
@@ -443,8 +697,8 @@ async function checkTarget(target) {
 
 let loadSpent = 0;
 let quietSpent = 0;
-/** The stack's workers as first found ({ slot, pid, started }): checked after every run. */
-let stackWorkers = [];
+/** Every stack worker as first found ({ stack, slot, pid, started }): checked after every run. */
+let allWorkers = [];
 
 /** The load of the rest of the machine before a measurement, waiting for quiet within the run's budget. */
 async function quietBefore(what) {
@@ -455,6 +709,28 @@ async function quietBefore(what) {
   return round(load, 2);
 }
 
+/** A pid's private (anonymous) resident memory in bytes, from /proc/PID/status: RSS less the shared file pages (node's own binary, about 43 MiB, in every node process). */
+function anonOf(pid) {
+  try {
+    return Number(/^RssAnon:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) * 1024 || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The machine's CPU time so far, in seconds over all CPUs: busy (as lib.mjs's
+ * machineCpu) and, apart, the interrupt and softirq time within it. Loopback
+ * TCP and unix-socket traffic is processed in softirq context, charged to no
+ * process: under this benchmark's own load it is 0.1 to 0.3 CPUs, which must
+ * not count as "other processes".
+ */
+function machineCpuDetail() {
+  const values = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = values.reduce((a, b) => a + b, 0);
+  return { busy: (total - values[3] - values[4]) / CLK_TCK, interrupts: (values[5] + values[6]) / CLK_TCK };
+}
+
 const sumOf = (pids, read) => pids.reduce((sum, pid) => sum + (read(pid) ?? 0), 0);
 const rssOf = (pids) => sumOf(pids, (pid) => memory(pid)?.rss);
 const cpuOf = (pids) => sumOf(pids, cpuSeconds);
@@ -462,19 +738,37 @@ const cpuOf = (pids) => sumOf(pids, cpuSeconds);
 const SIZE_UNITS = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
 /**
- * One wrk run against a target, bounded in time: wrk's figures, the proxy's
- * peak RSS (sampled every 50 ms), the CPU time per request of the proxy and of
- * the workers, and what the rest of the machine took meanwhile.
+ * One wrk run against a target, bounded in time: wrk's figures; the proxy
+ * processes' RSS sampled every 50 ms (the peak of each, and of their sum),
+ * the `up` process's likewise; the CPU time per request of the proxy
+ * processes (each, and in all), of the `up` process and of the upstream; and
+ * what the rest of the machine took meanwhile.
  */
 async function wrk(target, kind, seconds, label) {
   const args = ["-t1", `-c${kind.connections}`, `-d${seconds}s`, "--latency", ...(kind.script ? ["-s", kind.script] : []), `http://${HOST}:${target.port}${kind.target}`];
   const proxyPids = target.proxyPids();
-  const workerPids = target.workerPids;
-  const proxyCpuBefore = cpuOf(proxyPids);
-  const workersCpuBefore = cpuOf(workerPids);
-  const machineBefore = machineCpu();
-  let peakRss = rssOf(proxyPids);
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(proxyPids))), RSS_SAMPLE_MS);
+  const stackPids = target.stackPids();
+  const upstreamPids = target.upstreamPids;
+  const cpuEach = (pids) => pids.map((pid) => cpuSeconds(pid) ?? 0);
+  const proxyCpuBefore = cpuEach(proxyPids);
+  const stackCpuBefore = cpuOf(stackPids);
+  const upstreamCpuBefore = cpuOf(upstreamPids);
+  const machineBefore = machineCpuDetail();
+  const peakEach = proxyPids.map((pid) => memory(pid)?.rss ?? 0);
+  const anonEach = proxyPids.map((pid) => anonOf(pid) ?? 0);
+  let peakSum = rssOf(proxyPids);
+  let stackPeak = rssOf(stackPids);
+  const sampler = setInterval(() => {
+    let sum = 0;
+    proxyPids.forEach((pid, i) => {
+      const rss = memory(pid)?.rss ?? 0;
+      peakEach[i] = Math.max(peakEach[i], rss);
+      anonEach[i] = Math.max(anonEach[i], anonOf(pid) ?? 0);
+      sum += rss;
+    });
+    peakSum = Math.max(peakSum, sum);
+    if (stackPids.length) stackPeak = Math.max(stackPeak, rssOf(stackPids));
+  }, RSS_SAMPLE_MS);
   const started = performance.now();
   const proc = new Proc(`wrk ${label}`, WRK, args);
   let wrkCpu = 0;
@@ -484,9 +778,13 @@ async function wrk(target, kind, seconds, label) {
   clearInterval(sampler);
   const elapsed = (performance.now() - started) / 1000;
   loadSpent += elapsed;
-  const proxyCpu = cpuOf(proxyPids) - proxyCpuBefore;
-  const workersCpu = cpuOf(workerPids) - workersCpuBefore;
-  const machineBusy = machineCpu().busy - machineBefore.busy;
+  const proxyCpuEach = cpuEach(proxyPids).map((cpu, i) => cpu - proxyCpuBefore[i]);
+  const proxyCpu = proxyCpuEach.reduce((a, b) => a + b, 0);
+  const stackCpu = cpuOf(stackPids) - stackCpuBefore;
+  const upstreamCpu = cpuOf(upstreamPids) - upstreamCpuBefore;
+  const machineAfter = machineCpuDetail();
+  const machineBusy = machineAfter.busy - machineBefore.busy;
+  const interrupts = machineAfter.interrupts - machineBefore.interrupts;
   const command = `wrk ${args.join(" ")}`;
   if (proc.exitCode !== 0) return { command, failed: `wrk ${proc.describeExit()}: ${(proc.stderr || proc.stdout).trim().slice(-500)}` };
   const result = parseWrk(proc.stdout);
@@ -508,31 +806,47 @@ async function wrk(target, kind, seconds, label) {
       result.errors += 1;
     }
   }
-  result.proxy_rss_peak = peakRss;
-  result.proxy_cpu_us_per_request = result.requests > 0 ? round((proxyCpu * 1e6) / result.requests, 1) : undefined;
-  result.workers_cpu_us_per_request = result.requests > 0 ? round((workersCpu * 1e6) / result.requests, 1) : undefined;
-  const ours = proxyCpu + workersCpu + wrkCpu;
+  const perRequest = (cpu) => (result.requests > 0 ? round((cpu * 1e6) / result.requests, 1) : undefined);
+  result.proxy_pids = proxyPids;
+  result.proxy_rss_peak = peakSum;
+  result.proxy_rss_peak_each = peakEach;
+  result.proxy_rss_peak_max = Math.max(...peakEach);
+  /** The private part of that: RssAnon, sampled alongside (a peak of its own, not necessarily at the same instant). */
+  result.proxy_anon_peak_each = anonEach;
+  result.proxy_anon_peak_max = Math.max(...anonEach);
+  result.proxy_cpu_us_per_request = perRequest(proxyCpu);
+  /** How the proxy's CPU time was split among its processes (several only for proxy.workers: auto and nginx's auto). */
+  result.proxy_cpu_share = proxyCpu > 0 ? proxyCpuEach.map((cpu) => round(cpu / proxyCpu, 2)) : undefined;
+  if (stackPids.length) {
+    result.stack_rss_peak = stackPeak;
+    result.stack_cpu_us_per_request = perRequest(stackCpu);
+  }
+  result.upstream_cpu_us_per_request = perRequest(upstreamCpu);
+  const ours = proxyCpu + stackCpu + upstreamCpu + wrkCpu;
   result.cpu_cores = {
     wrk: round(wrkCpu / elapsed, 2),
     proxy: round(proxyCpu / elapsed, 2),
-    workers: round(workersCpu / elapsed, 2),
+    stack: stackPids.length ? round(stackCpu / elapsed, 2) : undefined,
+    upstream: round(upstreamCpu / elapsed, 2),
     machine: round(machineBusy / elapsed, 2),
-    others: round(Math.max(0, machineBusy - ours) / elapsed, 2),
+    /** irq + softirq: the kernel's network processing of this very load (mostly), charged to no process. */
+    softirq: round(interrupts / elapsed, 2),
+    others: round(Math.max(0, machineBusy - interrupts - ours) / elapsed, 2),
   };
   result.disturbed = result.cpu_cores.others > QUIET_CPUS;
   return result;
 }
 
 /**
- * How many connections on the workers' sockets have response bytes that
- * nobody reads (their send queue, seen from the worker's end, is not empty):
- * once the load is over, a proxy that leaves some has stopped reading a
- * worker's response without closing the connection — the worker's request
+ * How many connections on the gateway workers' sockets have response bytes
+ * that nobody reads (their send queue, seen from the worker's end, is not
+ * empty): once the load is over, a proxy that leaves some has stopped reading
+ * a worker's response without closing the connection — the worker's request
  * never ends, until its --timeout (30 s) kills the worker. undefined without ss.
  */
-async function unreadUpstream() {
-  if (!existsSync(SS) || stackWorkers.length === 0) return undefined;
-  const sockets = new Set(stackWorkers.map((w) => w.socket));
+async function unreadUpstream(sockets) {
+  if (!existsSync(SS) || sockets.length === 0) return undefined;
+  const wanted = new Set(sockets);
   const proc = new Proc("ss", SS, ["-x", "-n"]);
   await proc.exitWithin(10_000);
   if (proc.exitCode !== 0) return undefined;
@@ -540,26 +854,26 @@ async function unreadUpstream() {
   for (const line of proc.stdout.split("\n")) {
     const fields = line.trim().split(/\s+/);
     // Netid State Recv-Q Send-Q Local Port Peer Port: an accepted connection shows the listening path as its local address.
-    if (fields[1] === "ESTAB" && sockets.has(fields[4]) && Number(fields[3]) > 0) count += 1;
+    if (fields[1] === "ESTAB" && wanted.has(fields[4]) && Number(fields[3]) > 0) count += 1;
   }
   return count;
 }
 
-/** A warm-up run (discarded, but its errors are kept), then the measured one. */
-async function measure(target, kind) {
-  const label = `${target.key} ${kind.key}`;
+/** A warm-up run (discarded, but its errors are kept), then the measured one, then the checks: no worker or proxy process gone. */
+async function measure(target, kind, runIndex) {
+  const label = `${target.key} ${kind.key} #${runIndex + 1}`;
   if (target.proc.done) {
     const failed = { failed: `${target.key} ${target.proc.describeExit()} before this run` };
-    log(`  ${target.key.padEnd(13)} ${describe(kind, failed)}`);
+    log(`  ${target.key.padEnd(15)} ${kind.key.padEnd(6)} ${describe(kind, failed)}`);
     return failed;
   }
   const othersBefore = await quietBefore(label);
-  const unreadBefore = await unreadUpstream();
+  const unreadBefore = await unreadUpstream(target.unixSockets);
   const warm = await wrk(target, kind, WARMUP_S, `${label} warm-up`);
   const result = await wrk(target, kind, kind.seconds, label);
   result.others_cpu_before = othersBefore;
-  await sleep(500);
-  const unreadAfter = await unreadUpstream();
+  await sleep(300);
+  const unreadAfter = await unreadUpstream(target.unixSockets);
   if (unreadBefore !== undefined && unreadAfter !== undefined) {
     result.unread_upstream_connections = unreadAfter - unreadBefore;
     if (result.unread_upstream_connections > 0 && target.key !== "direct") result.errors = (result.errors ?? 0) + result.unread_upstream_connections;
@@ -568,292 +882,674 @@ async function measure(target, kind) {
   else if (warm.errors > 0) result.warmup_errors = warm.errors;
   if (target.proc.done) result.failed = `${result.failed ? `${result.failed}; ` : ""}${target.key} ${target.proc.describeExit()} during the run`;
   // The same worker processes behind every proxy, all along: one that died (and was replaced by pm2) spoils the run.
-  // (Counted once, in the run during which it went: the later runs say so in the stack's log below the figures.)
-  const gone = stackWorkers.filter((w) => !w.gone && !alive(w.pid, w.started));
+  const gone = allWorkers.filter((w) => !w.gone && !alive(w.pid, w.started));
   if (gone.length) {
-    result.workers_gone = gone.map((w) => `bench.${w.slot} (pid ${w.pid})`);
+    result.workers_gone = gone.map((w) => `${w.stack}: ${w.app}.${w.slot} (pid ${w.pid})`);
     result.errors = (result.errors ?? 0) + gone.length;
     for (const w of gone) w.gone = true;
   }
-  log(`  ${target.key.padEnd(13)} ${describe(kind, result)}`);
+  // Our proxy processes: one that died during the run (the stack replaces it) is an error of that run.
+  if (target.stack) {
+    const died = target.stack.proxies.filter((p) => !alive(p.pid, p.started));
+    if (died.length) {
+      result.proxies_gone = died.map((p) => `proxy process ${p.index} (pid ${p.pid})`);
+      result.errors = (result.errors ?? 0) + died.length;
+      await settleProxies(target.stack, target.stack.proxies.length, "after a proxy process died").catch(() => undefined);
+    }
+  }
+  log(`  ${target.key.padEnd(15)} ${kind.key.padEnd(6)} ${describe(kind, result)}`);
   return result;
 }
 
-// ---------------------------------------------------------------- formatting
+// ---------------------------------------------------------------- figures
 
 const fmtInt = (n) => (n === undefined ? "–" : Math.round(n).toLocaleString("en-US"));
 const fmtMs = (ms) => (ms === undefined ? "–" : ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 const fmtMiB = (bytes) => (bytes === undefined ? "–" : `${(bytes / MiB).toFixed(1)} MiB`);
 const fmtRatio = (r) => (r === undefined || !Number.isFinite(r) ? "–" : `${r.toFixed(2)}x`);
+const fmtUs = (us) => (us === undefined ? "–" : us.toFixed(0));
 
 function errorText(r) {
   if (!r || r.failed || !r.errors) return "";
   const socket = Object.entries(r.socket_errors).filter(([, n]) => n > 0).map(([name, n]) => `${name} ${n}`);
-  const parts = [r.non2xx ? `non-2xx ${r.non2xx}` : "", socket.length ? `socket ${socket.join(", ")}` : "", r.bad_bodies ? `wrong upload answers ${r.bad_bodies}` : "", r.short_responses ? "responses under 1 MiB" : "", r.workers_gone ? `worker(s) died: ${r.workers_gone.join(", ")}` : "", r.unread_upstream_connections > 0 ? `left ${r.unread_upstream_connections} worker response(s) unread on open connections` : ""].filter(Boolean);
+  const parts = [
+    r.non2xx ? `non-2xx ${r.non2xx}` : "",
+    socket.length ? `socket ${socket.join(", ")}` : "",
+    r.bad_bodies ? `wrong upload answers ${r.bad_bodies}` : "",
+    r.short_responses ? "responses under 1 MiB" : "",
+    r.workers_gone ? `worker(s) died: ${r.workers_gone.join(", ")}` : "",
+    r.proxies_gone ? `proxy process(es) died: ${r.proxies_gone.join(", ")}` : "",
+    r.unread_upstream_connections > 0 ? `left ${r.unread_upstream_connections} worker response(s) unread on open connections` : "",
+  ].filter(Boolean);
   return `${r.errors} errors (${parts.join("; ")})`;
 }
 
 function describe(kind, r) {
   if (r.failed) return `FAILED: ${r.failed}`;
-  const figures =
-    kind.key === "small"
-      ? `${fmtInt(r.rps).padStart(8)} req/s   p50 ${fmtMs(r.p50_ms).padStart(9)}   p99 ${fmtMs(r.p99_ms).padStart(9)}   proxy RSS peak ${fmtMiB(r.proxy_rss_peak)}`
-      : kind.key === "c1"
-        ? `${fmtInt(r.rps).padStart(8)} req/s   p50 ${fmtMs(r.p50_ms).padStart(9)}   p99 ${fmtMs(r.p99_ms).padStart(9)}`
-        : `${r.mib_per_s.toFixed(0).padStart(6)} MiB/s (${fmtInt(r.rps)} req/s)   p50 ${fmtMs(r.p50_ms)}   p99 ${fmtMs(r.p99_ms)}   proxy RSS peak ${fmtMiB(r.proxy_rss_peak)}`;
-  const cpu = r.proxy_cpu_us_per_request !== undefined ? `   proxy CPU ${r.proxy_cpu_us_per_request.toFixed(0)} µs/req` : "";
+  const rss = r.proxy_pids?.length > 1 ? `proxy RSS peak ${r.proxy_rss_peak_each.map(fmtMiB).join(" + ")}` : `proxy RSS peak ${fmtMiB(r.proxy_rss_peak)}`;
+  const anon = r.proxy_anon_peak_each ? ` (anon ${r.proxy_anon_peak_each.map(fmtMiB).join(" + ")})` : "";
+  const stack = r.stack_rss_peak !== undefined ? `   \`up\` RSS peak ${fmtMiB(r.stack_rss_peak)}` : "";
+  const figures = kind.bytes
+    ? `${r.mib_per_s.toFixed(0).padStart(6)} MiB/s (${fmtInt(r.rps)} req/s)   p50 ${fmtMs(r.p50_ms)}   p99 ${fmtMs(r.p99_ms)}`
+    : `${fmtInt(r.rps).padStart(8)} req/s   p50 ${fmtMs(r.p50_ms).padStart(9)}   p99 ${fmtMs(r.p99_ms).padStart(9)}`;
+  const cpu = r.proxy_cpu_us_per_request !== undefined ? `   proxy CPU ${fmtUs(r.proxy_cpu_us_per_request)} µs/req${r.proxy_cpu_share?.length > 1 ? ` (split ${r.proxy_cpu_share.join("/")})` : ""}` : "";
   const errors = r.errors ? `   ⚠ ${errorText(r)}` : "";
   const warm = r.warmup_errors ? `   (warm-up: ${r.warmup_errors} errors)` : r.warmup_failed ? `   (warm-up FAILED: ${r.warmup_failed})` : "";
   const others = r.disturbed ? `   ⚠ other processes took ${r.cpu_cores.others} cores meanwhile` : "";
-  return `${figures}${cpu}${errors}${warm}${others}`;
+  return `${figures}   ${rss}${anon}${stack}${cpu}${errors}${warm}${others}`;
 }
 
 /** A measurement that can be compared: measured, and without a single error. */
 const clean = (r) => r && !r.failed && r.errors === 0;
 
-/** target / nginx for one figure, or why there is none. */
-function ratio(results, key, kindKey, figure) {
-  const mine = results.runs[key]?.[kindKey];
-  const base = results.runs.nginx?.[kindKey];
-  if (!mine || mine.failed) return { why: "not measured" };
-  if (!base || base.failed) return { why: "nginx not measured" };
-  const value = mine[figure] / base[figure];
-  if (!clean(mine)) return { value, why: `${mine.errors} errors` };
-  if (!clean(base)) return { value, why: `nginx: ${base.errors} errors` };
-  return { value };
+/** median, min and max of the numbers given (undefined ones left out). */
+function spread(values) {
+  const list = values.filter((v) => v !== undefined && Number.isFinite(v)).sort((a, b) => a - b);
+  if (!list.length) return undefined;
+  const mid = list.length >> 1;
+  const median = list.length % 2 ? list[mid] : (list[mid - 1] + list[mid]) / 2;
+  return { median, min: list[0], max: list[list.length - 1], n: list.length, values };
 }
 
-function ratioCell({ value, why }) {
-  if (value === undefined) return why;
-  return why ? `~~${fmtRatio(value)}~~ (${why})` : fmtRatio(value);
+const fmtSpread = (s, fmt) => (!s ? "–" : s.n === 1 ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`);
+
+/** A figure of one target over its runs: the spread of the clean runs. */
+function figureOf(results, key, kind, pick) {
+  const runs = results.runs[key]?.[kind] ?? [];
+  return spread(runs.filter(clean).map(pick));
 }
 
-/** The issue's four goals for one proxy: { name, text, met, why }. */
-function goalsOf(results, key) {
-  const rps = ratio(results, key, "small", "rps");
-  const p99 = ratio(results, key, "small", "p99_ms");
-  const c1 = ratio(results, key, "c1", "p50_ms");
-  const small = results.runs[key]?.small;
-  const rss = small && !small.failed ? small.proxy_rss_peak : undefined;
-  const goal = (name, text, r, test) => ({
-    name,
-    text,
-    value: r.value,
-    met: r.value !== undefined && !r.why && test(r.value),
-    why: r.why,
-  });
-  return [
-    goal("rps", `req/s ≥ ${GOALS.rps_ratio}x nginx's (1 worker), wrk -c50`, rps, (v) => v >= GOALS.rps_ratio),
-    goal("p99", `p99 ≤ ${GOALS.p99_ratio}x nginx's, wrk -c50`, p99, (v) => v <= GOALS.p99_ratio),
-    goal("c1_p50", "p50 at concurrency 1 no worse than nginx's (≤ 1.00x)", c1, (v) => v <= GOALS.c1_p50_ratio),
-    {
-      name: "rss",
-      text: `RSS under load < 80 MB (read as 80 MiB)`,
-      value: rss,
-      met: rss !== undefined && !small.errors && rss < GOALS.rss,
-      why: rss === undefined ? "not measured" : small.errors ? `${small.errors} errors` : undefined,
-    },
-  ];
+/**
+ * target ÷ baseline for one figure, per round (run i of the target against
+ * run i of its baseline: measured minutes apart, under the same conditions),
+ * then the spread of those ratios. A round where either side had errors is
+ * left out, and said.
+ */
+function ratioOf(results, key, kind, figure) {
+  const base = TARGETS[key].baseline;
+  const mine = results.runs[key]?.[kind] ?? [];
+  const theirs = results.runs[base]?.[kind] ?? [];
+  const values = [];
+  let dirty = 0;
+  for (let i = 0; i < Math.min(mine.length, theirs.length); i++) {
+    if (!clean(mine[i]) || !clean(theirs[i])) {
+      dirty += 1;
+      continue;
+    }
+    values.push(mine[i][figure] / theirs[i][figure]);
+  }
+  const s = spread(values);
+  return s ? { ...s, dirty } : { dirty, why: mine.length ? "no clean round" : "not measured" };
+}
+
+const ratioText = (r) => (r.median === undefined ? r.why : `${fmtSpread(r, fmtRatio)}${r.dirty ? ` (${r.dirty} round(s) with errors left out)` : ""}`);
+
+/** The issue's goals: { name, text, value, spread, met, why }. Judged on the median over the runs; the spread is shown. */
+function goalsOf(results) {
+  const goals = [];
+  const ratioGoal = (name, text, kind, figure, limit, better) => {
+    const r = ratioOf(results, "stack", kind, figure);
+    goals.push({
+      name,
+      text,
+      value: r.median,
+      spread: r.median === undefined ? undefined : { min: r.min, max: r.max, n: r.n },
+      met: r.median !== undefined && (better === "higher" ? r.median >= limit : r.median <= limit),
+      met_runs: r.median === undefined ? 0 : r.values.filter((v) => (better === "higher" ? v >= limit : v <= limit)).length,
+      limit,
+      why: r.why,
+    });
+  };
+  if (results.runs.stack && results.runs.nginx) {
+    ratioGoal("rps", `req/s ≥ ${GOALS.rps_ratio}x nginx's (1 worker), gateway workers, wrk -c50`, "small", "rps", GOALS.rps_ratio, "higher");
+    ratioGoal("p99", `p99 ≤ ${GOALS.p99_ratio}x nginx's, wrk -c50`, "small", "p99_ms", GOALS.p99_ratio, "lower");
+    ratioGoal("c1_p50", `p50 at concurrency 1 ≤ ${GOALS.c1_p50_ratio}x nginx's`, "c1", "p50_ms", GOALS.c1_p50_ratio, "lower");
+  }
+  // RSS: every run of every stack target counts (the worst is judged).
+  const stackKeys = Object.keys(results.runs).filter((key) => TARGETS[key].stackName);
+  const proxyPeaks = [];
+  const stackPeaks = [];
+  for (const key of stackKeys) {
+    for (const runs of Object.values(results.runs[key])) {
+      for (const r of runs) {
+        if (!r || r.failed) continue;
+        proxyPeaks.push({ value: r.proxy_rss_peak_max, where: key });
+        stackPeaks.push({ value: r.stack_rss_peak, where: key });
+      }
+    }
+  }
+  const worst = (list) => list.filter((x) => x.value !== undefined).sort((a, b) => b.value - a.value)[0];
+  const rssGoal = (name, text, found, limit) =>
+    goals.push({ name, text, value: found?.value, where: found?.where, limit, met: found !== undefined && found.value <= limit, why: found ? undefined : "not measured", rss: true });
+  if (stackKeys.length) {
+    rssGoal("proxy_rss", `each proxy process's RSS under load ≤ ${fmtMiB(GOALS.proxy_rss)} (the largest peak of any run)`, worst(proxyPeaks), GOALS.proxy_rss);
+    const idle = Object.values(results.stacks).map((s) => ({ value: s.idle_rss?.up, where: `stack ${s.name} idle` }));
+    rssGoal("stack_rss_idle", `the stack (\`up\`) process's RSS idle ≤ ${fmtMiB(GOALS.stack_rss)}`, worst(idle), GOALS.stack_rss);
+    rssGoal("stack_rss_load", `the stack (\`up\`) process's RSS under load ≤ ${fmtMiB(GOALS.stack_rss)} (the largest peak of any run)`, worst(stackPeaks), GOALS.stack_rss);
+  }
+  return goals;
 }
 
 function markdown(results, targets) {
   const lines = [];
-  const runs = results.runs;
-  const flagged = (r) => (r?.disturbed ? " ⚠" : "");
-  const cell = (r, text) => (!r ? "–" : r.failed ? "FAILED" : `${text}${r.errors ? " ✗" : ""}${flagged(r)}`);
+  const runsOf = (key, kind) => results.runs[key]?.[kind] ?? [];
+  const flagged = (key) => (Object.values(results.runs[key] ?? {}).some((runs) => runs.some((r) => r?.disturbed)) ? " ⚠" : "");
   const errorsOf = (key) => {
-    const list = KINDS.map((kind) => runs[key]?.[kind.key]).filter(Boolean);
+    const list = Object.values(results.runs[key] ?? {}).flat();
     const failed = list.filter((r) => r.failed).length;
     const errors = list.reduce((sum, r) => sum + (r.failed ? 0 : r.errors), 0);
     return `${errors}${failed ? ` (+${failed} failed)` : ""}`;
   };
-  const peakOfAll = (r) => {
-    const peaks = KINDS.map((kind) => r[kind.key]).filter((m) => m && !m.failed).map((m) => m.proxy_rss_peak);
-    return peaks.length ? Math.max(...peaks) : undefined;
+  const rssCell = (key) => {
+    // Ours: the largest of the proxy processes' own peaks (the goal is per process); the others: all their processes together.
+    const ours = Boolean(TARGETS[key].stackName);
+    const count = runsOf(key, "small").find((r) => r?.proxy_pids)?.proxy_pids.length ?? 1;
+    const peak = figureOf(results, key, "small", (r) => (ours ? r.proxy_rss_peak_max : r.proxy_rss_peak));
+    const what = ours ? (count > 1 ? `, each of ${count}` : "") : count > 1 ? `, ${count} processes` : "";
+    const anon = ours ? figureOf(results, key, "small", (r) => r.proxy_anon_peak_max) : undefined;
+    return `${fmtSpread(peak, fmtMiB)}${what}${anon ? ` (anon ${fmtSpread(anon, fmtMiB)})` : ""}`;
   };
-  lines.push(
-    `| proxy, in front of the same ${WORKERS} workers | req/s | p50 | p99 | c1 p50 | /big MiB/s | upload MiB/s | proxy RSS peak: -c50 run (any run) | proxy CPU µs/req | errors |`,
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  );
-  for (const target of targets) {
-    const r = runs[target.key] ?? {};
+  const stackRssCell = (key) => {
+    if (!TARGETS[key].stackName) return "–";
+    const idle = results.stacks[TARGETS[key].stackName]?.idle_rss?.up;
+    const peak = figureOf(results, key, "small", (r) => r.stack_rss_peak);
+    return `${fmtMiB(idle)} / ${fmtSpread(peak, fmtMiB)}`;
+  };
+  const hasC1 = (key) => runsOf(key, "c1").length > 0;
+  for (const group of Object.keys(GROUPS)) {
+    const inGroup = targets.filter((t) => t.group === group);
+    if (!inGroup.length) continue;
     lines.push(
-      `| ${target.label} | ${cell(r.small, fmtInt(r.small?.rps))} | ${cell(r.small, fmtMs(r.small?.p50_ms))} | ${cell(r.small, fmtMs(r.small?.p99_ms))} | ${cell(r.c1, fmtMs(r.c1?.p50_ms))} | ${cell(r.big, r.big?.mib_per_s?.toFixed(0))} | ${cell(r.upload, r.upload?.mib_per_s?.toFixed(0))} | ${cell(r.small, `${fmtMiB(r.small?.proxy_rss_peak)} (${fmtMiB(peakOfAll(r))})`)} | ${cell(r.small, r.small?.proxy_cpu_us_per_request?.toFixed(0))} | ${errorsOf(target.key)} |`,
+      `**${GROUPS[group]}** — median (min–max) of ${RUNS} run(s)`,
+      "",
+      "| proxy | req/s | p50 | p99 | c1 p50 | proxy CPU µs/req | proxy RSS peak | `up` RSS idle / peak | errors |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     );
+    for (const target of inGroup) {
+      const key = target.key;
+      lines.push(
+        `| ${target.label}${flagged(key)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.rps), fmtInt)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.p50_ms), fmtMs)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.p99_ms), fmtMs)} | ${hasC1(key) ? fmtSpread(figureOf(results, key, "c1", (r) => r.p50_ms), fmtMs) : "–"} | ${fmtSpread(figureOf(results, key, "small", (r) => r.proxy_cpu_us_per_request), fmtUs)} | ${rssCell(key)} | ${stackRssCell(key)} | ${errorsOf(key)} |`,
+      );
+    }
+    for (const [key, binary] of Object.entries(MISSING)) {
+      if (TARGETS[key].group === group) lines.push(`| ${TARGETS[key].label} | not installed (${binary}): skipped | | | | | | | |`);
+    }
+    lines.push("");
+  }
+  if (BULK.length) {
+    lines.push("| 1 MiB bodies, -c10 | /big MiB/s | upload MiB/s | /big ÷ nginx | upload ÷ nginx |", "|---|---:|---:|---:|---:|");
+    for (const target of targets.filter((t) => runsOf(t.key, "big").length)) {
+      const base = TARGETS[target.key].baseline;
+      lines.push(
+        `| ${target.label} | ${fmtSpread(figureOf(results, target.key, "big", (r) => r.mib_per_s), (v) => v.toFixed(0))} | ${fmtSpread(figureOf(results, target.key, "upload", (r) => r.mib_per_s), (v) => v.toFixed(0))} | ${base ? ratioText(ratioOf(results, target.key, "big", "mib_per_s")) : "baseline"} | ${base ? ratioText(ratioOf(results, target.key, "upload", "mib_per_s")) : "baseline"} |`,
+      );
+    }
+    lines.push("");
   }
   lines.push(
-    "",
-    "| proxy ÷ nginx | req/s | p99 | c1 p50 | /big MiB/s | upload MiB/s | RSS | goals met |",
-    "|---|---:|---:|---:|---:|---:|---:|---|",
+    `| ratio, per round: median (min–max) of ${RUNS} | against | req/s | p99 | c1 p50 | proxy CPU µs/req |`,
+    "|---|---|---:|---:|---:|---:|",
   );
-  for (const target of targets) {
-    if (target.key === "nginx") continue;
-    const goals = goalsOf(results, target.key);
-    const met = goals.filter((g) => g.met).length;
-    const missed = goals.filter((g) => !g.met).map((g) => g.name);
-    const rss = ratio(results, target.key, "small", "proxy_rss_peak");
-    const goalCell = target.key === "direct" ? "(not a proxy)" : `${met}/${goals.length}${missed.length ? ` (missed: ${missed.join(", ")})` : ""}`;
+  for (const target of targets.filter((t) => TARGETS[t.key].baseline)) {
+    const base = TARGETS[target.key].baseline;
+    const c1 = hasC1(target.key) && hasC1(base) ? ratioText(ratioOf(results, target.key, "c1", "p50_ms")) : "–";
     lines.push(
-      `| ${target.label} | ${ratioCell(ratio(results, target.key, "small", "rps"))} | ${ratioCell(ratio(results, target.key, "small", "p99_ms"))} | ${ratioCell(ratio(results, target.key, "c1", "p50_ms"))} | ${ratioCell(ratio(results, target.key, "big", "mib_per_s"))} | ${ratioCell(ratio(results, target.key, "upload", "mib_per_s"))} | ${ratioCell(rss)} | ${goalCell} |`,
+      `| ${target.label} | ${TARGETS[base].label} | ${ratioText(ratioOf(results, target.key, "small", "rps"))} | ${ratioText(ratioOf(results, target.key, "small", "p99_ms"))} | ${c1} | ${ratioText(ratioOf(results, target.key, "small", "proxy_cpu_us_per_request"))} |`,
     );
   }
-  if (runs.stack) {
-    lines.push("", "Goals for our proxy (the stack's front listener) against nginx with 1 worker process:", "");
-    for (const g of goalsOf(results, "stack")) {
-      const value = g.name === "rss" ? fmtMiB(g.value) : fmtRatio(g.value);
-      lines.push(`- ${g.text}: ${value} — ${g.met ? "met" : g.why ? `MISSED (${g.why})` : "MISSED"}`);
+  const goals = results.goals;
+  if (goals.length) {
+    lines.push("", "Goals (ratios judged on the median of the per-round ratios; RSS on the largest peak of any run):", "");
+    for (const g of goals) {
+      const value = g.rss ? `${fmtMiB(g.value)}${g.where ? ` (${g.where})` : ""}` : `${fmtRatio(g.value)}${g.spread && g.spread.n > 1 ? ` (${fmtRatio(g.spread.min)}–${fmtRatio(g.spread.max)}; met in ${g.met_runs} of ${g.spread.n} rounds)` : ""}`;
+      lines.push(`- ${g.text}: ${value} — ${g.met ? "met" : g.why ? `MISSED (${g.why})` : "**MISSED**"}`);
     }
   }
   const notes = [
-    "c1 = wrk -t1 -c1. Ratios: higher is better for req/s and MiB/s, lower for p99, c1 p50 and RSS.",
-    "RSS: our proxy's is the whole `up` process (supervisor, pm2 client and proxy in one); nginx's is master + worker; a variant's is its one process; the direct row's is the worker's.",
-    "✗: that run had errors (non-2xx responses, socket errors, wrong upload answers, worker responses left unread on open connections, a worker that died); its ratios are struck through and count as missed goals.",
+    `req/s, p50, p99: wrk -t1 -c50 -d${SMALL_S}s --latency; c1 p50: wrk -t1 -c1 -d${C1_S}s. Ratios: higher is better for req/s, lower for p99, c1 p50 and CPU.`,
+    "proxy CPU µs/req: user + system CPU of the proxy's own processes (ours: the proxy-process.js processes, not `up`; nginx: master + workers; HAProxy, Caddy, variants: their process) ÷ requests.",
+    "proxy RSS peak: ours, the largest of the proxy processes' own peaks (\"each of N\": per process), and in brackets its private part (RssAnon: RSS less shared file pages such as node's own binary, about 43 MiB in every node process); the others, the sum of their processes. `up` RSS: the stack process (supervisor, control API, admin), idle before any load / its peak during the runs.",
+    `The machine has ${CPUS} CPUs: wrk, the proxy and the upstream share them. In group 2, ${CPUS} proxy processes (nginx: ${CPUS} workers) compete with wrk and the ${WORKERS} gateway workers for those same ${CPUS} CPUs: more proxy processes can only help while the proxy, not the workers or wrk, is what saturates; read those rows as "does a second process help or hurt here", not as scaling.`,
+    "Group 3's upstream is one plain node:http process (bench/apps/node-hello.mjs), much cheaper per request than a gateway worker: the proxy's own cost weighs more in the ratio there.",
   ];
-  if (Object.values(runs).some((r) => Object.values(r).some((m) => m?.disturbed))) notes.push(`⚠: other processes used more than ${QUIET_CPUS} CPU during that run: its figures are disturbed.`);
+  const failed = Object.entries(results.settings.failed_to_start ?? {});
+  if (failed.length) notes.push(`Could not start, skipped: ${failed.map(([key, why]) => `${key} (${why.slice(0, 200)})`).join("; ")}.`);
+  if (Object.keys(MISSING).length) notes.push(`Not installed, skipped: ${Object.entries(MISSING).map(([key, binary]) => `${key} (${binary})`).join(", ")}.`);
+  if (Object.values(results.runs).some((r) => Object.values(r).some((runs) => runs.some((m) => m?.disturbed)))) notes.push(`⚠: other processes used more than ${QUIET_CPUS} CPU during at least one of that row's runs (the kernel's softirq time, mostly this load's own loopback traffic, not counted: it is cpu_cores.softirq in the JSON).`);
   lines.push("", ...notes.map((n) => `${n}  `));
   return lines.join("\n");
 }
 
 function toolVersion(command, args) {
+  if (!existsSync(command)) return "not installed";
   const result = spawnSync(command, args, { encoding: "utf8" });
   return `${result.stdout ?? ""}${result.stderr ?? ""}`.split("\n").find((line) => line.trim())?.trim() ?? "unknown";
 }
 
+// ---------------------------------------------------------------- profile (--profile N)
+
+/**
+ * The preload of --profile (NODE_OPTIONS=--require …, inherited by the `up`
+ * process and everything it starts; `--cpu-prof` is not allowed in
+ * NODE_OPTIONS on Node 20): in a proxy process only, SIGUSR2 starts V8's
+ * sampling profiler and the next SIGUSR2 stops it and writes the profile.
+ */
+const PROFILER_PRELOAD = `
+if ((process.argv[1] || "").endsWith("proxy-process.js")) {
+  const inspector = require("node:inspector");
+  const fs = require("node:fs");
+  const session = new inspector.Session();
+  session.connect();
+  let on = false;
+  process.on("SIGUSR2", () => {
+    if (!on) {
+      session.post("Profiler.enable");
+      session.post("Profiler.setSamplingInterval", { interval: 250 });
+      session.post("Profiler.start");
+      on = true;
+      return;
+    }
+    on = false;
+    session.post("Profiler.stop", (error, result) => {
+      if (!error) fs.writeFileSync(process.env.TSGI_BENCH_PROFILE_DIR + "/proxy-" + process.pid + ".cpuprofile", JSON.stringify(result.profile));
+    });
+  });
+}
+`;
+
+/** Where a .cpuprofile's time goes: self and inclusive time per function, and per kind of code. */
+function summarizeProfile(profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const counts = new Map();
+  for (const id of profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const labelOf = (node) => {
+    const frame = node.callFrame;
+    const url = frame.url.replace(`file://${ROOT}/`, "");
+    return `${frame.functionName || "(anonymous)"}${url ? ` ${url}:${frame.lineNumber + 1}` : ""}`;
+  };
+  const kindOf = (node) => {
+    const { url, functionName } = node.callFrame;
+    if (functionName === "(garbage collector)") return "garbage collector";
+    if (functionName === "(program)") return "V8/node native, unattributed";
+    if (url.includes("/dist/proxy/access-log") ) return "our access log (dist/proxy/access-log.js)";
+    if (url.includes("/dist/")) return "our proxy code (dist/)";
+    if (url.startsWith("node:internal/fs") || url === "node:fs") return "node:fs (the access log's writes)";
+    if (url.startsWith("node:")) return "node's JS (http, net, streams, timers)";
+    if (!url) return `native: ${functionName}`;
+    return "other JS";
+  };
+  const self = new Map();
+  const inclusive = new Map();
+  const kinds = new Map();
+  let idle = 0;
+  for (const [id, count] of counts) {
+    const node = byId.get(id);
+    if (node.callFrame.functionName === "(idle)") {
+      idle += count;
+      continue;
+    }
+    const label = labelOf(node);
+    self.set(label, (self.get(label) ?? 0) + count);
+    const kind = kindOf(node);
+    kinds.set(kind.startsWith("native: ") && !["writev", "writeLatin1String", "writeUtf8String", "writeBuffer", "writeBuffers"].includes(node.callFrame.functionName) ? "native: other" : kind, (kinds.get(kind) ?? 0) + count);
+    const seen = new Set();
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const l = labelOf(byId.get(at));
+      if (seen.has(l)) continue;
+      seen.add(l);
+      inclusive.set(l, (inclusive.get(l) ?? 0) + count);
+    }
+  }
+  const busy = profile.samples.length - idle;
+  const share = (n) => +((100 * n) / busy).toFixed(1);
+  const top = (map, n) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([label, count]) => ({ label, percent: share(count) }));
+  return {
+    samples: profile.samples.length,
+    idle_percent: +((100 * idle) / profile.samples.length).toFixed(1),
+    kinds: top(kinds, 20),
+    self: top(self, 25),
+    inclusive: top(inclusive, 40).filter((x) => !["(root)", "(program)"].includes(x.label.split(" ")[0])),
+  };
+}
+
+async function profileMain() {
+  const profileDir = path.join(tmpDir, "profiles");
+  mkdirSync(profileDir);
+  const preload = path.join(tmpDir, "profile-preload.cjs");
+  writeFileSync(preload, PROFILER_PRELOAD);
+  const stack = newStack("b", { proxyWorkers: "1", accessLog: "combined", env: { NODE_OPTIONS: `--require ${preload}`, TSGI_BENCH_PROFILE_DIR: profileDir } });
+  await startStack(stack);
+  const [proxy] = stack.proxies;
+  const target = { key: "cmd-stack", group: "cmd", port: stack.port, proc: stack.proc };
+  const check = await checkTarget(target);
+  if (!check.ok) throw new Error(`our proxy does not answer right: ${check.problems.join("; ")}`);
+  log(`\nprofiling proxy process ${proxy.pid} (access_log: combined, upstream: one node:http server on TCP) under wrk -t1 -c50 for ${PROFILE_S} s`);
+  const kind = KINDS.small;
+  const runTarget = { ...target, proxyPids: () => [proxy.pid], stackPids: () => [stack.proc.pid], upstreamPids: stack.workers.map((w) => w.pid), unixSockets: [] };
+  await quietBefore("the profile");
+  await wrk(runTarget, kind, 2, "warm-up");
+  process.kill(proxy.pid, "SIGUSR2");
+  const result = await wrk(runTarget, kind, PROFILE_S, "profiled");
+  process.kill(proxy.pid, "SIGUSR2");
+  let file;
+  for (const limit = Date.now() + 10_000; !file && Date.now() < limit; await sleep(100)) file = readdirSync(profileDir).find((name) => name.startsWith(`proxy-${proxy.pid}.`));
+  if (!file) throw new Error("the proxy process wrote no profile");
+  await sleep(300);
+  const text = readFileSync(path.join(profileDir, file), "utf8");
+  const summary = summarizeProfile(JSON.parse(text));
+  log(`  ${describe(kind, result)}`);
+  log(`  (the profiler's own cost is in these figures; the profile is V8's sampler: wall-clock samples of the main thread, so a syscall during which another process was scheduled counts as that syscall)\n`);
+  log(`${summary.samples} samples, ${summary.idle_percent}% idle (waiting in epoll); of the busy samples:\n`);
+  log("| kind of code | % |\n|---|---:|");
+  for (const k of summary.kinds) log(`| ${k.label} | ${k.percent} |`);
+  log("\n| self time: function | % |\n|---|---:|");
+  for (const k of summary.self) log(`| ${k.label} | ${k.percent} |`);
+  log("\n| inclusive time: function (and what it calls) | % |\n|---|---:|");
+  for (const k of summary.inclusive) log(`| ${k.label} | ${k.percent} |`);
+  if (flags["profile-out"]) {
+    writeFileSync(flags["profile-out"], text);
+    log(`\nwritten: ${flags["profile-out"]} (Chrome DevTools, Performance or JavaScript Profiler panel: load it)`);
+  }
+  await stopAll();
+}
+
 // ---------------------------------------------------------------- main
+
+function newStack(name, settings) {
+  const dir = path.join(tmpDir, name);
+  mkdirSync(dir, { recursive: true });
+  return {
+    name,
+    app: name === "a" ? "bench" : "hello",
+    instances: name === "a" ? WORKERS : 1,
+    config: path.join(dir, "stack.yaml"),
+    state: path.join(dir, "state"),
+    proxyWorkers: "1",
+    accessLog: "off",
+    reconfigurations: [],
+    ...settings,
+  };
+}
 
 async function main() {
   if (!existsSync(WRK)) fail(`wrk not found at ${WRK} (Debian: apt-get install wrk; or set WRK=/path/to/wrk)`);
   if (!existsSync(NGINX)) fail(`nginx not found at ${NGINX} (Debian: apt-get install nginx; or set NGINX=/path/to/nginx)`);
+  // Short: the workers' socket paths must stay under the unix limit, and the pm2 daemon's command line keeps only the start of its home.
+  tmpDir = mkdtempSync(path.join(os.tmpdir(), "tsp-"));
+  if (PROFILE_S !== undefined) return profileMain();
 
   const machine = {
     ...machineInfo(),
+    available_parallelism: CPUS,
     wrk: toolVersion(WRK, ["-v"]),
     nginx: toolVersion(NGINX, ["-v"]),
+    haproxy: toolVersion(HAPROXY, ["-v"]),
+    caddy: toolVersion(CADDY, ["version"]),
     load_average_start: os.loadavg().map((v) => +v.toFixed(2)),
   };
-  log(`tsgi-stack proxy benchmark — ${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, ${machine.wrk.split(" [")[0]}, ${machine.nginx}`);
-  log(
-    `each proxy, in turn: ${KINDS.map((k) => `${k.label} ${k.seconds} s`).join("; ")}; a ${WARMUP_S} s warm-up before each; ${PLANNED_LOAD_S} s of load in all${QUICK ? " (--quick)" : ""}\n`,
-  );
+  log(`tsgi-stack proxy benchmark — ${machine.cpus} CPUs (${machine.cpu_model}), node ${machine.node}, ${machine.wrk.split(" [")[0]}, ${machine.nginx}; HAProxy: ${machine.haproxy}; Caddy: ${machine.caddy}`);
+  for (const [key, binary] of Object.entries(MISSING)) log(`  ${key}: ${binary} is not installed: its row is skipped (Debian: apt-get install ${key})`);
+  log(`targets: ${SELECTED.join(", ")}; ${RUNS} run(s) of each measurement; ${PLANNED_LOAD_S} s of load in all${QUICK ? " (--quick)" : ""}\n`);
   machine.others_cpu_before = await quietBefore("the benchmark");
 
-  // Short: the workers' socket paths must stay under the unix limit, and the pm2 daemon's command line keeps only the start of its home.
-  tmpDir = mkdtempSync(path.join(os.tmpdir(), "tsp-"));
-  log("starting the proxies");
-  const stack = await startStack();
-  const sockets = stack.workers.map((w) => w.socket);
-  const workerPids = stack.workers.map((w) => w.pid);
-  stackWorkers = stack.workers.map((w) => ({ ...w }));
+  const needA = SELECTED.some((key) => ["one", "auto"].includes(TARGETS[key].group));
+  const needB = SELECTED.some((key) => ["cmd", "cmd-nolog"].includes(TARGETS[key].group));
+  const startsAuto = !SELECTED.some((key) => TARGETS[key].group === "one");
+  const startsNolog = !SELECTED.some((key) => TARGETS[key].group === "cmd");
+  log("starting the stacks and the proxies");
+  const stacks = {};
+  if (needA) stacks.a = await startStack(newStack("a", { proxyWorkers: startsAuto ? "auto" : "1" }));
+  if (needB) stacks.b = await startStack(newStack("b", { accessLog: startsNolog ? "off" : "combined" }));
+  allWorkers = Object.values(stacks).flatMap((stack) => stack.workers.map((w) => ({ ...w, stack: stack.name, app: stack.app })));
+  const sockets = stacks.a?.workers.map((w) => w.socket) ?? [];
+  const gatewayPids = stacks.a?.workers.map((w) => w.pid) ?? [];
+  const cmdPort = stacks.b?.workers[0].port;
+  const cmdPids = stacks.b?.workers.map((w) => w.pid) ?? [];
+
   const targets = [];
-  if (SELECTED.includes("stack")) {
-    targets.push({ key: "stack", label: "tsgi-stack proxy (`up`)", proc: stack.proc, port: stack.port, workerPids, proxyPids: () => [stack.proc.pid] });
+  const add = (key, fields) => targets.push({ key, label: TARGETS[key].label, group: TARGETS[key].group, ...fields });
+  const ownPids = (started) => () => [started.proc.pid, ...descendants(started.proc.pid).keys()];
+  const stackTarget = (key, stack) => {
+    TARGETS[key].stackName = stack.name;
+    const gateway = stack.name === "a";
+    add(key, {
+      stack,
+      proc: stack.proc,
+      port: stack.port,
+      proxyPids: () => stack.proxies.map((p) => p.pid),
+      stackPids: () => [stack.proc.pid],
+      upstreamPids: gateway ? gatewayPids : cmdPids,
+      unixSockets: gateway ? sockets : [],
+    });
+  };
+  const frontTarget = (key, started, { gateway = true } = {}) =>
+    add(key, { proc: started.proc, port: started.port, proxyPids: ownPids(started), stackPids: () => [], upstreamPids: gateway ? gatewayPids : cmdPids, unixSockets: gateway ? sockets : [], started });
+  const started = {};
+  /** Targets that could not start (HAProxy, Caddy, a variant): skipped, and said; ours and nginx must start. */
+  const failedToStart = {};
+  for (const key of SELECTED) {
+    try {
+      await startTarget(key);
+    } catch (error) {
+      if (["stack", "nginx", "stack-auto", "nginx-auto", "cmd-stack", "cmd-nginx"].includes(key)) throw error;
+      failedToStart[key] = error.message.split("\n").slice(0, 6).join(" | ");
+      log(`  ⚠ ${key} could not start, skipped: ${failedToStart[key]}`);
+    }
   }
-  const nginx = await startNginx(sockets);
-  targets.push({
-    key: "nginx",
-    label: `nginx ${machine.nginx.split("/").pop()} (1 worker)`,
-    proc: nginx.proc,
-    port: nginx.port,
-    workerPids,
-    proxyPids: () => [nginx.proc.pid, ...nginx.proc.descendants.keys()],
-  });
-  for (const key of Object.keys(VARIANTS).filter((k) => SELECTED.includes(k))) {
-    const variant = await startVariant(key, sockets);
-    targets.push({ key, label: variant.label, proc: variant.proc, port: variant.port, workerPids, proxyPids: () => [variant.proc.pid] });
-  }
-  if (SELECTED.includes("direct")) {
-    const direct = await startDirect();
-    targets.push({ key: "direct", label: "no proxy: a 3rd worker on TCP (ceiling)", proc: direct.proc, port: direct.port, workerPids: [], proxyPids: () => [direct.workerPid] });
+  async function startTarget(key) {
+    switch (key) {
+      case "stack":
+      case "stack-auto":
+        stackTarget(key, stacks.a);
+        break;
+      case "cmd-stack":
+      case "cmd-stack-nolog":
+        stackTarget(key, stacks.b);
+        break;
+      case "nginx":
+      case "nginx-auto":
+        started[key] = await startNginx(key, { servers: sockets.map((socket) => `unix:${socket}`), workers: key === "nginx" ? 1 : "auto", accessLog: false });
+        frontTarget(key, started[key]);
+        break;
+      case "cmd-nginx":
+      case "cmd-nginx-nolog":
+        started[key] = await startNginx(key, { servers: [`${HOST}:${cmdPort}`], workers: 1, accessLog: key === "cmd-nginx" });
+        frontTarget(key, started[key], { gateway: false });
+        break;
+      case "haproxy":
+        started[key] = await startHaproxy(sockets);
+        frontTarget(key, started[key]);
+        break;
+      case "caddy":
+        started[key] = await startCaddy(sockets);
+        frontTarget(key, started[key]);
+        break;
+      case "direct": {
+        const direct = await startDirect();
+        add(key, { proc: direct.proc, port: direct.port, proxyPids: () => [direct.workerPid], stackPids: () => [], upstreamPids: [], unixSockets: [] });
+        break;
+      }
+      default: {
+        const variant = await startVariant(key, sockets);
+        add(key, { proc: variant.proc, port: variant.port, proxyPids: () => [variant.proc.pid], stackPids: () => [], upstreamPids: gatewayPids, unixSockets: sockets });
+      }
+    }
   }
 
+  // The stacks' idle RSS: before any load, every worker ready, the proxies answered one request each (the checks below).
   log("\nchecking the answers and the forwarded headers");
   const checks = {};
-  for (const target of targets) {
-    const check = await checkTarget(target);
-    checks[target.key] = check;
-    const headers = check.headers.differences?.length ? `; forwarded headers differ from ours: ${check.headers.differences.join(", ")}` : target.key === "direct" ? "" : "; forwarding headers as ours";
-    log(`  ${target.key.padEnd(13)} ${check.ok ? "/, /big and /upload answer right" : `WRONG: ${check.problems.join("; ")}`}${headers}`);
-    target.idleRss = rssOf(target.proxyPids());
+  const groupOrder = Object.keys(GROUPS).filter((group) => targets.some((t) => t.group === group));
+  const applyGroup = async (group) => {
+    const want = STACK_OF_GROUP[group];
+    const stack = stacks[want.stack];
+    if (stack) await reconfigureStack(stack, { ...(want.proxyWorkers ? { proxyWorkers: want.proxyWorkers } : {}), ...(want.accessLog ? { accessLog: want.accessLog } : {}) });
+  };
+  for (const group of groupOrder) {
+    await applyGroup(group);
+    for (const target of targets.filter((t) => t.group === group)) {
+      const check = await checkTarget(target);
+      checks[target.key] = check;
+      const headers = check.headers.differences?.length ? `; forwarded headers differ from ours: ${check.headers.differences.join(", ")}` : target.group === "one" && target.key !== "direct" ? "; forwarding headers as ours" : "";
+      log(`  ${target.key.padEnd(15)} ${check.ok ? "answers right" : `WRONG: ${check.problems.join("; ")}`}${headers}`);
+    }
   }
-  for (const key of ["stack", "nginx"]) {
+  for (const key of ["stack", "nginx", "cmd-stack", "cmd-nginx"]) {
     if (checks[key] && !checks[key].ok) throw new Error(`${key} does not answer right (${checks[key].problems.join("; ")}): no comparison is possible`);
   }
+  await sleep(1000);
+  for (const stack of Object.values(stacks)) {
+    stack.idle_rss = { up: memory(stack.proc.pid)?.rss, proxies: stack.proxies.map((p) => memory(p.pid)?.rss), proxy_workers: stack.proxyWorkers };
+    log(`  stack ${stack.name} idle: \`up\` RSS ${fmtMiB(stack.idle_rss.up)}, proxy process(es) ${stack.idle_rss.proxies.map(fmtMiB).join(", ")} (proxy.workers: ${stack.proxyWorkers})`);
+  }
+  for (const target of targets) target.idleRss = rssOf(target.proxyPids());
   const measured = targets.filter((target) => checks[target.key].ok);
 
-  const runs = Object.fromEntries(targets.map((target) => [target.key, {}]));
-  for (const [index, kind] of KINDS.entries()) {
-    // Interleaved: one measurement on every proxy, then the next; the order rotates so that none always goes first.
-    const order = measured.map((_, i) => measured[(i + index) % measured.length]);
-    log(`\n${index + 1}. ${kind.label}, ${kind.seconds} s each (order: ${order.map((t) => t.key).join(", ")})`);
-    for (const target of order) runs[target.key][kind.key] = await measure(target, kind);
+  const runs = Object.fromEntries(measured.map((target) => [target.key, {}]));
+  for (let run = 0; run < RUNS; run++) {
+    // Groups in alternating order (the stacks switch settings only between groups); within a group, every
+    // measurement on every target in turn, the order rotating so that none always goes first.
+    const groups = run % 2 ? [...groupOrder].reverse() : groupOrder;
+    for (const group of groups) {
+      const inGroup = measured.filter((t) => t.group === group);
+      if (!inGroup.length) continue;
+      await applyGroup(group);
+      const kinds = [...new Set(inGroup.flatMap((t) => TARGETS[t.key].kinds))];
+      for (const [k, kindKey] of kinds.entries()) {
+        const these = inGroup.filter((t) => TARGETS[t.key].kinds.includes(kindKey));
+        const order = these.map((_, i) => these[(i + run + k) % these.length]);
+        log(`\nrun ${run + 1}/${RUNS}, group ${group}: ${KINDS[kindKey].label}, ${KINDS[kindKey].seconds} s each (order: ${order.map((t) => t.key).join(", ")})`);
+        for (const target of order) ((runs[target.key][kindKey] ??= [])[run] = await measure(target, KINDS[kindKey], run));
+      }
+    }
   }
 
-  // What the stack said besides its start: a worker's exit, a restart, a health change.
-  const stackStarted = stack.proc.lines.findIndex((line) => SERVING.test(line.text));
-  const stackSaid = stack.proc.lines.slice(stackStarted + 1).map((line) => line.text).filter((text) => text.trim());
-  const nginxErrors = existsSync(`${nginx.dir}/error.log`) ? readFileSync(`${nginx.dir}/error.log`, "utf8").split("\n").filter(Boolean) : [];
-  const stderrOf = (target) => (target.key === "stack" ? "" : target.proc.stderr.trim());
+  // What the stacks said besides their start and the config changes this script made.
+  const said = {};
+  for (const stack of Object.values(stacks)) {
+    const from = stack.proc.lines.findIndex((line) => SERVING.test(line.text));
+    said[stack.name] = stack.proc.lines.slice(from + 1).map((line) => line.text).filter((text) => text.trim() && !/config: proxy routing and settings updated/.test(text));
+    const status = await statusCli(stack.config).catch(() => undefined);
+    stack.final_proxies = status?.proxies;
+  }
+  // The access logs of group 3: one line per request, both sides (the proof the log was on).
+  const logLines = (file) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : undefined);
+  const accessLogs = stacks.b
+    ? { ours: logLines(path.join(stacks.b.state, "logs/access.log")), nginx: started["cmd-nginx"] ? logLines(path.join(started["cmd-nginx"].dir, "access.log")) : undefined }
+    : undefined;
+  const errorLogs = Object.fromEntries(
+    Object.entries(started)
+      .filter(([key]) => key.includes("nginx"))
+      .map(([key, s]) => [key, existsSync(`${s.dir}/error.log`) ? readFileSync(`${s.dir}/error.log`, "utf8").split("\n").filter(Boolean) : []]),
+  );
+  // Caddy logs its start-up on stderr: its info lines, and the warnings about what this config turns off on purpose, are not news.
+  const EXPECTED = /^\{"level":"info"|"msg":"(admin endpoint disabled|automatic HTTPS is completely disabled[^"]*|Caddyfile input is not formatted[^"]*)"/;
+  const stderrOf = (target) =>
+    target.stack ? "" : target.proc.stderr.split("\n").filter((line) => line.trim() && !EXPECTED.test(line)).join("\n").trim();
   const results = {
     date: new Date().toISOString(),
     machine,
     settings: {
       quick: QUICK,
-      kinds: KINDS.map(({ key, label, connections, seconds, target, bytes }) => ({ key, label, connections, seconds, target, bytes })),
+      runs: RUNS,
+      kinds: Object.values(KINDS).map(({ key, label, connections, seconds, target, bytes }) => ({ key, label, connections, seconds, target, bytes })),
       warmup_s: WARMUP_S,
       quiet_wait_s: QUIET_WAIT_S,
       nginx_buffering: NGINX_BUFFERING,
       goals: GOALS,
       rss_sample_ms: RSS_SAMPLE_MS,
+      targets: Object.fromEntries(SELECTED.map((key) => [key, { ...TARGETS[key] }])),
+      missing: MISSING,
+      failed_to_start: failedToStart,
     },
-    stack_config: stack.configText,
-    nginx_config: nginx.confText,
-    workers: stack.workers,
-    stack_log_after_start: stackSaid.slice(0, 50),
-    proxies: Object.fromEntries(
+    stacks: Object.fromEntries(
+      Object.values(stacks).map((s) => [
+        s.name,
+        {
+          name: s.name,
+          config: readFileSync(s.config, "utf8"),
+          up_pid: s.proc.pid,
+          proxy_workers_setting: s.proxyWorkers,
+          upstream_workers: s.workers,
+          idle_rss: s.idle_rss,
+          reconfigurations: s.reconfigurations,
+          final_proxies: s.final_proxies,
+          said_after_start: said[s.name].slice(0, 50),
+        },
+      ]),
+    ),
+    configs: Object.fromEntries(Object.entries(started).map(([key, s]) => [key, s.confText])),
+    targets: Object.fromEntries(
       targets.map((target) => [
         target.key,
-        { label: target.label, pid: target.proc.pid, port: target.port, idle_rss: target.idleRss, check: checks[target.key], stderr: stderrOf(target) || undefined },
+        { label: target.label, group: target.group, pid: target.proc.pid, port: target.port, idle_rss: target.idleRss, check: checks[target.key], stderr: stderrOf(target).slice(-2000) || undefined },
       ]),
     ),
     runs,
-    nginx_error_log: { lines: nginxErrors.length, first: nginxErrors.slice(0, 20), last: nginxErrors.slice(-10) },
+    access_log_lines: accessLogs,
+    nginx_error_logs: Object.fromEntries(Object.entries(errorLogs).map(([key, lines]) => [key, { lines: lines.length, first: lines.slice(0, 10), last: lines.slice(-5) }])),
     load_seconds: round(loadSpent, 1),
     quiet_wait_seconds: round(quietSpent, 1),
   };
   results.ratios = Object.fromEntries(
-    targets
-      .filter((target) => target.key !== "nginx")
+    measured
+      .filter((target) => TARGETS[target.key].baseline)
       .map((target) => [
         target.key,
-        Object.fromEntries(
-          [
-            ["rps", "small", "rps"],
-            ["p99", "small", "p99_ms"],
-            ["c1_p50", "c1", "p50_ms"],
-            ["big_mib_per_s", "big", "mib_per_s"],
-            ["upload_mib_per_s", "upload", "mib_per_s"],
-            ["rss", "small", "proxy_rss_peak"],
-          ].map(([name, kind, figure]) => {
-            const r = ratio(results, target.key, kind, figure);
-            return [name, { value: round(r.value, 3), invalid: r.why }];
-          }),
-        ),
+        {
+          against: TARGETS[target.key].baseline,
+          ...Object.fromEntries(
+            [
+              ["rps", "small", "rps"],
+              ["p99", "small", "p99_ms"],
+              ["c1_p50", "c1", "p50_ms"],
+              ["proxy_cpu_us_per_request", "small", "proxy_cpu_us_per_request"],
+              ["big_mib_per_s", "big", "mib_per_s"],
+              ["upload_mib_per_s", "upload", "mib_per_s"],
+            ]
+              .filter(([, kind]) => runs[target.key]?.[kind])
+              .map(([name, kind, figure]) => {
+                const r = ratioOf(results, target.key, kind, figure);
+                return [name, r.median === undefined ? { why: r.why } : { median: round(r.median, 3), min: round(r.min, 3), max: round(r.max, 3), per_round: r.values.map((v) => round(v, 3)), rounds_left_out: r.dirty }];
+              }),
+          ),
+        },
       ]),
   );
-  results.goals = Object.fromEntries(targets.filter((t) => t.key !== "nginx" && t.key !== "direct").map((t) => [t.key, goalsOf(results, t.key)]));
+  results.summary = Object.fromEntries(
+    measured.map((target) => [
+      target.key,
+      Object.fromEntries(
+        Object.keys(runs[target.key]).map((kind) => {
+          const pick = (figure) => {
+            const s = figureOf(results, target.key, kind, (r) => r[figure]);
+            return s ? { median: round(s.median, 3), min: round(s.min, 3), max: round(s.max, 3) } : undefined;
+          };
+          return [kind, Object.fromEntries(["rps", "p50_ms", "p99_ms", "proxy_cpu_us_per_request", "proxy_rss_peak", "proxy_rss_peak_max", "proxy_anon_peak_max", "stack_rss_peak", "upstream_cpu_us_per_request", "mib_per_s"].map((f) => [f, pick(f)]).filter(([, v]) => v))];
+        }),
+      ),
+    ]),
+  );
+  results.goals = goalsOf(results);
 
   log(`\ntotal load: ${loadSpent.toFixed(1)} s; waiting for quiet: ${quietSpent.toFixed(1)} s`);
+  if (accessLogs) log(`  group 3's access logs: ours ${accessLogs.ours ?? "–"} lines, nginx's ${accessLogs.nginx ?? "–"} lines`);
   for (const target of targets) {
     const stderr = stderrOf(target);
-    if (stderr) log(`  ⚠ ${target.key} wrote to stderr: ${stderr.split("\n").slice(-5).join(" | ")}`);
+    if (stderr) log(`  ⚠ ${target.key} wrote to stderr: ${stderr.split("\n").slice(-3).join(" | ").slice(0, 400)}`);
   }
-  if (stackSaid.length) {
-    log(`  ⚠ the stack printed ${stackSaid.length} line(s) during the measurements; the first ones:`);
-    for (const line of stackSaid.slice(0, 8)) log(`    ${line}`);
+  for (const stack of Object.values(stacks)) {
+    const restarts = (stack.final_proxies ?? []).filter((p) => p.restarts > 0);
+    if (restarts.length) log(`  ⚠ stack ${stack.name}: proxy process(es) restarted: ${restarts.map((p) => `${p.index} (${p.restarts}x)`).join(", ")}`);
+    if (said[stack.name].length) {
+      log(`  ⚠ stack ${stack.name} printed ${said[stack.name].length} line(s) during the measurements (config changes left out); the first ones:`);
+      for (const line of said[stack.name].slice(0, 8)) log(`    ${line}`);
+    }
   }
-  if (nginxErrors.length) {
-    log(`  ⚠ nginx's error log has ${nginxErrors.length} line(s); the first: ${nginxErrors[0]}`);
-    if (nginxErrors.length > 1) log(`    the last: ${nginxErrors[nginxErrors.length - 1]}`);
+  for (const [key, lines] of Object.entries(errorLogs)) {
+    if (lines.length) log(`  ⚠ ${key}'s error log has ${lines.length} line(s); the first: ${lines[0]}`);
   }
   log("");
 
@@ -861,7 +1557,7 @@ async function main() {
   await stopAll();
   results.left_running = leftRunning;
   machine.load_average_end = os.loadavg().map((v) => +v.toFixed(2));
-  const table = markdown(results, targets);
+  const table = markdown(results, measured);
   results.markdown = table;
   log(table);
   if (OUT) {
@@ -874,5 +1570,5 @@ async function main() {
 await runBenchmark("proxy", main, { stopAll, killAll: killAllNow });
 const left = tmpDir ? processesNaming(tmpDir) : [];
 if (left.length) log(`⚠ still running after cleanup: ${left.map((p) => p.pid).join(", ")}`);
-// Everything is stopped: do not wait for the grace-period timers of lib.mjs's Proc.stop() (up to 60 s for the stack).
+// Everything is stopped: do not wait for the grace-period timers of lib.mjs's Proc.stop() (up to 60 s for a stack).
 process.exit();
