@@ -31,6 +31,8 @@ export interface ConfigDiff {
   watchChanged: string[];
   /** Config keys that changed but only take effect after a restart of the stack. */
   needsRestart: string[];
+  /** `proxy.workers` changed: proxy processes are started or retired (with proxyChanged). */
+  proxyWorkers?: { from: number | "auto"; to: number | "auto" };
 }
 
 /** App keys that change what a worker process is: a change means new workers. */
@@ -50,7 +52,8 @@ const PROCESS_KEYS = [
 ] as const satisfies readonly (keyof AppConfig)[];
 
 /** App keys the proxy alone reads. */
-const PROXY_KEYS = ["routes", "balance", "health", "retry", "static"] as const satisfies readonly (keyof AppConfig)[];
+// graceful_timeout too: a stopping proxy process lets requests drain for the longest of them.
+const PROXY_KEYS = ["routes", "balance", "health", "retry", "static", "graceful_timeout"] as const satisfies readonly (keyof AppConfig)[];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -82,8 +85,10 @@ export function diffConfig(running: StackConfig, next: StackConfig): ConfigDiff 
   }
   const { proxy: was, state_dir: stateBefore } = running;
   const { proxy: now } = next;
-  if (!same(was.limits, now.limits) || !same(was.trusted_proxies, now.trusted_proxies) || was.access_log !== now.access_log || was.workers !== now.workers) {
+  if (!same(was.limits, now.limits) || !same(was.trusted_proxies, now.trusted_proxies) || was.access_log !== now.access_log) diff.proxyChanged = true;
+  if (was.workers !== now.workers) {
     diff.proxyChanged = true;
+    diff.proxyWorkers = { from: was.workers, to: now.workers };
   }
   if (!same(was.listen, now.listen)) diff.needsRestart.push("proxy.listen");
   if (!same(was.admin, now.admin)) diff.needsRestart.push("proxy.admin");
@@ -112,6 +117,7 @@ export function describeDiff(diff: ConfigDiff): string[] {
   if (removed.length) lines.push(`removed ${removed.join(", ")}`);
   if (diff.rolled.length) lines.push(`reloading ${diff.rolled.join(", ")} onto new workers`);
   for (const { app, from, to } of diff.scaled) lines.push(`scaled ${app} ${from} -> ${to}`);
+  if (diff.proxyWorkers) lines.push(`proxy processes ${diff.proxyWorkers.from} -> ${diff.proxyWorkers.to}`);
   if (diff.proxyChanged) lines.push("proxy routing and settings updated");
   if (diff.watchChanged.length) lines.push(`watching new files for ${diff.watchChanged.join(", ")}`);
   if (diff.needsRestart.length) lines.push(`changed, but needs a restart of the stack to apply: ${diff.needsRestart.join(", ")}`);

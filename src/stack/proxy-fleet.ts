@@ -186,7 +186,11 @@ export class ProxyFleet {
     ready.catch(() => undefined); // a restart's readiness is nobody's to await
     const member: Member = { index, child, state: "starting", restarts, fastExits, startedAt: Date.now(), ready };
     this.members.set(index, member);
-    const timer = setTimeout(() => failStart(new Error(`proxy process ${index} (pid ${child.pid}) did not serve within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    // One that never serves is killed: its exit replaces it (or fails the stack's start).
+    const timer = setTimeout(() => {
+      failStart(new Error(`proxy process ${index} (pid ${child.pid}) did not serve within ${READY_TIMEOUT_MS} ms`));
+      child.kill("SIGKILL");
+    }, READY_TIMEOUT_MS);
     timer.unref();
 
     child.on("message", (message: FromProxy) => {

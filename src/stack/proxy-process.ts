@@ -16,7 +16,7 @@ import type http from "node:http";
 import type tls from "node:tls";
 import { AccessLog } from "../proxy/access-log.ts";
 import { frontServer } from "../proxy/listener.ts";
-import { FrontProxy, type FrontProxyOptions } from "../proxy/server.ts";
+import { type AccessEntry, FrontProxy, type FrontProxyOptions } from "../proxy/server.ts";
 import { loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
@@ -40,8 +40,18 @@ function optionsFor(next: ProxySettings): FrontProxyOptions {
     ...next.proxy,
     onHealthChange: (_app, endpoint, healthy, reason) =>
       say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
-    onResponse: (entry) => accessLog?.write(entry),
+    // No access log, no entry built per request.
+    ...(next.accessLog ? { onResponse: (entry: AccessEntry) => accessLog?.write(entry) } : {}),
   };
+}
+
+/** An access log that cannot be written is said once per kind of error (and once a minute while it lasts), never thrown. */
+let lastLogError = { code: "", at: 0 };
+function onAccessLogError(error: NodeJS.ErrnoException, dropped: number): void {
+  const now = Date.now();
+  if (error.code === lastLogError.code && now - lastLogError.at < 60_000) return;
+  lastLogError = { code: error.code ?? "", at: now };
+  say(`access log: cannot write (${error.code ?? error.message}): ${dropped} line(s) dropped so far this time (${accessLog?.dropped ?? dropped} in all); serving goes on`);
 }
 
 /** (Re)opens the access log when its file or format changed; none for `access_log: off`. The old one is flushed and closed behind. */
@@ -49,7 +59,14 @@ function useAccessLog(next: ProxySettings, previous: ProxySettings | undefined):
   const same = next.accessLog?.file === previous?.accessLog?.file && next.accessLog?.format === previous?.accessLog?.format;
   if (same && (accessLog || !next.accessLog)) return;
   const old = accessLog;
-  accessLog = next.accessLog ? new AccessLog(next.accessLog.file, next.accessLog.format) : undefined;
+  accessLog = undefined;
+  if (next.accessLog) {
+    try {
+      accessLog = new AccessLog(next.accessLog.file, next.accessLog.format, onAccessLogError);
+    } catch (error) {
+      say(`access log: cannot open ${next.accessLog.file} (${(error as Error).message}); serving without it`);
+    }
+  }
   void old?.close();
 }
 
@@ -93,13 +110,19 @@ function whenAllListen(): void {
   send({ type: "ready" });
 }
 
-/** Stops accepting, lets the requests in flight finish, then exits. */
+/**
+ * Stops accepting, lets the requests in flight finish (for at most the
+ * settings' drain time, then their connections are cut), then exits.
+ * WebSocket tunnels are closed at once: they are long-lived by nature, and a
+ * server's close() would wait for them.
+ */
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
   stopWatchingCertificate?.();
-  await Promise.all(
-    servers.filter(Boolean).map(
+  const live = servers.filter(Boolean);
+  const drained = Promise.all(
+    live.map(
       (server) =>
         new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -108,6 +131,9 @@ async function stop(): Promise<void> {
     ),
   );
   proxy?.close();
+  const cut = setTimeout(() => live.forEach((server) => server.closeAllConnections()), settings?.drainTimeoutMs ?? 30_000);
+  await drained;
+  clearTimeout(cut);
   await accessLog?.close();
   process.exit(0);
 }

@@ -87,6 +87,8 @@ export interface ProxySettings {
   tls?: { cert: string; key: string };
   /** The access log file, or none (`access_log: off`). */
   accessLog?: { file: string; format: AccessLogFormat };
+  /** How long a stopping proxy process lets requests in flight finish before it cuts their connections: the longest graceful_timeout of the apps. */
+  drainTimeoutMs: number;
 }
 
 export function proxySettings(config: StackConfig): ProxySettings {
@@ -94,6 +96,7 @@ export function proxySettings(config: StackConfig): ProxySettings {
   return {
     proxy: frontProxyOptions(config),
     headerTimeoutMs: proxy.limits.header_timeout,
+    drainTimeoutMs: Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout)),
     ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key } } : {}),
     ...(proxy.access_log === "off" ? {} : { accessLog: { file: path.join(config.state_dir, "logs", "access.log"), format: proxy.access_log } }),
   };

@@ -10,7 +10,9 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { WebSocket } from "ws";
 import http from "node:http";
 import { ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
@@ -179,5 +181,60 @@ describe("proxy.workers: the front proxy in processes of its own", () => {
     const deadline = Date.now() + 10_000;
     while (proxies.some((proxy: any) => isAlive(proxy.pid)) && Date.now() < deadline) await sleep(100);
     expect(proxies.map((proxy: any) => proxy.pid).filter(isAlive)).toEqual([]);
+  }, 60_000);
+
+  it("stops within the apps' graceful timeout with a WebSocket open, closing the tunnel", async () => {
+    const { dir, file } = stackDir(`
+proxy:
+  listen: ["127.0.0.1:0"]
+  admin: "127.0.0.1:0"
+apps:
+  chat:
+    module: ${ROOT}/test/fixtures/apps/websocket-echo.ts
+    graceful_timeout: 2s
+    routes: [{ path: /chat }]
+`);
+    dirs.push(dir);
+    const stack = await up(file, { onSpawn: (child) => started.add(child) });
+    seenPids.add(stack.child.pid!);
+    for (const proxy of await proxiesReady(file, 1)) seenPids.add(proxy.pid);
+    for (const row of (await statusJson(file)).workers) seenPids.add(row.pid);
+
+    const socket = new WebSocket(`${stack.url.replace("http", "ws")}/chat/ws`);
+    await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+    const echoed = new Promise((resolve) => socket.once("message", (data) => resolve(String(data))));
+    socket.send("still here");
+    expect(await echoed).toBe("still here");
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+
+    const asked = Date.now();
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+    expect(Date.now() - asked).toBeLessThan(15_000);
+    await closed;
+  }, 60_000);
+
+  it("a full disk under the access log costs no request: the lines are dropped and said, the proxy serves on", async () => {
+    const { dir, file } = stackDir(config(1));
+    dirs.push(dir);
+    // The log file is /dev/full: opening works, every write fails with ENOSPC.
+    mkdirSync(path.join(dir, ".tsgi", "logs"), { recursive: true });
+    symlinkSync("/dev/full", path.join(dir, ".tsgi", "logs", "access.log"));
+    const stack = await up(file, { onSpawn: (child) => started.add(child) });
+    seenPids.add(stack.child.pid!);
+    const [proxy] = await proxiesReady(file, 1);
+    seenPids.add(proxy.pid);
+    for (const row of (await statusJson(file)).workers) seenPids.add(row.pid);
+
+    const traffic = load(`${stack.url}/hello/pid`, 4);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await traffic.stop()).toEqual({ "200": expect.any(Number) });
+    expect(stack.output()).toMatch(/proxy: access log: cannot write \(ENOSPC\): \d+ line\(s\) dropped/);
+    const [after] = await proxiesReady(file, 1);
+    expect(after.pid).toBe(proxy.pid);
+    expect(after.restarts).toBe(0);
+
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
   }, 60_000);
 });
