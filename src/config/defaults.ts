@@ -1,7 +1,7 @@
 /**
  * @module config/defaults
  *
- * Provisioning (STYLE.md 13): every key the file leaves out gets its
+ * Provisioning: every key the file leaves out gets its
  * schema `default`, at every depth — an object whose default is `{}` is
  * created and then filled in, and each value of a map (each app) is filled in
  * as well. A default is applied only where the key is ABSENT — or empty

@@ -2,7 +2,7 @@
  * @module config/generate-docs
  *
  * Renders docs/config.schema.json (for editors) and docs/config.md (for
- * people) from the one schema in schema.ts (STYLE.md 16, 19). Both files are
+ * people) from the one schema in schema.ts. Both files are
  * marked "do not edit"; test/config/docs.test.ts renders them in memory and
  * fails when the committed ones are stale. Regenerate with:
  *
@@ -158,8 +158,8 @@ const INTRO = `# The config file
 
 <!-- ${NOTICE} -->
 
-One YAML file declares the whole stack: the front proxy and the apps behind it
-(ARCHITECTURE.md, "Contract 2"). [config.example.yaml](../config.example.yaml)
+One YAML file declares the whole stack: the front proxy and the apps behind it.
+[config.example.yaml](../config.example.yaml)
 is a documented example that runs as it is.
 
 - \`tsgi-stack validate [-c FILE]\` checks a file and lists every error, one per

@@ -3,7 +3,7 @@
  *
  * YAML file -> a validated, normalized, deep-frozen StackConfig, or EVERY
  * error in it, each located `file:line:column` with its key path (issue #3).
- * The stages, in order (STYLE.md 13):
+ * The stages, in order:
  *
  *   1. parse      the YAML, keeping positions (syntax errors stop here)
  *   2. expand     `${VAR}` / `${VAR:-default}` in every value (env.ts)
@@ -15,7 +15,7 @@
  * system is reached only through the Probe it is given. loadConfig() is the
  * one function here that touches the disk: it reads the file and probes paths.
  * A bad file is a result, never an exception, so a reload can keep the old
- * config running and report (ARCHITECTURE.md "Contract 2").
+ * config running and report.
  */
 import { readFileSync, statSync } from "node:fs";
 import nodePath from "node:path";

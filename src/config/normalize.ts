@@ -1,12 +1,12 @@
 /**
  * @module config/normalize
  *
- * The last stage of loading (STYLE.md 13, 18), run only on data that passed
+ * The last stage of loading, run only on data that passed
  * the schema and the checks: decode (the schema's transforms: `10s` -> 10000,
  * `256M` -> bytes, `host:port` -> `{ host, port }`, routes normalized), make
  * every path absolute from the config file's folder, and deep-freeze. The
- * result is what the rest of the stack reads, and what a reload compares
- * (STYLE.md 20): two files that mean the same load to equal objects.
+ * result is what the rest of the stack reads, and what a reload compares:
+ * two files that mean the same load to equal objects.
  */
 import { Value } from "./typebox.ts";
 import { type Probe, resolveFrom, resolveGlob, resolveModuleFile, splitModuleSpec } from "./paths.ts";

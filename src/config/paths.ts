@@ -1,8 +1,8 @@
 /**
  * @module config/paths
  *
- * Paths in the config are relative to the config file's folder
- * (ARCHITECTURE.md "Contract 2"), whatever the directory `tsgi-stack` runs in.
+ * Paths in the config are relative to the config file's folder,
+ * whatever the directory `tsgi-stack` runs in.
  * A module spec is `file[:export]` and its file is found the way the gateway
  * finds it (gateway/load-app.ts: the path as written, then with .ts, .mts,
  * .js, .mjs, /index.ts, /index.js), so that `validate` and `serve` agree on

@@ -1,7 +1,7 @@
 /**
  * @module config/schema
  *
- * THE schema of the YAML config (ARCHITECTURE.md "Contract 2"; issue #3): one
+ * THE schema of the YAML config (issue #3): one
  * TypeBox declaration that is at once
  *
  *   - the validator (Value.Errors walks it: load.ts),
@@ -14,7 +14,7 @@
  *     those files are stale).
  *
  * So a field is added in one place: here, with its description, its default
- * and its unit next to it (STYLE.md 16, 17). Two conventions make that work:
+ * and its unit next to it. Two conventions make that work:
  *
  *   - A field with a default is declared REQUIRED: defaults.ts fills it in
  *     before validation, so it is always there in the loaded config (and its
@@ -24,9 +24,9 @@
  *     what it is loaded as, and the phrase an error message expects. Lists and
  *     mappings carry JSON Schema `examples`, which error messages quote.
  *
- * Every object rejects unknown keys (`additionalProperties: false`, STYLE.md
- * 18). Rules that span fields (exactly one of `module`/`command`, no duplicate
- * routes, files that exist) are in checks.ts; they are also written here as
+ * Every object rejects unknown keys (`additionalProperties: false`). Rules
+ * that span fields (exactly one of `module`/`command`, no duplicate routes,
+ * files that exist) are in checks.ts; they are also written here as
  * plain JSON Schema (`oneOf`, `dependencies`) for editors, which TypeBox's own
  * validator ignores. Path resolution needs the config file's folder and is done
  * in normalize.ts; the names of the keys never change between the file and the

@@ -1,6 +1,6 @@
 /**
  * Where config/ restates a rule another layer owns, the two must agree
- * (config/ imports nothing of gateway/: ARCHITECTURE.md's dependencies point
+ * (config/ imports nothing of gateway/: the layers' dependencies point
  * down, and config is at the bottom). Also the small helpers' own tables.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * The generated docs are never stale (STYLE.md 19), and the JSON Schema that
+ * The generated docs are never stale, and the JSON Schema that
  * editors use says what the loader says (issue #3): a strict JSON Schema
  * validator (ajv) accepts every good config and rejects every bad one whose
  * fault a schema can see.

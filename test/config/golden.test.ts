@@ -1,5 +1,5 @@
 /**
- * Golden-file tests of the config loader (issue #3; STYLE.md 31), in the
+ * Golden-file tests of the config loader (issue #3), in the
  * manner of gunicorn's requests/{valid,invalid}/ and Caddy's .caddyfiletest:
  *
  *   fixtures/bad/NAME.expected.txt   the exact error lines of loading NAME.yaml

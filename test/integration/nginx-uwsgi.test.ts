@@ -1,7 +1,7 @@
 /**
  * A REAL nginx (Debian's /usr/sbin/nginx; CI installs it with apt) in front of
  * createUwsgiServer through `uwsgi_pass` and nginx's own `uwsgi_params`
- * (RELIABILITY.md W1). The first 13 cases are nginx's own uwsgi.t and
+ * (the reliability matrix, W1). The first 13 cases are nginx's own uwsgi.t and
  * uwsgi_body.t, with our server where those tests run uWSGI: the same
  * outcomes are expected. The rest are what a user checks: queries, bodies in
  * and out (checksummed), statuses and repeated headers passing through, and a
