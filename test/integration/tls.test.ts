@@ -7,8 +7,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import https from "node:https";
+import tls from "node:tls";
 import path from "node:path";
 import { ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
@@ -21,10 +22,10 @@ afterAll(async () => {
   for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
 });
 
-function selfSigned(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, "cert.pem");
-  const key = path.join(dir, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"], {
+function selfSigned(dir: string, name = "cert", subject = "localhost"): { cert: string; key: string } {
+  const cert = path.join(dir, `${name}.pem`);
+  const key = path.join(dir, `${name}-key.pem`);
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${subject}`], {
     stdio: "ignore",
   });
   return { cert, key };
@@ -43,10 +44,24 @@ function httpsGet(url: string, host: string): Promise<{ status: number; body: st
   });
 }
 
-const config = (tls: string) => `
+/** The common name of the certificate a fresh TLS connection to `url` is shown. */
+function presentedName(url: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
+      const name = String(socket.getPeerCertificate().subject?.CN ?? "");
+      socket.destroy();
+      resolve(name);
+    });
+    socket.on("error", reject);
+  });
+}
+
+const config = (tls: string, workers = 1) => `
 proxy:
   listen: ["127.0.0.1:0"]
   admin: "127.0.0.1:0"
+  workers: ${workers}
   tls: ${tls}
 apps:
   legacy:
@@ -75,6 +90,40 @@ describe("tsgi-stack up with proxy.tls", () => {
     await sleep(200);
     expect([...seenPids].filter(isAlive)).toEqual([]);
   });
+
+  it("with two proxy processes, a renewed certificate reaches both: every new connection is shown the new one", async () => {
+    const { dir, file } = stackDir("");
+    const { cert, key } = selfSigned(dir, "live", "old.localhost");
+    writeFileSync(file, config(`{ cert: ${cert}, key: ${key}, listen: ["127.0.0.1:0"] }`, 2));
+    const stack = await up(file, { serving: /serving on (http:\/\/[^/\s]+)\/, (https:\/\/[^/\s]+)\//, onSpawn: (child) => started.add(child) });
+    seenPids.add(stack.child.pid!);
+    const status = await statusJson(file);
+    for (const row of status.workers) seenPids.add(row.pid);
+    for (const proxy of status.proxies) seenPids.add(proxy.pid);
+    seenPids.add(pm2DaemonPid(dir)!);
+    expect(status.proxies).toHaveLength(2);
+    expect(await presentedName(stack.match[2]!)).toBe("old.localhost");
+
+    // certbot's way: the new pair written beside, then moved over the live files.
+    const renewed = selfSigned(dir, "renewed", "new.localhost");
+    renameSync(renewed.key, key);
+    renameSync(renewed.cert, cert);
+    const deadline = Date.now() + 15_000;
+    let names: string[] = [];
+    for (;;) {
+      // Twenty fresh connections: the kernel hands them to both processes.
+      names = await Promise.all(Array.from({ length: 20 }, () => presentedName(stack.match[2]!)));
+      const bothSaid = [0, 1].every((index) => stack.output().includes(`proxy.${index}: proxy.tls: loaded the new certificate`));
+      if ((bothSaid && names.every((name) => name === "new.localhost")) || Date.now() > deadline) break;
+      await sleep(250);
+    }
+    expect(new Set(names)).toEqual(new Set(["new.localhost"]));
+    // Each proxy process watches the files itself and says so.
+    for (const index of [0, 1]) expect(stack.output()).toMatch(new RegExp(`proxy\\.${index}: proxy\\.tls: loaded the new certificate`));
+
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+  }, 60_000);
 
   it("refuses a certificate it cannot use, naming proxy.tls, before anything starts", async () => {
     const { dir, file } = stackDir("");
