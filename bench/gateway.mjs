@@ -37,6 +37,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
   CLI,
+  freePorts,
   HOST,
   MiB,
   Proc,
@@ -115,20 +116,6 @@ async function startNodeHello() {
   const proc = new Proc("node:http hello", process.execPath, [NODE_HELLO, `${HOST}:0`]);
   const [, port] = await proc.waitFor(/ready: http:\/\/[^:]+:(\d+)/, 10_000, "ready");
   return { proc, http: Number(port) };
-}
-
-/** Ports the kernel considers free right now (bound to 0 together, then closed). */
-async function freePorts(count) {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise((resolve, reject) => {
-      const server = net.createServer();
-      server.once("error", reject);
-      server.listen(0, HOST, () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => server.address().port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 function canConnect(port) {

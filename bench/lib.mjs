@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -397,3 +398,20 @@ export async function sweepProcessesNaming(needle, waitMs = 5000) {
   }
   return left.map(({ pid, cmdline }) => ({ pid, cmdline }));
 }
+
+/** Ports the kernel considers free right now on HOST (bound to 0 together, then closed). */
+export async function freePorts(count) {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.once("error", reject);
+      server.listen(0, HOST, () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => server.address().port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** One port the kernel considers free right now on HOST. */
+export const freePort = async () => (await freePorts(1))[0];

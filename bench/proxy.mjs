@@ -65,6 +65,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
   CLI,
+  freePort,
   CLK_TCK,
   HOST,
   MiB,
@@ -277,18 +278,6 @@ function request(port, target, { method = "GET", body, timeoutMs = 10_000 } = {}
     req.on("error", (error) => resolve({ error: error.code ?? error.message }));
     req.end(body);
   });
-}
-
-/** A port the kernel considers free right now (bound to 0, then closed). */
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, HOST, resolve);
-  });
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function canConnect(port) {

@@ -52,13 +52,13 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import {
   CLI,
+  freePort,
   HOST,
   Proc,
   QUIET_CPUS,
@@ -215,17 +215,6 @@ async function stopCase(proc, dir, error) {
 
 /** The machine's load before a case (lib.mjs's waitForQuiet), in CPUs to two decimals. */
 const waitForQuiet = async (what) => round(await waitForQuietUpTo(what, QUIET_WAIT_S), 2);
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, HOST, resolve);
-  });
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Resolves with the first stdout line of `proc` at or after `since` matching `pattern`; rejects on exit or timeout. */
 async function waitLine(proc, pattern, since, timeoutMs, what) {
