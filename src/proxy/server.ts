@@ -241,6 +241,16 @@ function keepCopy(req: http.IncomingMessage, limit: number): NonNullable<Attempt
   return copy;
 }
 
+/**
+ * The text of a 502 for a failed attempt, for requests and upgrades alike:
+ * what kind of failure, never what the worker sent. A protocol failure's
+ * message quotes the worker's own status or header line: the client is told
+ * only the kind.
+ */
+function badGatewayMessage(app: string, failure: UpstreamFailure): string {
+  return `Bad Gateway: app "${app}" ${failure.kind === "protocol" ? "sent an invalid response" : "did not answer"}`;
+}
+
 /** One request's way through the workers of its app: where it has been, and what to send. */
 interface Attempts {
   route: RouteMatch;
@@ -599,7 +609,7 @@ export class FrontProxy {
             this.health.recordFailure(key);
             // An upgrade request has no body and changes nothing until the worker accepts it: any failure before an answer may go elsewhere.
             if (failure.kind !== "protocol" && tried.size < policy.tries) return attempt();
-            refuse(502, `Bad Gateway: app "${route.app}" ${failure.kind === "protocol" ? failure.message : "did not answer"}`);
+            refuse(502, badGatewayMessage(route.app, failure));
           },
         },
         () => {},
@@ -724,7 +734,7 @@ export class FrontProxy {
       if (next) return this.forward(req, res, next, attempts);
     }
     // The worker's own bytes are never echoed to the client: a protocol failure says what kind, not what it sent.
-    plainResponse(res, 502, `Bad Gateway: app "${app}" ${failure.kind === "protocol" ? "sent an invalid response" : "did not answer"}`);
+    plainResponse(res, 502, badGatewayMessage(app, failure));
     attempts.done(502, endpoint);
   }
 

@@ -383,6 +383,23 @@ describe("FrontProxy WebSockets: answers without a tunnel", () => {
   });
 });
 
+describe("FrontProxy WebSockets: a worker's bytes never reach the client in an error", () => {
+  it("a worker answering an upgrade with a malformed head: 502 naming the app, nothing of what the worker sent", async () => {
+    const secret = "internal-token-7f3a";
+    const garbled = await wsUpstream("garbled", "chat", (_req, socket) => {
+      socket.end(`HTTP/1.1 2x0 ${secret}\r\nX-Leak: ${secret}\r\n\r\n`);
+    });
+    const { proxy, port } = await front();
+    proxy.setEndpoints("chat", [garbled.endpoint]);
+    const { text, closed } = await rawExchange(port, upgradeRequest("/chat/ws"));
+    const answer = parse(text);
+    expect(answer.status).toBe(502);
+    expect(answer.body).toContain('app "chat" sent an invalid response');
+    expect(text).not.toContain(secret);
+    expect(closed).toBe(true);
+  });
+});
+
 describe("FrontProxy WebSockets: closing", () => {
   it("closes both sides after websocketIdleTimeoutMs with no traffic either way", async () => {
     const chat = await wsUpstream("a");
