@@ -45,6 +45,7 @@ import type { UpstreamFailure } from "./upstream/connection.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 import { requestHead, SCRIPT_NAME_HEADER } from "./upstream/request-head.ts";
 import { rawResponse, relayedHead, tunnel } from "./upgrade.ts";
+import { IDEMPOTENT_METHODS, nextStep } from "./retry.ts";
 import { forwardingHeaders, TrustedProxies } from "./forwarded.ts";
 
 export { SCRIPT_NAME_HEADER };
@@ -157,7 +158,6 @@ type CountedResponse = http.ServerResponse & { [BYTES_KEY]?: number };
 /** nginx's status for a client that closed the connection before the response was complete. */
 const CLIENT_CLOSED_REQUEST = 499;
 const REQUEST_TIMEOUT = 408;
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 interface Pool {
   endpoints: readonly Endpoint[];
@@ -693,47 +693,52 @@ export class FrontProxy {
 
   /** Whether a request with a body could be resent after a worker dropped it: idempotent, or the app allows it. */
   private mayResendBody(req: http.IncomingMessage, app: string): boolean {
-    return IDEMPOTENT.has(req.method ?? "GET") || (this.options.retry?.[app] ?? DEFAULT_RETRY).nonIdempotent;
+    return IDEMPOTENT_METHODS.has(req.method ?? "GET") || (this.options.retry?.[app] ?? DEFAULT_RETRY).nonIdempotent;
   }
 
-  /** What a failed try leads to: another try, or the client's 502/504 (or a broken response, once one had begun). */
+  /** What a failed try leads to (proxy/retry.ts decides): another try, or the client's 502/504, or a broken response once one had begun. */
   private onFailure(req: http.IncomingMessage, res: http.ServerResponse, endpoint: Endpoint, attempts: Attempts, failure: UpstreamFailure): void {
     const key = instanceKey(endpoint);
     const { app } = attempts.route;
-    if (res.headersSent) {
-      // Broken mid-response: the client must see a broken message, not a complete one. (Like nginx, not
-      // counted against the worker: it did answer, and the next request may well succeed.)
-      res.destroy();
-      return attempts.done(res.statusCode, endpoint);
-    }
-    if (failure.kind === "timeout") {
-      // Not resent: the worker may still be working on it (nginx resends only idempotent ones; a slow app would then run twice).
-      plainResponse(res, 504, `Gateway Timeout: app "${app}" did not answer within ${this.poolLimits.readMs} ms`);
-      return attempts.done(504, endpoint);
-    }
     const policy = this.options.retry?.[app] ?? DEFAULT_RETRY;
     // A streamed body the proxy kept a copy of (see keepCopy) can be sent again once it has all arrived.
-    if (attempts.body === undefined && attempts.copy && !attempts.copy.overflow && req.complete) attempts.body = Buffer.concat(attempts.copy.chunks);
-    // A body read whole can be sent again; a streamed one only if none of it was read.
-    const replayable = attempts.body !== undefined || !req.readableDidRead;
-    const mayResend = replayable && (IDEMPOTENT.has(req.method ?? "GET") || policy.nonIdempotent);
-    const race = failure.kind === "dropped" && failure.reused;
-    if (race && replayable && IDEMPOTENT.has(req.method ?? "GET") && !attempts.reusedRetried) {
-      // The keep-alive race: a kept-alive connection the worker had just closed. Once more, on a fresh connection.
-      attempts.reusedRetried = true;
-      attempts.fresh = true;
-      attempts.tried.delete(key);
-      return this.forward(req, res, endpoint, attempts);
+    if (!res.headersSent && attempts.body === undefined && attempts.copy && !attempts.copy.overflow && req.complete) {
+      attempts.body = Buffer.concat(attempts.copy.chunks);
     }
-    // A reused connection closed under us is the race, not a sign the worker is failing.
-    if (!race) this.health.recordFailure(key);
-    // Nothing was sent when the connection was never made: any method may go elsewhere (RELIABILITY U1).
-    const retry = failure.kind === "connect" ? replayable : failure.kind === "dropped" && mayResend;
-    if (retry && attempts.tried.size < policy.tries) {
-      const next = this.choose(app, req, attempts.tried);
-      if (next) return this.forward(req, res, next, attempts);
+    const next = nextStep({
+      failure,
+      responseBegun: res.headersSent,
+      method: req.method ?? "GET",
+      // A body read whole can be sent again; a streamed one only if none of it was read.
+      replayable: attempts.body !== undefined || !req.readableDidRead,
+      nonIdempotent: policy.nonIdempotent,
+      tried: attempts.tried.size,
+      tries: policy.tries,
+      raceRetried: attempts.reusedRetried,
+    });
+    switch (next.step) {
+      case "break":
+        res.destroy();
+        return attempts.done(res.statusCode, endpoint);
+      case "same-worker-fresh":
+        attempts.reusedRetried = true;
+        attempts.fresh = true;
+        attempts.tried.delete(key);
+        return this.forward(req, res, endpoint, attempts);
+      case "next-worker": {
+        if (next.countAgainstWorker) this.health.recordFailure(key);
+        const other = this.choose(app, req, attempts.tried);
+        if (other) return this.forward(req, res, other, attempts);
+        break;
+      }
+      case "respond":
+        if (next.countAgainstWorker) this.health.recordFailure(key);
+        if (next.status === 504) {
+          plainResponse(res, 504, `Gateway Timeout: app "${app}" did not answer within ${this.poolLimits.readMs} ms`);
+          return attempts.done(504, endpoint);
+        }
+        break;
     }
-    // The worker's own bytes are never echoed to the client: a protocol failure says what kind, not what it sent.
     plainResponse(res, 502, badGatewayMessage(app, failure));
     attempts.done(502, endpoint);
   }
