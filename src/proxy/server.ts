@@ -159,7 +159,7 @@ type CountedResponse = http.ServerResponse & { [BYTES_KEY]?: number };
 const CLIENT_CLOSED_REQUEST = 499;
 const REQUEST_TIMEOUT = 408;
 
-interface Pool {
+interface AppEndpoints {
   endpoints: readonly Endpoint[];
   selector: Selector;
 }
@@ -274,7 +274,7 @@ interface Attempts {
 
 export class FrontProxy {
   private router: Router;
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, AppEndpoints>();
   /** Kept-alive connections per worker process (by instance key). */
   private readonly connections = new Map<string, ConnectionPool>();
   private readonly inFlight = new Map<string, number>();

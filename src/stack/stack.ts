@@ -66,7 +66,7 @@ export interface ReloadOutcome {
 }
 
 /** A reload that failed, kept until the next good one: `status` shows it. */
-export interface ReloadError {
+export interface FailedReload {
   message: string;
   /** The failing line of the app's source, with its neighbours, when the error points at one. */
   frame?: string;
@@ -98,7 +98,7 @@ export interface StackStatus {
   /** Every app of the config, static ones included (they have no pool and no workers). */
   apps: AppStatus[];
   /** Apps whose last reload failed (their previous workers still serve), until a reload succeeds. */
-  reloadErrors: Record<string, ReloadError>;
+  reloadErrors: Record<string, FailedReload>;
   /** The errors of a config file that was changed but not applied. */
   configErrors: string[];
   pools: PoolReport[];
@@ -199,7 +199,7 @@ export class Stack implements ControlTarget {
   private config: StackConfig;
   /** The reload under way, if any: reloads are queued behind it. */
   private reloading: Promise<unknown> = Promise.resolve();
-  private readonly reloadErrors = new Map<string, ReloadError>();
+  private readonly reloadErrors = new Map<string, FailedReload>();
   /** Per app, the `--watch` reload waiting for its turn (see reloadApp). */
   private readonly queuedReloads = new Map<string, Promise<ReloadReport>>();
   private configErrors: string[] = [];

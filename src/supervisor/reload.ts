@@ -56,10 +56,10 @@ export type PoolCommand =
   | { type: "update"; app: string; spec: PoolSpec; roll: boolean; ports: number[]; tickets: ReloadTicket[] };
 
 /** How a reload's new worker failed: the kind decides whether its last stderr line goes into the message. */
-export type FailureKind = "exit" | "not-ready" | "gate" | "launch";
+export type ReloadFailureKind = "exit" | "not-ready" | "gate" | "launch";
 
 export interface ReloadFailure {
-  kind: FailureKind;
+  kind: ReloadFailureKind;
   slot: number;
   /** What happened to the worker, e.g. `exited with code 4 (APP_LOAD_ERROR) before it was ready`. */
   what: string;

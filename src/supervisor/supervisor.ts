@@ -38,7 +38,7 @@ import { accepts, fileSize, freeLoopbackPort, processTree, reap, tailLines, wait
 import {
   defer,
   describeEarlyExit,
-  type FailureKind,
+  type ReloadFailureKind,
   failureError,
   newPass,
   passReport,
@@ -997,7 +997,7 @@ export class Supervisor {
    * the old workers stay as they are, and the pass ends once the worker's own
    * stderr is read (after pm2's log stream had time to write it).
    */
-  private failReload(pool: Pool, slot: Slot, kind: FailureKind, what: string): void {
+  private failReload(pool: Pool, slot: Slot, kind: ReloadFailureKind, what: string): void {
     const pass = pool.reload;
     if (!pass || pass.failure || pass.fresh !== slot.slot) return;
     pass.failure = { kind, slot: slot.slot, what };
