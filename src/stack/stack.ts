@@ -39,6 +39,7 @@ import { ControlError, type ControlTarget, controlSocketPath, startControlServer
 import { codeFrame, firstSourceLocation } from "./code-frame.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
+import { adminHandler } from "./admin.ts";
 import { appKind, healthChecksFor, proxyProcessCount, proxySettings, staticRootsFor } from "./proxy-settings.ts";
 
 export interface StackOptions {
@@ -252,7 +253,7 @@ export class Stack implements ControlTarget {
       // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
       const proxiesReady = this.proxies.start(proxySettings(this.config), proxyProcessCount(this.config));
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
-      this.adminServer = http.createServer((req, res) => this.serveAdmin(req, res));
+      this.adminServer = http.createServer(adminHandler(() => this.status()));
       this.adminAddress = await listenOn(this.adminServer, proxy.admin);
       this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
       const specs = workerApps(this.config).map(([name, app]) => poolSpecFor(name, app));
@@ -521,17 +522,6 @@ export class Stack implements ControlTarget {
       this.markStopped();
     })();
     return this.stopping;
-  }
-
-  private serveAdmin(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.url === "/status" || req.url === "/status.json") {
-      const body = JSON.stringify(this.status(), null, 2);
-      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
-      res.end(body);
-      return;
-    }
-    res.writeHead(404, { "Content-Type": "text/plain" });
-    res.end("Not Found: the admin server answers /status\n");
   }
 }
 
