@@ -51,7 +51,7 @@ type SocketWithMessage = Duplex & { _httpMessage?: { headersSent?: boolean } | n
  * Malformed HTTP: 400 and close, as node does by default — except for bytes
  * after a request that said `Connection: close` (HPE_CLOSED_CONNECTION): that
  * request is still answered, the rest ignored, and the connection closes
- * after the response (RELIABILITY smuggling case 20). Timeouts get 408.
+ * after the response (the reliability matrix smuggling case 20). Timeouts get 408.
  */
 function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === "HPE_CLOSED_CONNECTION") return;

@@ -2,7 +2,7 @@
  * @module proxy/request-checks
  *
  * The proxy's own checks of a request's framing, on top of node's strict
- * parser (llhttp), which accepts a few things RELIABILITY's smuggling table
+ * parser (llhttp), which accepts a few things the reliability matrix's smuggling table
  * says a front proxy must refuse: a Content-Length with leading zeros (`010`,
  * which another parser may read as octal), a Transfer-Encoding other than
  * exactly `chunked` (`,chunked`), and Transfer-Encoding in an HTTP/1.0

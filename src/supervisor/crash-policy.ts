@@ -1,7 +1,7 @@
 /**
  * @module supervisor/crash-policy
  *
- * What to do when a worker exits without being asked to (RELIABILITY R5;
+ * What to do when a worker exits without being asked to (the reliability matrix, R5;
  * gunicorn's Arbiter halts on WORKER_BOOT_ERROR / APP_LOAD_ERROR instead of
  * restart-looping). Pure functions over plain facts, so every rule is tested
  * without a process:

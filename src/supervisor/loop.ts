@@ -5,7 +5,7 @@
  * (pm2's bus, probes, finished pm2 calls, the public methods) only enqueue an
  * event; one drain dispatches each to a synchronous handler, in order, so
  * supervisor state has a single writer and no handler runs inside another
- * (STYLE habit 9). Handlers never await: slow work (a pm2 call, a readiness
+ *. Handlers never await: slow work (a pm2 call, a readiness
  * probe) is started from a handler and reports back by enqueueing its result.
  */
 export class EventLoop<E> {

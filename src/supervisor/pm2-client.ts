@@ -2,7 +2,7 @@
  * @module supervisor/pm2-client
  *
  * The only file that imports pm2 (pm2 is AGPL: keeping it behind one narrow
- * seam keeps the rest of the stack free of it — STYLE habit 12). It turns
+ * seam keeps the rest of the stack free of it). It turns
  * pm2's callback API, mixin singleton and string errors into a small
  * promise-based class with our own types: start / stop / restart / delete /
  * list a process by name, one event stream, disconnect, kill the daemon.
@@ -42,82 +42,9 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ProcessDescription, StartOptions } from "pm2";
 import { isAlive } from "./probes.ts";
+import type { ConnectOptions, Pm2Event, Pm2Status, ProcessInfo, ProcessManager, ProcessSpec } from "./process-manager.ts";
 
-/** One process as we ask pm2 to run it: always an executable and its arguments, never a script for pm2's Node wrapper. */
-export interface ProcessSpec {
-  name: string;
-  /** Absolute path of the executable (process.execPath for our workers, /bin/sh for commands). */
-  executable: string;
-  args: string[];
-  cwd: string;
-  env: Record<string, string>;
-  /** Wait for the process to `process.send("ready")` before calling it online. */
-  waitReady: boolean;
-  /** How long pm2 waits for "ready" before calling the process online anyway (ms). */
-  listenTimeoutMs: number;
-  /** How long a stop waits after the kill signal before SIGKILL (ms). */
-  killTimeoutMs: number;
-  /** pm2 restarts the process (gracefully) when its RSS passes this many bytes. */
-  maxMemoryBytes?: number;
-  /** First restart delay (ms); pm2 grows it ×1.5 per crash, up to 15 s. */
-  backoffMs: number;
-  /** Unstable exits (uptime < minUptimeMs) after which pm2 gives up ("restart overlimit"). */
-  maxRestarts: number;
-  minUptimeMs: number;
-  /** Exit codes after which pm2 does not restart the process. */
-  stopExitCodes: number[];
-  outFile: string;
-  errFile: string;
-}
-
-/** pm2's statuses, as it spells them. */
-export type Pm2Status = "online" | "launching" | "stopping" | "stopped" | "errored" | "waiting restart" | "one-launch-status";
-
-export interface ProcessInfo {
-  name: string;
-  pmId: number;
-  /** 0 when the process is not running. */
-  pid: number;
-  status: Pm2Status;
-  /** How many times pm2 restarted it (crashes and restarts asked for). */
-  restarts: number;
-  /** Milliseconds since this generation started; 0 when not online. */
-  uptime: number;
-  /** RSS in bytes, as pm2 last sampled it. */
-  memory: number;
-  /** CPU percent, as pm2 last sampled it. */
-  cpu: number;
-  exitCode?: number;
-  outFile: string;
-  errFile: string;
-  /** The environment we gave the process (pm2 merges in the caller's; only ours is kept here). */
-  env: Record<string, string>;
-}
-
-/** What the pm2 bus reports, in our words. `at` and `startedAt` are epoch ms on the daemon's clock. */
-export type Pm2Event =
-  | { kind: "online"; name: string; at: number; startedAt: number }
-  | { kind: "exit"; name: string; at: number; startedAt: number; exitCode: number; status: string }
-  | { kind: "overlimit"; name: string; at: number; startedAt: number }
-  /** A child's `process.send({ type, data })`: pm2 publishes it under its own `type` (e.g. "tsgi:ready"). */
-  | { kind: "message"; name: string; at: number; type: string; data: unknown }
-  /** Any other `process.send(value)`, e.g. the "ready" that wait_ready waits for. */
-  | { kind: "raw"; name: string; at: number; raw: unknown }
-  | { kind: "log"; name: string; stream: "out" | "err"; data: string }
-  /** The daemon is going away (killDaemon, or a signal to it). */
-  | { kind: "daemon-exit" };
-
-export interface ConnectOptions {
-  /** PM2_HOME: the stack's own state, never ~/.pm2. Created if missing. */
-  home: string;
-  /**
-   * Only daemon mode: issue #3 found that in no-daemon mode pm2's God runs in
-   * the caller, prefixes its console.log lines and exits it on killDaemon.
-   */
-  daemon?: true;
-  /** How often the daemon samples memory/CPU and applies max_memory_restart (ms); pm2's default is 30 s. */
-  monitorIntervalMs?: number;
-}
+export type { ConnectOptions, Pm2Event, Pm2Status, ProcessInfo, ProcessManager, ProcessSpec } from "./process-manager.ts";
 
 /** The environment keys of ours kept in ProcessInfo.env (the rest is the caller's environment that pm2 copies in). */
 const OWN_ENV = /^(TSGI_|PORT$)/;
@@ -293,7 +220,7 @@ export function toPm2Event(topic: string, packet: BusPacket): Pm2Event | undefin
 }
 
 /** A connection to the pm2 daemon of one PM2_HOME. */
-export class Pm2Client {
+export class Pm2Client implements ProcessManager {
   private readonly listeners = new Set<(event: Pm2Event) => void>();
   private closed = false;
 

@@ -14,7 +14,7 @@
  * So the membership never loses a ready worker before its replacement is in:
  * listeners see the new endpoint added, then the old one removed. pm2's own
  * reload kills the old worker after listen_timeout whether or not the new one
- * became ready (RELIABILITY R4); a pass waits for the new one, and when it
+ * became ready (the reliability matrix, R4); a pass waits for the new one, and when it
  * fails — exits with any code (APP_LOAD_ERROR included), is not ready within
  * readyTimeoutMs, fails the health gate — the pass stops there:
  *
@@ -78,7 +78,7 @@ export interface ReloadPass {
   fresh?: number;
   replaced: number;
   readonly tickets: ReloadTicket[];
-  /** updateSpec: the spec before it, put back if the roll fails (the running config stays, STYLE habit 20). */
+  /** updateSpec: the spec before it, put back if the roll fails (the running config stays). */
   readonly previousSpec?: PoolSpec;
   /** updateSpec: once every kept slot is replaced, the old slots past the new instance count go and missing ones start. */
   readonly resize: boolean;

@@ -10,7 +10,7 @@
  * cannot: which workers are *ready* (the proxy's membership), the crash
  * policy (halt on boot/app-load errors, stop a crash loop), and reports.
  *
- * Shape (STYLE habit 9): every callback — pm2's bus, probes, finished pm2
+ * Shape: every callback — pm2's bus, probes, finished pm2
  * calls, the public methods — only enqueues an event; one loop dispatches each
  * to a synchronous handleX method. Handlers start slow work and never await
  * it; the work reports back through the queue. Public methods enqueue a
@@ -33,7 +33,8 @@ import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, he
 import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
 import { DEFAULT_WORKER_BIN, type LaunchContext, processSpec } from "./launch.ts";
 import { EventLoop } from "./loop.ts";
-import { type Pm2Event, Pm2Client, type ProcessInfo } from "./pm2-client.ts";
+import { Pm2Client } from "./pm2-client.ts";
+import type { Pm2Event, ProcessInfo, ProcessManager } from "./process-manager.ts";
 import { accepts, fileSize, freeLoopbackPort, processTree, reap, tailLines, waitUntilAccepting } from "./probes.ts";
 import {
   defer,
@@ -133,7 +134,7 @@ export class Supervisor {
   private readonly membershipListeners = new Set<MembershipListener>();
   private readonly eventListeners = new Set<SupervisorListener>();
   private readonly logListeners = new Set<LogListener>();
-  private client: Promise<Pm2Client> | undefined;
+  private client: Promise<ProcessManager> | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Pids killed for a blocked event loop: each killed and reported once. */
@@ -312,7 +313,7 @@ export class Supervisor {
   }
 
   /**
-   * One row per worker: plain data from memory, no I/O (STYLE habit 15).
+   * One row per worker: plain data from memory, no I/O.
    * Memory, CPU and restart counts are pm2's, sampled every monitorIntervalMs.
    */
   status(): StatusRow[] {
@@ -1077,7 +1078,7 @@ export class Supervisor {
   // ---- plumbing ----
 
   /** Runs one pm2 call for a slot after the ones before it; its outcome comes back as an event. */
-  private runOp<T>(slot: Slot, op: (client: Pm2Client) => Promise<T>, toEvent: (value: T | undefined, error?: string) => LoopEvent | undefined): void {
+  private runOp<T>(slot: Slot, op: (client: ProcessManager) => Promise<T>, toEvent: (value: T | undefined, error?: string) => LoopEvent | undefined): void {
     slot.ops = slot.ops.then(async () => {
       let event: LoopEvent | undefined;
       try {
@@ -1133,8 +1134,9 @@ export class Supervisor {
     }
   }
 
-  private connect(): Promise<Pm2Client> {
-    this.client ??= Pm2Client.connect({ home: this.paths.pm2Home, monitorIntervalMs: this.monitorIntervalMs }).then((client) => {
+  private connect(): Promise<ProcessManager> {
+    const connect = this.options.connectProcessManager ?? ((options) => Pm2Client.connect(options));
+    this.client ??= connect({ home: this.paths.pm2Home, monitorIntervalMs: this.monitorIntervalMs }).then((client) => {
       client.onEvent((event) => this.loop.enqueue({ type: "pm2", event }));
       this.sampler = setInterval(() => void this.sample(), this.monitorIntervalMs);
       this.sampler.unref();
@@ -1145,7 +1147,7 @@ export class Supervisor {
   }
 
   /** Lets go of pm2: no more events, samples or calls from this object until it connects again. */
-  private async release(client: Pm2Client, killDaemon: boolean): Promise<void> {
+  private async release(client: ProcessManager, killDaemon: boolean): Promise<void> {
     clearInterval(this.sampler);
     clearTimeout(this.heartbeatTimer);
     this.client = undefined;
@@ -1275,7 +1277,7 @@ export class Supervisor {
     return (await client.list(name)).find((process) => process.name === name)?.pid ?? 0;
   }
 
-  private async deleteMatching(client: Pm2Client, prefix: string): Promise<void> {
+  private async deleteMatching(client: ProcessManager, prefix: string): Promise<void> {
     for (const process of await client.list(prefix)) await client.delete(process.name).catch(() => undefined);
   }
 

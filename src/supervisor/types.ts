@@ -3,10 +3,11 @@
  *
  * The supervisor's own vocabulary: what it is asked to run (PoolSpec — the
  * lead maps the YAML config onto it, so this folder never imports config/),
- * and what it reports — plain data only (STYLE habit 15): pool reports, status
+ * and what it reports — plain data only: pool reports, status
  * rows, events, and the seam to the proxy (which workers of which app are
- * ready, at which address; ARCHITECTURE "the house").
+ * ready, at which address; docs/architecture.md).
  */
+import type { ConnectProcessManager } from "./process-manager.ts";
 
 /** One app: N identical workers, each a pm2 process in fork mode. */
 export interface PoolSpec {
@@ -39,7 +40,7 @@ export interface PoolSpec {
   restart: RestartPolicy;
 }
 
-/** RELIABILITY R5: restarts back off, and a crash loop stops. */
+/** Reliability matrix R5: restarts back off, and a crash loop stops. */
 export interface RestartPolicy {
   /** Crashes (uptime below minUptimeMs) in a row that are restarted; one more and the pool is errored. */
   maxRestarts: number;
@@ -54,7 +55,7 @@ export interface SupervisorOptions {
   stackId: string;
   /** The stack's state dir: pm2's home is `<stateDir>/pm2`, sockets and logs beside it. */
   stateDir: string;
-  /** The CLI entry that runs `serve` (default: this repo's src/cli/bin.js). */
+  /** The CLI entry that runs `serve` (default: the package's dist/cli/bin.js). */
   workerBin?: string;
   /** The Node binary for workers (default: the one running this process). */
   nodePath?: string;
@@ -62,6 +63,8 @@ export interface SupervisorOptions {
   shell?: string;
   /** How often pm2 samples memory/CPU and applies maxMemoryBytes (ms; default 5000). */
   monitorIntervalMs?: number;
+  /** How to reach the process manager (default: pm2, Pm2Client.connect); a fake in tests of the supervisor's rules. */
+  connectProcessManager?: ConnectProcessManager;
   /** Lines of a failed worker's stderr kept in its pool's error (default 20). */
   stderrLines?: number;
   /**

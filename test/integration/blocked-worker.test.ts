@@ -1,5 +1,5 @@
 /**
- * A request stuck in an infinite loop under `tsgi-stack up` (RELIABILITY
+ * A request stuck in an infinite loop under `tsgi-stack up` (the reliability matrix
  * R7): the worker's event loop is blocked, so nothing inside it can act. The
  * supervisor sees the worker's heartbeat file go stale, SIGKILLs it (Gunicorn's
  * arbiter does the same to a worker that stops notifying), says so in the

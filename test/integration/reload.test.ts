@@ -10,7 +10,7 @@
  *   - new code that does not load: the reload fails, the old workers keep
  *     serving, the failing line is shown; fixing it reloads (`up --watch`);
  *   - a 5 s streaming response and an open WebSocket survive a reload.
- * "Failed" is RELIABILITY's: a status other than 200, a socket error, or a
+ * "Failed" is the reliability matrix's: a status other than 200, a socket error, or a
  * body that is not exactly what the app sends.
  */
 import { afterAll, describe, expect, it } from "vitest";

@@ -631,7 +631,7 @@ function post(port: number, urlPath: string, body: string, headers: Record<strin
   });
 }
 
-describe("FrontProxy: failing over to another worker (RELIABILITY U1, U2)", () => {
+describe("FrontProxy: failing over to another worker (the reliability matrix U1, U2)", () => {
   it("U1: with one of three workers refusing connections, every GET and POST succeeds, none sent twice", async () => {
     const posts: string[] = [];
     const collecting = (name: string) =>
@@ -698,7 +698,7 @@ describe("FrontProxy: failing over to another worker (RELIABILITY U1, U2)", () =
   });
 });
 
-describe("FrontProxy: limits (RELIABILITY L1, L3)", () => {
+describe("FrontProxy: limits (the reliability matrix L1, L3)", () => {
   it("L1: a Content-Length over client_max_body_size gets 413 and the worker sees nothing", async () => {
     const worker = await upstream("web");
     const { proxy, port } = await front({ clientMaxBodySize: 1024 });
@@ -834,7 +834,7 @@ describe("FrontProxy: X-Request-Id and the access entry", () => {
   });
 });
 
-describe("FrontProxy: header limits (RELIABILITY L2)", () => {
+describe("FrontProxy: header limits (the reliability matrix L2)", () => {
   /** Sends one raw request to a front listener and returns the status line, never reaching the worker. */
   async function statusOf(request: string): Promise<{ statusLine: string; workerSaw: number }> {
     const { frontServer } = await import("../../src/proxy/listener.ts");

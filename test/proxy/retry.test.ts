@@ -1,6 +1,6 @@
 /**
  * The retry decision as a table (proxy/retry.ts): each row a failed try, and
- * what nginx's proxy_next_upstream and RELIABILITY's U1/U2/U3/L5 rows say
+ * what nginx's proxy_next_upstream and the reliability matrix's U1/U2/U3/L5 rows say
  * comes next.
  */
 import { describe, expect, it } from "vitest";

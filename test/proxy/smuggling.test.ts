@@ -1,6 +1,6 @@
 /**
- * RELIABILITY S1 (smuggling-corpus) and S2 (normalized-forwarding), on real
- * sockets: the 20 malformed requests of RELIABILITY "Request smuggling and
+ * the reliability matrix S1 (smuggling-corpus) and S2 (normalized-forwarding), on real
+ * sockets: the 20 malformed requests of the reliability matrix "Request smuggling and
  * desync: the cases" (one test per variant where a row lists several), each
  * sent as raw bytes to a frontServer(proxy) on 127.0.0.1 port 0 and
  * followed on the same connection by a valid pipelined request
@@ -248,7 +248,7 @@ function responses(text: string): RawResponse[] {
 const FOLLOWUP = "GET /followup HTTP/1.1\r\nHost: web.test\r\n\r\n";
 
 interface MalformedCase {
-  /** The row of RELIABILITY's table. */
+  /** The row of the reliability matrix's table. */
   row: number;
   name: string;
   /** The malformed request, exact bytes (latin1). */
@@ -331,7 +331,7 @@ function describeOutcome(got: Exchange, seen: readonly Seen[]): string {
 const SETTLE_MS = 100;
 
 for (const pool of ["cold", "warm"] as const) {
-  describe(`S1 (${pool} proxy→worker pool): the smuggling corpus (RELIABILITY rows 1-20), each followed by a pipelined GET /followup`, () => {
+  describe(`S1 (${pool} proxy→worker pool): the smuggling corpus (the reliability matrix rows 1-20), each followed by a pipelined GET /followup`, () => {
     for (const testCase of CASES) {
       it(`row ${testCase.row}: ${testCase.name}`, async () => {
         const { port, seen } = await stack(pool);

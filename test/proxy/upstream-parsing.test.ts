@@ -2,7 +2,7 @@
  * The proxy's own HTTP/1.1 client, its two parsers on their own: the
  * response head (parseResponseHead) and the chunked body (ChunkedDecoder).
  * Both must be strict — a worker's response that could be read two ways is
- * refused (502), never guessed at (RELIABILITY U4, the smuggling table's
+ * refused (502), never guessed at (the reliability matrix U4, the smuggling table's
  * rules applied to responses) — and must not depend on how the bytes were
  * split into reads: every input is also fed in pieces.
  */

@@ -7,6 +7,11 @@ import { ExitCode } from "../../src/gateway/exit-codes.ts";
 import { FATAL_EXIT_CODES, judgeExit, judgeNotReady, pm2Limits, WorkerExit } from "../../src/supervisor/crash-policy.ts";
 import { KILL_MARGIN_MS, processSpec, shellCommand, type LaunchContext } from "../../src/supervisor/launch.ts";
 import { EventLoop } from "../../src/supervisor/loop.ts";
+import os from "node:os";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import type { ProcessManager } from "../../src/supervisor/process-manager.ts";
+import { Supervisor } from "../../src/supervisor/supervisor.ts";
 import { beatPeriodMs } from "../../src/gateway/heartbeat.ts";
 import { blockedWorkers, checkPeriodMs, heartbeatFile, slackMs } from "../../src/supervisor/heartbeats.ts";
 import { toPm2Event } from "../../src/supervisor/pm2-client.ts";
@@ -262,5 +267,33 @@ describe("heartbeats: a worker whose event loop is blocked", () => {
     expect(heartbeatFile(context.paths, "tsgi:demo-1:hello:0")).toBe("/state/heartbeats/tsgi_demo-1_hello_0.beat");
     const without = processSpec(context, modulePool("hello", "app.ts", 1, { timeoutMs: 0 }), 0, "tsgi:demo-1:hello:0", address);
     expect(without.args).not.toContain("--heartbeat-file");
+  });
+});
+
+describe("the process-manager seam", () => {
+  it("connects through SupervisorOptions.connectProcessManager, in the stack's own pm2 home, and lists only its own processes", async () => {
+    const calls: string[] = [];
+    const fake: ProcessManager = {
+      start: async () => Promise.reject(new Error("not in this test")),
+      stop: async () => undefined,
+      restart: async () => undefined,
+      delete: async (name) => void calls.push(`delete ${name}`),
+      list: async (prefix = "") => (calls.push(`list ${prefix}`), []),
+      onEvent: () => () => undefined,
+      disconnect: async () => void calls.push("disconnect"),
+      killDaemon: async () => void calls.push("killDaemon"),
+    };
+    const homes: string[] = [];
+    const supervisor = new Supervisor({
+      stackId: "seam-1",
+      stateDir: path.join(os.tmpdir(), `tsgi-seam-${process.pid}`),
+      connectProcessManager: async (options) => (homes.push(options.home), fake),
+    });
+    expect(await supervisor.start([])).toEqual([]);
+    await supervisor.stop();
+    expect(homes).toEqual([path.join(os.tmpdir(), `tsgi-seam-${process.pid}`, "pm2")]);
+    expect(calls).toContain("list tsgi:seam-1:");
+    expect(calls.at(-1)).toBe("killDaemon");
+    rmSync(path.join(os.tmpdir(), `tsgi-seam-${process.pid}`), { recursive: true, force: true });
   });
 });

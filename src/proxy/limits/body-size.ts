@@ -6,7 +6,7 @@
  * anything is sent to a worker. A chunked body is read whole before a worker
  * is chosen (nginx's proxy_request_buffering), and sent on with a
  * Content-Length: its framing is checked in full by node's parser first, so a
- * malformed chunked body never reaches a worker even in part (RELIABILITY
+ * malformed chunked body never reaches a worker even in part (the reliability matrix
  * smuggling rows 15-16), and a body over the limit gets 413 without any
  * worker seeing it. Buffering is in memory and bounded by the limit; a body
  * with a Content-Length, whose framing cannot go wrong, streams through.

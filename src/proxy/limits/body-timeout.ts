@@ -3,7 +3,7 @@
  *
  * nginx's client_body_timeout: the longest pause between two reads of a
  * request body, not a bound on the whole upload (a large upload at a steady
- * pace is fine). A client that stalls — the slow-POST attack (RELIABILITY
+ * pace is fine). A client that stalls — the slow-POST attack (the reliability matrix
  * L4), or a client that died without closing — is told 408 and its
  * connection closed, so neither a worker nor a proxy buffer is held for it.
  * Only requests with a body are watched: a GET costs nothing here. Time

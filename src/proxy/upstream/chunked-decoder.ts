@@ -3,7 +3,7 @@
  *
  * Takes a worker's chunked response body apart as it arrives, for
  * upstream/exchange.ts. The proxy re-frames every response it passes on
- * (RELIABILITY: "never forward raw framing"): it hands the client the chunk
+ * (the reliability matrix: "never forward raw framing"): it hands the client the chunk
  * data only, and node's ServerResponse chunks it again. Strict like the head:
  * hex sizes only (chunk extensions are skipped), CRLF after each chunk's data,
  * trailers read and dropped; anything else is an UpstreamProtocolError, and

@@ -9,7 +9,7 @@
  * for its whole life rather than per request.
  *
  * Every way an exchange can fail is told apart, because the proxy's retry
- * rules depend on it (RELIABILITY U1-U3, L5):
+ * rules depend on it (the reliability matrix U1-U3, L5):
  *   - "connect": no connection was made (refused, no socket file, connect
  *     timeout): nothing was sent, any method may go elsewhere;
  *   - "dropped": the worker closed or reset the connection before a byte of

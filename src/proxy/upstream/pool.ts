@@ -7,7 +7,7 @@
  * connections warm rather than all of them lukewarm). Two bounds:
  *   - at most `maxIdle` idle connections; more are closed;
  *   - none reused after `idleTimeoutMs` idle. This is the keep-alive race
- *     (RELIABILITY L5): a worker closes a connection idle for its own
+ *     (the reliability matrix L5): a worker closes a connection idle for its own
  *     keep-alive timeout (5 s for gateway workers and node:http), and a
  *     request written to it just then is lost in flight. Keeping our limit
  *     below the worker's means the proxy always closes first. sweep() closes

@@ -2,7 +2,7 @@
  * @module proxy/upstream/request-head
  *
  * The request head the proxy writes to a worker, built as one string from
- * the client's raw header lines. The rules (RELIABILITY H1, S2; nginx's
+ * the client's raw header lines. The rules (the reliability matrix H1, S2; nginx's
  * proxy module):
  *   - hop-by-hop headers, and any the client named in Connection, stay with
  *     the client's connection; so does Expect (node has already answered

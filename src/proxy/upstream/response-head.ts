@@ -9,7 +9,7 @@
  * not need: a worker's head is short, arrives whole in practice, and must be
  * refused rather than guessed at when its framing is ambiguous, because a
  * response mis-framed on a kept-alive connection poisons the next one
- * (RELIABILITY U4, nginx's proxy_duplicate_headers.t). So: CRLF line ends
+ * (the reliability matrix U4, nginx's proxy_duplicate_headers.t). So: CRLF line ends
  * only, no obs-fold, token header names, one Content-Length of plain digits,
  * Transfer-Encoding exactly "chunked" and never with Content-Length, and a
  * head no larger than MAX_HEAD_BYTES. Any of these broken is a 502.
