@@ -295,6 +295,9 @@ apps:
       }
       if (pending.size > 0) await sleep(250);
     }
+    // `up` prints its summary once everything is ready: the routes may answer a moment before the line arrives.
+    const printedBy = Date.now() + 10_000;
+    while (!output.includes(`serving on ${base}/`) && Date.now() < printedBy) await sleep(50);
     expect(output).toContain(`serving on ${base}/`);
 
     killPid(stack.pid!, "SIGINT");
