@@ -11,7 +11,7 @@
  *      watches its heartbeat: no watchdog thread), from spawn to its first 200 (t0 just before spawn, the
  *      port read from its "ready: http://…" line, t1 the first 200 to GET /),
  *      for (a) a JavaScript app (bench/apps/hello.mjs: no TypeScript loader)
- *      and (b) its TypeScript twin (bench/apps/hello.ts: tsx), against (c) the
+ *      and (b) its TypeScript twin (examples/hello/app.ts, the same code typed: tsx), against (c) the
  *      bare node:http server bench/apps/node-hello.mjs started the same way;
  *      ratio (a)/(c) and (b)/(c) per repetition. Goal <= 2x;
  *   2. the VmRSS of those three processes 1 s after their first 200, ratio to
@@ -88,7 +88,7 @@ const STACK_SETTLE_MS = 2000;
 const POLL_MS = { worker: 5, stack: 20 };
 
 const APP_MJS = "bench/apps/hello.mjs";
-const APP_TS = "bench/apps/hello.ts";
+const APP_TS = "examples/hello/app.ts";
 const NODE_HELLO = "bench/apps/node-hello.mjs";
 /** The stack of part 4: 3 apps x 2 instances of the JavaScript hello app, one path route each. */
 const STACK_APPS = ["alpha", "beta", "gamma"];
@@ -249,7 +249,7 @@ const AS_UP_RUNS_IT = (kind) => ["--no-arbiter", "--heartbeat-file", path.join(o
 const SERVERS = {
   bare: { label: "bare node:http (node-hello.mjs)", args: () => [NODE_HELLO, `${HOST}:0`] },
   mjs: { label: "tsgi-stack serve hello.mjs", args: () => [CLI, "serve", APP_MJS, ...AS_UP_RUNS_IT("mjs"), "--http", `${HOST}:0`] },
-  ts: { label: "tsgi-stack serve hello.ts", args: () => [CLI, "serve", APP_TS, ...AS_UP_RUNS_IT("ts"), "--http", `${HOST}:0`] },
+  ts: { label: "tsgi-stack serve examples/hello/app.ts", args: () => [CLI, "serve", APP_TS, ...AS_UP_RUNS_IT("ts"), "--http", `${HOST}:0`] },
 };
 
 async function bootServer(kind, rep) {
@@ -330,7 +330,7 @@ async function probe(kind) {
 }
 
 async function partWorkers() {
-  log(`1-2. a worker, spawn → first 200, and its idle RSS ${WORKER_SETTLE_MS} ms later: serve hello.mjs (a), serve hello.ts (b), bare node:http (c); ${RUNS} repetitions + 1 warm-up`);
+  log(`1-2. a worker, spawn → first 200, and its idle RSS ${WORKER_SETTLE_MS} ms later: serve hello.mjs (a), serve examples/hello/app.ts (b), bare node:http (c); ${RUNS} repetitions + 1 warm-up`);
   const before = await waitForQuiet("the worker boots", QUIET_WAIT_S);
   const samples = { bare: [], mjs: [], ts: [] };
   const probes = { mjs: [], ts: [] };

@@ -1,7 +1,7 @@
 /**
  * bench/boot.mjs's JavaScript TSGI app: examples/hello/app.ts as plain
  * JavaScript, so that `tsgi-stack serve bench/apps/hello.mjs` loads no
- * TypeScript loader. Same body as bench/apps/hello.ts (its TypeScript twin)
+ * TypeScript loader. Same body as examples/hello/app.ts (its TypeScript twin)
  * and bench/apps/node-hello.mjs (the bare node:http baseline).
  *
  *   node dist/cli/bin.js serve bench/apps/hello.mjs --no-arbiter --http 127.0.0.1:0
