@@ -84,12 +84,19 @@ async function proxiesReady(file: string, count: number, timeoutMs = 15_000): Pr
   }
 }
 
+/** A temp dir with `yaml` as its tsgi.yaml (and `prepare` run in it), `up` started and serving; every pid recorded for afterAll. */
+async function startStack(yaml: string, prepare?: (dir: string) => void) {
+  const { dir, file } = stackDir(yaml);
+  dirs.push(dir);
+  prepare?.(dir);
+  const stack = await up(file, { onSpawn: (child) => started.add(child) });
+  seenPids.add(stack.child.pid!);
+  return { dir, file, stack };
+}
+
 describe("proxy.workers: the front proxy in processes of its own", () => {
   it("two proxy processes share the port, both take traffic, and killing them under load refuses no connection", async () => {
-    const { dir, file } = stackDir(config(2));
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
+    const { file, stack } = await startStack(config(2));
     const before = await proxiesReady(file, 2);
     const pids = before.map((proxy: any) => proxy.pid as number);
     for (const pid of pids) seenPids.add(pid);
@@ -135,10 +142,7 @@ describe("proxy.workers: the front proxy in processes of its own", () => {
   }, 120_000);
 
   it("follows proxy.workers on a config reload, and serves throughout", async () => {
-    const { dir, file } = stackDir(config(1));
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
+    const { file, stack } = await startStack(config(1));
     const [first] = await proxiesReady(file, 1);
     seenPids.add(first.pid);
 
@@ -167,10 +171,7 @@ describe("proxy.workers: the front proxy in processes of its own", () => {
   }, 120_000);
 
   it("a proxy process never outlives its stack: SIGKILL the stack process and the proxies leave on their own", async () => {
-    const { dir, file } = stackDir(config(2));
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
+    const { dir, file, stack } = await startStack(config(2));
     const proxies = await proxiesReady(file, 2);
     for (const proxy of proxies) seenPids.add(proxy.pid);
     for (const row of (await statusJson(file)).workers) seenPids.add(row.pid);
@@ -184,7 +185,7 @@ describe("proxy.workers: the front proxy in processes of its own", () => {
   }, 60_000);
 
   it("stops within the apps' graceful timeout with a WebSocket open, closing the tunnel", async () => {
-    const { dir, file } = stackDir(`
+    const { file, stack } = await startStack(`
 proxy:
   listen: ["127.0.0.1:0"]
   admin: "127.0.0.1:0"
@@ -194,9 +195,6 @@ apps:
     graceful_timeout: 2s
     routes: [{ path: /chat }]
 `);
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
     for (const proxy of await proxiesReady(file, 1)) seenPids.add(proxy.pid);
     for (const row of (await statusJson(file)).workers) seenPids.add(row.pid);
 
@@ -215,13 +213,11 @@ apps:
   }, 60_000);
 
   it("a full disk under the access log costs no request: the lines are dropped and said, the proxy serves on", async () => {
-    const { dir, file } = stackDir(config(1));
-    dirs.push(dir);
     // The log file is /dev/full: opening works, every write fails with ENOSPC.
-    mkdirSync(path.join(dir, ".tsgi", "logs"), { recursive: true });
-    symlinkSync("/dev/full", path.join(dir, ".tsgi", "logs", "access.log"));
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
+    const { file, stack } = await startStack(config(1), (dir) => {
+      mkdirSync(path.join(dir, ".tsgi", "logs"), { recursive: true });
+      symlinkSync("/dev/full", path.join(dir, ".tsgi", "logs", "access.log"));
+    });
     const [proxy] = await proxiesReady(file, 1);
     seenPids.add(proxy.pid);
     for (const row of (await statusJson(file)).workers) seenPids.add(row.pid);
