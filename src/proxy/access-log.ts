@@ -11,7 +11,7 @@
  */
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
-import type { AccessEntry } from "./server.ts";
+import type { AccessEntry } from "./exchange.ts";
 
 export type AccessLogFormat = "combined" | "json";
 

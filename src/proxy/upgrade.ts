@@ -18,23 +18,18 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
+import { type Answer, REASON_PHRASES } from "./refusal.ts";
 
-/** The status lines the proxy itself may answer an upgrade request with. */
-const REASONS: Readonly<Record<number, string>> = {
-  400: "Bad Request",
-  404: "Not Found",
-  414: "URI Too Long",
-  431: "Request Header Fields Too Large",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
-
-/** Answers on a raw client socket with a short text body and closes it. */
-export function rawResponse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): number {
-  const body = `${message}\n`;
-  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n`;
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+/**
+ * Writes one of the proxy's own answers (proxy/refusal.ts) on a raw client
+ * socket and closes it: after an upgrade request nothing else on the
+ * connection is read. Returns the body bytes written.
+ */
+export function rawAnswer(socket: Duplex, answer: Answer, requestId: string): number {
+  const body = `${answer.text}\n`;
+  let head = `HTTP/1.1 ${answer.status} ${REASON_PHRASES[answer.status] ?? ""}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n`;
+  for (const [name, value] of Object.entries(answer.headers)) head += `${name}: ${value}\r\n`;
+  head += `X-Request-Id: ${requestId}\r\n`;
   if (socket.writable) socket.end(`${head}\r\n${body}`);
   else socket.destroy();
   return Buffer.byteLength(body);

@@ -58,3 +58,33 @@ export function readChunkedBody(req: IncomingMessage, limit: number): Promise<Bu
     });
   });
 }
+
+/** A streamed body's bytes as they went to a worker, kept for a resend; `overflow` once it grew past its bound (then nothing is kept). */
+export interface BodyCopy {
+  chunks: Buffer[];
+  size: number;
+  overflow: boolean;
+}
+
+/** The most of a streamed body kept for a resend when client_max_body_size is 0 (no limit). */
+export const COPY_LIMIT = 1024 * 1024;
+
+/**
+ * Keeps the chunks of a streamed body as they go to the worker, up to
+ * `limit` bytes (nginx buffers request bodies for the same reason). It
+ * listens without starting the flow: the body is still read only once a
+ * worker is connected.
+ */
+export function keepCopy(req: IncomingMessage, limit: number): BodyCopy {
+  const copy = { chunks: [] as Buffer[], size: 0, overflow: false };
+  const onData = (chunk: Buffer) => {
+    copy.size += chunk.byteLength;
+    if (copy.size > limit) {
+      copy.overflow = true;
+      copy.chunks = [];
+      req.off("data", onData);
+    } else copy.chunks.push(chunk);
+  };
+  req.prependListener("data", onData);
+  return copy;
+}

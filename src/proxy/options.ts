@@ -1,0 +1,65 @@
+/**
+ * @module proxy/options
+ *
+ * What the front proxy can be told (stack/proxy-settings.ts fills it from
+ * the config), with each default beside its field, and the limits of its
+ * connections to workers derived from it.
+ */
+import type { AccessEntry } from "./exchange.ts";
+import type { HealthCheckSpec, HealthListener } from "./health/active.ts";
+import type { PassiveHealthOptions } from "./health/passive.ts";
+import type { RouteSpec } from "./router.ts";
+import type { PoolLimits } from "./upstream/pool.ts";
+
+export interface FrontProxyOptions {
+  routes: readonly RouteSpec[];
+  /** The balancing policy per app, by config name (default round_robin). */
+  balance?: Readonly<Record<string, string>>;
+  /** Longest silence from a worker (ms): before its response head the client gets 504 (nginx's proxy_read_timeout, 60 s). */
+  upstreamTimeoutMs?: number;
+  /** How long connecting to a worker may take (ms) before it counts as failed (nginx's proxy_connect_timeout, 60 s). */
+  connectTimeoutMs?: number;
+  /** Idle kept-alive connections kept per worker (nginx's keepalive; default 64). */
+  upstreamKeepalive?: number;
+  /** How long an idle connection to a worker may be reused (ms; default 4 s, below the workers' 5 s). */
+  upstreamKeepaliveTimeoutMs?: number;
+  /** Longest pause between two reads of a request body (ms) before 408 (nginx's client_body_timeout, 60 s). */
+  bodyTimeoutMs?: number;
+  /** client_max_body_size in bytes: larger bodies get 413 (0: no limit). */
+  clientMaxBodySize?: number;
+  /** Which failed requests go to another worker, per app (default: 3 tries, idempotent methods only). */
+  retry?: Readonly<Record<string, RetryPolicy>>;
+  /** An upgraded connection (WebSocket) idle this long either way is closed (ms; default 60 s). */
+  websocketIdleTimeoutMs?: number;
+  /** Active health checks per app (the config's `health`). */
+  healthChecks?: Readonly<Record<string, HealthCheckSpec>>;
+  /** Told when an active check takes a worker out or puts it back. */
+  onHealthChange?: HealthListener;
+  /** max_fails / fail_timeout (default: nginx's 1 and 10 s). */
+  passiveHealth?: PassiveHealthOptions;
+  /** Peers whose X-Forwarded-* and Forwarded headers are kept (addresses or CIDR blocks); everyone else's are replaced. */
+  trustedProxies?: readonly string[];
+  /** Apps the proxy serves itself from a folder (the config's `static`): app name -> absolute folder. */
+  staticRoots?: Readonly<Record<string, string>>;
+  /** Called after each proxied response, for the access log. */
+  onResponse?: (entry: AccessEntry) => void;
+}
+
+export interface RetryPolicy {
+  /** Workers one request may be offered to; 1: no retry. */
+  tries: number;
+  /** Resend a non-idempotent request a worker dropped after taking it. */
+  nonIdempotent: boolean;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { tries: 3, nonIdempotent: false };
+
+/** The limits of the proxy's connections to workers (one object, shared by every pool, changed in place on reconfigure). */
+export function limitsOf(options: FrontProxyOptions): PoolLimits {
+  return {
+    connectMs: options.connectTimeoutMs ?? 60_000,
+    readMs: options.upstreamTimeoutMs ?? 60_000,
+    maxIdle: options.upstreamKeepalive ?? 64,
+    idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? 4_000,
+  };
+}

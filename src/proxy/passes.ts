@@ -1,0 +1,181 @@
+/**
+ * @module proxy/passes
+ *
+ * What the proxy does to a request before a worker sees it, as an ordered
+ * list of small named passes (node-http-proxy's web-incoming passes are the
+ * model). Each pass looks at the request's context and either lets it go on
+ * (`undefined`), refuses it with a typed `Refusal` (proxy/refusal.ts turns
+ * that into the answer), or says it has answered the request itself
+ * (`HANDLED`: a static file). A pass may be async; the runner stays
+ * synchronous until one is.
+ *
+ *   WEB_PASSES      head size -> framing -> route -> static -> body limit ->
+ *                   body pace -> chunked body -> select
+ *   UPGRADE_PASSES  head size -> framing -> route (a static app has no
+ *                   WebSocket: 404) -> select
+ *
+ * The upgrade path shares the first passes, so a request cannot get past a
+ * check by asking to upgrade. Each pass reads only its context, so the
+ * passes are unit-tested with plain fakes (test/proxy/passes.test.ts).
+ */
+import type http from "node:http";
+import type { Endpoint } from "./balancing/selector.ts";
+import type { Exchange } from "./exchange.ts";
+import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
+import { watchBodyPace } from "./limits/body-timeout.ts";
+import type { Refusal } from "./refusal.ts";
+import { framingProblem, headSizeProblem } from "./request-checks.ts";
+import type { RouteMatch } from "./router.ts";
+import { serveStatic } from "./static.ts";
+
+/** The pass answered the request itself; no later pass runs. */
+export const HANDLED = Symbol("handled");
+export type PassResult = undefined | Refusal | typeof HANDLED;
+
+/** A request's context as the passes see it: the request, its record, and what the proxy offers them. */
+export interface RequestContext {
+  readonly req: http.IncomingMessage;
+  /** Absent on the upgrade path (there is no ServerResponse once a socket is upgraded). */
+  readonly res?: http.ServerResponse;
+  readonly exchange: Exchange;
+  /** The routing table, static folders and limits in force when the request arrived. */
+  readonly proxy: ProxyView;
+  /** Set by the route pass. */
+  route?: RouteMatch;
+  /** A chunked body read whole by the chunked-body pass (any try can send it again). */
+  body?: Buffer;
+  /** Set by the select pass: the worker for the first try. */
+  endpoint?: Endpoint;
+  /** Stops the body-pace watch (set by that pass; a no-op until then). */
+  stopWatching: () => void;
+  /** Called by the body-pace watch when the body stalls (the proxy cancels the try under way and answers 408). */
+  onStall?: (refusal: Refusal) => void;
+}
+
+/** What the passes may ask of the proxy: plain lookups, so that a test can fake them. */
+export interface ProxyView {
+  route(host: string | undefined, path: string): RouteMatch | undefined;
+  staticRoot(app: string): string | undefined;
+  /** client_max_body_size in bytes (0: no limit). */
+  readonly clientMaxBodySize: number;
+  /** client_body_timeout in ms. */
+  readonly bodyTimeoutMs: number;
+  /** A worker of `app` for a first try, or undefined when none is ready. */
+  choose(app: string, req: http.IncomingMessage): Endpoint | undefined;
+}
+
+export interface RequestPass {
+  readonly name: string;
+  run(ctx: RequestContext): PassResult | Promise<PassResult>;
+}
+
+const headSize: RequestPass = {
+  name: "head size",
+  run({ req }) {
+    const problem = headSizeProblem(req);
+    if (!problem) return undefined;
+    return problem.status === 414 ? { kind: "uri-too-long", reason: problem.reason } : { kind: "header-fields-too-large", reason: problem.reason };
+  },
+};
+
+const framing: RequestPass = {
+  name: "framing",
+  run({ req }) {
+    const reason = framingProblem(req);
+    return reason === undefined ? undefined : { kind: "bad-framing", reason };
+  },
+};
+
+const route: RequestPass = {
+  name: "route",
+  run(ctx) {
+    const { req, exchange, proxy } = ctx;
+    const match = proxy.route(req.headers.host, exchange.path);
+    if (!match) return { kind: "no-route", host: req.headers.host ?? "", path: exchange.path };
+    ctx.route = exchange.route = match;
+    return undefined;
+  },
+};
+
+/** An app served from a folder answers no upgrade: as far as WebSockets go, nothing is routed there. */
+const routeToWorkers: RequestPass = {
+  name: "route to workers",
+  run(ctx) {
+    const refused = route.run(ctx) as PassResult;
+    if (refused) return refused;
+    if (ctx.proxy.staticRoot(ctx.route!.app) === undefined) return undefined;
+    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.exchange.path };
+  },
+};
+
+const staticFolder: RequestPass = {
+  name: "static",
+  run({ req, res, exchange, proxy, route }) {
+    const root = proxy.staticRoot(route!.app);
+    if (root === undefined || !res) return undefined;
+    res.setHeader("X-Request-Id", exchange.requestId);
+    void serveStatic(req, res, root, route!.mount).then(({ status, bytes }) => {
+      exchange.bytes = bytes;
+      exchange.end(status);
+    });
+    return HANDLED;
+  },
+};
+
+const bodyLimit: RequestPass = {
+  name: "body limit",
+  run({ req, proxy }) {
+    // Refused on its Content-Length alone: no worker sees a byte of it.
+    if (!declaredTooLarge(req, proxy.clientMaxBodySize)) return undefined;
+    return { kind: "body-too-large", limit: proxy.clientMaxBodySize, declared: true };
+  },
+};
+
+const bodyPace: RequestPass = {
+  name: "body pace",
+  run(ctx) {
+    const { req, proxy } = ctx;
+    if (!isChunked(req) && !(Number(req.headers["content-length"] ?? 0) > 0)) return undefined;
+    const ms = proxy.bodyTimeoutMs;
+    ctx.stopWatching = watchBodyPace(req, ms, () => ctx.onStall?.({ kind: "body-stalled", ms }));
+    return undefined;
+  },
+};
+
+/** A chunked body is read whole first: no worker sees a body whose framing or size turns out wrong. */
+const chunkedBody: RequestPass = {
+  name: "chunked body",
+  run(ctx) {
+    if (!isChunked(ctx.req)) return undefined;
+    return readChunkedBody(ctx.req, ctx.proxy.clientMaxBodySize).then(
+      (body): PassResult => {
+        ctx.body = body;
+        return undefined;
+      },
+      (error: Error): Refusal =>
+        error instanceof BodyTooLarge ? { kind: "body-too-large", limit: error.limit, declared: false } : { kind: "bad-body-framing" },
+    );
+  },
+};
+
+const select: RequestPass = {
+  name: "select",
+  run(ctx) {
+    const app = ctx.route!.app;
+    ctx.endpoint = ctx.proxy.choose(app, ctx.req);
+    return ctx.endpoint ? undefined : { kind: "no-ready-worker", app };
+  },
+};
+
+export const WEB_PASSES: readonly RequestPass[] = [headSize, framing, route, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
+export const UPGRADE_PASSES: readonly RequestPass[] = [headSize, framing, routeToWorkers, select];
+
+/** Runs `passes` in order from `from` until one refuses or handles the request; synchronous until a pass returns a promise. */
+export function runPasses(passes: readonly RequestPass[], ctx: RequestContext, from = 0): PassResult | Promise<PassResult> {
+  for (let i = from; i < passes.length; i++) {
+    const result = passes[i]!.run(ctx);
+    if (result instanceof Promise) return result.then((settled) => (settled === undefined ? runPasses(passes, ctx, i + 1) : settled));
+    if (result !== undefined) return result;
+  }
+  return undefined;
+}

@@ -1,0 +1,107 @@
+/**
+ * @module proxy/refusal
+ *
+ * Every answer the proxy makes up itself, in one place (Caddy's
+ * `statusError` is the model): a request pass or a failed try says *what*
+ * went wrong as a typed `Refusal`, and `answerFor` alone turns it into a
+ * status, a short text, headers and whether the connection must close.
+ * Both the request path and the upgrade path answer through it.
+ *
+ * A refusal carries only the proxy's own facts (a limit, an app name, the
+ * kind of an upstream failure): there is no field a worker's bytes could
+ * travel in, so no status line or header of a worker ever reaches a client
+ * in an error.
+ *
+ * The statuses are nginx's, each with the reason it was chosen.
+ */
+import type { FailureKind } from "./upstream/connection.ts";
+
+export type Refusal =
+  /** A request line longer than nginx's large_client_header_buffers: 414. */
+  | { kind: "uri-too-long"; reason: string }
+  /** More header fields than any client sends: 431. */
+  | { kind: "header-fields-too-large"; reason: string }
+  /** Framing another parser could read differently (request smuggling): 400, and nothing after it on the connection is trusted. */
+  | { kind: "bad-framing"; reason: string }
+  /** A chunked body whose framing broke: node's parser has already answered 400 on the connection; nothing more is written. */
+  | { kind: "bad-body-framing" }
+  /** No route for the host and path: 404, as nginx's default server. */
+  | { kind: "no-route"; host: string; path: string }
+  /** A body over client_max_body_size: 413; the rest of it is unread, so the connection closes. */
+  | { kind: "body-too-large"; limit: number; declared: boolean }
+  /** A body that stalled longer than client_body_timeout: 408, and the connection closes (nginx does the same). */
+  | { kind: "body-stalled"; ms: number }
+  /** The app has no worker to offer the request to: 503 with Retry-After, since workers come back on their own. */
+  | { kind: "no-ready-worker"; app: string }
+  /**
+   * A worker could not be reached, broke before answering, or answered
+   * something unframeable: 502. Only the failure's kind is kept, never its
+   * message (a protocol failure's message quotes the worker's status line).
+   */
+  | { kind: "upstream-failed"; app: string; failure: FailureKind }
+  /** A head node would not write (a value its checks refuse): 502, as for any head we will not pass on. */
+  | { kind: "invalid-response-head"; app: string }
+  /** The worker was silent longer than the upstream timeout: 504, not resent (it may still be working on it). */
+  | { kind: "upstream-timeout"; app: string; ms: number };
+
+/** What the client is told: the status, a one-line text, extra headers, and whether the connection closes after it. */
+export interface Answer {
+  status: number;
+  text: string;
+  headers: Readonly<Record<string, string>>;
+  close: boolean;
+  /** False when the answer was already written by someone else (node's clientError handler). */
+  write: boolean;
+}
+
+const NONE: Readonly<Record<string, string>> = Object.freeze({});
+
+export function answerFor(refusal: Refusal): Answer {
+  const answer = (status: number, text: string, close = false, headers = NONE): Answer => ({ status, text, headers, close, write: true });
+  switch (refusal.kind) {
+    case "uri-too-long":
+      return answer(414, `URI Too Long: ${refusal.reason}`, true);
+    case "header-fields-too-large":
+      return answer(431, `Request Header Fields Too Large: ${refusal.reason}`, true);
+    case "bad-framing":
+      return answer(400, `Bad Request: ${refusal.reason}`, true);
+    case "bad-body-framing":
+      return { ...answer(400, "Bad Request: malformed chunked body", true), write: false };
+    case "no-route":
+      return answer(404, `Not Found: no app is routed for ${refusal.host}${refusal.path}`);
+    case "body-too-large":
+      return answer(
+        413,
+        refusal.declared
+          ? `Content Too Large: the limit is ${refusal.limit} bytes`
+          : `Content Too Large: request body larger than client_max_body_size (${refusal.limit} bytes)`,
+        true,
+      );
+    case "body-stalled":
+      return answer(408, `Request Timeout: the request body stalled for ${refusal.ms} ms`, true);
+    case "no-ready-worker":
+      return answer(503, `Service Unavailable: app "${refusal.app}" has no ready worker`, false, RETRY_SOON);
+    case "upstream-failed":
+      return answer(502, `Bad Gateway: app "${refusal.app}" ${refusal.failure === "protocol" ? "sent an invalid response" : "did not answer"}`);
+    case "invalid-response-head":
+      return answer(502, `Bad Gateway: app "${refusal.app}" sent an invalid response`);
+    case "upstream-timeout":
+      return answer(504, `Gateway Timeout: app "${refusal.app}" did not answer within ${refusal.ms} ms`);
+  }
+}
+
+/** Workers are replaced within about a second; a client that honours Retry-After comes back then. */
+const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ "Retry-After": "1" });
+
+/** The reason phrases of the statuses the proxy answers with itself (the upgrade path writes its status line by hand). */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  404: "Not Found",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
