@@ -1,0 +1,408 @@
+/**
+ * @module supervisor/workers
+ *
+ * One worker's life, as the supervisor drives it: launched (or relaunched)
+ * in pm2, probed until ready (its tsgi:ready message, or its socket), judged
+ * when it exits or is not ready in time (crash-policy.ts gives the verdict),
+ * replaced one slot at a time on restart(), and the whole pool halted —
+ * every worker stopped in pm2, the failing worker's stderr read — when the
+ * verdict says a restart would only loop. Handlers here are called by the
+ * loop (supervisor.ts) and never wait; slow work reports back as events.
+ *
+ * A reload's new worker ("incoming") is not judged here: its failure ends
+ * the reload instead (reload-driver.ts, reached through ReloadHooks).
+ */
+import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
+import type { LoopEvent, SupervisorCore } from "./core.ts";
+import { processSpec } from "./launch.ts";
+import { liveSlots, newSlot, type Pool, type Slot } from "./pool.ts";
+import { addressFor } from "./ports.ts";
+import type { Pm2Event, ProcessInfo } from "./process-manager.ts";
+import { accepts, fileSize, tailLines, waitUntilAccepting } from "./probes.ts";
+import { describeEarlyExit, type ReloadFailureKind } from "./reload.ts";
+import { freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
+import type { HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
+
+/** After pm2 calls a module worker online, how long we wait for its tsgi:ready before probing its socket instead. */
+const FALLBACK_PROBE_DELAY_MS = 300;
+/** How long that fallback probe tries the socket. */
+const FALLBACK_PROBE_MS = 1000;
+/** A launch that produced no online/exit at all within readyTimeout + this is treated as not ready. */
+const LAUNCH_DEADLINE_MARGIN_MS = 5000;
+/** pm2 writes log files through streams: give the last stderr lines this long to reach the file. */
+export const STDERR_SETTLE_MS = 200;
+
+/** What a worker's life needs to know of the reload under way (reload-driver.ts). */
+export interface ReloadHooks {
+  /** True for the new worker a reload pass is waiting on (not yet failed). */
+  isIncoming(pool: Pool, slot: Slot): boolean;
+  fail(pool: Pool, slot: Slot, kind: ReloadFailureKind, what: string): void;
+  advance(pool: Pool): void;
+  finish(pool: Pool, error: ReloadError | undefined): void;
+}
+
+export class WorkerDriver {
+  /** Set once the reload driver exists (the two call each other). */
+  reloads!: ReloadHooks;
+
+  constructor(private readonly core: SupervisorCore) {}
+
+  handleLaunched(app: string, slotNo: number, pid: number, error: string | undefined): void {
+    const found = this.core.current({ app, slot: slotNo });
+    if (!found) return;
+    const { pool, slot } = found;
+    if (error !== undefined) {
+      slot.lastError = `pm2 could not launch it: ${error}`;
+      slot.settled = true;
+      if (this.reloads.isIncoming(pool, slot)) return this.reloads.fail(pool, slot, "launch", `could not be launched: ${error}`);
+      if (!pool.halted && !pool.stopping) this.halt(pool, "launch-failed", slot, undefined);
+      return;
+    }
+    if (slot.pid === 0 && slot.state === "ready") slot.pid = pid;
+  }
+
+  handleOnline(name: string, startedAt: number): void {
+    const found = this.core.find(name);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state === "stopping" || slot.state === "stopped") return;
+    slot.state = "starting";
+    slot.startedAt = startedAt;
+    slot.since = Date.now();
+    slot.pid = 0;
+    this.probeReadiness(pool, slot);
+  }
+
+  handleExit(name: string, startedAt: number, exitCode: number, uptimeMs: number): void {
+    const found = this.core.find(name);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.retiring.has(startedAt) || slot.judged.has(startedAt)) return;
+    if (slot.state === "stopping" || slot.state === "stopped") return;
+    slot.judged.add(startedAt);
+    slot.state = "down";
+    slot.pid = 0;
+    slot.settled = true;
+    slot.lastError = `exited with code ${exitCode} after ${uptimeMs} ms`;
+    this.core.emit({ type: "worker-exit", app: pool.spec.name, slot: slot.slot, exitCode, uptimeMs });
+    // A reload's new worker is not judged: its reload stops, and the old workers serve on (reload.ts).
+    if (this.reloads.isIncoming(pool, slot)) return this.reloads.fail(pool, slot, "exit", describeEarlyExit(exitCode));
+    const verdict = judgeExit({ exitCode, uptimeMs, crashesSoFar: slot.crashes }, pool.spec.restart);
+    this.apply(pool, slot, verdict, exitCode);
+  }
+
+  /** pm2 gave up on a slot; its exit event follows at once and decides (see crash-policy pm2Limits). */
+  handleOverlimit(name: string): void {
+    const found = this.core.find(name);
+    if (found) found.slot.pm2GaveUp = true;
+  }
+
+  handleReadyMessage(name: string, data: unknown): void {
+    const found = this.core.find(name);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || (slot.state !== "starting" && slot.state !== "down")) return;
+    const pid = typeof data === "object" && data !== null && "pid" in data ? Number(data.pid) : 0;
+    this.workerReady(pool, slot, pid);
+  }
+
+  handleProbed(event: Extract<LoopEvent, { type: "probed" }>): void {
+    const found = this.core.current(event);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state !== "starting") return;
+    if (event.ok) this.workerReady(pool, slot, event.pid);
+    else this.notReady(pool, slot, event.afterMs);
+  }
+
+  /** A launch that pm2 never called online (nor saw exit): once it comes online, its readiness probe decides instead. */
+  handleDeadline(event: Extract<LoopEvent, { type: "deadline" }>): void {
+    const found = this.core.current(event);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state !== "starting") return;
+    this.notReady(pool, slot, Date.now() - slot.since);
+  }
+
+  handleHaltDetail(app: string, stderr: string[]): void {
+    const pool = this.core.byName.get(app);
+    if (!pool?.error) return;
+    const error = pool.error;
+    const lastLine = telltaleLine(stderr);
+    error.stderr = stderr;
+    error.message = describeHalt(error.reason, error.slot, error.exitCode, this.core.pool(app).slots.get(error.slot)?.crashes ?? 0, lastLine);
+    pool.errorPending = false;
+    this.core.emit({ type: "pool-errored", app, error });
+  }
+
+  /** The daemon went away while we were running: every worker went with it. */
+  handleDaemonExit(): void {
+    const stopping = [...this.core.byName.values()].every((pool) => pool.stopping || pool.stopped);
+    if (stopping) return;
+    this.core.emit({ type: "supervisor-error", message: "the pm2 daemon stopped: every worker of this stack is gone" });
+    for (const pool of this.core.byName.values()) {
+      for (const slot of pool.slots.values()) {
+        slot.state = "down";
+        slot.pid = 0;
+        slot.settled = true;
+      }
+    }
+  }
+
+  /**
+   * A new slot, launched. With markLog (a reload's new worker), its launch
+   * waits until the size of its stderr log is known: a failure report reads
+   * that worker's own lines, not those of an earlier worker of the same number.
+   */
+  launchSlot(pool: Pool, slotNo: number, ports: number[], markLog = false): Slot {
+    const address = addressFor(this.core.paths, pool.spec, slotNo, ports);
+    const name = processName(this.core.stackId, pool.spec.name, slotNo);
+    const slot = newSlot(slotNo, name, address);
+    if (markLog) {
+      slot.errLogStart = fileSize(logFiles(this.core.paths, pool.spec.name, slotNo).err);
+      slot.ops = slot.errLogStart.then(() => undefined);
+    }
+    pool.slots.set(slotNo, slot);
+    this.relaunch(pool, slot, "start");
+    return slot;
+  }
+
+  /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
+  private relaunch(pool: Pool, slot: Slot, how: "start" | "restart"): void {
+    if (slot.startedAt) slot.retiring.add(slot.startedAt);
+    slot.state = "starting";
+    slot.settled = false;
+    slot.pid = 0;
+    slot.since = Date.now();
+    // Numbered across the supervisor, not per slot: a slot number reused by a reload starts a new Slot, and a
+    // deadline or probe armed for the earlier one must never match the new worker.
+    slot.launch = ++this.core.launches;
+    const spec = processSpec(this.core.context, pool.spec, slot.slot, slot.name, slot.address);
+    const app = pool.spec.name;
+    this.core.runOp(
+      slot,
+      async (client) => (how === "start" ? (await client.start(spec)).pid : (await client.restart(slot.name), 0)),
+      (pid, error) => ({ type: "launched", app, slot: slot.slot, pid: pid ?? 0, ...(error ? { error } : {}) }),
+    );
+    const deadline: LoopEvent = { type: "deadline", app, slot: slot.slot, launch: slot.launch, startedAt: slot.startedAt };
+    setTimeout(() => this.core.loop.enqueue(deadline), pool.spec.readyTimeoutMs + LAUNCH_DEADLINE_MARGIN_MS).unref();
+  }
+
+  /** Takes a slot out of the membership now, then has pm2 stop it gracefully and forget it. */
+  removeSlot(pool: Pool, slot: Slot): void {
+    if (slot.startedAt) slot.retiring.add(slot.startedAt);
+    slot.state = "stopping";
+    const app = pool.spec.name;
+    this.core.runOp(
+      slot,
+      (client) => client.delete(slot.name),
+      () => ({ type: "removed", app, slot: slot.slot }),
+    );
+  }
+
+  /** A worker said it is ready (or its socket accepts): a reload's new one goes through the health gate first. */
+  private workerReady(pool: Pool, slot: Slot, pid: number): void {
+    if (slot.gating) return;
+    const gate = this.core.options.healthGate;
+    if (gate && this.reloads.isIncoming(pool, slot)) return this.startGate(pool, slot, pid, gate);
+    this.markReady(pool, slot, pid);
+  }
+
+  markReady(pool: Pool, slot: Slot, pid: number): void {
+    slot.state = "ready";
+    slot.pid = pid;
+    slot.settled = true;
+    slot.lastError = undefined;
+    this.core.emit({ type: "worker-ready", app: pool.spec.name, slot: slot.slot, pid, address: slot.address });
+    this.advanceRolling(pool);
+    this.reloads.advance(pool);
+  }
+
+  /** Asks the health gate about a reload's new worker; it stays "starting", out of the membership, until the answer. */
+  private startGate(pool: Pool, slot: Slot, pid: number, gate: HealthGate): void {
+    slot.gating = true;
+    slot.pid = pid;
+    const app = pool.spec.name;
+    const { launch } = slot;
+    const endpoint: WorkerEndpoint = Object.freeze({ slot: slot.slot, pid, address: slot.address });
+    void Promise.resolve()
+      .then(() => gate(app, endpoint))
+      .then(
+        (ok) => ({ ok: ok === true }),
+        (error: unknown) => ({ ok: false, reason: `it threw: ${(error as Error)?.message ?? String(error)}` }),
+      )
+      .then((answer) => this.core.loop.enqueue({ type: "gated", app, slot: slot.slot, launch, pid, ...answer }));
+  }
+
+  private notReady(pool: Pool, slot: Slot, afterMs: number): void {
+    // A reload's new worker has its whole ready_timeout (the reload deadline decides): a slow boot under
+    // load is not a failed deploy, and failing it early would abort a good reload.
+    if (this.reloads.isIncoming(pool, slot)) return;
+    slot.settled = true;
+    slot.lastError = `not ready after ${afterMs} ms`;
+    this.core.emit({ type: "worker-not-ready", app: pool.spec.name, slot: slot.slot, afterMs });
+    const verdict = judgeNotReady(slot.crashes, pool.spec.restart);
+    if (verdict.action === "replace") {
+      slot.crashes = verdict.crashes;
+      this.relaunch(pool, slot, "restart");
+      // The replacement is under way; this slot has reported its failure, so waiters may go on.
+      slot.settled = true;
+      this.advanceRolling(pool);
+      return;
+    }
+    this.apply(pool, slot, verdict, undefined);
+  }
+
+  private apply(pool: Pool, slot: Slot, verdict: Verdict, exitCode: number | undefined): void {
+    slot.crashes = verdict.crashes;
+    if (verdict.action === "halt") return this.halt(pool, verdict.reason, slot, exitCode);
+    if (slot.pm2GaveUp) return this.halt(pool, "crash-loop", slot, exitCode);
+    // pm2 restarts the slot after its back-off; we wait for its "online".
+    this.advanceRolling(pool);
+  }
+
+  /** Stops every worker of the pool in pm2 (so pm2 does not loop) and reports why, with the failing worker's stderr. */
+  halt(pool: Pool, reason: PoolErrorReason, failed: Slot, exitCode: number | undefined): void {
+    const pass = pool.reload;
+    if (pass && !pass.revive) {
+      // An old worker halted the pool in the middle of a reload: the new one goes, and the reload ends with the pool.
+      const fresh = pass.fresh === undefined ? undefined : pool.slots.get(pass.fresh);
+      if (fresh && fresh.state !== "stopping") this.removeSlot(pool, fresh);
+      const message = `reload of ${pool.spec.name} cut short: worker ${failed.slot} halted the pool (${reason})`;
+      this.reloads.finish(pool, { message, stderr: [], slot: failed.slot });
+    }
+    pool.halted = true;
+    pool.rolling = undefined;
+    pool.errorPending = true;
+    pool.error = {
+      reason,
+      message: describeHalt(reason, failed.slot, exitCode, failed.crashes, undefined),
+      slot: failed.slot,
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      stderr: [],
+    };
+    for (const slot of pool.slots.values()) {
+      if (slot.state === "stopping") continue;
+      if (slot.startedAt) slot.retiring.add(slot.startedAt);
+      slot.state = "errored";
+      slot.pid = 0;
+      slot.settled = true;
+      this.core.runOp(slot, (client) => client.stop(slot.name), () => undefined);
+    }
+    const errFile = logFiles(this.core.paths, pool.spec.name, failed.slot).err;
+    const lines = this.core.options.stderrLines ?? 20;
+    const app = pool.spec.name;
+    void new Promise((resolve) => setTimeout(resolve, STDERR_SETTLE_MS))
+      .then(() => tailLines(errFile, lines))
+      .catch(() => [] as string[])
+      .then((stderr) => this.core.loop.enqueue({ type: "halt-detail", app, stderr }));
+  }
+
+  /** An errored pool, started again: fresh crash counts, every slot launched with its current spec. */
+  revive(pool: Pool): void {
+    pool.halted = false;
+    pool.error = undefined;
+    pool.errorPending = false;
+    const live = liveSlots(pool);
+    for (const slot of live.slice(pool.spec.instances)) this.removeSlot(pool, slot);
+    for (const slot of live.slice(0, pool.spec.instances)) {
+      slot.crashes = 0;
+      slot.pm2GaveUp = false;
+      // start, not restart: pm2 restarts an existing name with the spec we give it.
+      this.relaunch(pool, slot, "start");
+    }
+    const missing = Math.max(0, pool.spec.instances - live.length);
+    for (const slotNo of freeSlots(pool.slots.keys(), missing)) this.launchSlot(pool, slotNo, []);
+  }
+
+  /** One slot at a time: the next restarts once the current one is ready or has failed. */
+  advanceRolling(pool: Pool): void {
+    if (!pool.rolling) return;
+    const current = pool.rollingSlot === undefined ? undefined : pool.slots.get(pool.rollingSlot);
+    if (current && !current.settled && current.state === "starting") return;
+    const next = pool.rolling.shift();
+    pool.rollingSlot = next;
+    if (next === undefined) {
+      pool.rolling = undefined;
+      return;
+    }
+    const slot = pool.slots.get(next);
+    if (!slot || slot.state === "stopping") return this.advanceRolling(pool);
+    slot.crashes = 0;
+    this.relaunch(pool, slot, "restart");
+  }
+
+  /**
+   * Module workers announce themselves (tsgi:ready, right after pm2's
+   * "online"); the socket is probed only if that message does not come.
+   * Command apps say nothing: their port is probed until it accepts.
+   */
+  private probeReadiness(pool: Pool, slot: Slot): void {
+    // Both tell this generation from the next: pm2 restarts change startedAt, and a relaunch of ours (which keeps
+    // startedAt until pm2 calls the new process online) changes launch — a probe of a worker that died at boot
+    // must not judge the one relaunched right after it.
+    const { startedAt, launch } = slot;
+    const stillWanted = () => slot.startedAt === startedAt && slot.launch === launch && slot.state === "starting" && !slot.gating;
+    const command = pool.spec.kind === "command";
+    const app = pool.spec.name;
+    const begin = Date.now();
+    const probe = async (): Promise<boolean> => {
+      if (command) return waitUntilAccepting(slot.address, begin + pool.spec.readyTimeoutMs, stillWanted);
+      await new Promise((resolve) => setTimeout(resolve, FALLBACK_PROBE_DELAY_MS));
+      if (!stillWanted()) return false;
+      return (await accepts(slot.address)) || waitUntilAccepting(slot.address, Date.now() + FALLBACK_PROBE_MS, stillWanted);
+    };
+    void probe()
+      .then(async (ok) => ({ ok, pid: ok && stillWanted() ? await this.pidOf(slot.name) : 0 }))
+      .catch(() => ({ ok: false, pid: 0 }))
+      .then(({ ok, pid }) => {
+        if (stillWanted()) this.core.loop.enqueue({ type: "probed", app, slot: slot.slot, startedAt, launch, ok, pid, afterMs: Date.now() - begin });
+      });
+  }
+
+  private async pidOf(name: string): Promise<number> {
+    if (!this.core.client) return 0;
+    const client = await this.core.client;
+    return (await client.list(name)).find((process) => process.name === name)?.pid ?? 0;
+  }
+
+  handlePm2(event: Pm2Event): void {
+    switch (event.kind) {
+      case "online":
+        return this.handleOnline(event.name, event.startedAt);
+      case "exit":
+        return this.handleExit(event.name, event.startedAt, event.exitCode, event.at - event.startedAt);
+      case "overlimit":
+        return this.handleOverlimit(event.name);
+      case "message":
+        if (event.type === "tsgi:ready") return this.handleReadyMessage(event.name, event.data);
+        return;
+      case "log":
+        return this.handleLog(event.name, event.stream, event.data);
+      case "daemon-exit":
+        return this.handleDaemonExit();
+      case "raw":
+        return;
+    }
+  }
+
+  handleSampled(processes: ProcessInfo[]): void {
+    for (const info of processes) {
+      const found = this.core.find(info.name);
+      if (!found) continue;
+      const { slot } = found;
+      slot.sample = { memory: info.memory, cpu: info.cpu, restarts: info.restarts };
+      // A command app's pid is only known from pm2's list.
+      if (slot.pid === 0 && slot.state === "ready" && info.status === "online") slot.pid = info.pid;
+    }
+  }
+
+  private handleLog(name: string, stream: "out" | "err", data: string): void {
+    const parsed = parseProcessName(this.core.stackId, name);
+    if (!parsed || this.core.logListeners.size === 0) return;
+    for (const text of data.split("\n")) {
+      if (text === "") continue;
+      for (const listener of this.core.logListeners) listener({ ...parsed, stream, text });
+    }
+  }
+}
