@@ -15,6 +15,9 @@
  *   aborted response; the stack goes to the error log, never to the client.
  *
  * No I/O happens here: the sink is the transport.
+ *
+ * Why one file of ~440 lines: it is the one place the response rules are
+ * enforced, for every server; splitting the rules apart would let them drift.
  */
 import type { AppResult, Chunk, Environ, ErrorStream, HeaderList, ResponseBody, StartResponse, TsgiApp, WriteFn } from "./types.ts";
 import { byteLength, concatBytes, isChunk, isHopByHop, statusCode, statusHasNoBody, statusLine, toBytes } from "./util.ts";

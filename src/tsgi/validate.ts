@@ -112,6 +112,12 @@
  *   H [app]    none of Connection, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade.
  *
  * Not checkable from between the two sides, and why: UNCHECKED_RULES below.
+ *
+ * Why one file of ~1000 lines: like wsgiref's validate.py it is one
+ * checklist — the header below lists every rule, each a small check*
+ * function or stream wrapper, and test/tsgi/docs-rules.test.ts holds the
+ * rule names equal to docs/tsgi.md. Split, the checklist would no longer be
+ * readable in one place.
  */
 import type { AppResult, Chunk, Environ, ErrorStream, HeaderList, InputStream, ResponseBody, StartResponse, TsgiApp, WriteFn } from "./types.ts";
 import { TsgiContractError } from "./handler.ts";

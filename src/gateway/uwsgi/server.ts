@@ -46,6 +46,10 @@
  * What it is not: not a uWSGI replacement — only modifier1=0/modifier2=0
  * packets, no keep-alive (nginx does not keep uwsgi connections alive), no
  * uwsgi_modifier1 30 path rewriting (set `uwsgi_param SCRIPT_NAME` instead).
+ *
+ * Why one file of ~440 lines: the connection's life (accept, buffer, parse,
+ * run, linger, drain) reads as one sequence; its parts (parser, environ,
+ * input, sink, errors) are already modules of their own.
  */
 import net from "node:net";
 import type { Environ, ErrorStream, TsgiApp } from "../../tsgi/types.ts";

@@ -33,6 +33,11 @@
  * real socket — there is none. `flushHeaders()` marks the head as final, but
  * TSGI sends headers with the first body byte, so an empty flush shows the
  * client nothing yet.
+ *
+ * Why one file of ~650 lines: the request stand-in, the response methods
+ * and the exchange that joins them are three halves of one trick (a real
+ * IncomingMessage/ServerResponse pair with no socket); each half only makes
+ * sense next to the other two, and nothing outside uses any of them.
  */
 import { IncomingMessage, ServerResponse, type OutgoingHttpHeader, type OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
