@@ -119,6 +119,29 @@ export function forwardingHeaders(view: ClientView, incoming: IncomingHttpHeader
   return headers;
 }
 
+/**
+ * The client's address for decisions about the client (ip_hash), as nginx's
+ * realip module finds it with `set_real_ip_from` and `real_ip_recursive on`:
+ * the peer itself, unless it is a trusted proxy — then X-Forwarded-For is
+ * read from the right, past every trusted hop, and the first address that is
+ * not trusted is the client. A malformed entry stops the walk at the last
+ * good address (a client cannot smuggle an address past a broken one).
+ */
+export function clientAddress(peer: string, incoming: IncomingHttpHeaders, trusted: TrustedProxies): string {
+  let client = peer;
+  if (!trusted.trusts(client)) return displayAddress(client);
+  const chain = joined(incoming["x-forwarded-for"]);
+  if (!chain) return displayAddress(client);
+  const hops = chain.split(",");
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (net.isIP(withoutZone(hop)) === 0) break;
+    client = hop;
+    if (!trusted.trusts(hop)) break;
+  }
+  return displayAddress(client);
+}
+
 /* ------------------------------------------------------------ addresses */
 
 const MAPPED_PREFIX = "::ffff:";

@@ -37,7 +37,7 @@ import type { UpstreamFailure } from "./upstream/connection.ts";
 import { requestHead, SCRIPT_NAME_HEADER } from "./upstream/request-head.ts";
 import { rawAnswer, relayedHead, tunnel } from "./upgrade.ts";
 import { IDEMPOTENT_METHODS, nextStep } from "./retry.ts";
-import { forwardingHeaders, TrustedProxies } from "./forwarded.ts";
+import { clientAddress, forwardingHeaders, TrustedProxies } from "./forwarded.ts";
 import { type AccessEntry, Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
@@ -82,7 +82,7 @@ export class FrontProxy {
   constructor(private options: FrontProxyOptions) {
     this.router = new Router(options.routes);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
-    this.upstreams = new Upstreams(options);
+    this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
     const proxy = this;
     this.view = {
       route: (host, path) => this.router.match(host, path),

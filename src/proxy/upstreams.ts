@@ -14,7 +14,7 @@
  * so clients stay put).
  */
 import type http from "node:http";
-import { createSelector, type Endpoint, type Selector } from "./balancing/selector.ts";
+import { createSelector, type Endpoint, type SelectionContext, type Selector } from "./balancing/selector.ts";
 import { ActiveHealthChecker } from "./health/active.ts";
 import { PassiveHealth } from "./health/passive.ts";
 import { type FrontProxyOptions, limitsOf } from "./options.ts";
@@ -46,9 +46,13 @@ export class Upstreams {
   readonly limits: PoolLimits;
   private readonly sweeper: NodeJS.Timeout;
   readonly passive: PassiveHealth;
-  private readonly selectionContext = { inFlight: (endpoint: Endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0 };
+  private readonly selectionContext: SelectionContext;
 
-  constructor(private options: FrontProxyOptions) {
+  constructor(
+    private options: FrontProxyOptions,
+    clientAddress: (req: http.IncomingMessage) => string,
+  ) {
+    this.selectionContext = { inFlight: (endpoint) => this.inFlight.get(instanceKey(endpoint)) ?? 0, clientAddress };
     this.balance = options.balance ?? {};
     this.passive = new PassiveHealth(options.passiveHealth);
     this.limits = limitsOf(options);

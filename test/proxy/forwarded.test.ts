@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import http from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
 import net from "node:net";
-import { TrustedProxies, forwardingHeaders, parseForwarded, type ClientView } from "../../src/proxy/forwarded.ts";
+import { TrustedProxies, clientAddress, forwardingHeaders, parseForwarded, type ClientView } from "../../src/proxy/forwarded.ts";
 
 const NOBODY = new TrustedProxies([]);
 const LB = new TrustedProxies(["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::ffff:172.16.0.0/108"]);
@@ -342,5 +342,23 @@ describe("a header sent on several lines, as node delivers it", () => {
       ["x-forwarded-host", "app.example.com"],
       ["forwarded", "for=203.0.113.5, for=198.51.100.9, for=127.0.0.1;host=app.example.com;proto=http"],
     ]);
+  });
+});
+
+describe("clientAddress: the client behind trusted proxies (nginx's realip, recursive)", () => {
+  const trusted = new TrustedProxies(["10.0.0.0/8", "::1"]);
+  it.each([
+    ["an untrusted peer is the client, whatever it forwards", "203.0.113.9", "1.2.3.4", "203.0.113.9"],
+    ["a trusted peer: the hop it forwarded for", "10.0.0.1", "198.51.100.7", "198.51.100.7"],
+    ["trusted hops are skipped from the right", "10.0.0.1", "198.51.100.7, 10.0.0.2, 10.9.9.9", "198.51.100.7"],
+    ["the first untrusted hop from the right wins, not the leftmost (which the client wrote)", "10.0.0.1", "6.6.6.6, 198.51.100.7", "198.51.100.7"],
+    ["every hop trusted: the leftmost", "10.0.0.1", "10.0.0.3, 10.0.0.2", "10.0.0.3"],
+    ["a malformed hop stops the walk at the last good address", "10.0.0.1", "6.6.6.6, not-an-ip, 10.0.0.2", "10.0.0.2"],
+    ["no header: the trusted peer itself", "10.0.0.1", undefined, "10.0.0.1"],
+    ["IPv4-mapped IPv6 peers read as IPv4", "::ffff:203.0.113.9", undefined, "203.0.113.9"],
+    ["an IPv6 hop behind a trusted IPv6 peer", "::1", "2001:db8::5", "2001:db8::5"],
+  ] as [string, string, string | undefined, string][])("%s", (_what, peer, forwardedFor, expected) => {
+    const headers: IncomingHttpHeaders = forwardedFor === undefined ? {} : { "x-forwarded-for": forwardedFor };
+    expect(clientAddress(peer, headers, trusted)).toBe(expected);
   });
 });

@@ -289,6 +289,34 @@ describe("FrontProxy: balancing and membership", () => {
     expect(b.seen).toHaveLength(3);
   });
 
+  it("ip_hash behind a trusted load balancer spreads the clients it forwards for, and keeps each on one worker", async () => {
+    const workers = await Promise.all(["a", "b", "c"].map((name) => upstream(name)));
+    const { proxy, port } = await front({ balance: { web: "ip_hash" }, trustedProxies: ["127.0.0.1"] });
+    proxy.setEndpoints(
+      "web",
+      workers.map((worker) => worker.endpoint),
+    );
+    const clients = Array.from({ length: 30 }, (_, i) => `198.51.100.${i + 1}`);
+    const first = new Map<string, string>();
+    for (const client of clients) first.set(client, (await get(port, "/", { host: "web.test", "x-forwarded-for": client })).body);
+    expect(new Set(first.values()).size).toBe(3);
+    for (const client of clients.slice(0, 10)) {
+      expect((await get(port, "/", { host: "web.test", "x-forwarded-for": client })).body).toBe(first.get(client));
+    }
+  });
+
+  it("ip_hash from an untrusted peer hashes the peer: its X-Forwarded-For cannot steer it", async () => {
+    const workers = await Promise.all(["a", "b", "c"].map((name) => upstream(name)));
+    const { proxy, port } = await front({ balance: { web: "ip_hash" } });
+    proxy.setEndpoints(
+      "web",
+      workers.map((worker) => worker.endpoint),
+    );
+    const bodies = new Set<string>();
+    for (let i = 1; i <= 30; i++) bodies.add((await get(port, "/", { host: "web.test", "x-forwarded-for": `198.51.100.${i}` })).body);
+    expect(bodies.size).toBe(1);
+  });
+
   it("an upstream on a unix socket", async () => {
     const local = await upstream("local", answerName, "unix");
     const { proxy, port, log } = await front();

@@ -30,7 +30,7 @@ function request(remoteAddress = "127.0.0.1"): IncomingMessage {
 
 /** In-flight counts by endpoint id (0 when unset). */
 function load(counts: Record<string, number> = {}): SelectionContext {
-  return { inFlight: (endpoint) => counts[endpoint.id] ?? 0 };
+  return { inFlight: (endpoint) => counts[endpoint.id] ?? 0, clientAddress: (req) => req.socket.remoteAddress ?? "" };
 }
 
 function ids(picks: Array<Endpoint | undefined>): Array<string | undefined> {

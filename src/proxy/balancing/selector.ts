@@ -17,9 +17,11 @@ export interface Endpoint {
   readonly address: { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 }
 
-/** What a policy may know besides the endpoints: how busy each one is right now. */
+/** What a policy may know besides the endpoints: how busy each one is right now, and who the client is. */
 export interface SelectionContext {
   inFlight(endpoint: Endpoint): number;
+  /** The client's address, past any trusted proxy in front of us (proxy/forwarded.ts clientAddress). */
+  clientAddress(req: IncomingMessage): string;
 }
 
 export interface Selector {
@@ -78,14 +80,15 @@ function weight(key: string): number {
 }
 
 /**
- * Client IP hash, by rendezvous (highest random weight) hashing: a client keeps
+ * Client IP hash (the client as trusted_proxies lets us see it), by rendezvous (highest random weight) hashing: a client keeps
  * its endpoint while that endpoint is in the pool, and when one endpoint leaves
  * or comes back only its own clients move (a restart of one worker does not
  * reshuffle everyone, unlike hash-mod-n).
  */
 export const ipHash: SelectorFactory = () => ({
-  select(endpoints, req) {
-    const client = req.socket.remoteAddress ?? "";
+  select(endpoints, req, context) {
+    // Behind a load balancer every request comes from the balancer: hash the client it forwarded for.
+    const client = context.clientAddress(req);
     let best: Endpoint | undefined;
     let bestWeight = -1;
     for (const endpoint of endpoints) {
