@@ -49,15 +49,57 @@ export function markPoisoned(socket: Socket | null): void {
   if (socket) (socket as PoisonableSocket)[POISONED] = true;
 }
 
-/** The worker's response headers for the client: hop-by-hop (and those its Connection lists) removed, our X-Request-Id added. */
+/** How long a broken-off response's connection may take to send what was written before it is destroyed. */
+const BREAK_LINGER_MS = 2000;
+
+/**
+ * Ends a response that cannot be completed (its worker broke off) so that
+ * the client sees it cut short, as nginx does: the head and whatever body
+ * was written go out — even a head node had not sent yet — then the
+ * connection closes without the message's end (short of its Content-Length,
+ * or no last chunk). A reset could discard the head still in the buffer.
+ */
+export function breakOff(res: http.ServerResponse): void {
+  const socket = res.socket;
+  if (!res.headersSent || !socket || socket.destroyed) {
+    res.destroy();
+    return;
+  }
+  markPoisoned(socket);
+  res.flushHeaders();
+  socket.end();
+  setTimeout(() => socket.destroy(), BREAK_LINGER_MS).unref();
+}
+
+/**
+ * Whether one of a worker's response headers goes on to the client.
+ * Hop-by-hop headers, and those the worker's Connection lists, stay on its
+ * connection — except Upgrade where it is information rather than an
+ * instruction for this hop: on a 426, which RFC 9110 §15.5.22 says must
+ * carry it, and wherever Connection does not name it. Of headers that may
+ * appear once, only the first is passed on (two Expires: the first, as
+ * nginx does). X-Request-Id is ours.
+ */
+export function passesToClient(lower: string, status: number, connectionTokens: readonly string[], seen: Set<string>): boolean {
+  if (lower === "upgrade") return status === 426 || !connectionTokens.includes("upgrade");
+  if (HOP_BY_HOP_HEADERS.has(lower) || lower === "x-request-id" || (connectionTokens.length > 0 && connectionTokens.includes(lower))) return false;
+  if (SINGLE_VALUED.has(lower)) {
+    if (seen.has(lower)) return false;
+    seen.add(lower);
+  }
+  return true;
+}
+
+/** Response headers a second copy of which would be ambiguous: the first one counts (nginx keeps the first Expires). */
+const SINGLE_VALUED: ReadonlySet<string> = new Set(["expires"]);
+
+/** The worker's response headers for the client (see passesToClient), with our X-Request-Id added. */
 export function responseHeaders(head: ResponseHead, requestId: string): string[] {
-  const listed = head.connectionTokens;
   const raw = head.headers;
   const flat: string[] = [];
+  const seen = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP_HEADERS.has(lower) || lower === "x-request-id" || (listed.length > 0 && listed.includes(lower))) continue;
-    flat.push(raw[i]!, raw[i + 1]!);
+    if (passesToClient(raw[i]!.toLowerCase(), head.status, head.connectionTokens, seen)) flat.push(raw[i]!, raw[i + 1]!);
   }
   flat.push("X-Request-Id", requestId);
   return flat;

@@ -42,7 +42,7 @@ import { type AccessEntry, Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
-import { isPoisoned, responseHeaders, writeAnswer } from "./respond.ts";
+import { breakOff, isPoisoned, responseHeaders, writeAnswer } from "./respond.ts";
 
 export { SCRIPT_NAME_HEADER };
 export type { AccessEntry };
@@ -407,7 +407,7 @@ export class FrontProxy {
       raceRetried: request.reusedRetried,
     });
     if (next.step === "break") {
-      res.destroy();
+      breakOff(res);
       return this.done(request, res.statusCode, endpoint);
     }
     if (next.step === "same-worker-fresh") {

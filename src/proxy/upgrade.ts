@@ -16,9 +16,9 @@
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 import { type Answer, REASON_PHRASES } from "./refusal.ts";
+import { passesToClient } from "./respond.ts";
 
 /**
  * Writes one of the proxy's own answers (proxy/refusal.ts) on a raw client
@@ -44,14 +44,11 @@ export function relayedHead(head: ResponseHead, requestId: string): string {
   const switching = head.status === 101;
   let text = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
   const raw = head.headers;
+  const seen = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (switching && lower === "upgrade") {
-      text += `${raw[i]}: ${raw[i + 1]}\r\n`;
-      continue;
-    }
-    if (HOP_BY_HOP_HEADERS.has(lower) || lower === "content-length" || lower === "x-request-id" || head.connectionTokens.includes(lower)) continue;
-    text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    const keep = switching && lower === "upgrade" ? true : lower !== "content-length" && passesToClient(lower, head.status, head.connectionTokens, seen);
+    if (keep) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
   text += switching ? "Connection: upgrade\r\n" : "Connection: close\r\n";
   return `${text}X-Request-Id: ${requestId}\r\n\r\n`;
