@@ -18,7 +18,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { lookup } from "node:dns/promises";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
-import { constants } from "node:os";
+import os, { constants } from "node:os";
 import { getSystemErrorMap } from "node:util";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
@@ -87,6 +87,11 @@ async function bindSocket(address: { host: string; port: number }): Promise<{ ha
   return { handle, bound: formatAddress(address.host, out.port) };
 }
 
+/** How many proxy processes `proxy.workers` asks for: `auto` is one per CPU the process may use (nginx's worker_processes auto). */
+export function proxyProcessCount(workers: number | "auto"): number {
+  return workers === "auto" ? Math.max(1, os.availableParallelism()) : workers;
+}
+
 /** One proxy process, as `status` shows it. */
 export interface ProxyProcessStatus {
   index: number;
@@ -129,10 +134,11 @@ export class ProxyFleet {
     return bound;
   }
 
-  /** Starts `count` proxy processes on the bound sockets; resolves once every one serves. */
-  async start(settings: ProxySettings, count: number): Promise<void> {
+  /** Starts `proxy.workers` proxy processes on the bound sockets; resolves once every one serves. */
+  async start(settings: ProxySettings, workers: number | "auto"): Promise<void> {
     this.settings = settings;
-    this.count = count;
+    this.count = proxyProcessCount(workers);
+    const count = this.count;
     for (let index = 0; index < count; index++) this.spawn(index, 0);
     await Promise.all([...this.members.values()].map((member) => member.ready));
   }
@@ -144,10 +150,11 @@ export class ProxyFleet {
   }
 
   /** A config reload: new settings to every proxy process, and as many processes as `proxy.workers` now says. */
-  reconfigure(settings: ProxySettings, count: number): void {
+  reconfigure(settings: ProxySettings, workers: number | "auto"): void {
     this.settings = settings;
     this.broadcast({ type: "configure", settings });
     const before = this.count;
+    const count = proxyProcessCount(workers);
     this.count = count;
     for (let index = before; index < count; index++) this.spawn(index, 0);
     for (let index = count; index < before; index++) this.retire(index);

@@ -7,7 +7,6 @@
  * each proxy process (stack/proxy-process.ts) derive the same settings, and
  * the settings cross the IPC channel as JSON.
  */
-import os from "node:os";
 import path from "node:path";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import type { AccessLogFormat } from "../proxy/access-log.ts";
@@ -15,8 +14,10 @@ import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
 
+export type AppKind = "module" | "command" | "static";
+
 /** The app kinds the supervisor runs; a `static` app is the proxy's alone. */
-export function appKind(app: AppConfig): "module" | "command" | "static" {
+export function appKind(app: AppConfig): AppKind {
   return app.static !== undefined ? "static" : app.module !== undefined ? "module" : "command";
 }
 
@@ -100,10 +101,4 @@ export function proxySettings(config: StackConfig): ProxySettings {
     ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key } } : {}),
     ...(proxy.access_log === "off" ? {} : { accessLog: { file: path.join(config.state_dir, "logs", "access.log"), format: proxy.access_log } }),
   };
-}
-
-/** How many proxy processes `proxy.workers` asks for: `auto` is one per CPU the process may use (nginx's worker_processes auto). */
-export function proxyProcessCount(config: StackConfig): number {
-  const workers = config.proxy.workers;
-  return workers === "auto" ? Math.max(1, os.availableParallelism()) : workers;
 }

@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import http from "node:http";
-import type { AppConfig, StackConfig } from "../config/schema.ts";
+import type { StackConfig } from "../config/schema.ts";
 import { loadConfig } from "../config/load.ts";
 import { describeDiff, diffConfig, isEmptyDiff } from "../config/diff.ts";
 import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
@@ -40,7 +40,8 @@ import { codeFrame, firstSourceLocation } from "./code-frame.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
-import { appKind, healthChecksFor, proxyProcessCount, proxySettings, staticRootsFor } from "./proxy-settings.ts";
+import { poolSpecFor, workerApps } from "./plan.ts";
+import { appKind, healthChecksFor, proxySettings, staticRootsFor } from "./proxy-settings.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -118,36 +119,6 @@ export function stackIdFor(configFile: string): string {
   const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
   const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
   return `${name}-${hash}`;
-}
-
-/** The config's apps that have workers, for the supervisor. */
-export function workerApps(config: StackConfig): [string, AppConfig][] {
-  return Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
-}
-
-/** The supervisor's input for one app of the config (never a static one: see workerApps). */
-export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
-  return {
-    name,
-    kind: app.module ? "module" : "command",
-    module: app.module,
-    interface: app.interface,
-    command: app.command,
-    instances: app.instances,
-    env: { ...app.env },
-    cwd: app.cwd,
-    maxMemoryBytes: app.max_memory,
-    maxRequests: app.max_requests,
-    maxRequestsJitter: app.max_requests_jitter,
-    timeoutMs: app.timeout,
-    gracefulTimeoutMs: app.graceful_timeout,
-    readyTimeoutMs: app.ready_timeout,
-    restart: {
-      maxRestarts: app.restart.max_restarts,
-      backoffMs: app.restart.backoff,
-      minUptimeMs: app.restart.min_uptime,
-    },
-  };
 }
 
 /** Each app's `watch` globs, for `up --watch`. */
@@ -251,7 +222,7 @@ export class Stack implements ControlTarget {
         this.listeningTls = await this.proxies.bind(proxy.tls.listen, true);
       }
       // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
-      const proxiesReady = this.proxies.start(proxySettings(this.config), proxyProcessCount(this.config));
+      const proxiesReady = this.proxies.start(proxySettings(this.config), proxy.workers);
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       this.adminServer = http.createServer(adminHandler(() => this.status()));
       this.adminAddress = await listenOn(this.adminServer, proxy.admin);
@@ -486,7 +457,7 @@ export class Stack implements ControlTarget {
     const before = this.config;
     this.config = next;
     // The proxy first: a removed app stops taking requests before its workers go; an added one routes as its workers get ready.
-    if (diff.proxyChanged) this.proxies.reconfigure(proxySettings(next), proxyProcessCount(next));
+    if (diff.proxyChanged) this.proxies.reconfigure(proxySettings(next), next.proxy.workers);
     const reloads: ReloadReport[] = [];
     for (const app of diff.removed) if (appKind(before.apps[app]!) !== "static") await this.supervisor.remove(app);
     const added = diff.added.filter((app) => appKind(next.apps[app]!) !== "static").map((app) => poolSpecFor(app, next.apps[app]!));

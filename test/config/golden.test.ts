@@ -11,35 +11,14 @@
  *   UPDATE_GOLDEN=1 npx vitest run test/config/golden.test.ts
  * and read the diff before committing it.
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import nodePath from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.ts";
+import { FIXTURE_ENV, golden, hideDir, stableJson } from "../helpers/golden.ts";
 
 const FIXTURES = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), "fixtures");
-const UPDATE = process.env.UPDATE_GOLDEN === "1";
-
-/** The environment every fixture is loaded with: nothing from the machine leaks in. */
-export const FIXTURE_ENV = { FRONT_PORT: "9000", APP_FILE: "app.ts", GREETING: "hi there", EMPTY: "" };
-
-function golden(file: string, actual: string): void {
-  if (UPDATE) writeFileSync(file, actual);
-  if (!existsSync(file)) expect.fail(`no golden file ${file}: write it with UPDATE_GOLDEN=1 and read it`);
-  expect(actual).toBe(readFileSync(file, "utf8"));
-}
-
-const hideDir = (text: string, dir: string) => text.split(dir).join("<dir>");
-
-/** JSON with keys sorted, so the golden does not depend on the order defaults were filled in. */
-function stableJson(value: unknown): string {
-  const sort = (node: unknown): unknown => {
-    if (Array.isArray(node)) return node.map(sort);
-    if (node === null || typeof node !== "object") return node;
-    return Object.fromEntries(Object.keys(node).sort().map((key) => [key, sort((node as Record<string, unknown>)[key])]));
-  };
-  return `${JSON.stringify(sort(value), null, 2)}\n`;
-}
 
 describe("bad configs: every error, exactly", () => {
   const dir = nodePath.join(FIXTURES, "bad");
