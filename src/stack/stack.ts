@@ -18,6 +18,11 @@
  * (`staticRoots`), and the supervisor never hears of it — no pm2 process, no
  * pool, nothing to restart or scale. `status` lists it with its folder.
  *
+ * What runs comes from a plan (stack/plan.ts), compiled from the config: this
+ * module only runs one — start, apply a diff to it (stack/diff.ts; the
+ * reloads that produce one are orchestrated in stack/reload.ts), status,
+ * stop. Nothing here reads the config itself.
+ *
  * Start order is chosen so that a failure leaves nothing behind: the
  * listeners are bound first (a port in use fails before any worker starts),
  * then the proxy processes and the pools start; `stop()` undoes whatever part
@@ -28,20 +33,20 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import http from "node:http";
 import type { StackConfig } from "../config/schema.ts";
-import { loadConfig } from "../config/load.ts";
-import { describeDiff, diffConfig, isEmptyDiff } from "../config/diff.ts";
 import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
-import { probe as probeHealth } from "../proxy/health/active.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
-import { ControlError, type ControlTarget, controlSocketPath, startControlServer } from "./control.ts";
-import { codeFrame, firstSourceLocation } from "./code-frame.ts";
+import { ControlError, type ControlTarget, startControlServer } from "./control.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
-import { poolSpecFor, workerApps } from "./plan.ts";
-import { appKind, healthChecksFor, proxySettings, staticRootsFor } from "./proxy-settings.ts";
+import type { AppKind } from "./proxy-settings.ts";
+import { plan, type StackPlan } from "./plan.ts";
+import { appsTo, type PlanDiff } from "./diff.ts";
+import { type FailedReload, type PlanRunner, type ReloadOutcome, Reloader, reloadHealthGate } from "./reload.ts";
+
+export type { FailedReload, ReloadOutcome } from "./reload.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -55,31 +60,11 @@ export interface StackOptions {
   watch?: boolean;
 }
 
-/** What a reload did: for the terminal, the control API and `tsgi-stack reload`. */
-export interface ReloadOutcome {
-  /** The config file: read and unchanged, its differences applied, or invalid (the running config stays). */
-  config: "unchanged" | "applied" | "invalid";
-  /** One line per change applied. */
-  changes: string[];
-  /** `file:line:column key: message` for each error of an invalid file. */
-  configErrors: string[];
-  /** Each app rolled onto new workers, and how that went. */
-  reloads: ReloadReport[];
-}
-
-/** A reload that failed, kept until the next good one: `status` shows it. */
-export interface FailedReload {
-  message: string;
-  /** The failing line of the app's source, with its neighbours, when the error points at one. */
-  frame?: string;
-  at: string;
-}
-
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
 export interface AppStatus {
   app: string;
   /** module / command: served by workers (see `pools` and `workers`); static: files the proxy serves itself. */
-  kind: "module" | "command" | "static";
+  kind: AppKind;
   /** The routes, as `host/path` (`*` for any host). */
   routes: string[];
   /** The folder a static app serves (absolute). */
@@ -109,21 +94,19 @@ export interface StackStatus {
   proxies: ProxyProcessStatus[];
 }
 
-/** `tsgi:<name>-<hash>`: readable in `pm2 ls`, unique per config file path. */
-/** Between two health checks of a reload's new worker. */
-const HEALTH_GATE_RETRY_MS = 250;
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
 
+/** `<name>-<hash>`: readable in `pm2 ls` (as `tsgi:<stackId>:…`), unique per config file path. */
 export function stackIdFor(configFile: string): string {
   const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
   const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
   return `${name}-${hash}`;
 }
 
-/** Each app's `watch` globs, for `up --watch`. */
-export function watchedApps(config: StackConfig): WatchedApp[] {
-  return workerApps(config).map(([name, app]) => ({ app: name, globs: app.watch }));
+/** The plan's watched globs, as the file watcher takes them. */
+function watchedApps(current: StackPlan): WatchedApp[] {
+  return Object.entries(current.watch).map(([app, globs]) => ({ app, globs }));
 }
 
 /** Why `start` failed: one line per app that could not start, and their reports (with the workers' stderr). */
@@ -162,19 +145,14 @@ async function listenOn(server: http.Server, address: { host: string; port: numb
   }
 }
 
-export class Stack implements ControlTarget {
+export class Stack implements ControlTarget, PlanRunner {
   readonly stackId: string;
   readonly stateDir: string;
   private readonly supervisor: Supervisor;
   private readonly proxies: ProxyFleet;
-  /** The config now in force: the one `up` started with, then each valid one a reload applied. */
-  private config: StackConfig;
-  /** The reload under way, if any: reloads are queued behind it. */
-  private reloading: Promise<unknown> = Promise.resolve();
-  private readonly reloadErrors = new Map<string, FailedReload>();
-  /** Per app, the `--watch` reload waiting for its turn (see reloadApp). */
-  private readonly queuedReloads = new Map<string, Promise<ReloadReport>>();
-  private configErrors: string[] = [];
+  private readonly reloader: Reloader;
+  /** The plan in force: the config `up` started with, then each valid one a reload applied. */
+  private plan: StackPlan;
   private codeWatcher: CodeWatcher | undefined;
   private configWatcher: CodeWatcher | undefined;
   /** The addresses actually bound (port 0 in the config becomes a real port). */
@@ -191,12 +169,17 @@ export class Stack implements ControlTarget {
 
   constructor(private readonly options: StackOptions) {
     const { config, configFile } = options;
+    this.plan = plan(config);
     this.stackId = stackIdFor(configFile);
-    this.stateDir = config.state_dir;
+    this.stateDir = this.plan.fixed.stateDir;
     this.stopped = new Promise((resolve) => (this.markStopped = resolve));
-    this.supervisor = new Supervisor({ stackId: this.stackId, stateDir: this.stateDir, healthGate: (app, worker) => this.passesHealth(app, worker) });
-    this.config = config;
+    this.supervisor = new Supervisor({
+      stackId: this.stackId,
+      stateDir: this.stateDir,
+      healthGate: reloadHealthGate(() => this.plan, (line) => this.say(line)),
+    });
     this.proxies = new ProxyFleet((line) => this.say(line));
+    this.reloader = new Reloader(this, { configFile, say: (line) => this.say(line) });
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
       this.proxies.setEndpoints(
         app,
@@ -211,23 +194,28 @@ export class Stack implements ControlTarget {
     return this.options.say ?? (() => undefined);
   }
 
+  /** The plan in force (for the reloader). */
+  get current(): StackPlan {
+    return this.plan;
+  }
+
   /** Binds the listeners, starts every pool, opens the control socket. Throws (after cleaning up) on failure. */
   async start(): Promise<PoolReport[]> {
     mkdirSync(this.stateDir, { recursive: true });
-    const { proxy } = this.config;
+    const { fixed, proxy } = this.plan;
     try {
-      this.listening = await this.proxies.bind(proxy.listen, false);
-      if (proxy.tls) {
-        checkTlsCredentials({ cert: proxy.tls.cert, key: proxy.tls.key });
-        this.listeningTls = await this.proxies.bind(proxy.tls.listen, true);
+      this.listening = await this.proxies.bind(fixed.listen, false);
+      if (proxy.settings.tls) {
+        checkTlsCredentials(proxy.settings.tls);
+        this.listeningTls = await this.proxies.bind(fixed.tlsListen, true);
       }
       // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
-      const proxiesReady = this.proxies.start(proxySettings(this.config), proxy.workers);
+      const proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       this.adminServer = http.createServer(adminHandler(() => this.status()));
-      this.adminAddress = await listenOn(this.adminServer, proxy.admin);
-      this.controlServer = await startControlServer(controlSocketPath(this.stateDir), this);
-      const specs = workerApps(this.config).map(([name, app]) => poolSpecFor(name, app));
+      this.adminAddress = await listenOn(this.adminServer, fixed.admin);
+      this.controlServer = await startControlServer(fixed.control, this);
+      const specs = Object.values(this.plan.pools);
       // Only static apps: nothing for pm2 to run, so no daemon is started for nothing.
       if (specs.length > 0) await this.supervisor.start(specs);
       const reports = specs.length > 0 ? await this.settled(specs) : [];
@@ -273,39 +261,29 @@ export class Stack implements ControlTarget {
       listen: this.listening,
       listenTls: this.listeningTls,
       admin: this.adminAddress,
-      apps: this.appStatus(),
-      reloadErrors: Object.fromEntries(this.reloadErrors),
-      configErrors: this.configErrors,
+      apps: Object.entries(this.plan.apps).map(([app, { kind, routes, folder }]) => ({ app, kind, routes, ...(folder === undefined ? {} : { folder }) })),
+      reloadErrors: Object.fromEntries(this.reloader.failures),
+      configErrors: this.reloader.configErrors,
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),
       proxies: this.proxies.status(),
     };
   }
 
-  private appStatus(): AppStatus[] {
-    const roots = staticRootsFor(this.config);
-    return Object.entries(this.config.apps).map(([name, app]) => ({
-      app: name,
-      kind: appKind(app),
-      routes: app.routes.map((route) => `${route.host ?? "*"}${route.path}`),
-      ...(roots[name] === undefined ? {} : { folder: roots[name] }),
-    }));
-  }
-
-  /** An app of the config that has workers: a static app is refused by name, for `restart` and `scale`. */
+  /** An app of the config that has workers: a static app is refused by name, for `restart`, `scale` and `reload`. */
   private requireWorkerApp(app: string, verb: string): void {
-    const config = this.config.apps[app];
-    if (!config) {
-      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.config.apps).join(", ")})`);
+    const planned = this.plan.apps[app];
+    if (!planned) {
+      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.plan.apps).join(", ")})`);
     }
-    if (appKind(config) === "static") {
+    if (planned.kind === "static") {
       throw new ControlError(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`);
     }
   }
 
   /** Restarts one app's workers, or every worker app's (static apps have none: they are left out). */
   async restart(app?: string): Promise<string[]> {
-    const apps = app === undefined ? workerApps(this.config).map(([name]) => name) : [app];
+    const apps = app === undefined ? Object.keys(this.plan.pools) : [app];
     for (const name of apps) this.requireWorkerApp(name, "restart");
     for (const name of apps) await this.supervisor.restart(name);
     return apps;
@@ -316,73 +294,38 @@ export class Stack implements ControlTarget {
     await this.supervisor.scale(app, instances);
   }
 
-  /**
-   * `tsgi-stack reload [APP]` and SIGHUP: the config file is read again and
-   * its differences applied (an invalid file changes nothing: the reload
-   * stops there), then the app — or every worker app — is rolled onto new
-   * workers, one slot at a time, new ready before old goes. Reloads run one
-   * after another, never interleaved.
-   */
+  /** `tsgi-stack reload [APP]` and SIGHUP: the config file's changes, then a roll of the app (or of every worker app); see stack/reload.ts. */
   reload(app?: string): Promise<ReloadOutcome> {
     if (app !== undefined) this.requireWorkerApp(app, "reload");
-    return this.serialize(async () => {
-      const outcome = await this.applyConfigFile();
-      if (outcome.config === "invalid") return outcome;
-      const apps = app === undefined ? workerApps(this.config).map(([name]) => name) : [app];
-      for (const name of apps) {
-        if (outcome.rolled.includes(name) || !this.config.apps[name]) continue;
-        outcome.reloads.push(await this.rollApp(name));
-      }
-      return outcome;
-    });
+    return this.reloader.reload(app);
   }
 
-  /** The config file changed on disk: its differences are applied, nothing else is reloaded. */
-  reloadConfig(): Promise<ReloadOutcome> {
-    return this.serialize(() => this.applyConfigFile());
+  /** Rolls one app's workers onto new ones (PlanRunner: the reloader's). */
+  async roll(app: string): Promise<ReloadReport> {
+    const [report] = await this.supervisor.reload(app);
+    return report!;
   }
 
   /**
-   * One app's code changed (`up --watch`): its workers are rolled. Saves that
-   * come while a reload of the app waits its turn join that one: however many
-   * saves, at most one reload runs and one waits.
+   * Makes `next` the plan in force and applies the diff that leads to it
+   * (PlanRunner: the reloader computes both). The proxy first: a removed app
+   * stops taking requests before its workers go; an added one routes as its
+   * workers get ready. What needs a restart (diff.needsRestart) is left as it is.
    */
-  reloadApp(app: string): Promise<ReloadReport> {
-    const queued = this.queuedReloads.get(app);
-    if (queued) return queued;
-    const reload = this.serialize(() => {
-      this.queuedReloads.delete(app);
-      return this.rollApp(app);
-    });
-    this.queuedReloads.set(app, reload);
-    return reload;
-  }
-
-  private serialize<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.reloading.then(work);
-    this.reloading = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * A reload's new worker joins the pool only if it passes its app's health
-   * check (when the app has one): a new version that starts but answers 500
-   * is not a good deploy either. Tried a few times within the ready timeout.
-   */
-  private async passesHealth(app: string, worker: WorkerEndpoint): Promise<boolean> {
-    const spec = healthChecksFor(this.config)[app];
-    if (!spec) return true;
-    const deadline = Date.now() + (this.config.apps[app]?.ready_timeout ?? 10_000);
-    const endpoint = { id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address };
-    for (;;) {
-      const failure = await probeHealth(endpoint, spec, "localhost");
-      if (failure === undefined) return true;
-      if (Date.now() + HEALTH_GATE_RETRY_MS > deadline) {
-        this.say(`${endpoint.id} (new) failed its health check: ${failure}`);
-        return false;
+  async apply(next: StackPlan, diff: PlanDiff, onRolled: (report: ReloadReport) => void): Promise<void> {
+    const before = this.plan;
+    this.plan = next;
+    if (diff.proxy.settings || diff.proxy.processes) this.proxies.reconfigure(next.proxy.settings, next.proxy.processes);
+    for (const app of appsTo(diff, "stop", "replace")) if (before.pools[app]) await this.supervisor.remove(app);
+    const added = appsTo(diff, "start", "replace").flatMap((app) => next.pools[app] ?? []);
+    if (added.length) {
+      for (const report of await this.supervisor.start(added)) {
+        if (report.error) this.say(`${report.app}: did not start: ${report.error.message}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, HEALTH_GATE_RETRY_MS));
     }
+    for (const app of appsTo(diff, "roll")) onRolled(await this.supervisor.updateSpec(next.pools[app]!, { roll: true }));
+    for (const { app, instances } of diff.apps) if (instances) await this.supervisor.scale(app, instances.to);
+    if (diff.watch.length || appsTo(diff, "start", "stop", "replace").length) await this.codeWatcher?.update(watchedApps(next));
   }
 
   /**
@@ -395,85 +338,23 @@ export class Stack implements ControlTarget {
     this.configWatcher = new CodeWatcher([{ app: "", globs: [configFile] }], {
       ignore: [],
       debounceMs: 300,
-      onChange: () => void this.reloadConfig(),
+      onChange: () => void this.reloader.reloadConfig(),
       onError: (error) => this.say(`watching ${configFile}: ${error.message}`),
     });
     const waits = [this.configWatcher.whenReady()];
     if (this.options.watch) {
-      this.codeWatcher = new CodeWatcher(watchedApps(this.config), {
+      this.codeWatcher = new CodeWatcher(watchedApps(this.plan), {
         ignore: [this.stateDir],
         onChange: (app, files) => {
           const shown = files.map((file) => path.relative(path.dirname(configFile), file)).slice(0, 3).join(", ");
           this.say(`${app}: ${shown}${files.length > 3 ? ` and ${files.length - 3} more` : ""} changed: reloading`);
-          void this.reloadApp(app);
+          void this.reloader.reloadApp(app);
         },
         onError: (error) => this.say(`watch: ${error.message}`),
       });
       waits.push(this.codeWatcher.whenReady());
     }
     await Promise.all(waits);
-  }
-
-  /** Rolls one app onto new workers and keeps (or clears) what went wrong, for the terminal and `status`. */
-  private async rollApp(app: string): Promise<ReloadReport> {
-    if (!this.config.apps[app]) return { app, ok: true, replaced: 0, ms: 0 }; // removed by a config reload meanwhile
-    const [report] = await this.supervisor.reload(app);
-    this.noteReload(report!);
-    return report!;
-  }
-
-  private noteReload(report: ReloadReport): void {
-    if (report.ok) {
-      if (this.reloadErrors.delete(report.app)) this.say(`${report.app}: fixed, serving the new code`);
-      this.say(`${report.app}: reloaded ${report.replaced} worker${report.replaced === 1 ? "" : "s"} in ${report.ms} ms`);
-      return;
-    }
-    const stderr = report.error?.stderr ?? [];
-    const location = firstSourceLocation(stderr);
-    const frame = location ? codeFrame(location) : undefined;
-    const message = report.error?.message ?? "the new workers did not start";
-    this.reloadErrors.set(report.app, { message, ...(frame ? { frame } : {}), at: new Date().toISOString() });
-    this.say(`${report.app}: reload failed, the running workers keep serving: ${message}`);
-    if (frame) this.say(frame);
-    else for (const line of stderr.slice(-10)) this.say(`  ${line}`);
-  }
-
-  /** Reads the config file again; a valid one's differences are applied, an invalid one is reported and ignored. */
-  private async applyConfigFile(): Promise<ReloadOutcome & { rolled: string[] }> {
-    const result = loadConfig(this.options.configFile);
-    if (!result.ok) {
-      const errors = result.errors.map((error) => error.format());
-      this.configErrors = errors;
-      this.say(`${this.options.configFile}: not applied, the running config stays (${errors.length} error${errors.length === 1 ? "" : "s"}):`);
-      for (const line of errors) this.say(`  ${line}`);
-      return { config: "invalid", changes: [], configErrors: errors, reloads: [], rolled: [] };
-    }
-    this.configErrors = [];
-    const next = result.config;
-    const diff = diffConfig(this.config, next);
-    if (isEmptyDiff(diff)) return { config: "unchanged", changes: [], configErrors: [], reloads: [], rolled: [] };
-    const changes = describeDiff(diff);
-    for (const line of changes) this.say(`config: ${line}`);
-    const before = this.config;
-    this.config = next;
-    // The proxy first: a removed app stops taking requests before its workers go; an added one routes as its workers get ready.
-    if (diff.proxyChanged) this.proxies.reconfigure(proxySettings(next), next.proxy.workers);
-    const reloads: ReloadReport[] = [];
-    for (const app of diff.removed) if (appKind(before.apps[app]!) !== "static") await this.supervisor.remove(app);
-    const added = diff.added.filter((app) => appKind(next.apps[app]!) !== "static").map((app) => poolSpecFor(app, next.apps[app]!));
-    if (added.length) {
-      for (const report of await this.supervisor.start(added)) {
-        if (report.error) this.say(`${report.app}: did not start: ${report.error.message}`);
-      }
-    }
-    for (const app of diff.rolled) {
-      const report = await this.supervisor.updateSpec(poolSpecFor(app, next.apps[app]!), { roll: true });
-      this.noteReload(report);
-      reloads.push(report);
-    }
-    for (const { app, to } of diff.scaled) await this.supervisor.scale(app, to);
-    if (diff.watchChanged.length || diff.added.length || diff.removed.length) await this.codeWatcher?.update(watchedApps(next));
-    return { config: "applied", changes, configErrors: [], reloads, rolled: diff.rolled };
   }
 
   async down(): Promise<void> {
