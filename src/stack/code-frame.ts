@@ -8,6 +8,7 @@
  * `up --watch` prints, and `status` keeps, until the file is fixed.
  */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
 export interface SourceLocation {
   file: string;
@@ -15,18 +16,19 @@ export interface SourceLocation {
   column?: number;
 }
 
-const LOCATION = /(\/[^\s:()'"]+\.(?:[cm]?[jt]sx?|json)):(\d+)(?::(\d+))?/g;
+/** An absolute path, or a file: URL (ESM stack frames), to a source file, then :line and maybe :column. */
+const LOCATION = /(file:\/\/)?(\/[^\s:()'"]+\.(?:[cm]?[jt]sx?|json)):(\d+)(?::(\d+))?/g;
 
 /** The first location in `lines` that points into a source file outside node_modules; columns count from 1. */
 export function firstSourceLocation(lines: readonly string[]): SourceLocation | undefined {
   for (const text of lines) {
     for (const match of text.matchAll(LOCATION)) {
-      const file = match[1]!;
+      const file = match[1] ? fileURLToPath(`file://${match[2]}`) : match[2]!;
       if (file.includes("/node_modules/")) continue;
-      if (match[3] === undefined) return { file, line: Number(match[2]) };
+      if (match[4] === undefined) return { file, line: Number(match[3]) };
       // esbuild (a syntax error, "file:3:16: ERROR: …") counts columns from 0, V8's stack frames from 1.
-      const column = Number(match[3]) + (text.includes(": ERROR:") ? 1 : 0);
-      return { file, line: Number(match[2]), column };
+      const column = Number(match[4]) + (text.includes(": ERROR:") ? 1 : 0);
+      return { file, line: Number(match[3]), column };
     }
   }
   return undefined;

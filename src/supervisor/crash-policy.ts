@@ -87,10 +87,28 @@ export function describeExitCode(exitCode: number): string {
   return `code ${exitCode}${EXIT_NAMES[exitCode] ? ` (${EXIT_NAMES[exitCode]})` : ""}`;
 }
 
-/** The line of a failed worker's stderr that says best what went wrong: the worker's own `tsgi-stack:` line, else the last one. */
+/**
+ * The line of a failed worker's stderr that says best what went wrong: the
+ * gateway worker's own `tsgi-stack:` line; else, for any other program (a
+ * command app), the last error Node (or another runtime) printed, such as
+ * `Error: listen EADDRINUSE …` — not the `Node.js v20…` trailer, a stack
+ * frame, a source excerpt or a caret under it; else the last line with
+ * something in it.
+ */
 export function telltaleLine(stderr: readonly string[]): string | undefined {
-  return [...stderr].reverse().find((line) => line.startsWith("tsgi-stack:")) ?? stderr.at(-1);
+  const reversed = [...stderr].reverse();
+  const ours = reversed.find((line) => line.startsWith("tsgi-stack:"));
+  if (ours) return ours;
+  const error = reversed.find((line) => ERROR_LINE.test(line));
+  if (error) return error.trim();
+  return reversed.find((line) => line.trim() !== "" && !NOISE.some((noise) => noise.test(line)))?.trim() ?? stderr.at(-1);
 }
+
+/** `Error: …`, `TypeError [ERR_X]: …`, `node:events:497 … Error: …`, `Uncaught …`: a line that names an error and says what it was. */
+const ERROR_LINE = /^(?:Uncaught )?(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?: \[[A-Z_0-9]+\])?: \S/;
+
+/** Lines that are never the reason: the runtime's version trailer, stack frames, and the caret under a source excerpt. */
+const NOISE: readonly RegExp[] = [/^Node\.js v\d/, /^\s+at /, /^\s*\^+\s*$/, /^\s*throw /];
 
 /** One line for a pool error, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): tsgi-stack: cannot load app …`. */
 export function describeHalt(reason: PoolErrorReason, slot: number, exitCode: number | undefined, crashes: number, lastLine: string | undefined): string {

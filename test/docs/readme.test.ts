@@ -16,7 +16,7 @@ import { registerValidate } from "../../src/cli/commands/validate.ts";
 const root = path.resolve(import.meta.dirname, "../..");
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 
-function commands(): Command[] {
+function commands(): readonly Command[] {
   const program = new Command("tsgi-stack");
   for (const register of [registerUp, registerControlCommands, registerLogs, registerValidate, registerServe]) register(program);
   return program.commands;

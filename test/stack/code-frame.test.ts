@@ -37,6 +37,15 @@ describe("code frames for a failed reload", () => {
     expect(firstSourceLocation(stderr)).toEqual({ file, line: 2, column: 3 });
   });
 
+  it("an ES module's stack frame gives a file: URL: the frame shows the plain path, percent-escapes decoded", () => {
+    const spaced = path.join(dir, "my app.mjs");
+    writeFileSync(spaced, "export const x = 1;\nthrow new Error('boom');\n");
+    const stderr = ["Error: boom", `    at file://${encodeURI(spaced)}:2:7`, "    at ModuleJob.run (node:internal/modules/esm/module_job:234:25)"];
+    const location = firstSourceLocation(stderr);
+    expect(location).toEqual({ file: spaced, line: 2, column: 7 });
+    expect(codeFrame(location!)!.split("\n")[0]).toBe(`${spaced}:2:7`);
+  });
+
   it("no location, or a file that is gone: no frame", () => {
     expect(firstSourceLocation(["Error: boom", "    at node:internal/main:1:1"])).toBeUndefined();
     expect(codeFrame({ file: path.join(dir, "gone.ts"), line: 1 })).toBeUndefined();

@@ -297,3 +297,24 @@ describe("the process-manager seam", () => {
     rmSync(path.join(os.tmpdir(), `tsgi-seam-${process.pid}`), { recursive: true, force: true });
   });
 });
+
+describe("the telltale line of a failed worker's stderr", () => {
+  it.each([
+    ["the gateway worker's own line wins", ["Error: x", "tsgi-stack: cannot load app a.ts: boom", "    at y"], "tsgi-stack: cannot load app a.ts: boom"],
+    [
+      "a command app's uncaught error, not Node's version trailer",
+      ["/srv/app/server.js:3", "    throw new Error('no DATABASE_URL');", "    ^", "", "Error: no DATABASE_URL", "    at Object.<anonymous> (/srv/app/server.js:3:11)", "    at Module._compile (node:internal/modules/cjs/loader:1554:14)", "", "Node.js v20.20.2"],
+      "Error: no DATABASE_URL",
+    ],
+    [
+      "a listen error with its code",
+      ["node:events:497", "      throw er; // Unhandled 'error' event", "      ^", "", "Error: listen EADDRINUSE: address already in use 127.0.0.1:3000", "    at Server.setupListenHandle [as _listen2] (node:net:1897:16)", "Node.js v20.20.2"],
+      "Error: listen EADDRINUSE: address already in use 127.0.0.1:3000",
+    ],
+    ["a typed error with a code in brackets", ["TypeError [ERR_INVALID_ARG_TYPE]: The \"path\" argument must be of type string", "    at x", "Node.js v22.1.0"], 'TypeError [ERR_INVALID_ARG_TYPE]: The "path" argument must be of type string'],
+    ["anything else: the last line that says something", ["starting…", "python: can't open file 'app.py'", ""], "python: can't open file 'app.py'"],
+  ] as [string, string[], string][])("%s", async (_what, stderr, expected) => {
+    const { telltaleLine } = await import("../../src/supervisor/crash-policy.ts");
+    expect(telltaleLine(stderr)).toBe(expected);
+  });
+});
