@@ -287,7 +287,7 @@ const RouteSchema = Type.Transform(
 
 const HealthSchema = Type.Object(
   {
-    path: Type.String({ description: "The path the proxy GETs on each worker; any 2xx or 3xx is healthy.", pattern: URL_PATH_PATTERN, ...formatted("url-path") }),
+    path: Type.String({ description: "The path the proxy GETs on each worker, as the app routes it; any 2xx or 3xx is healthy. A `command` app gets it under its first path route, as it gets every request (`/legacy` + `/healthz`).", pattern: URL_PATH_PATTERN, ...formatted("url-path") }),
     interval: duration({ description: "Time between two checks of a worker.", default: "5s" }),
     timeout: duration({ description: "A check that takes longer has failed.", default: "2s" }),
   },

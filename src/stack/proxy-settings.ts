@@ -34,9 +34,23 @@ export function staticRootsFor(config: StackConfig): Record<string, string> {
 export function healthChecksFor(config: StackConfig): Record<string, HealthCheckSpec> {
   const checks: Record<string, HealthCheckSpec> = {};
   for (const [name, app] of Object.entries(config.apps)) {
-    if (app.health) checks[name] = { path: app.health.path, intervalMs: app.health.interval, timeoutMs: app.health.timeout };
+    if (app.health) checks[name] = { path: healthPathFor(app), intervalMs: app.health.interval, timeoutMs: app.health.timeout };
   }
   return checks;
+}
+
+/**
+ * The path a health check asks a worker for, by the same rule as a request:
+ * a gateway worker is told its mount point and routes on what follows it, so
+ * it gets `health.path` as written; a command app is told nothing and gets
+ * every path as the client sent it, mount included, so its check is
+ * `health.path` under the app's first path route (`/legacy` + `/healthz`).
+ */
+export function healthPathFor(app: AppConfig): string {
+  const path = app.health?.path ?? "/";
+  if (appKind(app) !== "command") return path;
+  const mount = app.routes.find((route) => route.path !== undefined && route.path !== "/")?.path;
+  return mount === undefined ? path : `${mount.replace(/\/+$/, "")}${path}`;
 }
 
 /** The config's `retry` blocks, as the proxy's retry policies. */
