@@ -23,7 +23,8 @@
  * with a growing delay while workers keep dying young.
  */
 import cluster, { type Worker } from "node:cluster";
-import { isFatalExit, ExitCode } from "./exit-codes.ts";
+import { isFatalExit, ExitCode } from "../contract/exit-codes.ts";
+import { READY_MESSAGE, RETIRING_MESSAGE, type WorkerMessage } from "../contract/messages.ts";
 
 export interface ArbiterOptions {
   workers: number;
@@ -76,9 +77,9 @@ class Arbiter {
       process.on(signal, () => this.enqueue({ kind: "signal", signal }));
     }
     cluster.on("exit", (worker, code, signal) => this.enqueue({ kind: "exit", worker, code, signal }));
-    cluster.on("message", (worker, message: { type?: string; data?: { listeners?: string[] } }) => {
-      if (message?.type === "tsgi:ready") this.enqueue({ kind: "ready", worker, listeners: message.data?.listeners ?? [] });
-      if (message?.type === "tsgi:retiring") this.enqueue({ kind: "retiring", worker });
+    cluster.on("message", (worker, message: Partial<WorkerMessage> | undefined) => {
+      if (message?.type === READY_MESSAGE) this.enqueue({ kind: "ready", worker, listeners: message.data?.listeners ?? [] });
+      if (message?.type === RETIRING_MESSAGE) this.enqueue({ kind: "retiring", worker });
     });
     this.spawnMissing();
     for (;;) {

@@ -9,15 +9,14 @@
  * second V8 isolate, ~8 MiB of every worker, and a supervisor that already
  * watches every worker can do its job for all of them.
  *
+ * The file's rules (pid first, touched every beatPeriodMs, stale after
+ * staleAfterMs) are the contract in contract/heartbeat.ts.
+ *
  * The beat is a timer on the worker's event loop, so it stops exactly when
  * the loop is blocked; futimes on an open descriptor is one cheap system call.
  */
 import { closeSync, futimesSync, openSync, unlinkSync, writeSync } from "node:fs";
-
-/** How often a worker with this timeout beats (and how often its watchdog thread checks): ~10% of the timeout, 50 ms to 1 s. */
-export function beatPeriodMs(timeoutMs: number): number {
-  return Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
-}
+import { beatPeriodMs } from "../contract/heartbeat.ts";
 
 export interface Heartbeat {
   stop(): void;

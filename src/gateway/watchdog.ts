@@ -11,7 +11,7 @@
  * worker's own timer, which can stop them gracefully.
  */
 import { Worker } from "node:worker_threads";
-import { beatPeriodMs } from "./heartbeat.ts";
+import { beatPeriodMs } from "../contract/heartbeat.ts";
 
 export interface Watchdog {
   stop(): void;

@@ -3,7 +3,8 @@
  *
  * One gateway worker: a process that serves one TSGI app over HTTP and/or
  * uwsgi — Gunicorn's worker, uWSGI's worker. The contract with whatever runs
- * it (our arbiter, pm2, a container runtime):
+ * it (our arbiter, pm2, a container runtime); its exit codes, messages,
+ * heartbeat file and stop escalation are defined in src/contract/:
  *
  * - boot: load the app, bind every listener, then tell the parent
  *   `process.send("ready")` (what pm2's wait_ready waits for) and
@@ -37,13 +38,15 @@ interface Listener extends Server {
 }
 import type { ErrorStream, TsgiApp } from "../tsgi/types.ts";
 import { AppLoadError, type InterfaceChoice, loadApp, type LoadedApp } from "./load-app.ts";
-import { ExitCode, type ExitCodeValue } from "./exit-codes.ts";
+import { ExitCode, type ExitCodeValue } from "../contract/exit-codes.ts";
+import { READY_SIGNAL, readyMessage, retiringMessage, SHUTDOWN_MESSAGE } from "../contract/messages.ts";
+import { beatPeriodMs } from "../contract/heartbeat.ts";
 import { InFlight } from "./in-flight.ts";
 import { createHttpServer, UpgradedConnections } from "./http/server.ts";
 import { createUwsgiServer } from "./uwsgi/server.ts";
 import { formatAddress, listen, type ListenAddress, removeStaleSocket } from "./address.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
-import { beatPeriodMs, startHeartbeat } from "./heartbeat.ts";
+import { startHeartbeat } from "./heartbeat.ts";
 
 export interface WorkerOptions {
   /** `path/to/module.ts[:export]` */
@@ -159,7 +162,7 @@ class GatewayWorker {
       return;
     }
     this.inFlight.closeConnections();
-    tellParent({ type: "tsgi:retiring", data: { pid: process.pid, code } });
+    tellParent(retiringMessage(process.pid, code));
     setTimeout(() => void this.stop(code), RETIRE_WAIT_MS).unref();
   }
 
@@ -201,8 +204,8 @@ class GatewayWorker {
     this.installSignals();
     this.startTimeouts();
     info(`ready: ${bound.join(", ")}`);
-    tellParent("ready");
-    tellParent({ type: "tsgi:ready", data: { pid: process.pid, listeners: bound } });
+    tellParent(READY_SIGNAL);
+    tellParent(readyMessage(process.pid, bound));
   }
 
   private installSignals(): void {
@@ -217,7 +220,7 @@ class GatewayWorker {
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
     // pm2 can ask for a stop by message (shutdown_with_message), e.g. where signals are not delivered.
-    process.on("message", (message) => message === "shutdown" && onSignal("shutdown message"));
+    process.on("message", (message) => message === SHUTDOWN_MESSAGE && onSignal("shutdown message"));
   }
 
   private startTimeouts(): void {

@@ -19,16 +19,8 @@
  * its growing back-off a crash loop soon falls outside that window and then
  * restarts forever (every 15 s).
  */
+import { ExitCode, exitCodeName, FATAL_EXIT_CODES } from "../contract/exit-codes.ts";
 import type { PoolErrorReason, RestartPolicy } from "./types.ts";
-
-/**
- * The worker's exit codes (src/gateway/exit-codes.ts is their definition; the
- * supervisor may not import the gateway, so a test checks that these match).
- */
-export const WorkerExit = { OK: 0, BOOT_ERROR: 3, APP_LOAD_ERROR: 4, TIMEOUT: 5 } as const;
-
-/** Exit codes after which a restart would fail the same way. */
-export const FATAL_EXIT_CODES: readonly number[] = [WorkerExit.BOOT_ERROR, WorkerExit.APP_LOAD_ERROR];
 
 export interface ExitFacts {
   exitCode: number;
@@ -45,8 +37,8 @@ export type Verdict =
   | { action: "replace"; crashes: number };
 
 export function judgeExit(facts: ExitFacts, policy: RestartPolicy): Verdict {
-  if (facts.exitCode === WorkerExit.APP_LOAD_ERROR) return { action: "halt", reason: "app-load-error", crashes: facts.crashesSoFar + 1 };
-  if (facts.exitCode === WorkerExit.BOOT_ERROR) return { action: "halt", reason: "boot-error", crashes: facts.crashesSoFar + 1 };
+  if (facts.exitCode === ExitCode.APP_LOAD_ERROR) return { action: "halt", reason: "app-load-error", crashes: facts.crashesSoFar + 1 };
+  if (facts.exitCode === ExitCode.BOOT_ERROR) return { action: "halt", reason: "boot-error", crashes: facts.crashesSoFar + 1 };
   const crashes = facts.uptimeMs < policy.minUptimeMs ? facts.crashesSoFar + 1 : 0;
   if (crashes > policy.maxRestarts) return { action: "halt", reason: "crash-loop", crashes };
   return { action: "replace", crashes };
@@ -75,16 +67,10 @@ export function pm2Limits(policy: RestartPolicy): { maxRestarts: number; minUpti
   };
 }
 
-const EXIT_NAMES: Record<number, string> = {
-  [WorkerExit.OK]: "OK",
-  [WorkerExit.BOOT_ERROR]: "BOOT_ERROR",
-  [WorkerExit.APP_LOAD_ERROR]: "APP_LOAD_ERROR",
-  [WorkerExit.TIMEOUT]: "TIMEOUT",
-};
-
 /** `code 4 (APP_LOAD_ERROR)`, `code 1`: an exit code with its name when it is one of the worker's. */
 export function describeExitCode(exitCode: number): string {
-  return `code ${exitCode}${EXIT_NAMES[exitCode] ? ` (${EXIT_NAMES[exitCode]})` : ""}`;
+  const name = exitCodeName(exitCode);
+  return `code ${exitCode}${name ? ` (${name})` : ""}`;
 }
 
 /**

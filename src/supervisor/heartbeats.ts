@@ -13,18 +13,12 @@
  * The verdict is a pure function of the workers and their files' times, so
  * it is tested without processes; the supervisor reads the files and kills.
  *
- * The contract with the worker (the supervisor may not import the gateway):
- * a worker with timeout T beats at least every slackMs(T) — 10% of T, 50 ms
- * to 1 s — so a file silent for longer than T + slackMs(T) is a blocked loop,
- * never a late beat. test/supervisor/units.test.ts holds the two sides to it.
+ * The file's rules — the worker's beat period, when a file counts as stale —
+ * are the worker contract in contract/heartbeat.ts, shared with the worker.
  */
 import path from "node:path";
+import { beatPeriodMs, staleAfterMs } from "../contract/heartbeat.ts";
 import type { StatePaths } from "./slots.ts";
-
-/** The longest a live worker with this timeout goes between two beats; also how often the supervisor looks. */
-export function slackMs(timeoutMs: number): number {
-  return Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
-}
 
 /** The heartbeat file of a worker process, by its pm2 name (one per slot and launch). */
 export function heartbeatFile(paths: StatePaths, processName: string): string {
@@ -61,12 +55,12 @@ export function blockedWorkers(workers: readonly BeatingWorker[], read: (file: s
     const reading = read(worker.file);
     if (!reading || reading.pid !== worker.pid) continue;
     const silentMs = now - reading.mtimeMs;
-    if (silentMs > worker.timeoutMs + slackMs(worker.timeoutMs)) blocked.push({ ...worker, silentMs: Math.round(silentMs) });
+    if (silentMs > staleAfterMs(worker.timeoutMs)) blocked.push({ ...worker, silentMs: Math.round(silentMs) });
   }
   return blocked;
 }
 
 /** How often the supervisor looks: as often as the most frequent beat among its workers, at most once a second. */
 export function checkPeriodMs(workers: readonly BeatingWorker[]): number {
-  return Math.min(1000, ...workers.map((worker) => slackMs(worker.timeoutMs)));
+  return Math.min(1000, ...workers.map((worker) => beatPeriodMs(worker.timeoutMs)));
 }

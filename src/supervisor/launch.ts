@@ -12,6 +12,7 @@
  *   they listen, so readiness is ours (the port accepts a connection).
  */
 import { fileURLToPath } from "node:url";
+import { killTimeoutMs } from "../contract/stopping.ts";
 import type { ProcessSpec } from "./pm2-client.ts";
 import { pm2Limits } from "./crash-policy.ts";
 import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
@@ -31,13 +32,6 @@ export const CLI_BIN = fileURLToPath(
 
 /** The program a module app's workers run. */
 export const DEFAULT_WORKER_BIN = CLI_BIN;
-
-/**
- * pm2 SIGKILLs a stopping worker this long after its graceful timeout: the
- * worker exits by itself at the graceful timeout, and the margin covers its
- * last writes and exit.
- */
-export const KILL_MARGIN_MS = 2000;
 
 export interface LaunchContext {
   stackId: string;
@@ -129,7 +123,7 @@ export function processSpec(context: LaunchContext, pool: PoolSpec, slot: number
     env: slotEnv(context, pool, slot, address),
     waitReady: module,
     listenTimeoutMs: pool.readyTimeoutMs,
-    killTimeoutMs: pool.gracefulTimeoutMs + KILL_MARGIN_MS,
+    killTimeoutMs: killTimeoutMs(pool.gracefulTimeoutMs),
     ...(pool.maxMemoryBytes ? { maxMemoryBytes: pool.maxMemoryBytes } : {}),
     ...pm2Limits(pool.restart),
     outFile: logs.out,

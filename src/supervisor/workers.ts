@@ -12,6 +12,7 @@
  * A reload's new worker ("incoming") is not judged here: its failure ends
  * the reload instead (reload-driver.ts, reached through ReloadHooks).
  */
+import { READY_MESSAGE, readyPid } from "../contract/messages.ts";
 import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
 import type { LoopEvent, SupervisorCore } from "./core.ts";
 import { processSpec } from "./launch.ts";
@@ -102,7 +103,7 @@ export class WorkerDriver {
     if (!found) return;
     const { pool, slot } = found;
     if (pool.halted || pool.stopping || (slot.state !== "starting" && slot.state !== "down")) return;
-    const pid = typeof data === "object" && data !== null && "pid" in data ? Number(data.pid) : 0;
+    const pid = readyPid(data);
     this.workerReady(pool, slot, pid);
   }
 
@@ -375,7 +376,7 @@ export class WorkerDriver {
       case "overlimit":
         return this.handleOverlimit(event.name);
       case "message":
-        if (event.type === "tsgi:ready") return this.handleReadyMessage(event.name, event.data);
+        if (event.type === READY_MESSAGE) return this.handleReadyMessage(event.name, event.data);
         return;
       case "log":
         return this.handleLog(event.name, event.stream, event.data);
