@@ -20,7 +20,8 @@
 import type { PathSegment } from "./errors.ts";
 import { formatPath } from "./errors.ts";
 import { parseCidr } from "./cidr.ts";
-import { type Probe, resolveFrom, resolveModuleFile, splitModuleSpec } from "./paths.ts";
+import { type Probe, resolveFrom, resolveModuleFile } from "./paths.ts";
+import { parseModuleSpec } from "../contract/module-spec.ts";
 import { AppSchema, normalizeHost, normalizeRoutePath, splitAddress } from "./schema.ts";
 
 export interface CheckProblem {
@@ -119,7 +120,7 @@ const filesExist: Check = (data, context) => {
   for (const [name, app] of appsOf(data)) {
     const moduleSegments = ["apps", name, "module"];
     if (validString(app.module, moduleSegments, context)) {
-      const { modulePath } = splitModuleSpec(app.module);
+      const { modulePath } = parseModuleSpec(app.module);
       if (!resolveModuleFile(context.dir, modulePath, context.probe)) {
         problems.push({ segments: moduleSegments, message: `no such file: ${resolveFrom(context.dir, modulePath)}` });
       }

@@ -9,7 +9,8 @@
  * two files that mean the same load to equal objects.
  */
 import { Value } from "./typebox.ts";
-import { type Probe, resolveFrom, resolveGlob, resolveModuleFile, splitModuleSpec } from "./paths.ts";
+import { type Probe, resolveFrom, resolveGlob, resolveModuleFile } from "./paths.ts";
+import { parseModuleSpec } from "../contract/module-spec.ts";
 import { type StackConfig, StackConfigSchema } from "./schema.ts";
 
 /** Object.freeze, all the way down (Fastify's deepFreezeObject). */
@@ -23,7 +24,7 @@ export function deepFreeze<T>(value: T): T {
 
 /** A module spec with its file made absolute (and found, extension and all): `/abs/app.ts[:export]`. */
 function absoluteModule(dir: string, spec: string, probe: Probe): string {
-  const { modulePath, exportName } = splitModuleSpec(spec);
+  const { modulePath, exportName } = parseModuleSpec(spec);
   const file = resolveModuleFile(dir, modulePath, probe) ?? resolveFrom(dir, modulePath);
   return exportName === undefined ? file : `${file}:${exportName}`;
 }

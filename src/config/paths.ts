@@ -4,27 +4,16 @@
  * Paths in the config are relative to the config file's folder,
  * whatever the directory `tsgi-stack` runs in.
  * A module spec is `file[:export]` and its file is found the way the gateway
- * finds it (gateway/load-app.ts: the path as written, then with .ts, .mts,
- * .js, .mjs, /index.ts, /index.js), so that `validate` and `serve` agree on
- * what exists. The file system is reached only through a Probe, which the
+ * finds it (contract/module-spec.ts: the split and the extensions tried), so
+ * that `validate` and `serve` agree on what exists. The file system is reached only through a Probe, which the
  * loader passes in: these functions stay pure.
  */
 import nodePath from "node:path";
+import { MODULE_EXTENSIONS } from "../contract/module-spec.ts";
 
 /** What is at an absolute path: a file, a folder, or nothing. */
 export type Probe = (absolutePath: string) => "file" | "dir" | undefined;
 
-/** Splits `file.ts:name` into file and export, by the rule of gateway/load-app.ts parseAppSpec. */
-export function splitModuleSpec(spec: string): { modulePath: string; exportName?: string } {
-  const colon = spec.lastIndexOf(":");
-  if (colon > 0) {
-    const name = spec.slice(colon + 1);
-    if (/^[A-Za-z_$][\w$]*$/.test(name)) return { modulePath: spec.slice(0, colon), exportName: name };
-  }
-  return { modulePath: spec };
-}
-
-export const MODULE_EXTENSIONS = ["", ".ts", ".mts", ".js", ".mjs", "/index.ts", "/index.js"] as const;
 
 /** The config file a command reads when not given `-c FILE`. */
 export const DEFAULT_CONFIG_FILE = "tsgi.yaml";

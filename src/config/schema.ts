@@ -35,6 +35,7 @@
 import type { Static, StaticDecode, TLiteral, TSchema } from "@sinclair/typebox";
 import { Type } from "./typebox.ts";
 import { DEFAULT_STATE_DIR } from "./paths.ts";
+import { INTERFACES } from "../contract/module-spec.ts";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./units.ts";
 
 /** The schema keyword naming a value format of FORMATS. */
@@ -76,7 +77,7 @@ export const APP_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
 // 0-65535, with or without leading zeros; port 0 asks the kernel for a free port.
 const PORT = "(6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})";
-// HOST:PORT, [IPv6]:PORT or :PORT (loopback), the forms gateway/address.ts reads from flags.
+// HOST:PORT, [IPv6]:PORT or :PORT (loopback), the forms contract/address.ts reads from flags.
 const ADDRESS_PATTERN = `^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):${PORT}$`;
 const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?";
 // An exact host or one leading wildcard label (`*.example.com`), without a port: the proxy drops the Host's port.
@@ -89,8 +90,6 @@ const URL_PATH_PATTERN = "^/[^\\s?#]*$";
 /** The most proxy processes `proxy.workers` may ask for: more than the machine's CPUs only adds context switches. */
 export const MAX_PROXY_WORKERS = 64;
 
-/** The interfaces a module app can speak; the same names as `serve --interface` (gateway/load-app.ts). */
-export const INTERFACES = ["auto", "tsgi", "node", "fetch"] as const;
 /** The proxy's balancing policies, by the names its selector registry uses. */
 export const BALANCE_POLICIES = ["round_robin", "least_conn", "ip_hash", "random_two"] as const;
 
@@ -132,7 +131,7 @@ export interface AddressConfig {
   port: number;
 }
 
-/** Splits a HOST:PORT that matched ADDRESS_PATTERN; an empty host is loopback, as in gateway/address.ts. */
+/** Splits a HOST:PORT that matched ADDRESS_PATTERN; an empty host is loopback, as in contract/address.ts. */
 export function splitAddress(value: string): AddressConfig {
   const colon = value.lastIndexOf(":");
   const host = value.slice(0, colon).replace(/^\[(.*)\]$/, "$1");

@@ -1,38 +1,13 @@
 /**
  * @module gateway/address
  *
- * Listen addresses as flags write them: `HOST:PORT`, `[::1]:PORT`, `:PORT`
- * (loopback: trust defaults to this machine), or a unix socket path. Port 0
- * asks the kernel for a free port; the worker reports the one it got.
+ * Binding a listen address (contract/address.ts: the type, and how flags
+ * write it): listen() as a Promise with the port the kernel gave, and the
+ * clean-up of a unix socket file a dead process left behind.
  */
 import { existsSync, unlinkSync } from "node:fs";
 import net from "node:net";
-
-export type ListenAddress = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
-
-export class AddressError extends Error {
-  constructor(flag: string, value: string, expected: string) {
-    super(`${flag} ${JSON.stringify(value)}: expected ${expected}`);
-    this.name = "AddressError";
-  }
-}
-
-/** Parses `HOST:PORT`; `unix:/path` (or, with allowUnix, any value containing "/") is a unix socket. */
-export function parseAddress(value: string, flag: string, allowUnix = true): ListenAddress {
-  if (allowUnix && (value.startsWith("unix:") || value.includes("/"))) {
-    return { kind: "unix", path: value.replace(/^unix:/, "") };
-  }
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || port > 65535) throw new AddressError(flag, value, "HOST:PORT, such as 127.0.0.1:8000");
-  return { kind: "tcp", host: match[1] ?? (match[2] || "127.0.0.1"), port };
-}
-
-export function formatAddress(address: ListenAddress, scheme: string): string {
-  if (address.kind === "unix") return `${scheme}+unix:${address.path}`;
-  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
-  return `${scheme}://${host}:${address.port}`;
-}
+import type { ListenAddress } from "../contract/address.ts";
 
 /** The address a listening server actually got (the real port when 0 was asked for). */
 function boundAddress(server: net.Server, asked: ListenAddress): ListenAddress {

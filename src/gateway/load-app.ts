@@ -34,10 +34,8 @@ import type { Environ, TsgiApp } from "../tsgi/types.ts";
 import { fromNodeListener } from "../tsgi/adapters/node-listener.ts";
 import { fromFetchHandler } from "../tsgi/adapters/fetch.ts";
 import { importTypeScript, isTypeScriptFile } from "./typescript.ts";
+import { type AppInterface, type InterfaceChoice, MODULE_EXTENSIONS, parseModuleSpec } from "../contract/module-spec.ts";
 
-export type AppInterface = "tsgi" | "node" | "fetch";
-export type InterfaceChoice = AppInterface | "auto";
-export const INTERFACE_CHOICES: readonly InterfaceChoice[] = ["auto", "tsgi", "node", "fetch"];
 
 export class AppLoadError extends Error {
   constructor(
@@ -73,21 +71,9 @@ export interface LoadedApp {
   upgradeName?: string;
 }
 
-/** Splits `file.ts:name` into file and export; a bare `file.ts` has no export name. */
-export function parseAppSpec(spec: string): { modulePath: string; exportName?: string } {
-  const colon = spec.lastIndexOf(":");
-  if (colon > 0) {
-    const name = spec.slice(colon + 1);
-    if (/^[A-Za-z_$][\w$]*$/.test(name)) return { modulePath: spec.slice(0, colon), exportName: name };
-  }
-  return { modulePath: spec };
-}
-
-const PROBED_EXTENSIONS = ["", ".ts", ".mts", ".js", ".mjs", "/index.ts", "/index.js"];
-
 function resolveModule(modulePath: string, cwd: string, spec: string): string {
   const base = path.resolve(cwd, modulePath);
-  for (const extension of PROBED_EXTENSIONS) {
+  for (const extension of MODULE_EXTENSIONS) {
     const candidate = base + extension;
     if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
   }
@@ -210,7 +196,7 @@ function findUpgrade(
 
 /** Imports the module, picks the export, adapts it to TSGI, finds its upgrade handler. Throws AppLoadError. */
 export async function loadApp(spec: string, options: { cwd?: string; interface?: InterfaceChoice } = {}): Promise<LoadedApp> {
-  const { modulePath, exportName } = parseAppSpec(spec);
+  const { modulePath, exportName } = parseModuleSpec(spec);
   const file = resolveModule(modulePath, options.cwd ?? process.cwd(), spec);
   let namespace: Record<string, unknown>;
   try {

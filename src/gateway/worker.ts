@@ -37,14 +37,16 @@ interface Listener extends Server {
   closeAllConnections(): unknown;
 }
 import type { ErrorStream, TsgiApp } from "../tsgi/types.ts";
-import { AppLoadError, type InterfaceChoice, loadApp, type LoadedApp } from "./load-app.ts";
+import { AppLoadError, loadApp, type LoadedApp } from "./load-app.ts";
+import type { InterfaceChoice } from "../contract/module-spec.ts";
 import { ExitCode, type ExitCodeValue } from "../contract/exit-codes.ts";
 import { READY_SIGNAL, readyMessage, retiringMessage, SHUTDOWN_MESSAGE } from "../contract/messages.ts";
 import { beatPeriodMs } from "../contract/heartbeat.ts";
 import { InFlight } from "./in-flight.ts";
 import { createHttpServer, UpgradedConnections } from "./http/server.ts";
 import { createUwsgiServer } from "./uwsgi/server.ts";
-import { formatAddress, listen, type ListenAddress, removeStaleSocket } from "./address.ts";
+import { formatAddress, type ListenAddress } from "../contract/address.ts";
+import { listen, removeStaleSocket } from "./address.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
 import { startHeartbeat } from "./heartbeat.ts";
 

@@ -39,6 +39,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import net from "node:net";
 import { parseCidr } from "../config/cidr.ts";
+import { FIELD_VALUE, TCHAR, TOKEN } from "../contract/http-grammar.ts";
 
 /** The peers whose forwarding headers are believed: `proxy.trusted_proxies`, compiled once. */
 export class TrustedProxies {
@@ -164,7 +165,7 @@ function displayAddress(peer: string): string {
 }
 
 /** What a quoted-string can carry (qdtext and quoted-pair): a Host header with anything else is left out of Forwarded. */
-const QUOTABLE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const QUOTABLE = FIELD_VALUE;
 
 /** Our own Forwarded element, from a displayAddress() peer. */
 function forwardedElement(peer: string, host: string | undefined, scheme: string): string {
@@ -202,9 +203,7 @@ function wellFormedHost(value: string | undefined): string | undefined {
 
 /* ------------------------------------------------------------ RFC 7239 */
 
-/** tchar (RFC 9110 section 5.6.2): what a value may hold without quotes. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+// A value that is a token (contract/http-grammar.ts) may go without quotes.
 
 /** A Forwarded value: a token as is, anything else as a quoted-string. */
 function forwardedValue(value: string): string {

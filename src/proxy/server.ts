@@ -34,7 +34,7 @@ import type { Endpoint } from "./balancing/selector.ts";
 import { COPY_LIMIT, keepCopy, type BodyCopy } from "./limits/body-size.ts";
 import { instanceKey, Upstreams } from "./upstreams.ts";
 import type { UpstreamFailure } from "./upstream/connection.ts";
-import { requestHead, SCRIPT_NAME_HEADER } from "./upstream/request-head.ts";
+import { requestHead } from "./upstream/request-head.ts";
 import { rawAnswer, relayedHead, tunnel } from "./upgrade.ts";
 import { IDEMPOTENT_METHODS, nextStep } from "./retry.ts";
 import { clientAddress, forwardingHeaders, TrustedProxies } from "./forwarded.ts";
@@ -44,7 +44,6 @@ import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasse
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { breakOff, isPoisoned, responseHeaders, writeAnswer } from "./respond.ts";
 
-export { SCRIPT_NAME_HEADER };
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
 

@@ -13,6 +13,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { killTimeoutMs } from "../contract/stopping.ts";
+import { formatHostPort } from "../contract/address.ts";
+import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
 import type { ProcessSpec } from "./pm2-client.ts";
 import { pm2Limits } from "./crash-policy.ts";
 import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
@@ -61,11 +63,9 @@ export function shellCommand(command: string): string {
 }
 
 function listenArgs(address: WorkerAddress): string[] {
-  return address.kind === "unix" ? ["--socket", address.path] : ["--http", `${address.host}:${address.port}`];
+  return address.kind === "unix" ? ["--socket", address.path] : ["--http", formatHostPort(address)];
 }
 
-/** The header our front proxy sets to a path route's mount point (proxy/server.ts SCRIPT_NAME_HEADER). */
-export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
 
 /**
  * `serve`'s arguments for one worker of a module app. With a timeout, the

@@ -7,6 +7,7 @@
  * rows, events, and the seam to the proxy (which workers of which app are
  * ready, at which address; docs/architecture.md).
  */
+import type { ListenAddress } from "../contract/address.ts";
 import type { ConnectProcessManager } from "./process-manager.ts";
 
 /** One app: N identical workers, each a pm2 process in fork mode. */
@@ -79,7 +80,8 @@ export interface SupervisorOptions {
 
 export type HealthGate = (app: string, endpoint: WorkerEndpoint) => Promise<boolean>;
 
-export type WorkerAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
+/** Where a worker listens: the worker contract's address type (contract/address.ts). */
+export type WorkerAddress = ListenAddress;
 
 /** A worker that is ready to take traffic: what the proxy balances over. */
 export interface WorkerEndpoint {

@@ -20,6 +20,7 @@
  * enforced, for every server; splitting the rules apart would let them drift.
  */
 import type { AppResult, Chunk, Environ, ErrorStream, HeaderList, ResponseBody, StartResponse, TsgiApp, WriteFn } from "./types.ts";
+import { FIELD_NAME, FIELD_VALUE } from "../contract/http-grammar.ts";
 import { byteLength, concatBytes, isChunk, isHopByHop, statusCode, statusHasNoBody, statusLine, toBytes } from "./util.ts";
 
 /** A transport for one response (an http.ServerResponse, a uwsgi socket, a ReadableStream). */
@@ -110,10 +111,6 @@ export class TsgiContractError extends Error {
 
 const CLIENT_GONE = Symbol("client gone");
 const INTERNAL_ERROR_BODY = new TextEncoder().encode("Internal Server Error\n");
-/** A header name is an RFC 9110 §5.1 token; anything else is refused by every HTTP stack on the way. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A field value or reason phrase (RFC 9110 §5.5): no CR, LF, NUL or other controls, which would split the response. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** Checks a startResponse header list; throws a TsgiContractError naming the bad header. */
 function checkHeaders(headers: unknown): asserts headers is HeaderList {
@@ -128,7 +125,7 @@ function checkHeaders(headers: unknown): asserts headers is HeaderList {
     if (isHopByHop(name)) {
       throw new TsgiContractError("hop-by-hop headers", `the app may not set the hop-by-hop header ${JSON.stringify(name)}`);
     }
-    if (!HEADER_NAME.test(name)) {
+    if (!FIELD_NAME.test(name)) {
       throw new TsgiContractError("response headers", `header name ${JSON.stringify(name)} is not an HTTP token`);
     }
     if (!FIELD_VALUE.test(value)) {

@@ -120,6 +120,7 @@
  * readable in one place.
  */
 import type { AppResult, Chunk, Environ, ErrorStream, HeaderList, InputStream, ResponseBody, StartResponse, TsgiApp, WriteFn } from "./types.ts";
+import { FIELD_NAME, FIELD_VALUE, TOKEN } from "../contract/http-grammar.ts";
 import { TsgiContractError } from "./handler.ts";
 import { getHeader, isChunk, isHopByHop, statusHasNoBody, toBytes } from "./util.ts";
 
@@ -238,10 +239,7 @@ function show(value: unknown): string {
 // Grammar (RFC 9110)
 // ---------------------------------------------------------------------------
 
-/** token = 1*tchar (RFC 9110 §5.6.2): method names and header names. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** field-value / reason-phrase characters: HTAB, SP, VCHAR, obs-text. Node's http rejects anything else. */
-const FIELD_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
+// token, field-name and field-value are the shared grammar of contract/http-grammar.ts.
 /** Header names every proxy forwards: nginx drops names with "_" (ignore_invalid_headers), and so does our environ. */
 const PLAIN_HEADER_NAME = /^[A-Za-z0-9-]+$/;
 /** What an HTTP_* key's name part may hold once a server upper-cased the header name and mapped "-" to "_". */
@@ -515,7 +513,7 @@ export function checkStatus(status: unknown, warn: WarningSink = ignoreWarnings)
     const why = code >= 100 && code < 200 ? "1xx interim responses belong to the server" : "HTTP status codes are 100-599";
     throw appError("status", `the status code must be 200-599 (${why}), got ${show(status)}`, status);
   }
-  if (!FIELD_TEXT.test(reason)) {
+  if (!FIELD_VALUE.test(reason)) {
     throw appError("status", `the reason phrase may hold only HTAB, printable ASCII and Latin-1 characters, got ${show(status)}`, status);
   }
   if (reason === "") {
@@ -535,10 +533,10 @@ export function checkHeaders(headers: unknown, warn: WarningSink = ignoreWarning
       throw appError("response headers", `each header must be a [name, value] pair of strings, got ${show(pair)}`, pair);
     }
     const [name, value] = pair as [string, string];
-    if (!TOKEN.test(name)) {
+    if (!FIELD_NAME.test(name)) {
       throw appError("response headers", `header name ${show(name)} is not an HTTP token`, name);
     }
-    if (!FIELD_TEXT.test(value)) {
+    if (!FIELD_VALUE.test(value)) {
       throw appError("response headers", `the value of ${name} holds a control character or a character above U+00FF: ${show(value)}`, value);
     }
     if (isHopByHop(name)) {

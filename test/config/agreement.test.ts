@@ -4,24 +4,8 @@
  * down, and config is at the bottom). Also the small helpers' own tables.
  */
 import { describe, expect, it } from "vitest";
-import { INTERFACE_CHOICES, parseAppSpec } from "../../src/gateway/load-app.ts";
-import { splitModuleSpec } from "../../src/config/paths.ts";
-import { INTERFACES } from "../../src/config/schema.ts";
 import { editDistance, nearest } from "../../src/config/suggest.ts";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "../../src/config/units.ts";
-
-describe("config and gateway agree", () => {
-  it("on the interface names (`interface:` and `serve --interface`)", () => {
-    expect([...INTERFACES]).toEqual([...INTERFACE_CHOICES]);
-  });
-
-  it.each(["app.ts", "app.ts:handler", "dir/app.ts:default", "C:/x/app.ts", "app.ts:not-an-identifier", ":x", "a:b:c", "a.ts:$h_1"])(
-    "on splitting the module spec %s",
-    (spec) => {
-      expect(splitModuleSpec(spec)).toEqual(parseAppSpec(spec));
-    },
-  );
-});
 
 describe("the unit patterns agree with the parsers", () => {
   const durations = ["0", "30", "30s", "1.5m", "250ms", "250MS", "2h", "1d", "10 s", "1.0S"];

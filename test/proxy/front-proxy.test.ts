@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FrontProxy, SCRIPT_NAME_HEADER, type AccessEntry, type FrontProxyOptions } from "../../src/proxy/server.ts";
+import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/proxy/server.ts";
+import { SCRIPT_NAME_HEADER } from "../../src/contract/script-name.ts";
 import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
 
 // ---- plumbing: every server and proxy is closed after each test ----

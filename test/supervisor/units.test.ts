@@ -219,14 +219,6 @@ describe("event loop", () => {
   });
 });
 
-describe("the mount-point header", () => {
-  it("is the one the front proxy sets", async () => {
-    const { SCRIPT_NAME_HEADER: proxySide } = await import("../../src/proxy/server.ts");
-    const { SCRIPT_NAME_HEADER: workerSide } = await import("../../src/supervisor/launch.ts");
-    expect(workerSide).toBe(proxySide);
-  });
-});
-
 describe("heartbeats: a worker whose event loop is blocked", () => {
   const worker = (pid: number, timeoutMs: number) => ({ app: "hello", slot: 0, pid, file: `/state/heartbeats/${pid}.beat`, timeoutMs });
 

@@ -10,8 +10,9 @@
 import cluster from "node:cluster";
 import { type Command, Option } from "commander";
 import { parseDuration } from "../../config/units.ts";
-import { parseAddress, removeStaleSocket, type ListenAddress } from "../../gateway/address.ts";
-import { INTERFACE_CHOICES, type InterfaceChoice } from "../../gateway/load-app.ts";
+import { type ListenAddress, parseAddress } from "../../contract/address.ts";
+import { INTERFACES, type InterfaceChoice } from "../../contract/module-spec.ts";
+import { removeStaleSocket } from "../../gateway/address.ts";
 import { runWorker, type WorkerOptions } from "../../gateway/worker.ts";
 import { runArbiter } from "../../gateway/arbiter.ts";
 import { UsageError } from "../usage-error.ts";
@@ -98,7 +99,7 @@ export function registerServe(program: Command): void {
     .option("--socket <path>", "serve HTTP/1.1 on a unix socket; repeatable", collect)
     .option("--uwsgi <host:port|path>", "serve the binary uwsgi protocol (for nginx uwsgi_pass); repeatable", collect)
     .option("--uwsgi-allow-ips <list>", "comma-separated peer IPs allowed on --uwsgi listeners, or * (default: loopback only)")
-    .addOption(new Option("--interface <kind>", "how the export is called").choices(INTERFACE_CHOICES).default("auto"))
+    .addOption(new Option("--interface <kind>", "how the export is called").choices(INTERFACES).default("auto"))
     .option("-w, --workers <n>", "worker processes", "1")
     .option("--max-requests <n>", "recycle a worker after this many requests (0: never)", "0")
     .option("--max-requests-jitter <n>", "add a random 0..n to --max-requests per worker", "0")

@@ -36,7 +36,7 @@ export interface HttpServerOptions {
   scriptName?: string;
   /**
    * Take SCRIPT_NAME from this request header (our front proxy's
-   * `x-tsgi-script-name`). Only for a worker that nothing but the proxy can
+   * SCRIPT_NAME_HEADER, contract/script-name.ts). Only for a worker that nothing but the proxy can
    * reach (its unix socket in the state dir): any client could send it.
    */
   scriptNameHeader?: string;

@@ -21,6 +21,7 @@
  */
 import type { Environ, InputStream } from "../../tsgi/types.ts";
 import type { BaseEnviron } from "../../tsgi/environ.ts";
+import { TOKEN } from "../../contract/http-grammar.ts";
 import { InvalidUwsgiVar } from "./errors.ts";
 import type { UwsgiVar } from "./parser.ts";
 
@@ -34,7 +35,7 @@ import type { UwsgiVar } from "./parser.ts";
 const DROPPED_VARS: ReadonlySet<string> = new Set(["HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_TRANSFER_ENCODING"]);
 
 /** An HTTP method is a token (RFC 9110 §9.1). */
-const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const METHOD_TOKEN = TOKEN;
 
 /** CONTENT_LENGTH is a decimal byte count; 15 digits stay below Number.MAX_SAFE_INTEGER. */
 const CONTENT_LENGTH_FORMAT = /^\d{1,15}$/;

@@ -20,13 +20,10 @@
 import type { IncomingMessage } from "node:http";
 import { HOP_BY_HOP_HEADERS } from "../../tsgi/util.ts";
 import { isForwardableHeaderName } from "../request-checks.ts";
-
-/**
- * The header that tells a gateway worker its mount point (SCRIPT_NAME). Ours
- * alone: a client's copy is always dropped, and workers trust it only because
- * nothing but this proxy reaches their sockets.
- */
-export const SCRIPT_NAME_HEADER = "x-tsgi-script-name";
+// The header that tells a gateway worker its mount point (SCRIPT_NAME). Ours
+// alone: a client's copy is always dropped, and workers trust it only because
+// nothing but this proxy reaches their sockets.
+import { SCRIPT_NAME_HEADER } from "../../contract/script-name.ts";
 
 export interface RequestHeadOptions {
   /** The route's mount ("" for none): sent in SCRIPT_NAME_HEADER. */

@@ -14,6 +14,7 @@
  * Transfer-Encoding exactly "chunked" and never with Content-Length, and a
  * head no larger than MAX_HEAD_BYTES. Any of these broken is a 502.
  */
+import { FIELD_NAME, FIELD_VALUE, FIELD_VALUE_CLASS } from "../../contract/http-grammar.ts";
 
 /** nginx's proxy_buffer_size is one page (4-8 KiB); workers never come near this. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -47,10 +48,8 @@ export class UpstreamProtocolError extends Error {
 }
 
 const HEAD_END = Buffer.from("\r\n\r\n");
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field values: visible characters, spaces and tabs, and obs-text; no CR, LF or NUL. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** The reason phrase is field-value text (contract/http-grammar.ts). */
+const STATUS_LINE = new RegExp(`^HTTP\\/1\\.([01]) (\\d{3})(?: (${FIELD_VALUE_CLASS}*))?$`);
 const DIGITS = /^\d{1,15}$/;
 
 /**
@@ -84,7 +83,7 @@ export function parseResponseHead(buffer: Buffer, requestMethod: string): { head
     const line = lines[i]!;
     const colon = line.indexOf(":");
     const name = colon > 0 ? line.slice(0, colon) : "";
-    if (!TOKEN.test(name)) throw new UpstreamProtocolError(`header line ${JSON.stringify(line.slice(0, 80))}`);
+    if (!FIELD_NAME.test(name)) throw new UpstreamProtocolError(`header line ${JSON.stringify(line.slice(0, 80))}`);
     // Optional whitespace is spaces and tabs only: a CR (or any other control) around a value is refused below.
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
     if (!FIELD_VALUE.test(value)) throw new UpstreamProtocolError(`a control character in header ${name}`);
