@@ -32,11 +32,13 @@
  * in normalize.ts; the names of the keys never change between the file and the
  * loaded config, so an error path and a diff path read the same (`apps.hello.timeout`).
  */
-import type { Static, StaticDecode, TLiteral, TSchema } from "@sinclair/typebox";
+import type { Static, StaticDecode, TInteger, TLiteral, TSchema } from "@sinclair/typebox";
 import { Type } from "./typebox.ts";
 import { DEFAULT_STATE_DIR } from "./paths.ts";
 import { INTERFACES } from "../contract/module-spec.ts";
-import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./units.ts";
+import { PROXY_UPSTREAM_IDLE_MS, WORKER_KEEP_ALIVE_MS, wholeSeconds } from "../contract/keep-alive.ts";
+import { CONFIGURED_SETTINGS, type ConfiguredSetting, parseSetting } from "../contract/worker-settings.ts";
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "../contract/units.ts";
 
 /** The schema keyword naming a value format of FORMATS. */
 export const FORMAT = "x-format";
@@ -208,9 +210,9 @@ const LimitsSchema = Type.Object(
       default: 64,
     }),
     upstream_keepalive_timeout: duration({
-      description:
-        "How long an idle connection to a worker is kept for reuse. Keep it below the workers' own idle timeout (5 s for gateway workers and Node servers), or a reused connection may be one the worker is closing.",
-      default: "4s",
+      description: `How long an idle connection to a worker is kept for reuse. Keep it below the workers' own idle timeout (${WORKER_KEEP_ALIVE_MS / 1000} s for gateway workers and Node servers), or a reused connection may be one the worker is closing.`,
+      // Derived from the worker's keep-alive, one margin below it (contract/keep-alive.ts).
+      default: wholeSeconds(PROXY_UPSTREAM_IDLE_MS),
     }),
     websocket_idle_timeout: duration({
       description: "A proxied WebSocket (or any upgraded connection) with no traffic either way for this long is closed.",
@@ -256,6 +258,31 @@ const ProxySchema = Type.Object(
 );
 
 /* ------------------------------------------------------------------ apps */
+
+type CountField = TInteger;
+type DurationField = ReturnType<typeof duration>;
+/** The app keys the worker settings table declares, each with the field type of its kind. */
+type WorkerSettingFields = {
+  [S in ConfiguredSetting as S["configKey"]]: S["kind"] extends "count" ? CountField : DurationField;
+};
+
+/**
+ * The app keys that are worker settings, built from their rows of
+ * contract/worker-settings.ts: the description is the row's, and the default
+ * is the flag's default, so `serve` run by hand and a worker run by the stack
+ * start from the same value.
+ */
+function workerSettingFields(): WorkerSettingFields {
+  const fields: Record<string, CountField | DurationField> = {};
+  for (const setting of CONFIGURED_SETTINGS) {
+    const { description } = setting;
+    fields[setting.configKey] =
+      setting.kind === "count"
+        ? Type.Integer({ description, minimum: 0, default: parseSetting(setting, setting.default) })
+        : duration({ description, default: setting.default });
+  }
+  return fields as WorkerSettingFields;
+}
 
 const RouteSchema = Type.Transform(
   Type.Object(
@@ -388,14 +415,8 @@ export const AppSchema = Type.Object(
     ),
     cwd: path({ description: "The working directory of the app's processes.", default: "." }),
     max_memory: Type.Optional(size({ description: "A worker using more memory (RSS) than this is restarted. Absent: no limit." })),
-    max_requests: Type.Integer({ description: "A worker is recycled after serving this many requests, like Gunicorn's --max-requests. 0: never.", minimum: 0, default: 0 }),
-    max_requests_jitter: Type.Integer({
-      description: "Adds a random 0..N to `max_requests` per worker, so that workers do not all recycle at once.",
-      minimum: 0,
-      default: 0,
-    }),
-    timeout: duration({ description: "A request running longer kills and replaces its worker. 0: never.", default: "30s" }),
-    graceful_timeout: duration({ description: "How long a stopping worker may finish its in-flight requests before it is killed.", default: "30s" }),
+    // max_requests, max_requests_jitter, timeout, graceful_timeout: the worker settings table's rows.
+    ...workerSettingFields(),
     ready_timeout: duration({ description: "How long a new worker may take to become ready before it counts as failed to start.", default: "10s" }),
     restart: RestartSchema,
   },

@@ -42,6 +42,7 @@ import type { InterfaceChoice } from "../contract/module-spec.ts";
 import { ExitCode, type ExitCodeValue } from "../contract/exit-codes.ts";
 import { READY_SIGNAL, readyMessage, retiringMessage, SHUTDOWN_MESSAGE } from "../contract/messages.ts";
 import { beatPeriodMs } from "../contract/heartbeat.ts";
+import type { WorkerSettingValues } from "../contract/worker-settings.ts";
 import { InFlight } from "./in-flight.ts";
 import { createHttpServer, UpgradedConnections } from "./http/server.ts";
 import { createUwsgiServer } from "./uwsgi/server.ts";
@@ -50,7 +51,8 @@ import { listen, removeStaleSocket } from "./address.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
 import { startHeartbeat } from "./heartbeat.ts";
 
-export interface WorkerOptions {
+/** The options a worker runs with; its settings (maxRequests, timeoutMs, …) are the rows of contract/worker-settings.ts. */
+export interface WorkerOptions extends WorkerSettingValues {
   /** `path/to/module.ts[:export]` */
   app: string;
   cwd?: string;
@@ -65,16 +67,6 @@ export interface WorkerOptions {
   scriptName?: string;
   /** Take SCRIPT_NAME from this HTTP request header (set by our proxy; only for workers only it can reach). */
   scriptNameHeader?: string;
-  /** Recycle after this many requests; 0 never. */
-  maxRequests: number;
-  /** Add a random 0..N to maxRequests, so that a pool's workers recycle at different times. */
-  maxRequestsJitter: number;
-  /** A request running longer than this (ms) makes the worker leave; 0 never. */
-  timeoutMs: number;
-  /** How long a graceful stop waits for in-flight requests (ms). */
-  gracefulTimeoutMs: number;
-  /** Idle keep-alive connection lifetime (ms). */
-  keepAliveTimeoutMs: number;
   /** True when this worker is one of several serving the app (sets tsgi.multiprocess). */
   multiprocess: boolean;
   /** Let the runtime own the listening sockets (cluster workers: the arbiter holds them). */

@@ -5,6 +5,7 @@
  * the config), with each default beside its field, and the limits of its
  * connections to workers derived from it.
  */
+import { PROXY_UPSTREAM_IDLE_MS } from "../contract/keep-alive.ts";
 import type { AccessEntry } from "./exchange.ts";
 import type { HealthCheckSpec, HealthListener } from "./health/active.ts";
 import type { PassiveHealthOptions } from "./health/passive.ts";
@@ -21,7 +22,7 @@ export interface FrontProxyOptions {
   connectTimeoutMs?: number;
   /** Idle kept-alive connections kept per worker (nginx's keepalive; default 64). */
   upstreamKeepalive?: number;
-  /** How long an idle connection to a worker may be reused (ms; default 4 s, below the workers' 5 s). */
+  /** How long an idle connection to a worker may be reused (ms; default PROXY_UPSTREAM_IDLE_MS, below the workers' keep-alive). */
   upstreamKeepaliveTimeoutMs?: number;
   /** Longest pause between two reads of a request body (ms) before 408 (nginx's client_body_timeout, 60 s). */
   bodyTimeoutMs?: number;
@@ -60,6 +61,6 @@ export function limitsOf(options: FrontProxyOptions): PoolLimits {
     connectMs: options.connectTimeoutMs ?? 60_000,
     readMs: options.upstreamTimeoutMs ?? 60_000,
     maxIdle: options.upstreamKeepalive ?? 64,
-    idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? 4_000,
+    idleTimeoutMs: options.upstreamKeepaliveTimeoutMs ?? PROXY_UPSTREAM_IDLE_MS,
   };
 }

@@ -14,6 +14,7 @@
  * diffed without anyone listing it (stack/diff.ts compares sections whole).
  */
 import type { AddressConfig, AppConfig, StackConfig } from "../config/schema.ts";
+import { settingsFromConfig } from "../contract/worker-settings.ts";
 import type { PoolSpec } from "../supervisor/types.ts";
 import { controlSocketPath } from "./control.ts";
 import { type AppKind, type ProxySettings, appKind, proxySettings, staticRootsFor } from "./proxy-settings.ts";
@@ -76,10 +77,7 @@ export function poolSpecFor(name: string, app: AppConfig): PoolSpec {
     env: { ...app.env },
     cwd: app.cwd,
     maxMemoryBytes: app.max_memory,
-    maxRequests: app.max_requests,
-    maxRequestsJitter: app.max_requests_jitter,
-    timeoutMs: app.timeout,
-    gracefulTimeoutMs: app.graceful_timeout,
+    ...settingsFromConfig((key) => app[key]),
     readyTimeoutMs: app.ready_timeout,
     restart: {
       maxRestarts: app.restart.max_restarts,

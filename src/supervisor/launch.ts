@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { formatHostPort } from "../contract/address.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
+import { settingArgs } from "../contract/worker-settings.ts";
 import type { ProcessSpec } from "./pm2-client.ts";
 import { pm2Limits } from "./crash-policy.ts";
 import { formatWorkerAddress, logFiles, type StatePaths } from "./slots.ts";
@@ -42,9 +43,6 @@ export interface LaunchContext {
   nodePath: string;
   shell: string;
 }
-
-/** Durations go to `serve` in milliseconds, which its flag parser reads exactly ("0" disables). */
-const ms = (value: number) => (value > 0 ? `${Math.round(value)}ms` : "0");
 
 /**
  * A command that is one simple command runs as `exec COMMAND`, so the shell
@@ -81,14 +79,8 @@ export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: st
     ...listenArgs(address),
     "--interface",
     pool.interface ?? "auto",
-    "--max-requests",
-    String(pool.maxRequests),
-    "--max-requests-jitter",
-    String(pool.maxRequestsJitter),
-    "--timeout",
-    ms(pool.timeoutMs),
-    "--graceful-timeout",
-    ms(pool.gracefulTimeoutMs),
+    // The configured worker settings, written by the same table that serve parses them with.
+    ...settingArgs(pool),
     // Set even for one instance: a pool can be scaled, and the flag says "a supervisor runs several".
     "--multiprocess",
     // The front proxy says where a path route mounts the app; only it reaches the worker's socket.

@@ -8,10 +8,11 @@
  * ready, at which address; docs/architecture.md).
  */
 import type { ListenAddress } from "../contract/address.ts";
+import type { ConfiguredSettingValues } from "../contract/worker-settings.ts";
 import type { ConnectProcessManager } from "./process-manager.ts";
 
 /** One app: N identical workers, each a pm2 process in fork mode. */
-export interface PoolSpec {
+export interface PoolSpec extends ConfiguredSettingValues {
   /** The app's name in the config; part of every process name, so [A-Za-z0-9_.-] only. */
   name: string;
   /** "module": a TSGI/Node/Fetch app served by gateway workers; "command": any HTTP server that listens on $PORT. */
@@ -28,14 +29,9 @@ export interface PoolSpec {
   cwd: string;
   /** pm2 restarts a worker (gracefully) whose RSS passes this; undefined: no limit. */
   maxMemoryBytes?: number;
-  /** Recycle a worker after this many requests; 0 never (kind "module"). */
-  maxRequests: number;
-  /** Add 0..N to maxRequests per worker (kind "module"). */
-  maxRequestsJitter: number;
-  /** A request running longer than this makes its worker leave for replacement (ms); 0 never. */
-  timeoutMs: number;
-  /** How long a stopping worker may drain in-flight requests (ms); pm2 SIGKILLs it a little after. */
-  gracefulTimeoutMs: number;
+  // The worker settings the config sets (maxRequests, maxRequestsJitter, timeoutMs, gracefulTimeoutMs: the
+  // configured rows of contract/worker-settings.ts) are inherited; the supervisor reads timeoutMs (heartbeats)
+  // and gracefulTimeoutMs (kill timeout) itself, and passes all of them to module workers.
   /** How long a starting worker has to become ready (ms). */
   readyTimeoutMs: number;
   restart: RestartPolicy;

@@ -1,11 +1,15 @@
 /**
- * @module config/units
+ * @module contract/units
  *
  * Durations and sizes as people write them in configs and flags: `30s`,
  * `500ms`, `2m`, `1h`; `10m` bytes is ambiguous, so sizes take `k`, `m`, `g`
  * (nginx's client_max_body_size style, powers of 1024) with an optional `b`.
  * A bare number is seconds for durations (Gunicorn's --timeout) and bytes for
  * sizes. Pure functions: they throw a UnitError naming the bad value.
+ *
+ * In the contract because both sides of it read these: the config schema
+ * (`timeout: 30s`) and `serve`'s flags (`--timeout 30s`), through the worker
+ * settings table (contract/worker-settings.ts).
  */
 export class UnitError extends Error {
   constructor(what: string, value: unknown, expected: string) {
