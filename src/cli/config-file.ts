@@ -11,16 +11,16 @@ import { parse } from "yaml";
 import path from "node:path";
 import { expandString } from "../config/env.ts";
 import { DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR, resolveFrom } from "../config/paths.ts";
-import { UsageError } from "./usage-error.ts";
+import { ConfigFileNotFound } from "../config/errors.ts";
 
 export { DEFAULT_CONFIG_FILE };
 
 export function resolveConfigFile(flag: string | undefined): string {
   const file = path.resolve(flag ?? DEFAULT_CONFIG_FILE);
   if (!existsSync(file)) {
-    throw new UsageError(
+    throw new ConfigFileNotFound(
       flag ? `config file not found: ${file}` : `no ${DEFAULT_CONFIG_FILE} in ${process.cwd()}: pass -c FILE (config.example.yaml is a start)`,
-      1,
+      file,
     );
   }
   return file;

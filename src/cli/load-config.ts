@@ -8,13 +8,13 @@
 import path from "node:path";
 import { loadConfig } from "../config/load.ts";
 import type { StackConfig } from "../config/schema.ts";
-import { UsageError } from "./usage-error.ts";
+import { InvalidConfigFile } from "../config/errors.ts";
 
-/** Loads and validates; on errors prints each one and throws a UsageError (exit 1). */
+/** Loads and validates; on errors prints each one and throws an InvalidConfigFile (exit 1). */
 export function loadOrFail(file: string): StackConfig {
   const result = loadConfig(file);
   if (result.ok) return result.config;
   for (const error of result.errors) process.stderr.write(`${error.format()}\n`);
   const count = result.errors.length;
-  throw new UsageError(`${path.relative(process.cwd(), file) || file}: ${count} error${count === 1 ? "" : "s"}, nothing started`, 1);
+  throw new InvalidConfigFile(`${path.relative(process.cwd(), file) || file}: ${count} error${count === 1 ? "" : "s"}, nothing started`, file, result.errors);
 }

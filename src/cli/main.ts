@@ -2,12 +2,15 @@
  * @module cli/main
  *
  * The command registry: one subcommand per feature, each defined in
- * cli/commands/ with its own flags and help. Errors a user can act on are
- * printed as one line and exit 1 (or the code the command chose); anything
- * else is a bug and keeps its stack.
+ * cli/commands/ with its own flags and help. Errors a user can act on (the
+ * catalog's, src/errors.ts) are printed as one line and exit 1 (or the code a
+ * UsageError chose); anything else is a bug and keeps its stack. The code is
+ * not printed: it is for programs (the control API's answers carry it), and
+ * docs/errors.md finds an error by its message as well.
  */
 import { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
+import { TsgiStackError } from "../errors.ts";
 import { UsageError } from "./usage-error.ts";
 
 type Register = (program: Command) => void;
@@ -53,9 +56,9 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof UsageError) {
+  if (error instanceof TsgiStackError || error instanceof UsageError) {
     process.stderr.write(`tsgi-stack: ${error.message}\n`);
-    process.exit(error.exitCode);
+    process.exit(error instanceof UsageError ? error.exitCode : 1);
   }
   throw error;
 }

@@ -22,7 +22,7 @@ import nodePath from "node:path";
 import { checkProblems } from "./checks.ts";
 import { applyDefaults } from "./defaults.ts";
 import { expandEnv } from "./env.ts";
-import { ConfigError, type PathSegment, formatPath } from "./errors.ts";
+import { ConfigCheckError, ConfigEnvError, type ConfigError, ConfigSchemaError, ConfigUnreadable, ConfigYamlError, type PathSegment, formatPath } from "./errors.ts";
 import { schemaProblems } from "./messages.ts";
 import { normalize } from "./normalize.ts";
 import type { Probe } from "./paths.ts";
@@ -53,6 +53,12 @@ interface Problem {
   message: string;
 }
 
+/** Which stage found a problem: its class, hence its code (config/errors.ts). */
+type Stage = typeof ConfigYamlError | typeof ConfigEnvError | typeof ConfigSchemaError | typeof ConfigCheckError;
+type StagedProblem = Problem & { stage: Stage };
+
+const staged = (stage: Stage, problems: readonly Problem[]): StagedProblem[] => problems.map((problem) => ({ ...problem, stage }));
+
 /** True when `outer` is `inner` or one of its ancestors. */
 function encloses(outer: readonly PathSegment[], inner: readonly PathSegment[]): boolean {
   return outer.length <= inner.length && outer.every((segment, i) => String(segment) === String(inner[i]));
@@ -61,11 +67,11 @@ function encloses(outer: readonly PathSegment[], inner: readonly PathSegment[]):
 /** True when one path is the other or inside it. */
 const overlaps = (a: readonly PathSegment[], b: readonly PathSegment[]) => encloses(a, b) || encloses(b, a);
 
-function toErrors(file: string, source: YamlSource, problems: Problem[]): ConfigError[] {
+function toErrors(file: string, source: YamlSource, problems: StagedProblem[]): ConfigError[] {
   return problems
     .map((problem) => ({ problem, at: locate(source, problem.segments) }))
     .sort((a, b) => a.at.line - b.at.line || a.at.column - b.at.column)
-    .map(({ problem, at }) => new ConfigError(file, at.line, at.column, formatPath(problem.segments), problem.message));
+    .map(({ problem, at }) => new problem.stage(file, at.line, at.column, formatPath(problem.segments), problem.message));
 }
 
 /** Config text -> result. Pure but for `probe` (which tells whether module files, folders and TLS files exist). */
@@ -73,19 +79,19 @@ export function parseConfig(text: string, options: ParseOptions): LoadResult {
   const { file, dir, probe } = options;
   const { source, errors: syntax } = parseYaml(text);
   if (syntax.length > 0) {
-    return { ok: false, errors: syntax.map((error) => new ConfigError(file, error.line, error.column, "", `YAML: ${error.message}`)) };
+    return { ok: false, errors: syntax.map((error) => new ConfigYamlError(file, error.line, error.column, "", `YAML: ${error.message}`)) };
   }
 
   // toJS() would throw on the first alias without an anchor: report them all, with positions, and stop.
   const aliases = badAliases(source).map(({ name, segments }) => ({ segments, message: `the alias *${name} has no anchor &${name} before it` }));
-  if (aliases.length > 0) return { ok: false, errors: toErrors(file, source, aliases) };
+  if (aliases.length > 0) return { ok: false, errors: toErrors(file, source, staged(ConfigYamlError, aliases)) };
   const early: Problem[] = expandEnv(source, options.env ?? process.env);
 
   let raw: unknown;
   try {
     raw = source.doc.toJS();
   } catch (error) {
-    return { ok: false, errors: [new ConfigError(file, 1, 1, "", `YAML: ${(error as Error).message}`)] };
+    return { ok: false, errors: [new ConfigYamlError(file, 1, 1, "", `YAML: ${(error as Error).message}`)] };
   }
 
   const data = applyDefaults(StackConfigSchema as unknown as AnySchema, raw ?? {});
@@ -99,7 +105,7 @@ export function parseConfig(text: string, options: ParseOptions): LoadResult {
     faultedAt: (segments) => faulted.some((problem) => encloses(problem.segments, segments)),
   });
 
-  const problems = [...early, ...schema, ...checks];
+  const problems = [...staged(ConfigEnvError, early), ...staged(ConfigSchemaError, schema), ...staged(ConfigCheckError, checks)];
   if (problems.length > 0) return { ok: false, errors: toErrors(file, source, problems) };
   return { ok: true, config: normalize(data, dir, probe) };
 }
@@ -132,7 +138,7 @@ export function loadConfig(file: string, env: Environment = process.env): LoadRe
   try {
     text = readFileSync(absolute, "utf8");
   } catch (error) {
-    return { ok: false, errors: [new ConfigError(file, 0, 0, "", unreadable(error, absolute))] };
+    return { ok: false, errors: [new ConfigUnreadable(file, 0, 0, "", unreadable(error, absolute))] };
   }
   return parseConfig(text, { file, dir: nodePath.dirname(absolute), env, probe: diskProbe });
 }

@@ -12,16 +12,21 @@
  * allowed). Port 0 asks the kernel for a free port; the worker reports the
  * one it got. Pure: binding is the gateway's (gateway/address.ts).
  */
+import { errorGroup, TsgiStackError } from "../errors.ts";
 
 export type ListenAddress = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
 
-/** A flag's value that is no address; the message names the flag. */
-export class AddressError extends Error {
+/** A flag's value that is no address; the message names the flag, and `at` is the flag. */
+export class AddressError extends TsgiStackError {
+  static readonly code = "TSGI_ERR_GATEWAY_ADDRESS";
+
   constructor(flag: string, value: string, expected: string) {
-    super(`${flag} ${JSON.stringify(value)}: expected ${expected}`);
-    this.name = "AddressError";
+    super(`${flag} ${JSON.stringify(value)}: expected ${expected}`, { at: flag });
   }
 }
+
+/** A worker's listen address that does not parse, for the catalog (docs/errors.md). */
+export const addressErrors = errorGroup("GATEWAY", [AddressError]);
 
 /** Parses `HOST:PORT`; `unix:/path` (or, with allowUnix, any value containing "/") is a unix socket. */
 export function parseAddress(value: string, flag: string, allowUnix = true): ListenAddress {

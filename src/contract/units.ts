@@ -11,10 +11,14 @@
  * (`timeout: 30s`) and `serve`'s flags (`--timeout 30s`), through the worker
  * settings table (contract/worker-settings.ts).
  */
-export class UnitError extends Error {
+import { TsgiStackError } from "../errors.ts";
+
+/** A duration or size that does not parse; `at` is the key or flag it was given for. */
+export class UnitError extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONFIG_UNIT";
+
   constructor(what: string, value: unknown, expected: string) {
-    super(`${what}: ${JSON.stringify(value)} is not a ${expected}`);
-    this.name = "UnitError";
+    super(`${what}: ${JSON.stringify(value)} is not a ${expected}`, { at: what });
   }
 }
 

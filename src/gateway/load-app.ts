@@ -15,6 +15,8 @@
  * A plain `(req, res)` function cannot be told from a TSGI app by looking:
  * pass `--interface node` for one. Every failure is an AppLoadError whose
  * message names the file and the export; the worker exits with APP_LOAD_ERROR.
+ * Its subclasses, one per way a load fails, are the catalog's APP group
+ * (src/errors.ts, docs/errors.md).
  *
  * HTTP upgrades (WebSocket) are outside TSGI: a module may add an upgrade
  * handler with the signature of node:http's 'upgrade' event, `(req, socket,
@@ -35,18 +37,50 @@ import { fromNodeListener } from "../tsgi/adapters/node-listener.ts";
 import { fromFetchHandler } from "../tsgi/adapters/fetch.ts";
 import { importTypeScript, isTypeScriptFile } from "./typescript.ts";
 import { type AppInterface, type InterfaceChoice, MODULE_EXTENSIONS, parseModuleSpec } from "../contract/module-spec.ts";
+import { errorGroup, TsgiStackError } from "../errors.ts";
 
 
-export class AppLoadError extends Error {
+/** Why `spec` did not load; `detail` is the import's stack, for the worker's log. `at` is the file (or file:line:column) at fault. */
+export abstract class AppLoadError extends TsgiStackError {
+  readonly detail?: string;
+
   constructor(
     readonly spec: string,
     reason: string,
-    readonly detail?: string,
+    options: { at?: string; detail?: string } = {},
   ) {
-    super(`cannot load app ${spec}: ${reason}`);
-    this.name = "AppLoadError";
+    super(`cannot load app ${spec}: ${reason}`, { at: options.at ?? spec });
+    if (options.detail !== undefined) this.detail = options.detail;
   }
 }
+
+/** No file at the module path (with any of the extensions tried). */
+export class AppModuleNotFound extends AppLoadError {
+  static readonly code = "TSGI_ERR_APP_NOT_FOUND";
+}
+
+/** Importing the module threw: a syntax or type-stripping error, a missing dependency, or its top level threw. */
+export class AppImportFailed extends AppLoadError {
+  static readonly code = "TSGI_ERR_APP_IMPORT";
+}
+
+/** The module has no export of the name asked for (or no `app` and no default export). */
+export class AppExportMissing extends AppLoadError {
+  static readonly code = "TSGI_ERR_APP_NO_EXPORT";
+}
+
+/** The export is not an app of the interface asked for (or of any, with `auto`). */
+export class NotAnApp extends AppLoadError {
+  static readonly code = "TSGI_ERR_APP_NOT_AN_APP";
+}
+
+/** The module's `upgrade` export is not a function `(req, socket, head)`. */
+export class BadUpgradeHandler extends AppLoadError {
+  static readonly code = "TSGI_ERR_APP_BAD_UPGRADE";
+}
+
+/** Loading an app's module, for the catalog (docs/errors.md). */
+export const appErrors = errorGroup("APP", [AppModuleNotFound, AppImportFailed, AppExportMissing, NotAnApp, BadUpgradeHandler]);
 
 /**
  * What a module exports to take over a connection that asked for an HTTP
@@ -77,7 +111,7 @@ function resolveModule(modulePath: string, cwd: string, spec: string): string {
     const candidate = base + extension;
     if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
   }
-  throw new AppLoadError(spec, `no such file: ${base}`);
+  throw new AppModuleNotFound(spec, `no such file: ${base}`, { at: base });
 }
 
 type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -186,7 +220,7 @@ function findUpgrade(
   if (name === UPGRADE_EXPORT || namespace[UPGRADE_EXPORT] === undefined) return {};
   const handler = namespace[UPGRADE_EXPORT];
   if (typeof handler !== "function") {
-    throw new AppLoadError(
+    throw new BadUpgradeHandler(
       spec,
       `export "${UPGRADE_EXPORT}" of ${file} is ${handler === null ? "null" : typeof handler}, not an upgrade handler (req, socket, head)`,
     );
@@ -203,20 +237,21 @@ export async function loadApp(spec: string, options: { cwd?: string; interface?:
     const url = pathToFileURL(file).href;
     namespace = isTypeScriptFile(file) ? await importTypeScript(url) : await import(url);
   } catch (error) {
-    throw new AppLoadError(spec, `importing ${file} failed: ${importFailure(error, file)}`, error instanceof Error ? error.stack : undefined);
+    const detail = error instanceof Error ? error.stack : undefined;
+    throw new AppImportFailed(spec, `importing ${file} failed: ${importFailure(error, file)}`, { at: file, ...(detail === undefined ? {} : { detail }) });
   }
 
   const name = exportName ?? ("app" in namespace ? "app" : "default");
   if (!(name in namespace) || namespace[name] === undefined) {
     const available = Object.keys(namespace).join(", ") || "none";
-    throw new AppLoadError(spec, `${file} has no export "${name}" (its exports: ${available})`);
+    throw new AppExportMissing(spec, `${file} has no export "${name}" (its exports: ${available})`, { at: file });
   }
   const value = namespace[name];
   const requested = options.interface ?? "auto";
   const chosen = requested === "auto" ? detectInterface(value) : requested;
   const app = chosen && (await adapt(value, chosen));
   if (!chosen || !app) {
-    throw new AppLoadError(
+    throw new NotAnApp(
       spec,
       `export "${name}" of ${file} is ${value === null ? "null" : typeof value}, not a ${chosen ?? "TSGI, Node or Fetch"} app`,
     );

@@ -230,7 +230,8 @@ describe("errors", () => {
     expect(result.ok).toBe(false);
     const [error] = result.ok ? [] : result.errors;
     expect(error).toBeInstanceOf(ConfigError);
-    expect({ ...error }).toEqual({ file: "tsgi.yaml", line: 4, column: 5, path: "apps.hello.instances", message: 'expected a whole number >= 1, got "two"' });
+    expect(error).toMatchObject({ file: "tsgi.yaml", line: 4, column: 5, path: "apps.hello.instances", message: 'expected a whole number >= 1, got "two"' });
+    expect(error).toMatchObject({ code: "TSGI_ERR_CONFIG_SCHEMA", at: "tsgi.yaml:4:5" });
     expect(error!.format()).toBe('tsgi.yaml:4:5 apps.hello.instances: expected a whole number >= 1, got "two"');
   });
 
