@@ -45,7 +45,7 @@ const documented = [...docs.matchAll(/^\| `(TSGI_ERR_[A-Z0-9_]+)` \|/gm)].map((m
 describe("the error catalog", () => {
   it("has the groups of every room that states errors", () => {
     const names = groups.map(({ group }) => group.name).sort();
-    for (const name of ["APP", "CONFIG", "GATEWAY", "UWSGI"]) expect(names).toContain(name);
+    for (const name of ["APP", "CLI", "CONFIG", "CONTROL", "GATEWAY", "STACK", "UWSGI"]) expect(names).toContain(name);
     expect(new Set(names).size, `a group name is registered twice: ${names.join(", ")}`).toBe(names.length);
   });
 

@@ -56,7 +56,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof TsgiStackError || error instanceof UsageError) {
+  if (error instanceof TsgiStackError) {
     process.stderr.write(`tsgi-stack: ${error.message}\n`);
     process.exit(error instanceof UsageError ? error.exitCode : 1);
   }

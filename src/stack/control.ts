@@ -11,10 +11,16 @@
  *   POST /restart?app=NAME    -> { restarted: string[] }   (no app: every app with workers)
  *   POST /scale?app=NAME&n=N  -> { app, instances }
  *   POST /down                -> { stopping: true }, then the stack stops
+ *
+ * A refusal is answered `{ error, code }` with the error's status (400), any
+ * other failure 500 with its code when it is a catalog error; the CLI shows
+ * the message and keeps the code on the error it throws. The CONTROL group of
+ * the catalog (src/errors.ts, docs/errors.md) is stated here.
  */
 import http from "node:http";
 import { existsSync, unlinkSync } from "node:fs";
 import path from "node:path";
+import { errorGroup, TsgiStackError } from "../errors.ts";
 
 /** Where a stack's control socket lives in its state dir. */
 export function controlSocketPath(stateDir: string): string {
@@ -30,8 +36,102 @@ export interface ControlTarget {
   down(): Promise<void>;
 }
 
-/** A request the stack refuses (unknown app, bad count): 400 with the message. */
-export class ControlError extends Error {}
+/** A request the stack refuses (unknown app, bad count): 400 with the message. The subclasses say which refusal. */
+export class ControlError extends TsgiStackError {
+  static readonly code: string = "TSGI_ERR_CONTROL_REFUSED";
+  static readonly status: number = 400;
+}
+
+/** `restart`, `reload` or `scale` named an app the running config does not have. */
+export class UnknownApp extends ControlError {
+  static override readonly code = "TSGI_ERR_CONTROL_UNKNOWN_APP";
+
+  constructor(
+    readonly app: string,
+    apps: readonly string[],
+  ) {
+    super(`no app named "${app}" (apps: ${apps.join(", ")})`, { at: app });
+  }
+}
+
+/** `restart`, `reload` or `scale` named a static app: the proxy serves it, it has no workers. */
+export class StaticAppRefused extends ControlError {
+  static override readonly code = "TSGI_ERR_CONTROL_STATIC_APP";
+
+  constructor(
+    readonly app: string,
+    verb: string,
+  ) {
+    super(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`, { at: app });
+  }
+}
+
+/** `scale` with a count that is not a whole number >= 1. */
+export class BadInstanceCount extends ControlError {
+  static override readonly code = "TSGI_ERR_CONTROL_BAD_INSTANCES";
+}
+
+/** A method and path the control API does not have (a CLI newer than the running stack). */
+export class UnknownControlRequest extends ControlError {
+  static override readonly code = "TSGI_ERR_CONTROL_UNKNOWN_REQUEST";
+  static override readonly status = 404;
+}
+
+/** The control socket could not be opened: `up` cannot be reached by `status`, `down`, `reload`. */
+export class ControlSocketFailed extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONTROL_SOCKET";
+
+  constructor(
+    readonly socketPath: string,
+    cause: Error,
+  ) {
+    super(`cannot open the control socket ${socketPath}: ${cause.message}`, { at: socketPath, cause });
+  }
+}
+
+/** No stack answers on the config file's control socket. */
+export class StackNotRunning extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONTROL_NOT_RUNNING";
+
+  constructor(readonly file: string) {
+    super(`the stack of ${file} is not running`, { at: file });
+  }
+}
+
+/** The stack took the request but did not answer in time. */
+export class ControlTimeout extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONTROL_TIMEOUT";
+
+  constructor(method: string, path: string, readonly timeoutMs: number) {
+    super(`the stack did not answer ${method} ${path} within ${timeoutMs} ms`, { at: `${method} ${path}` });
+  }
+}
+
+/** The stack answered a request with an error; `stackCode` is the code it gave (its own error's), when it gave one. */
+export class ControlRequestFailed extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONTROL_FAILED";
+
+  constructor(
+    message: string,
+    readonly answerStatus: number,
+    readonly stackCode: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** The control API's failures, for the catalog (docs/errors.md). */
+export const controlErrors = errorGroup("CONTROL", [
+  ControlError,
+  UnknownApp,
+  StaticAppRefused,
+  BadInstanceCount,
+  UnknownControlRequest,
+  ControlSocketFailed,
+  StackNotRunning,
+  ControlTimeout,
+  ControlRequestFailed,
+]);
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -51,7 +151,7 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
     case "POST /scale": {
       const app = url.searchParams.get("app") ?? "";
       const count = Number(url.searchParams.get("n"));
-      if (!Number.isInteger(count) || count < 1) throw new ControlError(`scale ${app}: instances must be a whole number >= 1`);
+      if (!Number.isInteger(count) || count < 1) throw new BadInstanceCount(`scale ${app}: instances must be a whole number >= 1`, { at: app });
       await target.scale(app, count);
       return { app, instances: count };
     }
@@ -60,7 +160,7 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
       setImmediate(() => void target.down());
       return { stopping: true };
     default:
-      throw new ControlError(`no such control request: ${route}`);
+      throw new UnknownControlRequest(`no such control request: ${route}`, { at: route });
   }
 }
 
@@ -71,11 +171,14 @@ export async function startControlServer(socketPath: string, target: ControlTarg
     const url = new URL(req.url ?? "/", "http://control");
     dispatch(target, req.method ?? "GET", url).then(
       (body) => send(res, 200, body),
-      (error: Error) => send(res, error instanceof ControlError ? 400 : 500, { error: error.message }),
+      (error: Error) => {
+        const code = error instanceof TsgiStackError ? { code: error.code } : {};
+        send(res, error instanceof ControlError ? (error.status ?? 400) : 500, { error: error.message, ...code });
+      },
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error) => reject(new ControlSocketFailed(socketPath, error)));
     server.listen(socketPath, () => resolve());
   });
   return server;
@@ -91,7 +194,7 @@ export function callControl(socketPath: string, method: "GET" | "POST", path: st
       res.on("data", (chunk) => (text += chunk));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
     });
-    req.on("timeout", () => req.destroy(new Error(`the stack did not answer ${method} ${path} within ${timeoutMs} ms`)));
+    req.on("timeout", () => req.destroy(new ControlTimeout(method, path, timeoutMs)));
     req.on("error", (error: NodeJS.ErrnoException) => {
       // A socket file nobody listens on: a stack that died without cleaning up.
       if (error.code === "ECONNREFUSED" || error.code === "ENOENT") resolve(undefined);

@@ -23,6 +23,7 @@ import { getSystemErrorMap } from "node:util";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
+import { ListenFailed, ProxyStartFailed } from "./errors.ts";
 
 /** The program a proxy process runs: the built neighbour of this module (from dist/ when our sources run unbuilt, in the tests). */
 export const PROXY_PROCESS_ENTRY = fileURLToPath(
@@ -67,13 +68,13 @@ async function bindSocket(address: { host: string; port: number }): Promise<{ ha
       ip = found.address;
       family = found.family === 6 ? 6 : 4;
     } catch (error) {
-      throw new Error(`cannot listen on ${shown}: ${(error as Error).message}`);
+      throw new ListenFailed(shown, (error as Error).message, (error as NodeJS.ErrnoException).code);
     }
   }
   const refused = (errno: number) => {
     const [name, message] = getSystemErrorMap().get(errno) ?? [String(errno), "error"];
     // The words node's own listen() error has, so a message reads the same whichever path found it.
-    return new Error(`cannot listen on ${shown}: listen ${name}: ${message} ${shown}`);
+    return new ListenFailed(shown, `listen ${name}: ${message} ${shown}`, name);
   };
   const handle = createServerHandle()(ip, address.port, family, undefined, 0);
   if (typeof handle === "number") throw refused(handle);
@@ -195,7 +196,7 @@ export class ProxyFleet {
     this.members.set(index, member);
     // One that never serves is killed: its exit replaces it (or fails the stack's start).
     const timer = setTimeout(() => {
-      failStart(new Error(`proxy process ${index} (pid ${child.pid}) did not serve within ${READY_TIMEOUT_MS} ms`));
+      failStart(new ProxyStartFailed(`proxy process ${index} (pid ${child.pid}) did not serve within ${READY_TIMEOUT_MS} ms`));
       child.kill("SIGKILL");
     }, READY_TIMEOUT_MS);
     timer.unref();
@@ -212,7 +213,7 @@ export class ProxyFleet {
     child.on("error", (error) => this.say(`proxy process ${index}: ${error.message}`));
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
-      failStart(new Error(`proxy process ${index} (pid ${child.pid}) exited before serving (${signal ?? `code ${code}`})`));
+      failStart(new ProxyStartFailed(`proxy process ${index} (pid ${child.pid}) exited before serving (${signal ?? `code ${code}`})`));
       if (this.members.get(index) === member) this.members.delete(index);
       if (this.stopping || member.state === "stopping") return;
       this.replace(member, signal ?? `code ${code}`);

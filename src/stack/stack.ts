@@ -37,16 +37,19 @@ import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
-import { ControlError, type ControlTarget, startControlServer } from "./control.ts";
+import { type ControlTarget, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
+import { ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
 import type { AppKind } from "./proxy-settings.ts";
 import { plan, type StackPlan } from "./plan.ts";
 import { appsTo, type PlanDiff } from "./diff.ts";
 import { type FailedReload, type PlanRunner, type ReloadOutcome, Reloader, reloadHealthGate } from "./reload.ts";
 
 export type { FailedReload, ReloadOutcome } from "./reload.ts";
+/** Moved to stack/errors.ts with the other start failures; still importable from here. */
+export { StackStartError } from "./errors.ts";
 
 export interface StackOptions {
   /** The config file's absolute path: names the stack. */
@@ -109,24 +112,13 @@ function watchedApps(current: StackPlan): WatchedApp[] {
   return Object.entries(current.watch).map(([app, globs]) => ({ app, globs }));
 }
 
-/** Why `start` failed: one line per app that could not start, and their reports (with the workers' stderr). */
-export class StackStartError extends Error {
-  constructor(
-    lines: string[],
-    readonly reports: PoolReport[],
-  ) {
-    super(lines.join("\n"));
-    this.name = "StackStartError";
-  }
-}
-
 /** The certificate and key, read now and checked: a bad file is named (with its key) before anything listens. */
 function checkTlsCredentials(files: { cert: string; key: string }): void {
   try {
     loadCertificate(files);
   } catch (error) {
     const key = error instanceof CertificateError && error.file !== files.cert ? "key" : "cert";
-    throw new Error(`proxy.tls.${key}: ${(error as Error).message}`);
+    throw new TlsCredentialsInvalid(`proxy.tls.${key}`, (error as Error).message);
   }
 }
 
@@ -141,7 +133,7 @@ async function listenOn(server: http.Server, address: { host: string; port: numb
     const bound = await listen(server, { kind: "tcp", ...address });
     return bound.kind === "tcp" ? formatListen(bound) : formatListen(address);
   } catch (error) {
-    throw new Error(`cannot listen on ${formatListen(address)}: ${(error as Error).message}`);
+    throw new ListenFailed(formatListen(address), (error as Error).message, (error as NodeJS.ErrnoException).code);
   }
 }
 
@@ -274,10 +266,10 @@ export class Stack implements ControlTarget, PlanRunner {
   private requireWorkerApp(app: string, verb: string): void {
     const planned = this.plan.apps[app];
     if (!planned) {
-      throw new ControlError(`no app named "${app}" (apps: ${Object.keys(this.plan.apps).join(", ")})`);
+      throw new UnknownApp(app, Object.keys(this.plan.apps));
     }
     if (planned.kind === "static") {
-      throw new ControlError(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`);
+      throw new StaticAppRefused(app, verb);
     }
   }
 

@@ -7,11 +7,11 @@
  * of that file is running.
  */
 import type { Command } from "commander";
-import { callControl, controlSocketPath } from "../../stack/control.ts";
+import { callControl, ControlRequestFailed, controlSocketPath, StackNotRunning } from "../../stack/control.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
 import { resolveConfigFile, stateDirOf } from "../config-file.ts";
-import { UsageError } from "../usage-error.ts";
+import { ReloadFailed, StopTimeout, UsageError } from "../usage-error.ts";
 
 /** A rolling reload waits for every new worker to be ready and every old one to drain. */
 const RELOAD_TIMEOUT_MS = 15 * 60_000;
@@ -39,8 +39,8 @@ export function describeReload(outcome: ReloadOutcome): string[] {
 async function control(configFlag: string | undefined, method: "GET" | "POST", route: string, timeoutMs?: number): Promise<any> {
   const file = resolveConfigFile(configFlag);
   const answer = await callControl(controlSocketPath(stateDirOf(file)), method, route, timeoutMs);
-  if (!answer) throw new UsageError(`the stack of ${file} is not running`, 1);
-  if (answer.status !== 200) throw new UsageError(answer.body?.error ?? `the stack answered ${answer.status}`, 1);
+  if (!answer) throw new StackNotRunning(file);
+  if (answer.status !== 200) throw new ControlRequestFailed(answer.body?.error ?? `the stack answered ${answer.status}`, answer.status, answer.body?.code);
   return answer.body;
 }
 
@@ -104,7 +104,7 @@ export function registerControlCommands(program: Command): void {
       // Wait for the stack process itself to be gone: `down` returning means nothing is left.
       const deadline = Date.now() + 120_000;
       while (Date.now() < deadline && isAlive(status.pid)) await new Promise((resolve) => setTimeout(resolve, 100));
-      if (isAlive(status.pid)) throw new UsageError(`the stack (pid ${status.pid}) is still stopping after 120 s`, 1);
+      if (isAlive(status.pid)) throw new StopTimeout(`the stack (pid ${status.pid}) is still stopping after 120 s`, status.pid);
       process.stdout.write(`tsgi-stack: stopped stack ${status.stackId}\n`);
     });
 
@@ -130,7 +130,7 @@ export function registerControlCommands(program: Command): void {
       const lines = describeReload(outcome);
       process.stdout.write(lines.map((line) => `tsgi-stack: ${line}\n`).join(""));
       const failed = outcome.config === "invalid" || outcome.reloads.some((report) => !report.ok);
-      if (failed) throw new UsageError("reload failed: the running workers and config keep serving", 1);
+      if (failed) throw new ReloadFailed("reload failed: the running workers and config keep serving");
     });
 
   program

@@ -12,12 +12,14 @@
  * serves; `down` stops it.
  */
 import { spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
+import { DetachedStartFailed, StackAlreadyRunning, StateDirUnwritable } from "../../stack/errors.ts";
+import { TsgiStackError } from "../../errors.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
 import { resolveConfigFile } from "../config-file.ts";
@@ -56,7 +58,22 @@ function describeEvent(event: SupervisorEvent): string | undefined {
   }
 }
 
+/**
+ * Creates state_dir and checks that it is writable, before anything starts:
+ * else pm2, the sockets and the log fail later with an error naming a file
+ * inside it, and not the config key to fix.
+ */
+function prepareStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    accessSync(stateDir, constants.W_OK);
+  } catch (error) {
+    throw new StateDirUnwritable(stateDir, error as Error);
+  }
+}
+
 async function runForeground(file: string, config: StackConfig, watch: boolean): Promise<void> {
+  prepareStateDir(config.state_dir);
   const stack = new Stack({
     configFile: file,
     config,
@@ -96,7 +113,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
     reports = await stack.start();
   } catch (error) {
     // The workers' own output for a failed app was already printed with its "halted" event.
-    throw new UsageError((error as Error).message, 1);
+    throw error instanceof TsgiStackError ? error : new UsageError((error as Error).message, 1);
   }
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
   for (const report of reports) process.stdout.write(`${appLine(config, report)}\n`);
@@ -110,8 +127,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
 
 async function runDetached(file: string, config: StackConfig, watch: boolean): Promise<void> {
   const logFile = path.join(config.state_dir, "stack.log");
-  const { mkdirSync } = await import("node:fs");
-  mkdirSync(config.state_dir, { recursive: true });
+  prepareStateDir(config.state_dir);
   const out = openSync(logFile, "a");
   const child = spawn(process.execPath, [CLI_BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
@@ -129,7 +145,7 @@ async function runDetached(file: string, config: StackConfig, watch: boolean): P
   }
   const tail = readFileSync(logFile, "utf8").split("\n").slice(-20).join("\n");
   if (exited === undefined && child.pid) process.kill(child.pid, "SIGTERM");
-  throw new UsageError(`the detached stack did not start${exited !== undefined ? ` (exit ${exited})` : ""}:\n${tail}`, 1);
+  throw new DetachedStartFailed(`the detached stack did not start${exited !== undefined ? ` (exit ${exited})` : ""}:\n${tail}`, { at: logFile });
 }
 
 export function registerUp(program: Command): void {
@@ -144,7 +160,7 @@ export function registerUp(program: Command): void {
       const config = loadOrFail(file);
       const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
       if (running) {
-        throw new UsageError(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, 1);
+        throw new StackAlreadyRunning(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, file);
       }
       if (flags.detach) await runDetached(file, config, flags.watch ?? false);
       else await runForeground(file, config, flags.watch ?? false);

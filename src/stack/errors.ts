@@ -1,0 +1,96 @@
+/**
+ * @module stack/errors
+ *
+ * Why a stack did not start, or `up` did not run one: the STACK group of the
+ * catalog (src/errors.ts, docs/errors.md). Start order (stack/stack.ts)
+ * makes each of these leave nothing running; `up` prints the message and
+ * exits 1. Plain data and messages: no I/O here.
+ */
+import { errorGroup, TsgiStackError } from "../errors.ts";
+import type { PoolReport } from "../supervisor/types.ts";
+
+/** Why `start` failed: one line per app that could not start, and their reports (with the workers' stderr). */
+export class StackStartError extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_APPS_FAILED";
+
+  constructor(
+    lines: string[],
+    readonly reports: PoolReport[],
+  ) {
+    super(lines.join("\n"), { at: reports.map((report) => report.app).join(", ") });
+  }
+}
+
+/**
+ * An address of the config cannot be listened on. `errno` is the system's
+ * name for why (EADDRINUSE: in use; EACCES: a port below 1024 without the
+ * right; ENOTFOUND: a host name that does not resolve), when there is one.
+ */
+export class ListenFailed extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_LISTEN";
+
+  constructor(
+    readonly address: string,
+    reason: string,
+    readonly errno?: string,
+  ) {
+    super(`cannot listen on ${address}: ${reason}`, { at: address });
+  }
+}
+
+/** proxy.tls.cert or proxy.tls.key cannot be read or is not a certificate/key; `key` is the config key at fault. */
+export class TlsCredentialsInvalid extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_TLS";
+
+  constructor(
+    readonly key: "proxy.tls.cert" | "proxy.tls.key",
+    reason: string,
+  ) {
+    super(`${key}: ${reason}`, { at: key });
+  }
+}
+
+/** A proxy process exited, or did not serve in time, while the stack started. */
+export class ProxyStartFailed extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_PROXY_START";
+}
+
+/** state_dir cannot be created or written (it holds pm2's home, the sockets, the logs). */
+export class StateDirUnwritable extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_STATE_DIR";
+
+  constructor(
+    readonly stateDir: string,
+    cause: Error,
+  ) {
+    super(`state_dir ${stateDir} is not writable: ${cause.message}`, { at: stateDir, cause });
+  }
+}
+
+/** `up` found a stack of the same config file already answering on its control socket. */
+export class StackAlreadyRunning extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_ALREADY_RUNNING";
+
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
+    super(message, { at: file });
+  }
+}
+
+/** `up --detach`: the background stack exited, or did not report running in time; the message ends with its log's tail. */
+export class DetachedStartFailed extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_DETACH_FAILED";
+}
+
+/** The stack's start failures, for the catalog (docs/errors.md). */
+export const stackErrors = errorGroup("STACK", [
+  StackStartError,
+  ListenFailed,
+  TlsCredentialsInvalid,
+  ProxyStartFailed,
+  StateDirUnwritable,
+  StackAlreadyRunning,
+  DetachedStartFailed,
+]);
