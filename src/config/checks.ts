@@ -22,7 +22,7 @@ import { formatPath } from "./errors.ts";
 import { parseCidr } from "./cidr.ts";
 import { type Probe, resolveFrom, resolveModuleFile } from "./paths.ts";
 import { parseModuleSpec } from "../contract/module-spec.ts";
-import { AppSchema, normalizeHost, normalizeRoutePath, splitAddress } from "./schema.ts";
+import { AppSchema, foldHostCase, normalizeRoutePath, splitAddress } from "./schema.ts";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -141,7 +141,7 @@ const uniqueRoutes: Check = (data, context) => {
     app.routes.forEach((route: unknown, index) => {
       const segments: PathSegment[] = ["apps", name, "routes", index];
       if (!isRecord(route) || context.faulted(segments)) return;
-      const host = typeof route.host === "string" ? normalizeHost(route.host) : undefined;
+      const host = typeof route.host === "string" ? foldHostCase(route.host) : undefined;
       const urlPath = normalizeRoutePath(typeof route.path === "string" ? route.path : "/");
       const key = `${host ?? "*"} ${urlPath}`;
       const owner = owners.get(key);

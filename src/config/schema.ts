@@ -151,7 +151,7 @@ function path(options: FieldOptions) {
 }
 
 /** Host names compare without case: `Hello.Localhost` routes like `hello.localhost`. */
-export function normalizeHost(host: string): string {
+export function foldHostCase(host: string): string {
   return host.toLowerCase();
 }
 
@@ -306,7 +306,7 @@ const RouteSchema = Type.Transform(
   ),
 )
   .Decode(({ host, path: urlPath }) => ({
-    ...(host === undefined ? {} : { host: normalizeHost(host) }),
+    ...(host === undefined ? {} : { host: foldHostCase(host) }),
     path: normalizeRoutePath(urlPath ?? "/"),
   }))
   .Encode((route) => route);
