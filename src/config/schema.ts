@@ -393,6 +393,11 @@ export const AppSchema = Type.Object(
       description: "How the proxy picks an instance: `round_robin`, `least_conn` (fewest requests in flight), `ip_hash` (one client, one instance), `random_two` (the less busy of two random instances).",
       default: "round_robin",
     }),
+    allow_trace: Type.Boolean({
+      description:
+        "Let TRACE requests reach the app. Otherwise the proxy answers them 405, as nginx does: TRACE echoes the request back, cookies and credentials included.",
+      default: false,
+    }),
     health: Type.Optional(HealthSchema),
     retry: RetrySchema,
     watch: Type.Array(Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") }), {

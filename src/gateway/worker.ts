@@ -67,6 +67,8 @@ export interface WorkerOptions extends WorkerSettingValues {
   scriptName?: string;
   /** Take SCRIPT_NAME from this HTTP request header (set by our proxy; only for workers only it can reach). */
   scriptNameHeader?: string;
+  /** Let TRACE reach the app (`--allow-trace`); the listener answers it 405 otherwise. */
+  allowTrace?: boolean;
   /** True when this worker is one of several serving the app (sets tsgi.multiprocess). */
   multiprocess: boolean;
   /** Let the runtime own the listening sockets (cluster workers: the arbiter holds them). */
@@ -171,6 +173,7 @@ class GatewayWorker {
           ...common,
           scriptName: options.scriptName,
           scriptNameHeader: options.scriptNameHeader,
+          allowTrace: options.allowTrace,
           keepAliveTimeout: options.keepAliveTimeoutMs,
           upgrade: this.loaded.upgrade,
           upgraded: this.upgraded,

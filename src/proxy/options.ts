@@ -42,6 +42,8 @@ export interface FrontProxyOptions {
   trustedProxies?: readonly string[];
   /** Apps the proxy serves itself from a folder (the config's `static`): app name -> absolute folder. */
   staticRoots?: Readonly<Record<string, string>>;
+  /** Apps that take TRACE requests (`allow_trace`); every other app's are answered 405. */
+  allowTrace?: Readonly<Record<string, boolean>>;
   /** Called after each proxied response, for the access log. */
   onResponse?: (entry: AccessEntry) => void;
 }

@@ -9,10 +9,10 @@
  * (`HANDLED`: a static file). A pass may be async; the runner stays
  * synchronous until one is.
  *
- *   WEB_PASSES      head size -> framing -> route -> static -> body limit ->
+ *   WEB_PASSES      head rules -> route -> method -> static -> body limit ->
  *                   body pace -> chunked body -> select
- *   UPGRADE_PASSES  head size -> framing -> route (a static app has no
- *                   WebSocket: 404) -> select
+ *   UPGRADE_PASSES  head rules -> route (a static app has no WebSocket:
+ *                   404) -> select
  *
  * The upgrade path shares the first passes, so a request cannot get past a
  * check by asking to upgrade. Each pass reads only its context, so the
@@ -24,7 +24,8 @@ import type { Exchange } from "./exchange.ts";
 import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
 import { watchBodyPace } from "./limits/body-timeout.ts";
 import type { Refusal } from "./refusal.ts";
-import { framingProblem, headSizeProblem } from "./request-checks.ts";
+import { adoptTarget } from "../http/front-door.ts";
+import { headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
 
@@ -60,6 +61,8 @@ export interface ProxyView {
   readonly clientMaxBodySize: number;
   /** client_body_timeout in ms. */
   readonly bodyTimeoutMs: number;
+  /** Whether an app takes TRACE requests (it opted in). */
+  allowsTrace(app: string): boolean;
   /** A worker of `app` for a first try, or undefined when none is ready. */
   choose(app: string, req: http.IncomingMessage): Endpoint | undefined;
 }
@@ -69,20 +72,19 @@ export interface RequestPass {
   run(ctx: RequestContext): PassResult | Promise<PassResult>;
 }
 
-const headSize: RequestPass = {
-  name: "head size",
+/**
+ * The front door's rules (http/request-rules.ts: version, sizes, framing,
+ * Host, singletons, target), then the target the rest of the proxy acts on:
+ * origin-form, dot segments removed, the Host an absolute-form target named.
+ * TRACE is judged later, per app (the method pass).
+ */
+const headRules: RequestPass = {
+  name: "head rules",
   run({ req }) {
-    const problem = headSizeProblem(req);
-    if (!problem) return undefined;
-    return problem.status === 414 ? { kind: "uri-too-long", reason: problem.reason } : { kind: "header-fields-too-large", reason: problem.reason };
-  },
-};
-
-const framing: RequestPass = {
-  name: "framing",
-  run({ req }) {
-    const reason = framingProblem(req);
-    return reason === undefined ? undefined : { kind: "bad-framing", reason };
+    const problem = headProblem(req, { allowTrace: true });
+    if (problem) return { kind: "bad-head", ...problem };
+    adoptTarget(req, normalizeTarget(req.url ?? "/"));
+    return undefined;
   },
 };
 
@@ -90,10 +92,20 @@ const route: RequestPass = {
   name: "route",
   run(ctx) {
     const { req, exchange, proxy } = ctx;
-    const match = proxy.route(req.headers.host, exchange.path);
-    if (!match) return { kind: "no-route", host: req.headers.host ?? "", path: exchange.path };
+    const path = pathOf(req.url ?? "/");
+    const match = proxy.route(req.headers.host, path);
+    if (!match) return { kind: "no-route", host: req.headers.host ?? "", path };
     ctx.route = exchange.route = match;
     return undefined;
+  },
+};
+
+/** TRACE echoes the request back, cookies and credentials included: only for an app that asked for it (405 otherwise). */
+const method: RequestPass = {
+  name: "method",
+  run({ req, proxy, route }) {
+    if (req.method !== "TRACE" || proxy.allowsTrace(route!.app)) return undefined;
+    return { kind: "bad-head", ...headProblem(req)! };
   },
 };
 
@@ -104,7 +116,7 @@ const routeToWorkers: RequestPass = {
     const refused = route.run(ctx) as PassResult;
     if (refused) return refused;
     if (ctx.proxy.staticRoot(ctx.route!.app) === undefined) return undefined;
-    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.exchange.path };
+    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: pathOf(ctx.req.url ?? "/") };
   },
 };
 
@@ -167,8 +179,14 @@ const select: RequestPass = {
   },
 };
 
-export const WEB_PASSES: readonly RequestPass[] = [headSize, framing, route, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
-export const UPGRADE_PASSES: readonly RequestPass[] = [headSize, framing, routeToWorkers, select];
+export const WEB_PASSES: readonly RequestPass[] = [headRules, route, method, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
+export const UPGRADE_PASSES: readonly RequestPass[] = [headRules, routeToWorkers, select];
+
+/** The path of an origin-form target, without its query. */
+function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}
 
 /** Runs `passes` in order from `from` until one refuses or handles the request; synchronous until a pass returns a promise. */
 export function runPasses(passes: readonly RequestPass[], ctx: RequestContext, from = 0): PassResult | Promise<PassResult> {

@@ -17,13 +17,14 @@
 import type { FailureKind } from "./upstream/connection.ts";
 
 export type Refusal =
-  /** A request line longer than nginx's large_client_header_buffers: 414. */
-  | { kind: "uri-too-long"; reason: string }
-  /** More header fields than any client sends: 431. */
-  | { kind: "header-fields-too-large"; reason: string }
-  /** Framing another parser could read differently (request smuggling): 400, and nothing after it on the connection is trusted. */
-  | { kind: "bad-framing"; reason: string }
-  /** A chunked body whose framing broke: node's parser has already answered 400 on the connection; nothing more is written. */
+  /**
+   * A head the front door's rules refuse (http/request-rules.ts): 400 for
+   * framing another parser could read differently, a bad Host or target;
+   * 414/431 for sizes; 505 for a version; 405 for TRACE. Nothing after it on
+   * the connection is trusted, except after a 405 (the head was fine).
+   */
+  | { kind: "bad-head"; status: 400 | 405 | 414 | 431 | 505; reason: string; allow?: string }
+  /** A chunked body whose framing broke: 400, and the connection closes (node's parser gave up on it). */
   | { kind: "bad-body-framing" }
   /** No route for the host and path: 404, as nginx's default server. */
   | { kind: "no-route"; host: string; path: string }
@@ -59,14 +60,15 @@ const NONE: Readonly<Record<string, string>> = Object.freeze({});
 export function answerFor(refusal: Refusal): Answer {
   const answer = (status: number, text: string, close = false, headers = NONE): Answer => ({ status, text, headers, close, write: true });
   switch (refusal.kind) {
-    case "uri-too-long":
-      return answer(414, `URI Too Long: ${refusal.reason}`, true);
-    case "header-fields-too-large":
-      return answer(431, `Request Header Fields Too Large: ${refusal.reason}`, true);
-    case "bad-framing":
-      return answer(400, `Bad Request: ${refusal.reason}`, true);
+    case "bad-head":
+      return answer(
+        refusal.status,
+        `${REASON_PHRASES[refusal.status]}: ${refusal.reason}`,
+        refusal.status !== 405,
+        refusal.allow === undefined ? NONE : { Allow: refusal.allow },
+      );
     case "bad-body-framing":
-      return { ...answer(400, "Bad Request: malformed chunked body", true), write: false };
+      return answer(400, "Bad Request: malformed chunked body", true);
     case "no-route":
       return answer(404, `Not Found: no app is routed for ${refusal.host}${refusal.path}`);
     case "body-too-large":
@@ -97,6 +99,7 @@ const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ "Retry-Afte
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   400: "Bad Request",
   404: "Not Found",
+  405: "Method Not Allowed",
   408: "Request Timeout",
   413: "Content Too Large",
   414: "URI Too Long",
@@ -104,4 +107,5 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };

@@ -8,26 +8,18 @@
  * rather than trusted.
  */
 import type http from "node:http";
-import type { Socket } from "node:net";
+import { markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 
-/** Marks a client connection on which a request was refused with `Connection: close`: nothing after it is trusted. */
-const POISONED = Symbol("tsgi connection refused");
-type PoisonableSocket = Socket & { [POISONED]?: boolean };
-
-/** Whether a request on this connection was refused with `Connection: close`. */
-export function isPoisoned(socket: Socket): boolean {
-  return (socket as PoisonableSocket)[POISONED] === true;
-}
-
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
 export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal): number {
   const answer = answerFor(refusal);
-  if (answer.close) markPoisoned(res.socket);
-  if (!answer.write || res.writableEnded) return answer.status;
+  if (answer.close) markClosing(res.socket);
+  // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
+  if (!answer.write || res.writableEnded || !res.socket || res.socket.writableEnded || res.socket.destroyed) return answer.status;
   if (res.headersSent) {
     res.destroy();
     return answer.status;
@@ -43,10 +35,6 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
   res.end(body);
   exchange.bytes = Buffer.byteLength(body);
   return answer.status;
-}
-
-export function markPoisoned(socket: Socket | null): void {
-  if (socket) (socket as PoisonableSocket)[POISONED] = true;
 }
 
 /** How long a broken-off response's connection may take to send what was written before it is destroyed. */
@@ -65,7 +53,7 @@ export function breakOff(res: http.ServerResponse): void {
     res.destroy();
     return;
   }
-  markPoisoned(socket);
+  markClosing(socket);
   res.flushHeaders();
   socket.end();
   setTimeout(() => socket.destroy(), BREAK_LINGER_MS).unref();

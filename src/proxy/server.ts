@@ -13,8 +13,8 @@
  * node:http's client was most of the proxy's cost per request (bench/proxy.mjs
  * and its figures in the README).
  *
- * A request goes through the passes of proxy/passes.ts (head size, framing,
- * route, static, body limit, body pace, chunked body, select), then to a
+ * A request goes through the passes of proxy/passes.ts (head rules, route,
+ * method, static, body limit, body pace, chunked body, select), then to a
  * worker; every answer the proxy makes up itself comes from one map,
  * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
  * closes the client connection (never a fake complete response).
@@ -42,7 +42,8 @@ import { type AccessEntry, Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
-import { breakOff, isPoisoned, responseHeaders, writeAnswer } from "./respond.ts";
+import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
+import { isClosing } from "../http/front-door.ts";
 
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
@@ -86,6 +87,7 @@ export class FrontProxy {
     this.view = {
       route: (host, path) => this.router.match(host, path),
       staticRoot: (app) => this.options.staticRoots?.[app],
+      allowsTrace: (app) => this.options.allowTrace?.[app] === true,
       get clientMaxBodySize() {
         return proxy.options.clientMaxBodySize ?? 0;
       },
@@ -138,7 +140,7 @@ export class FrontProxy {
       res.once("socket", () => this.handle(req, res));
       return;
     }
-    if (isPoisoned(req.socket)) {
+    if (isClosing(req.socket)) {
       // An earlier request on this connection was refused for its framing: nothing after it is trusted.
       res.destroy();
       return;

@@ -16,6 +16,7 @@ import type http from "node:http";
 import type tls from "node:tls";
 import { AccessLog } from "../proxy/access-log.ts";
 import { frontServer } from "../proxy/listener.ts";
+import { closeFrontDoor } from "../http/front-door.ts";
 import { type AccessEntry, FrontProxy, type FrontProxyOptions } from "../proxy/server.ts";
 import { loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
@@ -121,15 +122,8 @@ async function stop(): Promise<void> {
   stopping = true;
   stopWatchingCertificate?.();
   const live = servers.filter(Boolean);
-  const drained = Promise.all(
-    live.map(
-      (server) =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        }),
-    ),
-  );
+  // Every response from now on says Connection: close, and each connection closes when its last one ends.
+  const drained = Promise.all(live.map((server) => closeFrontDoor(server)));
   proxy?.close();
   const cut = setTimeout(() => live.forEach((server) => server.closeAllConnections()), settings?.drainTimeoutMs ?? 30_000);
   await drained;

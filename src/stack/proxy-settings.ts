@@ -90,6 +90,7 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     retry: retryPoliciesFor(config),
     trustedProxies: config.proxy.trusted_proxies,
     healthChecks: healthChecksFor(config),
+    allowTrace: Object.fromEntries(Object.entries(config.apps).filter(([, app]) => app.allow_trace).map(([name]) => [name, true])),
     staticRoots: staticRootsFor(config),
   };
 }

@@ -86,6 +86,8 @@ export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: st
     // The front proxy says where a path route mounts the app; only it reaches the worker's socket.
     "--script-name-header",
     SCRIPT_NAME_HEADER,
+    // TRACE is the front proxy's to refuse or let through (an app's allow_trace): only it reaches the worker.
+    "--allow-trace",
     ...(heartbeat && pool.timeoutMs > 0 ? ["--heartbeat-file", heartbeat] : []),
   ];
 }

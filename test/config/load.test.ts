@@ -70,6 +70,7 @@ describe("defaults", () => {
       instances: 1,
       routes: [],
       balance: "round_robin",
+      allow_trace: false,
       retry: { tries: 3, non_idempotent: false },
       watch: [],
       env: {},

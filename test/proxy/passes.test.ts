@@ -38,6 +38,7 @@ function fakeProxy(overrides: Partial<ProxyView> = {}): ProxyView {
     staticRoot: () => undefined,
     clientMaxBodySize: 1000,
     bodyTimeoutMs: 60_000,
+    allowsTrace: () => false,
     choose: () => worker,
     ...overrides,
   };
@@ -57,16 +58,16 @@ async function run(passes = WEB_PASSES, req = fakeRequest({}), proxy = fakeProxy
 describe("request passes", () => {
   it("are named and ordered as the proxy's header says", () => {
     expect(WEB_PASSES.map((pass) => pass.name)).toEqual([
-      "head size",
-      "framing",
+      "head rules",
       "route",
+      "method",
       "static",
       "body limit",
       "body pace",
       "chunked body",
       "select",
     ]);
-    expect(UPGRADE_PASSES.map((pass) => pass.name)).toEqual(["head size", "framing", "route to workers", "select"]);
+    expect(UPGRADE_PASSES.map((pass) => pass.name)).toEqual(["head rules", "route to workers", "select"]);
   });
 
   it("let a plain GET through, routed and with its worker chosen", async () => {
@@ -79,13 +80,13 @@ describe("request passes", () => {
 
   it("refuse a request target over 8 KiB before anything else is looked at", async () => {
     const { result } = await run(WEB_PASSES, fakeRequest({ url: `/${"a".repeat(9000)}`, headers: [["Host", "nowhere.test"]] }));
-    expect(result).toMatchObject({ kind: "uri-too-long" });
+    expect(result).toMatchObject({ kind: "bad-head", status: 414 });
   });
 
   it("refuse more than 1000 header fields", async () => {
     const headers: [string, string][] = [["Host", "app.test"], ...Array.from({ length: 1001 }, (_, i): [string, string] => [`X-${i}`, "1"])];
     const { result } = await run(WEB_PASSES, fakeRequest({ headers }));
-    expect(result).toMatchObject({ kind: "header-fields-too-large" });
+    expect(result).toMatchObject({ kind: "bad-head", status: 431 });
   });
 
   it.each([
@@ -94,7 +95,7 @@ describe("request passes", () => {
     ["Transfer-Encoding sent twice", [["Transfer-Encoding", "chunked"], ["Transfer-Encoding", "chunked"]]],
   ] as [string, [string, string][]][])("refuse %s as bad framing, before routing", async (_what, extra) => {
     const { result, ctx } = await run(WEB_PASSES, fakeRequest({ method: "POST", headers: [["Host", "app.test"], ...extra] }));
-    expect(result).toMatchObject({ kind: "bad-framing" });
+    expect(result).toMatchObject({ kind: "bad-head", status: 400 });
     expect(ctx.route).toBeUndefined();
   });
 
@@ -109,6 +110,24 @@ describe("request passes", () => {
     const { result } = await run(WEB_PASSES, fakeRequest({ method: "POST", headers: [["Host", "app.test"], ["Content-Length", "1001"]] }), proxy);
     expect(result).toEqual({ kind: "body-too-large", limit: 1000, declared: true });
     expect(asked).toBe(0);
+  });
+
+  it("route an absolute-form target by its own host and normalized path; the worker gets origin-form and that Host", async () => {
+    const seen: [string | undefined, string][] = [];
+    const proxy = fakeProxy({ route: (host, path) => (seen.push([host, path]), { app: "web", mount: "" }) });
+    const req = fakeRequest({ url: "http://other.test/a/../b?q=1", headers: [["Host", "app.test"]] });
+    const { result } = await run(WEB_PASSES, req, proxy);
+    expect(result).toBeUndefined();
+    expect(seen).toEqual([["other.test", "/b"]]);
+    expect(req.url).toBe("/b?q=1");
+    expect(req.rawHeaders).toEqual(["Host", "other.test"]);
+  });
+
+  it("refuse TRACE with 405 unless the app takes it", async () => {
+    const refused = await run(WEB_PASSES, fakeRequest({ method: "TRACE" }));
+    expect(refused.result).toMatchObject({ kind: "bad-head", status: 405 });
+    const allowed = await run(WEB_PASSES, fakeRequest({ method: "TRACE" }), fakeProxy({ allowsTrace: (app) => app === "web" }));
+    expect(allowed.result).toBeUndefined();
   });
 
   it("say 503 when the app has no ready worker", async () => {
@@ -152,9 +171,9 @@ describe("request passes", () => {
 
   it("on the upgrade path, share the same first checks and treat a static app as not routed", async () => {
     const tooLong = await run(UPGRADE_PASSES, fakeRequest({ url: `/${"a".repeat(9000)}` }));
-    expect(tooLong.result).toMatchObject({ kind: "uri-too-long" });
+    expect(tooLong.result).toMatchObject({ kind: "bad-head", status: 414 });
     const smuggled = await run(UPGRADE_PASSES, fakeRequest({ headers: [["Host", "app.test"], ["Content-Length", "00"]] }));
-    expect(smuggled.result).toMatchObject({ kind: "bad-framing" });
+    expect(smuggled.result).toMatchObject({ kind: "bad-head", status: 400 });
     const toFolder = await run(UPGRADE_PASSES, fakeRequest({ url: "/ws" }), fakeProxy({ staticRoot: () => "/srv" }));
     expect(toFolder.result).toEqual({ kind: "no-route", host: "app.test", path: "/ws" });
     const ok = await run(UPGRADE_PASSES, fakeRequest({ url: "/ws" }));
@@ -165,9 +184,11 @@ describe("request passes", () => {
 
 describe("the refusal map", () => {
   const rows: [Refusal, number, boolean, Record<string, string>][] = [
-    [{ kind: "uri-too-long", reason: "r" }, 414, true, {}],
-    [{ kind: "header-fields-too-large", reason: "r" }, 431, true, {}],
-    [{ kind: "bad-framing", reason: "r" }, 400, true, {}],
+    [{ kind: "bad-head", status: 414, reason: "r" }, 414, true, {}],
+    [{ kind: "bad-head", status: 431, reason: "r" }, 431, true, {}],
+    [{ kind: "bad-head", status: 400, reason: "r" }, 400, true, {}],
+    [{ kind: "bad-head", status: 505, reason: "r" }, 505, true, {}],
+    [{ kind: "bad-head", status: 405, reason: "r", allow: "GET" }, 405, false, { Allow: "GET" }],
     [{ kind: "bad-body-framing" }, 400, true, {}],
     [{ kind: "no-route", host: "h", path: "/p" }, 404, false, {}],
     [{ kind: "body-too-large", limit: 10, declared: true }, 413, true, {}],
@@ -182,11 +203,7 @@ describe("the refusal map", () => {
     expect(answer.status).toBe(status);
     expect(answer.close).toBe(close);
     expect(answer.headers).toEqual(headers);
-    expect(answer.text.startsWith(`${{ 400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" }[status]}: `)).toBe(true);
-  });
-
-  it("leaves the chunked framing error's answer to node's parser, which already sent it", () => {
-    expect(answerFor({ kind: "bad-body-framing" }).write).toBe(false);
+    expect(answer.text.startsWith(`${{ 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 505: "HTTP Version Not Supported", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" }[status]}: `)).toBe(true);
   });
 
   it("tells the kind of an upstream failure, and nothing more", () => {

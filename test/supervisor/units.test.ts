@@ -100,6 +100,7 @@ describe("launch: a slot as a pm2 process", () => {
       "--multiprocess",
       "--script-name-header",
       "x-tsgi-script-name",
+      "--allow-trace",
       "--heartbeat-file",
       "/state/heartbeats/tsgi_s1_hello_1.beat",
     ]);

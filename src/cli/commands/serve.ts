@@ -31,6 +31,7 @@ interface ServeFlags {
   workers: string;
   scriptName?: string;
   scriptNameHeader?: string;
+  allowTrace?: boolean;
   chdir?: string;
   arbiter: boolean;
   multiprocess?: boolean;
@@ -93,6 +94,7 @@ export function workerOptionsFrom(spec: string, flags: ServeFlags): WorkerOption
     uwsgiAllowIps: flags.uwsgiAllowIps?.split(",").map((ip) => ip.trim()).filter(Boolean),
     scriptName: flags.scriptName,
     scriptNameHeader: flags.scriptNameHeader,
+    allowTrace: flags.allowTrace === true,
     ...settings,
     multiprocess: flags.multiprocess ?? (flags.arbiter && workers > 1),
     sharedListeners: cluster.isWorker,
@@ -116,6 +118,7 @@ function defineServe(program: Command): Command {
   return command
     .option("--script-name <path>", "the mount point the app is served under (SCRIPT_NAME)")
     .option("--script-name-header <name>", "take SCRIPT_NAME from this request header (only where nothing but your proxy reaches the worker)")
+    .option("--allow-trace", "let TRACE requests reach the app (refused with 405 otherwise: TRACE echoes cookies and credentials)")
     .option("--chdir <dir>", "resolve the module from this directory")
     .option("--no-arbiter", "run one worker in this process, without a master (for supervisors and containers)")
     .option(

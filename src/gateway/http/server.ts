@@ -17,7 +17,9 @@
  * hands an upgrade request to the app as a plain request, as Gunicorn does:
  * the app answers it, and the client sees that no upgrade happened.
  */
-import http from "node:http";
+import http, { STATUS_CODES } from "node:http";
+import { adoptTarget, closeIfDraining, guardFrontDoor, isClosing, markClosing } from "../../http/front-door.ts";
+import { type HeadProblem, headProblem, normalizeTarget } from "../../http/request-rules.ts";
 import type { Duplex } from "node:stream";
 import type { TsgiApp, ErrorStream, Environ, InputStream } from "../../tsgi/types.ts";
 import type { RunOutcome } from "../../tsgi/handler.ts";
@@ -40,6 +42,8 @@ export interface HttpServerOptions {
    * reach (its unix socket in the state dir): any client could send it.
    */
   scriptNameHeader?: string;
+  /** Let TRACE reach the app; refused with 405 otherwise (http/request-rules.ts). */
+  allowTrace?: boolean;
   /** How long an idle keep-alive connection stays open (ms). Behind a proxy, keep it above the proxy's idle timeout. */
   keepAliveTimeout: number;
   onResponse?: (environ: Environ | undefined, outcome: RunOutcome) => void;
@@ -178,6 +182,20 @@ function mountUpgrade(req: http.IncomingMessage, scriptName: string | undefined)
   req.rawHeaders = [...raw, "X-Forwarded-Prefix", prefix];
 }
 
+/** A request the front door's rules refuse: its status and why, then the connection closes (but after a 405, whose head was fine). */
+function refuseHead(res: http.ServerResponse, problem: HeadProblem): void {
+  const body = `${STATUS_CODES[problem.status]}: ${problem.reason}\n`;
+  const close = problem.status !== 405;
+  if (close) markClosing(res.socket);
+  res.writeHead(problem.status, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    ...(problem.allow ? { Allow: problem.allow } : {}),
+    ...(close ? { Connection: "close" } : {}),
+  });
+  res.end(body);
+}
+
 /** A plain HTTP answer on a connection node:http has let go of, then close. */
 function refuse(socket: Duplex, status: string, extra = ""): void {
   if (!socket.writable) {
@@ -231,23 +249,45 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
     res.once("close", onResponseClose);
   }
 
-  server.on("request", (req, res) => {
-    track(req, res);
-    listener(req, res);
-  });
-  server.on("checkContinue", (req, res) => {
-    track(req, res);
-    listener.serveContinue(req, res);
-  });
-  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-    // Malformed HTTP (llhttp strict): answer 400 and close, as nginx does. A reset is a client leaving, not an error.
-    if (error.code === "ECONNRESET" || !socket.writable) {
-      socket.destroy();
+  const rules = { allowTrace: options.allowTrace === true };
+  /** The front door's rules (http/request-rules.ts), before the app sees the request: false when it was refused. */
+  function admitted(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (isClosing(req.socket)) {
+      // A request before it on this connection was refused: nothing after it is trusted.
+      res.destroy();
+      return false;
+    }
+    const problem = headProblem(req, rules);
+    if (problem) {
+      refuseHead(res, problem);
+      return false;
+    }
+    adoptTarget(req, normalizeTarget(req.url ?? "/"));
+    return true;
+  }
+
+  function serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // A pipelined request waits until the one before it is answered (node hands its response the socket
+    // then), as nginx and our proxy do: the app sees a connection's requests one at a time, and a graceful
+    // stop that comes meanwhile can still make its response the connection's last.
+    if (!res.socket) {
+      res.once("socket", () => serve(req, res));
       return;
     }
-    const status = error.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (admitted(req, res)) listener(req, res);
+  }
+
+  server.on("request", (req, res) => {
+    track(req, res);
+    serve(req, res);
   });
+  server.on("checkContinue", (req, res) => {
+    closeIfDraining(server, res);
+    track(req, res);
+    if (admitted(req, res)) listener.serveContinue(req, res);
+  });
+  // Malformed HTTP, CONNECT, and Connection: close while draining, as the proxy's listener does them.
+  guardFrontDoor(server);
 
   const { upgrade } = options;
   if (!upgrade) return server;
@@ -257,6 +297,12 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
     // node:http has taken its own listeners off the socket: a client that resets is leaving, not an error (an
     // unhandled 'error' would end the worker).
     socket.on("error", ignore);
+    const problem = headProblem(req, rules);
+    if (problem) {
+      refuse(socket, `${problem.status} ${STATUS_CODES[problem.status]}`);
+      return;
+    }
+    adoptTarget(req, normalizeTarget(req.url ?? "/"));
     if (!server.listening) {
       // Only a kept-alive connection can ask this of a stopping worker: a new WebSocket would just be cut at the
       // graceful timeout, so the client is sent to try again (behind the proxy, on another worker).
