@@ -7,7 +7,9 @@
  * the workers accept on them directly, as Gunicorn's do).
  *
  * Signals only enqueue; one loop drains the queue and dispatches to handle*
- * methods (Gunicorn's Arbiter.signal / run):
+ * methods (Gunicorn's Arbiter.signal / run) — the same loop, and the same
+ * crash verdicts, as the supervisor's (contract/event-loop.ts,
+ * contract/crash-policy.ts):
  *   TERM, INT  graceful stop of every worker, then exit
  *   HUP        chain reload: start a new worker, wait until it is ready, retire an old one, repeat
  *   TTIN/TTOU  one worker more / fewer
@@ -20,10 +22,12 @@
  * refused until its replacement listens (run -w 2 or more where that matters).
  * A worker exiting with BOOT_ERROR or APP_LOAD_ERROR halts the arbiter (a
  * restart would fail the same way); any other unexpected exit is replaced,
- * with a growing delay while workers keep dying young.
+ * with a growing delay while workers keep dying young (RESTART_POLICY).
  */
 import cluster, { type Worker } from "node:cluster";
-import { isFatalExit, ExitCode } from "../contract/exit-codes.ts";
+import { judgeExit, type RestartPolicy } from "../contract/crash-policy.ts";
+import { EventLoop } from "../contract/event-loop.ts";
+import { ExitCode, exitCodeName } from "../contract/exit-codes.ts";
 import { READY_MESSAGE, RETIRING_MESSAGE, type WorkerMessage } from "../contract/messages.ts";
 
 export interface ArbiterOptions {
@@ -42,33 +46,49 @@ type ArbiterEvent =
   | { kind: "retiring"; worker: Worker }
   | { kind: "respawn" };
 
-/** A worker that dies sooner than this after its start counts as dying young (a crash loop). */
-const YOUNG_DEATH_MS = 2000;
+/**
+ * The arbiter's crash policy, judged by the same rules as the supervisor's
+ * (contract/crash-policy.ts): BOOT_ERROR and APP_LOAD_ERROR halt; a worker
+ * that dies within 2 s of its start is a crash, and crashes in a row are
+ * replaced after a delay that doubles from 100 ms up to 15 s — but never
+ * halt the arbiter (Gunicorn's arbiter keeps trying too; a supervisor above
+ * it decides when to give up).
+ */
+const RESTART_POLICY: RestartPolicy = { maxRestarts: Number.POSITIVE_INFINITY, backoffMs: 100, minUptimeMs: 2000 };
 const MAX_RESPAWN_DELAY_MS = 15_000;
+
+/** The wait before replacing a worker after `crashes` crashes in a row (0: at once). */
+function respawnDelayMs(crashes: number): number {
+  return crashes === 0 ? 0 : Math.min(MAX_RESPAWN_DELAY_MS, RESTART_POLICY.backoffMs * 2 ** (crashes - 1));
+}
 
 const say = (message: string) => process.stdout.write(`tsgi arbiter ${process.pid}: ${message}\n`);
 
 class Arbiter {
-  private readonly queue: ArbiterEvent[] = [];
-  private wake: (() => void) | undefined;
+  private readonly loop: EventLoop<ArbiterEvent>;
   private wanted: number;
   private stopping = false;
   private readonly startedAt = new Map<Worker, number>();
   private readonly ready = new Set<Worker>();
   /** Workers told to leave; their exit is expected. */
   private readonly retiring = new Set<Worker>();
-  private respawnDelayMs = 0;
+  /** Workers that died young in a row (the crash policy's count). */
+  private crashes = 0;
   private respawnPending = false;
   private announced = false;
   private exitCode: number = ExitCode.OK;
 
   constructor(private readonly options: ArbiterOptions) {
     this.wanted = options.workers;
+    this.loop = new EventLoop<ArbiterEvent>(
+      (event) => this.dispatch(event),
+      () => undefined,
+      (error, event) => say(`error while handling ${event.kind}: ${(error as Error).stack ?? String(error)}`),
+    );
   }
 
   private enqueue(event: ArbiterEvent): void {
-    this.queue.push(event);
-    this.wake?.();
+    this.loop.enqueue(event);
   }
 
   async run(): Promise<never> {
@@ -82,11 +102,8 @@ class Arbiter {
       if (message?.type === RETIRING_MESSAGE) this.enqueue({ kind: "retiring", worker });
     });
     this.spawnMissing();
-    for (;;) {
-      const event = this.queue.shift();
-      if (event) this.dispatch(event);
-      else await new Promise<void>((resolve) => (this.wake = resolve));
-    }
+    // From here on the loop and the workers' IPC channels keep the process alive; it ends in exitIfDone().
+    return new Promise<never>(() => undefined);
   }
 
   private dispatch(event: ArbiterEvent): void {
@@ -194,20 +211,26 @@ class Arbiter {
     const lived = Date.now() - (this.startedAt.get(worker) ?? 0);
     this.startedAt.delete(worker);
     if (this.stopping) return this.exitIfDone();
-    if (isFatalExit(code)) {
-      say(`worker ${worker.process.pid} exited with ${code === ExitCode.APP_LOAD_ERROR ? "APP_LOAD_ERROR" : "BOOT_ERROR"} (${code}): halting`);
-      this.exitCode = code!;
+    if (expected) {
+      // A retired worker (recycled, or replaced by a reload): its replacement is already on its way, or comes now.
+      if (this.live.length < this.wanted) this.spawnMissing();
+      return;
+    }
+    const verdict = judgeExit({ exitCode: code ?? 0, uptimeMs: lived, crashesSoFar: this.crashes }, RESTART_POLICY);
+    this.crashes = verdict.crashes;
+    if (verdict.action === "halt") {
+      say(`worker ${worker.process.pid} exited with ${exitCodeName(code ?? 0)} (${code}): halting`);
+      this.exitCode = code ?? ExitCode.OK;
       this.stopping = true;
       for (const other of this.live) this.retire(other);
       return this.exitIfDone();
     }
-    if (expected && this.live.length >= this.wanted) return;
-    if (!expected) say(`worker ${worker.process.pid} exited (${signal ?? `code ${code}`}) after ${lived} ms: replacing it`);
-    this.respawnDelayMs = lived < YOUNG_DEATH_MS ? Math.min(MAX_RESPAWN_DELAY_MS, Math.max(100, this.respawnDelayMs * 2)) : 0;
-    if (this.respawnDelayMs === 0) return this.spawnMissing();
+    say(`worker ${worker.process.pid} exited (${signal ?? `code ${code}`}) after ${lived} ms: replacing it`);
+    const delay = respawnDelayMs(verdict.crashes);
+    if (delay === 0) return this.spawnMissing();
     if (this.respawnPending) return;
     this.respawnPending = true;
-    setTimeout(() => this.enqueue({ kind: "respawn" }), this.respawnDelayMs);
+    setTimeout(() => this.enqueue({ kind: "respawn" }), delay);
   }
 
   private exitIfDone(): void {

@@ -14,7 +14,7 @@
  * the loop's handlers: there is one writer at a time.
  */
 import { DEFAULT_WORKER_BIN, type LaunchContext } from "./launch.ts";
-import { EventLoop } from "./loop.ts";
+import { EventLoop } from "../contract/event-loop.ts";
 import type { Pool, Slot } from "./pool.ts";
 import type { Pm2Event, ProcessInfo, ProcessManager } from "./process-manager.ts";
 import type { PoolCommand } from "./reload.ts";

@@ -3,8 +3,10 @@
  *
  * What to do when a worker exits without being asked to (the reliability matrix, R5;
  * gunicorn's Arbiter halts on WORKER_BOOT_ERROR / APP_LOAD_ERROR instead of
- * restart-looping). Pure functions over plain facts, so every rule is tested
- * without a process:
+ * restart-looping). The verdicts themselves are contract/crash-policy.ts,
+ * shared with `serve`'s own arbiter; this module adds pm2's side of them and
+ * how a halt is told. Pure functions over plain facts, so every rule is
+ * tested without a process:
  *
  * - exit code 3 (BOOT_ERROR) or 4 (APP_LOAD_ERROR): halt the pool now — a
  *   restart would fail the same way. pm2 is told not to restart on these codes
@@ -19,36 +21,10 @@
  * its growing back-off a crash loop soon falls outside that window and then
  * restarts forever (every 15 s).
  */
-import { ExitCode, exitCodeName, FATAL_EXIT_CODES } from "../contract/exit-codes.ts";
+import { exitCodeName, FATAL_EXIT_CODES } from "../contract/exit-codes.ts";
 import type { PoolErrorReason, RestartPolicy } from "./types.ts";
 
-export interface ExitFacts {
-  exitCode: number;
-  /** How long this generation of the worker ran (ms). */
-  uptimeMs: number;
-  /** Crashes in a row before this exit. */
-  crashesSoFar: number;
-}
-
-export type Verdict =
-  /** Stop the pool and report why. */
-  | { action: "halt"; reason: PoolErrorReason; crashes: number }
-  /** pm2 restarts the worker; `crashes` is the new count in a row. */
-  | { action: "replace"; crashes: number };
-
-export function judgeExit(facts: ExitFacts, policy: RestartPolicy): Verdict {
-  if (facts.exitCode === ExitCode.APP_LOAD_ERROR) return { action: "halt", reason: "app-load-error", crashes: facts.crashesSoFar + 1 };
-  if (facts.exitCode === ExitCode.BOOT_ERROR) return { action: "halt", reason: "boot-error", crashes: facts.crashesSoFar + 1 };
-  const crashes = facts.uptimeMs < policy.minUptimeMs ? facts.crashesSoFar + 1 : 0;
-  if (crashes > policy.maxRestarts) return { action: "halt", reason: "crash-loop", crashes };
-  return { action: "replace", crashes };
-}
-
-/** A worker that never became ready counts as a crash (it is restarted, or the pool halts). */
-export function judgeNotReady(crashesSoFar: number, policy: RestartPolicy): Verdict {
-  const crashes = crashesSoFar + 1;
-  return crashes > policy.maxRestarts ? { action: "halt", reason: "crash-loop", crashes } : { action: "replace", crashes };
-}
+export { type ExitFacts, judgeExit, judgeNotReady, type Verdict } from "../contract/crash-policy.ts";
 
 /** pm2's schema refuses a min_uptime under 100 ms (the start fails); our own count uses the real value. */
 const PM2_MIN_UPTIME_FLOOR_MS = 100;

@@ -37,15 +37,9 @@ export interface PoolSpec extends ConfiguredSettingValues {
   restart: RestartPolicy;
 }
 
-/** Reliability matrix R5: restarts back off, and a crash loop stops. */
-export interface RestartPolicy {
-  /** Crashes (uptime below minUptimeMs) in a row that are restarted; one more and the pool is errored. */
-  maxRestarts: number;
-  /** First restart delay (ms); pm2 grows it ×1.5 per crash, capped at 15 s. */
-  backoffMs: number;
-  /** A worker that lived this long (ms) was not crash-looping: its crash count starts again. */
-  minUptimeMs: number;
-}
+/** Reliability matrix R5: restarts back off, and a crash loop stops (pm2 grows the back-off ×1.5 per crash, capped at 15 s). */
+export type { RestartPolicy } from "../contract/crash-policy.ts";
+import type { HaltReason, RestartPolicy } from "../contract/crash-policy.ts";
 
 export interface SupervisorOptions {
   /** Names the stack in pm2 (`tsgi:<stackId>:<app>:<slot>`); [A-Za-z0-9_.-] only. */
@@ -101,7 +95,7 @@ export type SlotState = "starting" | "ready" | "down" | "stopping" | "stopped" |
 /** starting: some worker not yet settled; running: all ready; degraded: some not ready; errored: halted. */
 export type PoolState = "starting" | "running" | "degraded" | "errored" | "stopping" | "stopped";
 
-export type PoolErrorReason = "app-load-error" | "boot-error" | "crash-loop" | "launch-failed";
+export type PoolErrorReason = HaltReason | "launch-failed";
 
 /** Why a pool halted: data, never a thrown string. */
 export interface PoolError {

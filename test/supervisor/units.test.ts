@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { describeExitCode, judgeExit, judgeNotReady, pm2Limits } from "../../src/supervisor/crash-policy.ts";
 import { KILL_MARGIN_MS } from "../../src/contract/stopping.ts";
 import { processSpec, shellCommand, type LaunchContext } from "../../src/supervisor/launch.ts";
-import { EventLoop } from "../../src/supervisor/loop.ts";
+import { EventLoop } from "../../src/contract/event-loop.ts";
 import os from "node:os";
 import { rmSync } from "node:fs";
 import path from "node:path";

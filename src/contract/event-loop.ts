@@ -1,7 +1,9 @@
 /**
- * @module supervisor/loop
+ * @module contract/event-loop
  *
- * The supervisor's one loop, in the shape of gunicorn's Arbiter: callbacks
+ * The one loop of both our arbiters — the supervisor (over pm2) and
+ * `serve`'s own pre-fork master (gateway/arbiter.ts) — in the shape of
+ * gunicorn's Arbiter: callbacks
  * (pm2's bus, probes, finished pm2 calls, the public methods) only enqueue an
  * event; one drain dispatches each to a synchronous handler, in order, so
  * supervisor state has a single writer and no handler runs inside another
