@@ -42,13 +42,13 @@ function timeLocalCached(date: Date): string {
 const quoted = (value: string | undefined) =>
   value === undefined ? '"-"' : value.includes('"') || value.includes("\\") ? `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"` : `"${value}"`;
 
-/** `127.0.0.1 - - [time] "GET / HTTP/1.1" 200 12 "-" "curl/8" app=hello worker=hello.0 rt=0.003 rid=…` */
+/** `127.0.0.1 - - [time] "GET / HTTP/1.1" 200 12 "-" "curl/8" app=hello worker=hello.0 rt=0.003 rid=…`, and `err=CODE` when the proxy answered itself. */
 export function formatCombined(entry: AccessEntry, at: Date): string {
   const request = `${entry.method} ${entry.url} HTTP/${entry.httpVersion}`;
   return (
     `${entry.remoteAddr} - - [${timeLocalCached(at)}] ${quoted(request)} ${entry.status} ${entry.bytes} ` +
     `${quoted(entry.referer)} ${quoted(entry.userAgent)} app=${entry.app ?? "-"} worker=${entry.endpoint ?? "-"} ` +
-    `rt=${(entry.ms / 1000).toFixed(3)} rid=${entry.requestId}`
+    `rt=${(entry.ms / 1000).toFixed(3)} rid=${entry.requestId}${entry.error === undefined ? "" : ` err=${entry.error}`}`
   );
 }
 

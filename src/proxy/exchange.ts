@@ -27,6 +27,8 @@ export interface AccessEntry {
   /** Milliseconds from the request's arrival to the end of its response. */
   ms: number;
   requestId: string;
+  /** When the proxy answered by itself: the catalog code of its answer (proxy/errors.ts, docs/errors.md). */
+  error?: string;
 }
 
 /** A client's X-Request-Id is kept when it looks like an id; anything else is replaced by ours. */
@@ -58,8 +60,8 @@ export class Exchange {
     this.requestId = requestIdOf(req);
   }
 
-  /** Ends the exchange with `status`, answered by `endpoint` (a worker's "app.slot") when one did: one access entry, once. */
-  end(status: number, endpoint?: string): void {
+  /** Ends the exchange with `status`, answered by `endpoint` (a worker's "app.slot") or by the proxy itself (`error`, its code): one access entry, once. */
+  end(status: number, endpoint?: string, error?: string): void {
     if (this.logged) return;
     this.logged = true;
     const req = this.req;
@@ -76,6 +78,7 @@ export class Exchange {
       endpoint,
       ms: Date.now() - this.startedAt,
       requestId: this.requestId,
+      ...(error === undefined ? {} : { error }),
     });
   }
 }

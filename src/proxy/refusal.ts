@@ -14,6 +14,7 @@
  *
  * The statuses are nginx's, each with the reason it was chosen.
  */
+import * as codes from "./errors.ts";
 import type { FailureKind } from "./upstream/connection.ts";
 
 export type Refusal =
@@ -53,12 +54,15 @@ export interface Answer {
   close: boolean;
   /** False when the answer was already written by someone else (node's clientError handler). */
   write: boolean;
+  /** The catalog code of this kind of answer (proxy/errors.ts), for the access log. */
+  code: string;
 }
 
 const NONE: Readonly<Record<string, string>> = Object.freeze({});
 
 export function answerFor(refusal: Refusal): Answer {
-  const answer = (status: number, text: string, close = false, headers = NONE): Answer => ({ status, text, headers, close, write: true });
+  const code = CODES[refusal.kind];
+  const answer = (status: number, text: string, close = false, headers = NONE): Answer => ({ status, text, headers, close, write: true, code });
   switch (refusal.kind) {
     case "bad-head":
       return answer(
@@ -91,6 +95,19 @@ export function answerFor(refusal: Refusal): Answer {
       return answer(504, `Gateway Timeout: app "${refusal.app}" did not answer within ${refusal.ms} ms`);
   }
 }
+
+/** Each kind's code in the catalog. */
+const CODES: Readonly<Record<Refusal["kind"], string>> = {
+  "bad-head": codes.BadRequestHead.code,
+  "bad-body-framing": codes.BadBodyFraming.code,
+  "no-route": codes.NoRoute.code,
+  "body-too-large": codes.RequestBodyTooLarge.code,
+  "body-stalled": codes.BodyStalled.code,
+  "no-ready-worker": codes.NoReadyWorker.code,
+  "upstream-failed": codes.NoWorkerAnswer.code,
+  "invalid-response-head": codes.InvalidWorkerResponse.code,
+  "upstream-timeout": codes.WorkerTimeout.code,
+};
 
 /** Workers are replaced within about a second; a client that honours Retry-After comes back then. */
 const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ "Retry-After": "1" });

@@ -11,18 +11,18 @@ import type http from "node:http";
 import { markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
-import { answerFor, type Refusal } from "./refusal.ts";
+import { type Answer, answerFor, type Refusal } from "./refusal.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
-export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal): number {
+export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal): Answer {
   const answer = answerFor(refusal);
   if (answer.close) markClosing(res.socket);
   // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
-  if (!answer.write || res.writableEnded || !res.socket || res.socket.writableEnded || res.socket.destroyed) return answer.status;
+  if (!answer.write || res.writableEnded || !res.socket || res.socket.writableEnded || res.socket.destroyed) return answer;
   if (res.headersSent) {
     res.destroy();
-    return answer.status;
+    return answer;
   }
   const body = `${answer.text}\n`;
   res.writeHead(answer.status, {
@@ -34,7 +34,7 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
   });
   res.end(body);
   exchange.bytes = Buffer.byteLength(body);
-  return answer.status;
+  return answer;
 }
 
 /** How long a broken-off response's connection may take to send what was written before it is destroyed. */

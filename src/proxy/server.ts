@@ -66,8 +66,8 @@ interface WebRequest extends RequestContext {
   copy?: BodyCopy;
   /** The next try must open a new connection rather than reuse one. */
   fresh?: boolean;
-  /** Stops the try under way (the client left, or its body stalled); it is logged with `status` (default 499). */
-  cancel?: (status?: number) => void;
+  /** Stops the try under way (the client left, or its body stalled); it is logged with `status` (default 499) and the proxy's code. */
+  cancel?: (status?: number, code?: string) => void;
 }
 
 export class FrontProxy {
@@ -161,7 +161,8 @@ export class FrontProxy {
     });
     // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
     request.onStall = (refusal) => {
-      request.cancel?.(answerFor(refusal).status);
+      const answer = answerFor(refusal);
+      request.cancel?.(answer.status, answer.code);
       this.refuse(request, refusal);
     };
     whenSettled(runPasses(WEB_PASSES, request), (result) => this.afterPasses(request, result));
@@ -186,14 +187,15 @@ export class FrontProxy {
   /** Answers a request with one of the proxy's own answers and ends its exchange. */
   private refuse(request: WebRequest, refusal: Refusal): void {
     request.stopWatching();
-    request.exchange.end(writeAnswer(request.res, request.exchange, refusal));
+    const answer = writeAnswer(request.res, request.exchange, refusal);
+    request.exchange.end(answer.status, undefined, answer.code);
   }
 
-  /** The end of a request that reached a worker: logged once, with the worker that answered. */
-  private done(request: WebRequest, status: number, endpoint: Endpoint): void {
+  /** The end of a request that reached a worker: logged once, with the worker that answered (and the proxy's code when it answered instead). */
+  private done(request: WebRequest, status: number, endpoint: Endpoint, error?: string): void {
     request.stopWatching();
     request.cancel = undefined;
-    request.exchange.end(status, endpoint.id);
+    request.exchange.end(status, endpoint.id, error);
   }
 
   /**
@@ -223,7 +225,7 @@ export class FrontProxy {
   private refuseUpgrade(socket: Duplex, exchange: Exchange, refusal: Refusal): void {
     const answer = answerFor(refusal);
     exchange.bytes = rawAnswer(socket, answer, exchange.requestId);
-    exchange.end(answer.status);
+    exchange.end(answer.status, undefined, answer.code);
   }
 
   /** One try of an upgrade at `endpoint`, always on a fresh connection (it will become a tunnel, never go back to the pool). */
@@ -338,9 +340,9 @@ export class FrontProxy {
     const pool = this.upstreams.connectionsTo(endpoint, key);
     const connection = request.fresh ? pool.fresh() : pool.acquire();
     request.fresh = false;
-    request.cancel = (cancelStatus = CLIENT_CLOSED_REQUEST) => {
+    request.cancel = (cancelStatus = CLIENT_CLOSED_REQUEST, code?: string) => {
       connection.abort();
-      if (leave()) this.done(request, cancelStatus, endpoint);
+      if (leave()) this.done(request, cancelStatus, endpoint, code);
     };
     let status = 502;
     const streamed = request.body === undefined && Number(req.headers["content-length"] ?? 0) > 0;
@@ -357,7 +359,8 @@ export class FrontProxy {
             res.removeHeader("X-Request-Id");
             connection.abort();
             this.upstreams.passive.recordFailure(key);
-            if (leave()) this.done(request, writeAnswer(res, exchange, { kind: "invalid-response-head", app }), endpoint);
+            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app });
+            if (leave()) this.done(request, answer.status, endpoint, answer.code);
             return;
           }
           this.upstreams.passive.recordSuccess(key);
@@ -422,7 +425,8 @@ export class FrontProxy {
       const other = this.upstreams.choose(app, req, request.tried);
       if (other) return this.forward(request, other);
     }
-    this.done(request, writeAnswer(res, request.exchange, this.failureRefusal(app, failure)), endpoint);
+    const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure));
+    this.done(request, answer.status, endpoint, answer.code);
   }
 
   /** Closes the kept-alive connections to workers (call after the front listeners have closed). */

@@ -35,6 +35,14 @@ describe("access log", () => {
     );
   });
 
+  it("an answer the proxy made itself ends with its catalog code (err=), in both formats", () => {
+    const at = new Date(2026, 10, 22, 1, 53, 26);
+    const refused: AccessEntry = { ...entry, status: 503, endpoint: undefined, error: "TSGI_ERR_PROXY_NO_READY_WORKER" };
+    expect(formatCombined(refused, at)).toMatch(/ app=hello worker=- rt=0\.003 rid=\S+ err=TSGI_ERR_PROXY_NO_READY_WORKER$/);
+    expect(JSON.parse(formatJson(refused, at)).error).toBe("TSGI_ERR_PROXY_NO_READY_WORKER");
+    expect(formatCombined(entry, at)).not.toContain("err=");
+  });
+
   it("json: one object per line with the time first", () => {
     const at = new Date(Date.UTC(2026, 10, 22, 1, 53, 26));
     const line = formatJson(entry, at);

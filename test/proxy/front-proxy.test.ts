@@ -188,11 +188,11 @@ describe("FrontProxy: answers of its own", () => {
     expect(answer.status).toBe(404);
     expect(answer.headers["content-type"]).toMatch(/^text\/plain/);
     expect(answer.body).toBe("Not Found: no app is routed for other.test:8080/nowhere/x\n");
-    expect(log).toEqual([expect.objectContaining({ method: "GET", url: "/nowhere/x?q=1", status: 404 })]);
+    expect(log).toEqual([expect.objectContaining({ method: "GET", url: "/nowhere/x?q=1", status: 404, error: "TSGI_ERR_PROXY_NO_ROUTE" })]);
   });
 
   it("an app with no ready endpoint: 503 with Retry-After", async () => {
-    const { proxy, port } = await front();
+    const { proxy, port, log } = await front();
     // Never told about any endpoint...
     const never = await get(port, "/", { host: "web.test" });
     expect(never.status).toBe(503);
@@ -202,6 +202,7 @@ describe("FrontProxy: answers of its own", () => {
     proxy.setEndpoints("web", []);
     const empty = await get(port, "/", { host: "web.test" });
     expect(empty.status).toBe(503);
+    expect(log.at(-1)).toMatchObject({ status: 503, error: "TSGI_ERR_PROXY_NO_READY_WORKER" });
     expect(empty.headers["retry-after"]).toBe("1");
   });
 
@@ -211,7 +212,7 @@ describe("FrontProxy: answers of its own", () => {
     const refused = await get(port, "/", { host: "web.test" });
     expect(refused.status).toBe(502);
     expect(refused.body).toMatch(/Bad Gateway: app "web" did not answer/);
-    expect(log.at(-1)).toMatchObject({ status: 502, app: "web", endpoint: "web.0" });
+    expect(log.at(-1)).toMatchObject({ status: 502, app: "web", endpoint: "web.0", error: "TSGI_ERR_PROXY_UPSTREAM_FAILED" });
 
     const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-proxy-"));
     tempDirs.push(dir);
