@@ -25,6 +25,10 @@
  * kept-alive connection the worker had just closed is retried once on a fresh
  * one. Workers that fail are left out for a while (health/passive.ts), and
  * those failing their app's health check until they pass (health/active.ts).
+ *
+ * Why ~440 lines: the request path and the upgrade path, each a try and its
+ * failover, read together; the passes, the refusal map, the retry decision,
+ * the upstreams and the response writing are modules of their own.
  */
 import type http from "node:http";
 import type { Duplex } from "node:stream";

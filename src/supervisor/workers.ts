@@ -11,6 +11,10 @@
  *
  * A reload's new worker ("incoming") is not judged here: its failure ends
  * the reload instead (reload-driver.ts, reached through ReloadHooks).
+ *
+ * Why ~410 lines: one worker's life, from launch to halt, is one sequence of
+ * small handlers that call each other; split, a reader would hop files to
+ * follow one worker.
  */
 import { READY_MESSAGE, readyPid } from "../contract/messages.ts";
 import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
