@@ -21,6 +21,7 @@
  * its growing back-off a crash loop soon falls outside that window and then
  * restarts forever (every 15 s).
  */
+import { constants as osConstants } from "node:os";
 import { exitCodeName, FATAL_EXIT_CODES } from "../contract/exit-codes.ts";
 import type { PoolErrorReason, RestartPolicy } from "./types.ts";
 
@@ -72,9 +73,36 @@ const ERROR_LINE = /^(?:Uncaught )?(?:[A-Z][A-Za-z]*)?(?:Error|Exception)(?: \[[
 /** Lines that are never the reason: the runtime's version trailer, stack frames, and the caret under a source excerpt. */
 const NOISE: readonly RegExp[] = [/^Node\.js v\d/, /^\s+at /, /^\s*\^+\s*$/, /^\s*throw /];
 
+/**
+ * How a worker ended, in words: `killed by SIGKILL` when a signal ended it
+ * (never "exited with code 0", which is how pm2 reports a signal), else
+ * `exited with code 1`.
+ */
+export function describeEnd(exitCode: number, signal: string | undefined): string {
+  return signal ? `killed by ${signal}` : `exited with ${describeExitCode(exitCode)}`;
+}
+
+/**
+ * The signal a shell reports in its exit code (128 + n, as sh does for a
+ * child killed by signal n): how a `command:` app's server, run under
+ * /bin/sh -c, tells that it was killed. Undefined for any other code.
+ */
+export function signalOfShellCode(exitCode: number): string | undefined {
+  if (exitCode <= 128 || exitCode > 128 + 64) return undefined;
+  const number = exitCode - 128;
+  return Object.entries(osConstants.signals).find(([, value]) => value === number)?.[0];
+}
+
 /** One line for a pool error, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): tsgi-stack: cannot load app …`. */
-export function describeHalt(reason: PoolErrorReason, slot: number, exitCode: number | undefined, crashes: number, lastLine: string | undefined): string {
-  const code = exitCode === undefined ? "" : ` with ${describeExitCode(exitCode)}`;
+export function describeHalt(
+  reason: PoolErrorReason,
+  slot: number,
+  exitCode: number | undefined,
+  crashes: number,
+  lastLine: string | undefined,
+  signal?: string,
+): string {
+  const code = signal ? ` (killed by ${signal})` : exitCode === undefined ? "" : ` with ${describeExitCode(exitCode)}`;
   const what =
     reason === "crash-loop"
       ? `worker ${slot} crashed ${crashes} times in a row (last exit${code || " without becoming ready"}): crash loop, pool stopped`

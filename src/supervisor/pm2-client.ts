@@ -24,7 +24,12 @@
  * - An exit on a `stop_exit_codes` code is not restarted, but the process is
  *   left in status "waiting restart": callers stop() it to make that true.
  * - A process killed by a signal is reported as exit code 0 (pm2 passes
- *   `code || 0` and drops the signal): exitCode here is the code pm2 gives.
+ *   `code || 0` and drops the signal): exitCode here is the code pm2 gives,
+ *   and the signal is read back from the daemon's own log line
+ *   (`App [name:id] exited with code [0] via signal [SIGKILL]`, written
+ *   before the event is sent; see signalFromDaemonLog). pm2 writes SIGINT
+ *   there when there was no signal at all, so a real SIGINT cannot be told
+ *   from a plain exit.
  * - A stop emits "exit" twice (once from the exit handler, once from the stop):
  *   events carry `startedAt` (pm2's pm_uptime) so callers can tell
  *   generations apart and ignore the repeat.
@@ -38,7 +43,7 @@
  *   own graceful exit).
  */
 import { createRequire } from "node:module";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import path from "node:path";
 import type { ProcessDescription, StartOptions } from "pm2";
 import { isAlive } from "./probes.ts";
@@ -219,6 +224,46 @@ export function toPm2Event(topic: string, packet: BusPacket): Pm2Event | undefin
   return undefined;
 }
 
+/** How much of the end of the daemon's log is read for an exit's signal: its last lines, never the whole file. */
+const DAEMON_LOG_TAIL = 16 * 1024;
+
+/** The last `bytes` of a file (less when it is shorter); "" when it cannot be read. */
+function readTail(file: string, bytes: number): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, bytes);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    return buffer.toString("utf8");
+  } catch {
+    return "";
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The signal that ended process `name`, from the daemon's log line for its
+ * last exit with `exitCode` — undefined when there was none. pm2 logs
+ * "via signal [SIGINT]" for an exit with no signal, so SIGINT is read as none.
+ */
+export function signalFromDaemonLog(log: string, name: string, exitCode: number): string | undefined {
+  const prefix = `App [${name}:`;
+  const lines = log.split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    const at = line.indexOf(prefix);
+    if (at === -1) continue;
+    const match = /^App \[.*?:\d+\] exited with code \[(-?\d+)\] via signal \[([A-Z0-9]+)\]/.exec(line.slice(at));
+    if (!match) continue;
+    if (Number(match[1]) !== exitCode) return undefined;
+    return match[2] === "SIGINT" ? undefined : match[2];
+  }
+  return undefined;
+}
+
 /** A connection to the pm2 daemon of one PM2_HOME. */
 export class Pm2Client implements ProcessManager {
   private readonly listeners = new Set<(event: Pm2Event) => void>();
@@ -339,6 +384,10 @@ export class Pm2Client implements ProcessManager {
     bus.on("*", (topic: unknown, packet: unknown) => {
       const event = toPm2Event(String(topic), (packet ?? {}) as BusPacket);
       if (!event) return;
+      if (event.kind === "exit") {
+        const signal = signalFromDaemonLog(readTail(path.join(this.home, "pm2.log"), DAEMON_LOG_TAIL), event.name, event.exitCode);
+        if (signal) event.signal = signal;
+      }
       for (const listener of this.listeners) listener(event);
     });
   }

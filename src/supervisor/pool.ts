@@ -41,6 +41,8 @@ export interface Slot {
   /** Bumped on each launch/restart we ask for, so a stale deadline timer is recognised. */
   launch: number;
   lastError?: string;
+  /** The signal that ended the slot's last generation, when a signal did. */
+  lastSignal?: string;
   /** This slot's pm2 calls, one at a time and in order (a delete never overtakes its start). */
   ops: Promise<void>;
   sample: Sample;

@@ -67,7 +67,8 @@ export interface ProcessInfo {
 /** What the pm2 bus reports, in our words. `at` and `startedAt` are epoch ms on the daemon's clock. */
 export type Pm2Event =
   | { kind: "online"; name: string; at: number; startedAt: number }
-  | { kind: "exit"; name: string; at: number; startedAt: number; exitCode: number; status: string }
+  /** `signal`: the signal that killed it, when the manager can tell (pm2 reports such an exit as code 0). */
+  | { kind: "exit"; name: string; at: number; startedAt: number; exitCode: number; status: string; signal?: string }
   | { kind: "overlimit"; name: string; at: number; startedAt: number }
   /** A child's `process.send({ type, data })`: pm2 publishes it under its own `type` (e.g. "tsgi:ready"). */
   | { kind: "message"; name: string; at: number; type: string; data: unknown }

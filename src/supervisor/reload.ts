@@ -133,9 +133,9 @@ export function passReport(app: string, pass: ReloadPass, now: number, error: Re
   return { app, ok: error === undefined, replaced: pass.replaced, ...(error ? { error } : {}), ms: Math.max(0, now - pass.startedAt) };
 }
 
-/** What a new worker that exited did, in the report's words. */
-export function describeEarlyExit(exitCode: number): string {
-  return `exited with ${describeExitCode(exitCode)} before it was ready`;
+/** What a new worker that exited did, in the report's words (`was killed by SIGKILL` when a signal ended it). */
+export function describeEarlyExit(exitCode: number, signal?: string): string {
+  return `${signal ? `was killed by ${signal}` : `exited with ${describeExitCode(exitCode)}`} before it was ready`;
 }
 
 /**

@@ -104,6 +104,8 @@ export interface PoolError {
   message: string;
   slot: number;
   exitCode?: number;
+  /** The signal that killed the failing worker, when one did. */
+  signal?: string;
   /** The last lines of the failing worker's stderr log. */
   stderr: string[];
 }
@@ -165,7 +167,8 @@ export interface StatusRow {
 
 export type SupervisorEvent =
   | { type: "worker-ready"; app: string; slot: number; pid: number; address: WorkerAddress }
-  | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number }
+  /** `signal`: it was killed by that signal (then exitCode is pm2's 0, or a shell's 128 + n). */
+  | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number; signal?: string }
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
   /** A worker's heartbeat went stale (its event loop is blocked): SIGKILLed for pm2 to replace (supervisor/heartbeats.ts). */
   | { type: "worker-blocked"; app: string; slot: number; pid: number; silentMs: number; timeoutMs: number }

@@ -17,7 +17,7 @@
  * follow one worker.
  */
 import { READY_MESSAGE, readyPid } from "../contract/messages.ts";
-import { describeHalt, judgeExit, judgeNotReady, telltaleLine, type Verdict } from "./crash-policy.ts";
+import { describeHalt, judgeExit, judgeNotReady, signalOfShellCode, telltaleLine, type Verdict } from "./crash-policy.ts";
 import type { LoopEvent, SupervisorCore } from "./core.ts";
 import { processSpec } from "./launch.ts";
 import { liveSlots, newSlot, type Pool, type Slot } from "./pool.ts";
@@ -78,7 +78,7 @@ export class WorkerDriver {
     this.probeReadiness(pool, slot);
   }
 
-  handleExit(name: string, startedAt: number, exitCode: number, uptimeMs: number): void {
+  handleExit(name: string, startedAt: number, exitCode: number, uptimeMs: number, reportedSignal?: string): void {
     const found = this.core.find(name);
     if (!found) return;
     const { pool, slot } = found;
@@ -88,10 +88,13 @@ export class WorkerDriver {
     slot.state = "down";
     slot.pid = 0;
     slot.settled = true;
-    slot.lastError = `exited with code ${exitCode} after ${uptimeMs} ms`;
-    this.core.emit({ type: "worker-exit", app: pool.spec.name, slot: slot.slot, exitCode, uptimeMs });
+    // pm2 reports a signal as code 0 (and we read it back from its log); a command's shell reports 128 + n.
+    const signal = reportedSignal ?? (pool.spec.kind === "command" ? signalOfShellCode(exitCode) : undefined);
+    slot.lastError = `${signal ? `killed by ${signal}` : `exited with code ${exitCode}`} after ${uptimeMs} ms`;
+    slot.lastSignal = signal;
+    this.core.emit({ type: "worker-exit", app: pool.spec.name, slot: slot.slot, exitCode, uptimeMs, ...(signal ? { signal } : {}) });
     // A reload's new worker is not judged: its reload stops, and the old workers serve on (reload.ts).
-    if (this.reloads.isIncoming(pool, slot)) return this.reloads.fail(pool, slot, "exit", describeEarlyExit(exitCode));
+    if (this.reloads.isIncoming(pool, slot)) return this.reloads.fail(pool, slot, "exit", describeEarlyExit(exitCode, signal));
     const verdict = judgeExit({ exitCode, uptimeMs, crashesSoFar: slot.crashes }, pool.spec.restart);
     this.apply(pool, slot, verdict, exitCode);
   }
@@ -135,7 +138,7 @@ export class WorkerDriver {
     const error = pool.error;
     const lastLine = telltaleLine(stderr);
     error.stderr = stderr;
-    error.message = describeHalt(error.reason, error.slot, error.exitCode, this.core.pool(app).slots.get(error.slot)?.crashes ?? 0, lastLine);
+    error.message = describeHalt(error.reason, error.slot, error.exitCode, this.core.pool(app).slots.get(error.slot)?.crashes ?? 0, lastLine, error.signal);
     pool.errorPending = false;
     this.core.emit({ type: "pool-errored", app, error });
   }
@@ -281,9 +284,10 @@ export class WorkerDriver {
     pool.errorPending = true;
     pool.error = {
       reason,
-      message: describeHalt(reason, failed.slot, exitCode, failed.crashes, undefined),
+      message: describeHalt(reason, failed.slot, exitCode, failed.crashes, undefined, exitCode === undefined ? undefined : failed.lastSignal),
       slot: failed.slot,
       ...(exitCode !== undefined ? { exitCode } : {}),
+      ...(exitCode !== undefined && failed.lastSignal ? { signal: failed.lastSignal } : {}),
       stderr: [],
     };
     for (const slot of pool.slots.values()) {
@@ -376,7 +380,7 @@ export class WorkerDriver {
       case "online":
         return this.handleOnline(event.name, event.startedAt);
       case "exit":
-        return this.handleExit(event.name, event.startedAt, event.exitCode, event.at - event.startedAt);
+        return this.handleExit(event.name, event.startedAt, event.exitCode, event.at - event.startedAt, event.signal);
       case "overlimit":
         return this.handleOverlimit(event.name);
       case "message":

@@ -108,10 +108,14 @@ export class FakeProcessManager implements ProcessManager {
     this.listeners.clear();
   }
 
-  /** A signal from outside (the OOM killer, `kill -9`): pm2 reports it as exit code 0 and restarts the process. */
-  kill(name: string): void {
+  /**
+   * A signal from outside (the OOM killer, `kill -9`): pm2 reports it as exit
+   * code 0 and restarts the process; our client reads the signal back from
+   * pm2's log, so the event carries it.
+   */
+  kill(name: string, signal = "SIGKILL"): void {
     const process = this.processes.get(name);
-    if (process?.status === "online") this.exited(process, 0);
+    if (process?.status === "online") this.exited(process, 0, signal);
   }
 
   /** The daemon dies (SIGKILL to it): its processes go with it. */
@@ -150,12 +154,12 @@ export class FakeProcessManager implements ProcessManager {
   }
 
   /** The process ended on its own: reported once, then pm2's restart rules. */
-  private exited(process: FakeProcess, exitCode: number): void {
+  private exited(process: FakeProcess, exitCode: number, signal?: string): void {
     const { name } = process.spec;
     const uptime = this.clock - process.startedAt;
     this.halt(process);
     process.status = "stopped";
-    const exit: Pm2Event = { kind: "exit", name, at: this.clock, startedAt: process.startedAt, exitCode, status: "stopped" };
+    const exit: Pm2Event = { kind: "exit", name, at: this.clock, startedAt: process.startedAt, exitCode, status: "stopped", ...(signal ? { signal } : {}) };
     this.emit(exit);
     if (this.options.exitTwice) this.emit({ ...exit });
     if (process.spec.stopExitCodes.includes(exitCode)) return;

@@ -87,8 +87,36 @@ describe("supervisor rules, against pm2's behaviour", () => {
     const before = fake.pidOf(name(0));
     fake.kill(name(0));
     await until(() => supervisor.membership("web")[0]?.pid !== undefined && supervisor.membership("web")[0]!.pid !== before);
-    expect(events).toContainEqual(expect.objectContaining({ type: "worker-exit", exitCode: 0 }));
+    expect(events).toContainEqual(expect.objectContaining({ type: "worker-exit", exitCode: 0, signal: "SIGKILL" }));
     expect(supervisor.pools()[0]).toMatchObject({ state: "running", ready: 1 });
+  });
+
+  it("says a killed worker was killed by its signal, in status and in a crash loop's halt, never 'exited with code 0'", async () => {
+    let kills = 0;
+    const fake = new FakeProcessManager();
+    const { supervisor, name } = supervise(fake);
+    await supervisor.start([spec({ instances: 1, restart: { maxRestarts: 1, backoffMs: 1, minUptimeMs: 60_000 } })]);
+    fake.kill(name(0));
+    kills++;
+    await until(() => supervisor.status()[0]?.lastError !== undefined || supervisor.membership("web").length === 1);
+    await until(() => fake.launches.get(name(0)) === 2 && supervisor.membership("web").length === 1);
+    fake.kill(name(0), "SIGSEGV");
+    kills++;
+    await until(() => supervisor.pools()[0]!.error !== undefined && !supervisor.pools()[0]!.error!.message.includes("pending"));
+    const error = supervisor.pools()[0]!.error!;
+    expect(kills).toBe(2);
+    expect(error).toMatchObject({ reason: "crash-loop", signal: "SIGSEGV" });
+    expect(error.message).toMatch(/killed by SIGSEGV/);
+    expect(error.message).not.toMatch(/code 0/);
+    expect(supervisor.status()[0]!.lastError).toMatch(/^killed by SIGSEGV after \d+ ms$/);
+  });
+
+  it("a command app's shell reporting 128 + n is read as killed by signal n", async () => {
+    const fake = new FakeProcessManager((_name, generation) => (generation === 0 ? { exit: 137, afterMs: 5 } : { ready: true }));
+    const { supervisor, events } = supervise(fake);
+    await supervisor.start([spec({ kind: "command", module: undefined, command: "node server.js", instances: 1 })]);
+    await until(() => events.some((event) => event.type === "worker-exit"));
+    expect(events.find((event) => event.type === "worker-exit")).toMatchObject({ exitCode: 137, signal: "SIGKILL" });
   });
 
   it.each([

@@ -121,7 +121,8 @@ describe("Supervisor over pm2", () => {
     expect(pidsOf(after)).not.toContain(victim.pid);
     expect(after.find((worker) => worker.slot === victim.slot)).toBeDefined();
     expect((await get(after.find((worker) => worker.slot === victim.slot)!.address)).status).toBe(200);
-    expect(events).toContainEqual(expect.objectContaining({ type: "worker-exit", app: "hello", slot: victim.slot, exitCode: 0 }));
+    // pm2 says code 0 for a signal; the supervisor reports the signal (read back from pm2's daemon log).
+    expect(events).toContainEqual(expect.objectContaining({ type: "worker-exit", app: "hello", slot: victim.slot, exitCode: 0, signal: "SIGKILL" }));
     for (const worker of after) seenPids.add(worker.pid);
   });
 

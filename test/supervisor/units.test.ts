@@ -305,3 +305,34 @@ describe("the telltale line of a failed worker's stderr", () => {
     expect(telltaleLine(stderr)).toBe(expected);
   });
 });
+
+describe("how a worker ended: the signal behind pm2's code 0", () => {
+  const log = [
+    "2026-12-06T06:43:40: PM2 log: App [tsgi:s:web:0:0] starting in -fork mode-",
+    "2026-12-06T06:43:43: PM2 log: App [tsgi:s:web:0:0] exited with code [0] via signal [SIGKILL]",
+    "2026-12-06T06:43:44: PM2 log: App [tsgi:s:web:1:1] exited with code [1] via signal [SIGINT]",
+    "2026-12-06T06:43:45: PM2 log: App [tsgi:s:web:2:2] exited with code [0] via signal [SIGINT]",
+    "",
+  ].join("\n");
+
+  it.each([
+    ["a SIGKILL pm2 reported as code 0", "tsgi:s:web:0", 0, "SIGKILL"],
+    ["an exit with a code: pm2 writes SIGINT when there was no signal", "tsgi:s:web:1", 1, undefined],
+    ["code 0 and SIGINT: a plain exit (pm2's default word)", "tsgi:s:web:2", 0, undefined],
+    ["a line for another exit code is not this exit", "tsgi:s:web:0", 3, undefined],
+    ["no line for the process", "tsgi:s:other:0", 0, undefined],
+  ] as [string, string, number, string | undefined][])("%s", async (_what, name, code, signal) => {
+    const { signalFromDaemonLog } = await import("../../src/supervisor/pm2-client.ts");
+    expect(signalFromDaemonLog(log, name, code)).toBe(signal);
+  });
+
+  it("reads a shell's 128 + n as signal n, and nothing else", async () => {
+    const { signalOfShellCode, describeEnd } = await import("../../src/supervisor/crash-policy.ts");
+    expect(signalOfShellCode(137)).toBe("SIGKILL");
+    expect(signalOfShellCode(143)).toBe("SIGTERM");
+    expect(signalOfShellCode(1)).toBeUndefined();
+    expect(signalOfShellCode(128)).toBeUndefined();
+    expect(describeEnd(0, "SIGKILL")).toBe("killed by SIGKILL");
+    expect(describeEnd(4, undefined)).toBe("exited with code 4 (APP_LOAD_ERROR)");
+  });
+});

@@ -44,7 +44,7 @@ function appLine(config: StackConfig, report: PoolReport): string {
 function describeEvent(event: SupervisorEvent): string | undefined {
   switch (event.type) {
     case "worker-exit":
-      return `${event.app}.${event.slot} exited with code ${event.exitCode} after ${event.uptimeMs} ms`;
+      return `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`;
     case "worker-not-ready":
       return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
     case "worker-blocked":
