@@ -190,8 +190,32 @@ const trustedProxiesParse: Check = (data, context) => {
   return problems;
 };
 
+/**
+ * Environment variables the stack sets for each worker itself: PORT (a
+ * command app's own port; a gateway worker listens where the supervisor
+ * says) and TSGI_* (which stack, app and slot a worker is). An app's `env`
+ * setting one would be silently overridden: it is an error instead.
+ */
+const stackOwnedEnv: Check = (data) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    if (!isRecord(app.env)) continue;
+    for (const key of Object.keys(app.env)) {
+      if (key === "PORT") {
+        problems.push({
+          segments: ["apps", name, "env", key],
+          message: "PORT is the stack's: each worker gets its own (a `command` app reads it; a gateway worker listens where the supervisor says)",
+        });
+      } else if (key.startsWith("TSGI_")) {
+        problems.push({ segments: ["apps", name, "env", key], message: `${key} is the stack's: it tells each worker which stack, app and slot it is` });
+      }
+    }
+  }
+  return problems;
+};
+
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, stackOwnedEnv];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

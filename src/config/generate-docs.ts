@@ -193,10 +193,15 @@ warning there, while \`tsgi-stack validate\` expands it first.
 - **Paths** (\`module\`, \`cwd\`, \`state_dir\`, TLS files, \`watch\` globs) are
   relative to the config file's folder, wherever the command runs. The loaded
   config holds them absolute.
-- **Durations**: \`500ms\`, \`30s\`, \`2m\`, \`1h\`, \`1d\`, or a bare number of
-  seconds. Loaded as milliseconds.
-- **Sizes**: \`512k\`, \`10m\`, \`256M\`, \`1g\` (powers of 1024, as nginx), or a
-  bare number of bytes. Loaded as bytes.
+- **Durations**: a number (decimals allowed) with a unit — \`ms\`, \`s\`, \`m\`,
+  \`h\`, \`d\`, in any case — such as \`500ms\`, \`30s\`, \`1.5m\`, \`2h\`; parts
+  combined as nginx writes them, \`1m30s\`, \`1h 30m\`, \`2s500ms\`; or a bare
+  number of seconds (\`30\`). A bare number inside a combination (\`1m30\`) is
+  an error. Loaded as milliseconds.
+- **Sizes**: a number (decimals allowed) with \`k\`, \`m\` or \`g\` in any case
+  (powers of 1024, as nginx), optionally followed by \`b\` or \`ib\` — \`512k\`,
+  \`10m\`, \`256M\`, \`256MB\`, \`1GiB\`, \`1.5m\` — or a bare number of bytes
+  (\`1024\`). Loaded as bytes.
 - **Addresses**: \`HOST:PORT\`, \`[::1]:PORT\`, or \`:PORT\` for loopback. Port 0
   asks the kernel for a free port.
 - **Environment variables**: \`\${VAR}\` and \`\${VAR:-default}\` are expanded in

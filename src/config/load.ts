@@ -79,7 +79,7 @@ export function parseConfig(text: string, options: ParseOptions): LoadResult {
   const { file, dir, probe } = options;
   const { source, errors: syntax } = parseYaml(text);
   if (syntax.length > 0) {
-    return { ok: false, errors: syntax.map((error) => new ConfigYamlError(file, error.line, error.column, "", `YAML: ${error.message}`)) };
+    return { ok: false, errors: syntax.map((error) => new ConfigYamlError(file, error.line, error.column, error.key, `YAML: ${error.message}`)) };
   }
 
   // toJS() would throw on the first alias without an anchor: report them all, with positions, and stop.

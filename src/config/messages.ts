@@ -6,7 +6,7 @@
  * expected — in words taken from the schema itself (FORMATS, the choices of a
  * union, an integer's minimum) — and what was found:
  *
- *   apps.hello.timeout: expected a duration such as 30s, 500ms or 2m, got "abc"
+ *   apps.hello.timeout: expected a duration such as 30s, 500ms, 2m or 1m30s, got "abc"
  *   apps.hello.instancs: unknown key (did you mean `instances`?)
  *
  * One message per key path: a missing key is reported as missing, not also as

@@ -62,7 +62,7 @@ export interface FormatInfo {
 }
 
 export const FORMATS = {
-  duration: { type: "duration", loadedAs: "milliseconds", unit: "ms", expected: "a duration such as 30s, 500ms or 2m" },
+  duration: { type: "duration", loadedAs: "milliseconds", unit: "ms", expected: "a duration such as 30s, 500ms, 2m or 1m30s" },
   size: { type: "size", loadedAs: "bytes", unit: "bytes", expected: "a size such as 10m, 256M or 512k" },
   address: { type: "host:port", loadedAs: "{ host, port }", expected: "a HOST:PORT address such as 127.0.0.1:8080" },
   path: { type: "path", loadedAs: "absolute path", expected: "a file or folder path" },

@@ -17,6 +17,8 @@ export interface Position {
 
 export interface SourceProblem extends Position {
   message: string;
+  /** The key path the problem is under (`apps.hello.routes`), as far as the broken text tells. */
+  key: string;
 }
 
 export interface YamlSource {
@@ -30,8 +32,54 @@ export function parseYaml(text: string): { source: YamlSource; errors: SourcePro
   // prettyErrors off: the message stays one line, and the position is ours to format.
   // merge: `<<: *base` lets apps share settings, as docker-compose files do.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
-  const errors = doc.errors.map((error) => ({ ...positionOf(lines, error.pos[0]), message: error.message }));
+  const errors = doc.errors.map((error) => {
+    const at = positionOf(lines, culpritOffset(text, error.pos[0], error.message));
+    return { ...at, message: error.message, key: keyPathAt(text, at.line) };
+  });
   return { source: { doc, lines }, errors };
+}
+
+/**
+ * Where a syntax error was made, rather than where the parser noticed it: an
+ * unclosed `[` or `{` is reported where the next line starts, an unclosed
+ * quote at the end of the file — the place to fix is the opening one.
+ */
+function culpritOffset(text: string, noticedAt: number, message: string): number {
+  if (/closing "quote|closing 'quote/.test(message)) {
+    const quote = message.includes(`closing "`) ? '"' : "'";
+    const opening = text.lastIndexOf(quote, Math.min(noticedAt, text.length - 1));
+    return opening === -1 ? noticedAt : opening;
+  }
+  if (/Flow (sequence|mapping)|end with a [\]}]/.test(message)) {
+    let depth = 0;
+    for (let i = Math.min(noticedAt, text.length) - 1; i >= 0; i--) {
+      const char = text[i];
+      if (char === "]" || char === "}") depth++;
+      else if (char === "[" || char === "{") {
+        if (depth === 0) return i;
+        depth--;
+      }
+    }
+  }
+  return noticedAt;
+}
+
+/**
+ * The key path of line `line` (1-based) of block-style YAML, read off the
+ * indentation of the `key:` lines above it: what a syntax error is under,
+ * when the document cannot be walked. Best effort: "" at the top level.
+ */
+export function keyPathAt(text: string, line: number): string {
+  const stack: { indent: number; key: string }[] = [];
+  const lines = text.split("\n");
+  for (let number = 1; number <= Math.min(line, lines.length); number++) {
+    const match = /^(\s*)(?:- )?([^\s#:][^:#]*?):(?:\s|$)/.exec(lines[number - 1]!);
+    if (!match) continue;
+    const indent = match[1]!.length;
+    while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
+    stack.push({ indent, key: match[2]!.trim() });
+  }
+  return stack.map((entry) => entry.key).join(".");
 }
 
 export function positionOf(lines: LineCounter, offset: number): Position {

@@ -2,8 +2,10 @@
  * @module contract/units
  *
  * Durations and sizes as people write them in configs and flags: `30s`,
- * `500ms`, `2m`, `1h`; `10m` bytes is ambiguous, so sizes take `k`, `m`, `g`
- * (nginx's client_max_body_size style, powers of 1024) with an optional `b`.
+ * `500ms`, `2m`, `1h`, `1d`, and parts combined as nginx writes them
+ * (`1m30s`, `1h 30m`); `10m` bytes is ambiguous, so sizes take `k`, `m`, `g`
+ * (nginx's client_max_body_size style, powers of 1024), optionally followed
+ * by `b` or `ib` (`256MB`, `1GiB` are the same multiples).
  * A bare number is seconds for durations (Gunicorn's --timeout) and bytes for
  * sizes. Pure functions: they throw a UnitError naming the bad value.
  *
@@ -22,24 +24,36 @@ export class UnitError extends TsgiStackError {
   }
 }
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i;
+/** One part of a duration: a number and its unit (ms, s, m, h, d; any case). */
+const DURATION_PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*/giy;
+const BARE_SECONDS = /^\d+(?:\.\d+)?$/;
 /**
  * The strings parseDuration accepts, as a JSON Schema pattern (ECMA-262 without
  * flags, so the letter cases are spelled out): the config schema validates
- * with it, and editors check the file with it (issue #3).
+ * with it, and editors check the file with it (issue #3). A bare number, or
+ * one or more number-and-unit parts as nginx combines them (`1m30s`, `1h 30m`).
  */
-export const DURATION_PATTERN = "^\\d+(\\.\\d+)?\\s*([mM][sS]|[sSmMhHdD])?$";
+export const DURATION_PATTERN = "^\\d+(\\.\\d+)?$|^(\\d+(\\.\\d+)?\\s*([mM][sS]|[sSmMhHdD])\\s*)*\\d+(\\.\\d+)?\\s*([mM][sS]|[sSmMhHdD])$";
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_EXPECTED = "duration such as 30s, 500ms, 2m or 1m30s";
 
-/** Milliseconds in a duration like `30s`, `1.5m`, `250ms` or `30` (seconds). */
+/** Milliseconds in a duration like `30s`, `1.5m`, `250ms`, `1m30s`, `1h 30m` or `30` (seconds). */
 export function parseDuration(value: string | number, what = "duration"): number {
   if (typeof value === "number") {
     if (Number.isFinite(value) && value >= 0) return value * 1000;
-    throw new UnitError(what, value, "duration such as 30s, 500ms or 2m");
+    throw new UnitError(what, value, DURATION_EXPECTED);
   }
-  const match = DURATION.exec(value.trim());
-  if (!match) throw new UnitError(what, value, "duration such as 30s, 500ms or 2m");
-  return Math.round(Number(match[1]) * DURATION_MS[(match[2] ?? "s").toLowerCase()]!);
+  const text = value.trim();
+  if (BARE_SECONDS.test(text)) return Math.round(Number(text) * 1000);
+  let ms = 0;
+  let at = 0;
+  DURATION_PART.lastIndex = 0;
+  for (let part = DURATION_PART.exec(text); part; part = DURATION_PART.exec(text)) {
+    ms += Number(part[1]) * DURATION_MS[part[2]!.toLowerCase()]!;
+    at = DURATION_PART.lastIndex;
+  }
+  if (at === 0 || at !== text.length) throw new UnitError(what, value, DURATION_EXPECTED);
+  return Math.round(ms);
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i;

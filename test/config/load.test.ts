@@ -101,7 +101,7 @@ describe("defaults", () => {
     expect(config.proxy.limits.header_timeout).toBe(60_000);
     expect([config.apps.a!.routes, config.apps.a!.env]).toEqual([[], {}]);
     expect(errors("apps:\n  a:\n    module: app.ts\n    timeout:\n")).toEqual([
-      "tsgi.yaml:4:5 apps.a.timeout: expected a duration such as 30s, 500ms or 2m, got nothing",
+      "tsgi.yaml:4:5 apps.a.timeout: expected a duration such as 30s, 500ms, 2m or 1m30s, got nothing",
     ]);
   });
 
@@ -246,7 +246,7 @@ describe("errors", () => {
   it("point into anchors and aliases where they are written", () => {
     expect(errors("x: &t 10x\napps:\n  a:\n    module: app.ts\n    timeout: *t\n")).toEqual([
       "tsgi.yaml:1:1 x: unknown key (expected one of: state_dir, proxy, apps)",
-      'tsgi.yaml:5:5 apps.a.timeout: expected a duration such as 30s, 500ms or 2m, got "10x"',
+      'tsgi.yaml:5:5 apps.a.timeout: expected a duration such as 30s, 500ms, 2m or 1m30s, got "10x"',
     ]);
   });
 

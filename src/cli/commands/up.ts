@@ -72,8 +72,16 @@ function prepareStateDir(stateDir: string): void {
   }
 }
 
+/** What `up --watch` says when no app has anything to watch: otherwise the flag would do nothing, silently. */
+export function watchNotice(file: string, config: StackConfig, watch: boolean): string | undefined {
+  if (!watch || Object.values(config.apps).some((app) => (app.watch ?? []).length > 0)) return undefined;
+  return `--watch: no app in ${path.basename(file)} has \`watch\` globs, so nothing is watched (add \`watch: ["src/**"]\` to an app)`;
+}
+
 async function runForeground(file: string, config: StackConfig, watch: boolean): Promise<void> {
   prepareStateDir(config.state_dir);
+  const notice = watchNotice(file, config, watch);
+  if (notice) say(notice);
   const stack = new Stack({
     configFile: file,
     config,
