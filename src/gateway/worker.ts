@@ -29,6 +29,7 @@
  *   never cuts it, but graceful stop waits for it too and destroys it at the
  *   graceful timeout.
  */
+import { fileURLToPath } from "node:url";
 import type { Server } from "node:net";
 
 /** What the worker needs of a listener to stop it: http.Server and UwsgiServer both have these. */
@@ -94,6 +95,23 @@ function tellParent(message: unknown): void {
   if (process.send && process.connected) process.send(message);
 }
 
+/** Our own code (dist/ or src/ of this package), as stack frames name it: a path, or a file: URL. */
+const OWN_CODE = [fileURLToPath(new URL("..", import.meta.url)), new URL("..", import.meta.url).href];
+
+/**
+ * A failed import's stack, as the app's author needs it: the error's own
+ * lines and the frames in the app's code — not node's internals, not
+ * node_modules (tsx, esbuild: the "bundler" frames), not the worker's own.
+ */
+export function appStack(stack: string): string {
+  const frame = /^\s+at /;
+  return stack
+    .split("\n")
+    .filter((line) => !frame.test(line) || !(line.includes("node:internal") || line.includes("/node_modules/") || OWN_CODE.some((dir) => line.includes(dir))))
+    .join("\n")
+    .trimEnd();
+}
+
 async function load(options: WorkerOptions): Promise<LoadedApp> {
   try {
     const loaded = await loadApp(options.app, { cwd: options.cwd, interface: options.interface });
@@ -104,7 +122,8 @@ async function load(options: WorkerOptions): Promise<LoadedApp> {
   } catch (error) {
     if (!(error instanceof AppLoadError)) throw error;
     process.stderr.write(`tsgi-stack: ${error.message}\n`);
-    if (error.detail) process.stderr.write(`${error.detail.replace(/^/gm, "    ")}\n`);
+    const detail = error.detail && appStack(error.detail);
+    if (detail) process.stderr.write(`${detail.replace(/^/gm, "    ")}\n`);
     process.exit(ExitCode.APP_LOAD_ERROR);
   }
 }

@@ -31,10 +31,17 @@ export class ListenFailed extends TsgiStackError {
 
   constructor(
     readonly address: string,
-    reason: string,
+    readonly reason: string,
     readonly errno?: string,
+    /** The config key that names the address (`proxy.listen[0]`, `proxy.admin`), when known. */
+    readonly key?: string,
   ) {
-    super(`cannot listen on ${address}: ${reason}`, { at: address });
+    super(`${key ? `${key}: ` : ""}cannot listen on ${address}: ${reason}`, { at: key ?? address });
+  }
+
+  /** The same failure, told with the config key that names the address. */
+  withKey(key: string): ListenFailed {
+    return new ListenFailed(this.address, this.reason, this.errno, key);
   }
 }
 

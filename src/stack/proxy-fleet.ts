@@ -127,8 +127,10 @@ export class ProxyFleet {
   /** Binds the listeners before anything starts (a port in use fails here); returns them as bound (port 0 made real). */
   async bind(addresses: readonly { host: string; port: number }[], tls: boolean): Promise<string[]> {
     const bound: string[] = [];
-    for (const address of addresses) {
-      const socket = await bindSocket(address);
+    for (const [index, address] of addresses.entries()) {
+      const socket = await bindSocket(address).catch((error: unknown) => {
+        throw error instanceof ListenFailed ? error.withKey(`${tls ? "proxy.tls.listen" : "proxy.listen"}[${index}]`) : error;
+      });
       this.sockets.push({ handle: socket.handle, spec: { tls, address: socket.bound } });
       bound.push(socket.bound);
     }

@@ -205,7 +205,9 @@ export class Stack implements ControlTarget, PlanRunner {
       const proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       this.adminServer = http.createServer(adminHandler(() => this.status()));
-      this.adminAddress = await listenOn(this.adminServer, fixed.admin);
+      this.adminAddress = await listenOn(this.adminServer, fixed.admin).catch((error: unknown) => {
+        throw error instanceof ListenFailed ? error.withKey("proxy.admin") : error;
+      });
       this.controlServer = await startControlServer(fixed.control, this);
       const specs = Object.values(this.plan.pools);
       // Only static apps: nothing for pm2 to run, so no daemon is started for nothing.
@@ -356,7 +358,8 @@ export class Stack implements ControlTarget, PlanRunner {
   /** Stops accepting, stops every pool (workers drain), closes every socket. Safe to call twice. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.say("stopping: closing listeners, draining workers");
+      // A start that failed cleans up quietly: nothing was serving, so there is nothing to drain.
+      if (this.started) this.say("stopping: closing listeners, draining workers");
       await this.configWatcher?.close();
       await this.codeWatcher?.close();
       await this.proxies.stop();

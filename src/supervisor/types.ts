@@ -102,6 +102,8 @@ export interface PoolError {
   reason: PoolErrorReason;
   /** One line for people, e.g. `worker 0 exited with code 4 (APP_LOAD_ERROR): …`. */
   message: string;
+  /** The same line without the worker's own stderr line: for output that has shown that stderr already. */
+  summary: string;
   slot: number;
   exitCode?: number;
   /** The signal that killed the failing worker, when one did. */

@@ -138,7 +138,9 @@ export class WorkerDriver {
     const error = pool.error;
     const lastLine = telltaleLine(stderr);
     error.stderr = stderr;
-    error.message = describeHalt(error.reason, error.slot, error.exitCode, this.core.pool(app).slots.get(error.slot)?.crashes ?? 0, lastLine, error.signal);
+    const crashes = this.core.pool(app).slots.get(error.slot)?.crashes ?? 0;
+    error.message = describeHalt(error.reason, error.slot, error.exitCode, crashes, lastLine, error.signal);
+    error.summary = describeHalt(error.reason, error.slot, error.exitCode, crashes, undefined, error.signal);
     pool.errorPending = false;
     this.core.emit({ type: "pool-errored", app, error });
   }
@@ -285,6 +287,7 @@ export class WorkerDriver {
     pool.error = {
       reason,
       message: describeHalt(reason, failed.slot, exitCode, failed.crashes, undefined, exitCode === undefined ? undefined : failed.lastSignal),
+      summary: describeHalt(reason, failed.slot, exitCode, failed.crashes, undefined, exitCode === undefined ? undefined : failed.lastSignal),
       slot: failed.slot,
       ...(exitCode !== undefined ? { exitCode } : {}),
       ...(exitCode !== undefined && failed.lastSignal ? { signal: failed.lastSignal } : {}),

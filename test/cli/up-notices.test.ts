@@ -3,7 +3,8 @@
  * watch says so, instead of doing nothing silently.
  */
 import { describe, expect, it } from "vitest";
-import { watchNotice } from "../../src/cli/commands/up.ts";
+import { summaryLines, watchNotice } from "../../src/cli/commands/up.ts";
+import type { PoolReport } from "../../src/supervisor/types.ts";
 import type { StackConfig } from "../../src/config/schema.ts";
 
 const config = (watch: string[][]) => ({ apps: Object.fromEntries(watch.map((globs, i) => [`app${i}`, { watch: globs }])) }) as unknown as StackConfig;
@@ -17,5 +18,16 @@ describe("up --watch", () => {
   it("says nothing when an app watches something, or without --watch", () => {
     expect(watchNotice("/srv/tsgi.yaml", config([[], ["src/**"]]), true)).toBeUndefined();
     expect(watchNotice("/srv/tsgi.yaml", config([[]]), false)).toBeUndefined();
+  });
+});
+
+describe("up's summary", () => {
+  it("lines up its columns whatever the length of the app names", () => {
+    const apps = { web: { module: "/srv/web.ts", routes: [{ path: "/web" }] }, "a-rather-long-app-name": { command: "node s.js", routes: [{ path: "/long" }] } };
+    const reports = Object.keys(apps).map((app) => ({ app, state: "running", instances: 1, ready: 1 }) as PoolReport);
+    const lines = summaryLines({ apps } as unknown as StackConfig, reports);
+    const column = (line: string) => line.indexOf("1/1 ready");
+    expect(column(lines[0]!)).toBeGreaterThan("  a-rather-long-app-name".length);
+    expect(column(lines[0]!)).toBe(column(lines[1]!));
   });
 });

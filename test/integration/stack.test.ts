@@ -6,6 +6,7 @@
  * `status`, a second `up` refused, Ctrl-C leaving no process behind, the
  * detached mode, and the bad inputs that must stop `up` before anything runs.
  */
+import { writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -133,6 +134,32 @@ describe("tsgi-stack up: three apps on one config", () => {
     expect(alive).toEqual([]);
   });
 
+  it("a second Ctrl-C says how long the drain may still take, counted from the first", async () => {
+    const { file } = stackDir(`
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  hello:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    routes: [{ path: /h }]
+    graceful_timeout: 6s
+`);
+    const stack = await up(file);
+    started.add(stack.child);
+    const slow = httpGet(`${stack.url}/h/slow?ms=2500`).catch(() => undefined);
+    await sleep(300);
+    process.kill(stack.child.pid!, "SIGINT");
+    await sleep(1000);
+    process.kill(stack.child.pid!, "SIGINT");
+    await sleep(300);
+    const line = /still stopping: the workers' drain may take (\d+\.\d) s more/.exec(stack.output());
+    expect(line, stack.output()).not.toBeNull();
+    // 6 s of graceful_timeout, about 1 s of which had passed at the second Ctrl-C.
+    expect(Number(line![1])).toBeLessThan(5.5);
+    expect(Number(line![1])).toBeGreaterThan(3);
+    await slow;
+    expect(await stack.exited).toBe(0);
+  });
+
   it("runs detached: up -d returns, status and down reach it, nothing is left", async () => {
     const { dir, file } = stackDir(THREE_APPS);
     const detached = await runCli(["up", "-c", file, "--detach"], 60_000);
@@ -176,11 +203,37 @@ describe("tsgi-stack up: bad input stops it before anything runs", () => {
       const { dir, file } = stackDir(THREE_APPS.replace('listen: ["127.0.0.1:0"]', `listen: ["127.0.0.1:${port}"]`));
       const result = await runCli(["up", "-c", file]);
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain(`cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+      // The config key that names the address, and no "stopping … draining" for a stack that never served.
+      expect(result.stderr).toContain(`proxy.listen[0]: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+      expect(result.stdout).not.toContain("stopping");
       expect(pm2DaemonPid(dir)).toBeUndefined();
+      const admin = stackDir(THREE_APPS.replace(/admin: "?127\.0\.0\.1:0"?/, `admin: "127.0.0.1:${port}"`));
+      const onAdmin = await runCli(["up", "-c", admin.file]);
+      expect(onAdmin.code).toBe(1);
+      expect(onAdmin.stderr).toContain(`proxy.admin: cannot listen on 127.0.0.1:${port}`);
     } finally {
       blocker.close();
     }
+  });
+
+  it("an app that cannot load: its error is printed once, with the app's own frames only, then one line naming the app", async () => {
+    const { dir, file } = stackDir(`
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  broken:
+    module: app.mjs
+    routes: [{ path: /b }]
+`);
+    writeFileSync(path.join(dir, "app.mjs"), 'export const app = () => [];\nthrow new Error("DATABASE_URL is not set");\n');
+    const result = await runCli(["up", "-c", file], 60_000);
+    expect(result.code).toBe(1);
+    const output = result.stdout + result.stderr;
+    expect(output.split("DATABASE_URL is not set").length - 1).toBe(2); // the worker's one line, and its Error: line
+    expect(output.match(/cannot load app/g)).toHaveLength(1);
+    expect(output).toContain(`app.mjs:2:7`);
+    expect(output).not.toMatch(/node:internal|node_modules|dist\/gateway/);
+    expect(result.stderr).toMatch(/app "broken" did not start \(why is above\)/);
+    expect(result.stdout).not.toContain("stopping: closing listeners");
   });
 
   it("a command that exits at once: the app is named with its output, exit 1, nothing left running", async () => {

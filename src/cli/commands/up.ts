@@ -18,7 +18,7 @@ import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
-import { DetachedStartFailed, StackAlreadyRunning, StateDirUnwritable } from "../../stack/errors.ts";
+import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirUnwritable } from "../../stack/errors.ts";
 import { TsgiStackError } from "../../errors.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -34,11 +34,17 @@ function routesOf(config: StackConfig, app: string): string {
   return config.apps[app]!.routes.map((route) => `${route.host ?? ""}${route.path === "/" && route.host ? "" : route.path}`).join(", ");
 }
 
-function appLine(config: StackConfig, report: PoolReport): string {
+/** One line per app after `up` starts, the names padded to the longest so the columns line up. */
+export function summaryLines(config: StackConfig, reports: readonly PoolReport[]): string[] {
+  const width = Math.max(14, ...reports.map((report) => report.app.length));
+  return reports.map((report) => appLine(config, report, width));
+}
+
+function appLine(config: StackConfig, report: PoolReport, width: number): string {
   const app = config.apps[report.app]!;
   const what = app.module ? `module ${path.relative(process.cwd(), app.module) || app.module}` : `command ${app.command}`;
   const state = report.error ? `ERRORED: ${report.error.message}` : `${report.ready}/${report.instances} ready`;
-  return `  ${report.app.padEnd(14)} ${state.padEnd(12)} ${what}  routes: ${routesOf(config, report.app)}`;
+  return `  ${report.app.padEnd(width)} ${state.padEnd(12)} ${what}  routes: ${routesOf(config, report.app)}`;
 }
 
 function describeEvent(event: SupervisorEvent): string | undefined {
@@ -50,7 +56,8 @@ function describeEvent(event: SupervisorEvent): string | undefined {
     case "worker-blocked":
       return `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked for ${event.silentMs} ms (timeout ${event.timeoutMs} ms): killed for replacement`;
     case "pool-errored":
-      return [`${event.app} halted: ${event.error.message}`, ...event.error.stderr.map((line) => `    ${line}`)].join("\n");
+      // The worker's stderr has just been printed above, line by line, as it came: not again here.
+      return `${event.app} halted: ${event.error.summary}`;
     case "supervisor-error":
       return `supervisor: ${event.message}`;
     default:
@@ -94,11 +101,13 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
     },
   });
   let signals = 0;
+  let stopAskedAt = 0;
   const onSignal = (signal: string) => {
     signals += 1;
     if (signals === 2) {
       const longest = Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout));
-      say(`still stopping: workers drain for at most ${longest} ms; ${signal} once more abandons them (they keep running under pm2)`);
+      const left = Math.max(0, longest - (Date.now() - stopAskedAt));
+      say(`still stopping: the workers' drain may take ${(left / 1000).toFixed(1)} s more; ${signal} once more abandons them (they keep running under pm2)`);
       return;
     }
     if (signals > 2) {
@@ -106,6 +115,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
       process.exit(130);
     }
     say(`${signal}: stopping`);
+    stopAskedAt = Date.now();
     void stack.stop();
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
@@ -120,11 +130,17 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
   try {
     reports = await stack.start();
   } catch (error) {
-    // The workers' own output for a failed app was already printed with its "halted" event.
+    // Each failed app's own output and its "halted" line are above: the last word says only which, once.
+    if (error instanceof StackStartError) {
+      throw new StackStartError(
+        error.reports.map((report) => `app "${report.app}" did not start (why is above); nothing was left running`),
+        error.reports,
+      );
+    }
     throw error instanceof TsgiStackError ? error : new UsageError((error as Error).message, 1);
   }
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
-  for (const report of reports) process.stdout.write(`${appLine(config, report)}\n`);
+  for (const line of summaryLines(config, reports)) process.stdout.write(`${line}\n`);
   const status = stack.status();
   const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
   say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
@@ -145,7 +161,7 @@ async function runDetached(file: string, config: StackConfig, watch: boolean): P
   while (Date.now() < deadline && exited === undefined) {
     const answer = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 2000);
     if (answer?.status === 200 && answer.body.state === "running") {
-      for (const report of answer.body.pools as PoolReport[]) process.stdout.write(`${appLine(config, report)}\n`);
+      for (const line of summaryLines(config, answer.body.pools as PoolReport[])) process.stdout.write(`${line}\n`);
       say(`running in the background (pid ${child.pid}); logs: ${logFile}; \`tsgi-stack down -c ${path.relative(process.cwd(), file)}\` stops it`);
       return;
     }
