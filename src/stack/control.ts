@@ -93,8 +93,17 @@ export class ControlSocketFailed extends TsgiStackError {
 export class StackNotRunning extends TsgiStackError {
   static readonly code = "TSGI_ERR_CONTROL_NOT_RUNNING";
 
-  constructor(readonly file: string) {
-    super(`the stack of ${file} is not running`, { at: file });
+  constructor(
+    readonly file: string,
+    /** The config file of the stack that does answer on the same state dir's socket, if one does. */
+    readonly otherFile?: string,
+  ) {
+    super(
+      otherFile
+        ? `the stack of ${file} is not running (its state_dir is in use by the stack of ${otherFile}; give each config file a state_dir of its own)`
+        : `the stack of ${file} is not running`,
+      { at: file },
+    );
   }
 }
 

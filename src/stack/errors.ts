@@ -74,6 +74,23 @@ export class StateDirUnwritable extends TsgiStackError {
   }
 }
 
+/** `up` found the state dir in use by the stack of another config file (two files in one folder share `.tsgi` by default). */
+export class StateDirInUse extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_STATE_DIR_IN_USE";
+
+  constructor(
+    readonly stateDir: string,
+    readonly file: string,
+    readonly otherFile: string,
+    pid: number | undefined,
+  ) {
+    super(
+      `state_dir ${stateDir} is in use by the stack of ${otherFile}${pid ? ` (pid ${pid})` : ""}: give ${file} a state_dir of its own, or stop that stack first`,
+      { at: stateDir },
+    );
+  }
+}
+
 /** `up` found a stack of the same config file already answering on its control socket. */
 export class StackAlreadyRunning extends TsgiStackError {
   static readonly code = "TSGI_ERR_STACK_ALREADY_RUNNING";
@@ -99,5 +116,6 @@ export const stackErrors = errorGroup("STACK", [
   ProxyStartFailed,
   StateDirUnwritable,
   StackAlreadyRunning,
+  StateDirInUse,
   DetachedStartFailed,
 ]);

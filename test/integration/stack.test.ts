@@ -134,6 +134,35 @@ describe("tsgi-stack up: three apps on one config", () => {
     expect(alive).toEqual([]);
   });
 
+  it("two config files in one folder: the second is refused by name, and status/down of it never touch the first's stack", async () => {
+    const config = `
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  hello:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    routes: [{ path: /h }]
+`;
+    const { dir, file: a } = stackDir(config);
+    const b = path.join(dir, "b.yaml");
+    writeFileSync(b, config);
+    const stack = await up(a);
+    started.add(stack.child);
+    const second = await runCli(["up", "-c", b]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`state_dir .tsgi is in use by the stack of ${a}`);
+    for (const command of ["status", "down", "reload"]) {
+      const result = await runCli([command, "-c", b], 30_000);
+      expect(result.code, command).toBe(1);
+      expect(result.stderr, command).toContain(`the stack of ${b} is not running (its state_dir is in use by the stack of ${a}`);
+    }
+    // The first stack is untouched: still running, still serving.
+    const status = await statusJson(a);
+    expect(status.state).toBe("running");
+    expect((await httpGet(`${stack.url}/h/pid`)).status).toBe(200);
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+  });
+
   it("a second Ctrl-C says how long the drain may still take, counted from the first", async () => {
     const { file } = stackDir(`
 proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }

@@ -6,6 +6,7 @@
  * its config file (the state dir is in it), and says so plainly when no stack
  * of that file is running.
  */
+import path from "node:path";
 import type { Command } from "commander";
 import { callControl, ControlRequestFailed, controlSocketPath, StackNotRunning } from "../../stack/control.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
@@ -38,7 +39,13 @@ export function describeReload(outcome: ReloadOutcome): string[] {
 
 async function control(configFlag: string | undefined, method: "GET" | "POST", route: string, timeoutMs?: number): Promise<any> {
   const file = resolveConfigFile(configFlag);
-  const answer = await callControl(controlSocketPath(stateDirOf(file)), method, route, timeoutMs);
+  const socket = controlSocketPath(stateDirOf(file));
+  // Two config files in one folder share its .tsgi by default: the stack answering there must be this file's.
+  const status = await callControl(socket, "GET", "/status", route === "/status" ? timeoutMs : undefined);
+  if (!status) throw new StackNotRunning(file);
+  const owner = status.body?.configFile as string | undefined;
+  if (owner !== undefined && path.resolve(owner) !== path.resolve(file)) throw new StackNotRunning(file, owner);
+  const answer = method === "GET" && route === "/status" ? status : await callControl(socket, method, route, timeoutMs);
   if (!answer) throw new StackNotRunning(file);
   if (answer.status !== 200) throw new ControlRequestFailed(answer.body?.error ?? `the stack answered ${answer.status}`, answer.status, answer.body?.code);
   return answer.body;

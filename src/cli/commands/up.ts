@@ -18,7 +18,7 @@ import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
-import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirUnwritable } from "../../stack/errors.ts";
+import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse, StateDirUnwritable } from "../../stack/errors.ts";
 import { TsgiStackError } from "../../errors.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -183,6 +183,10 @@ export function registerUp(program: Command): void {
       const file = resolveConfigFile(flags.config);
       const config = loadOrFail(file);
       const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
+      const other = running?.body?.configFile as string | undefined;
+      if (running && other !== undefined && path.resolve(other) !== path.resolve(file)) {
+        throw new StateDirInUse(path.relative(path.dirname(file), config.state_dir) || config.state_dir, file, other, running.body?.pid);
+      }
       if (running) {
         throw new StackAlreadyRunning(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, file);
       }
