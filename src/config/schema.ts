@@ -443,7 +443,7 @@ export const AppSchema = Type.Object(
 export const StackConfigSchema = Type.Object(
   {
     state_dir: path({
-      description: "Where the stack keeps its state: pm2's home, sockets, logs and pid. Never the user's global ~/.pm2.",
+      description: "Where the stack keeps its state (relative to the config file): pm2's home (pm2/), the workers' sockets (sockets/) and heartbeat files (heartbeats/), the logs (logs/: each worker's output and the access log), the control socket (control.sock), and stack.log for `up -d`. Never the user's global ~/.pm2. One per config file.",
       default: DEFAULT_STATE_DIR,
     }),
     proxy: ProxySchema,
