@@ -19,8 +19,9 @@
  *     connection closing: requests pipelined behind it are dropped, not
  *     trusted;
  *   - CONNECT is answered 405 and closed (node would close it silently);
- *   - while the listener is closed for a graceful stop, every response says
- *     `Connection: close`, and the connection serves no further request.
+ *   - while the listener is closed for a graceful stop, every response whose
+ *     head is not yet written says `Connection: close`, and the connection
+ *     serves no further request (closeFrontDoor, closeIfDraining).
  */
 import type http from "node:http";
 import type { Duplex } from "node:stream";
@@ -47,46 +48,42 @@ export function isClosing(socket: Duplex | null | undefined): boolean {
 export function guardFrontDoor(server: http.Server): void {
   server.on("clientError", answerClientError);
   server.on("connect", refuseConnect);
-  const open = new Set<http.ServerResponse>();
-  openResponses.set(server, open);
-  const sweepIdle = () => server.closeIdleConnections();
-  server.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    closeIfDraining(server, res);
-    open.add(res);
-    res.once("close", () => {
-      open.delete(res);
-      // Once the listener is closed, a connection that falls idle is closed at once.
-      if (!server.listening) setImmediate(sweepIdle);
-    });
-  });
 }
 
-/** The responses not yet finished on each guarded server, for closeFrontDoor. */
-const openResponses = new WeakMap<http.Server, Set<http.ServerResponse>>();
-
 /**
- * A graceful stop of a guarded listener: no new connections; idle ones are
- * closed now; every response not yet begun — including those of requests
- * pipelined behind the one being answered — says `Connection: close`; each
- * connection closes as its last response ends. Resolves once every
- * connection has ended (the caller bounds the wait).
+ * A graceful stop of a guarded listener: no new connections, and idle ones
+ * are closed now. The rest close as their last response ends: whoever
+ * writes a response head calls closeIfDraining first (so that it says
+ * `Connection: close`), and sweepIfDraining after the response. Resolves
+ * once every connection has ended (the caller bounds the wait).
  */
 export function closeFrontDoor(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();
-    for (const res of openResponses.get(server) ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
   });
 }
 
+/** The listener a response's connection came to (node sets `server` on every socket it accepts). */
+function serverOf(res: http.ServerResponse): http.Server | undefined {
+  return (res.socket as (Duplex & { server?: http.Server }) | null)?.server;
+}
+
 /**
- * While the listener is closed for a graceful stop, a response says
- * `Connection: close`. guardFrontDoor does it for 'request'; a server with
- * its own 'checkContinue' listener calls this there (adding one for it
- * would stop node from answering 100-continue by itself).
+ * Call just before a response's head is written: while its listener is
+ * closed for a graceful stop, the response says `Connection: close` and its
+ * connection serves no more. One property read, no allocation: it runs on
+ * every response of the proxy's hot path.
  */
-export function closeIfDraining(server: http.Server, res: http.ServerResponse): void {
-  if (!server.listening) res.shouldKeepAlive = false;
+export function closeIfDraining(res: http.ServerResponse): void {
+  const server = serverOf(res);
+  if (server && !server.listening) res.shouldKeepAlive = false;
+}
+
+/** Call after a response ends: while its listener is closed, connections that fell idle are closed at once. */
+export function sweepIfDraining(res: http.ServerResponse): void {
+  const server = serverOf(res);
+  if (server && !server.listening) setImmediate(() => server.closeIdleConnections());
 }
 
 /** The status line for a parse error node hands us. */

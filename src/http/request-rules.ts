@@ -81,6 +81,7 @@ const SINGLETONS: ReadonlySet<string> = new Set([
 
 /** The first rule a request head breaks, or undefined when it keeps them all. */
 export function headProblem(head: RequestHeadView, options: RuleOptions = {}): HeadProblem | undefined {
+  // One pass over the header fields (fieldProblem): this runs on every request of both front doors.
   return versionProblem(head) ?? sizeProblem(head) ?? fieldProblem(head) ?? targetProblem(head) ?? methodProblem(head, options);
 }
 
@@ -92,35 +93,32 @@ function versionProblem(head: RequestHeadView): HeadProblem | undefined {
 
 function sizeProblem(head: RequestHeadView): HeadProblem | undefined {
   if ((head.url ?? "").length > MAX_REQUEST_TARGET) return { status: 414, reason: `the request target is longer than ${MAX_REQUEST_TARGET} bytes` };
-  const raw = head.rawHeaders;
-  if (raw.length / 2 > MAX_HEADER_FIELDS) return { status: 431, reason: `more than ${MAX_HEADER_FIELDS} header fields` };
-  for (let i = 0; i < raw.length; i += 2) {
-    // name ": " value: the line as the client sent it, less its CRLF.
-    if (raw[i]!.length + 2 + raw[i + 1]!.length > MAX_HEADER_LINE) {
-      return { status: 431, reason: `the ${raw[i]} header line is longer than ${MAX_HEADER_LINE} bytes` };
-    }
-  }
+  if (head.rawHeaders.length / 2 > MAX_HEADER_FIELDS) return { status: 431, reason: `more than ${MAX_HEADER_FIELDS} header fields` };
   return undefined;
 }
 
-/** One pass over the header fields: framing, Host and the singletons. */
+/** One pass over the header fields: line length, framing, Host and the singletons. */
 function fieldProblem(head: RequestHeadView): HeadProblem | undefined {
   const raw = head.rawHeaders;
   let transferEncoding: string | undefined;
   let host: string | undefined;
   let seen: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
+    // name ": " value: the line as the client sent it, less its CRLF.
+    if (raw[i]!.length + 2 + raw[i + 1]!.length > MAX_HEADER_LINE) {
+      return { status: 431, reason: `the ${raw[i]} header line is longer than ${MAX_HEADER_LINE} bytes` };
+    }
     const name = raw[i]!.toLowerCase();
-    const value = raw[i + 1]!.trim();
-    if (name === "content-length" && !/^(0|[1-9]\d{0,15})$/.test(value)) {
-      return bad(`Content-Length ${JSON.stringify(value)} is not a plain decimal number`);
+    const value = raw[i + 1]!;
+    if (name === "content-length" && !/^(0|[1-9]\d{0,15})$/.test(value.trim())) {
+      return bad(`Content-Length ${JSON.stringify(value.trim())} is not a plain decimal number`);
     }
     if (name === "transfer-encoding") {
       if (transferEncoding !== undefined) return bad("Transfer-Encoding is sent twice");
-      transferEncoding = value;
+      transferEncoding = value.trim();
     } else if (name === "host") {
       if (host !== undefined) return bad("Host is sent twice");
-      host = value;
+      host = value.trim();
     } else if (SINGLETONS.has(name)) {
       seen ??= new Set();
       if (seen.has(name)) return bad(`${raw[i]} is sent twice`);
@@ -145,6 +143,7 @@ function targetProblem(head: RequestHeadView): HeadProblem | undefined {
     if (!absolute) return bad("the request target is neither a path nor an http(s) URL with a host");
     path = absolute.pathAndQuery;
   }
+  if (!path.includes("%")) return undefined;
   const end = path.search(/[?#]/);
   if (/%(?![0-9A-Fa-f]{2})/.test(end === -1 ? path : path.slice(0, end))) return bad("a % in the path is not followed by two hex digits");
   return undefined;

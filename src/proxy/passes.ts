@@ -49,8 +49,6 @@ export interface RequestContext {
   endpoint?: Endpoint;
   /** Stops the body-pace watch (set by that pass; a no-op until then). */
   stopWatching: () => void;
-  /** Called by the body-pace watch when the body stalls (the proxy cancels the try under way and answers 408). */
-  onStall?: (refusal: Refusal) => void;
 }
 
 /** What the passes may ask of the proxy: plain lookups, so that a test can fake them. */
@@ -63,6 +61,8 @@ export interface ProxyView {
   readonly bodyTimeoutMs: number;
   /** Whether an app takes TRACE requests (it opted in). */
   allowsTrace(app: string): boolean;
+  /** The request's body stalled (client_body_timeout): the proxy cancels the try under way and answers 408. */
+  bodyStalled(ctx: RequestContext, refusal: Refusal): void;
   /** A worker of `app` for a first try, or undefined when none is ready. */
   choose(app: string, req: http.IncomingMessage): Endpoint | undefined;
 }
@@ -149,7 +149,7 @@ const bodyPace: RequestPass = {
     const { req, proxy } = ctx;
     if (!isChunked(req) && !(Number(req.headers["content-length"] ?? 0) > 0)) return undefined;
     const ms = proxy.bodyTimeoutMs;
-    ctx.stopWatching = watchBodyPace(req, ms, () => ctx.onStall?.({ kind: "body-stalled", ms }));
+    ctx.stopWatching = watchBodyPace(req, ms, () => proxy.bodyStalled(ctx, { kind: "body-stalled", ms }));
     return undefined;
   },
 };

@@ -8,7 +8,7 @@
  * rather than trusted.
  */
 import type http from "node:http";
-import { markClosing } from "../http/front-door.ts";
+import { closeIfDraining, markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
 import { type Answer, answerFor, type Refusal } from "./refusal.ts";
@@ -25,6 +25,7 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
     return answer;
   }
   const body = `${answer.text}\n`;
+  closeIfDraining(res);
   res.writeHead(answer.status, {
     "Content-Type": "text/plain; charset=utf-8",
     "Content-Length": Buffer.byteLength(body),

@@ -47,7 +47,7 @@ import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
-import { isClosing } from "../http/front-door.ts";
+import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
@@ -92,6 +92,13 @@ export class FrontProxy {
       route: (host, path) => this.router.match(host, path),
       staticRoot: (app) => this.options.staticRoots?.[app],
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
+      // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
+      bodyStalled: (ctx, refusal) => {
+        const request = ctx as WebRequest;
+        const answer = answerFor(refusal);
+        request.cancel?.(answer.status, answer.code);
+        this.refuse(request, refusal);
+      },
       get clientMaxBodySize() {
         return proxy.options.clientMaxBodySize ?? 0;
       },
@@ -163,13 +170,10 @@ export class FrontProxy {
     res.once("close", () => {
       if (!res.writableFinished) request.cancel?.();
     });
-    // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
-    request.onStall = (refusal) => {
-      const answer = answerFor(refusal);
-      request.cancel?.(answer.status, answer.code);
-      this.refuse(request, refusal);
-    };
-    whenSettled(runPasses(WEB_PASSES, request), (result) => this.afterPasses(request, result));
+    // No closure on the usual, synchronous path: this runs once per request.
+    const result = runPasses(WEB_PASSES, request);
+    if (result instanceof Promise) void result.then((settled) => this.afterPasses(request, settled));
+    else this.afterPasses(request, result);
   };
 
   /** The passes are through: the request goes to the worker the select pass chose, or is answered as a pass said. */
@@ -193,6 +197,7 @@ export class FrontProxy {
     request.stopWatching();
     const answer = writeAnswer(request.res, request.exchange, refusal);
     request.exchange.end(answer.status, undefined, answer.code);
+    sweepIfDraining(request.res);
   }
 
   /** The end of a request that reached a worker: logged once, with the worker that answered (and the proxy's code when it answered instead). */
@@ -200,6 +205,7 @@ export class FrontProxy {
     request.stopWatching();
     request.cancel = undefined;
     request.exchange.end(status, endpoint.id, error);
+    sweepIfDraining(request.res);
   }
 
   /**
@@ -356,6 +362,7 @@ export class FrontProxy {
       {
         onHead: (head) => {
           status = head.status;
+          closeIfDraining(res);
           try {
             res.writeHead(head.status, head.reason || undefined, responseHeaders(head, exchange.requestId));
           } catch {

@@ -39,6 +39,7 @@ function fakeProxy(overrides: Partial<ProxyView> = {}): ProxyView {
     clientMaxBodySize: 1000,
     bodyTimeoutMs: 60_000,
     allowsTrace: () => false,
+    bodyStalled: () => undefined,
     choose: () => worker,
     ...overrides,
   };

@@ -274,6 +274,7 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
       res.once("socket", () => serve(req, res));
       return;
     }
+    closeIfDraining(res);
     if (admitted(req, res)) listener(req, res);
   }
 
@@ -282,7 +283,7 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
     serve(req, res);
   });
   server.on("checkContinue", (req, res) => {
-    closeIfDraining(server, res);
+    closeIfDraining(res);
     track(req, res);
     if (admitted(req, res)) listener.serveContinue(req, res);
   });
