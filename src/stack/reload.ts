@@ -92,6 +92,8 @@ export class Reloader {
   private queue: Promise<unknown> = Promise.resolve();
   /** Per app, the `--watch` reload waiting for its turn (see reloadApp). */
   private readonly queued = new Map<string, Promise<ReloadReport>>();
+  /** Per app (or "*" for all), the `reload`/SIGHUP waiting for its turn: later ones join it (see reload). */
+  private readonly waiting = new Map<string, Promise<ReloadOutcome>>();
 
   constructor(
     private readonly runner: PlanRunner,
@@ -104,9 +106,17 @@ export class Reloader {
    * stops there), then the app — or every worker app — is rolled onto new
    * workers, one slot at a time, new ready before old goes. The caller has
    * checked that APP is a worker app.
+   *
+   * Requests that come while one waits its turn join it — a burst of SIGHUPs
+   * is at most the reload running and one more, as nginx coalesces them —
+   * and each caller gets that one's outcome.
    */
   reload(app?: string): Promise<ReloadOutcome> {
-    return this.serialize(async () => {
+    const key = app ?? "*";
+    const waiting = this.waiting.get(key);
+    if (waiting) return waiting;
+    const reload = this.serialize(async () => {
+      this.waiting.delete(key);
       const { outcome, rolled } = await this.applyConfigFile();
       if (outcome.config === "invalid") return outcome;
       const apps = app === undefined ? Object.keys(this.runner.current.pools) : [app];
@@ -116,6 +126,8 @@ export class Reloader {
       }
       return outcome;
     });
+    this.waiting.set(key, reload);
+    return reload;
   }
 
   /** The config file changed on disk: its differences are applied, nothing else is reloaded. */
