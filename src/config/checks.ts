@@ -22,7 +22,8 @@ import { formatPath } from "./errors.ts";
 import { parseCidr } from "./cidr.ts";
 import { type Probe, resolveFrom, resolveModuleFile } from "./paths.ts";
 import { parseModuleSpec } from "../contract/module-spec.ts";
-import { AppSchema, foldHostCase, normalizeRoutePath, splitAddress } from "./schema.ts";
+import { AppSchema, FORMAT, foldHostCase, normalizeRoutePath, splitAddress, StackConfigSchema } from "./schema.ts";
+import { MAX_DURATION_MS, parseDuration } from "../contract/units.ts";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -113,6 +114,11 @@ const filesExist: Check = (data, context) => {
     const found = context.probe(absolute);
     if (found !== "dir") problems.push({ segments, message: found === "file" ? `a file, not a folder: ${absolute}` : `no such folder: ${absolute}` });
   };
+  // The state dir is created when missing; an existing file in its place would fail later with a raw EEXIST.
+  if (typeof data.state_dir === "string" && !context.faulted(["state_dir"])) {
+    const absolute = resolveFrom(context.dir, data.state_dir);
+    if (context.probe(absolute) === "file") problems.push({ segments: ["state_dir"], message: `a file, not a folder: ${absolute}` });
+  }
   if (isRecord(data.proxy) && isRecord(data.proxy.tls)) {
     requireFile(data.proxy.tls.cert, ["proxy", "tls", "cert"]);
     requireFile(data.proxy.tls.key, ["proxy", "tls", "key"]);
@@ -214,8 +220,46 @@ const stackOwnedEnv: Check = (data) => {
   return problems;
 };
 
+/** The schema's fields of one format, with the values the file gives them and where (records and lists walked). */
+function* valuesOfFormat(schema: unknown, data: unknown, format: string, segments: PathSegment[]): Generator<[unknown, PathSegment[]]> {
+  if (!isRecord(schema) || data === undefined) return;
+  if (schema[FORMAT] === format) {
+    yield [data, segments];
+    return;
+  }
+  if (isRecord(schema.properties) && isRecord(data)) {
+    for (const [key, child] of Object.entries(schema.properties)) yield* valuesOfFormat(child, data[key], format, [...segments, key]);
+  }
+  if (isRecord(schema.patternProperties) && isRecord(data)) {
+    const [child] = Object.values(schema.patternProperties);
+    for (const [key, value] of Object.entries(data)) yield* valuesOfFormat(child, value, format, [...segments, key]);
+  }
+  if (isRecord(schema.items) && Array.isArray(data)) {
+    for (const [index, value] of data.entries()) yield* valuesOfFormat(schema.items, value, format, [...segments, index]);
+  }
+}
+
+/**
+ * Every duration within what Node's timers take (contract/units.ts
+ * MAX_DURATION_MS, about 24.8 days): a longer one would fire at once.
+ */
+const durationsInRange: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [value, segments] of valuesOfFormat(StackConfigSchema, data, "duration", [])) {
+    if (context.faulted(segments) || (typeof value !== "string" && typeof value !== "number")) continue;
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch {
+      continue; // the schema has said what is wrong with it
+    }
+    if (ms > MAX_DURATION_MS) problems.push({ segments, message: `${JSON.stringify(value)} is longer than Node's timers allow: at most 24d` });
+  }
+  return problems;
+};
+
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, stackOwnedEnv];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, stackOwnedEnv, durationsInRange];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

@@ -65,7 +65,8 @@ export function expectedOf(schema: AnySchema): string {
   if (choices) return `one of ${choices.join(", ")}`;
   switch (schema[Kind]) {
     case "Integer": {
-      const minimum = schema.minimum;
+      const { minimum, maximum } = schema;
+      if (typeof minimum === "number" && typeof maximum === "number") return `a whole number from ${minimum} to ${maximum}`;
       return typeof minimum === "number" ? `a whole number >= ${minimum}` : "a whole number";
     }
     case "Number":

@@ -37,6 +37,7 @@
  * config.py is one file for the same reason); split, the order and the
  * single source would be lost.
  */
+import { MAX_INSTANCES } from "../contract/limits.ts";
 import type { Static, StaticDecode, TInteger, TLiteral, TSchema } from "@sinclair/typebox";
 import { Type } from "./typebox.ts";
 import { DEFAULT_STATE_DIR } from "./paths.ts";
@@ -296,6 +297,8 @@ const RouteSchema = Type.Transform(
         Type.String({
           description: "Match this Host header: exact, or `*.example.com` for any subdomain. Absent: any host.",
           pattern: HOST_PATTERN,
+          // A DNS name is at most 253 characters; anything longer is a mistake, not a host.
+          maxLength: 253,
           ...formatted("host"),
         }),
       ),
@@ -303,6 +306,8 @@ const RouteSchema = Type.Transform(
         Type.String({
           description: "Match this path prefix (whole segments) and mount the app there: it becomes SCRIPT_NAME. Absent: `/`.",
           pattern: URL_PATH_PATTERN,
+          // Longer than any request target the proxy accepts (8 KiB would be refused 414 anyway).
+          maxLength: 2048,
           ...formatted("url-path"),
         }),
       ),
@@ -388,7 +393,7 @@ export const AppSchema = Type.Object(
       description: "How a `module` app is called: `tsgi`, `node` (an Express/Koa/Fastify or `(req, res)` listener), `fetch` (`(Request) => Response`, Hono), or `auto` to tell from the export. Module apps only.",
       default: "auto",
     }),
-    instances: Type.Integer({ description: "How many worker processes serve the app.", minimum: 1, default: 1 }),
+    instances: Type.Integer({ description: "How many worker processes serve the app (at most 256).", minimum: 1, maximum: MAX_INSTANCES, default: 1 }),
     routes: Type.Array(RouteSchema, {
       description: "Which requests the proxy sends to the app. Empty: none (a background app).",
       default: [],

@@ -29,6 +29,20 @@ export interface YamlSource {
 /** Parses one YAML document; syntax errors come back with their positions, all of them. */
 export function parseYaml(text: string): { source: YamlSource; errors: SourceProblem[] } {
   const lines = new LineCounter();
+  const tooDeep = flowDepthExceeded(text);
+  if (tooDeep !== undefined) {
+    // Not parsed at all: the parser would overflow its stack. An empty document stands in; callers stop at the error.
+    const doc = parseDocument("", { lineCounter: lines });
+    let line = 1;
+    let column = 1;
+    for (let i = 0; i < tooDeep; i++) {
+      if (text[i] === "\n") {
+        line++;
+        column = 1;
+      } else column++;
+    }
+    return { source: { doc, lines }, errors: [{ line, column, message: `nested more than ${MAX_NESTING} levels deep`, key: keyPathAt(text, line) }] };
+  }
   // prettyErrors off: the message stays one line, and the position is ours to format.
   // merge: `<<: *base` lets apps share settings, as docker-compose files do.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
@@ -37,6 +51,32 @@ export function parseYaml(text: string): { source: YamlSource; errors: SourcePro
     return { ...at, message: error.message, key: keyPathAt(text, at.line) };
   });
   return { source: { doc, lines }, errors };
+}
+
+/** A config nests a few levels; a file nested deeper than this is refused by name, not by the parser's stack overflow. */
+const MAX_NESTING = 64;
+
+/** The offset of the first `[` or `{` nested past MAX_NESTING (outside quotes and comments), or undefined. */
+function flowDepthExceeded(text: string): number | undefined {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (quote) {
+      if (char === quote) quote = undefined;
+      else if (char === "\n") quote = undefined;
+      continue;
+    }
+    if (char === '"' || char === "'") quote = char;
+    else if (char === "#" && (i === 0 || /\s/.test(text[i - 1]!))) {
+      const end = text.indexOf("\n", i);
+      if (end === -1) break;
+      i = end;
+    } else if (char === "[" || char === "{") {
+      if (++depth > MAX_NESTING) return i;
+    } else if (char === "]" || char === "}") depth = Math.max(0, depth - 1);
+  }
+  return undefined;
 }
 
 /**

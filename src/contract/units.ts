@@ -56,6 +56,15 @@ export function parseDuration(value: string | number, what = "duration"): number
   return Math.round(ms);
 }
 
+/**
+ * The longest duration Node's timers take (2^31 - 1 ms, about 24.8 days):
+ * a longer one would fire at once (as 1 ms), so that `health.interval: 30d`
+ * checks 500 times a second and `graceful_timeout: 30d` drops requests
+ * immediately. The config refuses longer ones (config/checks.ts), and so do
+ * the worker's flags (parseDurationFlag).
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 const SIZE = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i;
 /** The strings parseSize accepts, as a JSON Schema pattern (see DURATION_PATTERN). */
 export const SIZE_PATTERN = "^\\d+(\\.\\d+)?\\s*[kKmMgG]?[iI]?[bB]?$";

@@ -18,7 +18,7 @@
  * (gateway/worker.ts). The values are numbers: counts, and durations in ms.
  */
 import { wholeSeconds, WORKER_KEEP_ALIVE_MS } from "./keep-alive.ts";
-import { parseDuration } from "./units.ts";
+import { MAX_DURATION_MS, parseDuration } from "./units.ts";
 
 /** A flag's value that does not parse: the message names the flag and the value. */
 export class SettingError extends Error {
@@ -36,11 +36,14 @@ export function parseCount(text: string, flag: string): number {
 
 /** A duration in ms, written as people write it (`30s`, `500ms`, `2m`; a bare number is seconds). */
 export function parseDurationFlag(text: string, flag: string): number {
+  let ms: number;
   try {
-    return parseDuration(text, flag);
+    ms = parseDuration(text, flag);
   } catch (error) {
     throw new SettingError((error as Error).message);
   }
+  if (ms > MAX_DURATION_MS) throw new SettingError(`${flag} ${JSON.stringify(text)}: longer than Node's timers allow (at most 24d)`);
+  return ms;
 }
 
 /** How a kind of setting is read from a flag and written back onto a command line. */

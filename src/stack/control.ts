@@ -17,6 +17,7 @@
  * the message and keeps the code on the error it throws. The CONTROL group of
  * the catalog (src/errors.ts, docs/errors.md) is stated here.
  */
+import { MAX_INSTANCES } from "../contract/limits.ts";
 import http from "node:http";
 import { existsSync, unlinkSync } from "node:fs";
 import path from "node:path";
@@ -160,7 +161,9 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
     case "POST /scale": {
       const app = url.searchParams.get("app") ?? "";
       const count = Number(url.searchParams.get("n"));
-      if (!Number.isInteger(count) || count < 1) throw new BadInstanceCount(`scale ${app}: instances must be a whole number >= 1`, { at: app });
+      if (!Number.isInteger(count) || count < 1 || count > MAX_INSTANCES) {
+        throw new BadInstanceCount(`scale ${app}: instances must be a whole number from 1 to ${MAX_INSTANCES}`, { at: app });
+      }
       await target.scale(app, count);
       return { app, instances: count };
     }

@@ -222,7 +222,7 @@ describe("errors", () => {
     expect(lines).toEqual([
       "tsgi.yaml:3:5 apps.a.module: no such file: /srv/nope.ts",
       "tsgi.yaml:4:5 apps.a.instancs: unknown key (did you mean `instances`?)",
-      "tsgi.yaml:6:5 apps.b.instances: expected a whole number >= 1, got 0",
+      "tsgi.yaml:6:5 apps.b.instances: expected a whole number from 1 to 256, got 0",
     ]);
   });
 
@@ -231,9 +231,9 @@ describe("errors", () => {
     expect(result.ok).toBe(false);
     const [error] = result.ok ? [] : result.errors;
     expect(error).toBeInstanceOf(ConfigError);
-    expect(error).toMatchObject({ file: "tsgi.yaml", line: 4, column: 5, path: "apps.hello.instances", message: 'expected a whole number >= 1, got "two"' });
+    expect(error).toMatchObject({ file: "tsgi.yaml", line: 4, column: 5, path: "apps.hello.instances", message: 'expected a whole number from 1 to 256, got "two"' });
     expect(error).toMatchObject({ code: "TSGI_ERR_CONFIG_SCHEMA", at: "tsgi.yaml:4:5" });
-    expect(error!.format()).toBe('tsgi.yaml:4:5 apps.hello.instances: expected a whole number >= 1, got "two"');
+    expect(error!.format()).toBe('tsgi.yaml:4:5 apps.hello.instances: expected a whole number from 1 to 256, got "two"');
   });
 
   it("format paths with list indexes and odd keys", () => {
