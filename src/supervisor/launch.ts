@@ -52,12 +52,19 @@ export interface LaunchContext {
  * in front) runs as written; pm2's tree kill still stops all of it.
  */
 const SHELL_SYNTAX = /[;&|()`\n]|^\s*[A-Za-z_][A-Za-z0-9_]*=|^\s*(exec|cd|export|if|for|while|case|until|set|\{|!)\b/;
+/**
+ * Shell builtins that `exec` cannot run (no program of that name exists, or
+ * it would not do the same): `exit 1` as a command runs as written, rather
+ * than failing with "exec: exit: not found".
+ */
+const BUILTIN = /^\s*(exit|return|:|\.|source|eval|trap|unset|shift|readonly|times|wait|ulimit|umask|alias|break|continue)(\s|$)/;
 
 /** Quoted text is an argument, whatever it contains (`node -e "f(x)"`). */
 const QUOTED = /'[^']*'|"(?:[^"\\]|\\.)*"/g;
 
 export function shellCommand(command: string): string {
-  return SHELL_SYNTAX.test(command.replace(QUOTED, "''")) ? command : `exec ${command.trimStart()}`;
+  const unquoted = command.replace(QUOTED, "''");
+  return SHELL_SYNTAX.test(unquoted) || BUILTIN.test(unquoted) ? command : `exec ${command.trimStart()}`;
 }
 
 function listenArgs(address: WorkerAddress): string[] {

@@ -100,7 +100,7 @@ export class ReloadDriver implements ReloadHooks {
     const now = Date.now();
     for (const [number, at] of pool.retired) if (now - at > RETIRED_NAME_MS) pool.retired.delete(number);
     const [slotNo] = freeSlots([...pool.slots.keys(), ...pool.retired.keys()], 1);
-    const slot = this.workers.launchSlot(pool, slotNo!, pass.ports, true);
+    const slot = this.workers.launchSlot(pool, slotNo!, pass.ports);
     pass.old = old.slot;
     pass.fresh = slot.slot;
     const deadline: LoopEvent = { type: "reload-deadline", app: pool.spec.name, slot: slot.slot, launch: slot.launch };

@@ -159,19 +159,11 @@ export class WorkerDriver {
     }
   }
 
-  /**
-   * A new slot, launched. With markLog (a reload's new worker), its launch
-   * waits until the size of its stderr log is known: a failure report reads
-   * that worker's own lines, not those of an earlier worker of the same number.
-   */
-  launchSlot(pool: Pool, slotNo: number, ports: number[], markLog = false): Slot {
+  /** A new slot, launched. */
+  launchSlot(pool: Pool, slotNo: number, ports: number[]): Slot {
     const address = addressFor(this.core.paths, pool.spec, slotNo, ports);
     const name = processName(this.core.stackId, pool.spec.name, slotNo);
     const slot = newSlot(slotNo, name, address);
-    if (markLog) {
-      slot.errLogStart = fileSize(logFiles(this.core.paths, pool.spec.name, slotNo).err);
-      slot.ops = slot.errLogStart.then(() => undefined);
-    }
     pool.slots.set(slotNo, slot);
     this.relaunch(pool, slot, "start");
     return slot;
@@ -179,6 +171,14 @@ export class WorkerDriver {
 
   /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
   private relaunch(pool: Pool, slot: Slot, how: "start" | "restart"): void {
+    if (how === "start") {
+      // Where this run's stderr begins in the slot's log (appended across runs and stacks): a failure
+      // report — a halt, a failed reload — quotes this run's lines, never an earlier worker's. The
+      // launch waits for the size, so the worker cannot write first.
+      const errLogStart = fileSize(logFiles(this.core.paths, pool.spec.name, slot.slot).err);
+      slot.errLogStart = errLogStart;
+      slot.ops = slot.ops.then(() => errLogStart).then(() => undefined);
+    }
     if (slot.startedAt) slot.retiring.add(slot.startedAt);
     slot.state = "starting";
     slot.settled = false;
@@ -305,7 +305,8 @@ export class WorkerDriver {
     const lines = this.core.options.stderrLines ?? 20;
     const app = pool.spec.name;
     void new Promise((resolve) => setTimeout(resolve, STDERR_SETTLE_MS))
-      .then(() => tailLines(errFile, lines))
+      .then(() => failed.errLogStart ?? 0)
+      .then((offset) => tailLines(errFile, lines, offset))
       .catch(() => [] as string[])
       .then((stderr) => this.core.loop.enqueue({ type: "halt-detail", app, stderr }));
   }

@@ -135,7 +135,7 @@ describe("launch: a slot as a pm2 process", () => {
   it("execs a simple command (so its pid and memory are the server's) and leaves shell syntax alone", () => {
     expect(shellCommand(`node -e "require('http').createServer((q,s)=>s.end()).listen(process.env.PORT)"`)).toMatch(/^exec node -e/);
     expect(shellCommand("python3 -m http.server $PORT")).toBe("exec python3 -m http.server $PORT");
-    for (const command of ["cd app && node server.js", "FOO=1 node s.js", "a | b", "exec node x", "node a; node b"]) {
+    for (const command of ["cd app && node server.js", "FOO=1 node s.js", "a | b", "exec node x", "node a; node b", "exit 1", ". ./env.sh", "ulimit -n 4096"]) {
       expect(shellCommand(command)).toBe(command);
     }
   });
