@@ -6,7 +6,8 @@
  *
  *   - the response had begun        -> break the client's response (never pass a
  *                                      broken message off as complete); not the worker's fault
- *   - the worker timed out          -> 504, not resent (it may still be working on it)
+ *   - the worker timed out          -> 504, not resent (it may still be working on it);
+ *                                      held against the worker (passive health)
  *   - a kept-alive connection was
  *     dropped under an idempotent,
  *     replayable request, the first
@@ -49,7 +50,9 @@ export type RetryStep =
 export function nextStep(facts: RetryFacts): RetryStep {
   const { failure } = facts;
   if (facts.responseBegun) return { step: "break" };
-  if (failure.kind === "timeout") return { step: "respond", status: 504, countAgainstWorker: false };
+  // A worker silent past upstream_timeout counts as failed (nginx's max_fails counts timeouts too): a hung
+  // worker — stopped, or stuck in a loop — is left out for fail_timeout instead of taking half the traffic.
+  if (failure.kind === "timeout") return { step: "respond", status: 504, countAgainstWorker: true };
   const idempotent = IDEMPOTENT_METHODS.has(facts.method);
   const race = failure.kind === "dropped" && failure.reused;
   if (race && facts.replayable && idempotent && !facts.raceRetried) return { step: "same-worker-fresh" };

@@ -262,6 +262,23 @@ describe("FrontProxy: answers of its own", () => {
     expect(log.at(-1)).toMatchObject({ status: 504, app: "web" });
   });
 
+  it("a hung worker (accepts, never answers): one 504, then it is left out and the other worker takes every request", async () => {
+    const hung = await upstream("hung", () => undefined);
+    const healthy = await upstream("healthy");
+    const { proxy, port } = await front({ upstreamTimeoutMs: 200, passiveHealth: { maxFails: 1, failTimeoutMs: 10_000 } });
+    proxy.setEndpoints("web", [hung.endpoint, healthy.endpoint]);
+    const statuses: number[] = [];
+    const bodies: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const answer = await get(port, "/", { host: "web.test" });
+      statuses.push(answer.status);
+      bodies.push(answer.body);
+    }
+    // Round robin offers the hung worker at most one request before its timeout counts against it.
+    expect(statuses.filter((status) => status === 504)).toHaveLength(1);
+    expect(bodies.slice(2).every((body) => body === "healthy")).toBe(true);
+  });
+
   it("a chunked response cut short: the client gets no terminating chunk either", async () => {
     const dying = await upstream("dying", (_req, res) => {
       res.writeHead(200, { "Content-Type": "text/plain" });

@@ -19,7 +19,7 @@ const base: RetryFacts = {
 
 const rows: [string, Partial<RetryFacts>, ReturnType<typeof nextStep>][] = [
   ["a response already begun is broken, whatever failed", { responseBegun: true, failure: { kind: "dropped", reused: false } }, { step: "break" }],
-  ["a timeout is 504 and never resent, not even a GET", { failure: { kind: "timeout", reused: false } }, { step: "respond", status: 504, countAgainstWorker: false }],
+  ["a timeout is 504 and never resent, not even a GET; it counts against the worker (a hung worker leaves the pool)", { failure: { kind: "timeout", reused: false } }, { step: "respond", status: 504, countAgainstWorker: true }],
   ["never connected: a GET goes to the next worker", {}, { step: "next-worker", countAgainstWorker: true }],
   ["never connected: a POST too (nothing was sent)", { method: "POST" }, { step: "next-worker", countAgainstWorker: true }],
   ["never connected, but the streamed body was read: nowhere to resend it from", { method: "POST", replayable: false }, { step: "respond", status: 502, countAgainstWorker: true }],
