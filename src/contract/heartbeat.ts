@@ -22,6 +22,17 @@ export function beatPeriodMs(timeoutMs: number): number {
   return Math.max(50, Math.min(1000, Math.floor(timeoutMs / 10)));
 }
 
+/**
+ * A heartbeat file silent for longer than this, though not yet stale, is a
+ * worker that is not turning its event loop — stopped (SIGSTOP), or stuck —
+ * so it takes no new requests until it beats again: three beats, at least
+ * 2 s (a GC pause or a busy second is not a hang), and never later than
+ * staleAfterMs. Well inside 5 s for every timeout.
+ */
+export function unresponsiveAfterMs(timeoutMs: number): number {
+  return Math.min(staleAfterMs(timeoutMs), Math.max(2000, 3 * beatPeriodMs(timeoutMs)));
+}
+
 /** A heartbeat file silent for longer than this belongs to a blocked worker: the timeout plus one beat of slack. */
 export function staleAfterMs(timeoutMs: number): number {
   return timeoutMs + beatPeriodMs(timeoutMs);

@@ -10,13 +10,15 @@
  */
 import { appendFileSync, readFileSync, statSync } from "node:fs";
 import type { SupervisorCore } from "./core.ts";
-import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, heartbeatFile } from "./heartbeats.ts";
+import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, heartbeatFile, responsiveness } from "./heartbeats.ts";
 import { logFiles } from "./slots.ts";
 
 export class BlockedWorkerWatch {
   private timer: NodeJS.Timeout | undefined;
   /** Pids killed for a blocked event loop: each killed and reported once. */
   private readonly killed = new Set<number>();
+  /** Pids reported silent (out of balancing) and not yet back. */
+  private readonly unresponsive = new Set<number>();
 
   constructor(private readonly core: SupervisorCore) {}
 
@@ -47,6 +49,18 @@ export class BlockedWorkerWatch {
 
   private killBlocked(): void {
     const workers = this.beatingWorkers();
+    // A worker silent for a few beats leaves balancing now (the loop decides; this only reports), long before it is killed.
+    const now = Date.now();
+    for (const [worker, unresponsive] of responsiveness(workers, readBeat, now)) {
+      const { app, slot, pid } = worker;
+      if (unresponsive !== this.unresponsive.has(pid)) {
+        if (unresponsive) this.unresponsive.add(pid);
+        else this.unresponsive.delete(pid);
+        const silentMs = Math.round(now - (readBeat(worker.file)?.mtimeMs ?? now));
+        this.core.loop.enqueue({ type: "heartbeat", app, slot, pid, unresponsive, silentMs });
+      }
+    }
+    for (const pid of this.unresponsive) if (!workers.some((worker) => worker.pid === pid)) this.unresponsive.delete(pid);
     for (const pid of this.killed) if (!workers.some((worker) => worker.pid === pid)) this.killed.delete(pid);
     for (const worker of blockedWorkers(workers, readBeat, Date.now())) {
       if (this.killed.has(worker.pid)) continue;

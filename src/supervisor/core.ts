@@ -37,7 +37,8 @@ export type LoopEvent =
   | { type: "gated"; app: string; slot: number; launch: number; pid: number; ok: boolean; reason?: string }
   | { type: "reload-deadline"; app: string; slot: number; launch: number }
   | { type: "reload-detail"; app: string; pass: number; stderr: string[] }
-  | { type: "ports"; app: string; pass: number; ports: number[]; error?: string };
+  | { type: "ports"; app: string; pass: number; ports: number[]; error?: string }
+  | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number };
 
 export interface Found {
   pool: Pool;

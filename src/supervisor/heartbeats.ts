@@ -17,7 +17,7 @@
  * are the worker contract in contract/heartbeat.ts, shared with the worker.
  */
 import path from "node:path";
-import { beatPeriodMs, staleAfterMs } from "../contract/heartbeat.ts";
+import { beatPeriodMs, staleAfterMs, unresponsiveAfterMs } from "../contract/heartbeat.ts";
 import type { StatePaths } from "./slots.ts";
 
 /** The heartbeat file of a worker process, by its pm2 name (one per slot and launch). */
@@ -58,6 +58,22 @@ export function blockedWorkers(workers: readonly BeatingWorker[], read: (file: s
     if (silentMs > staleAfterMs(worker.timeoutMs)) blocked.push({ ...worker, silentMs: Math.round(silentMs) });
   }
   return blocked;
+}
+
+/**
+ * Each worker's heartbeat, read as "is it turning its event loop now?": true
+ * for a file silent past unresponsiveAfterMs (the worker leaves balancing
+ * until it beats again), false for a fresh one; a worker with no file of its
+ * own yet is left out of the map (it says nothing either way).
+ */
+export function responsiveness(workers: readonly BeatingWorker[], read: (file: string) => BeatReading | undefined, now: number): Map<BeatingWorker, boolean> {
+  const found = new Map<BeatingWorker, boolean>();
+  for (const worker of workers) {
+    const reading = read(worker.file);
+    if (!reading || reading.pid !== worker.pid) continue;
+    found.set(worker, now - reading.mtimeMs > unresponsiveAfterMs(worker.timeoutMs));
+  }
+  return found;
 }
 
 /** How often the supervisor looks: as often as the most frequent beat among its workers, at most once a second. */

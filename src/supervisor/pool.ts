@@ -46,6 +46,8 @@ export interface Slot {
   /** This slot's pm2 calls, one at a time and in order (a delete never overtakes its start). */
   ops: Promise<void>;
   sample: Sample;
+  /** A ready worker whose heartbeat went silent (stopped or stuck): out of the membership until it beats again. */
+  unresponsive: boolean;
   /** A reload's new worker that is ready and waits for the health gate's answer (it stays "starting"). */
   gating: boolean;
   /** A reload's new worker: the size of its stderr log when it was launched, where its own lines begin. */
@@ -100,6 +102,7 @@ export function newSlot(slot: number, name: string, address: WorkerAddress): Slo
     ops: Promise.resolve(),
     sample: { memory: 0, cpu: 0, restarts: 0 },
     gating: false,
+    unresponsive: false,
   };
 }
 
@@ -174,7 +177,7 @@ export function report(pool: Pool): PoolReport {
 export function readyEndpoints(pool: Pool): readonly WorkerEndpoint[] {
   return Object.freeze(
     liveSlots(pool)
-      .filter((slot) => slot.state === "ready")
+      .filter((slot) => slot.state === "ready" && !slot.unresponsive)
       .map((slot) => Object.freeze({ slot: slot.slot, pid: slot.pid, address: slot.address })),
   );
 }
@@ -192,7 +195,8 @@ export function statusRows(pool: Pool, now: number): StatusRow[] {
         slot: slot.slot,
         name: slot.name,
         pid: slot.pid,
-        state: slot.state,
+        // Ready but silent (stopped, or stuck): not taking requests, and status says so.
+        state: slot.state === "ready" && slot.unresponsive ? "unresponsive" : slot.state,
         uptime: running ? Math.max(0, now - slot.startedAt) : 0,
         restarts: slot.sample.restarts,
         memory: running ? slot.sample.memory : 0,

@@ -345,6 +345,8 @@ export class Supervisor {
         return reloads.handleReloadDetail(event.app, event.pass, event.stderr);
       case "ports":
         return reloads.handlePorts(event);
+      case "heartbeat":
+        return workers.handleHeartbeat(event);
     }
   }
 

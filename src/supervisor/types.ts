@@ -172,6 +172,10 @@ export type SupervisorEvent =
   /** `signal`: it was killed by that signal (then exitCode is pm2's 0, or a shell's 128 + n). */
   | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number; signal?: string }
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
+  /** A ready worker's heartbeat went silent for a few beats (stopped, or stuck): out of the membership until it beats again. */
+  | { type: "worker-unresponsive"; app: string; slot: number; pid: number; silentMs: number }
+  /** …and it beats again: back in the membership. */
+  | { type: "worker-responsive"; app: string; slot: number; pid: number }
   /** A worker's heartbeat went stale (its event loop is blocked): SIGKILLed for pm2 to replace (supervisor/heartbeats.ts). */
   | { type: "worker-blocked"; app: string; slot: number; pid: number; silentMs: number; timeoutMs: number }
   | { type: "pool-errored"; app: string; error: PoolError }

@@ -75,6 +75,8 @@ export class WorkerDriver {
     slot.startedAt = startedAt;
     slot.since = Date.now();
     slot.pid = 0;
+    // A new generation (pm2 restarted it): the last one's silence says nothing about this one.
+    slot.unresponsive = false;
     this.probeReadiness(pool, slot);
   }
 
@@ -132,6 +134,20 @@ export class WorkerDriver {
     this.notReady(pool, slot, Date.now() - slot.since);
   }
 
+  /** A worker's heartbeat went silent, or came back (blocked-workers.ts reports; the membership follows after this drain). */
+  handleHeartbeat(event: Extract<LoopEvent, { type: "heartbeat" }>): void {
+    const found = this.core.current({ app: event.app, slot: event.slot });
+    if (!found || found.slot.pid !== event.pid || found.slot.unresponsive === event.unresponsive) return;
+    const { pool, slot } = found;
+    slot.unresponsive = event.unresponsive;
+    const app = pool.spec.name;
+    this.core.emit(
+      event.unresponsive
+        ? { type: "worker-unresponsive", app, slot: slot.slot, pid: slot.pid, silentMs: event.silentMs }
+        : { type: "worker-responsive", app, slot: slot.slot, pid: slot.pid },
+    );
+  }
+
   handleHaltDetail(app: string, stderr: string[]): void {
     const pool = this.core.byName.get(app);
     if (!pool?.error) return;
@@ -171,6 +187,7 @@ export class WorkerDriver {
 
   /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
   private relaunch(pool: Pool, slot: Slot, how: "start" | "restart"): void {
+    slot.unresponsive = false;
     if (how === "start") {
       // Where this run's stderr begins in the slot's log (appended across runs and stacks): a failure
       // report — a halt, a failed reload — quotes this run's lines, never an earlier worker's. The

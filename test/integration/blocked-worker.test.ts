@@ -66,4 +66,54 @@ apps:
     process.kill(stack.child.pid!, "SIGINT");
     expect(await stack.exited).toBe(0);
   }, 60_000);
+
+  it("a stopped worker (SIGSTOP: alive, silent) leaves balancing within 5 s with no health check, and comes back on SIGCONT", async () => {
+    const { dir, file } = stackDir(`
+proxy:
+  listen: ["127.0.0.1:0"]
+  admin: "127.0.0.1:0"
+apps:
+  hello:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    instances: 2
+    routes: [{ path: /hello }]
+`);
+    dirs.push(dir);
+    const stack = await up(file, { onSpawn: (child) => started.add(child) });
+    seenPids.add(stack.child.pid!);
+    const workers = (await statusJson(file)).workers.map((row: any) => row.pid as number);
+    for (const pid of workers) seenPids.add(pid);
+    const [stopped, other] = workers as [number, number];
+    process.kill(stopped, "SIGSTOP");
+    try {
+      const stoppedAt = Date.now();
+      let out = false;
+      while (!out && Date.now() - stoppedAt < 10_000) {
+        const row = (await statusJson(file)).workers.find((each: any) => each.pid === stopped);
+        out = row?.state === "unresponsive";
+        if (!out) await sleep(200);
+      }
+      const outAfter = Date.now() - stoppedAt;
+      expect(out).toBe(true);
+      expect(outAfter).toBeLessThan(5_000);
+      // Every request now goes to the other worker, answered at once.
+      for (let i = 0; i < 10; i++) {
+        const answer = await httpGet(`${stack.url}/hello/pid`);
+        expect(answer.status).toBe(200);
+        expect(Number(answer.body)).toBe(other);
+      }
+      expect(stack.output()).toMatch(new RegExp(`pid ${stopped}\\): no heartbeat for \\d+ ms \\(stopped or stuck\\): out of balancing`));
+    } finally {
+      process.kill(stopped, "SIGCONT");
+    }
+    const resumedAt = Date.now();
+    let back = false;
+    while (!back && Date.now() - resumedAt < 10_000) {
+      back = (await statusJson(file)).workers.some((row: any) => row.pid === stopped && row.state === "ready");
+      if (!back) await sleep(200);
+    }
+    expect(back).toBe(true);
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+  }, 60_000);
 });

@@ -336,3 +336,30 @@ describe("how a worker ended: the signal behind pm2's code 0", () => {
     expect(describeEnd(4, undefined)).toBe("exited with code 4 (APP_LOAD_ERROR)");
   });
 });
+
+describe("heartbeats: a worker that stops beating leaves balancing before it is killed", () => {
+  it("is unresponsive after a few beats (at least 2 s), never later than it counts as blocked", async () => {
+    const { unresponsiveAfterMs, staleAfterMs } = await import("../../src/contract/heartbeat.ts");
+    expect(unresponsiveAfterMs(30_000)).toBe(3000);
+    expect(unresponsiveAfterMs(5_000)).toBe(2000);
+    expect(unresponsiveAfterMs(1_000)).toBe(staleAfterMs(1_000));
+    for (const timeout of [100, 1000, 30_000, 600_000]) expect(unresponsiveAfterMs(timeout)).toBeLessThanOrEqual(Math.min(5000, staleAfterMs(timeout)));
+  });
+
+  it("reads each worker's own file: silent past the threshold, fresh, or (another pid, no file) nothing", async () => {
+    const { responsiveness } = await import("../../src/supervisor/heartbeats.ts");
+    const worker = (pid: number) => ({ app: "web", slot: pid, pid, file: `/beats/${pid}`, timeoutMs: 30_000 });
+    const [silent, fresh, previous, missing] = [worker(1), worker(2), worker(3), worker(4)];
+    const now = 100_000;
+    const files: Record<string, { mtimeMs: number; pid: number }> = {
+      "/beats/1": { mtimeMs: now - 3500, pid: 1 },
+      "/beats/2": { mtimeMs: now - 500, pid: 2 },
+      "/beats/3": { mtimeMs: now - 9000, pid: 99 },
+    };
+    const found = responsiveness([silent, fresh, previous, missing], (file) => files[file], now);
+    expect([...found].map(([w, unresponsive]) => [w.pid, unresponsive])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
+  });
+});

@@ -53,6 +53,10 @@ function describeEvent(event: SupervisorEvent): string | undefined {
       return `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`;
     case "worker-not-ready":
       return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
+    case "worker-unresponsive":
+      return `${event.app}.${event.slot} (pid ${event.pid}): no heartbeat for ${event.silentMs} ms (stopped or stuck): out of balancing until it beats again`;
+    case "worker-responsive":
+      return `${event.app}.${event.slot} (pid ${event.pid}): beating again: back in balancing`;
     case "worker-blocked":
       return `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked for ${event.silentMs} ms (timeout ${event.timeoutMs} ms): killed for replacement`;
     case "pool-errored":
