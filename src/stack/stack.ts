@@ -317,7 +317,13 @@ export class Stack implements ControlTarget, PlanRunner {
         if (report.error) this.say(`${report.app}: did not start: ${report.error.message}`);
       }
     }
-    for (const app of appsTo(diff, "roll")) onRolled(await this.supervisor.updateSpec(next.pools[app]!, { roll: true }));
+    for (const app of appsTo(diff, "roll")) {
+      const report = await this.supervisor.updateSpec(next.pools[app]!, { roll: true });
+      // A failed roll leaves the app on its previous spec (the supervisor puts it back): so does the plan in
+      // force, or the next reload would find nothing to change and call the old code new.
+      if (!report.ok && before.pools[app]) this.plan = { ...this.plan, pools: { ...this.plan.pools, [app]: before.pools[app] } };
+      onRolled(report);
+    }
     for (const { app, instances } of diff.apps) if (instances) await this.supervisor.scale(app, instances.to);
     if (diff.watch.length || appsTo(diff, "start", "stop", "replace").length) await this.codeWatcher?.update(watchedApps(next));
   }

@@ -250,6 +250,27 @@ describe("zero-downtime reloads under load", () => {
     await stopStack(stack, dir);
   }, 120_000);
 
+  it("a config roll onto a module that does not load fails, and a later reload does not call the old code new", async () => {
+    const { dir, file, stack } = await startStack(1);
+    writeFileSync(path.join(dir, "broken.ts"), appSource("v2", true));
+    writeFileSync(file, config(1).replace("module: app.ts", "module: broken.ts"));
+    const deadline = Date.now() + 30_000;
+    let status = await statusJson(file);
+    while (!status.reloadErrors?.web && Date.now() < deadline) {
+      await sleep(200);
+      status = await statusJson(file);
+    }
+    expect(status.reloadErrors.web).toBeDefined();
+    // The file still names the broken module: a reload tries it again, fails again, and says so.
+    const again = await runCli(["reload", "-c", file], 60_000);
+    expect(again.code).not.toBe(0);
+    expect(again.stdout + again.stderr).not.toContain("fixed, serving the new code");
+    expect(stack.output()).not.toContain("web: fixed, serving the new code");
+    expect((await statusJson(file)).reloadErrors.web).toBeDefined();
+    expect((await get(new http.Agent(), `${stack.url}/`)).body).toContain("v1");
+    await stopStack(stack, dir);
+  }, 120_000);
+
   it("a 5 s streaming response and an open WebSocket survive a reload of their app", async () => {
     const { dir, file, stack } = await startStack(1);
     const streamed = new Promise<string>((resolve, reject) => {
