@@ -8,7 +8,7 @@
  * crash. The rule (how stale is too stale, how often to look) is
  * heartbeats.ts; this module only reads state and signals, and changes none.
  */
-import { appendFileSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, statSync } from "node:fs";
 import type { SupervisorCore } from "./core.ts";
 import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, heartbeatFile, responsiveness } from "./heartbeats.ts";
 import { logFiles } from "./slots.ts";
@@ -17,6 +17,8 @@ export class BlockedWorkerWatch {
   private timer: NodeJS.Timeout | undefined;
   /** Pids killed for a blocked event loop: each killed and reported once. */
   private readonly killed = new Set<number>();
+  /** Pids whose lost socket was reported. */
+  private readonly socketLost = new Set<number>();
   /** Pids reported silent (out of balancing) and not yet back. */
   private readonly unresponsive = new Set<number>();
 
@@ -34,6 +36,18 @@ export class BlockedWorkerWatch {
     clearTimeout(this.timer);
   }
 
+  /** Ready workers whose unix socket file is gone are reported (the loop restarts them), once per pid. */
+  private checkSockets(): void {
+    for (const pool of this.core.byName.values()) {
+      for (const slot of pool.slots.values()) {
+        if (slot.state !== "ready" || slot.address.kind !== "unix" || slot.pid <= 0 || this.socketLost.has(slot.pid)) continue;
+        if (existsSync(slot.address.path)) continue;
+        this.socketLost.add(slot.pid);
+        this.core.loop.enqueue({ type: "socket-lost", app: pool.spec.name, slot: slot.slot, pid: slot.pid, path: slot.address.path });
+      }
+    }
+  }
+
   /** The gateway workers that beat: running slots of module pools with a timeout. */
   private beatingWorkers(): BeatingWorker[] {
     const workers: BeatingWorker[] = [];
@@ -48,6 +62,7 @@ export class BlockedWorkerWatch {
   }
 
   private killBlocked(): void {
+    this.checkSockets();
     const workers = this.beatingWorkers();
     // A worker silent for a few beats leaves balancing now (the loop decides; this only reports), long before it is killed.
     const now = Date.now();

@@ -38,7 +38,8 @@ export type LoopEvent =
   | { type: "reload-deadline"; app: string; slot: number; launch: number }
   | { type: "reload-detail"; app: string; pass: number; stderr: string[] }
   | { type: "ports"; app: string; pass: number; ports: number[]; error?: string }
-  | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number };
+  | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number }
+  | { type: "socket-lost"; app: string; slot: number; pid: number; path: string };
 
 export interface Found {
   pool: Pool;

@@ -7,6 +7,7 @@
  * functions; the same inputs always give the same paths, so a later
  * `tsgi-stack status` or `down` finds a detached stack's workers again.
  */
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { WorkerAddress } from "./types.ts";
 
@@ -60,6 +61,11 @@ export function statePaths(stateDir: string): StatePaths {
     logs: path.join(root, "logs"),
     heartbeats: path.join(root, "heartbeats"),
   };
+}
+
+/** The state dir's folders the supervisor owns, made if missing (at start, and before every launch). */
+export function ensureStateDirs(paths: StatePaths): void {
+  for (const dir of [paths.sockets, paths.logs, paths.heartbeats]) mkdirSync(dir, { recursive: true });
 }
 
 export function socketPath(paths: StatePaths, app: string, slot: number): string {

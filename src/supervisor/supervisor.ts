@@ -39,7 +39,6 @@
  * Why ~430 lines: its 15 public methods are the supervisor's whole API, each
  * documented where it is; the work they start is in the modules listed above.
  */
-import { mkdirSync } from "node:fs";
 import { BlockedWorkerWatch } from "./blocked-workers.ts";
 import { PoolCommands } from "./commands.ts";
 import { type LoopEvent, SupervisorCore } from "./core.ts";
@@ -50,7 +49,7 @@ import type { ProcessManager } from "./process-manager.ts";
 import { processTree, reap } from "./probes.ts";
 import type { ReloadTicket } from "./reload.ts";
 import { ReloadDriver } from "./reload-driver.ts";
-import { appPrefix, checkNamePart, stackPrefix, type StatePaths, statePaths } from "./slots.ts";
+import { appPrefix, checkNamePart, ensureStateDirs, stackPrefix, type StatePaths, statePaths } from "./slots.ts";
 import type {
   LogListener,
   MembershipListener,
@@ -122,9 +121,7 @@ export class Supervisor {
   async start(pools: PoolSpec[]): Promise<PoolReport[]> {
     checkNewPools(this.core, pools);
     const client = await this.connect();
-    mkdirSync(this.paths.sockets, { recursive: true });
-    mkdirSync(this.paths.logs, { recursive: true });
-    mkdirSync(this.paths.heartbeats, { recursive: true });
+    ensureStateDirs(this.paths);
     // A process of ours left by a supervisor that died is replaced, not adopted: its spec may be stale.
     for (const pool of pools) await deleteMatching(client, appPrefix(this.stackId, pool.name));
     const ports = await freePorts(pools.reduce((sum, pool) => sum + portsNeeded(this.paths, pool, pool.instances), 0));
@@ -347,6 +344,8 @@ export class Supervisor {
         return reloads.handlePorts(event);
       case "heartbeat":
         return workers.handleHeartbeat(event);
+      case "socket-lost":
+        return workers.handleSocketLost(event);
     }
   }
 

@@ -172,6 +172,8 @@ export type SupervisorEvent =
   /** `signal`: it was killed by that signal (then exitCode is pm2's 0, or a shell's 128 + n). */
   | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number; signal?: string }
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }
+  /** A ready worker's unix socket file was removed: it is restarted to bind a new one. */
+  | { type: "worker-socket-lost"; app: string; slot: number; pid: number; path: string }
   /** A ready worker's heartbeat went silent for a few beats (stopped, or stuck): out of the membership until it beats again. */
   | { type: "worker-unresponsive"; app: string; slot: number; pid: number; silentMs: number }
   /** …and it beats again: back in the membership. */

@@ -25,7 +25,7 @@ import { addressFor } from "./ports.ts";
 import type { Pm2Event, ProcessInfo } from "./process-manager.ts";
 import { accepts, fileSize, tailLines, waitUntilAccepting } from "./probes.ts";
 import { describeEarlyExit, type ReloadFailureKind } from "./reload.ts";
-import { freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
+import { ensureStateDirs, freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
 import type { HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
 
 /** After pm2 calls a module worker online, how long we wait for its tsgi:ready before probing its socket instead. */
@@ -134,6 +134,20 @@ export class WorkerDriver {
     this.notReady(pool, slot, Date.now() - slot.since);
   }
 
+  /**
+   * A ready worker's unix socket file is gone (its folder was removed): the
+   * proxy can no longer reach it, so it leaves the membership and is
+   * restarted in place, binding a new socket — rather than the app going to
+   * 503 until someone restarts it by hand.
+   */
+  handleSocketLost(event: Extract<LoopEvent, { type: "socket-lost" }>): void {
+    const found = this.core.current({ app: event.app, slot: event.slot });
+    if (!found || found.slot.pid !== event.pid || found.slot.state !== "ready") return;
+    const { pool, slot } = found;
+    this.core.emit({ type: "worker-socket-lost", app: pool.spec.name, slot: slot.slot, pid: slot.pid, path: event.path });
+    this.relaunch(pool, slot, "restart");
+  }
+
   /** A worker's heartbeat went silent, or came back (blocked-workers.ts reports; the membership follows after this drain). */
   handleHeartbeat(event: Extract<LoopEvent, { type: "heartbeat" }>): void {
     const found = this.core.current({ app: event.app, slot: event.slot });
@@ -188,6 +202,9 @@ export class WorkerDriver {
   /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
   private relaunch(pool: Pool, slot: Slot, how: "start" | "restart"): void {
     slot.unresponsive = false;
+    // What the stack owns in its state dir is made again if something removed it (a cleanup, a user):
+    // a worker must never fail to bind for want of its sockets/ folder.
+    ensureStateDirs(this.core.paths);
     if (how === "start") {
       // Where this run's stderr begins in the slot's log (appended across runs and stacks): a failure
       // report — a halt, a failed reload — quotes this run's lines, never an earlier worker's. The

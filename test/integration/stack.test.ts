@@ -6,7 +6,7 @@
  * `status`, a second `up` refused, Ctrl-C leaving no process behind, the
  * detached mode, and the bad inputs that must stop `up` before anything runs.
  */
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -159,6 +159,39 @@ apps:
     const status = await statusJson(a);
     expect(status.state).toBe("running");
     expect((await httpGet(`${stack.url}/h/pid`)).status).toBe(200);
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+  });
+
+  it("the state dir's sockets/ folder removed under a running stack: the workers bind new sockets and serve again", async () => {
+    const { dir, file } = stackDir(`
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  hello:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    instances: 2
+    routes: [{ path: /h }]
+    health: { path: /pid, interval: 500ms }
+`);
+    const stack = await up(file);
+    started.add(stack.child);
+    const before = (await statusJson(file)).workers.map((row: any) => row.pid as number);
+    rmSync(path.join(dir, ".tsgi", "sockets"), { recursive: true, force: true });
+    const removedAt = Date.now();
+    let answer = { status: 0, body: "" };
+    let pids: number[] = before;
+    while (Date.now() - removedAt < 15_000) {
+      pids = (await statusJson(file)).workers.filter((row: any) => row.state === "ready").map((row: any) => row.pid as number);
+      answer = await httpGet(`${stack.url}/h/pid`);
+      if (answer.status === 200 && pids.length === 2 && pids.every((pid) => !before.includes(pid))) break;
+      await sleep(200);
+    }
+    expect(answer.status).toBe(200);
+    expect(pids.every((pid) => !before.includes(pid)), stack.output()).toBe(true);
+    expect(stack.output()).toMatch(/its socket .*sockets\/hello\.\d\.sock was removed: restarting it/);
+    // A restart afterwards works too: nothing is left half-made.
+    const restart = await runCli(["restart", "-c", file], 60_000);
+    expect(restart.code, restart.stderr).toBe(0);
     process.kill(stack.child.pid!, "SIGINT");
     expect(await stack.exited).toBe(0);
   });

@@ -53,6 +53,8 @@ function describeEvent(event: SupervisorEvent): string | undefined {
       return `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`;
     case "worker-not-ready":
       return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
+    case "worker-socket-lost":
+      return `${event.app}.${event.slot} (pid ${event.pid}): its socket ${event.path} was removed: restarting it to bind a new one`;
     case "worker-unresponsive":
       return `${event.app}.${event.slot} (pid ${event.pid}): no heartbeat for ${event.silentMs} ms (stopped or stuck): out of balancing until it beats again`;
     case "worker-responsive":
