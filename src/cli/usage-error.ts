@@ -42,5 +42,14 @@ export class ReloadFailed extends UsageError {
   }
 }
 
+/** `restart` or `scale` ended with an app short of ready workers (a new worker did not start, or the pool halted). */
+export class NotAllReady extends UsageError {
+  static override readonly code = "TSGI_ERR_CLI_NOT_ALL_READY";
+
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
 /** The CLI's own failures, for the catalog (docs/errors.md). */
-export const cliErrors = errorGroup("CLI", [UsageError, StopTimeout, ReloadFailed]);
+export const cliErrors = errorGroup("CLI", [UsageError, StopTimeout, ReloadFailed, NotAllReady]);

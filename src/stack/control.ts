@@ -8,8 +8,8 @@
  * terminal reach the foreground `up` or the detached one alike.
  *
  *   GET  /status              -> StackStatus
- *   POST /restart?app=NAME    -> { restarted: string[] }   (no app: every app with workers)
- *   POST /scale?app=NAME&n=N  -> { app, instances }
+ *   POST /restart?app=NAME    -> { restarted: string[], pools: PoolOutcome[] }   (no app: every app with workers)
+ *   POST /scale?app=NAME&n=N  -> { app, instances, pool: PoolOutcome }
  *   POST /down                -> { stopping: true }, then the stack stops
  *
  * A refusal is answered `{ error, code }` with the error's status (400), any
@@ -28,12 +28,21 @@ export function controlSocketPath(stateDir: string): string {
   return path.join(stateDir, "control.sock");
 }
 
+/** How an app's pool stands after `restart` or `scale`: what the CLI needs to say whether it worked. */
+export interface PoolOutcome {
+  app: string;
+  ready: number;
+  instances: number;
+  /** Why the pool is short, when it is (a halt's message). */
+  error?: string;
+}
+
 /** What the control API drives: the stack implements it. */
 export interface ControlTarget {
   status(): unknown;
-  restart(app?: string): Promise<string[]>;
+  restart(app?: string): Promise<PoolOutcome[]>;
   reload(app?: string): Promise<unknown>;
-  scale(app: string, instances: number): Promise<void>;
+  scale(app: string, instances: number): Promise<PoolOutcome>;
   down(): Promise<void>;
 }
 
@@ -156,16 +165,18 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
       return target.status();
     case "POST /reload":
       return target.reload(url.searchParams.get("app") ?? undefined);
-    case "POST /restart":
-      return { restarted: await target.restart(url.searchParams.get("app") ?? undefined) };
+    case "POST /restart": {
+      const pools = await target.restart(url.searchParams.get("app") ?? undefined);
+      return { restarted: pools.map((pool) => pool.app), pools };
+    }
     case "POST /scale": {
       const app = url.searchParams.get("app") ?? "";
       const count = Number(url.searchParams.get("n"));
       if (!Number.isInteger(count) || count < 1 || count > MAX_INSTANCES) {
         throw new BadInstanceCount(`scale ${app}: instances must be a whole number from 1 to ${MAX_INSTANCES}`, { at: app });
       }
-      await target.scale(app, count);
-      return { app, instances: count };
+      const pool = await target.scale(app, count);
+      return { app, instances: count, pool };
     }
     case "POST /down":
       // Answer first: the stack is about to stop, and this socket with it.

@@ -37,7 +37,7 @@ import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
-import { type ControlTarget, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
+import { type ControlTarget, type PoolOutcome, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
@@ -105,6 +105,11 @@ export function stackIdFor(configFile: string): string {
   const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
   const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
   return `${name}-${hash}`;
+}
+
+/** A pool's report, as `restart` and `scale` answer it. */
+function outcomeOf(report: PoolReport): PoolOutcome {
+  return { app: report.app, ready: report.ready, instances: report.instances, ...(report.error ? { error: report.error.message } : {}) };
 }
 
 /** The plan's watched globs, as the file watcher takes them. */
@@ -276,16 +281,17 @@ export class Stack implements ControlTarget, PlanRunner {
   }
 
   /** Restarts one app's workers, or every worker app's (static apps have none: they are left out). */
-  async restart(app?: string): Promise<string[]> {
+  async restart(app?: string): Promise<PoolOutcome[]> {
     const apps = app === undefined ? Object.keys(this.plan.pools) : [app];
     for (const name of apps) this.requireWorkerApp(name, "restart");
-    for (const name of apps) await this.supervisor.restart(name);
-    return apps;
+    const outcomes: PoolOutcome[] = [];
+    for (const name of apps) for (const report of await this.supervisor.restart(name)) outcomes.push(outcomeOf(report));
+    return outcomes;
   }
 
-  async scale(app: string, instances: number): Promise<void> {
+  async scale(app: string, instances: number): Promise<PoolOutcome> {
     this.requireWorkerApp(app, "scale");
-    await this.supervisor.scale(app, instances);
+    return outcomeOf(await this.supervisor.scale(app, instances));
   }
 
   /** `tsgi-stack reload [APP]` and SIGHUP: the config file's changes, then a roll of the app (or of every worker app); see stack/reload.ts. */

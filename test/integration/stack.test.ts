@@ -196,6 +196,33 @@ apps:
     expect(await stack.exited).toBe(0);
   });
 
+  it("restart and scale whose new workers cannot load exit 1, naming the app and why", async () => {
+    const { dir, file } = stackDir(`
+proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }
+apps:
+  web:
+    module: app.mjs
+    routes: [{ path: /w }]
+    restart: { max_restarts: 1, backoff: 100ms }
+`);
+    const flag = path.join(dir, "broken");
+    writeFileSync(
+      path.join(dir, "app.mjs"),
+      `import { existsSync } from "node:fs";\nif (existsSync(${JSON.stringify(flag)})) throw new Error("the dependency is down");\nexport const app = (e, start) => { start("200 OK", []); return ["ok"]; };\n`,
+    );
+    const stack = await up(file);
+    started.add(stack.child);
+    writeFileSync(flag, "");
+    const scaled = await runCli(["scale", "web", "2", "-c", file], 60_000);
+    expect(scaled.code).toBe(1);
+    expect(scaled.stderr).toMatch(/scale web 2 did not complete: web: \d of 2 worker\(s\) ready/);
+    const restarted = await runCli(["restart", "web", "-c", file], 60_000);
+    expect(restarted.code).toBe(1);
+    expect(restarted.stderr).toMatch(/restart did not complete: web: 0 of \d worker\(s\) ready: .*the dependency is down/);
+    process.kill(stack.child.pid!, "SIGINT");
+    expect(await stack.exited).toBe(0);
+  });
+
   it("a second Ctrl-C says how long the drain may still take, counted from the first", async () => {
     const { file } = stackDir(`
 proxy: { listen: ["127.0.0.1:0"], admin: "127.0.0.1:0" }

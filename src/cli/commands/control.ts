@@ -8,11 +8,11 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import { callControl, ControlRequestFailed, controlSocketPath, StackNotRunning } from "../../stack/control.ts";
+import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackNotRunning } from "../../stack/control.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
 import { resolveConfigFile, stateDirOf } from "../config-file.ts";
-import { ReloadFailed, StopTimeout, UsageError } from "../usage-error.ts";
+import { NotAllReady, ReloadFailed, StopTimeout, UsageError } from "../usage-error.ts";
 
 /** A rolling reload waits for every new worker to be ready and every old one to drain. */
 const RELOAD_TIMEOUT_MS = 15 * 60_000;
@@ -49,6 +49,14 @@ async function control(configFlag: string | undefined, method: "GET" | "POST", r
   if (!answer) throw new StackNotRunning(file);
   if (answer.status !== 200) throw new ControlRequestFailed(answer.body?.error ?? `the stack answered ${answer.status}`, answer.status, answer.body?.code);
   return answer.body;
+}
+
+/** `restart` and `scale` fail, naming the app and why, when an app ended short of ready workers. */
+function failIfShort(pools: readonly PoolOutcome[], what: string): void {
+  const short = pools.filter((pool) => pool.error !== undefined || pool.ready < pool.instances);
+  if (short.length === 0) return;
+  const lines = short.map((pool) => `${pool.app}: ${pool.ready} of ${pool.instances} worker(s) ready${pool.error ? `: ${pool.error}` : ""}`);
+  throw new NotAllReady(`${what} did not complete: ${lines.join("; ")}`);
 }
 
 function duration(ms: number): string {
@@ -122,7 +130,8 @@ export function registerControlCommands(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (app: string | undefined, flags: { config?: string }) => {
       const query = app ? `?app=${encodeURIComponent(app)}` : "";
-      const { restarted } = await control(flags.config, "POST", `/restart${query}`);
+      const { restarted, pools } = await control(flags.config, "POST", `/restart${query}`);
+      failIfShort((pools ?? []) as PoolOutcome[], "restart");
       process.stdout.write(`tsgi-stack: restarted ${(restarted as string[]).join(", ")}\n`);
     });
 
@@ -148,7 +157,8 @@ export function registerControlCommands(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (app: string, count: string, flags: { config?: string }) => {
       if (!/^\d+$/.test(count) || Number(count) < 1) throw new UsageError(`scale ${app} ${count}: N must be a whole number >= 1`);
-      await control(flags.config, "POST", `/scale?app=${encodeURIComponent(app)}&n=${count}`);
+      const { pool } = await control(flags.config, "POST", `/scale?app=${encodeURIComponent(app)}&n=${count}`);
+      if (pool) failIfShort([pool as PoolOutcome], `scale ${app} ${count}`);
       process.stdout.write(`tsgi-stack: ${app} now runs ${count} worker(s)\n`);
     });
 }
