@@ -39,7 +39,8 @@ export type LoopEvent =
   | { type: "reload-detail"; app: string; pass: number; stderr: string[] }
   | { type: "ports"; app: string; pass: number; ports: number[]; error?: string }
   | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number }
-  | { type: "socket-lost"; app: string; slot: number; pid: number; path: string };
+  | { type: "socket-lost"; app: string; slot: number; pid: number; path: string }
+  | { type: "retry"; app: string; slot: number; launch: number };
 
 export interface Found {
   pool: Pool;

@@ -58,6 +58,8 @@ export interface Pool {
   spec: PoolSpec;
   readonly slots: Map<number, Slot>;
   halted: boolean;
+  /** A worker of this pool has been ready since it was last started or revived: its code loads. */
+  loadedOnce: boolean;
   error?: PoolError;
   /** The halt's stderr lines are still being read: the error is not reported yet. */
   errorPending: boolean;
@@ -112,6 +114,7 @@ export function newPool(spec: PoolSpec): Pool {
     slots: new Map(),
     retired: new Map(),
     halted: false,
+    loadedOnce: false,
     errorPending: false,
     stopping: false,
     stopped: false,

@@ -346,6 +346,8 @@ export class Supervisor {
         return workers.handleHeartbeat(event);
       case "socket-lost":
         return workers.handleSocketLost(event);
+      case "retry":
+        return workers.handleRetry(event);
     }
   }
 

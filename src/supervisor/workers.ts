@@ -34,6 +34,8 @@ const FALLBACK_PROBE_DELAY_MS = 300;
 const FALLBACK_PROBE_MS = 1000;
 /** A launch that produced no online/exit at all within readyTimeout + this is treated as not ready. */
 const LAUNCH_DEADLINE_MARGIN_MS = 5000;
+/** The longest wait between two tries of a slot whose once-loaded code does not load now. */
+const RETRY_MAX_MS = 15_000;
 /** pm2 writes log files through streams: give the last stderr lines this long to reach the file. */
 export const STDERR_SETTLE_MS = 200;
 
@@ -253,6 +255,7 @@ export class WorkerDriver {
   }
 
   markReady(pool: Pool, slot: Slot, pid: number): void {
+    pool.loadedOnce = true;
     slot.state = "ready";
     slot.pid = pid;
     slot.settled = true;
@@ -299,10 +302,37 @@ export class WorkerDriver {
 
   private apply(pool: Pool, slot: Slot, verdict: Verdict, exitCode: number | undefined): void {
     slot.crashes = verdict.crashes;
+    // Code that loaded before and fails to load now (a dependency briefly down, when a scale, restart or
+    // recycle starts a new worker) is not a bad deploy: the other workers serve on, and this slot is
+    // tried again with a growing back-off until it loads, instead of halting the pool.
+    if (verdict.action === "halt" && verdict.reason !== "crash-loop" && pool.loadedOnce) return this.retryLater(pool, slot);
     if (verdict.action === "halt") return this.halt(pool, verdict.reason, slot, exitCode);
     if (slot.pm2GaveUp) return this.halt(pool, "crash-loop", slot, exitCode);
     // pm2 restarts the slot after its back-off; we wait for its "online".
     this.advanceRolling(pool);
+  }
+
+  /**
+   * Launches the slot again after a back-off that doubles with its crashes in
+   * a row, up to RETRY_MAX_MS (pm2 will not: the exit code is one of its
+   * stop_exit_codes). Waiters see the slot settled meanwhile: `scale` and
+   * `restart` report it short of ready.
+   */
+  private retryLater(pool: Pool, slot: Slot): void {
+    slot.settled = true;
+    const delay = Math.min(RETRY_MAX_MS, Math.max(1, pool.spec.restart.backoffMs) * 2 ** Math.max(0, slot.crashes - 1));
+    const event: LoopEvent = { type: "retry", app: pool.spec.name, slot: slot.slot, launch: slot.launch };
+    setTimeout(() => this.core.loop.enqueue(event), delay).unref();
+    this.advanceRolling(pool);
+  }
+
+  /** A slot's retry is due (retryLater): started again, unless it was launched or removed meanwhile. */
+  handleRetry(event: Extract<LoopEvent, { type: "retry" }>): void {
+    const found = this.core.current(event);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state !== "down") return;
+    this.relaunch(pool, slot, "start");
   }
 
   /** Stops every worker of the pool in pm2 (so pm2 does not loop) and reports why, with the failing worker's stderr. */
@@ -348,6 +378,8 @@ export class WorkerDriver {
   /** An errored pool, started again: fresh crash counts, every slot launched with its current spec. */
   revive(pool: Pool): void {
     pool.halted = false;
+    // Started again from scratch: its code has to prove it loads before a load failure is taken as passing.
+    pool.loadedOnce = false;
     pool.error = undefined;
     pool.errorPending = false;
     const live = liveSlots(pool);

@@ -132,6 +132,30 @@ describe("supervisor rules, against pm2's behaviour", () => {
     expect(supervisor.membership("web")).toEqual([]);
   });
 
+  it("a once-loaded app whose new worker fails to load (a dependency briefly down) keeps its other workers and retries, not halts", async () => {
+    let dependencyDown = false;
+    const fake = new FakeProcessManager((): Behaviour => (dependencyDown ? { exit: 4 } : { ready: true }));
+    const { supervisor, events, name } = supervise(fake);
+    await supervisor.start([spec({ instances: 1, restart: { maxRestarts: 2, backoffMs: 10, minUptimeMs: 60_000 } })]);
+    dependencyDown = true;
+    // scale adds a worker that cannot load: the pool keeps the one it has, and the report says it is short.
+    const report = await supervisor.scale("web", 2);
+    expect(report).toMatchObject({ instances: 2, ready: 1 });
+    expect(report.error).toBeUndefined();
+    await until(() => (fake.launches.get(name(1)) ?? 0) >= 3);
+    expect(supervisor.membership("web").map((worker) => worker.slot)).toEqual([0]);
+    expect(events.some((event) => event.type === "pool-errored")).toBe(false);
+    dependencyDown = false;
+    await until(() => supervisor.membership("web").length === 2, 5000);
+  });
+
+  it("an app whose code never loaded still halts on APP_LOAD_ERROR (a bad deploy, not a blip)", async () => {
+    const fake = new FakeProcessManager(() => ({ exit: 4 }));
+    const { supervisor } = supervise(fake);
+    const [report] = await supervisor.start([spec({ instances: 2 })]);
+    expect(report!.state).toBe("errored");
+  });
+
   it("stops a crash loop after max_restarts crashes in a row, and says so", async () => {
     const fake = new FakeProcessManager(() => ({ exit: 1 }));
     const { supervisor, events, name } = supervise(fake);
