@@ -42,8 +42,6 @@ export function requestIdOf(req: http.IncomingMessage): string {
 export class Exchange {
   readonly startedAt = Date.now();
   readonly url: string;
-  /** The target's path, without the query. */
-  readonly path: string;
   readonly requestId: string;
   route?: RouteMatch;
   /** Body bytes written to the client so far. */
@@ -55,8 +53,6 @@ export class Exchange {
     private readonly onEnd: ((entry: AccessEntry) => void) | undefined,
   ) {
     this.url = req.url ?? "/";
-    const query = this.url.indexOf("?");
-    this.path = query === -1 ? this.url : this.url.slice(0, query);
     this.requestId = requestIdOf(req);
   }
 

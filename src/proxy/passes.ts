@@ -41,6 +41,8 @@ export interface RequestContext {
   readonly exchange: Exchange;
   /** The routing table, static folders and limits in force when the request arrived. */
   readonly proxy: ProxyView;
+  /** The target's path, normalized (set by the head-rules pass; the route pass matches on it). */
+  path?: string;
   /** Set by the route pass. */
   route?: RouteMatch;
   /** A chunked body read whole by the chunked-body pass (any try can send it again). */
@@ -80,10 +82,13 @@ export interface RequestPass {
  */
 const headRules: RequestPass = {
   name: "head rules",
-  run({ req }) {
+  run(ctx) {
+    const { req } = ctx;
     const problem = headProblem(req, { allowTrace: true });
     if (problem) return { kind: "bad-head", ...problem };
-    adoptTarget(req, normalizeTarget(req.url ?? "/"));
+    const target = normalizeTarget(req.url ?? "/");
+    adoptTarget(req, target);
+    ctx.path = target.path;
     return undefined;
   },
 };
@@ -92,7 +97,7 @@ const route: RequestPass = {
   name: "route",
   run(ctx) {
     const { req, exchange, proxy } = ctx;
-    const path = pathOf(req.url ?? "/");
+    const path = ctx.path!;
     const match = proxy.route(req.headers.host, path);
     if (!match) return { kind: "no-route", host: req.headers.host ?? "", path };
     ctx.route = exchange.route = match;
@@ -116,7 +121,7 @@ const routeToWorkers: RequestPass = {
     const refused = route.run(ctx) as PassResult;
     if (refused) return refused;
     if (ctx.proxy.staticRoot(ctx.route!.app) === undefined) return undefined;
-    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: pathOf(ctx.req.url ?? "/") };
+    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.path! };
   },
 };
 
@@ -181,12 +186,6 @@ const select: RequestPass = {
 
 export const WEB_PASSES: readonly RequestPass[] = [headRules, route, method, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
 export const UPGRADE_PASSES: readonly RequestPass[] = [headRules, routeToWorkers, select];
-
-/** The path of an origin-form target, without its query. */
-function pathOf(url: string): string {
-  const query = url.indexOf("?");
-  return query === -1 ? url : url.slice(0, query);
-}
 
 /** Runs `passes` in order from `from` until one refuses or handles the request; synchronous until a pass returns a promise. */
 export function runPasses(passes: readonly RequestPass[], ctx: RequestContext, from = 0): PassResult | Promise<PassResult> {
