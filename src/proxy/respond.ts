@@ -8,7 +8,7 @@
  * rather than trusted.
  */
 import type http from "node:http";
-import { closeIfDraining, markClosing } from "../http/front-door.ts";
+import { closeIfDraining, linger, markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
 import { type Answer, answerFor, type Refusal } from "./refusal.ts";
@@ -38,9 +38,6 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
   return answer;
 }
 
-/** How long a broken-off response's connection may take to send what was written before it is destroyed. */
-const BREAK_LINGER_MS = 2000;
-
 /**
  * Ends a response that cannot be completed (its worker broke off) so that
  * the client sees it cut short, as nginx does: the head and whatever body
@@ -57,7 +54,8 @@ export function breakOff(res: http.ServerResponse): void {
   markClosing(socket);
   res.flushHeaders();
   socket.end();
-  setTimeout(() => socket.destroy(), BREAK_LINGER_MS).unref();
+  // The front door's bounded lingering close: what was written goes out, then the connection is destroyed.
+  linger(socket);
 }
 
 /**
