@@ -64,20 +64,23 @@ export class BlockedWorkerWatch {
   private killBlocked(): void {
     this.checkSockets();
     const workers = this.beatingWorkers();
+    // Each heartbeat file read once per check, for both verdicts below.
+    const beats = new Map(workers.map((worker) => [worker.file, readBeat(worker.file)]));
+    const read = (file: string) => beats.get(file);
     // A worker silent for a few beats leaves balancing now (the loop decides; this only reports), long before it is killed.
     const now = Date.now();
-    for (const [worker, unresponsive] of responsiveness(workers, readBeat, now)) {
+    for (const [worker, unresponsive] of responsiveness(workers, read, now)) {
       const { app, slot, pid } = worker;
       if (unresponsive !== this.unresponsive.has(pid)) {
         if (unresponsive) this.unresponsive.add(pid);
         else this.unresponsive.delete(pid);
-        const silentMs = Math.round(now - (readBeat(worker.file)?.mtimeMs ?? now));
+        const silentMs = Math.round(now - (read(worker.file)?.mtimeMs ?? now));
         this.core.loop.enqueue({ type: "heartbeat", app, slot, pid, unresponsive, silentMs });
       }
     }
     for (const pid of this.unresponsive) if (!workers.some((worker) => worker.pid === pid)) this.unresponsive.delete(pid);
     for (const pid of this.killed) if (!workers.some((worker) => worker.pid === pid)) this.killed.delete(pid);
-    for (const worker of blockedWorkers(workers, readBeat, Date.now())) {
+    for (const worker of blockedWorkers(workers, read, now)) {
       if (this.killed.has(worker.pid)) continue;
       this.killed.add(worker.pid);
       const { app, slot, pid, silentMs, timeoutMs } = worker;
