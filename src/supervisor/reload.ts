@@ -39,7 +39,7 @@
  * (freeSlots), counting old workers still draining; so a 2-worker pool
  * reloads 0,1 → 2,3 and the next reload goes back to 0,1.
  */
-import { describeExitCode, telltaleLine } from "./crash-policy.ts";
+import { describeEnd, telltaleLine } from "./crash-policy.ts";
 import type { PoolSpec, ReloadError, ReloadReport } from "./types.ts";
 
 /** A caller's reply slot: the loop writes into it the report of the pass that served the request. */
@@ -135,7 +135,7 @@ export function passReport(app: string, pass: ReloadPass, now: number, error: Re
 
 /** What a new worker that exited did, in the report's words (`was killed by SIGKILL` when a signal ended it). */
 export function describeEarlyExit(exitCode: number, signal?: string): string {
-  return `${signal ? `was killed by ${signal}` : `exited with ${describeExitCode(exitCode)}`} before it was ready`;
+  return `${signal ? "was " : ""}${describeEnd(exitCode, signal)} before it was ready`;
 }
 
 /**
