@@ -40,7 +40,8 @@ export type LoopEvent =
   | { type: "ports"; app: string; pass: number; ports: number[]; error?: string }
   | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number }
   | { type: "socket-lost"; app: string; slot: number; pid: number; path: string }
-  | { type: "retry"; app: string; slot: number; launch: number };
+  | { type: "retry"; app: string; slot: number; launch: number }
+  | { type: "relaunch-all" };
 
 export interface Found {
   pool: Pool;

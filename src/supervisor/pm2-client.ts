@@ -364,6 +364,10 @@ export class Pm2Client implements ProcessManager {
    * a reconnecting RPC socket (see the module header): both sockets are
    * closed while the daemon still answers, then the daemon gets SIGTERM.
    */
+  daemonAlive(): boolean {
+    return Pm2Client.daemonPid(this.home) !== undefined;
+  }
+
   async killDaemon(): Promise<void> {
     const pid = Pm2Client.daemonPid(this.home);
     if (!this.closed) {

@@ -102,6 +102,8 @@ export interface ProcessManager {
   onEvent(listener: (event: Pm2Event) => void): () => void;
   /** Lets go of the manager; its processes keep running. */
   disconnect(): Promise<void>;
+  /** Whether the manager itself (pm2's daemon) still runs: it can die without a word (SIGKILL). */
+  daemonAlive(): boolean;
   /** Deletes every process, stops the manager itself and resolves once it is gone. */
   killDaemon(): Promise<void>;
 }

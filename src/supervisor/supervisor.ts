@@ -63,6 +63,8 @@ import type {
 } from "./types.ts";
 import { WorkerDriver } from "./workers.ts";
 
+/** How often the supervisor checks that pm2's daemon still runs. */
+const DAEMON_CHECK_MS = 1000;
 /** After pm2's deletes, how long the supervisor waits for the pids to be gone before it SIGKILLs them itself. */
 const STOP_VERIFY_MS = 3000;
 
@@ -90,6 +92,9 @@ export class Supervisor {
   private readonly blocked: BlockedWorkerWatch;
   private readonly waiters: Waiter[] = [];
   private sampler: NodeJS.Timeout | undefined;
+  private daemonWatch: NodeJS.Timeout | undefined;
+  /** A replacement daemon is being started (recoverDaemon): one at a time. */
+  private recovering = false;
 
   constructor(options: SupervisorOptions) {
     this.core = new SupervisorCore(
@@ -348,6 +353,8 @@ export class Supervisor {
         return workers.handleSocketLost(event);
       case "retry":
         return workers.handleRetry(event);
+      case "relaunch-all":
+        return workers.handleRelaunchAll();
     }
   }
 
@@ -378,6 +385,11 @@ export class Supervisor {
       client.onEvent((event) => this.core.loop.enqueue({ type: "pm2", event }));
       this.sampler = setInterval(() => void this.sample(), monitorIntervalMs);
       this.sampler.unref();
+      // pm2's daemon can die without a word (SIGKILL, the OOM killer): looked for every second.
+      this.daemonWatch = setInterval(() => {
+        if (!client.daemonAlive() && !this.recovering) void this.recoverDaemon(client);
+      }, DAEMON_CHECK_MS);
+      this.daemonWatch.unref();
       this.blocked.start();
       return client;
     });
@@ -387,10 +399,40 @@ export class Supervisor {
   /** Lets go of the process manager: no more events, samples or calls from this object until it connects again. */
   private async release(client: ProcessManager, killDaemon: boolean): Promise<void> {
     clearInterval(this.sampler);
+    clearInterval(this.daemonWatch);
     this.blocked.stop();
     this.core.client = undefined;
     if (killDaemon) await client.killDaemon();
     else await client.disconnect();
+  }
+
+  /**
+   * pm2's daemon is gone while the stack runs: its workers are orphans (still
+   * holding their sockets) or dead, and no event will ever say so. The
+   * workers it ran are killed by pid, a new daemon is started, and every
+   * pool that was running is launched again on it — as pm2 would have
+   * restarted them — while `status` says they are down.
+   */
+  private async recoverDaemon(lost: ProcessManager): Promise<void> {
+    const pools = [...this.core.byName.values()];
+    if (pools.every((pool) => pool.stopping || pool.stopped)) return;
+    this.recovering = true;
+    try {
+      const orphans = knownPids(this.core, []);
+      this.core.loop.enqueue({ type: "pm2", event: { kind: "daemon-exit" } });
+      await reap(orphans, 0);
+      clearInterval(this.sampler);
+      clearInterval(this.daemonWatch);
+      this.blocked.stop();
+      this.core.client = undefined;
+      void lost.disconnect().catch(() => undefined);
+      await this.connect();
+      this.core.loop.enqueue({ type: "relaunch-all" });
+    } catch (error) {
+      this.core.emit({ type: "supervisor-error", message: `pm2's daemon is gone and a new one did not start: ${(error as Error).message}` });
+    } finally {
+      this.recovering = false;
+    }
   }
 
   /** Asks pm2 for memory, CPU and restart counts; the answer comes back through the loop. False if it could not ask. */

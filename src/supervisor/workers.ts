@@ -181,7 +181,7 @@ export class WorkerDriver {
   handleDaemonExit(): void {
     const stopping = [...this.core.byName.values()].every((pool) => pool.stopping || pool.stopped);
     if (stopping) return;
-    this.core.emit({ type: "supervisor-error", message: "the pm2 daemon stopped: every worker of this stack is gone" });
+    this.core.emit({ type: "supervisor-error", message: "the pm2 daemon stopped: every worker of this stack is gone; starting a new daemon" });
     for (const pool of this.core.byName.values()) {
       for (const slot of pool.slots.values()) {
         slot.state = "down";
@@ -189,6 +189,20 @@ export class WorkerDriver {
         slot.settled = true;
       }
     }
+  }
+
+  /** After a lost daemon was replaced: every slot of every running pool is launched again on the new one. */
+  handleRelaunchAll(): void {
+    let count = 0;
+    for (const pool of this.core.byName.values()) {
+      if (pool.halted || pool.stopping || pool.stopped) continue;
+      for (const slot of liveSlots(pool)) {
+        slot.crashes = 0;
+        this.relaunch(pool, slot, "start");
+        count++;
+      }
+    }
+    this.core.emit({ type: "supervisor-error", message: `pm2's daemon was gone: a new one runs, and ${count} worker(s) are starting on it` });
   }
 
   /** A new slot, launched. */

@@ -118,10 +118,24 @@ export class FakeProcessManager implements ProcessManager {
     if (process?.status === "online") this.exited(process, 0, signal);
   }
 
-  /** The daemon dies (SIGKILL to it): its processes go with it. */
+  /** Whether the daemon runs: false from crashDaemon until the supervisor connects again (restartDaemon). */
+  alive = true;
+
+  daemonAlive(): boolean {
+    return this.alive;
+  }
+
+  /** The daemon dies (SIGKILL to it): its processes go with it, and pm2 says nothing. */
   crashDaemon(): void {
     for (const process of this.processes.values()) this.halt(process);
-    this.emit({ kind: "daemon-exit" });
+    this.processes.clear();
+    this.alive = false;
+  }
+
+  /** A connect after a crash spawns a new daemon, with no processes. */
+  restartDaemon(): this {
+    this.alive = true;
+    return this;
   }
 
   /** The pid the named process runs as now (0 when it does not run). */

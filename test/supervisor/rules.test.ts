@@ -232,12 +232,20 @@ describe("supervisor rules, against pm2's behaviour", () => {
     await until(() => fake.calls.includes(`delete ${name(2)}`));
   });
 
-  it("reports the daemon's death as a supervisor error, and no worker is left in the membership", async () => {
+  it("notices pm2's daemon dying without a word, says so, connects a new one and starts every worker on it", async () => {
     const fake = new FakeProcessManager();
-    const { supervisor, events } = supervise(fake);
+    let connects = 0;
+    const stateDir = path.join(os.tmpdir(), `tsgi-rules-${process.pid}-${++counter}`);
+    const supervisor = new Supervisor({ stackId: `rules${counter}`, stateDir, connectProcessManager: async () => (connects++, fake.restartDaemon()) });
+    running.push({ supervisor, stateDir });
+    const events: SupervisorEvent[] = [];
+    supervisor.onEvent((event) => events.push(event));
     await supervisor.start([spec({ instances: 2 })]);
+    const before = supervisor.membership("web").map((worker) => worker.pid);
     fake.crashDaemon();
-    await until(() => supervisor.membership("web").length === 0);
-    expect(events).toContainEqual(expect.objectContaining({ type: "supervisor-error", message: expect.stringMatching(/pm2 daemon stopped/) }));
+    await until(() => events.some((event) => event.type === "supervisor-error" && /pm2 daemon stopped/.test(event.message)), 3000);
+    await until(() => supervisor.membership("web").length === 2 && supervisor.membership("web").every((worker) => !before.includes(worker.pid)), 5000);
+    expect(connects).toBe(2);
+    expect(events).toContainEqual(expect.objectContaining({ type: "supervisor-error", message: expect.stringMatching(/a new one runs, and 2 worker\(s\) are starting/) }));
   });
 });

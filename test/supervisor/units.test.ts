@@ -268,6 +268,7 @@ describe("the process-manager seam", () => {
       list: async (prefix = "") => (calls.push(`list ${prefix}`), []),
       onEvent: () => () => undefined,
       disconnect: async () => void calls.push("disconnect"),
+      daemonAlive: () => true,
       killDaemon: async () => void calls.push("killDaemon"),
     };
     const homes: string[] = [];
