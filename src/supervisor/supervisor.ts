@@ -65,6 +65,8 @@ import { WorkerDriver } from "./workers.ts";
 
 /** How often the supervisor checks that pm2's daemon still runs. */
 const DAEMON_CHECK_MS = 1000;
+/** A daemon whose pid file looks gone but that answers a list() within this is alive. */
+const DAEMON_ANSWER_MS = 2000;
 /** After pm2's deletes, how long the supervisor waits for the pids to be gone before it SIGKILLs them itself. */
 const STOP_VERIFY_MS = 3000;
 
@@ -93,8 +95,8 @@ export class Supervisor {
   private readonly waiters: Waiter[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private daemonWatch: NodeJS.Timeout | undefined;
-  /** A replacement daemon is being started (recoverDaemon): one at a time. */
-  private recovering = false;
+  /** A lost daemon being confirmed and replaced (recoverDaemon): one at a time, and stop() waits for it. */
+  private recovery: Promise<void> | undefined;
 
   constructor(options: SupervisorOptions) {
     this.core = new SupervisorCore(
@@ -236,6 +238,7 @@ export class Supervisor {
    * survivor). The stack's daemon is stopped when it has nothing left to run.
    */
   async stop(): Promise<StopReport> {
+    await this.recovery;
     if (!this.core.client && Supervisor.daemonPid(this.core.options.stateDir) === undefined) {
       return { deleted: [], forced: [], daemonStopped: false };
     }
@@ -255,6 +258,7 @@ export class Supervisor {
 
   /** Lets go of pm2 and leaves the workers running under its daemon (`up --detach`). */
   async detach(): Promise<void> {
+    await this.recovery;
     if (this.core.client) await this.release(await this.core.client, false);
   }
 
@@ -387,7 +391,8 @@ export class Supervisor {
       this.sampler.unref();
       // pm2's daemon can die without a word (SIGKILL, the OOM killer): looked for every second.
       this.daemonWatch = setInterval(() => {
-        if (!client.daemonAlive() && !this.recovering) void this.recoverDaemon(client);
+        if (this.recovery || client.daemonAlive()) return;
+        this.recovery = this.recoverDaemon(client).finally(() => (this.recovery = undefined));
       }, DAEMON_CHECK_MS);
       this.daemonWatch.unref();
       this.blocked.start();
@@ -412,11 +417,15 @@ export class Supervisor {
    * workers it ran are killed by pid, a new daemon is started, and every
    * pool that was running is launched again on it — as pm2 would have
    * restarted them — while `status` says they are down.
+   *
+   * The pid file is only the first sign: a daemon that still answers a
+   * list() within DAEMON_ANSWER_MS is alive whatever the file says (it is
+   * rewritten, not atomically, whenever a daemon starts).
    */
   private async recoverDaemon(lost: ProcessManager): Promise<void> {
-    const pools = [...this.core.byName.values()];
-    if (pools.every((pool) => pool.stopping || pool.stopped)) return;
-    this.recovering = true;
+    const running = () => [...this.core.byName.values()].some((pool) => !pool.stopping && !pool.stopped);
+    if (!running() || (await answers(lost, DAEMON_ANSWER_MS))) return;
+    if (!running() || this.core.client === undefined) return;
     try {
       const orphans = knownPids(this.core, []);
       this.core.loop.enqueue({ type: "pm2", event: { kind: "daemon-exit" } });
@@ -430,8 +439,6 @@ export class Supervisor {
       this.core.loop.enqueue({ type: "relaunch-all" });
     } catch (error) {
       this.core.emit({ type: "supervisor-error", message: `pm2's daemon is gone and a new one did not start: ${(error as Error).message}` });
-    } finally {
-      this.recovering = false;
     }
   }
 
@@ -476,4 +483,15 @@ function knownPids(core: SupervisorCore, listed: number[]): number[] {
   const roots = new Set(listed.filter(Boolean));
   for (const pool of core.byName.values()) for (const slot of pool.slots.values()) if (slot.pid) roots.add(slot.pid);
   return [...new Set([...roots].flatMap((pid) => processTree(pid)))];
+}
+
+/** Whether the process manager answers a list() within `ms`: a dead daemon's RPC socket reconnects forever instead. */
+async function answers(client: ProcessManager, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([client.list().then(() => true, () => false), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

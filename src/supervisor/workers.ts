@@ -195,7 +195,16 @@ export class WorkerDriver {
   handleRelaunchAll(): void {
     let count = 0;
     for (const pool of this.core.byName.values()) {
-      if (pool.halted || pool.stopping || pool.stopped) continue;
+      if (pool.stopping || pool.stopped) continue;
+      if (pool.halted && pool.error?.reason === "launch-failed") {
+        // pm2 could not launch a worker while its daemon was gone: the daemon's failure, not the app's.
+        const loadedOnce = pool.loadedOnce;
+        this.revive(pool);
+        pool.loadedOnce = loadedOnce;
+        count += pool.spec.instances;
+        continue;
+      }
+      if (pool.halted) continue;
       for (const slot of liveSlots(pool)) {
         slot.crashes = 0;
         this.relaunch(pool, slot, "start");

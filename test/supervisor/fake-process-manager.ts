@@ -89,6 +89,9 @@ export class FakeProcessManager implements ProcessManager {
   }
 
   async list(namePrefix = ""): Promise<ProcessInfo[]> {
+    // A dead daemon's RPC socket never answers: pm2's client keeps reconnecting.
+    // (Here the fake is its own next connection too, so restartDaemon fails the calls left waiting.)
+    if (!this.alive) return new Promise((_, reject) => this.unanswered.push(reject));
     return [...this.processes.values()].filter((process) => process.spec.name.startsWith(namePrefix)).map((process) => this.info(process));
   }
 
@@ -121,8 +124,12 @@ export class FakeProcessManager implements ProcessManager {
   /** Whether the daemon runs: false from crashDaemon until the supervisor connects again (restartDaemon). */
   alive = true;
 
+  /** The pid file says the daemon is gone while it still runs (a file rewritten as a new daemon starts). */
+  pidFileMissing = false;
+  private readonly unanswered: Array<(error: Error) => void> = [];
+
   daemonAlive(): boolean {
-    return this.alive;
+    return this.alive && !this.pidFileMissing;
   }
 
   /** The daemon dies (SIGKILL to it): its processes go with it, and pm2 says nothing. */
@@ -135,6 +142,7 @@ export class FakeProcessManager implements ProcessManager {
   /** A connect after a crash spawns a new daemon, with no processes. */
   restartDaemon(): this {
     this.alive = true;
+    for (const reject of this.unanswered.splice(0)) reject(new Error("the daemon this call was sent to is gone"));
     return this;
   }
 

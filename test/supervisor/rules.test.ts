@@ -243,9 +243,25 @@ describe("supervisor rules, against pm2's behaviour", () => {
     await supervisor.start([spec({ instances: 2 })]);
     const before = supervisor.membership("web").map((worker) => worker.pid);
     fake.crashDaemon();
-    await until(() => events.some((event) => event.type === "supervisor-error" && /pm2 daemon stopped/.test(event.message)), 3000);
+    await until(() => events.some((event) => event.type === "supervisor-error" && /pm2 daemon stopped/.test(event.message)), 6000);
     await until(() => supervisor.membership("web").length === 2 && supervisor.membership("web").every((worker) => !before.includes(worker.pid)), 5000);
     expect(connects).toBe(2);
     expect(events).toContainEqual(expect.objectContaining({ type: "supervisor-error", message: expect.stringMatching(/a new one runs, and 2 worker\(s\) are starting/) }));
-  });
+  }, 15_000);
+
+  it("takes a missing pid file for a lost daemon only when the daemon does not answer either", async () => {
+    const fake = new FakeProcessManager();
+    let connects = 0;
+    const stateDir = path.join(os.tmpdir(), `tsgi-rules-${process.pid}-${++counter}`);
+    const supervisor = new Supervisor({ stackId: `rules${counter}`, stateDir, connectProcessManager: async () => (connects++, fake.restartDaemon()) });
+    running.push({ supervisor, stateDir });
+    const events: SupervisorEvent[] = [];
+    supervisor.onEvent((event) => events.push(event));
+    await supervisor.start([spec({ instances: 2 })]);
+    fake.pidFileMissing = true;
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    fake.pidFileMissing = false;
+    expect(connects).toBe(1);
+    expect(events.filter((event) => event.type === "supervisor-error" && /daemon/.test(event.message))).toEqual([]);
+  }, 10_000);
 });
