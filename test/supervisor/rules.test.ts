@@ -232,7 +232,8 @@ describe("supervisor rules, against pm2's behaviour", () => {
     await until(() => fake.calls.includes(`delete ${name(2)}`));
   });
 
-  it("notices pm2's daemon dying without a word, says so, connects a new one and starts every worker on it", async () => {
+  /** Two workers of "web" under a fake daemon that can die; every connect (the first, and each after a loss) is counted. */
+  async function superviseAcrossDaemons() {
     const fake = new FakeProcessManager();
     let connects = 0;
     const stateDir = path.join(os.tmpdir(), `tsgi-rules-${process.pid}-${++counter}`);
@@ -241,27 +242,25 @@ describe("supervisor rules, against pm2's behaviour", () => {
     const events: SupervisorEvent[] = [];
     supervisor.onEvent((event) => events.push(event));
     await supervisor.start([spec({ instances: 2 })]);
+    return { fake, supervisor, events, connects: () => connects };
+  }
+
+  it("notices pm2's daemon dying without a word, says so, connects a new one and starts every worker on it", async () => {
+    const { fake, supervisor, events, connects } = await superviseAcrossDaemons();
     const before = supervisor.membership("web").map((worker) => worker.pid);
     fake.crashDaemon();
     await until(() => events.some((event) => event.type === "supervisor-error" && /pm2 daemon stopped/.test(event.message)), 6000);
     await until(() => supervisor.membership("web").length === 2 && supervisor.membership("web").every((worker) => !before.includes(worker.pid)), 5000);
-    expect(connects).toBe(2);
+    expect(connects()).toBe(2);
     expect(events).toContainEqual(expect.objectContaining({ type: "supervisor-error", message: expect.stringMatching(/a new one runs, and 2 worker\(s\) are starting/) }));
   }, 15_000);
 
   it("takes a missing pid file for a lost daemon only when the daemon does not answer either", async () => {
-    const fake = new FakeProcessManager();
-    let connects = 0;
-    const stateDir = path.join(os.tmpdir(), `tsgi-rules-${process.pid}-${++counter}`);
-    const supervisor = new Supervisor({ stackId: `rules${counter}`, stateDir, connectProcessManager: async () => (connects++, fake.restartDaemon()) });
-    running.push({ supervisor, stateDir });
-    const events: SupervisorEvent[] = [];
-    supervisor.onEvent((event) => events.push(event));
-    await supervisor.start([spec({ instances: 2 })]);
+    const { fake, supervisor, events, connects } = await superviseAcrossDaemons();
     fake.pidFileMissing = true;
     await new Promise((resolve) => setTimeout(resolve, 3500));
     fake.pidFileMissing = false;
-    expect(connects).toBe(1);
+    expect(connects()).toBe(1);
     expect(events.filter((event) => event.type === "supervisor-error" && /daemon/.test(event.message))).toEqual([]);
   }, 10_000);
 });
