@@ -117,6 +117,22 @@ export class StackNotRunning extends TsgiStackError {
   }
 }
 
+/** No stack answers, but pm2's daemon of its state dir still runs: the stack process died and left its workers. */
+export class StackLeftBehind extends TsgiStackError {
+  static readonly code = "TSGI_ERR_CONTROL_LEFT_BEHIND";
+
+  constructor(
+    readonly file: string,
+    readonly daemonPid: number,
+  ) {
+    super(
+      `the stack of ${file} is not running, but its stack process died and left pm2's daemon (pid ${daemonPid}) running its workers: ` +
+        `\`tsgi-stack down -c ${file}\` stops them, \`tsgi-stack up -c ${file}\` replaces them`,
+      { at: file },
+    );
+  }
+}
+
 /** The stack took the request but did not answer in time. */
 export class ControlTimeout extends TsgiStackError {
   static readonly code = "TSGI_ERR_CONTROL_TIMEOUT";
@@ -148,6 +164,7 @@ export const controlErrors = errorGroup("CONTROL", [
   UnknownControlRequest,
   ControlSocketFailed,
   StackNotRunning,
+  StackLeftBehind,
   ControlTimeout,
   ControlRequestFailed,
 ]);

@@ -28,7 +28,7 @@
  * then the proxy processes and the pools start; `stop()` undoes whatever part
  * did start.
  */
-import { createHash } from "node:crypto";
+import { stackIdFor } from "./stack-id.ts";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import http from "node:http";
@@ -99,13 +99,6 @@ export interface StackStatus {
 
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
-
-/** `<name>-<hash>`: readable in `pm2 ls` (as `tsgi:<stackId>:…`), unique per config file path. */
-export function stackIdFor(configFile: string): string {
-  const name = path.basename(configFile).replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
-  const hash = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 8);
-  return `${name}-${hash}`;
-}
 
 /** A pool's report, as `restart` and `scale` answer it. */
 function outcomeOf(report: PoolReport): PoolOutcome {

@@ -5,6 +5,10 @@
  * hung or lied). Now: within 10 s every worker runs again on a new daemon,
  * `status` shows live pids, the control commands answer, and Ctrl-C leaves
  * nothing behind so that the next `up` starts on the same sockets.
+ *
+ * And the other way round: the stack process SIGKILLed, pm2's daemon and the
+ * workers left running. `status` says so instead of a plain "not running",
+ * and `down` stops them.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
@@ -85,4 +89,38 @@ apps:
     process.kill(again.child.pid!, "SIGINT");
     expect(await again.exited).toBe(0);
   }, 120_000);
+
+  it("the stack process SIGKILLed instead: status names the daemon it left, and down stops the daemon and every worker", async () => {
+    const { dir, file } = stackDir(`
+proxy:
+  listen: ["127.0.0.1:0"]
+apps:
+  web:
+    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
+    instances: 2
+    routes: [{ path: / }]
+`);
+    dirs.push(dir);
+    const stack = await up(file, { onSpawn: (child) => started.add(child) });
+    const workers = (await statusJson(file)).workers.map((row: any) => row.pid as number);
+    for (const pid of workers) seenPids.add(pid);
+    const daemon = pm2DaemonPid(dir)!;
+    seenPids.add(daemon);
+    process.kill(stack.child.pid!, "SIGKILL");
+    await stack.exited;
+    for (const pid of [...workers, daemon]) expect(isAlive(pid)).toBe(true);
+
+    const status = await runCli(["status", "-c", file]);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(new RegExp(`is not running, but its stack process died and left pm2's daemon \\(pid ${daemon}\\) running its workers`));
+
+    const down = await runCli(["down", "-c", file], 60_000);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toMatch(new RegExp(`stopped what it left: 2 worker\\(s\\) and pm2's daemon \\(pid ${daemon}\\)`));
+    for (const pid of [...workers, daemon]) expect(isAlive(pid)).toBe(false);
+    const after = await runCli(["status", "-c", file]);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/is not running/);
+    expect(after.stderr).not.toMatch(/left pm2's daemon/);
+  }, 60_000);
 });

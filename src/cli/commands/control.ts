@@ -8,7 +8,9 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackNotRunning } from "../../stack/control.ts";
+import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackLeftBehind, StackNotRunning } from "../../stack/control.ts";
+import { findLeftovers, stopLeftovers } from "../../stack/leftovers.ts";
+import { stackIdFor } from "../../stack/stack-id.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
 import { resolveConfigFile, stateDirOf } from "../config-file.ts";
@@ -42,13 +44,19 @@ async function control(configFlag: string | undefined, method: "GET" | "POST", r
   const socket = controlSocketPath(stateDirOf(file));
   // Two config files in one folder share its .tsgi by default: the stack answering there must be this file's.
   const status = await callControl(socket, "GET", "/status", route === "/status" ? timeoutMs : undefined);
-  if (!status) throw new StackNotRunning(file);
+  if (!status) throw notRunning(file);
   const owner = status.body?.configFile as string | undefined;
   if (owner !== undefined && path.resolve(owner) !== path.resolve(file)) throw new StackNotRunning(file, owner);
   const answer = method === "GET" && route === "/status" ? status : await callControl(socket, method, route, timeoutMs);
   if (!answer) throw new StackNotRunning(file);
   if (answer.status !== 200) throw new ControlRequestFailed(answer.body?.error ?? `the stack answered ${answer.status}`, answer.status, answer.body?.code);
   return answer.body;
+}
+
+/** Why no stack answers: plainly not running, or its process died and left pm2's daemon and workers running. */
+function notRunning(file: string): StackNotRunning | StackLeftBehind {
+  const leftovers = findLeftovers(stateDirOf(file));
+  return leftovers ? new StackLeftBehind(file, leftovers.daemonPid) : new StackNotRunning(file);
 }
 
 /** `restart` and `scale` fail, naming the app and why, when an app ended short of ready workers. */
@@ -114,6 +122,15 @@ export function registerControlCommands(program: Command): void {
     .description("stop the running stack: drain and stop every worker, then the proxy")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (flags: { config?: string }) => {
+      const file = resolveConfigFile(flags.config);
+      const stateDir = stateDirOf(file);
+      // A stack process that died left its workers under pm2's daemon: no stack to ask, so they are stopped from here.
+      const leftovers = (await callControl(controlSocketPath(stateDir), "GET", "/status")) ? undefined : findLeftovers(stateDir);
+      if (leftovers) {
+        const stopped = await stopLeftovers(stackIdFor(file), stateDir);
+        process.stdout.write(`tsgi-stack: the stack process of ${file} was gone; stopped what it left: ${stopped.length} worker(s) and pm2's daemon (pid ${leftovers.daemonPid})\n`);
+        return;
+      }
       const status = (await control(flags.config, "GET", "/status")) as StackStatus;
       await control(flags.config, "POST", "/down");
       // Wait for the stack process itself to be gone: `down` returning means nothing is left.
