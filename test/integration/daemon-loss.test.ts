@@ -35,21 +35,26 @@ async function readyAgain(file: string, count: number, old: number[], ms: number
   }
 }
 
-describe("pm2's daemon SIGKILLed under `up`", () => {
-  it("is replaced, its workers start again within 10 s, status tells the truth, and every command stays bounded", async () => {
-    const { dir, file } = stackDir(`
+/** `up` of one app, web, with two workers behind the proxy. */
+async function upTwoWorkers() {
+  const { dir, file } = stackDir(`
 proxy:
   listen: ["127.0.0.1:0"]
-  admin: "127.0.0.1:0"
 apps:
   web:
     module: ${ROOT}/test/fixtures/apps/lifecycle.ts
     instances: 2
     routes: [{ path: / }]
 `);
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
-    seenPids.add(stack.child.pid!);
+  dirs.push(dir);
+  const stack = await up(file, { onSpawn: (child) => started.add(child) });
+  seenPids.add(stack.child.pid!);
+  return { dir, file, stack };
+}
+
+describe("pm2's daemon SIGKILLed under `up`", () => {
+  it("is replaced, its workers start again within 10 s, status tells the truth, and every command stays bounded", async () => {
+    const { dir, file, stack } = await upTwoWorkers();
     const before = (await statusJson(file)).workers.map((row: any) => row.pid as number);
     for (const pid of before) seenPids.add(pid);
     const daemon = pm2DaemonPid(dir)!;
@@ -91,17 +96,7 @@ apps:
   }, 120_000);
 
   it("the stack process SIGKILLed instead: status names the daemon it left, and down stops the daemon and every worker", async () => {
-    const { dir, file } = stackDir(`
-proxy:
-  listen: ["127.0.0.1:0"]
-apps:
-  web:
-    module: ${ROOT}/test/fixtures/apps/lifecycle.ts
-    instances: 2
-    routes: [{ path: / }]
-`);
-    dirs.push(dir);
-    const stack = await up(file, { onSpawn: (child) => started.add(child) });
+    const { dir, file, stack } = await upTwoWorkers();
     const workers = (await statusJson(file)).workers.map((row: any) => row.pid as number);
     for (const pid of workers) seenPids.add(pid);
     const daemon = pm2DaemonPid(dir)!;
