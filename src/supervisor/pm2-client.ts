@@ -43,7 +43,7 @@
  *   own graceful exit).
  */
 import { createRequire } from "node:module";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { ProcessDescription, StartOptions } from "pm2";
 import { isAlive } from "./probes.ts";
@@ -181,6 +181,7 @@ function toProcessInfo(description: ProcessDescription, now: number): ProcessInf
     status,
     restarts: typeof env.restart_time === "number" ? env.restart_time : 0,
     uptime: status === "online" ? Math.max(0, now - startedAt) : 0,
+    startedAt,
     memory: description.monit?.memory ?? 0,
     cpu: description.monit?.cpu ?? 0,
     ...(typeof env.exit_code === "number" ? { exitCode: env.exit_code } : {}),
@@ -277,6 +278,13 @@ export class Pm2Client implements ProcessManager {
   /** Connects to the daemon of `home`, spawning it if it is not running. */
   static async connect(options: ConnectOptions): Promise<Pm2Client> {
     const home = path.resolve(options.home);
+    // No live daemon by its pid file, but its socket files are there: one that was stopped or killed. pm2
+    // pings rpc.sock to decide whether to spawn a daemon, and a daemon still on its way out (or a child
+    // that inherited the socket) can answer that ping and then refuse every call: the client would
+    // reconnect forever. Without the files, pm2 spawns a new daemon, which binds new ones.
+    if (Pm2Client.daemonPid(home) === undefined) {
+      for (const socket of ["rpc.sock", "pub.sock"]) rmSync(path.join(home, socket), { force: true });
+    }
     bind(home);
     const daemonEnv: Record<string, string> = { PM2_HOME: home, PM2_KILL_SIGNAL: KILL_SIGNAL };
     if (options.monitorIntervalMs) daemonEnv.PM2_WORKER_INTERVAL = String(options.monitorIntervalMs);
