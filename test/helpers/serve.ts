@@ -99,15 +99,8 @@ export async function stopAll(): Promise<void> {
   );
 }
 
-/** True while a process with this pid exists. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** True while `pid` runs; a zombie (a pm2 daemon exited, not yet reaped by init) counts as gone, as the stack counts it. */
+export { isAlive } from "../../src/supervisor/probes.ts";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -63,19 +63,9 @@ export function get(address: WorkerAddress, urlPath = "/"): Promise<Reply> {
   });
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
+import { isAlive } from "../../src/supervisor/probes.ts";
+
+export { isAlive };
 
 /** Pids of live processes whose environment says they belong to this stack (TSGI_STACK=<id>). */
 export function processesOfStack(stackId: string): number[] {
