@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { isAlive } from "../supervisor/probes.ts";
 import { statePaths } from "../supervisor/slots.ts";
 
 export interface Leftovers {
@@ -23,13 +24,7 @@ export function findLeftovers(stateDir: string): Leftovers | undefined {
   const pidFile = path.join(statePaths(stateDir).pm2Home, "pm2.pid");
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, "utf8").trim());
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return undefined;
-  }
-  return { daemonPid: pid };
+  return Number.isInteger(pid) && isAlive(pid) ? { daemonPid: pid } : undefined;
 }
 
 /** Stops what a dead stack process left: its workers (drained as at `down`) and pm2's daemon. Resolves with the workers' pm2 names. */

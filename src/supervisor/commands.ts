@@ -13,7 +13,7 @@ import { isQuiet, liveSlots, newPool, type Pool } from "./pool.ts";
 import { defer, type PoolCommand, rolls } from "./reload.ts";
 import type { ReloadDriver } from "./reload-driver.ts";
 import { freeSlots } from "./slots.ts";
-import type { PoolSpec, ReloadReport } from "./types.ts";
+import type { Adoptee, PoolSpec, ReloadReport } from "./types.ts";
 import type { WorkerDriver } from "./workers.ts";
 
 export class PoolCommands {
@@ -23,11 +23,17 @@ export class PoolCommands {
     private readonly reloads: ReloadDriver,
   ) {}
 
-  handleStart(specs: PoolSpec[], ports: number[]): void {
+  /** New pools: each slot takes over the worker a dead stack process left there (`adopted`), or launches one. */
+  handleStart(specs: PoolSpec[], ports: number[], adopted: ReadonlyMap<string, Adoptee[]>): void {
     for (const spec of specs) {
       const pool = newPool(spec);
       this.core.byName.set(spec.name, pool);
-      for (let slot = 0; slot < spec.instances; slot++) this.workers.launchSlot(pool, slot, ports);
+      const found = new Map((adopted.get(spec.name) ?? []).map((adoptee) => [adoptee.slot, adoptee]));
+      for (let slot = 0; slot < spec.instances; slot++) {
+        const adoptee = found.get(slot);
+        if (adoptee) this.workers.adoptSlot(pool, adoptee);
+        else this.workers.launchSlot(pool, slot, ports);
+      }
     }
   }
 

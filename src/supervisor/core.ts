@@ -19,12 +19,12 @@ import type { Pool, Slot } from "./pool.ts";
 import type { Pm2Event, ProcessInfo, ProcessManager } from "./process-manager.ts";
 import type { PoolCommand } from "./reload.ts";
 import { checkNamePart, parseProcessName, type StatePaths, statePaths } from "./slots.ts";
-import type { LogListener, MembershipListener, PoolSpec, SupervisorEvent, SupervisorListener, SupervisorOptions } from "./types.ts";
+import type { Adoptee, LogListener, MembershipListener, PoolSpec, SupervisorEvent, SupervisorListener, SupervisorOptions } from "./types.ts";
 import { readyEndpoints } from "./pool.ts";
 
 export type LoopEvent =
   | { type: "pm2"; event: Pm2Event }
-  | { type: "start"; pools: PoolSpec[]; ports: number[] }
+  | { type: "start"; pools: PoolSpec[]; ports: number[]; adopted: ReadonlyMap<string, Adoptee[]> }
   | PoolCommand
   | { type: "remove"; app: string }
   | { type: "stop" }

@@ -11,6 +11,7 @@
  * - command apps run through the shell with PORT set; pm2 cannot know when
  *   they listen, so readiness is ours (the port accepts a connection).
  */
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { formatHostPort } from "../contract/address.ts";
@@ -107,9 +108,23 @@ function slotEnv(context: LaunchContext, pool: PoolSpec, slot: number, address: 
     TSGI_SLOT: String(slot),
     // Read back by `status` for a stack this process did not start (e.g. after `up --detach`).
     TSGI_ADDRESS: formatWorkerAddress(address),
+    // Read back by a new stack process that finds this worker running: it adopts only what it would launch itself.
+    TSGI_POOL_DIGEST: poolDigest(context, pool),
   };
   if (address.kind === "tcp" && pool.kind === "command") env.PORT = String(address.port);
   return env;
+}
+
+/**
+ * What a worker of `pool` runs as, in one string: the pool's spec (but not
+ * its instance count, which scaling changes without replacing anyone) and
+ * the programs that run it. Equal digests mean a running worker is one this
+ * stack would launch now.
+ */
+export function poolDigest(context: LaunchContext, pool: PoolSpec): string {
+  const { instances: _instances, ...spec } = pool;
+  const what = JSON.stringify([spec, context.nodePath, context.workerBin, context.shell]);
+  return createHash("sha1").update(what).digest("hex").slice(0, 16);
 }
 
 export function processSpec(context: LaunchContext, pool: PoolSpec, slot: number, name: string, address: WorkerAddress): ProcessSpec {

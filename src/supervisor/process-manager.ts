@@ -53,6 +53,8 @@ export interface ProcessInfo {
   restarts: number;
   /** Milliseconds since this generation started; 0 when not online. */
   uptime: number;
+  /** When this generation started (pm2's pm_uptime, epoch ms): what its events carry as `startedAt`. */
+  startedAt: number;
   /** RSS in bytes, as pm2 last sampled it. */
   memory: number;
   /** CPU percent, as pm2 last sampled it. */

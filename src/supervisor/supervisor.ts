@@ -42,15 +42,17 @@
 import { BlockedWorkerWatch } from "./blocked-workers.ts";
 import { PoolCommands } from "./commands.ts";
 import { type LoopEvent, SupervisorCore } from "./core.ts";
+import { poolDigest } from "./launch.ts";
 import { Pm2Client } from "./pm2-client.ts";
 import { isSettled, liveSlots, report, statusRows } from "./pool.ts";
 import { freePorts, portsNeeded } from "./ports.ts";
 import type { ProcessManager } from "./process-manager.ts";
-import { processTree, reap } from "./probes.ts";
+import { isAlive, processTree, reap } from "./probes.ts";
 import type { ReloadTicket } from "./reload.ts";
 import { ReloadDriver } from "./reload-driver.ts";
-import { appPrefix, checkNamePart, ensureStateDirs, stackPrefix, type StatePaths, statePaths } from "./slots.ts";
+import { appPrefix, checkNamePart, ensureStateDirs, parseProcessName, parseWorkerAddress, stackPrefix, type StatePaths, statePaths } from "./slots.ts";
 import type {
+  Adoptee,
   LogListener,
   MembershipListener,
   PoolReport,
@@ -129,14 +131,39 @@ export class Supervisor {
     checkNewPools(this.core, pools);
     const client = await this.connect();
     ensureStateDirs(this.paths);
-    // A process of ours left by a supervisor that died is replaced, not adopted: its spec may be stale.
-    for (const pool of pools) await deleteMatching(client, appPrefix(this.stackId, pool.name));
-    const ports = await freePorts(pools.reduce((sum, pool) => sum + portsNeeded(this.paths, pool, pool.instances), 0));
-    this.core.loop.enqueue({ type: "start", pools, ports });
+    const adopted = await this.adoptable(client, pools);
+    const toLaunch = (pool: PoolSpec) => pool.instances - (adopted.get(pool.name)?.length ?? 0);
+    const ports = await freePorts(pools.reduce((sum, pool) => sum + portsNeeded(this.paths, pool, toLaunch(pool)), 0));
+    this.core.loop.enqueue({ type: "start", pools, ports, adopted });
     const apps = pools.map((pool) => pool.name);
     await this.until(() => apps.every((app) => this.settled(app)));
     await this.sample();
     return apps.map((app) => report(this.core.pool(app)));
+  }
+
+  /**
+   * Workers of these pools that a stack process which died left running
+   * under pm2 (`up` again after a crash or a SIGKILL of `up -d`): each one
+   * running exactly what this stack would launch into a slot it wants (same
+   * pool digest, see launch.ts) is adopted as it is, with no restart and no
+   * gap in serving; any other is deleted, since its spec is stale.
+   */
+  private async adoptable(client: ProcessManager, pools: PoolSpec[]): Promise<Map<string, Adoptee[]>> {
+    const adopted = new Map<string, Adoptee[]>();
+    for (const pool of pools) {
+      const digest = poolDigest(this.core.context, pool);
+      const keep: Adoptee[] = [];
+      for (const process of await client.list(appPrefix(this.stackId, pool.name))) {
+        const slot = parseProcessName(this.stackId, process.name)?.slot;
+        const address = parseWorkerAddress(process.env.TSGI_ADDRESS);
+        const fits =
+          slot !== undefined && slot < pool.instances && process.status === "online" && isAlive(process.pid) && process.env.TSGI_POOL_DIGEST === digest && address !== null;
+        if (fits) keep.push({ slot, pid: process.pid, startedAt: process.startedAt, address });
+        else await client.delete(process.name).catch(() => undefined);
+      }
+      adopted.set(pool.name, keep);
+    }
+    return adopted;
   }
 
   /** Sets a pool's instance count: new slots start (resolves once they are ready or failed), extra ones drain and go. */
@@ -321,7 +348,7 @@ export class Supervisor {
       case "pm2":
         return workers.handlePm2(event.event);
       case "start":
-        return commands.handleStart(event.pools, event.ports);
+        return commands.handleStart(event.pools, event.ports, event.adopted);
       case "scale":
       case "restart":
       case "reload":

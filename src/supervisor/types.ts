@@ -74,6 +74,15 @@ export type HealthGate = (app: string, endpoint: WorkerEndpoint) => Promise<bool
 export type WorkerAddress = ListenAddress;
 
 /** A worker that is ready to take traffic: what the proxy balances over. */
+/** A worker found running at start, left by a stack process that died, that this stack takes over as it is. */
+export interface Adoptee {
+  slot: number;
+  pid: number;
+  /** Its generation's pm2 pm_uptime: its exit events carry it. */
+  startedAt: number;
+  address: WorkerAddress;
+}
+
 export interface WorkerEndpoint {
   readonly slot: number;
   readonly pid: number;
@@ -169,6 +178,8 @@ export interface StatusRow {
 
 export type SupervisorEvent =
   | { type: "worker-ready"; app: string; slot: number; pid: number; address: WorkerAddress }
+  /** A worker left running by a stack process that died, taken over instead of replaced (it is "ready" once its socket accepts). */
+  | { type: "worker-adopted"; app: string; slot: number; pid: number }
   /** `signal`: it was killed by that signal (then exitCode is pm2's 0, or a shell's 128 + n). */
   | { type: "worker-exit"; app: string; slot: number; exitCode: number; uptimeMs: number; signal?: string }
   | { type: "worker-not-ready"; app: string; slot: number; afterMs: number }

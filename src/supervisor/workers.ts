@@ -26,7 +26,7 @@ import type { Pm2Event, ProcessInfo } from "./process-manager.ts";
 import { accepts, fileSize, tailLines, waitUntilAccepting } from "./probes.ts";
 import { describeEarlyExit, type ReloadFailureKind } from "./reload.ts";
 import { ensureStateDirs, freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
-import type { HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
+import type { Adoptee, HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
 
 /** After pm2 calls a module worker online, how long we wait for its tsgi:ready before probing its socket instead. */
 const FALLBACK_PROBE_DELAY_MS = 300;
@@ -221,6 +221,19 @@ export class WorkerDriver {
     const slot = newSlot(slotNo, name, address);
     pool.slots.set(slotNo, slot);
     this.relaunch(pool, slot, "start");
+    return slot;
+  }
+
+  /** A worker a dead stack process left running in this slot, taken over as it runs: it joins once its socket accepts. */
+  adoptSlot(pool: Pool, adoptee: Adoptee): Slot {
+    const slot = newSlot(adoptee.slot, processName(this.core.stackId, pool.spec.name, adoptee.slot), adoptee.address);
+    pool.slots.set(adoptee.slot, slot);
+    slot.pid = adoptee.pid;
+    slot.startedAt = adoptee.startedAt;
+    slot.since = Date.now();
+    slot.launch = ++this.core.launches;
+    this.core.emit({ type: "worker-adopted", app: pool.spec.name, slot: adoptee.slot, pid: adoptee.pid });
+    this.probeReadiness(pool, slot);
     return slot;
   }
 

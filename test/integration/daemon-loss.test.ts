@@ -118,4 +118,34 @@ describe("pm2's daemon SIGKILLed under `up`", () => {
     expect(after.stderr).toMatch(/is not running/);
     expect(after.stderr).not.toMatch(/left pm2's daemon/);
   }, 60_000);
+
+  it("the stack process SIGKILLed, then `up` again: the workers it left are taken over as they run, not replaced", async () => {
+    const { dir, file, stack } = await upTwoWorkers();
+    const workers = (await statusJson(file)).workers.map((row: any) => row.pid as number);
+    for (const pid of workers) seenPids.add(pid);
+    seenPids.add(pm2DaemonPid(dir)!);
+    process.kill(stack.child.pid!, "SIGKILL");
+    await stack.exited;
+
+    const again = await up(file, { onSpawn: (child) => started.add(child) });
+    seenPids.add(again.child.pid!);
+    const rows = (await statusJson(file)).workers;
+    expect(rows.map((row: any) => [row.state, row.pid])).toEqual(workers.map((pid: number) => ["ready", pid]));
+    expect(again.output()).toMatch(new RegExp(`web\\.0 \\(pid ${workers[0]}\\): left running by a stack process that died: taken over`));
+    const answered = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      const answer = await httpGet(`${again.url}/pid`);
+      expect(answer.status).toBe(200);
+      answered.add(Number(answer.body));
+    }
+    expect([...answered].sort()).toEqual([...workers].sort());
+
+    // Taken over for good: a worker killed now is restarted, and Ctrl-C stops them all.
+    process.kill(workers[1]!, "SIGKILL");
+    const rowsAfter = await readyAgain(file, 1, workers, 10_000);
+    process.kill(again.child.pid!, "SIGINT");
+    expect(await again.exited).toBe(0);
+    for (const row of rowsAfter) if (row.pid) expect(isAlive(row.pid)).toBe(false);
+    for (const pid of workers) expect(isAlive(pid)).toBe(false);
+  }, 90_000);
 });

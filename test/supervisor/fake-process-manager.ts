@@ -230,6 +230,7 @@ export class FakeProcessManager implements ProcessManager {
       status: process.status,
       restarts: process.restarts,
       uptime: process.status === "online" ? this.clock - process.startedAt : 0,
+      startedAt: process.startedAt,
       memory: 0,
       cpu: 0,
       outFile: process.spec.outFile,

@@ -10,6 +10,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackLeftBehind, StackNotRunning } from "../../stack/control.ts";
 import { findLeftovers, stopLeftovers } from "../../stack/leftovers.ts";
+import { isAlive } from "../../supervisor/probes.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
@@ -178,13 +179,4 @@ export function registerControlCommands(program: Command): void {
       if (pool) failIfShort([pool as PoolOutcome], `scale ${app} ${count}`);
       process.stdout.write(`tsgi-stack: ${app} now runs ${count} worker(s)\n`);
     });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

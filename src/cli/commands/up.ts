@@ -51,6 +51,8 @@ function describeEvent(event: SupervisorEvent): string | undefined {
   switch (event.type) {
     case "worker-exit":
       return `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`;
+    case "worker-adopted":
+      return `${event.app}.${event.slot} (pid ${event.pid}): left running by a stack process that died: taken over as it runs`;
     case "worker-not-ready":
       return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
     case "worker-socket-lost":
