@@ -100,9 +100,10 @@ export interface StackStatus {
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
 
-/** A pool's report, as `restart` and `scale` answer it. */
-function outcomeOf(report: PoolReport): PoolOutcome {
-  return { app: report.app, ready: report.ready, instances: report.instances, ...(report.error ? { error: report.error.message } : {}) };
+/** A pool's report, as `restart` and `scale` answer it: a restart that stopped short is an error, though the old workers serve on. */
+function outcomeOf(report: PoolReport & { failed?: { message: string } }): PoolOutcome {
+  const error = report.error?.message ?? (report.failed ? `restart stopped, the running workers keep serving: ${report.failed.message}` : undefined);
+  return { app: report.app, ready: report.ready, instances: report.instances, ...(error ? { error } : {}) };
 }
 
 /** The plan's watched globs, as the file watcher takes them. */

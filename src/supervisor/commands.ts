@@ -2,8 +2,7 @@
  * @module supervisor/commands
  *
  * What the public methods ask of a pool, as the loop runs it: start pools,
- * scale, restart (one slot at a time), reload and updateSpec (handed to the
- * reload driver), remove one pool and stop them all (drain: out of the
+ * scale, restart, reload and updateSpec (each handed to the reload driver), remove one pool and stop them all (drain: out of the
  * membership at once, then gone within the graceful timeout). A command
  * that cannot run while a reload has the pool waits in the pool's queue;
  * how commands queue and merge is reload.ts's rule.
@@ -54,7 +53,6 @@ export class PoolCommands {
       case "scale":
         return this.scalePool(pool, command.instances, command.ports);
       case "restart":
-        return this.restartPool(pool);
       case "reload":
         return this.reloads.start(pool, command.tickets, undefined);
       case "update":
@@ -71,7 +69,7 @@ export class PoolCommands {
 
   /** A command that will never run: its callers hear why (scale and restart callers wait on the pool, which is gone). */
   private drop(command: PoolCommand, why: string): void {
-    if (command.type !== "reload" && command.type !== "update") return;
+    if (command.type === "scale") return;
     const reply: ReloadReport = { app: command.app, ok: false, replaced: 0, error: { message: why, stderr: [] }, ms: 0 };
     for (const ticket of command.tickets) ticket.report = reply;
   }
@@ -83,13 +81,6 @@ export class PoolCommands {
     const live = liveSlots(pool);
     for (const slot of freeSlots(pool.slots.keys(), Math.max(0, instances - live.length))) this.workers.launchSlot(pool, slot, ports);
     for (const slot of live.slice(instances)) this.workers.removeSlot(pool, slot);
-  }
-
-  private restartPool(pool: Pool): void {
-    if (pool.halted) return this.workers.revive(pool);
-    pool.rolling = liveSlots(pool).map((slot) => slot.slot);
-    pool.rollingSlot = undefined;
-    this.workers.advanceRolling(pool);
   }
 
   handleStop(): void {
@@ -108,7 +99,6 @@ export class PoolCommands {
   private drain(pool: Pool, why: string): void {
     if (pool.stopped) return this.checkStopped(pool);
     pool.stopping = true;
-    pool.rolling = undefined;
     if (pool.reload) this.reloads.finish(pool, { message: `reload of ${pool.spec.name} cut short: ${why}`, stderr: [] });
     for (const command of pool.deferred.splice(0)) this.drop(command, `reload of ${pool.spec.name} not started: ${why}`);
     for (const slot of pool.slots.values()) if (slot.state !== "stopping") this.workers.removeSlot(pool, slot);

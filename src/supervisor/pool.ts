@@ -65,10 +65,6 @@ export interface Pool {
   errorPending: boolean;
   stopping: boolean;
   stopped: boolean;
-  /** Slots still to restart, one at a time; undefined when no restart is rolling. */
-  rolling?: number[];
-  /** The slot the rolling restart waits on. */
-  rollingSlot?: number;
   /** The membership last published, to publish only changes. */
   membership: readonly WorkerEndpoint[];
   membershipKey: string;
@@ -155,14 +151,13 @@ export function isSettled(pool: Pool, countDraining = true): boolean {
   if (pool.stopping) return false;
   if (pool.reload !== undefined || pool.deferred.length > 0) return false;
   if (pool.halted) return !pool.errorPending;
-  if (pool.rolling !== undefined) return false;
   if (countDraining && [...pool.slots.values()].some((slot) => slot.state === "stopping")) return false;
   return liveSlots(pool).every((slot) => slot.settled);
 }
 
-/** No pass, rolling restart or launch under way: a reload may start (old workers still draining do not count). */
+/** No pass or launch under way: a reload may start (old workers still draining do not count). */
 export function isQuiet(pool: Pool): boolean {
-  return pool.reload === undefined && pool.rolling === undefined && !pool.errorPending && liveSlots(pool).every((slot) => slot.settled);
+  return pool.reload === undefined && !pool.errorPending && liveSlots(pool).every((slot) => slot.settled);
 }
 
 export function report(pool: Pool): PoolReport {

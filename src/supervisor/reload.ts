@@ -50,7 +50,8 @@ export interface ReloadTicket {
 /** What the Supervisor's loop is asked to do to one pool; a command for a busy pool waits in the pool's queue. */
 export type PoolCommand =
   | { type: "scale"; app: string; instances: number; ports: number[] }
-  | { type: "restart"; app: string }
+  /** Replaces every worker as a reload does (new one ready before the old one goes), on the spec the pool runs. */
+  | { type: "restart"; app: string; tickets: ReloadTicket[] }
   | { type: "reload"; app: string; tickets: ReloadTicket[] }
   /** updateSpec: the pool's new spec, rolled onto new workers (roll) or used from the next launch on. */
   | { type: "update"; app: string; spec: PoolSpec; roll: boolean; ports: number[]; tickets: ReloadTicket[] };
@@ -114,7 +115,7 @@ export function newPass(
 
 /** Reloads and rolling updates wait for a quiet pool; the other commands only for the end of a pass. */
 export function rolls(command: PoolCommand): boolean {
-  return command.type === "reload" || (command.type === "update" && command.roll);
+  return command.type === "reload" || command.type === "restart" || (command.type === "update" && command.roll);
 }
 
 /** Queues a command for a busy pool; a reload joins a reload that is already waiting (one more full pass serves both). */

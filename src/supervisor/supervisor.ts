@@ -57,6 +57,7 @@ import type {
   MembershipListener,
   PoolReport,
   PoolSpec,
+  ReloadError,
   ReloadReport,
   StatusRow,
   SupervisorListener,
@@ -75,6 +76,14 @@ const STOP_VERIFY_MS = 3000;
 interface Waiter {
   check: () => boolean;
   resolve: () => void;
+}
+
+/** A restart's outcome per app: the pool as it is after it, and why the restart stopped short, if it did. */
+export interface RestartReport extends PoolReport {
+  /** Old workers replaced by new ones. */
+  replaced: number;
+  /** The new worker that could not take over (the old ones serve on), as a reload reports it. */
+  failed?: ReloadError;
 }
 
 export interface StopReport {
@@ -246,15 +255,25 @@ export class Supervisor {
   }
 
   /**
-   * Restarts one app's workers, or every app's, one slot at a time: a slot
-   * leaves the membership, restarts, and the next one goes once it is ready
-   * (or failed). An errored pool is started again from scratch.
+   * Restarts one app's workers, or every app's, on the spec they run: each
+   * one replaced as reload() replaces it — the new worker ready (and in the
+   * membership) before the old one leaves, so a new worker that cannot load
+   * stops the restart with the old ones still serving, and the report says
+   * so. An errored pool is started again from scratch. Resolves once each
+   * app has settled.
    */
-  async restart(app?: string): Promise<PoolReport[]> {
+  async restart(app?: string): Promise<RestartReport[]> {
     const apps = app === undefined ? [...this.core.byName.keys()].filter((name) => !this.core.pool(name).stopped) : [this.core.pool(app).spec.name];
-    for (const name of apps) this.core.loop.enqueue({ type: "restart", app: name });
-    await this.until(() => apps.every((name) => this.settled(name)));
-    return apps.map((name) => report(this.core.pool(name)));
+    const tickets = apps.map((name) => {
+      const ticket: ReloadTicket = {};
+      this.core.loop.enqueue({ type: "restart", app: name, tickets: [ticket] });
+      return ticket;
+    });
+    await this.until(() => tickets.every((ticket) => ticket.report !== undefined) && apps.every((name) => this.settled(name)));
+    return apps.map((name, index) => {
+      const pass = tickets[index]!.report!;
+      return { ...report(this.core.pool(name)), replaced: pass.replaced, ...(pass.ok ? {} : { failed: pass.error ?? { message: "not every worker was replaced", stderr: [] } }) };
+    });
   }
 
   /**

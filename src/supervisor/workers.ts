@@ -297,7 +297,6 @@ export class WorkerDriver {
     slot.settled = true;
     slot.lastError = undefined;
     this.core.emit({ type: "worker-ready", app: pool.spec.name, slot: slot.slot, pid, address: slot.address });
-    this.advanceRolling(pool);
     this.reloads.advance(pool);
   }
 
@@ -330,7 +329,6 @@ export class WorkerDriver {
       this.relaunch(pool, slot, "restart");
       // The replacement is under way; this slot has reported its failure, so waiters may go on.
       slot.settled = true;
-      this.advanceRolling(pool);
       return;
     }
     this.apply(pool, slot, verdict, undefined);
@@ -345,7 +343,6 @@ export class WorkerDriver {
     if (verdict.action === "halt") return this.halt(pool, verdict.reason, slot, exitCode);
     if (slot.pm2GaveUp) return this.halt(pool, "crash-loop", slot, exitCode);
     // pm2 restarts the slot after its back-off; we wait for its "online".
-    this.advanceRolling(pool);
   }
 
   /**
@@ -359,7 +356,6 @@ export class WorkerDriver {
     const delay = Math.min(RETRY_MAX_MS, Math.max(1, pool.spec.restart.backoffMs) * 2 ** Math.max(0, slot.crashes - 1));
     const event: LoopEvent = { type: "retry", app: pool.spec.name, slot: slot.slot, launch: slot.launch };
     setTimeout(() => this.core.loop.enqueue(event), delay).unref();
-    this.advanceRolling(pool);
   }
 
   /** A slot's retry is due (retryLater): started again, unless it was launched or removed meanwhile. */
@@ -382,7 +378,6 @@ export class WorkerDriver {
       this.reloads.finish(pool, { message, stderr: [], slot: failed.slot });
     }
     pool.halted = true;
-    pool.rolling = undefined;
     pool.errorPending = true;
     pool.error = {
       reason,
@@ -428,23 +423,6 @@ export class WorkerDriver {
     }
     const missing = Math.max(0, pool.spec.instances - live.length);
     for (const slotNo of freeSlots(pool.slots.keys(), missing)) this.launchSlot(pool, slotNo, []);
-  }
-
-  /** One slot at a time: the next restarts once the current one is ready or has failed. */
-  advanceRolling(pool: Pool): void {
-    if (!pool.rolling) return;
-    const current = pool.rollingSlot === undefined ? undefined : pool.slots.get(pool.rollingSlot);
-    if (current && !current.settled && current.state === "starting") return;
-    const next = pool.rolling.shift();
-    pool.rollingSlot = next;
-    if (next === undefined) {
-      pool.rolling = undefined;
-      return;
-    }
-    const slot = pool.slots.get(next);
-    if (!slot || slot.state === "stopping") return this.advanceRolling(pool);
-    slot.crashes = 0;
-    this.relaunch(pool, slot, "restart");
   }
 
   /**

@@ -240,7 +240,7 @@ describe("tsgi-stack control commands against a running stack", () => {
       for (const pid of after) {
         expect(before).not.toContain(pid);
         await waitFor(`logs -f to print worker ${pid}'s ready: line`, async () =>
-          new RegExp(`^hello\\.[01] \\| tsgi worker ${pid}: ready: `, "m").test(output) ? true : undefined,
+          new RegExp(`^hello\\.\\d+ \\| tsgi worker ${pid}: ready: `, "m").test(output) ? true : undefined,
         );
       }
       expect(follow.exitCode).toBeNull();
@@ -255,7 +255,9 @@ describe("tsgi-stack control commands against a running stack", () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe("tsgi-stack: hello now runs 3 worker(s)\n");
     const rows = (await status()).workers;
-    expect(rows.map((row) => `${row.app}.${row.slot}:${row.state}`)).toEqual(["hello.0:ready", "hello.1:ready", "hello.2:ready"]);
+    // Slot numbers are whatever the restart before left free: three distinct slots, all ready.
+    expect(rows.map((row) => `${row.app}:${row.state}`)).toEqual(["hello:ready", "hello:ready", "hello:ready"]);
+    expect(new Set(rows.map((row) => row.slot)).size).toBe(3);
     const pids = await readyPids();
     expect(new Set(pids).size).toBe(3);
     expect(await answeringPids(9)).toEqual(pids);

@@ -167,17 +167,31 @@ describe("supervisor rules, against pm2's behaviour", () => {
     expect(fake.launches.get(name(0))).toBe(3);
   });
 
-  it("restart() replaces one slot at a time: the pool never has fewer than N-1 ready workers", async () => {
+  it("restart() brings each new worker in before its old one leaves: the pool never has fewer than N ready workers", async () => {
     const fake = new FakeProcessManager();
-    const { supervisor, memberships, name } = supervise(fake);
+    const { supervisor, memberships } = supervise(fake);
     await supervisor.start([spec({ instances: 3 })]);
-    const before = [0, 1, 2].map((slot) => fake.pidOf(name(slot)));
+    const before = supervisor.membership("web").map((worker) => worker.pid);
     memberships.length = 0;
-    await supervisor.restart("web");
-    expect(Math.min(...memberships)).toBeGreaterThanOrEqual(2);
-    const after = [0, 1, 2].map((slot) => fake.pidOf(name(slot)));
-    for (let slot = 0; slot < 3; slot++) expect(after[slot]).not.toBe(before[slot]);
-    expect(supervisor.membership("web")).toHaveLength(3);
+    const [report] = await supervisor.restart("web");
+    expect(report).toMatchObject({ replaced: 3, ready: 3 });
+    expect(report!.failed).toBeUndefined();
+    expect(Math.min(...memberships)).toBe(3);
+    await until(() => supervisor.membership("web").length === 3 && supervisor.membership("web").every((worker) => !before.includes(worker.pid)));
+  });
+
+  it("restart() whose new worker cannot load keeps the old workers serving and reports the failure", async () => {
+    let failNew = false;
+    const fake = new FakeProcessManager((): Behaviour => (failNew ? { exit: 4 } : { ready: true }));
+    const { supervisor } = supervise(fake);
+    await supervisor.start([spec({ instances: 1 })]);
+    const serving = supervisor.membership("web").map((worker) => worker.pid);
+    failNew = true;
+    const [report] = await supervisor.restart("web");
+    expect(report).toMatchObject({ replaced: 0, ready: 1 });
+    expect(report!.failed?.message).toMatch(/APP_LOAD_ERROR|code 4/);
+    expect(supervisor.membership("web").map((worker) => worker.pid)).toEqual(serving);
+    expect(supervisor.pools()[0]!.error).toBeUndefined();
   });
 
   it("reload() brings each new worker in before its old one leaves", async () => {

@@ -192,7 +192,8 @@ describe("Supervisor over pm2", () => {
     expect(failed).toMatchObject({ state: "errored", error: { reason: "app-load-error", stderr: ["not fixed yet"] } });
     writeFileSync(flag, "");
     const [revived] = await supervisor.restart("flaky");
-    expect(revived).toEqual({ app: "flaky", state: "running", instances: 1, ready: 1 });
+    expect(revived).toMatchObject({ app: "flaky", state: "running", instances: 1, ready: 1 });
+    expect(revived!.failed).toBeUndefined();
     const [worker] = ready("flaky");
     expect((await get(worker!.address)).body).toMatch(/^flaky \d+$/);
     seenPids.add(worker!.pid);

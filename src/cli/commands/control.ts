@@ -143,7 +143,7 @@ export function registerControlCommands(program: Command): void {
 
   program
     .command("restart")
-    .description("restart the workers of one app (or of every app), one slot at a time")
+    .description("replace the workers of one app (or of every app) on the running config, each new one ready before its old one goes")
     .argument("[app]", "the app to restart (default: every app)")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (app: string | undefined, flags: { config?: string }) => {
