@@ -24,6 +24,7 @@ import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
 import { ListenFailed, ProxyStartFailed } from "./errors.ts";
+import { type LogWriteFailures, LogWriteCounter } from "./log-writes.ts";
 
 /** The program a proxy process runs: the built neighbour of this module (from dist/ when our sources run unbuilt, in the tests). */
 export const PROXY_PROCESS_ENTRY = fileURLToPath(
@@ -119,6 +120,8 @@ export class ProxyFleet {
   private readonly members = new Map<number, Member>();
   private readonly endpoints = new Map<string, Endpoint[]>();
   private settings: ProxySettings | undefined;
+  /** Access log lines the proxy processes could not write, summed over every process (replaced ones too). */
+  private readonly accessLogWrites = new LogWriteCounter();
   private count = 0;
   private stopping = false;
 
@@ -175,6 +178,11 @@ export class ProxyFleet {
       }));
   }
 
+  /** The access log's failed writes, over every proxy process this stack ran. */
+  accessLogFailures(): LogWriteFailures {
+    return this.accessLogWrites.snapshot();
+  }
+
   /** Closes the listeners, lets each proxy process finish its requests in flight, and waits for every one to exit. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -210,6 +218,8 @@ export class ProxyFleet {
         markReady();
       } else if (message.type === "say") {
         this.say(this.count > 1 ? `proxy.${index}: ${message.line}` : `proxy: ${message.line}`);
+      } else if (message.type === "log-dropped") {
+        this.accessLogWrites.record(message.lines, message.error);
       }
     });
     child.on("error", (error) => this.say(`proxy process ${index}: ${error.message}`));

@@ -9,10 +9,12 @@
  *   stack -> proxy: configure (first, and on every config reload), listener
  *                   (one per listening socket, after the first configure),
  *                   endpoints (an app's ready workers), stop (drain and exit)
- *   proxy -> stack: ready (every listener serves), say (a line for the terminal)
+ *   proxy -> stack: ready (every listener serves), say (a line for the terminal),
+ *                   log-dropped (access log lines a failing disk lost since the last one, and why)
  */
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
+import type { LogWriteError } from "./log-writes.ts";
 
 /** One listening socket: plain HTTP or HTTPS (with the settings' certificate). */
 export interface ListenerSpec {
@@ -27,4 +29,4 @@ export type ToProxy =
   | { type: "endpoints"; app: string; endpoints: Endpoint[] }
   | { type: "stop" };
 
-export type FromProxy = { type: "ready" } | { type: "say"; line: string };
+export type FromProxy = { type: "ready" } | { type: "say"; line: string } | { type: "log-dropped"; lines: number; error: LogWriteError };

@@ -21,6 +21,8 @@ import { type AccessEntry, FrontProxy, type FrontProxyOptions } from "../proxy/s
 import { loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
+import { type LogWriteError, logWriteError } from "./log-writes.ts";
+import { guardStdio } from "./output.ts";
 
 /** The exit code of a proxy process that could not start serving (the gateway's BOOT_ERROR). */
 const PROXY_BOOT_ERROR = 3;
@@ -49,10 +51,37 @@ function optionsFor(next: ProxySettings): FrontProxyOptions {
 /** An access log that cannot be written is said once per kind of error (and once a minute while it lasts), never thrown. */
 let lastLogError = { code: "", at: 0 };
 function onAccessLogError(error: NodeJS.ErrnoException, dropped: number): void {
+  reportDropped(dropped, error);
   const now = Date.now();
   if (error.code === lastLogError.code && now - lastLogError.at < 60_000) return;
   lastLogError = { code: error.code ?? "", at: now };
   say(`access log: cannot write (${error.code ?? error.message}): ${dropped} line(s) dropped so far this time (${accessLog?.dropped ?? dropped} in all); serving goes on`);
+}
+
+/**
+ * The dropped lines go to the stack process (for `status`) at most once per
+ * REPORT_INTERVAL_MS: on a full disk every event-loop turn's write fails,
+ * and one IPC message per turn would cost the traffic the log is about.
+ */
+const REPORT_INTERVAL_MS = 1000;
+let unreported: { lines: number; error: LogWriteError } | undefined;
+let reportTimer: NodeJS.Timeout | undefined;
+
+function reportDropped(lines: number, error: unknown): void {
+  unreported = { lines: (unreported?.lines ?? 0) + lines, error: logWriteError(error) };
+  if (reportTimer) return;
+  sendDropped();
+  reportTimer = setTimeout(() => {
+    reportTimer = undefined;
+    sendDropped();
+  }, REPORT_INTERVAL_MS);
+  reportTimer.unref();
+}
+
+function sendDropped(): void {
+  if (!unreported) return;
+  send({ type: "log-dropped", ...unreported });
+  unreported = undefined;
 }
 
 /** (Re)opens the access log when its file or format changed; none for `access_log: off`. The old one is flushed and closed behind. */
@@ -129,8 +158,13 @@ async function stop(): Promise<void> {
   await drained;
   clearTimeout(cut);
   await accessLog?.close();
+  sendDropped();
   process.exit(0);
 }
+
+// The stack hands this process its own stdout and stderr (the terminal, or stack.log): a failed write
+// there (a Node warning on a full disk) is dropped, and must not end the proxy with an unhandled 'error'.
+guardStdio(() => undefined);
 
 process.on("message", (message: ToProxy, handle: unknown) => {
   switch (message.type) {

@@ -41,6 +41,7 @@ import { type ControlTarget, type PoolOutcome, StaticAppRefused, startControlSer
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
+import type { LogWriteFailures, StackLogWrites } from "./log-writes.ts";
 import { ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
 import type { AppKind } from "./proxy-settings.ts";
 import { plan, type StackPlan } from "./plan.ts";
@@ -61,6 +62,8 @@ export interface StackOptions {
   onEvent?: (event: SupervisorEvent) => void;
   /** `up --watch`: each app's `watch` globs reload its workers on change. */
   watch?: boolean;
+  /** The lines `say` and `onLog` could not write (a full disk under stack.log), for `status`. */
+  outputFailures?: () => LogWriteFailures;
 }
 
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
@@ -95,6 +98,8 @@ export interface StackStatus {
   workers: StatusRow[];
   /** The proxy processes (`proxy.workers`). */
   proxies: ProxyProcessStatus[];
+  /** Log lines lost to a failing disk (full, read-only): the access log's and the stack's own output's. */
+  logWrites: StackLogWrites;
 }
 
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
@@ -260,6 +265,7 @@ export class Stack implements ControlTarget, PlanRunner {
       pools: this.supervisor.pools(),
       workers: this.supervisor.status(),
       proxies: this.proxies.status(),
+      logWrites: { access: this.proxies.accessLogFailures(), stack: this.options.outputFailures?.() ?? { dropped: 0 } },
     };
   }
 

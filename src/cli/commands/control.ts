@@ -13,6 +13,7 @@ import { findLeftovers, stopLeftovers } from "../../stack/leftovers.ts";
 import { isAlive } from "../../supervisor/probes.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
+import type { StackLogWrites } from "../../stack/log-writes.ts";
 import type { StatusRow } from "../../supervisor/types.ts";
 import { resolveConfigFile, stateDirOf } from "../config-file.ts";
 import { NotAllReady, ReloadFailed, StopTimeout, UsageError } from "../usage-error.ts";
@@ -98,13 +99,29 @@ export function renderStatus(status: StackStatus): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
   const errors = status.pools.filter((pool) => pool.error).map((pool) => `${pool.app}: ${pool.error!.message}`);
+  // A worker that is not serving says why (pm2 unable to restart it, say), next to its row's state.
+  const stuck = status.workers.filter((row) => row.state !== "ready" && row.lastError).map((row) => `${row.app}.${row.slot}: ${row.lastError}`);
   return [
     `stack ${status.stackId} (pid ${status.pid}) serving ${status.listen.map((address) => `http://${address}`).join(", ")}`,
     line(header),
     ...rows.map(line),
     ...statics.map((app) => `${app.app}: static files from ${app.folder ?? "?"}, served by the proxy (no workers)`),
     ...errors,
+    ...stuck,
+    ...logWriteLines(status.logWrites),
   ].join("\n");
+}
+
+/** One line per log that lost lines to a failing disk (absent in the answer of a stack older than the count). */
+function logWriteLines(logWrites: StackLogWrites | undefined): string[] {
+  if (!logWrites) return [];
+  const names: Record<keyof StackLogWrites, string> = { access: "access log", stack: "stack output" };
+  return (Object.keys(names) as (keyof StackLogWrites)[])
+    .filter((log) => logWrites[log].dropped > 0)
+    .map((log) => {
+      const { dropped, lastError } = logWrites[log];
+      return `${names[log]}: ${dropped} line(s) not written${lastError ? ` (last at ${lastError.at}: ${lastError.message})` : ""}`;
+    });
 }
 
 export function registerControlCommands(program: Command): void {

@@ -17,6 +17,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
+import { StackOutput } from "../../stack/output.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse, StateDirUnwritable } from "../../stack/errors.ts";
 import { TsgiStackError } from "../../errors.ts";
@@ -95,6 +96,9 @@ export function watchNotice(file: string, config: StackConfig, watch: boolean): 
 
 async function runForeground(file: string, config: StackConfig, watch: boolean): Promise<void> {
   prepareStateDir(config.state_dir);
+  // From here on, the stack's output may be stack.log on a disk that fills: written and counted, never thrown.
+  const output = new StackOutput();
+  const say = (line: string) => output.write("out", `tsgi-stack: ${line}\n`);
   const notice = watchNotice(file, config, watch);
   if (notice) say(notice);
   const stack = new Stack({
@@ -102,7 +106,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
     config,
     watch,
     say,
-    onLog: ({ app, slot, stream, text }) => (stream === "err" ? process.stderr : process.stdout).write(`${app}.${slot} | ${text}\n`),
+    outputFailures: () => output.failures.snapshot(),
+    onLog: ({ app, slot, stream, text }) => output.write(stream, `${app}.${slot} | ${text}\n`),
     onEvent: (event) => {
       const line = describeEvent(event);
       if (line) say(line);
@@ -148,7 +153,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
     throw error instanceof TsgiStackError ? error : new UsageError((error as Error).message, 1);
   }
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
-  for (const line of summaryLines(config, reports)) process.stdout.write(`${line}\n`);
+  for (const line of summaryLines(config, reports)) output.write("out", `${line}\n`);
   const status = stack.status();
   const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
   say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
