@@ -62,16 +62,29 @@ export class ProxyStartFailed extends TsgiStackError {
   static readonly code = "TSGI_ERR_STACK_PROXY_START";
 }
 
-/** state_dir cannot be created or written (it holds pm2's home, the sockets, the logs). */
+/**
+ * state_dir cannot be created or written (it holds pm2's home, the sockets, the logs): a read-only or full
+ * disk, or missing rights. `path` is what failed — the folder itself, a folder or file in it, or the
+ * parent it could not be made in — and the message ends with the system's reason (EROFS, EACCES, ENOSPC).
+ */
 export class StateDirUnwritable extends TsgiStackError {
   static readonly code = "TSGI_ERR_STACK_STATE_DIR";
 
   constructor(
     readonly stateDir: string,
     cause: Error,
+    readonly path: string = stateDir,
   ) {
-    super(`state_dir ${stateDir} is not writable: ${cause.message}`, { at: stateDir, cause });
+    super(
+      `state_dir ${stateDir} ${path === stateDir ? "is" : `cannot be used: ${path} is`} not writable: ${(cause as NodeJS.ErrnoException).code ? reasonOf(cause) : cause.message}`,
+      { at: path, cause },
+    );
   }
+}
+
+/** `EROFS: read-only file system` out of node's `EROFS: read-only file system, access '/x'`: the path is in the message already. */
+function reasonOf(cause: Error): string {
+  return cause.message.replace(/, \w+ '[^']*'$/, "");
 }
 
 /** `up` found the state dir in use by the stack of another config file (two files in one folder share `.tsgi` by default). */

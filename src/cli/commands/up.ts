@@ -12,14 +12,15 @@
  * serves; `down` stops it.
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, openSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { StackOutput } from "../../stack/output.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
-import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse, StateDirUnwritable } from "../../stack/errors.ts";
+import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse } from "../../stack/errors.ts";
+import { openStackLog, prepareStateDir } from "../../stack/state-dir.ts";
 import { TsgiStackError } from "../../errors.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -71,20 +72,6 @@ function describeEvent(event: SupervisorEvent): string | undefined {
       return `supervisor: ${event.message}`;
     default:
       return undefined;
-  }
-}
-
-/**
- * Creates state_dir and checks that it is writable, before anything starts:
- * else pm2, the sockets and the log fail later with an error naming a file
- * inside it, and not the config key to fix.
- */
-function prepareStateDir(stateDir: string): void {
-  try {
-    mkdirSync(stateDir, { recursive: true });
-    accessSync(stateDir, constants.W_OK);
-  } catch (error) {
-    throw new StateDirUnwritable(stateDir, error as Error);
   }
 }
 
@@ -163,9 +150,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
 }
 
 async function runDetached(file: string, config: StackConfig, watch: boolean): Promise<void> {
-  const logFile = path.join(config.state_dir, "stack.log");
   prepareStateDir(config.state_dir);
-  const out = openSync(logFile, "a");
+  const { file: logFile, fd: out } = openStackLog(config.state_dir);
   const child = spawn(process.execPath, [CLI_BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
   let exited: number | null | undefined;
