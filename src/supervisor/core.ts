@@ -41,7 +41,9 @@ export type LoopEvent =
   | { type: "heartbeat"; app: string; slot: number; pid: number; unresponsive: boolean; silentMs: number }
   | { type: "socket-lost"; app: string; slot: number; pid: number; path: string }
   | { type: "retry"; app: string; slot: number; launch: number }
-  | { type: "relaunch-all" };
+  | { type: "relaunch-all" }
+  | { type: "restart-check"; app: string; slot: number; launch: number; startedAt: number; exitedAt: number }
+  | { type: "restart-status"; app: string; slot: number; launch: number; startedAt: number; exitedAt: number; status?: string; error?: string };
 
 export interface Found {
   pool: Pool;

@@ -38,6 +38,12 @@ export interface Slot {
   settled: boolean;
   /** pm2 flagged "restart overlimit": it will not restart this slot again. */
   pm2GaveUp: boolean;
+  /**
+   * pm2 failed to restart or launch this slot (it could not open its log files): its entry is stuck
+   * ("waiting restart" with nothing running, and a start of the same name starts nothing), so the next
+   * launch deletes it first.
+   */
+  pm2Stuck: boolean;
   /** Bumped on each launch/restart we ask for, so a stale deadline timer is recognised. */
   launch: number;
   lastError?: string;
@@ -96,6 +102,7 @@ export function newSlot(slot: number, name: string, address: WorkerAddress): Slo
     judged: new Set(),
     settled: false,
     pm2GaveUp: false,
+    pm2Stuck: false,
     launch: 0,
     ops: Promise.resolve(),
     sample: { memory: 0, cpu: 0, restarts: 0 },

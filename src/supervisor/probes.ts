@@ -4,13 +4,31 @@
  * The supervisor's small I/O helpers, each standing alone so the pool logic
  * stays pure: does an address accept a connection (readiness of command apps,
  * and the fallback for module apps), a free loopback port, the last lines of
- * a log file, and which of our pids are still alive (to prove a stop left
+ * a log file, whether a worker's log files can be opened, and which of our pids are still alive (to prove a stop left
  * nothing behind).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import net from "node:net";
 import type { WorkerAddress } from "./types.ts";
+
+/**
+ * Why pm2 cannot start a worker, if it is its log files: pm2 opens both
+ * before it spawns, and when that fails (a read-only or vanished disk) it
+ * only writes a trace to its own log and leaves the process down. Opened for
+ * appending, as pm2 opens them, and closed at once. Undefined when both open.
+ */
+export function logFileProblem(files: { out: string; err: string }): string | undefined {
+  for (const file of [files.out, files.err]) {
+    try {
+      closeSync(openSync(file, "a"));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return `cannot open its log file ${file}: ${code ? (error as Error).message.replace(/, \w+ '[^']*'$/, "") : (error as Error).message}`;
+    }
+  }
+  return undefined;
+}
 
 /** How often a readiness probe retries a refused connection. */
 const PROBE_INTERVAL_MS = 50;

@@ -405,6 +405,10 @@ export class Supervisor {
         return workers.handleRetry(event);
       case "relaunch-all":
         return workers.handleRelaunchAll();
+      case "restart-check":
+        return workers.handleRestartCheck(event);
+      case "restart-status":
+        return workers.handleRestartStatus(event);
     }
   }
 

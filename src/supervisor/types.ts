@@ -198,6 +198,11 @@ export type SupervisorEvent =
   | { type: "reload-done"; app: string; report: ReloadReport }
   /** A new worker failed: the pass stopped, the old workers it did not reach keep serving. */
   | { type: "reload-failed"; app: string; report: ReloadReport }
+  /**
+   * A worker that should be running is not, and pm2 will not start it (it cannot open the worker's log files on a
+   * read-only or full disk, say): `reason` says why; the supervisor starts it again itself in `retryInMs`.
+   */
+  | { type: "worker-not-restarted"; app: string; slot: number; reason: string; retryInMs: number }
   | { type: "supervisor-error"; message: string };
 
 export type SupervisorListener = (event: SupervisorEvent) => void;

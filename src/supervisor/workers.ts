@@ -23,7 +23,7 @@ import { processSpec } from "./launch.ts";
 import { liveSlots, newSlot, type Pool, type Slot } from "./pool.ts";
 import { addressFor } from "./ports.ts";
 import type { Pm2Event, ProcessInfo } from "./process-manager.ts";
-import { accepts, fileSize, tailLines, waitUntilAccepting } from "./probes.ts";
+import { accepts, fileSize, logFileProblem, tailLines, waitUntilAccepting } from "./probes.ts";
 import { describeEarlyExit, type ReloadFailureKind } from "./reload.ts";
 import { ensureStateDirs, freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
 import type { Adoptee, HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
@@ -36,6 +36,8 @@ const FALLBACK_PROBE_MS = 1000;
 const LAUNCH_DEADLINE_MARGIN_MS = 5000;
 /** The longest wait between two tries of a slot whose once-loaded code does not load now. */
 const RETRY_MAX_MS = 15_000;
+/** pm2's restart back-off grows ×1.5 per crash up to this (process-manager.ts): a restart later than that plus a margin is not coming. */
+const PM2_MAX_BACKOFF_MS = 15_000;
 /** pm2 writes log files through streams: give the last stderr lines this long to reach the file. */
 export const STDERR_SETTLE_MS = 200;
 
@@ -59,10 +61,25 @@ export class WorkerDriver {
     if (!found) return;
     const { pool, slot } = found;
     if (error !== undefined) {
-      slot.lastError = `pm2 could not launch it: ${error}`;
+      const before = slot.lastError;
+      // pm2's answer may not say why ("started nothing"): the worker's log files it must open first are asked.
+      slot.lastError = `pm2 could not launch it: ${logFileProblem(logFiles(this.core.paths, app, slotNo)) ?? error}`;
       slot.settled = true;
       if (this.reloads.isIncoming(pool, slot)) return this.reloads.fail(pool, slot, "launch", `could not be launched: ${error}`);
-      if (!pool.halted && !pool.stopping) this.halt(pool, "launch-failed", slot, undefined);
+      if (pool.halted || pool.stopping) return;
+      // An app that was serving is not a bad deploy: a launch that fails now (pm2 cannot open the worker's log
+      // on a read-only disk) is tried again with back-off, and the other workers serve on.
+      if (pool.loadedOnce) {
+        slot.state = "down";
+        slot.pm2Stuck = true;
+        slot.crashes += 1;
+        const retryInMs = this.retryLater(pool, slot);
+        if (slot.lastError !== before) {
+          this.core.emit({ type: "worker-not-restarted", app: pool.spec.name, slot: slot.slot, reason: slot.lastError, retryInMs });
+        }
+        return;
+      }
+      this.halt(pool, "launch-failed", slot, undefined);
       return;
     }
     if (slot.pid === 0 && slot.state === "ready") slot.pid = pid;
@@ -168,9 +185,11 @@ export class WorkerDriver {
     const pool = this.core.byName.get(app);
     if (!pool?.error) return;
     const error = pool.error;
-    const lastLine = telltaleLine(stderr);
+    const failed = this.core.pool(app).slots.get(error.slot);
+    // A worker pm2 could not even launch wrote nothing: pm2's own reason (a log file it cannot open) is the line.
+    const lastLine = telltaleLine(stderr) ?? (error.reason === "launch-failed" ? failed?.lastError : undefined);
     error.stderr = stderr;
-    const crashes = this.core.pool(app).slots.get(error.slot)?.crashes ?? 0;
+    const crashes = failed?.crashes ?? 0;
     error.message = describeHalt(error.reason, error.slot, error.exitCode, crashes, lastLine, error.signal);
     error.summary = describeHalt(error.reason, error.slot, error.exitCode, crashes, undefined, error.signal);
     pool.errorPending = false;
@@ -238,12 +257,12 @@ export class WorkerDriver {
   }
 
   /** Starts (or restarts) a slot's process in pm2 and arms its deadline; readiness arrives as events. */
-  private relaunch(pool: Pool, slot: Slot, how: "start" | "restart"): void {
+  private relaunch(pool: Pool, slot: Slot, how: "start" | "restart" | "fresh"): void {
     slot.unresponsive = false;
     // What the stack owns in its state dir is made again if something removed it (a cleanup, a user):
     // a worker must never fail to bind for want of its sockets/ folder.
     ensureStateDirs(this.core.paths);
-    if (how === "start") {
+    if (how !== "restart") {
       // Where this run's stderr begins in the slot's log (appended across runs and stacks): a failure
       // report — a halt, a failed reload — quotes this run's lines, never an earlier worker's. The
       // launch waits for the size, so the worker cannot write first.
@@ -263,7 +282,15 @@ export class WorkerDriver {
     const app = pool.spec.name;
     this.core.runOp(
       slot,
-      async (client) => (how === "start" ? (await client.start(spec)).pid : (await client.restart(slot.name), 0)),
+      async (client) => {
+        if (how === "restart") {
+          await client.restart(slot.name);
+          return 0;
+        }
+        // A stuck entry is forgotten first: pm2 answers a start of its name with nothing started.
+        if (how === "fresh") await client.delete(slot.name).catch(() => undefined);
+        return (await client.start(spec)).pid;
+      },
       (pid, error) => ({ type: "launched", app, slot: slot.slot, pid: pid ?? 0, ...(error ? { error } : {}) }),
     );
     const deadline: LoopEvent = { type: "deadline", app, slot: slot.slot, launch: slot.launch, startedAt: slot.startedAt };
@@ -292,6 +319,7 @@ export class WorkerDriver {
 
   markReady(pool: Pool, slot: Slot, pid: number): void {
     pool.loadedOnce = true;
+    slot.pm2Stuck = false;
     slot.state = "ready";
     slot.pid = pid;
     slot.settled = true;
@@ -339,10 +367,69 @@ export class WorkerDriver {
     // Code that loaded before and fails to load now (a dependency briefly down, when a scale, restart or
     // recycle starts a new worker) is not a bad deploy: the other workers serve on, and this slot is
     // tried again with a growing back-off until it loads, instead of halting the pool.
-    if (verdict.action === "halt" && verdict.reason !== "crash-loop" && pool.loadedOnce) return this.retryLater(pool, slot);
+    if (verdict.action === "halt" && verdict.reason !== "crash-loop" && pool.loadedOnce) {
+      this.retryLater(pool, slot);
+      return;
+    }
     if (verdict.action === "halt") return this.halt(pool, verdict.reason, slot, exitCode);
     if (slot.pm2GaveUp) return this.halt(pool, "crash-loop", slot, exitCode);
-    // pm2 restarts the slot after its back-off; we wait for its "online".
+    // pm2 restarts the slot after its back-off; we wait for its "online" — and check that it came.
+    this.expectRestart(pool, slot);
+  }
+
+  /**
+   * pm2 restarts an exited worker on its own, unless it cannot: it opens the
+   * worker's log files first, and when that fails (a read-only or full disk)
+   * it leaves the process down with a trace in its own log and no event. So
+   * a slot still down once pm2's back-off has passed is asked about.
+   */
+  private expectRestart(pool: Pool, slot: Slot): void {
+    const event: LoopEvent = { type: "restart-check", app: pool.spec.name, slot: slot.slot, launch: slot.launch, startedAt: slot.startedAt, exitedAt: Date.now() };
+    const delay = Math.min(PM2_MAX_BACKOFF_MS, pool.spec.restart.backoffMs * 1.5 ** slot.crashes) + LAUNCH_DEADLINE_MARGIN_MS;
+    setTimeout(() => this.core.loop.enqueue(event), delay).unref();
+  }
+
+  /** The restart check is due: if the slot is still down in the same generation, pm2's own status decides. */
+  handleRestartCheck(event: Extract<LoopEvent, { type: "restart-check" }>): void {
+    const found = this.core.current(event);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state !== "down") return;
+    const { app, launch, startedAt, exitedAt } = event;
+    this.core.runOp(
+      slot,
+      async (client) => (await client.list(slot.name)).find((process) => process.name === slot.name)?.status,
+      (status, error) => ({ type: "restart-status", app, slot: slot.slot, launch, startedAt, exitedAt, ...(status ? { status } : {}), ...(error ? { error } : {}) }),
+    );
+  }
+
+  /**
+   * pm2's answer about a slot that did not come back. Coming online: its
+   * event follows. Stuck — its log files cannot be opened (pm2 fails the
+   * same way, and leaves the status it had: "waiting restart"), or pm2
+   * still has not restarted it after its longest back-off: the cause is
+   * shown in `status` as the slot's lastError, and the supervisor starts it
+   * itself, with back-off, until it runs again.
+   */
+  handleRestartStatus(event: Extract<LoopEvent, { type: "restart-status" }>): void {
+    const found = this.core.current(event);
+    if (!found) return;
+    const { pool, slot } = found;
+    if (pool.halted || pool.stopping || slot.state !== "down" || event.status === "online") return;
+    const problem = logFileProblem(logFiles(this.core.paths, pool.spec.name, slot.slot));
+    const waited = Date.now() - event.exitedAt;
+    const overdue = waited >= PM2_MAX_BACKOFF_MS + LAUNCH_DEADLINE_MARGIN_MS;
+    if (!problem && event.status === "waiting restart" && !overdue) {
+      // Asked again once pm2's longest back-off is over.
+      const again: LoopEvent = { ...event, type: "restart-check" };
+      setTimeout(() => this.core.loop.enqueue(again), PM2_MAX_BACKOFF_MS + LAUNCH_DEADLINE_MARGIN_MS - waited).unref();
+      return;
+    }
+    const cause = problem ?? (event.error ? `pm2: ${event.error}` : `pm2 left it ${event.status ?? "gone"}`);
+    slot.lastError = `pm2 did not restart it: ${cause}`;
+    slot.pm2Stuck = true;
+    const retryInMs = this.retryLater(pool, slot);
+    this.core.emit({ type: "worker-not-restarted", app: pool.spec.name, slot: slot.slot, reason: slot.lastError, retryInMs });
   }
 
   /**
@@ -351,11 +438,12 @@ export class WorkerDriver {
    * stop_exit_codes). Waiters see the slot settled meanwhile: `scale` and
    * `restart` report it short of ready.
    */
-  private retryLater(pool: Pool, slot: Slot): void {
+  private retryLater(pool: Pool, slot: Slot): number {
     slot.settled = true;
     const delay = Math.min(RETRY_MAX_MS, Math.max(1, pool.spec.restart.backoffMs) * 2 ** Math.max(0, slot.crashes - 1));
     const event: LoopEvent = { type: "retry", app: pool.spec.name, slot: slot.slot, launch: slot.launch };
     setTimeout(() => this.core.loop.enqueue(event), delay).unref();
+    return delay;
   }
 
   /** A slot's retry is due (retryLater): started again, unless it was launched or removed meanwhile. */
@@ -364,7 +452,7 @@ export class WorkerDriver {
     if (!found) return;
     const { pool, slot } = found;
     if (pool.halted || pool.stopping || slot.state !== "down") return;
-    this.relaunch(pool, slot, "start");
+    this.relaunch(pool, slot, slot.pm2Stuck ? "fresh" : "start");
   }
 
   /** Stops every worker of the pool in pm2 (so pm2 does not loop) and reports why, with the failing worker's stderr. */

@@ -65,6 +65,8 @@ function describeEvent(event: SupervisorEvent): string | undefined {
       return `${event.app}.${event.slot} (pid ${event.pid}): beating again: back in balancing`;
     case "worker-blocked":
       return `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked for ${event.silentMs} ms (timeout ${event.timeoutMs} ms): killed for replacement`;
+    case "worker-not-restarted":
+      return `${event.app}.${event.slot} is down and was not restarted: ${event.reason}; trying again in ${(event.retryInMs / 1000).toFixed(1)} s`;
     case "pool-errored":
       // The worker's stderr has just been printed above, line by line, as it came: not again here.
       return `${event.app} halted: ${event.error.summary}`;
