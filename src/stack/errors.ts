@@ -84,7 +84,7 @@ export class StateDirUnwritable extends TsgiStackError {
 
 /** `EROFS: read-only file system` out of node's `EROFS: read-only file system, access '/x'`: the path is in the message already. */
 function reasonOf(cause: Error): string {
-  return cause.message.replace(/, \w+ '[^']*'$/, "");
+  return cause.message.replace(/, \w+(?: '[^']*')?$/, "");
 }
 
 /** `up` found the state dir in use by the stack of another config file (two files in one folder share `.tsgi` by default). */

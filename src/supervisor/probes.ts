@@ -24,7 +24,7 @@ export function logFileProblem(files: { out: string; err: string }): string | un
       closeSync(openSync(file, "a"));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      return `cannot open its log file ${file}: ${code ? (error as Error).message.replace(/, \w+ '[^']*'$/, "") : (error as Error).message}`;
+      return `cannot open its log file ${file}: ${code ? (error as Error).message.replace(/, \w+(?: '[^']*')?$/, "") : (error as Error).message}`;
     }
   }
   return undefined;

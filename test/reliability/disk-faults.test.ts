@@ -259,6 +259,21 @@ describe("a full disk under the state dir", () => {
   }, 120_000);
 });
 
+describe("a disk already full at up", () => {
+  it("up and up -d refuse in one line naming the state dir and ENOSPC, and start nothing", async () => {
+    const { dir, file, mounted } = stackOnTmpfs(config(1), "1m");
+    expect(mounted, "mounting a tmpfs needs root: this test injects ENOSPC for real").toBe(true);
+    fillDisk(dir);
+    for (const args of [["up"], ["up", "-d"]]) {
+      const result = await runCli([...args, "-c", file], 30_000);
+      expect(result.code, `${args.join(" ")}: ${result.stderr}`).toBe(1);
+      expectOneLineError(result.stderr, /\.tsgi is not writable: ENOSPC: no space left on device$/);
+    }
+    // Refused before pm2 was asked: no daemon, no half-written pm2 home.
+    expect(existsSync(path.join(dir, ".tsgi", "pm2"))).toBe(false);
+  }, 60_000);
+});
+
 describe("a read-only state dir", () => {
   it("up and up -d refuse in one line naming the path and EROFS, with no stack trace", async () => {
     const { dir, file, mounted } = stackOnTmpfs(config(1), "1m");
