@@ -4,8 +4,8 @@
  * The supervisor's small I/O helpers, each standing alone so the pool logic
  * stays pure: does an address accept a connection (readiness of command apps,
  * and the fallback for module apps), a free loopback port, the last lines of
- * a log file, whether a worker's log files can be opened, and which of our pids are still alive (to prove a stop left
- * nothing behind).
+ * a log file, whether a worker's log files can be opened, and which of our
+ * pids are still alive (to prove a stop left nothing behind).
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";

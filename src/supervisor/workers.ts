@@ -12,7 +12,12 @@
  * A reload's new worker ("incoming") is not judged here: its failure ends
  * the reload instead (reload-driver.ts, reached through ReloadHooks).
  *
- * Why ~410 lines: one worker's life, from launch to halt, is one sequence of
+ * An exit pm2 is to restart is followed up: pm2 cannot restart a worker
+ * whose log files it cannot open (a read-only disk) and says nothing, so a
+ * slot still down after pm2's back-off is asked about, its cause found and
+ * shown, and the slot started again by the supervisor until it runs.
+ *
+ * Why ~570 lines: one worker's life, from launch to halt, is one sequence of
  * small handlers that call each other; split, a reader would hop files to
  * follow one worker.
  */
