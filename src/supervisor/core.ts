@@ -21,6 +21,7 @@ import type { PoolCommand } from "./reload.ts";
 import { checkNamePart, parseProcessName, type StatePaths, statePaths } from "./slots.ts";
 import type { Adoptee, LogListener, MembershipListener, PoolSpec, SupervisorEvent, SupervisorListener, SupervisorOptions } from "./types.ts";
 import { readyEndpoints } from "./pool.ts";
+import { DEFAULT_LOG_BOUND, LogKeeper } from "./log-keeper.ts";
 
 export type LoopEvent =
   | { type: "pm2"; event: Pm2Event }
@@ -68,6 +69,8 @@ export class SupervisorCore {
   readonly membershipListeners = new Set<MembershipListener>();
   readonly eventListeners = new Set<SupervisorListener>();
   readonly logListeners = new Set<LogListener>();
+  /** Bounds the workers' log files and relays their lines to logListeners (log-keeper.ts). */
+  readonly logKeeper: LogKeeper;
   /** The process manager, once connected; undefined after stop() or detach(). */
   client: Promise<ProcessManager> | undefined;
   /** Launches numbered across the supervisor (see `current`). */
@@ -87,6 +90,11 @@ export class SupervisorCore {
       nodePath: options.nodePath ?? process.execPath,
       shell: options.shell ?? "/bin/sh",
     };
+    this.logKeeper = new LogKeeper(this.paths.logs, options.logBound ?? DEFAULT_LOG_BOUND, () =>
+      this.logListeners.size === 0 ? undefined : (line) => {
+        for (const listener of this.logListeners) this.guard(() => listener(line));
+      },
+    );
     this.loop = new EventLoop<LoopEvent>(dispatch, afterDrain, (error, event) =>
       this.emit({ type: "supervisor-error", message: `handling ${event.type}: ${(error as Error).stack ?? String(error)}` }),
     );

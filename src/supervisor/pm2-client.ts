@@ -17,10 +17,15 @@
  *   home the client asked for; and its kill signal is daemon-wide
  *   (PM2_KILL_SIGNAL, default SIGINT — there is no per-app kill_signal). Both
  *   are set in this process's environment while the daemon is spawned.
- * - With merge_logs off pm2 renames the log files to `name-<pm_id>.log`, and
- *   pm_id changes whenever a process is recreated: we ask for merge_logs (pm2's
- *   own default in fork mode), which keeps our file names; each slot is its
- *   own pm2 process, so nothing is merged.
+ * - pm2 reads each process's stdout and stderr through pipes, writes every
+ *   chunk to its log files through streams that never wait, and publishes it
+ *   on the bus, which shares our socket with the process events. An app
+ *   flooding 50 MB/s took the daemon to ~1 GB RSS, this process to ~1 GB, and
+ *   delayed an exit event by seconds (the reliability campaign's fault 4). So
+ *   pm2 carries no output: each process runs under a shell that first points
+ *   its stdout and stderr at the spec's files (`exec >>out 2>>err`) and then
+ *   execs the program — the pid pm2 watches is the program's — and pm2's own
+ *   logging is off (disable_logs, files /dev/null), so no line reaches the bus.
  * - An exit on a `stop_exit_codes` code is not restarted, but the process is
  *   left in status "waiting restart": callers stop() it to make that true.
  * - A process killed by a signal is reported as exit code 0 (pm2 passes
@@ -134,12 +139,27 @@ async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): P
   }
 }
 
+/** The shell that opens a process's log files for it before running it. */
+const SHELL = "/bin/sh";
+/**
+ * `sh -c SCRIPT tsgi-output OUT ERR PROGRAM ARGS…`: opens OUT and ERR for
+ * appending as stdout and stderr (a file that cannot be opened ends the shell
+ * with status 2 and a line on pm2's discarded stderr), then execs the program
+ * in the same pid. The IPC channel (fd 3) that wait_ready needs survives exec.
+ */
+const OWN_OUTPUT_SCRIPT = 'exec >>"$1" 2>>"$2" && shift 2 && exec "$@"';
+
+/** The shell's arguments that run `spec` with its output in its own files. */
+export function withOwnOutput(spec: Pick<ProcessSpec, "executable" | "args" | "outFile" | "errFile">): string[] {
+  return ["-c", OWN_OUTPUT_SCRIPT, "tsgi-output", spec.outFile, spec.errFile, spec.executable, ...spec.args];
+}
+
 /** Our ProcessSpec in pm2's words. */
 function toStartOptions(spec: ProcessSpec): StartOptions & Record<string, unknown> {
   return {
     name: spec.name,
-    script: spec.executable,
-    args: spec.args,
+    script: SHELL,
+    args: withOwnOutput(spec),
     // "none": run the executable itself, not through pm2's ProcessContainerFork wrapper.
     interpreter: "none",
     exec_mode: "fork",
@@ -154,9 +174,10 @@ function toStartOptions(spec: ProcessSpec): StartOptions & Record<string, unknow
     max_restarts: spec.maxRestarts,
     min_uptime: spec.minUptimeMs,
     stop_exit_codes: spec.stopExitCodes,
-    out_file: spec.outFile,
-    error_file: spec.errFile,
-    merge_logs: true,
+    // The process writes its own output (see withOwnOutput): pm2 keeps no file and publishes no line.
+    out_file: "/dev/null",
+    error_file: "/dev/null",
+    disable_logs: true,
     treekill: true,
     // pm2's git lookups and its APM hooks: nothing we use, and each costs time per start.
     vizion: false,
@@ -185,8 +206,6 @@ function toProcessInfo(description: ProcessDescription, now: number): ProcessInf
     memory: description.monit?.memory ?? 0,
     cpu: description.monit?.cpu ?? 0,
     ...(typeof env.exit_code === "number" ? { exitCode: env.exit_code } : {}),
-    outFile: String(env.pm_out_log_path ?? ""),
-    errFile: String(env.pm_err_log_path ?? ""),
     env: ownEnv(env.env),
   };
 }
@@ -213,9 +232,8 @@ export function toPm2Event(topic: string, packet: BusPacket): Pm2Event | undefin
     if (packet.event === "restart overlimit") return { kind: "overlimit", name, at, startedAt };
     return undefined;
   }
-  if (topic === "log:out" || topic === "log:err") {
-    return { kind: "log", name, stream: topic === "log:out" ? "out" : "err", data: String(packet.data ?? "") };
-  }
+  // Never sent with disable_logs; were an older daemon to send them, the output is in the files already.
+  if (topic === "log:out" || topic === "log:err") return undefined;
   if (topic === "pm2:kill") return { kind: "daemon-exit" };
   if (topic === "process:msg") return { kind: "raw", name, at, raw: packet.raw };
   // A child's process.send({ type, data }) arrives under its own type as the topic (ForkMode.js).

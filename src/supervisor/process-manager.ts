@@ -36,6 +36,13 @@ export interface ProcessSpec {
   minUptimeMs: number;
   /** Exit codes after which pm2 does not restart the process. */
   stopExitCodes: number[];
+  /**
+   * The files the process's stdout and stderr are appended to, by the process
+   * itself: the manager opens them as its standard output and keeps no copy,
+   * relays no line. An app that floods its output then costs disk speed, not
+   * the manager's (or the stack's) memory, and never delays its events.
+   * Keeping the files bounded is the caller's (log-keeper.ts).
+   */
   outFile: string;
   errFile: string;
 }
@@ -60,8 +67,6 @@ export interface ProcessInfo {
   /** CPU percent, as pm2 last sampled it. */
   cpu: number;
   exitCode?: number;
-  outFile: string;
-  errFile: string;
   /** The environment we gave the process (pm2 merges in the caller's; only ours is kept here). */
   env: Record<string, string>;
 }
@@ -76,7 +81,6 @@ export type Pm2Event =
   | { kind: "message"; name: string; at: number; type: string; data: unknown }
   /** Any other `process.send(value)`, e.g. the "ready" that wait_ready waits for. */
   | { kind: "raw"; name: string; at: number; raw: unknown }
-  | { kind: "log"; name: string; stream: "out" | "err"; data: string }
   /** The daemon is going away (killDaemon, or a signal to it). */
   | { kind: "daemon-exit" };
 

@@ -137,7 +137,7 @@ export class ReloadDriver implements ReloadHooks {
   /**
    * The new worker failed: it is removed (it never joined the membership),
    * the old workers stay as they are, and the pass ends once the worker's own
-   * stderr is read (after pm2's log stream had time to write it).
+   * stderr is read (after its last writes had time to land).
    */
   fail(pool: Pool, slot: Slot, kind: ReloadFailureKind, what: string): void {
     const pass = pool.reload;
@@ -154,6 +154,7 @@ export class ReloadDriver implements ReloadHooks {
     const app = pool.spec.name;
     const { id } = pass;
     void new Promise((resolve) => setTimeout(resolve, STDERR_SETTLE_MS))
+      .then(() => this.core.logKeeper.check())
       .then(() => from)
       .then((offset) => tailLines(errFile, lines, offset))
       .catch(() => [] as string[])

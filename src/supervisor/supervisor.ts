@@ -344,7 +344,7 @@ export class Supervisor {
     return () => this.core.eventListeners.delete(listener);
   }
 
-  /** The workers' stdout/stderr lines, as pm2 relays them. */
+  /** The workers' stdout/stderr lines, read from their log files at a bounded rate (log-keeper.ts). */
   onLog(listener: LogListener): () => void {
     this.core.logListeners.add(listener);
     return () => this.core.logListeners.delete(listener);
@@ -446,6 +446,7 @@ export class Supervisor {
       }, DAEMON_CHECK_MS);
       this.daemonWatch.unref();
       this.blocked.start();
+      void this.core.logKeeper.start();
       return client;
     });
     return this.core.client;
@@ -456,6 +457,7 @@ export class Supervisor {
     clearInterval(this.sampler);
     clearInterval(this.daemonWatch);
     this.blocked.stop();
+    this.core.logKeeper.stop();
     this.core.client = undefined;
     if (killDaemon) await client.killDaemon();
     else await client.disconnect();

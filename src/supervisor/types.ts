@@ -10,6 +10,7 @@
 import type { ListenAddress } from "../contract/address.ts";
 import type { ConfiguredSettingValues } from "../contract/worker-settings.ts";
 import type { ConnectProcessManager } from "./process-manager.ts";
+import type { LogBound, RelayedLine } from "./log-keeper.ts";
 
 /** One app: N identical workers, each a pm2 process in fork mode. */
 export interface PoolSpec extends ConfiguredSettingValues {
@@ -58,6 +59,8 @@ export interface SupervisorOptions {
   connectProcessManager?: ConnectProcessManager;
   /** Lines of a failed worker's stderr kept in its pool's error (default 20). */
   stderrLines?: number;
+  /** How much of each worker's output is kept on disk (default DEFAULT_LOG_BOUND: 10 MiB, 3 rotated files). */
+  logBound?: LogBound;
   /**
    * Asked about each new worker of a reload once it is ready, before it joins
    * the membership: true lets it in, anything else (false, a throw) aborts the
@@ -208,4 +211,4 @@ export type SupervisorEvent =
 export type SupervisorListener = (event: SupervisorEvent) => void;
 
 /** A worker's output, line by line, for `up` and `logs -f`. */
-export type LogListener = (line: { app: string; slot: number; stream: "out" | "err"; text: string }) => void;
+export type LogListener = (line: RelayedLine) => void;

@@ -43,7 +43,7 @@ const LAUNCH_DEADLINE_MARGIN_MS = 5000;
 const RETRY_MAX_MS = 15_000;
 /** pm2's restart back-off grows ×1.5 per crash up to this (process-manager.ts): a restart later than that plus a margin is not coming. */
 const PM2_MAX_BACKOFF_MS = 15_000;
-/** pm2 writes log files through streams: give the last stderr lines this long to reach the file. */
+/** A worker's last stderr lines are in its file once it exited; this leaves a shell wrapper's or a child's last writes time to land. */
 export const STDERR_SETTLE_MS = 200;
 
 /** What a worker's life needs to know of the reload under way (reload-driver.ts). */
@@ -493,6 +493,8 @@ export class WorkerDriver {
     const lines = this.core.options.stderrLines ?? 20;
     const app = pool.spec.name;
     void new Promise((resolve) => setTimeout(resolve, STDERR_SETTLE_MS))
+      // The worker's last lines reach `up`'s output before the line saying it halted.
+      .then(() => this.core.logKeeper.check())
       .then(() => failed.errLogStart ?? 0)
       .then((offset) => tailLines(errFile, lines, offset))
       .catch(() => [] as string[])
@@ -563,8 +565,6 @@ export class WorkerDriver {
       case "message":
         if (event.type === READY_MESSAGE) return this.handleReadyMessage(event.name, event.data);
         return;
-      case "log":
-        return this.handleLog(event.name, event.stream, event.data);
       case "daemon-exit":
         return this.handleDaemonExit();
       case "raw":
@@ -580,15 +580,6 @@ export class WorkerDriver {
       slot.sample = { memory: info.memory, cpu: info.cpu, restarts: info.restarts };
       // A command app's pid is only known from pm2's list.
       if (slot.pid === 0 && slot.state === "ready" && info.status === "online") slot.pid = info.pid;
-    }
-  }
-
-  private handleLog(name: string, stream: "out" | "err", data: string): void {
-    const parsed = parseProcessName(this.core.stackId, name);
-    if (!parsed || this.core.logListeners.size === 0) return;
-    for (const text of data.split("\n")) {
-      if (text === "") continue;
-      for (const listener of this.core.logListeners) listener({ ...parsed, stream, text });
     }
   }
 }

@@ -233,8 +233,6 @@ export class FakeProcessManager implements ProcessManager {
       startedAt: process.startedAt,
       memory: 0,
       cpu: 0,
-      outFile: process.spec.outFile,
-      errFile: process.spec.errFile,
       env: process.spec.env,
     };
   }

@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Pm2Event, Pm2Client, type ProcessSpec } from "../../src/supervisor/pm2-client.ts";
@@ -26,6 +26,8 @@ process.on("SIGINT", () => { console.log("got SIGINT"); process.exit(0); });
 const code = Number(process.env.EXIT_AT_ONCE ?? "-1");
 if (code >= 0) process.exit(code);
 setInterval(() => {}, 1000);
+console.log("started " + process.pid);
+console.error("stderr of " + process.pid);
 process.send("ready");
 process.send({ type: "tsgi:ready", data: { pid: process.pid, listeners: ["test"] } });
 `;
@@ -55,7 +57,7 @@ beforeAll(async () => {
   const started = performance.now();
   client = await Pm2Client.connect({ home });
   console.log(`pm2 connect (spawning the daemon): ${(performance.now() - started).toFixed(0)} ms`);
-  client.onEvent((event) => event.kind !== "log" && events.push(event));
+  client.onEvent((event) => events.push(event));
   daemonPid = Pm2Client.daemonPid(home);
 }, 120_000);
 
@@ -87,8 +89,10 @@ describe("Pm2Client", () => {
     expect(events.some((event) => event.kind === "online" && event.name === "t:a:0" && event.startedAt > 0)).toBe(true);
     const [listed] = await client.list("t:a:");
     expect(listed).toMatchObject({ name: "t:a:0", pid: info.pid, status: "online", restarts: 0, env: { TSGI_STACK: "pm2c" } });
-    // merge_logs keeps our file names (with it off pm2 appends -<pm_id>).
-    expect(listed!.outFile).toBe(path.join(dir, "t:a:0.out.log"));
+    // The process writes its own output into the spec's files; pm2 keeps no copy of it.
+    expect(readFileSync(path.join(dir, "t:a:0.out.log"), "utf8")).toContain(`started ${info.pid}`);
+    expect(readFileSync(path.join(dir, "t:a:0.err.log"), "utf8")).toContain(`stderr of ${info.pid}`);
+    expect(readdirSync(path.join(home, "logs"))).toEqual([]);
   });
 
   it("stops with SIGTERM (the worker contract), not pm2's default SIGINT", async () => {

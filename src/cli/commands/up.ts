@@ -8,13 +8,13 @@
  * `tsgi-stack reload` does; `--watch` reloads an app when its files change. Ctrl-C (SIGINT) or
  * SIGTERM drains and stops everything it started; a second signal says how
  * long the drain may take, a third leaves at once. `--detach` runs the same stack in
- * the background (its output in <state_dir>/stack.log) and returns once it
- * serves; `down` stops it.
+ * the background (its own lines in <state_dir>/stack.log; the workers' output
+ * only in their log files) and returns once it serves; `down` stops it.
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { StackOutput } from "../../stack/output.ts";
@@ -23,6 +23,7 @@ import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUs
 import { openStackLog, prepareStateDir } from "../../stack/state-dir.ts";
 import { TsgiStackError } from "../../errors.ts";
 import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
+import type { RelayedLine as LogLine } from "../../supervisor/log-keeper.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
 import { resolveConfigFile } from "../config-file.ts";
 import { loadOrFail } from "../load-config.ts";
@@ -83,7 +84,7 @@ export function watchNotice(file: string, config: StackConfig, watch: boolean): 
   return `--watch: no app in ${path.basename(file)} has \`watch\` globs, so nothing is watched (add \`watch: ["src/**"]\` to an app)`;
 }
 
-async function runForeground(file: string, config: StackConfig, watch: boolean): Promise<void> {
+async function runForeground(file: string, config: StackConfig, watch: boolean, workerOutput: boolean): Promise<void> {
   prepareStateDir(config.state_dir);
   // From here on, the stack's output may be stack.log on a disk that fills: written and counted, never thrown.
   const output = new StackOutput();
@@ -96,7 +97,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
     watch,
     say,
     outputFailures: () => output.failures.snapshot(),
-    onLog: ({ app, slot, stream, text }) => output.write(stream, `${app}.${slot} | ${text}\n`),
+    // The workers' lines, relayed from their log files at a bounded rate (supervisor/log-keeper.ts).
+    ...(workerOutput ? { onLog: ({ app, slot, stream, text }: LogLine) => output.write(stream, `${app}.${slot} | ${text}\n`) } : {}),
     onEvent: (event) => {
       const line = describeEvent(event);
       if (line) say(line);
@@ -154,7 +156,9 @@ async function runForeground(file: string, config: StackConfig, watch: boolean):
 async function runDetached(file: string, config: StackConfig, watch: boolean): Promise<void> {
   prepareStateDir(config.state_dir);
   const { file: logFile, fd: out } = openStackLog(config.state_dir);
-  const child = spawn(process.execPath, [CLI_BIN, "up", "-c", file, ...(watch ? ["--watch"] : [])], { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
+  // The workers' output is in their own log files already: stack.log keeps the stack's own lines, not a second copy.
+  const args = [CLI_BIN, "up", "-c", file, "--no-worker-output", ...(watch ? ["--watch"] : [])];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
   let exited: number | null | undefined;
   child.once("exit", (code) => (exited = code));
@@ -180,7 +184,9 @@ export function registerUp(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("-w, --watch", "development: reload an app's workers when its `watch` files change (a broken save keeps the old workers serving)")
     .option("-d, --detach", "run in the background; `tsgi-stack down` stops it")
-    .action(async (flags: { config?: string; detach?: boolean; watch?: boolean }) => {
+    // What --detach runs in the background: its stack.log is not to hold the workers' output a second time.
+    .addOption(new Option("--no-worker-output", "do not print the workers' output (it is in their log files)").hideHelp())
+    .action(async (flags: { config?: string; detach?: boolean; watch?: boolean; workerOutput?: boolean }) => {
       const file = resolveConfigFile(flags.config);
       const config = loadOrFail(file);
       const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
@@ -192,6 +198,6 @@ export function registerUp(program: Command): void {
         throw new StackAlreadyRunning(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, file);
       }
       if (flags.detach) await runDetached(file, config, flags.watch ?? false);
-      else await runForeground(file, config, flags.watch ?? false);
+      else await runForeground(file, config, flags.watch ?? false, flags.workerOutput ?? true);
     });
 }
