@@ -54,17 +54,32 @@ export async function up(
     serving = SERVING,
     onSpawn,
     args = [],
-  }: { timeoutMs?: number; serving?: RegExp; onSpawn?: (child: ChildProcess) => void; args?: string[] } = {},
+    keepOutput = Infinity,
+  }: {
+    timeoutMs?: number;
+    serving?: RegExp;
+    onSpawn?: (child: ChildProcess) => void;
+    args?: string[];
+    /** Keep only the last this many characters of the output (a flooding app's test must not hold all of it). */
+    keepOutput?: number;
+  } = {},
 ): Promise<Up> {
   const child = spawn(process.execPath, [BIN, "up", "-c", file, ...args], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
   onSpawn?.(child);
   let output = "";
-  child.stdout!.on("data", (data) => (output += data));
-  child.stderr!.on("data", (data) => (output += data));
+  const found: { match?: RegExpExecArray | null } = {};
+  const add = (data: Buffer) => {
+    output += data;
+    // Matched before trimming: a long output must not lose the line waited for.
+    found.match ??= serving.exec(output);
+    if (output.length > keepOutput) output = output.slice(-keepOutput);
+  };
+  child.stdout!.on("data", add);
+  child.stderr!.on("data", add);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const match = serving.exec(output);
+    const match = found.match;
     if (match) return { child, url: match[1]!, match, output: () => output, exited };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`up did not start:\n${output}`);
     await sleep(100);
