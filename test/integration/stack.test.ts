@@ -261,6 +261,12 @@ apps:
     for (const row of status.workers) seenPids.add(row.pid);
     seenPids.add(pm2DaemonPid(dir)!);
     expect((await httpGet(`http://${status.listen[0]}/legacy/`)).status).toBe(200);
+    // The workers' output is in their own files only: stack.log holds the stack's lines, not a second copy.
+    const hello = status.workers.find((row: any) => row.app === "hello" && row.slot === 0);
+    expect(readFileSync(path.join(dir, ".tsgi", "logs", "hello.0.out.log"), "utf8")).toContain(`tsgi worker ${hello.pid}: ready:`);
+    expect(readFileSync(path.join(dir, ".tsgi", "stack.log"), "utf8")).not.toMatch(/^\w+\.\d+ \| /m);
+    // A command app's too, through the shell that runs it.
+    expect(readFileSync(path.join(dir, ".tsgi", "logs", "legacy.0.out.log"), "utf8")).toMatch(/legacy server listening on http:\/\/127\.0\.0\.1:\d+/);
 
     const down = await runCli(["down", "-c", file], 60_000);
     expect(down.code, down.stderr).toBe(0);
