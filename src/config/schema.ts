@@ -445,6 +445,28 @@ export const AppSchema = Type.Object(
   },
 );
 
+const LogsSchema = Type.Object(
+  {
+    max_size: size({
+      description:
+        "A worker's output file (<state_dir>/logs/<app>.<slot>.out.log or .err.log) is rotated once it passes this size (checked every 250 ms, so it may pass it by what the app writes meanwhile).",
+      default: "10m",
+    }),
+    keep: Type.Integer({
+      description: "How many rotated files of each output file are kept (`.1` the newest); older ones are deleted. 0: the file is only emptied.",
+      minimum: 0,
+      maximum: 100,
+      default: 3,
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "How much of the workers' output is kept on disk: each slot's file is rotated at `max_size`, `keep` rotated files kept (about (keep + 1) × max_size per slot and stream). Applied at the next `up`.",
+    default: {},
+  },
+);
+
 export const StackConfigSchema = Type.Object(
   {
     state_dir: path({
@@ -452,6 +474,7 @@ export const StackConfigSchema = Type.Object(
       default: DEFAULT_STATE_DIR,
     }),
     proxy: ProxySchema,
+    logs: LogsSchema,
     apps: Type.Record(Type.String({ pattern: APP_NAME_PATTERN, ...formatted("app-name") }), AppSchema, {
       description: "The apps, by name (a lowercase letter, then lowercase letters, digits, `_` or `-`).",
       additionalProperties: false,

@@ -58,6 +58,7 @@ const FIXED_KEYS: { [K in keyof FixedPlan]: string } = {
   tlsListen: "proxy.tls",
   stateDir: "state_dir",
   control: "state_dir",
+  logBound: "logs",
 };
 
 /** Structural equality of plain data; key order and keys holding `undefined` do not count. */

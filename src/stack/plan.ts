@@ -16,6 +16,7 @@
 import type { AddressConfig, AppConfig, StackConfig } from "../config/schema.ts";
 import { settingsFromConfig } from "../contract/worker-settings.ts";
 import type { PoolSpec } from "../supervisor/types.ts";
+import type { LogBound } from "../supervisor/log-keeper.ts";
 import { controlSocketPath } from "./control.ts";
 import { type AppKind, type ProxySettings, appKind, proxySettings, staticRootsFor } from "./proxy-settings.ts";
 
@@ -40,6 +41,8 @@ export interface FixedPlan {
   admin: AddressConfig;
   /** The control socket the CLI talks to. */
   control: string;
+  /** `logs`: how much of each worker's output file is kept on disk (the supervisor's log keeper rotates it). */
+  logBound: LogBound;
 }
 
 /** The front proxy: its settings (sent to each proxy process) and how many processes run them. */
@@ -113,6 +116,7 @@ export function plan(config: StackConfig): StackPlan {
       tlsListen: (proxy.tls?.listen ?? []).map(copyAddress),
       admin: copyAddress(proxy.admin),
       control: controlSocketPath(config.state_dir),
+      logBound: { maxBytes: config.logs.max_size, keep: config.logs.keep },
     },
     apps: appsFor(config),
     pools: Object.fromEntries(workers.map(([name, app]) => [name, poolSpecFor(name, app)])),

@@ -172,6 +172,7 @@ export class Stack implements ControlTarget, PlanRunner {
     this.supervisor = new Supervisor({
       stackId: this.stackId,
       stateDir: this.stateDir,
+      logBound: this.plan.fixed.logBound,
       healthGate: reloadHealthGate(() => this.plan, (line) => this.say(line)),
     });
     this.proxies = new ProxyFleet((line) => this.say(line));

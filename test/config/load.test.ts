@@ -245,7 +245,7 @@ describe("errors", () => {
 
   it("point into anchors and aliases where they are written", () => {
     expect(errors("x: &t 10x\napps:\n  a:\n    module: app.ts\n    timeout: *t\n")).toEqual([
-      "tsgi.yaml:1:1 x: unknown key (expected one of: state_dir, proxy, apps)",
+      "tsgi.yaml:1:1 x: unknown key (expected one of: state_dir, proxy, logs, apps)",
       'tsgi.yaml:5:5 apps.a.timeout: expected a duration such as 30s, 500ms, 2m or 1m30s, got "10x"',
     ]);
   });

@@ -25,9 +25,9 @@ afterAll(() => cleanUpStacks(started, seenPids, dirs), 60_000);
 const MB = 1024 * 1024;
 const FLOOD_MB_PER_S = 12;
 const FLOOD_SECONDS = 10;
-/** The log bound the stack documents: each file rotated at 10 MB, 3 rotated files kept (docs/stack.md, "Logs"). */
-const MAX_FILE = 10 * MB;
-const KEEP = 3;
+/** The log bound the test's config sets (`logs:`): each file rotated past 4 MiB, 2 rotated files kept. */
+const MAX_FILE = 4 * MB;
+const KEEP = 2;
 /** A file grows between two checks of its size (every 250 ms): at the flood's rate, well under this. */
 const OVERSHOOT = 8 * MB;
 
@@ -63,6 +63,7 @@ describe("an app flooding its stdout", () => {
 proxy:
   listen: ["127.0.0.1:0"]
   admin: "127.0.0.1:0"
+logs: { max_size: 4m, keep: ${KEEP} }
 apps:
   flood:
     module: ${ROOT}/test/fixtures/apps/flood.ts
