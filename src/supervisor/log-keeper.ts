@@ -86,11 +86,13 @@ export class LogKeeper {
   ) {}
 
   /** Starts checking. Output already in the files is not relayed: only what is written from now on. */
-  async start(): Promise<void> {
-    if (this.timer) return;
-    await this.scan(true);
+  start(): Promise<void> {
+    if (this.timer) return this.running;
+    // In the same chain as every check: a check asked for meanwhile runs after this first look, never beside it.
+    this.running = this.running.then(() => this.scan(true)).catch(() => undefined);
     this.timer = setInterval(() => void this.check(), CHECK_MS);
     this.timer.unref();
+    return this.running;
   }
 
   stop(): void {

@@ -150,7 +150,7 @@ const SHELL = "/bin/sh";
 const OWN_OUTPUT_SCRIPT = 'exec >>"$1" 2>>"$2" && shift 2 && exec "$@"';
 
 /** The shell's arguments that run `spec` with its output in its own files. */
-export function withOwnOutput(spec: Pick<ProcessSpec, "executable" | "args" | "outFile" | "errFile">): string[] {
+function withOwnOutput(spec: Pick<ProcessSpec, "executable" | "args" | "outFile" | "errFile">): string[] {
   return ["-c", OWN_OUTPUT_SCRIPT, "tsgi-output", spec.outFile, spec.errFile, spec.executable, ...spec.args];
 }
 
