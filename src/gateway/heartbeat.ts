@@ -27,11 +27,22 @@ export interface Heartbeat {
  * stop(), which removes it; the timer never keeps the process alive.
  */
 export function startHeartbeat(file: string, timeoutMs: number): Heartbeat {
-  const fd = openSync(file, "w");
-  writeSync(fd, `${process.pid}\n`);
+  let fd: number;
+  try {
+    fd = openSync(file, "w");
+    writeSync(fd, `${process.pid}\n`);
+  } catch (error) {
+    // A read-only or full state dir: the worker serves unwatched (the supervisor skips a file not of this pid).
+    process.stderr.write(`tsgi worker ${process.pid}: no heartbeat, ${file} cannot be written: ${(error as Error).message}\n`);
+    return { stop() {} };
+  }
   const timer = setInterval(() => {
     const now = new Date();
-    futimesSync(fd, now, now);
+    try {
+      futimesSync(fd, now, now);
+    } catch {
+      // A disk turned read-only refuses the beat: a missed beat, never an uncaught error that ends the worker.
+    }
   }, beatPeriodMs(timeoutMs));
   timer.unref();
   return {

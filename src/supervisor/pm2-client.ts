@@ -143,11 +143,13 @@ async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): P
 const SHELL = "/bin/sh";
 /**
  * `sh -c SCRIPT tsgi-output OUT ERR PROGRAM ARGS…`: opens OUT and ERR for
- * appending as stdout and stderr (a file that cannot be opened ends the shell
- * with status 2 and a line on pm2's discarded stderr), then execs the program
- * in the same pid. The IPC channel (fd 3) that wait_ready needs survives exec.
+ * appending as stdout and stderr, then execs the program in the same pid. The
+ * IPC channel (fd 3) that wait_ready needs survives exec. A file that cannot
+ * be opened (a read-only state dir) sends the output to /dev/null instead:
+ * a worker that serves with its output lost beats one that cannot start
+ * (`command` keeps the failed redirection from ending the shell).
  */
-const OWN_OUTPUT_SCRIPT = 'exec >>"$1" 2>>"$2" && shift 2 && exec "$@"';
+const OWN_OUTPUT_SCRIPT = 'command exec >>"$1" 2>>"$2" || exec >/dev/null 2>&1; shift 2; exec "$@"';
 
 /** The shell's arguments that run `spec` with its output in its own files. */
 function withOwnOutput(spec: Pick<ProcessSpec, "executable" | "args" | "outFile" | "errFile">): string[] {

@@ -116,7 +116,10 @@ export class WorkerDriver {
     slot.settled = true;
     // pm2 reports a signal as code 0 (and we read it back from its log); a command's shell reports 128 + n.
     const signal = reportedSignal ?? (pool.spec.kind === "command" ? signalOfShellCode(exitCode) : undefined);
-    slot.lastError = `${signal ? `killed by ${signal}` : `exited with code ${exitCode}`} after ${uptimeMs} ms`;
+    // Its output may be lost (a read-only or full state dir: the launch wrapper sends it to /dev/null then), so
+    // the state dir's own trouble is named here, where status shows it.
+    const trouble = logFileProblem(logFiles(this.core.paths, pool.spec.name, slot.slot));
+    slot.lastError = `${signal ? `killed by ${signal}` : `exited with code ${exitCode}`} after ${uptimeMs} ms${trouble ? `; ${trouble}` : ""}`;
     slot.lastSignal = signal;
     this.core.emit({ type: "worker-exit", app: pool.spec.name, slot: slot.slot, exitCode, uptimeMs, ...(signal ? { signal } : {}) });
     // A reload's new worker is not judged: its reload stops, and the old workers serve on (reload.ts).

@@ -241,17 +241,19 @@ describe("a full disk under the state dir", () => {
 
     const status = await statusUntil(
       file,
-      (s) => s.workers.every((row: any) => row.state === "ready") && s.logWrites.access.dropped > 0 && s.logWrites.stack.dropped > 0,
+      (s) => s.workers.every((row: any) => row.state === "ready") && s.logWrites.access.dropped > 0,
       30_000,
-      "every worker ready and both logs' dropped lines counted",
+      "every worker ready and the access log's dropped lines counted",
     );
     remember(status, dir);
     expect(status.pid).toBe(before.pid);
     expect(status.workers.find((row: any) => row.slot === killed.slot).pid).not.toBe(killed.pid);
-    expect(status.logWrites.stack.lastError.code).toBe("ENOSPC");
+    // stack.log holds only the stack's own few lines (the workers' output is in their own files): they may still fit
+    // in the file's last page on a full tmpfs, so whether any was dropped depends on where the page ends.
+    if (status.logWrites.stack.dropped > 0) expect(status.logWrites.stack.lastError.code).toBe("ENOSPC");
     expect(status.logWrites.access.lastError.code).toBe("ENOSPC");
-    // Every request's line went to stack.log and failed: counted, not thrown.
-    expect(status.logWrites.stack.dropped).toBeGreaterThan(1000);
+    // The workers' lines (one per request) went to their own files on the full disk and were dropped there, not
+    // into stack.log: the workers lived through it (the guard on their output), as the pids above show.
 
     const down = await runCli(["down", "-c", file], 60_000);
     expect(down.code, down.stderr).toBe(0);
@@ -318,7 +320,8 @@ describe("a read-only state dir", () => {
     expect(again.stderr.trim().split("\n")).toHaveLength(1);
     expect((await steadyRequests(url, 300)).failed).toBe(0);
 
-    // pm2 cannot open the killed worker's log files to restart it: the cause is in status, the other worker serves.
+    // A worker killed now cannot bind its socket (nor open its log files) in the read-only state dir: it stays down
+    // with that cause in status, and the other worker serves.
     const killed = before.workers[0];
     process.kill(killed.pid, "SIGKILL");
     const stuck = await statusUntil(
@@ -331,7 +334,7 @@ describe("a read-only state dir", () => {
     const during = await steadyRequests(url, 500);
     expect(during, JSON.stringify(during.failures)).toMatchObject({ failed: 0 });
     const text = await runCli(["status", "-c", file]);
-    expect(text.stdout).toMatch(new RegExp(`chatty\\.${killed.slot}: pm2 (did not restart|could not launch) it: cannot open its log file \\S+: EROFS: read-only file system`));
+    expect(text.stdout).toMatch(new RegExp(`chatty\\.${killed.slot}: .*cannot open its log file \\S+: EROFS: read-only file system`));
 
     // Writable again: the supervisor's next try brings the worker back, with no command.
     umount(stateDir);
@@ -340,7 +343,6 @@ describe("a read-only state dir", () => {
     remember(back, dir);
     expect(back.pid).toBe(before.pid);
     expect((await steadyRequests(url, 300)).failed).toBe(0);
-    expect(readFileSync(path.join(stateDir, "stack.log"), "utf8")).toMatch(/chatty\.\d is down and was not restarted: .*EROFS/);
 
     const down = await runCli(["down", "-c", file], 60_000);
     expect(down.code, down.stderr).toBe(0);

@@ -18,6 +18,7 @@ import { parseCount, parseSettings, SETTING_KINDS, SettingError, WORKER_SETTINGS
 import { type ListenAddress, parseAddress } from "../../contract/address.ts";
 import { INTERFACES, type InterfaceChoice } from "../../contract/module-spec.ts";
 import { removeStaleSocket } from "../../gateway/address.ts";
+import { guardOutput } from "../../gateway/output-guard.ts";
 import { runWorker, type WorkerOptions } from "../../gateway/worker.ts";
 import { runArbiter } from "../../gateway/arbiter.ts";
 import { UsageError } from "../usage-error.ts";
@@ -131,6 +132,9 @@ function defineServe(program: Command): Command {
 export function registerServe(program: Command): void {
   defineServe(program).action(async (spec: string, flags: ServeFlags) => {
     const options = workerOptionsFrom(spec, flags);
+    // Under the stack, stdout and stderr are the slot's log files: a full disk must cost lines, not the worker.
+    guardOutput(process.stdout);
+    guardOutput(process.stderr);
     if (!flags.arbiter || cluster.isWorker) return runWorker(options);
     // The arbiter owns the sockets its workers share: clear a dead predecessor's socket files first.
     for (const address of [...options.http, ...options.uwsgi]) {
