@@ -1,0 +1,66 @@
+/**
+ * @module test/fuzz/params
+ *
+ * The one place the fuzzers take their seed and size from, so that every
+ * run is reproducible and the long run is the same code with bigger numbers:
+ *
+ *   FUZZ_SEED=123 FUZZ_RUNS=100000 npx vitest run test/fuzz
+ *
+ * fast-check prints the seed and the shrunk counterexample's path when a
+ * property fails; FUZZ_SEED + FUZZ_PATH replay exactly that case. The
+ * socket-level fuzzers (which do not run through fc.assert) draw their
+ * inputs from fast-check's generators with the same seed, so they replay the
+ * same way.
+ */
+import fc from "fast-check";
+
+/** The seed of the normal suite: fixed, so a failure in CI is a failure on every machine. */
+export const DEFAULT_SEED = 20261206;
+
+function envNumber(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value)) throw new Error(`${name}=${raw}: expected an integer`);
+  return value;
+}
+
+/** The seed in use: FUZZ_SEED, else the fixed default. */
+export function fuzzSeed(): number {
+  return envNumber("FUZZ_SEED") ?? DEFAULT_SEED;
+}
+
+/** How many inputs: FUZZ_RUNS, else the file's default (small enough for the normal suite). */
+export function fuzzRuns(defaultRuns: number): number {
+  return envNumber("FUZZ_RUNS") ?? defaultRuns;
+}
+
+/**
+ * fc.assert's parameters: the seed, the run count, and FUZZ_PATH when
+ * replaying one reported counterexample. `scale` lets a file whose property
+ * is much costlier than the others run a fraction of FUZZ_RUNS.
+ */
+export function fuzzParameters<T>(defaultRuns: number, scale = 1): fc.Parameters<T> {
+  const path = process.env.FUZZ_PATH;
+  return {
+    seed: fuzzSeed(),
+    numRuns: Math.max(1, Math.round(fuzzRuns(defaultRuns) * scale)),
+    ...(path ? { path } : {}),
+    // fast-check prints the seed, the path and the shrunk input on failure (not every shrink step: verbose 0).
+  };
+}
+
+/**
+ * `count` values of `arbitrary`, drawn with the fuzz seed: for the socket
+ * fuzzers, which send inputs in their own loop (and report the index of a
+ * failing one; the same seed gives the same list).
+ */
+export function sampleInputs<T>(arbitrary: fc.Arbitrary<T>, count: number): T[] {
+  return fc.sample(arbitrary, { seed: fuzzSeed(), numRuns: count });
+}
+
+/** An input as it can be pasted into a regression test: hex and latin1 JSON. */
+export function describeBytes(bytes: Uint8Array): string {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return `hex ${buffer.toString("hex")}\nlatin1 ${JSON.stringify(buffer.toString("latin1"))}`;
+}
