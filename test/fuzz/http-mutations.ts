@@ -216,3 +216,12 @@ export const fuzzInput: fc.Arbitrary<FuzzInput> = fc
     if (edits.length) labels.push(`bytes ${JSON.stringify(edits)}`);
     return { requests: copy, edits: edits.map(([at, op, byte]): [number, "set" | "insert" | "delete", number] => [at, op, byte]), labels };
   });
+
+/**
+ * The input with its number in every target (/f/<k> becomes /f/<n>/<k>), so
+ * that a report the worker makes late, after the next input has started,
+ * is recognised as belonging to an earlier one.
+ */
+export function numbered(input: FuzzInput, n: number): FuzzInput {
+  return { ...input, requests: input.requests.map((r, k) => ({ ...r, target: r.target.replace(`/f/${k}`, `/f/${n}/${k}`) })) };
+}
