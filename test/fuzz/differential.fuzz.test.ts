@@ -321,6 +321,8 @@ describe("differential fuzz: our proxy vs nginx, one echo worker", () => {
     const inputs = sampleInputs(fuzzInput, fuzzRuns(300));
     const counts = { agree: 0, stricter: 0, disagree: 0, hangs: 0, unsettled: 0, incomplete: 0, quirks: new Map<string, number>() };
     const stricterKinds = new Map<string, number>();
+    /** The first few stricter cases in full, to read what we refuse that nginx passes on. */
+    const stricterSamples: string[] = [];
     const failures: string[] = [];
     let logOffset = (await readFile(join(nginx!.dir, "error.log"))).length;
     const started = Date.now();
@@ -347,6 +349,7 @@ describe("differential fuzz: our proxy vs nginx, one echo worker", () => {
       if (verdict === "stricter") {
         const kind = input.labels.map((l) => l.replace(/^#\d+ /, "").replace(/ ".*$/, "")).join(" + ") || "none";
         stricterKinds.set(kind, (stricterKinds.get(kind) ?? 0) + 1);
+        if (stricterSamples.length < 5) stricterSamples.push(describe());
       }
       if (verdict === "disagree") {
         const quirk = await nginxQuirk(input, index, oursSaw);
@@ -366,6 +369,7 @@ describe("differential fuzz: our proxy vs nginx, one echo worker", () => {
     );
     console.log(`disagreements explained by a known nginx deviation: ${JSON.stringify(Object.fromEntries(counts.quirks))}`);
     console.log(`stricter, by mutation: ${JSON.stringify(Object.fromEntries([...stricterKinds].sort((a, b) => b[1] - a[1])))}`);
+    if (stricterSamples.length) console.log(`first stricter cases:\n${stricterSamples.join("\n")}`);
     expect(failures.join("\n\n")).toBe("");
     // The inputs reached both outcomes: the comparison saw requests passed on, and requests refused.
     expect(counts.agree).toBeGreaterThan(0);

@@ -50,6 +50,28 @@ export function fuzzParameters<T>(defaultRuns: number, scale = 1): fc.Parameters
   };
 }
 
+/** How many predicate calls run between two turns of the event loop. */
+const CALLS_PER_TURN = 200;
+
+/**
+ * fc.property, but yielding to the event loop every CALLS_PER_TURN inputs:
+ * a synchronous property over 100k inputs would hold the test worker for
+ * minutes, and vitest gives up on a worker that does not answer its RPC in
+ * 60 s. Use with `return fc.assert(yielding(...), fuzzParameters(n))`; the
+ * seed, path and shrinking are fast-check's as with fc.property.
+ */
+export function yielding<Ts extends [unknown, ...unknown[]]>(
+  ...args: [...arbitraries: { [K in keyof Ts]: fc.Arbitrary<Ts[K]> }, predicate: (...values: Ts) => void]
+): fc.IAsyncPropertyWithHooks<Ts> {
+  const predicate = args[args.length - 1] as (...values: Ts) => void;
+  const arbitraries = args.slice(0, -1) as unknown as { [K in keyof Ts]: fc.Arbitrary<Ts[K]> };
+  let calls = 0;
+  return fc.asyncProperty<Ts>(...arbitraries, async (...values: Ts) => {
+    if (++calls % CALLS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    predicate(...values);
+  });
+}
+
 /**
  * `count` values of `arbitrary`, drawn with the fuzz seed: for the socket
  * fuzzers, which send inputs in their own loop (and report the index of a

@@ -12,7 +12,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MAX_HEAD_BYTES, parseResponseHead, UpstreamProtocolError } from "../../src/proxy/upstream/response-head.ts";
 import { ChunkedDecoder } from "../../src/proxy/upstream/chunked-decoder.ts";
-import { describeBytes, fuzzParameters } from "./params.ts";
+import { describeBytes, fuzzParameters, yielding } from "./params.ts";
 
 const latin1 = (text: string) => Buffer.from(text, "latin1");
 const chars = (alphabet: string) => fc.constantFrom(...alphabet.split(""));
@@ -108,8 +108,8 @@ const mutations = fc.array(mutation, { minLength: 1, maxLength: 4 });
 
 describe("response head reader fuzz", () => {
   it("reads a valid head the same in any number of pieces as in one", () => {
-    fc.assert(
-      fc.property(validHead, cuts, (spec, at) => {
+    return fc.assert(
+      yielding(validHead, cuts, (spec, at) => {
         const whole = readHead(spec.bytes, spec.method);
         if (spec.head.length > MAX_HEAD_BYTES) return;
         expect(whole.kind).toBe("head");
@@ -129,13 +129,13 @@ describe("response head reader fuzz", () => {
         expect(head.framing).toEqual(expected);
         expect(readHeadInPieces(spec.bytes, at, spec.method)).toEqual(whole);
       }),
-      fuzzParameters(500),
+      fuzzParameters(300),
     );
   });
 
   it("meets mutated heads with a head or an UpstreamProtocolError, the same however the bytes are cut", () => {
-    fc.assert(
-      fc.property(validHead, mutations, cuts, (spec, changes, at) => {
+    return fc.assert(
+      yielding(validHead, mutations, cuts, (spec, changes, at) => {
         const bytes = mutate(spec.bytes, changes);
         const whole = readHead(bytes, spec.method);
         const split = readHeadInPieces(bytes, at, spec.method);
@@ -155,8 +155,8 @@ describe("response head reader fuzz", () => {
 
   it("meets arbitrary bytes the same way", () => {
     const noise = fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.concat([latin1("HTTP/1.1 200 OK\r\n"), b])));
-    fc.assert(
-      fc.property(noise, cuts, fc.constantFrom("GET", "HEAD"), (bytes, at, method) => {
+    return fc.assert(
+      yielding(noise, cuts, fc.constantFrom("GET", "HEAD"), (bytes, at, method) => {
         const whole = readHead(bytes, method);
         const split = readHeadInPieces(bytes, at, method);
         if (whole.kind === "head") expect(split).toEqual(whole);
@@ -214,21 +214,21 @@ const chunkedBody = fc
 
 describe("chunked decoder fuzz", () => {
   it("decodes a valid body the same in any number of pieces as in one, and stops at its end", () => {
-    fc.assert(
-      fc.property(chunkedBody, cuts, (spec, at) => {
+    return fc.assert(
+      yielding(chunkedBody, cuts, (spec, at) => {
         const whole = decode([spec.bytes]);
         expect(whole).toEqual({ data: spec.data.toString("hex"), used: spec.body.length, done: true });
         expect(decode(pieces(spec.bytes, at))).toEqual(whole);
         // One byte at a time: the hardest split there is.
         expect(decode([...spec.bytes].map((byte) => Buffer.from([byte])))).toEqual(whole);
       }),
-      fuzzParameters(500),
+      fuzzParameters(200),
     );
   });
 
   it("meets mutated bodies with data or an UpstreamProtocolError, the same however the bytes are cut", () => {
-    fc.assert(
-      fc.property(chunkedBody, mutations, cuts, (spec, changes, at) => {
+    return fc.assert(
+      yielding(chunkedBody, mutations, cuts, (spec, changes, at) => {
         const bytes = mutate(spec.bytes, changes);
         const whole = decode([bytes]);
         const split = decode(pieces(bytes, at));
@@ -244,8 +244,8 @@ describe("chunked decoder fuzz", () => {
       fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
       fc.array(fc.constantFrom("0", "1", "a", "F", "\r", "\n", ";", " ", "x", "\r\n", "0\r\n\r\n"), { maxLength: 40 }).map((parts) => latin1(parts.join(""))),
     );
-    fc.assert(
-      fc.property(noise, cuts, (bytes, at) => {
+    return fc.assert(
+      yielding(noise, cuts, (bytes, at) => {
         expect(decode(pieces(bytes, at))).toEqual(decode([bytes]));
       }),
       fuzzParameters(2000),

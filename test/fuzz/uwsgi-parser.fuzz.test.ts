@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeUwsgiPacket, parseUwsgiPacket, type UwsgiLimits, type UwsgiParseResult } from "../../src/gateway/uwsgi/parser.ts";
 import { InvalidUwsgiHeader, TooManyUwsgiVars, UnsupportedModifier, UwsgiError, UwsgiPacketTooLarge } from "../../src/gateway/uwsgi/errors.ts";
-import { fuzzParameters } from "./params.ts";
+import { fuzzParameters, yielding } from "./params.ts";
 
 type Var = [name: string, value: Uint8Array];
 
@@ -77,8 +77,8 @@ const limits = fc.record({ maxVarsSize: fc.integer({ min: 0, max: 0x1_0000 + 10 
 
 describe("uwsgi parser fuzz", () => {
   it("round-trips valid packets, whole and fed as growing prefixes", () => {
-    fc.assert(
-      fc.property(validVars, fc.array(fc.nat(), { maxLength: 8 }), (vars, cuts) => {
+    return fc.assert(
+      yielding(validVars, fc.array(fc.nat(), { maxLength: 8 }), (vars, cuts) => {
         const bytes = encode(vars);
         // Our encoder and the module's agree byte for byte.
         expect(encodeUwsgiPacket(vars).equals(bytes)).toBe(true);
@@ -99,8 +99,8 @@ describe("uwsgi parser fuzz", () => {
   });
 
   it("reads nothing past the packet: trailing bytes (the body) never change the result", () => {
-    fc.assert(
-      fc.property(mutatedPacket, fc.uint8Array({ minLength: 1, maxLength: 64 }), (packet, trailer) => {
+    return fc.assert(
+      yielding(mutatedPacket, fc.uint8Array({ minLength: 1, maxLength: 64 }), (packet, trailer) => {
         const alone = attempt(Buffer.from(packet));
         // The packet as a view into a larger buffer that holds the trailer: an over-read would see it.
         const backing = Buffer.concat([packet, trailer]);
@@ -116,8 +116,8 @@ describe("uwsgi parser fuzz", () => {
   });
 
   it("meets arbitrary bytes with a result or its own typed error, within the limits it was given", () => {
-    fc.assert(
-      fc.property(mutatedPacket, limits, (bytes, given) => {
+    return fc.assert(
+      yielding(mutatedPacket, limits, (bytes, given) => {
         const result = attempt(bytes, given);
         if (result instanceof UwsgiError) return;
         const maxVarsSize = Math.min(given.maxVarsSize ?? 0xffff, 0xffff);
@@ -145,8 +145,8 @@ describe("uwsgi parser fuzz", () => {
   });
 
   it("refuses an oversized or foreign packet from its 4-byte header alone", () => {
-    fc.assert(
-      fc.property(
+    return fc.assert(
+      yielding(
         fc.integer({ min: 0, max: 255 }),
         fc.integer({ min: 0, max: 0xffff }),
         fc.integer({ min: 0, max: 255 }),
