@@ -15,8 +15,9 @@
  *   framing     a Content-Length that is not a plain decimal, a
  *               Transfer-Encoding other than exactly `chunked`, sent twice,
  *               or in an HTTP/1.0 request: 400 (request smuggling)
- *   host        Host sent twice, empty, or not host[:port]: 400
- *               (RFC 9112 §3.2; nginx's ngx_http_validate_host)
+ *   host        Host sent twice, empty, or not host[:port], or missing
+ *               from an HTTP/1.1 request: 400 (RFC 9112 §3.2; nginx's
+ *               ngx_http_validate_host)
  *   singletons  a second Authorization, If-Match, If-None-Match,
  *               If-Modified-Since, If-Unmodified-Since, Content-Range,
  *               If-Range or Expect: 400 (nginx: "client sent duplicate
@@ -130,6 +131,10 @@ function fieldProblem(head: RequestHeadView): HeadProblem | undefined {
     if (head.httpVersionMinor === 0) return bad("Transfer-Encoding in an HTTP/1.0 request");
   }
   if (host !== undefined && !isValidHost(host)) return bad(`Host ${JSON.stringify(host)} is not a host[:port]`);
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host MUST get 400, absolute-form or not (nginx: "client sent
+  // HTTP/1.1 request without Host header"). Passed on, the worker's node:http refuses it instead, and the
+  // requests pipelined behind it no longer stop at our front door.
+  if (host === undefined && head.httpVersionMinor === 1) return bad("an HTTP/1.1 request without Host");
   return undefined;
 }
 

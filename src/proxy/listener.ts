@@ -40,7 +40,9 @@ export interface FrontListenerOptions {
 }
 
 export function frontServer(proxy: FrontHandlers, { headerTimeoutMs, tls }: FrontListenerOptions): http.Server {
-  const options = { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS };
+  // requireHostHeader off: a missing Host is refused by our rules (http/request-rules.ts), which close the
+  // connection before a pipelined request runs; node's own 400 for it still let the requests behind it through.
+  const options = { headersTimeout: headerTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: HEADER_CHECK_INTERVAL_MS, requireHostHeader: false };
   // An https.Server is an http.Server over TLS: the same handler, the same limits.
   const server = tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key }, proxy.handle) : http.createServer(options, proxy.handle);
   server.on("upgrade", proxy.handleUpgrade);

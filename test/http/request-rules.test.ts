@@ -31,6 +31,8 @@ describe("headProblem", () => {
     ["Transfer-Encoding in HTTP/1.0", head({ httpVersionMinor: 0, headers: [["Transfer-Encoding", "chunked"]] }), 400],
     ["two Host lines", head({ headers: [["Host", "a.test"], ["Host", "b.test"]] }), 400],
     ["an empty Host", head({ headers: [["Host", ""]] }), 400],
+    ["an HTTP/1.1 request without Host", head({ headers: [] }), 400],
+    ["an absolute-form HTTP/1.1 request without Host", head({ url: "http://a.test/x", headers: [] }), 400],
     ["two Authorization lines", head({ headers: [["Host", "a"], ["Authorization", "Basic x"], ["authorization", "Basic y"]] }), 400],
     ["two If-None-Match lines", head({ headers: [["Host", "a"], ["If-None-Match", '"a"'], ["If-None-Match", '"b"']] }), 400],
     ["two Expect lines", head({ headers: [["Host", "a"], ["Expect", "100-continue"], ["Expect", "100-continue"]] }), 400],

@@ -230,7 +230,8 @@ export function createHttpServer(app: TsgiApp, options: HttpServerOptions): http
     scriptName,
     onResponse: options.onResponse && ((environ, outcome) => options.onResponse!(environ, outcome)),
   });
-  const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout, insecureHTTPParser: false });
+  // requireHostHeader off: our rules refuse a missing Host and close before any pipelined request (see proxy/listener.ts).
+  const server = http.createServer({ keepAliveTimeout: options.keepAliveTimeout, insecureHTTPParser: false, requireHostHeader: false });
   const { inFlight } = options;
 
   const sweepIdle = () => server.closeIdleConnections();
