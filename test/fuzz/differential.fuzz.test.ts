@@ -385,7 +385,7 @@ describe("differential fuzz: our proxy vs nginx, one echo worker", () => {
     }
 
     console.log(
-      `differential fuzz: seed ${seed}, ${only ? only.size : inputs.length} inputs in ${((Date.now() - started) / 1000).toFixed(1)} s: ${counts.agree} agree, ${counts.stricter} stricter (ours refused, nginx passed on), ${counts.disagree} disagree (${[...counts.quirks.values()].reduce((a, b) => a + b, 0)} of them a known nginx deviation), ${counts.hangs} hangs, ${counts.incomplete} cut-short bodies at the worker, ${counts.unsettled} unsettled`,
+      `differential fuzz: seed ${seed}, ${counts.agree + counts.stricter + counts.disagree} inputs sent (of ${only ? only.size : inputs.length}${failures.length >= 10 ? ", stopped at 10 failures" : ""}) in ${((Date.now() - started) / 1000).toFixed(1)} s: ${counts.agree} agree, ${counts.stricter} stricter (ours refused, nginx passed on), ${counts.disagree} disagree (${[...counts.quirks.values()].reduce((a, b) => a + b, 0)} of them a known nginx deviation), ${counts.hangs} hangs, ${counts.incomplete} cut-short bodies at the worker, ${counts.unsettled} unsettled`,
     );
     console.log(`disagreements explained by a known nginx deviation: ${JSON.stringify(Object.fromEntries(counts.quirks))}`);
     console.log(`stricter, by mutation: ${JSON.stringify(Object.fromEntries([...stricterKinds].sort((a, b) => b[1] - a[1])))}`);
