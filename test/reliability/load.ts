@@ -45,9 +45,11 @@ export interface CannonOptions {
   expectBody?: string;
   method?: "GET" | "POST";
   body?: string;
+  /** Stop early once this settles (the load then lasts as long as what it accompanies, up to `seconds`). */
+  until?: Promise<unknown>;
 }
 
-/** autocannon at `rate` req/s for `seconds`: failed = errors (resets, refusals, timeouts) + non-2xx + altered bodies. */
+/** autocannon at `rate` req/s for `seconds` (or until `until` settles): failed = errors (resets, refusals, timeouts) + non-2xx + altered bodies. */
 export async function cannon(options: CannonOptions): Promise<LoadResult & { raw: autocannon.Result }> {
   const connections = options.connections ?? 20;
   checkCaps(options.url, options.rate, connections, options.seconds);
@@ -65,7 +67,10 @@ export async function cannon(options: CannonOptions): Promise<LoadResult & { raw
   instance.on("reqError", (error: Error) => failures.length < 10 && failures.push(`error: ${error.message}`));
   instance.on("response", (_client: unknown, status: number) => status >= 300 && failures.length < 10 && failures.push(`status ${status}`));
   instance.on("reqMismatch", (body: string) => failures.length < 10 && failures.push(`altered body: ${JSON.stringify(String(body).slice(0, 80))}`));
+  let ended = false;
+  void options.until?.finally(() => !ended && instance.stop());
   const raw = await instance;
+  ended = true;
   const failed = raw.errors + raw.non2xx + raw.mismatches;
   // autocannon counts a request as sent once written; those still unanswered at the end are neither failed nor done.
   const total = raw.requests.sent;
