@@ -90,7 +90,8 @@ export interface SteadyOptions {
   rate: number;
   /** Kept-alive sockets at most. */
   sockets?: number;
-  method?: string;
+  /** The method of the n-th request (GET when absent). */
+  method?: (n: number) => string;
   /** The body of the n-th request (for POSTs), when there is one. */
   body?: (n: number) => string;
   headers?: (n: number) => Record<string, string>;
@@ -137,7 +138,7 @@ export function steady(options: SteadyOptions): Steady {
     while (total < due) {
       const n = total++;
       const sentAt = performance.now();
-      const done = request(agent, options.url, options.method ?? "GET", options.body?.(n), options.headers?.(n) ?? {})
+      const done = request(agent, options.url, options.method?.(n) ?? "GET", options.body?.(n), options.headers?.(n) ?? {})
         .then((answer) => {
           latenciesMs.push(performance.now() - sentAt);
           const wrong = options.check(answer, n);
