@@ -16,6 +16,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/proxy/server.ts";
 import { SCRIPT_NAME_HEADER } from "../../src/contract/script-name.ts";
+import { record } from "../reliability/record.ts";
 import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
 
 // ---- plumbing: every server and proxy is closed after each test ----
@@ -704,6 +705,9 @@ describe("FrontProxy: failing over to another worker (the reliability matrix U1,
       statuses.push((await get(port, "/", { host: "web.test" })).status);
       statuses.push((await post(port, "/", `post-${i}`, { host: "web.test" })).status);
     }
+    const failed = statuses.filter((status) => status !== 200).length;
+    const twice = posts.length - new Set(posts).size;
+    record({ id: "U1", done: "30 GET + 30 POST with one of three workers refusing connections", figure: `${failed} / ${statuses.length} failed, ${twice} POSTs sent twice`, pass: failed === 0 && twice === 0 && posts.length === 30 });
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
     expect(posts.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `post-${i}`).sort());
   });
@@ -723,6 +727,12 @@ describe("FrontProxy: failing over to another worker (the reliability matrix U1,
     // The dropping worker is now out for fail_timeout; put it back as a fresh process to aim the POST at it.
     proxy.setEndpoints("web", [{ ...dropping.endpoint, pid: 2 }]);
     const posted = await post(port, "/", "once", { host: "web.test" });
+    record({
+      id: "U2",
+      done: "a worker that drops the connection after reading the request: one GET, one POST",
+      figure: `GET ${got.status} from another worker; POST ${posted.status}, reached the worker ${postsSeen} time(s)`,
+      pass: got.status === 200 && posted.status === 502 && postsSeen === 1,
+    });
     expect(posted.status).toBe(502);
     expect(postsSeen).toBe(1);
   });

@@ -26,6 +26,7 @@ import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/
 import { frontServer } from "../../src/proxy/listener.ts";
 import { ConnectionPool } from "../../src/proxy/upstream/pool.ts";
 import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
+import { failedFigure, record } from "../reliability/record.ts";
 
 // ---- plumbing: every server, socket, agent and proxy is closed after each test ----
 
@@ -613,6 +614,12 @@ describe("L5: the keep-alive race never reaches a client", () => {
       `L5 idle timeout 10 s > worker 300 ms: ${second.failures.length} failed / ${second.total}; ` +
         `resends on a fresh connection: ${secondResends}; worker saw ${worker.seen.length - firstSeen} requests on ${worker.connections() - firstConnections} connections`,
     );
+    record({
+      id: "L5",
+      done: "1000 requests in bursts with idle gaps straddling the worker's 300 ms keep-alive timeout, proxy idle timeout 200 ms then 10 s",
+      figure: `${failedFigure(first.failures.length + second.failures.length, first.total + second.total)} (resets reaching a client); ${firstResends + secondResends} resent on a fresh connection`,
+      pass: first.failures.length === 0 && second.failures.length === 0 && worker.seen.length === 2000,
+    });
     expect(second.failures).toEqual([]);
     expect(second.total).toBe(1000);
     expect(worker.seen).toHaveLength(2000);

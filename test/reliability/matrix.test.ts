@@ -49,7 +49,7 @@ describe("record()", () => {
       const rows = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line));
       expect(rows.map((row) => [row.id, row.figure, row.pass])).toEqual([["X1", "0 / 3 failed", true], ["X2", "1 / 3 failed", false]]);
       expect(rows[0].file).toBe("test/reliability/matrix.test.ts");
-      expect(rows[0].test).toContain("appends one JSON line");
+      expect(rows[0].test).toBe("record() appends one JSON line per row to $RELIABILITY_REPORT, naming the test, and does nothing without it");
     } finally {
       if (before === undefined) delete process.env.RELIABILITY_REPORT;
       else process.env.RELIABILITY_REPORT = before;

@@ -36,7 +36,9 @@ export function record(row: ReliabilityRow): void {
   // The test that recorded it, so that the table can say how to run it again.
   const { testPath, currentTestName } = expect.getState();
   const file = testPath ? path.relative(process.cwd(), testPath) : undefined;
-  const line = { ...row, at: new Date().toISOString(), file, test: currentTestName };
+  // Written as vitest's JSON report names a test (describe titles and title joined by spaces), to match it there.
+  const test = currentTestName?.split(" > ").join(" ");
+  const line = { ...row, at: new Date().toISOString(), file, test };
   // appendFileSync of one short line: lines from parallel vitest workers do not interleave (O_APPEND).
   appendFileSync(report, `${JSON.stringify(line)}\n`);
 }

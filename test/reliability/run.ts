@@ -120,8 +120,10 @@ function readRecords(reportFile: string): (ReliabilityRow & { file?: string; tes
 
 const firstLine = (text: string) => text.split("\n").find((line) => line.trim() !== "")?.trim() ?? text;
 
+/** The command that runs `file` (and only the test `name`, when given) as this run did. */
 function rerun(file: string, name?: string): string {
-  const filter = name ? ` -t ${JSON.stringify(name)}` : "";
+  // -t takes a regular expression: the name is escaped to match itself only.
+  const filter = name ? ` -t '${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/'/g, "'\\''")}'` : "";
   return `npm run build && RELIABILITY_LONG=1 FUZZ_RUNS=100000 npx vitest run ${file}${filter} --testTimeout=30000 --hookTimeout=30000`;
 }
 
@@ -174,6 +176,8 @@ function gitCommit(): string {
 async function main(): Promise<void> {
   const options = args();
   const begun = Date.now();
+  // The code that runs: taken before the run, so that edits made meanwhile are not credited to it.
+  const commit = gitCommit();
   const build = spawnSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
   if (build.status !== 0) {
     console.error("reliability: npm run build failed (see above); nothing was run");
@@ -217,7 +221,6 @@ async function main(): Promise<void> {
 
   const elapsedMs = Date.now() - begun;
   const date = new Date().toISOString().slice(0, 10);
-  const commit = gitCommit();
   const table = markdownTable(rows);
   console.log(`\nReliability matrix, ${date}, commit ${commit}, ${(elapsedMs / 60_000).toFixed(1)} min:\n\n${table}\n`);
   for (const row of rows.filter((r) => !r.pass)) console.log(`FAIL ${row.id}: ${row.failure}`);
