@@ -3,10 +3,12 @@
  * the table that says how it went.
  *
  *   1. builds (the tests spawn the built CLI);
- *   2. runs vitest once over test/reliability/, every file the matrix
- *      references, and test/fuzz/ when it exists, with RELIABILITY_LONG=1
- *      (full bounds), RELIABILITY_REPORT (where record() appends its rows) and
- *      FUZZ_RUNS=100000 (for the fuzzers);
+ *   2. runs vitest twice, with RELIABILITY_LONG=1 (full bounds),
+ *      RELIABILITY_REPORT (where record() appends its rows) and FUZZ_RUNS=100000
+ *      (for the fuzzers): first every other file the matrix references and
+ *      test/fuzz/ when it exists, files in parallel; then test/reliability/,
+ *      one file at a time — those measure latency and reload times under load,
+ *      and two of them at once on 2 cores would measure each other;
  *   3. prints one table — id | what was done | figure | pass/fail — covering
  *      every matrix row, plus any row a test recorded under an id of its own;
  *   4. writes it as JSON (bench/results/reliability-<date>.json, or --out FILE)
@@ -74,20 +76,22 @@ function filesOf(ref: TestRef): string[] {
   return ref.dir ? testFilesUnder(ref.dir) : [ref.file!];
 }
 
-/** The vitest command line over `files`, with the reporters this script reads. */
-function vitestArgs(files: string[], jsonFile: string): string[] {
-  return ["vitest", "run", "--testTimeout=30000", "--hookTimeout=30000", "--reporter=default", "--reporter=json", `--outputFile=${jsonFile}`, ...files];
+/** The vitest command line over `files`, with the reporters this script reads; `sequential`: one file at a time. */
+function vitestArgs(files: string[], jsonFile: string, sequential: boolean): string[] {
+  const order = sequential ? ["--no-file-parallelism"] : [];
+  return ["vitest", "run", ...order, "--testTimeout=30000", "--hookTimeout=30000", "--reporter=default", "--reporter=json", `--outputFile=${jsonFile}`, ...files];
 }
 
-function runVitest(files: string[], jsonFile: string, env: NodeJS.ProcessEnv): Promise<number | null> {
+/** Runs vitest; it is stopped when the whole run's budget (counted from `begun`) is spent. */
+function runVitest(files: string[], jsonFile: string, env: NodeJS.ProcessEnv, sequential: boolean, begun: number): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn("npx", vitestArgs(files, jsonFile), { cwd: ROOT, env, stdio: "inherit" });
+    const child = spawn("npx", vitestArgs(files, jsonFile, sequential), { cwd: ROOT, env, stdio: "inherit" });
     // The hard stop of the whole run: a hang must not hold CI.
     const timer = setTimeout(() => {
-      console.error(`reliability: vitest still running after ${BUDGET_MS / 60_000} min: stopping it (pid ${child.pid})`);
+      console.error(`reliability: still running after ${BUDGET_MS / 60_000} min: stopping vitest (pid ${child.pid})`);
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-    }, BUDGET_MS);
+    }, Math.max(0, begun + BUDGET_MS - Date.now()));
     child.on("exit", (code) => {
       clearTimeout(timer);
       resolve(code);
@@ -184,18 +188,23 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const files = new Set<string>(testFilesUnder("test/reliability"));
-  for (const row of MATRIX) for (const ref of row.tests) for (const file of filesOf(ref)) files.add(file);
-  for (const file of testFilesUnder("test/fuzz")) files.add(file);
+  const underLoad = testFilesUnder("test/reliability");
+  const others = new Set<string>();
+  for (const row of MATRIX) for (const ref of row.tests) for (const file of filesOf(ref)) others.add(file);
+  for (const file of testFilesUnder("test/fuzz")) others.add(file);
+  for (const file of underLoad) others.delete(file);
 
   const work = mkdtempSync(path.join(os.tmpdir(), "tsgi-reliability-"));
   const reportFile = path.join(work, "records.jsonl");
-  const jsonFile = path.join(work, "vitest.json");
   const env = { ...process.env, RELIABILITY_LONG: "1", RELIABILITY_REPORT: reportFile, FUZZ_RUNS: process.env.FUZZ_RUNS ?? "100000" };
-  console.log(`reliability: ${files.size} test files, full bounds (RELIABILITY_LONG=1, FUZZ_RUNS=${env.FUZZ_RUNS})`);
-  const code = await runVitest([...files], jsonFile, env);
+  console.log(`reliability: ${others.size} referenced test files in parallel, then ${underLoad.length} under load one at a time; full bounds (RELIABILITY_LONG=1, FUZZ_RUNS=${env.FUZZ_RUNS})`);
+  const firstJson = path.join(work, "vitest-referenced.json");
+  const secondJson = path.join(work, "vitest-under-load.json");
+  const firstCode = await runVitest([...others], firstJson, env, false, begun);
+  const secondCode = await runVitest(underLoad, secondJson, env, true, begun);
+  const code = firstCode === 0 ? secondCode : firstCode;
 
-  const results = readResults(jsonFile);
+  const results = new Map([...readResults(firstJson), ...readResults(secondJson)]);
   const records = readRecords(reportFile);
   const rows = MATRIX.map((row) => judge(row, results, records));
   // Rows recorded under ids of their own (disk faults, log flood, ...) join the table as recorded.

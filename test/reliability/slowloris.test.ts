@@ -54,7 +54,7 @@ function openFds(pid: number): number {
 }
 
 interface Slowloris {
-  /** Stops opening sockets, destroys those still open, and returns the longest life and how many were closed by the proxy. */
+  /** Stops opening sockets, destroys those still open, and returns the longest life (until the 408 or the close) and how many the proxy cut off. */
   stop(): { opened: number; closedByProxy: number; maxLifeMs: number; stillOpen: number };
 }
 
@@ -79,15 +79,23 @@ function slowloris(port: number, count: number, trickleMs: number): Slowloris {
       socket.write("GET / HTTP/1.1\r\nHost: web.test\r\nX-Slow: ");
       timer = setInterval(() => socket.write("a"), trickleMs);
     });
-    socket.on("data", () => {});
-    socket.on("error", () => {});
-    socket.on("close", () => {
-      clearInterval(timer);
-      open.delete(socket);
-      if (stopped) return;
+    // The proxy cuts a slow socket off by answering 408 or by closing it, whichever it does first; after a
+    // 408 it may linger a moment (reading what the client still sends) before the close.
+    let cutOff = false;
+    const cut = () => {
+      if (cutOff || stopped) return;
+      cutOff = true;
       closedByProxy++;
       maxLifeMs = Math.max(maxLifeMs, performance.now() - born);
-      start();
+    };
+    socket.on("data", cut);
+    socket.on("end", cut);
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      cut();
+      clearInterval(timer);
+      open.delete(socket);
+      if (!stopped) start();
     });
   };
   // Opened over the first second, not all at once.
