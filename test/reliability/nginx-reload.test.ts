@@ -116,7 +116,7 @@ async function startNginx(dir: string, uwsgiPort: number): Promise<{ child: Chil
 
 describe("nginx over uwsgi during rolling reloads", () => {
   it("W3: nginx uwsgi_pass -> 4 workers chain-reloaded under load: 0 nginx 5xx", async () => {
-    const reloads = bound(5, 2);
+    const reloads = bound(5, 1);
     const rate = 100;
     // The load lasts until the last reload is done (plus a second), never longer than this.
     const capSeconds = bound(60, 30);

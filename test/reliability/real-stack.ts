@@ -9,7 +9,7 @@
  * half-way) stop them by pid.
  */
 import type { ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "vitest";
 import { ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
@@ -58,6 +58,26 @@ export class Stacks {
     const pids = status.workers.filter((row: any) => row.app === app && row.pid).map((row: any) => Number(row.pid));
     for (const pid of pids) this.seen(s, pid);
     return pids;
+  }
+
+  /**
+   * The pids of the gateway workers serving `module` (a file in the stack's dir), read from /proc: a
+   * fault injector that must keep its pace cannot wait for a `status` CLI process on a busy machine.
+   */
+  workerPidsFromProc(s: RealStack, module: string): number[] {
+    const wanted = path.join(s.dir, module);
+    const pids: number[] = [];
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+        if (argv.includes("serve") && argv.includes(wanted)) pids.push(Number(name));
+      } catch {
+        // Gone between the listing and the read.
+      }
+    }
+    for (const pid of pids) this.seen(s, pid);
+    return pids.sort((a, b) => a - b);
   }
 
   /** Waits until `app` has `count` ready workers; throws naming what it saw instead. */

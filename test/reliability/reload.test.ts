@@ -172,7 +172,7 @@ describe("reloads under load on the real stack", () => {
 
   it("R4: a reload onto code that throws at import, under load: it fails and says so, the old workers serve on, 0 failed", async () => {
     const rate = 100;
-    const seconds = bound(30, 8);
+    const seconds = bound(30, 6);
     const instances = bound(4, 2);
     const s = await stacks.start(config(instances), { "app.ts": appSource("v1") });
     const old = await stacks.untilReady(s, "web", instances);

@@ -76,16 +76,30 @@ function filesOf(ref: TestRef): string[] {
   return ref.dir ? testFilesUnder(ref.dir) : [ref.file!];
 }
 
-/** The vitest command line over `files`, with the reporters this script reads; `sequential`: one file at a time. */
-function vitestArgs(files: string[], jsonFile: string, sequential: boolean): string[] {
+/** `text` as a regular expression that matches itself only. */
+const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+interface VitestRun {
+  files: string[];
+  jsonFile: string;
+  /** One file at a time, not in parallel. */
+  sequential?: boolean;
+  /** Only the tests whose full name matches (vitest -t). */
+  filter?: string;
+}
+
+/** The vitest command line of `run`, with the reporters this script reads. */
+function vitestArgs({ files, jsonFile, sequential, filter }: VitestRun): string[] {
   const order = sequential ? ["--no-file-parallelism"] : [];
-  return ["vitest", "run", ...order, "--testTimeout=30000", "--hookTimeout=30000", "--reporter=default", "--reporter=json", `--outputFile=${jsonFile}`, ...files];
+  const only = filter ? ["-t", filter] : [];
+  return ["vitest", "run", ...order, ...only, "--testTimeout=30000", "--hookTimeout=30000", "--reporter=default", "--reporter=json", `--outputFile=${jsonFile}`, ...files];
 }
 
 /** Runs vitest; it is stopped when the whole run's budget (counted from `begun`) is spent. */
-function runVitest(files: string[], jsonFile: string, env: NodeJS.ProcessEnv, sequential: boolean, begun: number): Promise<number | null> {
+function runVitest(run: VitestRun, env: NodeJS.ProcessEnv, begun: number): Promise<number | null> {
+  if (run.files.length === 0) return Promise.resolve(0);
   return new Promise((resolve) => {
-    const child = spawn("npx", vitestArgs(files, jsonFile, sequential), { cwd: ROOT, env, stdio: "inherit" });
+    const child = spawn("npx", vitestArgs(run), { cwd: ROOT, env, stdio: "inherit" });
     // The hard stop of the whole run: a hang must not hold CI.
     const timer = setTimeout(() => {
       console.error(`reliability: still running after ${BUDGET_MS / 60_000} min: stopping vitest (pid ${child.pid})`);
@@ -127,7 +141,7 @@ const firstLine = (text: string) => text.split("\n").find((line) => line.trim() 
 /** The command that runs `file` (and only the test `name`, when given) as this run did. */
 function rerun(file: string, name?: string): string {
   // -t takes a regular expression: the name is escaped to match itself only.
-  const filter = name ? ` -t '${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/'/g, "'\\''")}'` : "";
+  const filter = name ? ` -t '${escapeRegex(name).replace(/'/g, "'\\''")}'` : "";
   return `npm run build && RELIABILITY_LONG=1 FUZZ_RUNS=100000 npx vitest run ${file}${filter} --testTimeout=30000 --hookTimeout=30000`;
 }
 
@@ -157,7 +171,8 @@ function judge(row: MatrixRow, results: Map<string, FileResult>, records: Return
   }
   const own = records.filter((r) => r.id === row.id);
   for (const r of own) if (!r.pass) problems.push(`recorded a miss: ${r.figure}${r.file ? `; rerun: ${rerun(r.file, r.test)}` : ""}`);
-  const figure = own.length > 0 ? own.map((r) => r.figure).join("; ") : `${passedTests} test${passedTests === 1 ? "" : "s"} passed`;
+  const figure =
+    own.length > 0 ? own.map((r) => r.figure).join("; ") : passedTests > 0 ? `${passedTests} test${passedTests === 1 ? "" : "s"} passed` : "not run";
   const done = own.length > 0 ? [...new Set(own.map((r) => r.done))].join("; ") : row.title;
   return { id: row.id, done, figure, pass: problems.length === 0, tests: shown, failure: problems.length ? problems.join("\n    ") : undefined };
 }
@@ -188,23 +203,42 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
+  // Three runs: referenced files of which every test counts, in parallel; referenced files of which only
+  // the named tests count, those tests only, in parallel; then this folder's tests under load, one file at a time.
   const underLoad = testFilesUnder("test/reliability");
-  const others = new Set<string>();
-  for (const row of MATRIX) for (const ref of row.tests) for (const file of filesOf(ref)) others.add(file);
-  for (const file of testFilesUnder("test/fuzz")) others.add(file);
-  for (const file of underLoad) others.delete(file);
+  const whole = new Set<string>(testFilesUnder("test/fuzz"));
+  const named = new Map<string, Set<string>>();
+  for (const row of MATRIX) {
+    for (const ref of row.tests) {
+      for (const file of filesOf(ref)) {
+        if (underLoad.includes(file)) continue;
+        if (!ref.name) whole.add(file);
+        else named.set(file, (named.get(file) ?? new Set()).add(ref.name));
+      }
+    }
+  }
+  for (const file of whole) named.delete(file);
+  const names = [...new Set([...named.values()].flatMap((set) => [...set]))];
 
   const work = mkdtempSync(path.join(os.tmpdir(), "tsgi-reliability-"));
   const reportFile = path.join(work, "records.jsonl");
   const env = { ...process.env, RELIABILITY_LONG: "1", RELIABILITY_REPORT: reportFile, FUZZ_RUNS: process.env.FUZZ_RUNS ?? "100000" };
-  console.log(`reliability: ${others.size} referenced test files in parallel, then ${underLoad.length} under load one at a time; full bounds (RELIABILITY_LONG=1, FUZZ_RUNS=${env.FUZZ_RUNS})`);
-  const firstJson = path.join(work, "vitest-referenced.json");
-  const secondJson = path.join(work, "vitest-under-load.json");
-  const firstCode = await runVitest([...others], firstJson, env, false, begun);
-  const secondCode = await runVitest(underLoad, secondJson, env, true, begun);
-  const code = firstCode === 0 ? secondCode : firstCode;
+  console.log(
+    `reliability: ${whole.size + named.size} referenced test files in parallel, then ${underLoad.length} under load one at a time; ` +
+      `full bounds (RELIABILITY_LONG=1, FUZZ_RUNS=${env.FUZZ_RUNS})`,
+  );
+  const runs: VitestRun[] = [
+    { files: [...whole], jsonFile: path.join(work, "vitest-whole.json") },
+    { files: [...named.keys()], jsonFile: path.join(work, "vitest-named.json"), filter: names.map(escapeRegex).join("|") },
+    { files: underLoad, jsonFile: path.join(work, "vitest-under-load.json"), sequential: true },
+  ];
+  let code: number | null = 0;
+  for (const run of runs) {
+    const exit = await runVitest(run, env, begun);
+    if (code === 0) code = exit;
+  }
 
-  const results = new Map([...readResults(firstJson), ...readResults(secondJson)]);
+  const results = new Map(runs.flatMap((run) => [...readResults(run.jsonFile)]));
   const records = readRecords(reportFile);
   const rows = MATRIX.map((row) => judge(row, results, records));
   // Rows recorded under ids of their own (disk faults, log flood, ...) join the table as recorded.

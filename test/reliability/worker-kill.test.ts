@@ -63,8 +63,8 @@ ${extra}`;
 describe("workers that die or hang under load", () => {
   it("R6: SIGKILL a worker every few seconds under a GET + POST mix: 0 failed GETs, 0 POSTs run twice", async () => {
     const rate = bound(200, 100);
-    const seconds = bound(30, 10);
-    const everyMs = bound(5_000, 3_000);
+    const seconds = bound(30, 8);
+    const everyMs = bound(5_000, 2_500);
     const s = await stacks.start(config(), { "app.ts": APP });
     await stacks.untilReady(s, "web", 4);
     const postsFile = path.join(s.dir, "posts.log");
@@ -99,7 +99,7 @@ describe("workers that die or hang under load", () => {
     const begun = Date.now();
     while (Date.now() - begun < seconds * 1000 - everyMs / 2) {
       await sleep(everyMs);
-      const pids = await stacks.workerPids(s, "web");
+      const pids = stacks.workerPidsFromProc(s, "app.ts");
       const victim = pids[killed.length % pids.length];
       if (victim !== undefined && isAlive(victim)) {
         process.kill(victim, "SIGKILL");
@@ -118,7 +118,9 @@ describe("workers that die or hang under load", () => {
     console.log(`R6: ${figure}`);
     expect(duplicated, `R6: POSTs the app ran twice: ${figure}; rerun: ${reproduce(FILE)}`).toEqual([]);
     expect(result.failures, `R6: ${figure}; rerun: ${reproduce(FILE)}`).toEqual([]);
-    expect(killed.length).toBeGreaterThanOrEqual(Math.floor(seconds / (everyMs / 1000)) - 1);
+    expect(killed.length, `R6: fewer workers SIGKILLed than the pace asks (one every ${everyMs} ms): ${figure}`).toBeGreaterThanOrEqual(
+      Math.floor(seconds / (everyMs / 1000)) - 1,
+    );
     // Every POST answered 200 was run exactly once.
     expect(ran.length).toBeGreaterThanOrEqual(posts.ok);
     await stacks.untilReady(s, "web", 4);
@@ -126,7 +128,7 @@ describe("workers that die or hang under load", () => {
   }, 120_000);
 
   it("R7: requests stuck in an infinite loop beside 100 req/s of healthy traffic: each stuck worker is killed at timeout and replaced, the healthy route loses nothing", async () => {
-    const stuckCount = bound(5, 2);
+    const stuckCount = bound(5, 1);
     const timeoutMs = 2_000;
     const s = await stacks.start(config(`    timeout: ${timeoutMs}ms\n`), { "app.ts": APP });
     await stacks.untilReady(s, "web", 4);
