@@ -19,6 +19,11 @@ export interface TestRef {
   dir?: string;
   /** Text the test's full name contains; absent: every test in the file(s). */
   name?: string;
+  /**
+   * The named test may run without the rest of its file (vitest -t): `npm run reliability` then runs
+   * only it. Only for tests that share no state with their neighbours; others run with their whole file.
+   */
+  alone?: boolean;
 }
 
 export interface MatrixRow {
@@ -60,7 +65,7 @@ export const MATRIX: readonly MatrixRow[] = [
     id: "R9",
     title: "invalid YAML saved over a running stack, then a valid change adding a route",
     goal: "invalid: old config kept and reported, 0 failed; valid: live within 2 s",
-    tests: [{ file: "test/integration/reload.test.ts", name: "an invalid config saved over a running stack is ignored and reported; the next valid save applies" }],
+    tests: [{ file: "test/integration/reload.test.ts", name: "an invalid config saved over a running stack is ignored and reported; the next valid save applies", alone: true }],
   },
   { id: "R10", title: "SIGTERM to the stack under keep-alive load", goal: "in-flight finish, keep-alive answers say Connection: close, exit within the deadline", tests: [here("stop.test.ts", "R10")] },
   { id: "U1", title: "one of three workers refuses connections", goal: "every GET and POST succeeds", tests: [{ file: "test/proxy/front-proxy.test.ts", name: "U1:" }] },

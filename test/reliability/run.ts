@@ -203,8 +203,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  // Three runs: referenced files of which every test counts, in parallel; referenced files of which only
-  // the named tests count, those tests only, in parallel; then this folder's tests under load, one file at a time.
+  // Three runs: referenced files whole, in parallel; the referenced tests that may run alone (the rest of
+  // their file is long and not part of the matrix), in parallel; then this folder's tests under load, one
+  // file at a time. A file whose tests share state (one supervisor for the file, say) always runs whole.
   const underLoad = testFilesUnder("test/reliability");
   const whole = new Set<string>(testFilesUnder("test/fuzz"));
   const named = new Map<string, Set<string>>();
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
     for (const ref of row.tests) {
       for (const file of filesOf(ref)) {
         if (underLoad.includes(file)) continue;
-        if (!ref.name) whole.add(file);
+        if (!ref.name || !ref.alone) whole.add(file);
         else named.set(file, (named.get(file) ?? new Set()).add(ref.name));
       }
     }
