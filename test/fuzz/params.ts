@@ -30,9 +30,13 @@ export function fuzzSeed(): number {
   return envNumber("FUZZ_SEED") ?? DEFAULT_SEED;
 }
 
-/** How many inputs: FUZZ_RUNS, else the file's default (small enough for the normal suite). */
-export function fuzzRuns(defaultRuns: number): number {
-  return envNumber("FUZZ_RUNS") ?? defaultRuns;
+/**
+ * How many inputs: the file's own variable when set (`only`, e.g. FUZZ_DIFF_RUNS for a
+ * fuzzer whose input costs a round trip through two proxies), else FUZZ_RUNS, else the
+ * file's default (small enough for the normal suite).
+ */
+export function fuzzRuns(defaultRuns: number, only?: string): number {
+  return (only === undefined ? undefined : envNumber(only)) ?? envNumber("FUZZ_RUNS") ?? defaultRuns;
 }
 
 /**

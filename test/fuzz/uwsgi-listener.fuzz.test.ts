@@ -148,7 +148,7 @@ describe("uwsgi listener fuzz (a real worker process)", () => {
   afterAll(() => stopAll());
 
   it("survives the fuzzed packets: no exit, no hang, one log line per reject, bounded RSS", async () => {
-    const runs = fuzzRuns(600);
+    const runs = fuzzRuns(600, "FUZZ_LISTENER_RUNS");
     const seed = fuzzSeed();
     const inputs = sampleInputs(input, runs);
     const stats = { served: 0, rejected: 0, silent: 0, hung: 0, maxRss: 0 };

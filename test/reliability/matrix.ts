@@ -99,6 +99,7 @@ export const MATRIX: readonly MatrixRow[] = [
     tests: [
       { file: "test/gateway/uwsgi-parser.test.ts", name: "fuzz" },
       { file: "test/gateway/uwsgi-server.test.ts", name: "survives 300 random packets" },
+      { file: "test/fuzz/uwsgi-listener.fuzz.test.ts", name: "" },
     ],
   },
   { id: "W3", title: "nginx over uwsgi in front of the workers during rolling reloads", goal: "0 nginx 5xx", tests: [here("nginx-reload.test.ts", "W3")] },
