@@ -4,7 +4,7 @@
  *
  *   1. builds (the tests spawn the built CLI);
  *   2. runs vitest twice, with RELIABILITY_LONG=1 (full bounds),
- *      RELIABILITY_REPORT (where record() appends its rows) and the fuzzers' sizes (FUZZ_RUNS=20000, FUZZ_LISTENER_RUNS=100000, FUZZ_DIFF_RUNS=1500)
+ *      RELIABILITY_REPORT (where record() appends its rows) and the fuzzers' sizes (FUZZ_RUNS=20000, FUZZ_LISTENER_RUNS=100000, FUZZ_DIFF_RUNS=5000)
  *      (for the fuzzers): first every other file the matrix references and
  *      test/fuzz/ when it exists, files in parallel; then test/reliability/,
  *      one file at a time — those measure latency and reload times under load,
@@ -142,7 +142,7 @@ const firstLine = (text: string) => text.split("\n").find((line) => line.trim() 
 function rerun(file: string, name?: string): string {
   // -t takes a regular expression: the name is escaped to match itself only.
   const filter = name ? ` -t '${escapeRegex(name).replace(/'/g, "'\\''")}'` : "";
-  return `npm run build && RELIABILITY_LONG=1 FUZZ_RUNS=20000 FUZZ_LISTENER_RUNS=100000 FUZZ_DIFF_RUNS=1500 npx vitest run ${file}${filter} --testTimeout=600000 --hookTimeout=30000`;
+  return `npm run build && RELIABILITY_LONG=1 FUZZ_RUNS=20000 FUZZ_LISTENER_RUNS=100000 FUZZ_DIFF_RUNS=5000 npx vitest run ${file}${filter} --testTimeout=600000 --hookTimeout=30000`;
 }
 
 /** One matrix row: its tests' verdicts and its recorded figures, made into a table row. */
@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     RELIABILITY_REPORT: reportFile,
     FUZZ_RUNS: process.env.FUZZ_RUNS ?? "20000",
     FUZZ_LISTENER_RUNS: process.env.FUZZ_LISTENER_RUNS ?? "100000",
-    FUZZ_DIFF_RUNS: process.env.FUZZ_DIFF_RUNS ?? "1500",
+    FUZZ_DIFF_RUNS: process.env.FUZZ_DIFF_RUNS ?? "5000",
   };
   console.log(
     `reliability: ${whole.size + named.size} referenced test files in parallel, then ${underLoad.length} under load one at a time; ` +
