@@ -31,8 +31,9 @@
  * - `inFlight`: requests whose packet was read and whose response has not yet
  *   been flushed to the socket (or whose socket has not closed);
  * - `closeIdleConnections()`: closes the connections not running a request —
- *   those still sending their packet, and those lingering after their
- *   response — and returns how many;
+ *   those lingering after their response at once, those still sending their
+ *   packet if it has not arrived within a second (nginx sent it as it
+ *   connected: a reset would be its 502) — and returns how many;
  * - `closeAllConnections()`: the deadline: drops every connection, resetting
  *   those in flight so nginx sees a failed, not a short, response;
  * the same names as http.Server, so the worker can stop both kinds alike.
@@ -111,6 +112,9 @@ export const DEFAULT_ALLOWED_PEERS: readonly string[] = Object.freeze(["127.0.0.
  * longer than this for at most 64 KiB is stalled or hostile (slowloris).
  */
 export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
+
+/** At a drain, how long a connection still sending its packet may take to finish it (nginx writes it at once). */
+const PACKET_GRACE_MS = 1000;
 
 const stderrStream: ErrorStream = { write: (message) => void process.stderr.write(message) };
 
@@ -412,8 +416,17 @@ class UwsgiListener extends net.Server implements UwsgiServer {
     let closed = 0;
     for (const connection of this.open) {
       if (connection.busy) continue;
-      connection.socket.destroy();
       closed += 1;
+      if (connection.phase !== "packet") {
+        connection.socket.destroy();
+        continue;
+      }
+      // Over uwsgi every connection carries a request: one still sending its packet is nginx's, committed to this
+      // worker (a reset now is a 502 when nginx has no other server to try). It gets PACKET_GRACE_MS to finish
+      // its packet — then it runs, and the drain waits for it — and is closed only if still silent by then.
+      setTimeout(() => {
+        if (!connection.busy && connection.phase === "packet") connection.socket.destroy();
+      }, PACKET_GRACE_MS).unref();
     }
     return closed;
   }
