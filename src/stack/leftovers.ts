@@ -11,8 +11,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { isAlive } from "../supervisor/probes.ts";
-import { statePaths } from "../supervisor/slots.ts";
+import { isAlive } from "../contract/pids.ts";
+import { statePaths } from "../contract/state-dir.ts";
 
 export interface Leftovers {
   /** The stack's pm2 daemon, alive with no stack process to drive it. */

@@ -10,7 +10,10 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import net from "node:net";
+import { isAlive } from "../contract/pids.ts";
 import type { WorkerAddress } from "./types.ts";
+
+export { isAlive };
 
 /**
  * Why pm2 cannot start a worker, if it is its log files: pm2 opens both
@@ -106,26 +109,6 @@ export async function fileSize(file: string): Promise<number> {
     return (await stat(file)).size;
   } catch {
     return 0;
-  }
-}
-
-/** True while `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
-export function isAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  return !isZombie(pid);
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
   }
 }
 

@@ -45,23 +45,9 @@ export function parseProcessName(stackId: string, name: string): { app: string; 
   return match ? { app: match[1]!, slot: Number(match[2]) } : undefined;
 }
 
-export interface StatePaths {
-  pm2Home: string;
-  sockets: string;
-  logs: string;
-  /** The gateway workers' heartbeat files (supervisor/heartbeats.ts). */
-  heartbeats: string;
-}
+import type { StatePaths } from "../contract/state-dir.ts";
 
-export function statePaths(stateDir: string): StatePaths {
-  const root = path.resolve(stateDir);
-  return {
-    pm2Home: path.join(root, "pm2"),
-    sockets: path.join(root, "sockets"),
-    logs: path.join(root, "logs"),
-    heartbeats: path.join(root, "heartbeats"),
-  };
-}
+export { type StatePaths, statePaths } from "../contract/state-dir.ts";
 
 /** The state dir's folders the supervisor owns, made if missing (at start, and before every launch). */
 export function ensureStateDirs(paths: StatePaths): void {

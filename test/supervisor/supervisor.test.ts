@@ -89,10 +89,9 @@ describe("Supervisor over pm2", () => {
       expect(row.pid).toBeGreaterThan(0);
       expect(row.memory).toBeGreaterThan(0);
     }
-    // The workers' output, relayed by pm2's bus, tagged with app and slot (for `up` and `logs -f`).
-    for (const slot of [0, 1]) {
-      expect(logLines).toContainEqual(expect.objectContaining({ app: "hello", slot, stream: "out", text: expect.stringMatching(/ready: http\+unix:/) }));
-    }
+    // The workers' output, relayed from their log files (every 250 ms), tagged with app and slot (for `up` and `logs -f`).
+    const readyLine = (slot: number) => logLines.some((line) => line.app === "hello" && line.slot === slot && line.stream === "out" && /ready: http\+unix:/.test(line.text));
+    await eventually(() => readyLine(0) && readyLine(1), 5000, "both hello workers' ready: lines relayed");
   });
 
   it("serves a pool of 2 hello workers, each on its own unix socket", async () => {

@@ -10,7 +10,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackLeftBehind, StackNotRunning } from "../../stack/control.ts";
 import { findLeftovers, stopLeftovers } from "../../stack/leftovers.ts";
-import { isAlive } from "../../supervisor/probes.ts";
+import { isAlive } from "../../contract/pids.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
 import type { StackLogWrites } from "../../stack/log-writes.ts";

@@ -1,0 +1,31 @@
+/**
+ * @module contract/pids
+ *
+ * Whether a process runs, as every part of the stack must judge it: the
+ * supervisor reaping workers, the stack finding what a dead stack process
+ * left, the CLI waiting for a stack to stop. A zombie counts as gone — pm2's
+ * daemon is a child of init once detached, and init may take its time to
+ * reap it. Here, with no import, so that the CLI can ask without loading
+ * the supervisor.
+ */
+import { readFileSync } from "node:fs";
+
+/** True while `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
+export function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
