@@ -19,6 +19,7 @@
  * that reruns it. Exit status: 0 when every row passed.
  *
  * Usage: npm run reliability [-- --out FILE] [-- --readme]
+ *        npm run reliability -- --from FILE [--readme]   (an earlier run's JSON: its table, nothing run)
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -53,10 +54,10 @@ export interface TableRow extends ReliabilityRow {
   failure?: string;
 }
 
-function args(): { out?: string; readme: boolean } {
+function args(): { out?: string; from?: string; readme: boolean } {
   const argv = process.argv.slice(2);
-  const at = argv.indexOf("--out");
-  return { out: at >= 0 ? argv[at + 1] : undefined, readme: argv.includes("--readme") };
+  const value = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+  return { out: value("--out"), from: value("--from"), readme: argv.includes("--readme") };
 }
 
 /** Every *.test.ts under `dir` (relative to the repo), sorted; none when it does not exist. */
@@ -192,8 +193,29 @@ function gitCommit(): string {
   return `${head || "unknown"}${dirty ? " (with uncommitted changes)" : ""}`;
 }
 
+/** README's reliability section, between its markers, rewritten with this table. */
+function writeReadme(date: string, commit: string, elapsedMs: number, cores: number, table: string): void {
+  const readmeFile = path.join(ROOT, "README.md");
+  const readme = readFileSync(readmeFile, "utf8");
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section to write the table into`);
+  const section = `${README_START}\nLatest run: ${date}, commit ${commit}, ${(elapsedMs / 60_000).toFixed(1)} min on ${cores} cores.\n\n${table}\n${README_END}`;
+  writeFileSync(readmeFile, readme.slice(0, start) + section + readme.slice(end + README_END.length));
+  console.log("reliability: README.md's table updated");
+}
+
+/** `--from FILE`: the table of an earlier run (its JSON, e.g. CI's), printed and with --readme written into README; nothing runs. */
+function reprint(file: string, readme: boolean): void {
+  const run = JSON.parse(readFileSync(file, "utf8")) as { date: string; commit: string; elapsedMs: number; cores?: number; rows: TableRow[] };
+  const table = markdownTable(run.rows);
+  console.log(`Reliability matrix, ${run.date}, commit ${run.commit}, ${(run.elapsedMs / 60_000).toFixed(1)} min:\n\n${table}\n`);
+  if (readme) writeReadme(run.date, run.commit, run.elapsedMs, run.cores ?? os.cpus().length, table);
+}
+
 async function main(): Promise<void> {
   const options = args();
+  if (options.from) return reprint(options.from, options.readme);
   const begun = Date.now();
   // The code that runs: taken before the run, so that edits made meanwhile are not credited to it.
   const commit = gitCommit();
@@ -281,19 +303,10 @@ async function main(): Promise<void> {
 
   const out = options.out ?? path.join(ROOT, "bench/results", `reliability-${date}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date, commit, elapsedMs, vitestExit: code, rows, strayFailures: stray.map(({ file, a }) => `${file} › ${a.fullName}`) }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date, commit, elapsedMs, cores: os.cpus().length, vitestExit: code, rows, strayFailures: stray.map(({ file, a }) => `${file} › ${a.fullName}`) }, null, 2)}\n`);
   console.log(`reliability: wrote ${path.relative(process.cwd(), out)}`);
 
-  if (options.readme) {
-    const readmeFile = path.join(ROOT, "README.md");
-    const readme = readFileSync(readmeFile, "utf8");
-    const start = readme.indexOf(README_START);
-    const end = readme.indexOf(README_END);
-    if (start < 0 || end < start) throw new Error(`README.md has no ${README_START} ... ${README_END} section to write the table into`);
-    const section = `${README_START}\nLatest run: ${date}, commit ${commit}, ${(elapsedMs / 60_000).toFixed(1)} min on ${os.cpus().length} cores.\n\n${table}\n${README_END}`;
-    writeFileSync(readmeFile, readme.slice(0, start) + section + readme.slice(end + README_END.length));
-    console.log("reliability: README.md's table updated");
-  }
+  if (options.readme) writeReadme(date, commit, elapsedMs, os.cpus().length, table);
   rmSync(work, { recursive: true, force: true });
   const ok = code === 0 && rows.every((r) => r.pass) && stray.length === 0;
   process.exit(ok ? 0 : 1);
