@@ -10,6 +10,7 @@ import http from "node:http";
 import type { ChildProcess } from "node:child_process";
 import { ROOT, isAlive, runCli } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
+import { record } from "../reliability/record.ts";
 
 const started = new Set<ChildProcess>();
 const seenPids = new Set<number>();
@@ -68,6 +69,7 @@ apps:
       const down = await runCli(["down", "-c", file], 60_000);
       const tookMs = Date.now() - asked;
       console.log(`down with ${what}: ${tookMs} ms (graceful_timeout ${GRACE_S} s)`);
+      record({ id: "F3", done: `down with ${what}, graceful_timeout ${GRACE_S} s`, figure: `stack gone in ${tookMs} ms (bound ${BOUND_MS} ms)`, pass: tookMs < BOUND_MS });
       expect(down.code, down.stderr).toBe(0);
       expect(tookMs).toBeLessThan(BOUND_MS);
       expect(await stack.exited).toBe(0);

@@ -26,6 +26,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fixture, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { pm2DaemonPid, statusJson, up } from "../helpers/stack.ts";
+import { failedFigure, record } from "./record.ts";
 
 const started = new Set<ChildProcess>();
 /** Every pid seen (stacks, workers, pm2 daemons), killed at the end if still alive. */
@@ -194,6 +195,12 @@ describe("a full disk under the state dir", () => {
     const filler = mounted ? fillDisk(dir) : undefined;
 
     const traffic = await steadyRequests(`${stack.url}/`, 3000);
+    record({
+      id: "F1",
+      done: `3000 requests with the state dir's disk full (${mounted ? "a full tmpfs" : "logs on /dev/full"})`,
+      figure: `${failedFigure(traffic.failed, traffic.ok + traffic.failed)}; stack process ${isAlive(stack.child.pid!) ? "alive" : "DEAD"}`,
+      pass: traffic.failed === 0 && isAlive(stack.child.pid!),
+    });
     expect(traffic, JSON.stringify(traffic.failures)).toMatchObject({ failed: 0, ok: 3000 });
     expect(stack.child.exitCode).toBe(null);
     expect(isAlive(stack.child.pid!)).toBe(true);

@@ -15,6 +15,7 @@ import path from "node:path";
 import { ROOT, httpGet, runCli, sleep } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, up } from "../helpers/stack.ts";
 import { samplePeakRss } from "../helpers/rss.ts";
+import { record } from "./record.ts";
 
 const started = new Set<ChildProcess>();
 const seenPids = new Set<number>();
@@ -134,6 +135,13 @@ apps:
     await asker;
     rss.stop();
     const peaks = rss.peaks();
+    const mib = (pid: number) => `${((peaks.get(pid) ?? 0) / MB).toFixed(0)} MiB`;
+    record({
+      id: "F4",
+      done: "an app flooding its stdout (2 workers) while one is SIGKILLed",
+      figure: `peak RSS: stack ${mib(stack.child.pid!)}, pm2 daemon ${mib(daemon)} (bound 150 MB)`,
+      pass: (peaks.get(stack.child.pid!) ?? 0) < 150 * MB && (peaks.get(daemon) ?? 0) < 150 * MB,
+    });
     expect(peaks.get(stack.child.pid!), "the stack's RSS").toBeLessThan(150 * MB);
     expect(peaks.get(daemon), "pm2's daemon's RSS").toBeLessThan(150 * MB);
     expect(answered).toBeGreaterThan(50);

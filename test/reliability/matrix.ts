@@ -103,4 +103,42 @@ export const MATRIX: readonly MatrixRow[] = [
     ],
   },
   { id: "W3", title: "nginx over uwsgi in front of the workers during rolling reloads", goal: "0 nginx 5xx", tests: [here("nginx-reload.test.ts", "W3")] },
+
+  // The faults a fault campaign found against a running `up`, each injected for real.
+  { id: "F1", title: "a full disk, then a read-only state dir, under a running stack", goal: "0 failed requests; failed log writes counted; one-line errors at up", tests: [{ file: "test/reliability/disk-faults.test.ts" }] },
+  {
+    id: "F2",
+    title: "pm2's daemon SIGKILLed, then a worker",
+    goal: "workers ready again on a new daemon within 10 s; every command bounded",
+    tests: [{ file: "test/supervisor/daemon-loss.test.ts" }, { file: "test/integration/daemon-loss.test.ts", name: "is replaced, its workers start again within 10 s" }],
+  },
+  { id: "F3", title: "down with a 60 s request in flight, and with an endless stream under timeout: 0", goal: "the stack gone within graceful_timeout + 5 s", tests: [{ file: "test/integration/bounded-stop.test.ts" }] },
+  { id: "F4", title: "an app flooding its stdout while a worker is killed", goal: "stack and pm2 RSS < 150 MB; logs within their bound; the killed worker replaced promptly", tests: [{ file: "test/reliability/log-flood.test.ts" }] },
+  { id: "F5", title: "a worker stopped with SIGSTOP, no health check", goal: "out of balancing within 5 s, back on SIGCONT", tests: [{ file: "test/integration/blocked-worker.test.ts", name: "SIGSTOP" }] },
+  {
+    id: "F6",
+    title: "restart and scale whose new workers cannot load",
+    goal: "the old workers keep serving; exit 1 naming the app",
+    tests: [{ file: "test/integration/stack.test.ts", name: "restart and scale whose new workers cannot load" }, { file: "test/supervisor/rules.test.ts", name: "restart() whose new worker cannot load" }],
+  },
+  { id: "F7", title: "the state dir's sockets/ folder removed under a running stack", goal: "workers bind new sockets and serve again", tests: [{ file: "test/integration/stack.test.ts", name: "sockets/ folder removed" }] },
+  {
+    id: "F8",
+    title: "the stack process SIGKILLed, pm2 and its workers left running",
+    goal: "status and down find them; the next up adopts them",
+    tests: [
+      { file: "test/integration/daemon-loss.test.ts", name: "status names the daemon it left" },
+      { file: "test/integration/daemon-loss.test.ts", name: "taken over as they run" },
+    ],
+  },
+  { id: "F9", title: "a burst of reload requests (SIGHUP, CLI)", goal: "the running one and at most one more; every caller answered", tests: [{ file: "test/stack/reloader.test.ts" }] },
+  { id: "F10", title: "a config roll onto a module that does not load, then a reload", goal: "the roll fails; the next reload does not call the old code new", tests: [{ file: "test/integration/reload.test.ts", name: "a config roll onto a module that does not load" }] },
+  {
+    id: "F11",
+    title: "durations past Node's timer limit, huge counts and hosts, deep nesting in the config",
+    goal: "validate names the key and line",
+    // The corpus of bad configs holds them (bounds.yaml, too-deep.yaml), each error exactly.
+    tests: [{ file: "test/config/golden.test.ts", name: "bad configs: every error, exactly" }],
+  },
+  { id: "F12", title: "a halt after an earlier run in the same state dir; a shell builtin as command", goal: "the halt quotes this run's stderr; the builtin runs", tests: [{ file: "test/supervisor/halt-stderr.test.ts" }] },
 ];
