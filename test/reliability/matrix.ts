@@ -132,7 +132,7 @@ export const MATRIX: readonly MatrixRow[] = [
     ],
   },
   { id: "F9", title: "a burst of reload requests (SIGHUP, CLI)", goal: "the running one and at most one more; every caller answered", tests: [{ file: "test/stack/reloader.test.ts" }] },
-  { id: "F10", title: "a config roll onto a module that does not load, then a reload", goal: "the roll fails; the next reload does not call the old code new", tests: [{ file: "test/integration/reload.test.ts", name: "a config roll onto a module that does not load" }] },
+  { id: "F10", title: "a config roll onto a module that does not load, then a reload", goal: "the roll fails; the next reload does not call the old code new", tests: [{ file: "test/integration/reload.test.ts", name: "a config roll onto a module that does not load", alone: true }] },
   {
     id: "F11",
     title: "durations past Node's timer limit, huge counts and hosts, deep nesting in the config",
