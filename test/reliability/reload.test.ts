@@ -53,10 +53,11 @@ ${app}`;
 
 describe("reloads under load on the real stack", () => {
   it("R1: rolling reloads of 4 workers onto new code under steady load: 0 failed, every body intact", async () => {
-    const reloads = bound(10, 2);
+    // Short: one reload (the normal suite's test/integration/reload.test.ts already rolls ten under load).
+    const reloads = bound(10, 1);
     const rate = bound(200, 100);
     // The load runs until the last reload is done (plus a second), and never longer than the cap.
-    const capSeconds = bound(60, 25);
+    const capSeconds = bound(60, 20);
     const s = await stacks.start(config(4, "    graceful_timeout: 10s\n"), { "app.ts": appSource("v1") });
     await stacks.untilReady(s, "web", 4);
     const took: number[] = [];
@@ -172,7 +173,7 @@ describe("reloads under load on the real stack", () => {
 
   it("R4: a reload onto code that throws at import, under load: it fails and says so, the old workers serve on, 0 failed", async () => {
     const rate = 100;
-    const seconds = bound(30, 6);
+    const seconds = bound(30, 4);
     const instances = bound(4, 2);
     const s = await stacks.start(config(instances), { "app.ts": appSource("v1") });
     const old = await stacks.untilReady(s, "web", instances);

@@ -63,8 +63,8 @@ ${extra}`;
 describe("workers that die or hang under load", () => {
   it("R6: SIGKILL a worker every few seconds under a GET + POST mix: 0 failed GETs, 0 POSTs run twice", async () => {
     const rate = bound(200, 100);
-    const seconds = bound(30, 8);
-    const everyMs = bound(5_000, 2_500);
+    const seconds = bound(30, 5);
+    const everyMs = bound(5_000, 2_000);
     const s = await stacks.start(config(), { "app.ts": APP });
     await stacks.untilReady(s, "web", 4);
     const postsFile = path.join(s.dir, "posts.log");
