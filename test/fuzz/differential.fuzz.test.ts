@@ -35,6 +35,7 @@ import { fixture, serve, type Served, stopAll } from "../helpers/serve.ts";
 import type { Framing } from "../fixtures/apps/framing-echo.ts";
 import { fuzzInput, numbered, serialize } from "./http-mutations.ts";
 import { fuzzRuns, fuzzSeed, sampleInputs } from "./params.ts";
+import { canConnect, freePort } from "../helpers/ports.ts";
 
 const NGINX = "/usr/sbin/nginx";
 /** After our half-close, a front must close within this: longer is a hang. */
@@ -49,17 +50,6 @@ interface Nginx {
   port: number;
   dir: string;
   exited: Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** nginx as a plain reverse proxy, with the defaults a deployment would have (request buffering on). */
@@ -113,14 +103,6 @@ async function startNginx(upstreamPort: number): Promise<Nginx> {
     if (!log.includes("Address already in use")) throw new Error(`nginx did not start:\n${log}`);
   }
   throw new Error("nginx could not get a free port in 5 attempts");
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
 }
 
 /* ------------------------------------------------------------ one exchange */

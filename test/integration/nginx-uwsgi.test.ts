@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TsgiApp } from "../../src/tsgi/types.ts";
 import { readAll } from "../../src/tsgi/util.ts";
 import { createUwsgiServer, type UwsgiServer } from "../../src/gateway/uwsgi/server.ts";
+import { canConnect, freePort } from "../helpers/ports.ts";
 
 const NGINX = "/usr/sbin/nginx";
 const UWSGI_PARAMS = "/etc/nginx/uwsgi_params";
@@ -147,29 +148,6 @@ http {
     }
 }
 `;
-}
-
-/** A port that was free a moment ago (nginx cannot listen on port 0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 interface RunningNginx {

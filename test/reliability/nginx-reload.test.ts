@@ -11,7 +11,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -20,6 +19,7 @@ import { bound, reproduce } from "./bounds.ts";
 import { cannon } from "./load.ts";
 import { TSGI_TYPES } from "./real-stack.ts";
 import { ms, record } from "./record.ts";
+import { canConnect, freePort } from "../helpers/ports.ts";
 
 const FILE = "test/reliability/nginx-reload.test.ts";
 const NGINX = "/usr/sbin/nginx";
@@ -69,29 +69,6 @@ http {
     }
 }
 `;
-}
-
-/** A port that was free a moment ago (nginx cannot listen on port 0; a clash is retried). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 /** Starts nginx in `dir` in front of `uwsgiPort`; resolves with it once its port answers. */
