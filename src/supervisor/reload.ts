@@ -27,7 +27,7 @@
  *
  * Concurrency (item 4). While a pass runs, the pool takes no other command:
  * scale, restart and updateSpec wait for it, in the order they came. A reload
- * asked for while the pool is busy (a pass, a rolling restart, new workers of a
+ * asked for while the pool is busy (a pass, new workers of a
  * scale still starting) waits until the pool is quiet, and every reload asked
  * for meanwhile joins that waiting one. So two bursts of file saves under
  * `--watch` give the pass under way plus ONE more full pass after it (which

@@ -4,7 +4,7 @@
  * One worker's life, as the supervisor drives it: launched (or relaunched)
  * in pm2, probed until ready (its tsgi:ready message, or its socket), judged
  * when it exits or is not ready in time (crash-policy.ts gives the verdict),
- * replaced one slot at a time on restart(), and the whole pool halted —
+ * revived from scratch when halted (restart and reload roll through reload-driver.ts), and the whole pool halted —
  * every worker stopped in pm2, the failing worker's stderr read — when the
  * verdict says a restart would only loop. Handlers here are called by the
  * loop (supervisor.ts) and never wait; slow work reports back as events.
