@@ -43,12 +43,13 @@ import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
 import { adminHandler } from "./admin.ts";
 import type { LogWriteFailures, StackLogWrites } from "./log-writes.ts";
 import { ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
-import type { AppKind } from "./proxy-settings.ts";
+import type { StackStatus, WorkerStatus } from "./status.ts";
 import { plan, type StackPlan } from "./plan.ts";
 import { appsTo, type PlanDiff } from "./diff.ts";
 import { type FailedReload, type PlanRunner, type ReloadOutcome, Reloader, reloadHealthGate } from "./reload.ts";
 
 export type { FailedReload, ReloadOutcome } from "./reload.ts";
+export type { AppStatus, StackStatus } from "./status.ts";
 /** Moved to stack/errors.ts with the other start failures; still importable from here. */
 export { StackStartError } from "./errors.ts";
 
@@ -66,41 +67,7 @@ export interface StackOptions {
   outputFailures?: () => LogWriteFailures;
 }
 
-/** One app of the config, as `status` lists it: what it is and where it is routed. */
-export interface AppStatus {
-  app: string;
-  /** module / command: served by workers (see `pools` and `workers`); static: files the proxy serves itself. */
-  kind: AppKind;
-  /** The routes, as `host/path` (`*` for any host). */
-  routes: string[];
-  /** The folder a static app serves (absolute). */
-  folder?: string;
-}
-
-/** What `status` shows: plain data, rendered by the CLI or the admin page. */
-export interface StackStatus {
-  /** starting: pools still coming up; running: started; stopping: on the way down. */
-  state: "starting" | "running" | "stopping";
-  pid: number;
-  configFile: string;
-  stackId: string;
-  listen: string[];
-  /** The HTTPS listeners (proxy.tls.listen), when there are any. */
-  listenTls: string[];
-  admin: string;
-  /** Every app of the config, static ones included (they have no pool and no workers). */
-  apps: AppStatus[];
-  /** Apps whose last reload failed (their previous workers still serve), until a reload succeeds. */
-  reloadErrors: Record<string, FailedReload>;
-  /** The errors of a config file that was changed but not applied. */
-  configErrors: string[];
-  pools: PoolReport[];
-  workers: StatusRow[];
-  /** The proxy processes (`proxy.workers`). */
-  proxies: ProxyProcessStatus[];
-  /** Log lines lost to a failing disk (full, read-only): the access log's and the stack's own output's. */
-  logWrites: StackLogWrites;
-}
+const STARTED_AT = new Date().toISOString();
 
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
@@ -252,9 +219,13 @@ export class Stack implements ControlTarget, PlanRunner {
   }
 
   status(): StackStatus {
+    const workers: WorkerStatus[] = this.supervisor
+      .status()
+      .map((row) => ({ ...row, inPool: row.state === "ready", health: "unchecked", inFlight: 0, requests: 0, errors: 0 }));
     return {
       state: this.stopping ? "stopping" : this.started ? "running" : "starting",
       pid: process.pid,
+      startedAt: STARTED_AT,
       configFile: this.options.configFile,
       stackId: this.stackId,
       listen: this.listening,
@@ -263,8 +234,15 @@ export class Stack implements ControlTarget, PlanRunner {
       apps: Object.entries(this.plan.apps).map(([app, { kind, routes, folder }]) => ({ app, kind, routes, ...(folder === undefined ? {} : { folder }) })),
       reloadErrors: Object.fromEntries(this.reloader.failures),
       configErrors: this.reloader.configErrors,
-      pools: this.supervisor.pools(),
-      workers: this.supervisor.status(),
+      pools: this.supervisor.pools().map((report) => ({
+        ...report,
+        configured: this.plan.pools[report.app]?.instances ?? report.instances,
+        inPool: workers.filter((worker) => worker.app === report.app && worker.inPool).length,
+      })),
+      workers,
+      traffic: [],
+      activity: [],
+      recentErrors: [],
       proxies: this.proxies.status(),
       logWrites: { access: this.proxies.accessLogFailures(), stack: this.options.outputFailures?.() ?? { dropped: 0 } },
     };
