@@ -236,9 +236,19 @@ const ProxySchema = Type.Object(
       default: ["127.0.0.1:8080"],
     }),
     admin: address({
-      description: "Where the admin server serves the status page, JSON status and Prometheus metrics. Keep it on loopback.",
+      description:
+        "Where the admin listener serves the status page (/), JSON status (/status), Prometheus metrics (/metrics) and the reload, restart and scale actions. On loopback by default; on any other address it needs `admin_token`.",
       default: "127.0.0.1:8081",
     }),
+    admin_token: Type.Optional(
+      Type.String({
+        description:
+          "The token the admin listener requires (as `Authorization: Bearer <token>`, or as the password a browser asks for). Required when `admin` is not a loopback address. TSGI_ADMIN_TOKEN in the stack's environment takes its place, so the secret need not be in the file.",
+        minLength: 16,
+        pattern: "^\\S+$",
+        examples: ["${ADMIN_TOKEN}"],
+      }),
+    ),
     workers: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_PROXY_WORKERS }), Type.Literal("auto")], {
       description:
         "How many proxy processes serve the listeners, as nginx's worker_processes: a number (at most 64), or `auto` for one per CPU. They share the listening sockets, which the stack process holds: one that dies is replaced at once, and the connections that arrive meanwhile wait in the socket's queue. Each runs its own health checks and upstream connections.",

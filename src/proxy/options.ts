@@ -44,8 +44,10 @@ export interface FrontProxyOptions {
   staticRoots?: Readonly<Record<string, string>>;
   /** Apps that take TRACE requests (`allow_trace`); every other app's are answered 405. */
   allowTrace?: Readonly<Record<string, boolean>>;
-  /** Called after each proxied response, for the access log. */
+  /** Called after each proxied response, for the access log and the metrics. */
   onResponse?: (entry: AccessEntry) => void;
+  /** Called for each try a worker failed (could not connect, timed out, broke): `retried` when another try follows. */
+  onUpstreamFailure?: (app: string, worker: string, kind: string, retried: boolean) => void;
 }
 
 export interface RetryPolicy {

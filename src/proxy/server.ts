@@ -36,7 +36,7 @@ import type { Socket } from "node:net";
 import { Router, type RouteSpec } from "./router.ts";
 import type { Endpoint } from "./balancing/selector.ts";
 import { COPY_LIMIT, keepCopy, type BodyCopy } from "./limits/body-size.ts";
-import { instanceKey, Upstreams } from "./upstreams.ts";
+import { type EndpointView, instanceKey, Upstreams } from "./upstreams.ts";
 import type { UpstreamFailure } from "./upstream/connection.ts";
 import { requestHead } from "./upstream/request-head.ts";
 import { rawAnswer, relayedHead, tunnel } from "./upgrade.ts";
@@ -136,6 +136,11 @@ export class FrontProxy {
 
   endpoints(app: string): readonly Endpoint[] {
     return this.upstreams.endpoints(app);
+  }
+
+  /** Every worker process balanced over, with its health and what it has in flight (for `status`). */
+  upstreamView(): EndpointView[] {
+    return this.upstreams.view();
   }
 
   /** Runs one round of every app's active checks now (tests, and a fresh start). */
@@ -309,10 +314,9 @@ export class FrontProxy {
             return exchange.end(status, endpoint.id);
           }
           if ("countAgainstWorker" in next && next.countAgainstWorker) this.upstreams.passive.recordFailure(key);
-          if (next.step === "next-worker") {
-            const other = this.upstreams.choose(app, req, tried);
-            if (other) return this.upgradeTry(request, socket, clientHead, upstreamHead, other, tried);
-          }
+          const other = next.step === "next-worker" ? this.upstreams.choose(app, req, tried) : undefined;
+          this.options.onUpstreamFailure?.(app, endpoint.id, failure.kind, other !== undefined);
+          if (other) return this.upgradeTry(request, socket, clientHead, upstreamHead, other, tried);
           this.refuseUpgrade(socket, exchange, this.failureRefusal(app, failure));
         },
       },
@@ -422,6 +426,7 @@ export class FrontProxy {
       raceRetried: request.reusedRetried,
     });
     if (next.step === "break") {
+      this.options.onUpstreamFailure?.(app, endpoint.id, failure.kind, false);
       breakOff(res);
       return this.done(request, res.statusCode, endpoint);
     }
@@ -432,10 +437,9 @@ export class FrontProxy {
       return this.forward(request, endpoint);
     }
     if (next.countAgainstWorker) this.upstreams.passive.recordFailure(key);
-    if (next.step === "next-worker") {
-      const other = this.upstreams.choose(app, req, request.tried);
-      if (other) return this.forward(request, other);
-    }
+    const other = next.step === "next-worker" ? this.upstreams.choose(app, req, request.tried) : undefined;
+    this.options.onUpstreamFailure?.(app, endpoint.id, failure.kind, other !== undefined);
+    if (other) return this.forward(request, other);
     const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure));
     this.done(request, answer.status, endpoint, answer.code);
   }

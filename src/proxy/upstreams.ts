@@ -28,6 +28,21 @@ function sameAddress(a: Endpoint["address"], b: Endpoint["address"]): boolean {
   return a.kind === "unix" ? b.kind === "unix" && a.path === b.path : b.kind === "tcp" && a.host === b.host && a.port === b.port;
 }
 
+/** One worker process as this proxy sees it, for `status`: in balancing or not, and why. */
+export interface EndpointView {
+  app: string;
+  /** The endpoint's id ("app.slot"). */
+  id: string;
+  pid?: number;
+  inFlight: number;
+  /** passing / failing: the app's active health check; unchecked: the app has none, or it has not run on this worker yet. */
+  health: "passing" | "failing" | "unchecked";
+  /** When the last active check ran (epoch ms). */
+  checkedAt?: number;
+  /** Why it is out of balancing: its failed check's answer, or its failures in traffic (max_fails). */
+  outReason?: string;
+}
+
 interface AppEndpoints {
   endpoints: readonly Endpoint[];
   selector: Selector;
@@ -84,9 +99,10 @@ export class Upstreams {
   setEndpoints(app: string, endpoints: readonly Endpoint[]): void {
     this.checkerFor(app)?.start();
     const known = this.apps.get(app);
+    const live = new Set(endpoints.map(instanceKey));
+    for (const gone of known?.endpoints ?? []) if (!live.has(instanceKey(gone))) this.checkers.get(app)?.forget(instanceKey(gone));
     if (known) known.endpoints = endpoints;
     else this.apps.set(app, { endpoints, selector: createSelector(this.balance[app] ?? "round_robin") });
-    const live = new Set(endpoints.map(instanceKey));
     for (const [key, connections] of this.connections) {
       if (key.startsWith(`${app}.`) && !live.has(key)) {
         connections.close();
@@ -98,6 +114,35 @@ export class Upstreams {
 
   endpoints(app: string): readonly Endpoint[] {
     return this.apps.get(app)?.endpoints ?? [];
+  }
+
+  /** Every worker process this proxy balances over, with its health and what it has in flight. */
+  view(now = Date.now()): EndpointView[] {
+    const views: EndpointView[] = [];
+    for (const [app, { endpoints }] of this.apps) {
+      const checker = this.checkers.get(app);
+      for (const endpoint of endpoints) {
+        const key = instanceKey(endpoint);
+        const result = checker?.lastResult(key);
+        const health = !result ? "unchecked" : checker!.isHealthy(endpoint) ? "passing" : "failing";
+        const outReason =
+          health === "failing"
+            ? result?.failure ?? "failed its health check"
+            : this.passive.isOut(key, now)
+              ? "failed in traffic (max_fails): out of balancing until fail_timeout passes"
+              : undefined;
+        views.push({
+          app,
+          id: endpoint.id,
+          ...(endpoint.pid === undefined ? {} : { pid: endpoint.pid }),
+          inFlight: this.inFlight.get(key) ?? 0,
+          health,
+          ...(result ? { checkedAt: result.at } : {}),
+          ...(outReason ? { outReason } : {}),
+        });
+      }
+    }
+    return views;
   }
 
   /** Picks a worker of `app` among those neither tried for this request nor out for failing. */

@@ -9,8 +9,11 @@
  *
  *   GET  /status              -> StackStatus
  *   POST /restart?app=NAME    -> { restarted: string[], pools: PoolOutcome[] }   (no app: every app with workers)
- *   POST /scale?app=NAME&n=N  -> { app, instances, pool: PoolOutcome }
+ *   POST /scale?app=NAME&n=N  -> { app, instances, pool: PoolOutcome }   (N, or +K / -K from the running count)
  *   POST /down                -> { stopping: true }, then the stack stops
+ *
+ * The admin listener (stack/admin.ts) serves the same requests over TCP,
+ * behind its token: the CLI and the status page use one API.
  *
  * A refusal is answered `{ error, code }` with the error's status (400), any
  * other failure 500 with its code when it is a catalog error; the CLI shows
@@ -22,6 +25,7 @@ import http from "node:http";
 import { existsSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { errorGroup, TsgiStackError } from "../errors.ts";
+import type { StackStatus } from "./status.ts";
 
 /** Where a stack's control socket lives in its state dir. */
 export function controlSocketPath(stateDir: string): string {
@@ -39,7 +43,7 @@ export interface PoolOutcome {
 
 /** What the control API drives: the stack implements it. */
 export interface ControlTarget {
-  status(): unknown;
+  status(): StackStatus;
   restart(app?: string): Promise<PoolOutcome[]>;
   reload(app?: string): Promise<unknown>;
   scale(app: string, instances: number): Promise<PoolOutcome>;
@@ -175,6 +179,26 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** A query parameter with `+` kept as a plus (URLSearchParams reads it as a space, and `n=+1` means one more). */
+function rawParam(url: URL, name: string): string {
+  const match = new RegExp(`[?&]${name}=([^&]*)`).exec(url.search);
+  try {
+    return match ? decodeURIComponent(match[1]!) : "";
+  } catch {
+    return match![1]!;
+  }
+}
+
+/** `n` of a scale request: a count, or `+K` / `-K` from the app's running count (pm2's `scale app +1`). NaN when it is neither. */
+function instancesWanted(target: ControlTarget, app: string, n: string): number {
+  const relative = /^([+-])(\d+)$/.exec(n.trim());
+  if (!relative) return /^\d+$/.test(n.trim()) ? Number(n) : Number.NaN;
+  const running = target.status().pools.find((pool) => pool.app === app)?.instances;
+  // An app with no pool: scale() itself refuses it by name (unknown, or static).
+  if (running === undefined) return 1;
+  return running + (relative[1] === "+" ? 1 : -1) * Number(relative[2]);
+}
+
 async function dispatch(target: ControlTarget, method: string, url: URL): Promise<unknown> {
   const route = `${method} ${url.pathname}`;
   switch (route) {
@@ -188,7 +212,7 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
     }
     case "POST /scale": {
       const app = url.searchParams.get("app") ?? "";
-      const count = Number(url.searchParams.get("n"));
+      const count = instancesWanted(target, app, rawParam(url, "n"));
       if (!Number.isInteger(count) || count < 1 || count > MAX_INSTANCES) {
         throw new BadInstanceCount(`scale ${app}: instances must be a whole number from 1 to ${MAX_INSTANCES}`, { at: app });
       }
@@ -204,18 +228,23 @@ async function dispatch(target: ControlTarget, method: string, url: URL): Promis
   }
 }
 
+/** One control request's answer: 200 and the result, or the refusal's status (500 for any other failure) with `{ error, code }`. */
+export function answer(target: ControlTarget, method: string, url: URL): Promise<{ status: number; body: unknown }> {
+  return dispatch(target, method, url).then(
+    (body) => ({ status: 200, body }),
+    (error: Error) => {
+      const code = error instanceof TsgiStackError ? { code: error.code } : {};
+      return { status: error instanceof ControlError ? (error.status ?? 400) : 500, body: { error: error.message, ...code } };
+    },
+  );
+}
+
 /** Serves the control API on `socketPath` (replacing a stale socket file). */
 export async function startControlServer(socketPath: string, target: ControlTarget): Promise<http.Server> {
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://control");
-    dispatch(target, req.method ?? "GET", url).then(
-      (body) => send(res, 200, body),
-      (error: Error) => {
-        const code = error instanceof TsgiStackError ? { code: error.code } : {};
-        send(res, error instanceof ControlError ? (error.status ?? 400) : 500, { error: error.message, ...code });
-      },
-    );
+    void answer(target, req.method ?? "GET", url).then(({ status, body }) => send(res, status, body));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error) => reject(new ControlSocketFailed(socketPath, error)));

@@ -52,9 +52,10 @@ export interface PlanDiff {
 }
 
 /** The config key each fixed part of the plan comes from, for the "needs a restart" line. */
-const FIXED_KEYS: { [K in keyof FixedPlan]: string } = {
+const FIXED_KEYS: { [K in keyof FixedPlan]-?: string } = {
   listen: "proxy.listen",
   admin: "proxy.admin",
+  adminToken: "proxy.admin_token",
   tlsListen: "proxy.tls",
   stateDir: "state_dir",
   control: "state_dir",

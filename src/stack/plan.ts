@@ -39,6 +39,8 @@ export interface FixedPlan {
   tlsListen: AddressConfig[];
   /** The admin listener: status page, JSON status, metrics. */
   admin: AddressConfig;
+  /** `proxy.admin_token`: what the admin listener requires, when set (TSGI_ADMIN_TOKEN takes its place at start). */
+  adminToken?: string;
   /** The control socket the CLI talks to. */
   control: string;
   /** `logs`: how much of each worker's output file is kept on disk (the supervisor's log keeper rotates it). */
@@ -115,6 +117,7 @@ export function plan(config: StackConfig): StackPlan {
       listen: proxy.listen.map(copyAddress),
       tlsListen: (proxy.tls?.listen ?? []).map(copyAddress),
       admin: copyAddress(proxy.admin),
+      ...(proxy.admin_token === undefined ? {} : { adminToken: proxy.admin_token }),
       control: controlSocketPath(config.state_dir),
       logBound: { maxBytes: config.logs.max_size, keep: config.logs.keep },
     },

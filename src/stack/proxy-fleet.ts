@@ -21,7 +21,9 @@ import { fileURLToPath } from "node:url";
 import os, { constants } from "node:os";
 import { getSystemErrorMap } from "node:util";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
-import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
+import type { FromProxy, ListenerSpec, ProxyReport, ToProxy } from "./proxy-messages.ts";
+import type { MetricsJson } from "../proxy/stats.ts";
+import { AggregatorRegistry } from "prom-client";
 import type { ProxySettings } from "./proxy-settings.ts";
 import { ListenFailed, ProxyStartFailed } from "./errors.ts";
 import { type LogWriteFailures, LogWriteCounter } from "./log-writes.ts";
@@ -113,6 +115,8 @@ interface Member {
   fastExits: number;
   startedAt: number;
   ready: Promise<void>;
+  /** Its last stats report (every second). */
+  report?: ProxyReport;
 }
 
 export class ProxyFleet {
@@ -124,6 +128,9 @@ export class ProxyFleet {
   private readonly accessLogWrites = new LogWriteCounter();
   private count = 0;
   private stopping = false;
+  /** The last metrics of proxy processes that exited: their counts stay in the totals, which never go down. */
+  private readonly retiredMetrics: MetricsJson[] = [];
+  private reportListener: ((report: ProxyReport) => void) | undefined;
 
   constructor(private readonly say: (line: string) => void) {}
 
@@ -178,6 +185,36 @@ export class ProxyFleet {
       }));
   }
 
+  /** The latest report of each proxy process running now. */
+  reports(): ProxyReport[] {
+    return [...this.members.values()].flatMap((member) => (member.report ? [member.report] : []));
+  }
+
+  /**
+   * The metrics of every proxy process this stack ran, as a list to sum
+   * (AggregatorRegistry.aggregate): each running one's latest, and the last
+   * of each that exited — its counters only, a gauge of a dead process is
+   * no longer true.
+   */
+  metrics(): MetricsJson[] {
+    return [...this.retiredMetrics, ...this.reports().map((report) => report.metrics)];
+  }
+
+  /** Keeps a dead proxy process's counters; past a few, they are summed into one, so a crash loop costs no memory. */
+  private keepRetired(metrics: MetricsJson): void {
+    this.retiredMetrics.push(metrics.filter((metric) => String(metric.type) !== "gauge"));
+    if (this.retiredMetrics.length <= 4) return;
+    const all = this.retiredMetrics.splice(0);
+    void AggregatorRegistry.aggregate(all)
+      .getMetricsAsJSON()
+      .then((summed) => this.retiredMetrics.unshift(summed));
+  }
+
+  /** Told each report as it arrives (the stack reads the errors in it). */
+  onReport(listener: (report: ProxyReport) => void): void {
+    this.reportListener = listener;
+  }
+
   /** The access log's failed writes, over every proxy process this stack ran. */
   accessLogFailures(): LogWriteFailures {
     return this.accessLogWrites.snapshot();
@@ -220,6 +257,10 @@ export class ProxyFleet {
         this.say(this.count > 1 ? `proxy.${index}: ${message.line}` : `proxy: ${message.line}`);
       } else if (message.type === "log-dropped") {
         this.accessLogWrites.record(message.lines, message.error);
+      } else if (message.type === "stats") {
+        const { metrics, upstreams, errors } = message;
+        member.report = { metrics, upstreams, errors };
+        this.reportListener?.(member.report);
       }
     });
     child.on("error", (error) => this.say(`proxy process ${index}: ${error.message}`));
@@ -227,6 +268,7 @@ export class ProxyFleet {
       clearTimeout(timer);
       failStart(new ProxyStartFailed(`proxy process ${index} (pid ${child.pid}) exited before serving (${signal ?? `code ${code}`})`));
       if (this.members.get(index) === member) this.members.delete(index);
+      if (member.report) this.keepRetired(member.report.metrics);
       if (this.stopping || member.state === "stopping") return;
       this.replace(member, signal ?? `code ${code}`);
     });

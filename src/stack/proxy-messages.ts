@@ -10,11 +10,14 @@
  *                   (one per listening socket, after the first configure),
  *                   endpoints (an app's ready workers), stop (drain and exit)
  *   proxy -> stack: ready (every listener serves), say (a line for the terminal),
- *                   log-dropped (access log lines a failing disk lost since the last one, and why)
+ *                   log-dropped (access log lines a failing disk lost since the last one, and why),
+ *                   stats (every second: its metrics, the workers as it balances them, its recent errors)
  */
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
 import type { LogWriteError } from "./log-writes.ts";
+import type { ErrorEntry, MetricsJson } from "../proxy/stats.ts";
+import type { EndpointView } from "../proxy/upstreams.ts";
 
 /** One listening socket: plain HTTP or HTTPS (with the settings' certificate). */
 export interface ListenerSpec {
@@ -29,4 +32,15 @@ export type ToProxy =
   | { type: "endpoints"; app: string; endpoints: Endpoint[] }
   | { type: "stop" };
 
-export type FromProxy = { type: "ready" } | { type: "say"; line: string } | { type: "log-dropped"; lines: number; error: LogWriteError };
+/** One proxy process's report: its counters since it started, its view of the workers now, the errors since its last report. */
+export interface ProxyReport {
+  metrics: MetricsJson;
+  upstreams: EndpointView[];
+  errors: ErrorEntry[];
+}
+
+export type FromProxy =
+  | { type: "ready" }
+  | { type: "say"; line: string }
+  | { type: "log-dropped"; lines: number; error: LogWriteError }
+  | ({ type: "stats" } & ProxyReport);

@@ -18,6 +18,7 @@ import { AccessLog } from "../proxy/access-log.ts";
 import { frontServer } from "../proxy/listener.ts";
 import { closeFrontDoor } from "../http/front-door.ts";
 import { type AccessEntry, FrontProxy, type FrontProxyOptions } from "../proxy/server.ts";
+import { ProxyStats } from "../proxy/stats.ts";
 import { loadCertificate, watchCertificate } from "../proxy/tls-reload.ts";
 import type { FromProxy, ListenerSpec, ToProxy } from "./proxy-messages.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
@@ -38,15 +39,32 @@ const servers: http.Server[] = [];
 let stopWatchingCertificate: (() => void) | undefined;
 let stopping = false;
 
+/** This process's counters and recent errors, reported to the stack every REPORT_STATS_MS. */
+const stats = new ProxyStats();
+const REPORT_STATS_MS = 1000;
+
 function optionsFor(next: ProxySettings): FrontProxyOptions {
   return {
     ...next.proxy,
     onHealthChange: (_app, endpoint, healthy, reason) =>
       say(`${endpoint.id} ${healthy ? "is healthy again" : "failed its health check, out of the pool"}: ${reason}`),
-    // No access log, no entry built per request.
-    ...(next.accessLog ? { onResponse: (entry: AccessEntry) => accessLog?.write(entry) } : {}),
+    onResponse: next.accessLog
+      ? (entry: AccessEntry) => {
+          stats.record(entry);
+          accessLog?.write(entry);
+        }
+      : (entry: AccessEntry) => stats.record(entry),
+    onUpstreamFailure: (app, _worker, kind, retried) => stats.upstreamFailure(app, kind, retried),
   };
 }
+
+/** The stack's `status`, page and metrics read these: one report a second, small (counters, not requests). */
+const statsTimer = setInterval(() => {
+  if (!proxy || stopping) return;
+  const upstreams = proxy.upstreamView();
+  void stats.metrics().then((metrics) => send({ type: "stats", metrics, upstreams, errors: stats.takeErrors() }));
+}, REPORT_STATS_MS);
+statsTimer.unref();
 
 /** An access log that cannot be written is said once per kind of error (and once a minute while it lasts), never thrown. */
 let lastLogError = { code: "", at: 0 };
@@ -117,6 +135,10 @@ function serveListener(index: number, handle: unknown): void {
   const credentials = spec.tls && settings.tls ? loadCertificate(settings.tls) : undefined;
   const server = frontServer(proxy, { headerTimeoutMs: settings.headerTimeoutMs, ...(credentials ? { tls: credentials } : {}) });
   servers[index] = server;
+  server.on("connection", (socket: { once(event: "close", listener: () => void): unknown }) => {
+    stats.connectionOpened();
+    socket.once("close", () => stats.connectionClosed());
+  });
   // A socket the stack bound but this process cannot listen on: no use restarting it (exit 3, as a worker that cannot boot).
   server.once("error", (error) => {
     say(`cannot serve ${spec.address}: ${error.message}`);

@@ -54,6 +54,8 @@ export interface ReloaderOptions {
   /** The config file, read again on each reload. */
   configFile: string;
   say: (line: string) => void;
+  /** Told each config file outcome (applied, or refused for its errors), for the stack's recent activity. */
+  onConfig?: (ok: boolean, message: string) => void;
 }
 
 /** Between two health checks of a reload's new worker. */
@@ -196,6 +198,7 @@ export class Reloader {
       this.configErrors = errors;
       say(`${configFile}: not applied, the running config stays (${errors.length} error${errors.length === 1 ? "" : "s"}):`);
       for (const line of errors) say(`  ${line}`);
+      this.options.onConfig?.(false, `not applied (${errors.length} error${errors.length === 1 ? "" : "s"}): ${errors[0]}`);
       return { outcome: { config: "invalid", changes: [], configErrors: errors, reloads: [] }, rolled: [] };
     }
     this.configErrors = [];
@@ -204,6 +207,7 @@ export class Reloader {
     if (isEmptyDiff(diff)) return { outcome: { config: "unchanged", changes: [], configErrors: [], reloads: [] }, rolled: [] };
     const changes = describeDiff(diff);
     for (const line of changes) say(`config: ${line}`);
+    this.options.onConfig?.(true, `applied: ${changes.join("; ")}`);
     const reloads: ReloadReport[] = [];
     await this.runner.apply(next, diff, (report) => {
       this.noteReload(report);

@@ -40,10 +40,17 @@ import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, Superv
 import { type ControlTarget, type PoolOutcome, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
-import { adminHandler } from "./admin.ts";
+import { adminHandler } from "../admin/server.ts";
+import { AdminAuth, isLoopbackHost } from "../admin/auth.ts";
+import { EventStream } from "../admin/events.ts";
+import { type OutcomeCount, StackMetrics } from "../admin/metrics.ts";
 import type { LogWriteFailures, StackLogWrites } from "./log-writes.ts";
-import { ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
-import type { StackStatus, WorkerStatus } from "./status.ts";
+import { AdminTokenRequired, ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
+import type { ActivityEntry, RecentError, StackStatus, WorkerHealth, WorkerStatus } from "./status.ts";
+import type { EndpointView } from "../proxy/upstreams.ts";
+import type { ErrorEntry } from "../proxy/stats.ts";
+import { Recent } from "./recent.ts";
+import { SAMPLE_MS, TrafficSeries } from "./traffic.ts";
 import { plan, type StackPlan } from "./plan.ts";
 import { appsTo, type PlanDiff } from "./diff.ts";
 import { type FailedReload, type PlanRunner, type ReloadOutcome, Reloader, reloadHealthGate } from "./reload.ts";
@@ -68,6 +75,42 @@ export interface StackOptions {
 }
 
 const STARTED_AT = new Date().toISOString();
+
+/** Entries of recent activity and of recent errors kept for `status` and the page. */
+const RECENT_ACTIVITY = 50;
+const RECENT_ERRORS = 50;
+
+function recentError(entry: ErrorEntry): RecentError {
+  const { at, ...rest } = entry;
+  return { at: new Date(at).toISOString(), ...rest };
+}
+
+/** What a supervisor event adds to the recent activity, if anything. */
+function activityOf(event: SupervisorEvent): Omit<ActivityEntry, "at"> | undefined {
+  switch (event.type) {
+    case "worker-exit":
+      return {
+        app: event.app,
+        kind: "exit",
+        ok: false,
+        message: `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`,
+      };
+    case "worker-blocked":
+      return { app: event.app, kind: "exit", ok: false, message: `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked ${event.silentMs} ms: killed for replacement` };
+    case "worker-unresponsive":
+      return { app: event.app, kind: "health", ok: false, message: `${event.app}.${event.slot} (pid ${event.pid}): no heartbeat for ${event.silentMs} ms: out of balancing` };
+    case "worker-responsive":
+      return { app: event.app, kind: "health", ok: true, message: `${event.app}.${event.slot} (pid ${event.pid}): beating again: back in balancing` };
+    case "reload-done":
+      return { app: event.app, kind: "reload", ok: true, message: `${event.app}: reloaded ${event.report.replaced} worker(s) in ${event.report.ms} ms` };
+    case "reload-failed":
+      return { app: event.app, kind: "reload", ok: false, message: `${event.app}: reload failed, the running workers keep serving: ${event.report.error?.message ?? "no detail"}` };
+    case "pool-errored":
+      return { app: event.app, kind: "halt", ok: false, message: `${event.app} halted: ${event.error.summary}` };
+    default:
+      return undefined;
+  }
+}
 
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */
 const MAX_START_WAIT_MS = 120_000;
@@ -126,6 +169,18 @@ export class Stack implements ControlTarget, PlanRunner {
   private controlServer: http.Server | undefined;
   private stopping: Promise<void> | undefined;
   private started = false;
+  /** Each app's ready workers as last handed to the proxy ("slot#pid"): a ready worker not among them is out of balancing. */
+  private readonly membership = new Map<string, Set<string>>();
+  private readonly traffic = new TrafficSeries();
+  private readonly activity = new Recent<ActivityEntry>(RECENT_ACTIVITY);
+  private readonly recentErrors = new Recent<RecentError>(RECENT_ERRORS);
+  /** Each worker process's health as the last sample saw it ("app.slot#pid"), to note its changes. */
+  private healthSeen = new Map<string, WorkerHealth>();
+  private sampler: NodeJS.Timeout | undefined;
+  /** Reloads, restarts, scales and config changes so far, by kind, app and outcome (for /metrics). */
+  private readonly outcomeCounts = new Map<string, OutcomeCount>();
+  /** The admin listener's live feed: every open status page. */
+  private readonly events = new EventStream(() => ({ status: this.status(), series: { stepMs: SAMPLE_MS, points: this.traffic.series() } }));
   /** Resolves once the stack has stopped (after `down`, a signal, or a failed start). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -143,13 +198,23 @@ export class Stack implements ControlTarget, PlanRunner {
       healthGate: reloadHealthGate(() => this.plan, (line) => this.say(line)),
     });
     this.proxies = new ProxyFleet((line) => this.say(line));
-    this.reloader = new Reloader(this, { configFile, say: (line) => this.say(line) });
-    this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) =>
+    this.reloader = new Reloader(this, {
+      configFile,
+      say: (line) => this.say(line),
+      onConfig: (ok, message) => this.note({ kind: "config", ok, message: `${path.basename(configFile)}: ${message}` }),
+    });
+    this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) => {
+      this.membership.set(app, new Set(ready.map((worker) => `${worker.slot}#${worker.pid}`)));
       this.proxies.setEndpoints(
         app,
         ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
-      ),
-    );
+      );
+    });
+    this.supervisor.onEvent((event) => {
+      const entry = activityOf(event);
+      if (entry) this.note(entry);
+    });
+    this.proxies.onReport((report) => this.recentErrors.add(...report.errors.map(recentError)));
     if (options.onEvent) this.supervisor.onEvent(options.onEvent);
     if (options.onLog) this.supervisor.onLog(options.onLog);
   }
@@ -176,7 +241,7 @@ export class Stack implements ControlTarget, PlanRunner {
       // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
       const proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
-      this.adminServer = http.createServer(adminHandler(() => this.status()));
+      this.adminServer = http.createServer(this.adminHandler());
       this.adminAddress = await listenOn(this.adminServer, fixed.admin).catch((error: unknown) => {
         throw error instanceof ListenFailed ? error.withKey("proxy.admin") : error;
       });
@@ -192,12 +257,27 @@ export class Stack implements ControlTarget, PlanRunner {
         throw new StackStartError(failed.map((report) => `app "${report.app}" did not start: ${report.error!.message}`), failed);
       }
       await this.watchFiles();
+      this.sampler = setInterval(() => void this.sample(), SAMPLE_MS);
+      this.sampler.unref();
       this.started = true;
       return reports;
     } catch (error) {
       await this.stop();
       throw error;
     }
+  }
+
+  /** The admin listener's handler; refuses (before anything listens) an address off loopback with no token. */
+  private adminHandler(): http.RequestListener {
+    const { admin, adminToken } = this.plan.fixed;
+    const auth = new AdminAuth(process.env.TSGI_ADMIN_TOKEN || adminToken);
+    if (!auth.required && !isLoopbackHost(admin.host)) throw new AdminTokenRequired(formatListen(admin));
+    const metrics = new StackMetrics({
+      status: () => this.status(),
+      outcomes: () => [...this.outcomeCounts.values()],
+      proxyMetrics: () => this.proxies.metrics(),
+    });
+    return adminHandler({ target: this, auth, events: this.events, metrics });
   }
 
   /**
@@ -219,9 +299,7 @@ export class Stack implements ControlTarget, PlanRunner {
   }
 
   status(): StackStatus {
-    const workers: WorkerStatus[] = this.supervisor
-      .status()
-      .map((row) => ({ ...row, inPool: row.state === "ready", health: "unchecked", inFlight: 0, requests: 0, errors: 0 }));
+    const workers = this.workerStatus();
     return {
       state: this.stopping ? "stopping" : this.started ? "running" : "starting",
       pid: process.pid,
@@ -240,12 +318,77 @@ export class Stack implements ControlTarget, PlanRunner {
         inPool: workers.filter((worker) => worker.app === report.app && worker.inPool).length,
       })),
       workers,
-      traffic: [],
-      activity: [],
-      recentErrors: [],
+      traffic: this.traffic.traffic(),
+      activity: this.activity.list(),
+      recentErrors: this.recentErrors.list(),
       proxies: this.proxies.status(),
       logWrites: { access: this.proxies.accessLogFailures(), stack: this.options.outputFailures?.() ?? { dropped: 0 } },
     };
+  }
+
+  /**
+   * Every worker, the supervisor's row joined with what the proxy processes
+   * report of it: in balancing or not (and why), its health check, what it
+   * has in flight, its requests. A ready worker is in the pool when the
+   * supervisor has handed it to the proxy and no proxy process has it out.
+   */
+  private workerStatus(): WorkerStatus[] {
+    const views = new Map<string, EndpointView[]>();
+    for (const report of this.proxies.reports()) {
+      for (const view of report.upstreams) views.set(`${view.id}#${view.pid}`, [...(views.get(`${view.id}#${view.pid}`) ?? []), view]);
+    }
+    return this.supervisor.status().map((row) => {
+      const name = `${row.app}.${row.slot}`;
+      const seen = views.get(`${name}#${row.pid}`) ?? [];
+      const health: WorkerHealth = seen.some((view) => view.health === "failing") ? "failing" : seen.some((view) => view.health === "passing") ? "passing" : "unchecked";
+      const out = seen.find((view) => view.outReason !== undefined);
+      const handedOver = this.membership.get(row.app)?.has(`${row.slot}#${row.pid}`) ?? false;
+      const inPool = row.state === "ready" && handedOver && !out;
+      const checkedAt = Math.max(0, ...seen.map((view) => view.checkedAt ?? 0));
+      const outReason = row.state !== "ready" || inPool ? undefined : (out?.outReason ?? "taken out of balancing by the supervisor (its heartbeat went silent)");
+      return {
+        ...row,
+        inPool,
+        health,
+        ...(outReason ? { outReason } : {}),
+        ...(checkedAt ? { lastHealthCheck: new Date(checkedAt).toISOString() } : {}),
+        inFlight: seen.reduce((sum, view) => sum + view.inFlight, 0),
+        ...this.traffic.worker(name),
+      };
+    });
+  }
+
+  /** Once a second: the proxy processes' counters summed into a point of the plots, and health changes noted. */
+  private async sample(): Promise<void> {
+    const point = await this.traffic.sample(this.proxies.metrics(), Object.keys(this.plan.apps));
+    const seen = new Map<string, WorkerHealth>();
+    for (const worker of this.workerStatus()) {
+      if (worker.health === "unchecked") continue;
+      const key = `${worker.app}.${worker.slot}#${worker.pid}`;
+      seen.set(key, worker.health);
+      const before = this.healthSeen.get(key);
+      if (before === worker.health || (before === undefined && worker.health === "passing")) continue;
+      this.note({
+        app: worker.app,
+        kind: "health",
+        ok: worker.health === "passing",
+        message:
+          worker.health === "passing"
+            ? `${worker.app}.${worker.slot} (pid ${worker.pid}) passes its health check again`
+            : `${worker.app}.${worker.slot} (pid ${worker.pid}) failed its health check: ${worker.outReason ?? "no detail"}`,
+      });
+    }
+    this.healthSeen = seen;
+    this.events.publish(point, () => this.status());
+  }
+
+  /** Adds to the recent activity, and counts an action's outcome. */
+  private note(entry: Omit<ActivityEntry, "at">): void {
+    this.activity.add({ at: new Date().toISOString(), ...entry });
+    const key = `${entry.kind}\0${entry.app ?? ""}\0${entry.ok}`;
+    const count = this.outcomeCounts.get(key) ?? { kind: entry.kind, app: entry.app ?? "", ok: entry.ok, count: 0 };
+    count.count += 1;
+    this.outcomeCounts.set(key, count);
   }
 
   /** An app of the config that has workers: a static app is refused by name, for `restart`, `scale` and `reload`. */
@@ -265,12 +408,27 @@ export class Stack implements ControlTarget, PlanRunner {
     for (const name of apps) this.requireWorkerApp(name, "restart");
     const outcomes: PoolOutcome[] = [];
     for (const name of apps) for (const report of await this.supervisor.restart(name)) outcomes.push(outcomeOf(report));
+    for (const outcome of outcomes) {
+      this.note({
+        app: outcome.app,
+        kind: "restart",
+        ok: !outcome.error,
+        message: outcome.error ? `${outcome.app}: restart failed: ${outcome.error}` : `${outcome.app}: restarted, ${outcome.ready}/${outcome.instances} ready`,
+      });
+    }
     return outcomes;
   }
 
   async scale(app: string, instances: number): Promise<PoolOutcome> {
     this.requireWorkerApp(app, "scale");
-    return outcomeOf(await this.supervisor.scale(app, instances));
+    const outcome = outcomeOf(await this.supervisor.scale(app, instances));
+    this.note({
+      app,
+      kind: "scale",
+      ok: !outcome.error && outcome.ready >= instances,
+      message: `${app}: scaled to ${instances}, ${outcome.ready} ready${outcome.error ? `: ${outcome.error}` : ""}`,
+    });
+    return outcome;
   }
 
   /** `tsgi-stack reload [APP]` and SIGHUP: the config file's changes, then a roll of the app (or of every worker app); see stack/reload.ts. */
@@ -351,10 +509,12 @@ export class Stack implements ControlTarget, PlanRunner {
     this.stopping ??= (async () => {
       // A start that failed cleans up quietly: nothing was serving, so there is nothing to drain.
       if (this.started) this.say("stopping: closing listeners, draining workers");
+      clearInterval(this.sampler);
       await this.configWatcher?.close();
       await this.codeWatcher?.close();
       await this.proxies.stop();
       await this.supervisor.stop();
+      this.events.close();
       if (this.adminServer) await closeServer(this.adminServer);
       if (this.controlServer) await closeServer(this.controlServer);
       this.markStopped();

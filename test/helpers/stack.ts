@@ -55,6 +55,7 @@ export async function up(
     onSpawn,
     args = [],
     keepOutput = Infinity,
+    env,
   }: {
     timeoutMs?: number;
     serving?: RegExp;
@@ -62,9 +63,15 @@ export async function up(
     args?: string[];
     /** Keep only the last this many characters of the output (a flooding app's test must not hold all of it). */
     keepOutput?: number;
+    /** Variables added to the stack's environment. */
+    env?: Record<string, string>;
   } = {},
 ): Promise<Up> {
-  const child = spawn(process.execPath, [BIN, "up", "-c", file, ...args], { cwd: path.dirname(file), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, "up", "-c", file, ...args], {
+    cwd: path.dirname(file),
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   onSpawn?.(child);
   let output = "";
   const found: { match?: RegExpExecArray | null } = {};

@@ -23,6 +23,12 @@ export interface HealthCheckSpec {
 
 export type HealthListener = (app: string, endpoint: Endpoint, healthy: boolean, reason: string) => void;
 
+/** A worker's last check: when it ran, and why it failed (undefined: it passed). */
+export interface CheckResult {
+  at: number;
+  failure?: string;
+}
+
 /** One GET of the health path; resolves with why it failed, or undefined when it passed. */
 export function probe(endpoint: Endpoint, spec: HealthCheckSpec, host: string): Promise<string | undefined> {
   const address = endpoint.address;
@@ -43,6 +49,8 @@ export class ActiveHealthChecker {
   private timer: NodeJS.Timeout | undefined;
   private readonly running = new Set<string>();
   private readonly unhealthy = new Set<string>();
+  /** The last result per worker process, for `status` (dropped with the worker: see forget). */
+  private readonly results = new Map<string, CheckResult>();
 
   constructor(
     private readonly app: string,
@@ -67,6 +75,17 @@ export class ActiveHealthChecker {
     return !this.unhealthy.has(this.keyOf(endpoint));
   }
 
+  /** The last check of a worker process (by its key); undefined before its first. */
+  lastResult(key: string): CheckResult | undefined {
+    return this.results.get(key);
+  }
+
+  /** A worker process left the pool: its record goes with it. */
+  forget(key: string): void {
+    this.results.delete(key);
+    this.unhealthy.delete(key);
+  }
+
   /** One round of checks (exposed so that tests need not wait for the timer). */
   async checkAll(): Promise<void> {
     await Promise.all(this.endpoints().map((endpoint) => this.check(endpoint)));
@@ -78,6 +97,7 @@ export class ActiveHealthChecker {
     this.running.add(key);
     try {
       const failure = await probe(endpoint, this.spec, "localhost");
+      this.results.set(key, failure === undefined ? { at: Date.now() } : { at: Date.now(), failure });
       const wasHealthy = !this.unhealthy.has(key);
       if (failure && wasHealthy) {
         this.unhealthy.add(key);
