@@ -110,7 +110,7 @@ const CMD_BODY = "Hello from TSGI: GET /\n";
  * goals are per proxy process (under load) and for the `up` process (idle and
  * under load). MB read as MiB, as bench/stack.mjs does.
  */
-const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.1, proxy_rss: 60 * MiB, stack_rss: 80 * MiB };
+const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.1, proxy_rss: 60 * MiB, stack_rss: 80 * MiB, observed_ratio: 0.97 };
 /** SIGINT to `up` drains the workers: this long at most before SIGKILL. */
 const STOP_GRACE_MS = 60_000;
 /** The whole run should stay near 6 minutes: options that plan more load than this are refused. */
@@ -181,6 +181,7 @@ const BULK = flags.bulk ? ["big", "upload"] : [];
  */
 const TARGETS = {
   stack: { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "ours, proxy.workers: 1" },
+  "stack-observed": { group: "one", baseline: "stack", kinds: ["small"], label: "ours, proxy.workers: 1, /metrics polled each second and a status page open" },
   nginx: { group: "one", kinds: ["small", "c1", ...BULK], label: "nginx, worker_processes 1" },
   haproxy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "HAProxy, nbthread 1", binary: HAPROXY },
   caddy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "Caddy, GOMAXPROCS=1", binary: CADDY },
@@ -848,6 +849,35 @@ async function unreadUpstream(sockets) {
   return count;
 }
 
+/**
+ * Watches `stack` as people do while the load runs: GET /metrics on its admin
+ * listener every second (a Prometheus scrape) and GET /events held open (the
+ * status page's live feed). stop() ends both and says what they got.
+ */
+async function observe(stack) {
+  // The admin listener is on HOST too (stackConfigText): its port is in the status.
+  stack.adminPort ??= Number((await statusCli(stack.config)).admin.split(":").pop());
+  const port = stack.adminPort;
+  let scrapes = 0;
+  let scrapeErrors = 0;
+  let updates = 0;
+  const scrape = () => request(port, "/metrics").then((answer) => (answer.status === 200 ? (scrapes += 1) : (scrapeErrors += 1)));
+  const timer = setInterval(scrape, 1000);
+  const page = http.get({ host: HOST, port, path: "/events", agent: false }, (res) => {
+    res.setEncoding("utf8");
+    res.on("data", (chunk) => (updates += chunk.split("event: update").length - 1));
+    res.on("error", () => undefined);
+  });
+  page.on("error", () => undefined);
+  return {
+    stop() {
+      clearInterval(timer);
+      page.destroy();
+      return { observed: { metrics_scrapes: scrapes, metrics_errors: scrapeErrors, page_updates: updates } };
+    },
+  };
+}
+
 /** A warm-up run (discarded, but its errors are kept), then the measured one, then the checks: no worker or proxy process gone. */
 async function measure(target, kind, runIndex) {
   const label = `${target.key} ${kind.key} #${runIndex + 1}`;
@@ -858,8 +888,11 @@ async function measure(target, kind, runIndex) {
   }
   const othersBefore = await quietBefore(label);
   const unreadBefore = await unreadUpstream(target.unixSockets);
+  // What a watched stack carries besides its traffic: a Prometheus scraping /metrics each second and an open status page.
+  const observers = target.observed ? await observe(target.stack) : undefined;
   const warm = await wrk(target, kind, WARMUP_S, `${label} warm-up`);
   const result = await wrk(target, kind, kind.seconds, label);
+  if (observers) Object.assign(result, observers.stop());
   result.others_cpu_before = othersBefore;
   await sleep(300);
   const unreadAfter = await unreadUpstream(target.unixSockets);
@@ -989,6 +1022,19 @@ function goalsOf(results) {
       why: r.why,
     });
   };
+  if (results.runs["stack-observed"] && results.runs.stack) {
+    const r = ratioOf(results, "stack-observed", "small", "rps");
+    goals.push({
+      name: "observed",
+      text: `req/s with /metrics polled each second and a status page open ≥ ${GOALS.observed_ratio}x without, wrk -c50`,
+      value: r.median,
+      spread: r.median === undefined ? undefined : { min: r.min, max: r.max, n: r.n },
+      met: r.median !== undefined && r.median >= GOALS.observed_ratio,
+      met_runs: r.median === undefined ? 0 : r.values.filter((v) => v >= GOALS.observed_ratio).length,
+      limit: GOALS.observed_ratio,
+      why: r.why,
+    });
+  }
   if (results.runs.stack && results.runs.nginx) {
     ratioGoal("rps", `req/s ≥ ${GOALS.rps_ratio}x nginx's (1 worker), gateway workers, wrk -c50`, "small", "rps", GOALS.rps_ratio, "higher");
     ratioGoal("p99", `p99 ≤ ${GOALS.p99_ratio}x nginx's, wrk -c50`, "small", "p99_ms", GOALS.p99_ratio, "lower");
@@ -1332,6 +1378,10 @@ async function main() {
       case "stack":
       case "stack-auto":
         stackTarget(key, stacks.a);
+        break;
+      case "stack-observed":
+        stackTarget(key, stacks.a);
+        targets.at(-1).observed = true;
         break;
       case "cmd-stack":
       case "cmd-stack-nolog":

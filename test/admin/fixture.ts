@@ -3,7 +3,7 @@
  *
  * A two-app stack for the admin listener's tests: `web` (2 workers, with a
  * health check) and `api` (1 worker, none), both the same small TSGI app:
- * GET /boom answers 500; GET /sick makes the worker that takes it fail its
+ * GET /boom answers 500; GET /crash ends the worker without an answer; GET /sick makes the worker that takes it fail its
  * health checks from then on; /slow?ms=N answers after N ms. Each answer
  * names the worker's pid.
  */
@@ -21,6 +21,7 @@ export default async function app(environ, startResponse) {
   if (path.endsWith("/health")) return healthy ? text("200 OK", "ok") : text("500 Internal Server Error", "sick");
   if (path.endsWith("/sick")) { healthy = false; return text("200 OK", "sick from now on: " + process.pid); }
   if (path.endsWith("/boom")) return text("500 Internal Server Error", "boom");
+  if (path.endsWith("/crash")) process.exit(1);
   if (path.endsWith("/slow")) {
     const ms = Number(new URLSearchParams(environ.QUERY_STRING).get("ms") ?? 100);
     await new Promise((resolve) => setTimeout(resolve, ms));

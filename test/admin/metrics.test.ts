@@ -77,7 +77,7 @@ describe("GET /metrics", () => {
     for (const sample of counters) expect(sample.name).toMatch(/_total$/);
   });
 
-  it("counts a killed worker's restart, a reload's outcome, and a failing health check", async () => {
+  it("counts a killed worker's restart, a reload's outcome, a failing health check, and a worker dying mid-request (failures, a retry)", async () => {
     const before = await statusJson(file);
     const victim = before.workers.find((row: any) => row.app === "api");
     process.kill(victim.pid, "SIGKILL");
@@ -95,6 +95,14 @@ describe("GET /metrics", () => {
     expect(sumOf(sick.samples, "tsgi_pool_ready_workers", { app: "web" })).toBe(2);
     expect(sumOf(sick.samples, "tsgi_worker_health_check_passing", { app: "web" })).toBe(1);
     for (const status of await Promise.all(["/", "/", "/", "/"].map((path) => httpGet(`${front}${path}`)))) expect(status.status).toBe(200);
+
+    // A worker that dies mid-request: the GET goes on to the app's other worker (a retry), which dies too: 502.
+    expect((await fetch(`${admin}/scale?app=api&n=2`, { method: "POST" })).status).toBe(200);
+    expect((await httpGet(`${front}/api/crash`)).status).toBe(502);
+    const failed = await until(metrics, ({ samples }) => sumOf(samples, "tsgi_upstream_failures_total", { app: "api" }) === 2);
+    expect(sumOf(failed.samples, "tsgi_upstream_failures_total", { app: "api" })).toBe(2);
+    expect(sumOf(failed.samples, "tsgi_upstream_retries_total", { app: "api" })).toBe(1);
+    expect(sumOf(failed.samples, "tsgi_http_requests_total", { app: "api", code: "5xx" })).toBe(1);
     const status = await statusJson(file);
     for (const row of status.workers) started.pids.add(row.pid);
   }, 60_000);
