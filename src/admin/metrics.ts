@@ -15,23 +15,7 @@
  * requests: the number of series is bounded by the config.
  */
 import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
-import type { MetricsJson } from "../proxy/stats.ts";
-import type { ActivityEntry, StackStatus } from "../stack/status.ts";
-
-/** What the metrics read: the stack's status, its outcome counts, and the proxy processes' counters. */
-export interface MetricsSource {
-  status(): StackStatus;
-  /** Every outcome counted since the stack started, by kind, app and result. */
-  outcomes(): readonly OutcomeCount[];
-  proxyMetrics(): MetricsJson[];
-}
-
-export interface OutcomeCount {
-  kind: ActivityEntry["kind"];
-  app: string;
-  ok: boolean;
-  count: number;
-}
+import type { ActivityEntry, ObservedStack, StackStatus } from "../stack/status.ts";
 
 /** The activity kinds that are actions with an outcome (exits and health changes are counted elsewhere). */
 const ACTIONS = new Set<ActivityEntry["kind"]>(["reload", "restart", "scale", "config"]);
@@ -39,7 +23,7 @@ const ACTIONS = new Set<ActivityEntry["kind"]>(["reload", "restart", "scale", "c
 export class StackMetrics {
   private readonly registry = new Registry();
 
-  constructor(private readonly source: MetricsSource) {
+  constructor(private readonly source: Pick<ObservedStack, "status" | "outcomes" | "proxyMetrics">) {
     const registers = [this.registry];
     const self = this;
     /** A gauge set from the status at each scrape: stale series (a removed app) go with the reset. */

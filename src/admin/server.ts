@@ -14,19 +14,18 @@
  * Every request passes admin/auth.ts first (a token off loopback; writes
  * refused from other sites). `down` is left to the control socket: stopping
  * the whole stack is for someone on the machine.
+ *
+ * The stack binds the listener; the CLI hands it this handler
+ * (`StackOptions.admin`), so that this room sits above the stack's and the
+ * stack knows nothing of pages, metrics or tokens.
  */
 import type http from "node:http";
-import { answer, type ControlTarget } from "../stack/control.ts";
-import type { AdminAuth } from "./auth.ts";
-import type { EventStream } from "./events.ts";
-import type { StackMetrics } from "./metrics.ts";
-
-export interface AdminServices {
-  target: ControlTarget;
-  auth: AdminAuth;
-  events: EventStream;
-  metrics: StackMetrics;
-}
+import { answer } from "../stack/control.ts";
+import type { ObservedStack } from "../stack/status.ts";
+import { AdminAuth, isLoopbackHost } from "./auth.ts";
+import { AdminTokenRequired } from "./errors.ts";
+import { EventStream } from "./events.ts";
+import { StackMetrics } from "./metrics.ts";
 
 const WRITES = new Set(["/reload", "/restart", "/scale"]);
 const READS = new Set(["/status", "/status.json", "/metrics", "/events"]);
@@ -37,8 +36,18 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
-/** The admin listener's request handler. */
-export function adminHandler({ target, auth, events, metrics }: AdminServices): http.RequestListener {
+/**
+ * The admin listener's request handler for `stack`. Throws AdminTokenRequired
+ * (before anything is served) when the listener is off loopback with no token:
+ * TSGI_ADMIN_TOKEN from the environment, else `proxy.admin_token`.
+ */
+export function adminHandler(stack: ObservedStack, env: NodeJS.ProcessEnv = process.env): http.RequestListener {
+  const { host, port, token } = stack.adminSettings;
+  const auth = new AdminAuth(env.TSGI_ADMIN_TOKEN || token);
+  if (!auth.required && !isLoopbackHost(host)) throw new AdminTokenRequired(`${host.includes(":") ? `[${host}]` : host}:${port}`);
+  const events = new EventStream(() => ({ status: stack.status(), series: { stepMs: 1000, points: stack.series() } }));
+  stack.onSample((point) => events.publish(point, () => stack.status()));
+  const metrics = new StackMetrics(stack);
   return (req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     const method = req.method ?? "GET";
@@ -54,7 +63,7 @@ export function adminHandler({ target, auth, events, metrics }: AdminServices): 
       return sendJson(res, verdict.status, { error: verdict.reason }, challenge);
     }
     if (write) {
-      void answer(target, method, url).then(({ status, body }) => sendJson(res, status, body));
+      void answer(stack, method, url).then(({ status, body }) => sendJson(res, status, body));
       return;
     }
     switch (url.pathname) {
@@ -70,7 +79,7 @@ export function adminHandler({ target, auth, events, metrics }: AdminServices): 
         );
         return;
       default:
-        return sendJson(res, 200, target.status());
+        return sendJson(res, 200, stack.status());
     }
   };
 }

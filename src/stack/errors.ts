@@ -57,19 +57,6 @@ export class TlsCredentialsInvalid extends TsgiStackError {
   }
 }
 
-/** proxy.admin listens beyond loopback and no token guards it: the stack refuses to start rather than open reload/restart/scale to the network. */
-export class AdminTokenRequired extends TsgiStackError {
-  static readonly code = "TSGI_ERR_STACK_ADMIN_TOKEN";
-
-  constructor(readonly address: string) {
-    super(
-      `proxy.admin: ${address} is not a loopback address, and the admin listener can reload, restart and scale apps: ` +
-        "set proxy.admin_token (16 characters or more), or TSGI_ADMIN_TOKEN in the stack's environment, or keep proxy.admin on 127.0.0.1",
-      { at: "proxy.admin" },
-    );
-  }
-}
-
 /** A proxy process exited, or did not serve in time, while the stack started. */
 export class ProxyStartFailed extends TsgiStackError {
   static readonly code = "TSGI_ERR_STACK_PROXY_START";
@@ -139,7 +126,6 @@ export const stackErrors = errorGroup("STACK", [
   StackStartError,
   ListenFailed,
   TlsCredentialsInvalid,
-  AdminTokenRequired,
   ProxyStartFailed,
   StateDirUnwritable,
   StackAlreadyRunning,

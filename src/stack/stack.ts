@@ -37,16 +37,13 @@ import { CertificateError, loadCertificate } from "../proxy/tls-reload.ts";
 import { listen } from "../gateway/address.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { LogListener, PoolReport, PoolSpec, ReloadReport, StatusRow, SupervisorEvent, WorkerEndpoint } from "../supervisor/types.ts";
-import { type ControlTarget, type PoolOutcome, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
+import { type PoolOutcome, StaticAppRefused, startControlServer, UnknownApp } from "./control.ts";
 import { CodeWatcher, type WatchedApp } from "./watch.ts";
 import { ProxyFleet, type ProxyProcessStatus } from "./proxy-fleet.ts";
-import { adminHandler } from "../admin/server.ts";
-import { AdminAuth, isLoopbackHost } from "../admin/auth.ts";
-import { EventStream } from "../admin/events.ts";
-import { type OutcomeCount, StackMetrics } from "../admin/metrics.ts";
 import type { LogWriteFailures, StackLogWrites } from "./log-writes.ts";
-import { AdminTokenRequired, ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
-import type { ActivityEntry, RecentError, StackStatus, WorkerHealth, WorkerStatus } from "./status.ts";
+import { ListenFailed, StackStartError, TlsCredentialsInvalid } from "./errors.ts";
+import type { ActivityEntry, ObservedStack, OutcomeCount, RecentError, SeriesPoint, StackStatus, WorkerHealth, WorkerStatus } from "./status.ts";
+import type { MetricsJson } from "../proxy/stats.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
 import type { ErrorEntry } from "../proxy/stats.ts";
 import { Recent } from "./recent.ts";
@@ -72,6 +69,8 @@ export interface StackOptions {
   watch?: boolean;
   /** The lines `say` and `onLog` could not write (a full disk under stack.log), for `status`. */
   outputFailures?: () => LogWriteFailures;
+  /** The admin listener's request handler, made for this stack when it starts (the CLI passes admin/server.ts's; it may throw to refuse the start). */
+  admin: (stack: ObservedStack) => http.RequestListener;
 }
 
 const STARTED_AT = new Date().toISOString();
@@ -151,7 +150,7 @@ async function listenOn(server: http.Server, address: { host: string; port: numb
   }
 }
 
-export class Stack implements ControlTarget, PlanRunner {
+export class Stack implements ObservedStack, PlanRunner {
   readonly stackId: string;
   readonly stateDir: string;
   private readonly supervisor: Supervisor;
@@ -179,8 +178,7 @@ export class Stack implements ControlTarget, PlanRunner {
   private sampler: NodeJS.Timeout | undefined;
   /** Reloads, restarts, scales and config changes so far, by kind, app and outcome (for /metrics). */
   private readonly outcomeCounts = new Map<string, OutcomeCount>();
-  /** The admin listener's live feed: every open status page. */
-  private readonly events = new EventStream(() => ({ status: this.status(), series: { stepMs: SAMPLE_MS, points: this.traffic.series() } }));
+  private readonly sampleListeners = new Set<(point: SeriesPoint) => void>();
   /** Resolves once the stack has stopped (after `down`, a signal, or a failed start). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -241,7 +239,7 @@ export class Stack implements ControlTarget, PlanRunner {
       // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
       const proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
       proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
-      this.adminServer = http.createServer(this.adminHandler());
+      this.adminServer = http.createServer(this.options.admin(this));
       this.adminAddress = await listenOn(this.adminServer, fixed.admin).catch((error: unknown) => {
         throw error instanceof ListenFailed ? error.withKey("proxy.admin") : error;
       });
@@ -267,17 +265,10 @@ export class Stack implements ControlTarget, PlanRunner {
     }
   }
 
-  /** The admin listener's handler; refuses (before anything listens) an address off loopback with no token. */
-  private adminHandler(): http.RequestListener {
+  /** `proxy.admin` and `proxy.admin_token` as planned (ObservedStack: the admin room reads them). */
+  get adminSettings(): { host: string; port: number; token?: string } {
     const { admin, adminToken } = this.plan.fixed;
-    const auth = new AdminAuth(process.env.TSGI_ADMIN_TOKEN || adminToken);
-    if (!auth.required && !isLoopbackHost(admin.host)) throw new AdminTokenRequired(formatListen(admin));
-    const metrics = new StackMetrics({
-      status: () => this.status(),
-      outcomes: () => [...this.outcomeCounts.values()],
-      proxyMetrics: () => this.proxies.metrics(),
-    });
-    return adminHandler({ target: this, auth, events: this.events, metrics });
+    return { ...admin, ...(adminToken === undefined ? {} : { token: adminToken }) };
   }
 
   /**
@@ -379,7 +370,28 @@ export class Stack implements ControlTarget, PlanRunner {
       });
     }
     this.healthSeen = seen;
-    this.events.publish(point, () => this.status());
+    for (const listener of this.sampleListeners) listener(point);
+  }
+
+  /** Called each second with the newest point of the plots (the admin listener's live feed). Returns the unsubscribe function. */
+  onSample(listener: (point: SeriesPoint) => void): () => void {
+    this.sampleListeners.add(listener);
+    return () => this.sampleListeners.delete(listener);
+  }
+
+  /** The plots' last minutes, oldest first. */
+  series(): SeriesPoint[] {
+    return this.traffic.series();
+  }
+
+  /** Reloads, restarts, scales and config changes so far, by kind, app and outcome. */
+  outcomes(): OutcomeCount[] {
+    return [...this.outcomeCounts.values()];
+  }
+
+  /** Every proxy process's counters (those that exited included), to be summed. */
+  proxyMetrics(): MetricsJson[] {
+    return this.proxies.metrics();
   }
 
   /** Adds to the recent activity, and counts an action's outcome. */
@@ -514,8 +526,8 @@ export class Stack implements ControlTarget, PlanRunner {
       await this.codeWatcher?.close();
       await this.proxies.stop();
       await this.supervisor.stop();
-      this.events.close();
-      if (this.adminServer) await closeServer(this.adminServer);
+      // The admin listener's live feeds never end by themselves: its connections are cut, not drained.
+      if (this.adminServer) await closeServer(this.adminServer, { cut: true });
       if (this.controlServer) await closeServer(this.controlServer);
       this.markStopped();
     })();
@@ -523,9 +535,10 @@ export class Stack implements ControlTarget, PlanRunner {
   }
 }
 
-function closeServer(server: http.Server): Promise<void> {
+function closeServer(server: http.Server, { cut = false } = {}): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
-    server.closeIdleConnections();
+    if (cut) server.closeAllConnections();
+    else server.closeIdleConnections();
   });
 }

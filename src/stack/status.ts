@@ -12,6 +12,8 @@ import type { FailedReload } from "./reload.ts";
 import type { ProxyProcessStatus } from "./proxy-fleet.ts";
 import type { StackLogWrites } from "./log-writes.ts";
 import type { AppKind } from "./proxy-settings.ts";
+import type { ControlTarget } from "./control.ts";
+import type { MetricsJson } from "../proxy/stats.ts";
 
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
 export interface AppStatus {
@@ -122,6 +124,15 @@ export interface StackStatus {
   logWrites: StackLogWrites;
 }
 
+/** How many times an action ended one way: reloads, restarts, scales, config changes (for /metrics). */
+export interface OutcomeCount {
+  kind: ActivityEntry["kind"];
+  /** Empty for the config file's changes. */
+  app: string;
+  ok: boolean;
+  count: number;
+}
+
 /** One second of every app's traffic: a point of the page's plots. */
 export interface SeriesPoint {
   /** Epoch ms. */
@@ -142,4 +153,22 @@ export interface EventsSnapshot {
 export interface EventsUpdate {
   status: StackStatus;
   point: SeriesPoint;
+}
+
+/**
+ * What a running stack offers its admin listener (admin/, a room above this
+ * one, which the CLI hands the stack as `StackOptions.admin`): the control
+ * API's actions, the status, the plots' points as they come, the outcome
+ * counts and the proxy processes' counters.
+ */
+export interface ObservedStack extends ControlTarget {
+  /** The plots' points, oldest first (the last minutes). */
+  series(): SeriesPoint[];
+  /** Called each second with the newest point. Returns the unsubscribe function. */
+  onSample(listener: (point: SeriesPoint) => void): () => void;
+  outcomes(): OutcomeCount[];
+  /** Every proxy process's metrics (prom-client JSON), to be summed. */
+  proxyMetrics(): MetricsJson[];
+  /** The admin listener's address and token as the plan has them (TSGI_ADMIN_TOKEN is read by the admin room). */
+  readonly adminSettings: { host: string; port: number; token?: string };
 }

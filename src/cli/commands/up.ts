@@ -17,6 +17,7 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
+import { adminHandler } from "../../admin/server.ts";
 import { StackOutput } from "../../stack/output.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse } from "../../stack/errors.ts";
@@ -97,6 +98,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     watch,
     say,
     outputFailures: () => output.failures.snapshot(),
+    admin: adminHandler,
     // The workers' lines, relayed from their log files at a bounded rate (supervisor/log-keeper.ts).
     ...(workerOutput ? { onLog: ({ app, slot, stream, text }: LogLine) => output.write(stream, `${app}.${slot} | ${text}\n`) } : {}),
     onEvent: (event) => {
