@@ -2,21 +2,35 @@
  * @module cli/commands/control
  *
  * The commands that act on a running stack through its control socket:
- * `status`, `down`, `reload [APP]`, `restart [APP]`, `scale APP N`. Each finds the stack by
- * its config file (the state dir is in it), and says so plainly when no stack
- * of that file is running.
+ * `status [--watch]`, `down`, `reload [APP]`, `restart [APP]`, `scale APP N|+K|-K`.
+ * Each finds the stack by its config file (the state dir is in it), and says
+ * so plainly when no stack of that file is running. `reload`, `restart` and
+ * `scale` print each worker as it comes and goes while the stack works (the
+ * control API answers only at the end). The table is cli/status-table.ts.
  */
 import path from "node:path";
 import type { Command } from "commander";
-import { callControl, ControlRequestFailed, controlSocketPath, type PoolOutcome, StackLeftBehind, StackNotRunning } from "../../stack/control.ts";
+import {
+  callControl,
+  ControlRequestFailed,
+  controlSocketPath,
+  type PoolOutcome,
+  StackLeftBehind,
+  StackNotRunning,
+} from "../../stack/control.ts";
 import { findLeftovers, stopLeftovers } from "../../stack/leftovers.ts";
 import { isAlive } from "../../contract/pids.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import type { ReloadOutcome, StackStatus } from "../../stack/stack.ts";
-import type { StackLogWrites } from "../../stack/log-writes.ts";
-import type { StatusRow } from "../../supervisor/types.ts";
 import { resolveConfigFile, stateDirOf } from "../config-file.ts";
 import { NotAllReady, ReloadFailed, StopTimeout, UsageError } from "../usage-error.ts";
+import { painterFor } from "../colour.ts";
+import { renderStatus } from "../status-table.ts";
+import { type WorkerSnapshot, withWorkerProgress } from "../worker-progress.ts";
+import { parseScaleCount, targetInstances } from "../scale-count.ts";
+import { watchStatus } from "../status-watch.ts";
+
+export { renderStatus } from "../status-table.ts";
 
 /** A rolling reload waits for every new worker to be ready and every old one to drain. */
 const RELOAD_TIMEOUT_MS = 15 * 60_000;
@@ -69,70 +83,37 @@ function failIfShort(pools: readonly PoolOutcome[], what: string): void {
   throw new NotAllReady(`${what} did not complete: ${lines.join("; ")}`);
 }
 
-function duration(ms: number): string {
-  if (ms <= 0) return "-";
-  const seconds = Math.floor(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
-  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
-  return `${Math.floor(seconds / 86_400)}d`;
-}
-
-const mebibytes = (bytes: number) => (bytes > 0 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : "-");
-
-/** The status table, like `pm2 ls`: one row per worker, then one per static app (served by the proxy: no pid of its own). */
-export function renderStatus(status: StackStatus): string {
-  const header = ["APP", "SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU"];
-  const rows = status.workers.map((row: StatusRow) => [
-    row.app,
-    String(row.slot),
-    row.pid ? String(row.pid) : "-",
-    row.state,
-    duration(row.uptime),
-    String(row.restarts),
-    mebibytes(row.memory),
-    `${row.cpu}%`,
-  ]);
-  // `apps` is absent in the answer of a stack started before it existed.
-  const statics = (status.apps ?? []).filter((app) => app.kind === "static");
-  for (const app of statics) rows.push([app.app, "-", "-", "static", "-", "-", "-", "-"]);
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
-  const errors = status.pools.filter((pool) => pool.error).map((pool) => `${pool.app}: ${pool.error!.message}`);
-  // A worker that is not serving says why (pm2 unable to restart it, say), next to its row's state.
-  const stuck = status.workers.filter((row) => row.state !== "ready" && row.lastError).map((row) => `${row.app}.${row.slot}: ${row.lastError}`);
-  return [
-    `stack ${status.stackId} (pid ${status.pid}) serving ${status.listen.map((address) => `http://${address}`).join(", ")}`,
-    line(header),
-    ...rows.map(line),
-    ...statics.map((app) => `${app.app}: static files from ${app.folder ?? "?"}, served by the proxy (no workers)`),
-    ...errors,
-    ...stuck,
-    ...logWriteLines(status.logWrites),
-  ].join("\n");
-}
-
-/** One line per log that lost lines to a failing disk (absent in the answer of a stack older than the count). */
-function logWriteLines(logWrites: StackLogWrites | undefined): string[] {
-  if (!logWrites) return [];
-  const names: Record<keyof StackLogWrites, string> = { access: "access log", stack: "stack output" };
-  return (Object.keys(names) as (keyof StackLogWrites)[])
-    .filter((log) => logWrites[log].dropped > 0)
-    .map((log) => {
-      const { dropped, lastError } = logWrites[log];
-      return `${names[log]}: ${dropped} line(s) not written${lastError ? ` (last at ${lastError.at}: ${lastError.message})` : ""}`;
-    });
-}
-
 export function registerControlCommands(program: Command): void {
   program
     .command("status")
-    .description("show every worker of the running stack (app, slot, pid, state, uptime, restarts, memory, cpu) and its static apps")
+    .description(
+      "show every worker of the running stack (app, slot, pid, state, health, pool, uptime, restarts, memory, cpu, requests, errors), its static apps, " +
+        "and under the table what needs attention: workers out of the pool, halts, config and reload errors",
+    )
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("--json", "print the status as JSON")
-    .action(async (flags: { config?: string; json?: boolean }) => {
-      const status = (await control(flags.config, "GET", "/status")) as StackStatus;
-      process.stdout.write(`${flags.json ? JSON.stringify(status, null, 2) : renderStatus(status)}\n`);
+    .option("-w, --watch", "show it again every interval, in place on a terminal, until Ctrl-C")
+    .option("--interval <seconds>", "between two refreshes of --watch", "2")
+    .action(async (flags: { config?: string; json?: boolean; watch?: boolean; interval: string }) => {
+      const paint = painterFor(process.stdout);
+      const render = (status: StackStatus) => (flags.json ? JSON.stringify(status, null, flags.watch ? undefined : 2) : renderStatus(status, { paint }));
+      if (!flags.watch) {
+        process.stdout.write(`${render((await control(flags.config, "GET", "/status")) as StackStatus)}\n`);
+        return;
+      }
+      const seconds = Number(flags.interval);
+      if (!Number.isFinite(seconds) || seconds < 0.1) throw new UsageError(`status --interval ${flags.interval}: seconds, a number from 0.1 up`);
+      resolveConfigFile(flags.config); // a missing file fails now, not in every frame
+      const stop = new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+      await watchStatus({
+        // A stack that is gone (or not yet up) is a frame that says so: watching goes on until Ctrl-C.
+        frame: () => control(flags.config, "GET", "/status").then(render, (error: Error) => `tsgi-stack: ${error.message}`),
+        intervalMs: seconds * 1000,
+        out: process.stdout,
+        // --json --watch is one document per line, for programs: never drawn in place.
+        inPlace: process.stdout.isTTY === true && !flags.json,
+        stop,
+      });
     });
 
   program
@@ -165,9 +146,9 @@ export function registerControlCommands(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (app: string | undefined, flags: { config?: string }) => {
       const query = app ? `?app=${encodeURIComponent(app)}` : "";
-      const { restarted, pools } = await control(flags.config, "POST", `/restart${query}`);
+      const { restarted, pools } = await withProgress(flags.config, () => control(flags.config, "POST", `/restart${query}`));
       failIfShort((pools ?? []) as PoolOutcome[], "restart");
-      process.stdout.write(`tsgi-stack: restarted ${(restarted as string[]).join(", ")}\n`);
+      say(`restarted ${(restarted as string[]).join(", ")}`);
     });
 
   program
@@ -177,23 +158,40 @@ export function registerControlCommands(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .action(async (app: string | undefined, flags: { config?: string }) => {
       const query = app ? `?app=${encodeURIComponent(app)}` : "";
-      const outcome = (await control(flags.config, "POST", `/reload${query}`, RELOAD_TIMEOUT_MS)) as ReloadOutcome;
-      const lines = describeReload(outcome);
-      process.stdout.write(lines.map((line) => `tsgi-stack: ${line}\n`).join(""));
+      const outcome = (await withProgress(flags.config, () => control(flags.config, "POST", `/reload${query}`, RELOAD_TIMEOUT_MS))) as ReloadOutcome;
+      for (const line of describeReload(outcome)) say(line);
       const failed = outcome.config === "invalid" || outcome.reloads.some((report) => !report.ok);
       if (failed) throw new ReloadFailed("reload failed: the running workers and config keep serving");
     });
 
   program
     .command("scale")
-    .description("run N workers for an app")
+    .description("run N workers for an app, or +K / -K more or fewer than it runs now (`scale web +1`)")
     .argument("<app>", "the app")
-    .argument("<n>", "the number of workers")
+    .argument("<n>", "the number of workers, or +K / -K")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
-    .action(async (app: string, count: string, flags: { config?: string }) => {
-      if (!/^\d+$/.test(count) || Number(count) < 1) throw new UsageError(`scale ${app} ${count}: N must be a whole number >= 1`);
-      const { pool } = await control(flags.config, "POST", `/scale?app=${encodeURIComponent(app)}&n=${count}`);
-      if (pool) failIfShort([pool as PoolOutcome], `scale ${app} ${count}`);
-      process.stdout.write(`tsgi-stack: ${app} now runs ${count} worker(s)\n`);
+    .action(async (app: string, text: string, flags: { config?: string }) => {
+      const count = parseScaleCount(app, text);
+      const before = (await control(flags.config, "GET", "/status")) as StackStatus;
+      const instances = targetInstances(app, count, before);
+      const was = before.pools.find((pool) => pool.app === app)?.instances;
+      const { pool } = await withProgress(flags.config, () => control(flags.config, "POST", `/scale?app=${encodeURIComponent(app)}&n=${instances}`));
+      if (pool) failIfShort([pool as PoolOutcome], `scale ${app} ${text}`);
+      say(`${app} now runs ${instances} worker(s)${count.kind === "relative" && was !== undefined ? ` (was ${was})` : ""}`);
     });
+}
+
+const say = (line: string) => process.stdout.write(`tsgi-stack: ${line}\n`);
+
+/**
+ * Runs a control request and prints each worker that comes, goes or changes
+ * state meanwhile (cli/worker-progress.ts), on a terminal and in a log alike.
+ */
+function withProgress<T>(configFlag: string | undefined, work: () => Promise<T>): Promise<T> {
+  const socket = controlSocketPath(stateDirOf(resolveConfigFile(configFlag)));
+  const read = async () => {
+    const answer = await callControl(socket, "GET", "/status", 2000);
+    return answer?.status === 200 ? (answer.body.workers as WorkerSnapshot[]) : undefined;
+  };
+  return withWorkerProgress(work, { read, print: say });
 }
