@@ -23,33 +23,21 @@ import { callControl, controlSocketPath } from "../../stack/control.ts";
 import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse } from "../../stack/errors.ts";
 import { openStackLog, prepareStateDir } from "../../stack/state-dir.ts";
 import { TsgiStackError } from "../../errors.ts";
-import type { PoolReport, SupervisorEvent } from "../../supervisor/types.ts";
+import type { SupervisorEvent } from "../../supervisor/types.ts";
+import type { StackStatus } from "../../stack/status.ts";
 import type { RelayedLine as LogLine } from "../../supervisor/log-keeper.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
 import { resolveConfigFile } from "../config-file.ts";
 import { loadOrFail } from "../load-config.ts";
 import { UsageError } from "../usage-error.ts";
+import { ExitTally, summaryLines } from "../up-summary.ts";
+import { readyLine, type WorkerSnapshot, workerChanges } from "../worker-progress.ts";
+
+export { summaryLines } from "../up-summary.ts";
 
 const DETACH_READY_TIMEOUT_MS = 60_000;
 
 const say = (line: string) => process.stdout.write(`tsgi-stack: ${line}\n`);
-
-function routesOf(config: StackConfig, app: string): string {
-  return config.apps[app]!.routes.map((route) => `${route.host ?? ""}${route.path === "/" && route.host ? "" : route.path}`).join(", ");
-}
-
-/** One line per app after `up` starts, the names padded to the longest so the columns line up. */
-export function summaryLines(config: StackConfig, reports: readonly PoolReport[]): string[] {
-  const width = Math.max(14, ...reports.map((report) => report.app.length));
-  return reports.map((report) => appLine(config, report, width));
-}
-
-function appLine(config: StackConfig, report: PoolReport, width: number): string {
-  const app = config.apps[report.app]!;
-  const what = app.module ? `module ${path.relative(process.cwd(), app.module) || app.module}` : `command ${app.command}`;
-  const state = report.error ? `ERRORED: ${report.error.message}` : `${report.ready}/${report.instances} ready`;
-  return `  ${report.app.padEnd(width)} ${state.padEnd(12)} ${what}  routes: ${routesOf(config, report.app)}`;
-}
 
 function describeEvent(event: SupervisorEvent): string | undefined {
   switch (event.type) {
@@ -92,6 +80,15 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
   const say = (line: string) => output.write("out", `tsgi-stack: ${line}\n`);
   const notice = watchNotice(file, config, watch);
   if (notice) say(notice);
+  // The summary says how each app stands when it is printed, exits since up included (cli/up-summary.ts).
+  const exits = new ExitTally();
+  const currentWorkers = (): WorkerSnapshot[] => {
+    try {
+      return stack.status().workers;
+    } catch {
+      return []; // a ready line without its time rather than none
+    }
+  };
   const stack = new Stack({
     configFile: file,
     config,
@@ -102,7 +99,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     // The workers' lines, relayed from their log files at a bounded rate (supervisor/log-keeper.ts).
     ...(workerOutput ? { onLog: ({ app, slot, stream, text }: LogLine) => output.write(stream, `${app}.${slot} | ${text}\n`) } : {}),
     onEvent: (event) => {
-      const line = describeEvent(event);
+      exits.note(event);
+      const line = event.type === "worker-ready" ? readyLine(event, currentWorkers()) : describeEvent(event);
       if (line) say(line);
     },
   });
@@ -132,9 +130,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     void stack.reload().catch((error: Error) => say(`reload: ${error.message}`));
   });
 
-  let reports: PoolReport[];
   try {
-    reports = await stack.start();
+    await stack.start();
   } catch (error) {
     // Each failed app's own output and its "halted" line are above: the last word says only which, once.
     if (error instanceof StackStartError) {
@@ -146,8 +143,8 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     throw error instanceof TsgiStackError ? error : new UsageError((error as Error).message, 1);
   }
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
-  for (const line of summaryLines(config, reports)) output.write("out", `${line}\n`);
   const status = stack.status();
+  for (const line of summaryLines(config, status, exits.exits)) output.write("out", `${line}\n`);
   const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
   say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
   await stack.stopped;
@@ -165,10 +162,17 @@ async function runDetached(file: string, config: StackConfig, watch: boolean): P
   let exited: number | null | undefined;
   child.once("exit", (code) => (exited = code));
   const deadline = Date.now() + DETACH_READY_TIMEOUT_MS;
+  // Each worker as it comes up, from the status read while waiting (cli/worker-progress.ts).
+  let seen: WorkerSnapshot[] = [];
   while (Date.now() < deadline && exited === undefined) {
     const answer = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 2000);
+    if (answer?.status === 200) {
+      const workers = (answer.body as StackStatus).workers;
+      for (const line of workerChanges(seen, workers)) say(line);
+      seen = workers;
+    }
     if (answer?.status === 200 && answer.body.state === "running") {
-      for (const line of summaryLines(config, answer.body.pools as PoolReport[])) process.stdout.write(`${line}\n`);
+      for (const line of summaryLines(config, answer.body as StackStatus)) process.stdout.write(`${line}\n`);
       say(`running in the background (pid ${child.pid}); logs: ${logFile}; \`tsgi-stack down -c ${path.relative(process.cwd(), file)}\` stops it`);
       return;
     }
