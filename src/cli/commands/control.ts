@@ -104,7 +104,14 @@ export function registerControlCommands(program: Command): void {
       const seconds = Number(flags.interval);
       if (!Number.isFinite(seconds) || seconds < 0.1) throw new UsageError(`status --interval ${flags.interval}: seconds, a number from 0.1 up`);
       resolveConfigFile(flags.config); // a missing file fails now, not in every frame
-      const stop = new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+      // Ctrl-C stops watching; so does a reader that went away (`status --watch | head`): both are an exit 0.
+      const stop = new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+          if (error.code !== "EPIPE") throw error;
+          resolve();
+        });
+      });
       await watchStatus({
         // A stack that is gone (or not yet up) is a frame that says so: watching goes on until Ctrl-C.
         frame: () => control(flags.config, "GET", "/status").then(render, (error: Error) => `tsgi-stack: ${error.message}`),
