@@ -206,7 +206,9 @@ describe("tsgi-stack control commands against a running stack", () => {
     }
     const result = await restart;
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toBe("tsgi-stack: restarted hello\n");
+    // Each new worker's ready line as it comes, then the outcome.
+    expect(result.stdout).toMatch(/^tsgi-stack: hello\.\d+ ready \(pid \d+, \d+ ms\)$/m);
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("tsgi-stack: restarted hello");
     expect(requests).toBeGreaterThan(10);
     expect(failures, `${failures.length} of ${requests} requests failed during the restart`).toEqual([]);
 
@@ -253,7 +255,8 @@ describe("tsgi-stack control commands against a running stack", () => {
   it("scale APP 3: three ready workers, and traffic reaches all three", async () => {
     const result = await runCli(["scale", "hello", "3", "-c", stack.file], 60_000);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toBe("tsgi-stack: hello now runs 3 worker(s)\n");
+    expect(result.stdout).toMatch(/^tsgi-stack: hello\.\d+ ready \(pid \d+, \d+ ms\)$/m);
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("tsgi-stack: hello now runs 3 worker(s)");
     const rows = (await status()).workers;
     // Slot numbers are whatever the restart before left free: three distinct slots, all ready.
     expect(rows.map((row) => `${row.app}:${row.state}`)).toEqual(["hello:ready", "hello:ready", "hello:ready"]);
@@ -269,7 +272,7 @@ describe("tsgi-stack control commands against a running stack", () => {
     const before = await readyPids();
     const result = await runCli(["scale", "hello", "1", "-c", stack.file], 60_000);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toBe("tsgi-stack: hello now runs 1 worker(s)\n");
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("tsgi-stack: hello now runs 1 worker(s)");
     // The extra workers leave the proxy at once, then drain and go.
     const ready = await readyPids();
     expect(ready).toHaveLength(1);
@@ -288,7 +291,7 @@ describe("tsgi-stack control commands against a running stack", () => {
     // A count that is not a number of workers is a usage error (exit 2), caught before the stack is asked.
     const zero = await runCli(["scale", "hello", "0", "-c", stack.file]);
     expect(zero.code).toBe(2);
-    expect(zero.stderr).toMatch(/scale hello 0: N must be a whole number >= 1/);
+    expect(zero.stderr).toMatch(/scale hello 0: N must be a whole number from 1 to 256/);
     const unknown = await runCli(["scale", "nope", "2", "-c", stack.file]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe('tsgi-stack: no app named "nope" (apps: hello)\n');

@@ -96,7 +96,7 @@ describe("tsgi-stack up: three apps on one config", () => {
     const accessLog = readFileSync(path.join(dir, ".tsgi", "logs", "access.log"), "utf8");
     expect(accessLog).toMatch(/"GET \/pid HTTP\/1\.1" 200 \d+ "-" "-" app=hello worker=hello\.[01] rt=\d+\.\d{3} rid=[0-9a-f-]{36}\n/);
     const table = await runCli(["status", "-c", file]);
-    expect(table.stdout).toMatch(/APP\s+SLOT\s+PID\s+STATE\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU/);
+    expect(table.stdout).toMatch(/APP\s+SLOT\s+PID\s+STATE\s+HEALTH\s+POOL\s+UPTIME\s+RESTARTS\s+MEMORY\s+CPU\s+REQS\s+ERRS/);
 
     // A second `up` of the same stack is refused.
     const second = await runCli(["up", "-c", file]);
