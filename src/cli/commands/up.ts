@@ -2,7 +2,8 @@
  * @module cli/commands/up
  *
  * `tsgi-stack up [-c FILE] [--watch] [--detach]`: validate the config, start
- * the front proxy and every pool, print one line per app and the URL to open,
+ * the front proxy and every pool (each worker's ready line as it comes), print
+ * one line per app as it stands then (cli/up-summary.ts) and the URL to open,
  * then stream the workers' output prefixed by app and slot. SIGHUP reloads
  * (the config's changes, then every app's workers, with no downtime), as
  * `tsgi-stack reload` does; `--watch` reloads an app when its files change. Ctrl-C (SIGINT) or
@@ -32,8 +33,6 @@ import { loadOrFail } from "../load-config.ts";
 import { UsageError } from "../usage-error.ts";
 import { ExitTally, summaryLines } from "../up-summary.ts";
 import { readyLine, type WorkerSnapshot, workerChanges } from "../worker-progress.ts";
-
-export { summaryLines } from "../up-summary.ts";
 
 const DETACH_READY_TIMEOUT_MS = 60_000;
 
