@@ -1,7 +1,8 @@
 /**
  * `status`, `scale` and `up`'s summary tell the truth, checked as a person
  * checks them against a real stack (real pm2, 127.0.0.1 port 0): the table's
- * memory in MiB and no colour into a pipe (colour on a terminal); `scale web
+ * memory in MiB and no colour into a pipe (colour on a terminal); `status
+ * --watch` into a pipe, ended by Ctrl-C; `scale web
  * 3`, `+1`, `-1` and what the table says when the count is off the config's
  * (and that `reload` keeps it, as the table says); a config file saved with
  * errors and a watched app saved with a syntax error, shown under the table
@@ -61,13 +62,18 @@ apps:
     routes: [{ path: /site }]
 `;
 
+/** The environment of the run without its colour variables: what a pipe gets unless a user asks otherwise. */
+const PLAIN_ENV: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: undefined, FORCE_COLOR: undefined };
+
 /** The CLI with an environment of the test's (colour variables), run to its exit. */
-async function cliWithEnv(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "inherit"] });
+async function cliWithEnv(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
+  let stderr = "";
   child.stdout.on("data", (data) => (stdout += data));
+  child.stderr.on("data", (data) => (stderr += data));
   const [code] = (await once(child, "exit")) as [number | null];
-  return { code, stdout };
+  return { code, stdout, stderr };
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -87,9 +93,9 @@ async function status(file: string): Promise<any> {
   return answer;
 }
 
-/** The plain table, which must exit 0. */
+/** The table as a pipe gets it, which must exit 0. */
 async function table(file: string): Promise<string> {
-  const result = await runCli(["status", "-c", file]);
+  const result = await cliWithEnv(["status", "-c", file], PLAIN_ENV);
   expect(result.code, result.stderr).toBe(0);
   return result.stdout;
 }
@@ -136,7 +142,7 @@ describe("status and scale against a running stack", () => {
   });
 
   it("status: colour on a terminal and with FORCE_COLOR, none with NO_COLOR, the same words either way", async () => {
-    const env = { ...process.env, NO_COLOR: undefined, FORCE_COLOR: undefined, TERM: "xterm-256color" };
+    const env = { ...PLAIN_ENV, TERM: "xterm-256color" };
     // A real terminal: script(1) runs the CLI on a pseudo-terminal.
     const command = [process.execPath, BIN, "status", "-c", file].map((arg) => `'${arg}'`).join(" ");
     const onTerminal = spawn("script", ["-qec", command, "/dev/null"], { env, stdio: ["ignore", "pipe", "inherit"] });
@@ -154,6 +160,22 @@ describe("status and scale against a running stack", () => {
     const row = /^web\s+\d+\s+\d+\s+ready\s+\S+\s+in\s/m;
     expect(forced.stdout.replace(/\u001b\[[0-9;]*m/g, "")).toMatch(row);
     expect(noColour.stdout).toMatch(row);
+  });
+
+  it("status --watch into a pipe: a table per interval after a blank line, no escapes; Ctrl-C exits 0", async () => {
+    const watch = spawn(process.execPath, [BIN, "status", "-c", file, "--watch", "--interval", "0.3"], { cwd: ROOT, env: PLAIN_ENV, stdio: ["ignore", "pipe", "pipe"] });
+    started.add(watch);
+    let output = "";
+    watch.stdout.on("data", (data) => (output += data));
+    const exited = once(watch, "exit");
+    await waitFor("three frames", async () => (output.split(/^stack /m).length > 3 ? true : undefined));
+    process.kill(watch.pid!, "SIGINT");
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(0);
+    const frames = output.split("\n\nstack ");
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    for (const frame of frames.slice(1)) expect(frame).toMatch(/^tsgi-\S+ \(pid \d+\) serving /);
+    expect(output).not.toContain(ESC);
   });
 
   it("scale web 3 (config says 2): the table says so, reload keeps 3 as it says; -1 and +1 count from what runs; below 1 is refused naming the app", async () => {
@@ -211,7 +233,7 @@ describe("status and scale against a running stack", () => {
     expect(await table(file)).not.toContain("config file has errors");
   });
 
-  it("a watched app saved with a syntax error: the reload error and its source line under the table, until fixed", async () => {
+  it("a watched app saved with a syntax error: the reload error under the table, until fixed", async () => {
     const source = path.join(dir, "web.js");
     const good = readFileSync(source, "utf8");
     const servingPids = (await status(file)).workers.filter((w: any) => w.app === "web" && w.state === "ready").map((w: any) => w.pid);
