@@ -121,6 +121,15 @@ export class DetachedStartFailed extends TsgiStackError {
   static readonly code = "TSGI_ERR_STACK_DETACH_FAILED";
 }
 
+/** TSGI_LOG_FORMAT holds neither format of the stack's log (stack/stack-log.ts). */
+export class LogFormatInvalid extends TsgiStackError {
+  static readonly code = "TSGI_ERR_STACK_LOG_FORMAT";
+
+  constructor(variable: string, value: string) {
+    super(`${variable}=${value}: the stack's log format is "pretty" or "json"`, { at: variable });
+  }
+}
+
 /** The stack's start failures, for the catalog (docs/errors.md). */
 export const stackErrors = errorGroup("STACK", [
   StackStartError,
@@ -131,4 +140,5 @@ export const stackErrors = errorGroup("STACK", [
   StackAlreadyRunning,
   StateDirInUse,
   DetachedStartFailed,
+  LogFormatInvalid,
 ]);

@@ -20,6 +20,7 @@ import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { adminHandler } from "../../admin/server.ts";
 import { StackOutput } from "../../stack/output.ts";
+import { createStackLog, stackLogFormat } from "../../stack/stack-log.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse } from "../../stack/errors.ts";
 import { openStackLog, prepareStateDir } from "../../stack/state-dir.ts";
@@ -76,7 +77,9 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
   prepareStateDir(config.state_dir);
   // From here on, the stack's output may be stack.log on a disk that fills: written and counted, never thrown.
   const output = new StackOutput();
-  const say = (line: string) => output.write("out", `tsgi-stack: ${line}\n`);
+  // The stack's own lines and the relayed ones, as pino records: pretty on a terminal, JSON lines elsewhere.
+  const log = createStackLog(output, stackLogFormat());
+  const say = log.say;
   const notice = watchNotice(file, config, watch);
   if (notice) say(notice);
   // The summary says how each app stands when it is printed, exits since up included (cli/up-summary.ts).
@@ -96,7 +99,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     outputFailures: () => output.failures.snapshot(),
     admin: adminHandler,
     // The workers' lines, relayed from their log files at a bounded rate (supervisor/log-keeper.ts).
-    ...(workerOutput ? { onLog: ({ app, slot, stream, text }: LogLine) => output.write(stream, `${app}.${slot} | ${text}\n`) } : {}),
+    ...(workerOutput ? { onLog: (line: LogLine) => log.relay(line) } : {}),
     onEvent: (event) => {
       exits.note(event);
       const line = event.type === "worker-ready" ? readyLine(event, currentWorkers()) : describeEvent(event);
