@@ -9,6 +9,7 @@
  * heartbeats.ts; this module only reads state and signals, and changes none.
  */
 import { appendFileSync, existsSync, readFileSync, statSync } from "node:fs";
+import { lineStamp } from "../contract/line-stamp.ts";
 import type { SupervisorCore } from "./core.ts";
 import { type BeatingWorker, type BeatReading, blockedWorkers, checkPeriodMs, heartbeatFile, responsiveness } from "./heartbeats.ts";
 import { logFiles } from "./slots.ts";
@@ -87,7 +88,7 @@ export class BlockedWorkerWatch {
       // The worker's own log says why it died, as its watchdog thread's line would.
       const line = `tsgi worker ${pid}: event loop blocked for ${silentMs} ms (timeout ${timeoutMs} ms): killed by the supervisor for replacement`;
       try {
-        appendFileSync(logFiles(this.core.paths, app, slot).err, `${line}\n`);
+        appendFileSync(logFiles(this.core.paths, app, slot).err, `${lineStamp(new Date())}${line}\n`);
       } catch {
         // The log is a courtesy; the kill is what matters.
       }

@@ -11,6 +11,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node
 import { open, stat } from "node:fs/promises";
 import net from "node:net";
 import { isAlive } from "../contract/pids.ts";
+import { withoutLineStamp } from "../contract/line-stamp.ts";
 import type { WorkerAddress } from "./types.ts";
 
 export { isAlive };
@@ -83,6 +84,7 @@ export function freeLoopbackPort(host = "127.0.0.1"): Promise<number> {
  * The last `count` non-empty lines of a file ([] if it does not exist),
  * written after byte offset `from` (where the file ended when a worker was
  * launched: its own lines, not an earlier worker's of the same slot).
+ * A line's time stamp (contract/line-stamp.ts) is taken off.
  */
 export async function tailLines(file: string, count: number, from = 0): Promise<string[]> {
   if (!file || !existsSync(file)) return [];
@@ -94,7 +96,8 @@ export async function tailLines(file: string, count: number, from = 0): Promise<
     const length = size - start;
     const buffer = Buffer.alloc(length);
     await handle.read(buffer, 0, length, start);
-    const lines = buffer.toString("utf8").split("\n").map((line) => line.trimEnd()).filter(Boolean);
+    // A gateway worker's lines start with their time: the words are what an error quotes.
+    const lines = buffer.toString("utf8").split("\n").map((line) => withoutLineStamp(line).trimEnd()).filter(Boolean);
     // The first line may be cut by the read window: drop it unless the window began at the mark.
     if (start > (size < from ? 0 : from)) lines.shift();
     return lines.slice(-count);
