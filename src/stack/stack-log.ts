@@ -3,8 +3,9 @@
  *
  * The stack process's own log, structured with pino: its lines (`serving on
  * …`, `web: reloaded 2 workers`) and the workers' lines it relays, each as
- * one record with a time, a level and, for a relayed line, `app`, `slot`
- * and `stream`. A terminal gets them pretty-printed (pino-pretty's
+ * one record with a time, a level and, for a relayed line, `app`, `slot`,
+ * `stream` and `written` (the time the worker stamped the line with, taken
+ * off the message: contract/line-stamp.ts). A terminal gets them pretty-printed (pino-pretty's
  * prettyFactory, called in this thread: no transport, no worker thread);
  * a pipe or a file (`stack.log` under `up -d`) gets one JSON object per line,
  * for a program to read. TSGI_LOG_FORMAT=pretty|json chooses either way.
@@ -15,6 +16,7 @@
  */
 import { pino, type Logger } from "pino";
 import { prettyFactory } from "pino-pretty";
+import { LINE_STAMP, withoutLineStamp } from "../contract/line-stamp.ts";
 import { LogFormatInvalid } from "./errors.ts";
 import type { StackOutput } from "./output.ts";
 import type { RelayedLine } from "../supervisor/log-keeper.ts";
@@ -67,7 +69,7 @@ export function createStackLog(output: StackOutput, format: StackLogFormat, colo
           colorize,
           singleLine: true,
           translateTime: "SYS:HH:MM:ss.l",
-          ignore: "pid,hostname,app,slot,stream",
+          ignore: "pid,hostname,app,slot,stream,written",
           messageFormat: prettyMessage,
         })
       : (line: string) => line;
@@ -80,6 +82,10 @@ export function createStackLog(output: StackOutput, format: StackLogFormat, colo
   const err = loggerTo("err");
   return {
     say: (message) => out.info(message),
-    relay: ({ app, slot, stream, text }) => (stream === "err" ? err : out).info({ app, slot, stream }, text),
+    relay: ({ app, slot, stream, text }) => {
+      const written = LINE_STAMP.exec(text)?.[1];
+      const fields = { app, slot, stream, ...(written ? { written } : {}) };
+      (stream === "err" ? err : out).info(fields, written ? withoutLineStamp(text) : text);
+    },
   };
 }
