@@ -107,6 +107,11 @@ export interface ProxySettings {
   drainTimeoutMs: number;
 }
 
+/** Where the front proxy writes its access log (`access_log` other than `off`), and `tsgi-stack logs --access` reads it. */
+export function accessLogFile(config: StackConfig): string {
+  return path.join(config.state_dir, "logs", "access.log");
+}
+
 export function proxySettings(config: StackConfig): ProxySettings {
   const { proxy } = config;
   return {
@@ -114,6 +119,6 @@ export function proxySettings(config: StackConfig): ProxySettings {
     headerTimeoutMs: proxy.limits.header_timeout,
     drainTimeoutMs: Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout)),
     ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key } } : {}),
-    ...(proxy.access_log === "off" ? {} : { accessLog: { file: path.join(config.state_dir, "logs", "access.log"), format: proxy.access_log } }),
+    ...(proxy.access_log === "off" ? {} : { accessLog: { file: accessLogFile(config), format: proxy.access_log } }),
   };
 }

@@ -3,137 +3,141 @@
  *
  * `tsgi-stack logs [APP] [-f] [-n LINES]`: the workers' output, read from the
  * log files the supervisor writes in <state_dir>/logs (`<app>.<slot>.out.log`
- * and `.err.log`), each line prefixed by app and slot. Works whether the
- * stack runs or not; `-f` follows the files as they grow (and picks up new
- * slots, and starts a file over when it is rotated), like `tail -F`. Only the
- * end of each file is read: `-n 3` of a 1 GB file reads a few kilobytes.
+ * and `.err.log`), each line prefixed by app and slot, the files of all
+ * slots and both streams merged by time (cli/logs/by-time.ts). Works whether
+ * the stack runs or not; `-f` follows the files as they grow (and picks up
+ * new slots, and starts a file over when it is rotated), like `tail -F`,
+ * merging what each look finds by time. Only the end of each file is read:
+ * `-n 3` of a 1 GB file reads a few kilobytes (cli/logs/tail.ts).
+ *
+ * `--access` reads the front proxy's access log instead (`proxy.access_log`),
+ * with APP keeping that app's requests.
  */
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import type { StackConfig } from "../../config/schema.ts";
+import { accessLogFile } from "../../stack/proxy-settings.ts";
+import { SLOT_LOG_FILE } from "../../supervisor/log-keeper.ts";
 import { resolveConfigFile } from "../config-file.ts";
 import { loadOrFail } from "../load-config.ts";
 import { UsageError } from "../usage-error.ts";
-import { SLOT_LOG_FILE } from "../../supervisor/log-keeper.ts";
+import { appOfAccessLine } from "../logs/access-lines.ts";
+import { mergeByTime, type TimedLine, timeLines } from "../logs/by-time.ts";
+import { FollowedFile, readLastLines } from "../logs/tail.ts";
 
 const FOLLOW_POLL_MS = 250;
-/** `-f` prints what was appended this much at a time: a flooding app costs the reader no more memory than this. */
-const FOLLOW_CHUNK = 1024 * 1024;
-/** `-n` reads the end of a file this much at a time, backwards, and never more than TAIL_MAX_BYTES in all. */
-const TAIL_CHUNK = 64 * 1024;
-const TAIL_MAX_BYTES = 16 * 1024 * 1024;
+/** `--access APP -n N` reads back this many lines at most to find N of the app's. */
+const ACCESS_SCAN_MAX_LINES = 1_000_000;
 
-interface LogFile {
-  file: string;
+interface SlotLog {
+  follower: FollowedFile;
   prefix: string;
   stream: "out" | "err";
-  offset: number;
-  partial: string;
+  /** The time of the file's last stamped line read so far (by-time.ts). */
+  lastStamp: number;
 }
 
-function logFilesOf(logDir: string, app: string | undefined): LogFile[] {
+interface LogsFlags {
+  config?: string;
+  follow?: boolean;
+  lines: string;
+  access?: boolean;
+}
+
+function slotLogsOf(logDir: string, app: string | undefined): SlotLog[] {
   if (!existsSync(logDir)) return [];
   return readdirSync(logDir)
     .map((name) => ({ name, match: SLOT_LOG_FILE.exec(name) }))
     .filter(({ match }) => match && (!app || match.groups!.app === app))
     .sort((a, b) => a.name.localeCompare(b.name))
     .map(({ name, match }) => ({
-      file: path.join(logDir, name),
+      follower: new FollowedFile(path.join(logDir, name)),
       prefix: `${match!.groups!.app}.${match!.groups!.slot}`,
       stream: match!.groups!.stream as "out" | "err",
-      offset: 0,
-      partial: "",
+      lastStamp: -Infinity,
     }));
 }
 
-function print(log: LogFile, text: string): void {
-  const lines = (log.partial + text).split("\n");
-  log.partial = lines.pop() ?? "";
-  const out = log.stream === "err" ? process.stderr : process.stdout;
-  for (const line of lines) out.write(`${log.prefix} | ${line}\n`);
+function print(lines: readonly TimedLine<SlotLog>[]): void {
+  for (const { source, text } of lines) (source.stream === "err" ? process.stderr : process.stdout).write(`${source.prefix} | ${text}\n`);
 }
 
-/**
- * The end of `file` holding its last `count` lines: read backwards a chunk at
- * a time, so a 1 GB file costs what its last lines weigh — at most
- * TAIL_MAX_BYTES (longer lines are cut at the front). Returns the lines and
- * the file's size when read.
- */
-export function readLastLines(file: string, count: number): { lines: string[]; size: number } {
-  const fd = openSync(file, "r");
-  try {
-    const size = fstatSync(fd).size;
-    if (count <= 0) return { lines: [], size };
-    const chunks: Buffer[] = [];
-    let start = size;
-    let newlines = 0;
-    // One newline more than lines wanted (the file's last one ends the last line), unless the file starts first.
-    while (start > 0 && newlines <= count && size - start < TAIL_MAX_BYTES) {
-      const length = Math.min(TAIL_CHUNK, start);
-      start -= length;
-      const chunk = Buffer.alloc(length);
-      readSync(fd, chunk, 0, length, start);
-      chunks.unshift(chunk);
-      for (const byte of chunk) if (byte === 0x0a) newlines += 1;
-    }
-    const lines = Buffer.concat(chunks).toString("utf8").split("\n");
-    if (lines.at(-1) === "") lines.pop();
-    // The first line is cut unless the read began at the start of the file.
-    if (start > 0 && lines.length > count) lines.shift();
-    return { lines: lines.slice(-count), size };
-  } finally {
-    closeSync(fd);
+/** The last `count` lines of a slot's file, taking the rest from its newest rotated file when it was just rotated. */
+function lastLinesOf(log: SlotLog, count: number): string[] {
+  const { lines, size } = readLastLines(log.follower.file, count);
+  log.follower.fromEnd(size);
+  const rotated = `${log.follower.file}.1`;
+  const earlier = lines.length < count && existsSync(rotated) ? readLastLines(rotated, count - lines.length).lines : [];
+  return [...earlier, ...lines];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function showWorkerLogs(logDir: string, app: string | undefined, count: number, follow: boolean): Promise<void> {
+  const logs = slotLogsOf(logDir, app);
+  // Each file's last `count` lines hold the last `count` of all of them, whatever the order.
+  print(mergeByTime(logs.map((log) => timeLines(log, lastLinesOf(log, count)))).slice(-count));
+  if (!follow) return;
+  const known = new Map(logs.map((log) => [log.follower.file, log]));
+  for (;;) {
+    for (const log of slotLogsOf(logDir, app)) if (!known.has(log.follower.file)) known.set(log.follower.file, log);
+    print(mergeByTime([...known.values()].map((log) => timeLines(log, log.follower.readNew()))));
+    await sleep(FOLLOW_POLL_MS);
   }
 }
 
-/** Reads what was appended to `log` since its offset, FOLLOW_CHUNK at a time. */
-function readNew(log: LogFile): void {
-  const size = statSync(log.file).size;
-  if (size < log.offset) log.offset = 0; // truncated or rotated: start over
-  if (size === log.offset) return;
-  const fd = openSync(log.file, "r");
-  try {
-    while (log.offset < size) {
-      const buffer = Buffer.alloc(Math.min(FOLLOW_CHUNK, size - log.offset));
-      const read = readSync(fd, buffer, 0, buffer.length, log.offset);
-      if (read === 0) break;
-      log.offset += read;
-      print(log, buffer.subarray(0, read).toString("utf8"));
-    }
-  } finally {
-    closeSync(fd);
+/** The access log's file, or a one-line refusal when the config turns it off. */
+function accessLogOf(config: StackConfig): string {
+  if (config.proxy.access_log === "off") {
+    throw new UsageError("proxy.access_log is off in the config: the front proxy keeps no access log to read", 1);
+  }
+  return accessLogFile(config);
+}
+
+/** The last `count` lines of the access log, of `app` alone when one is named: read back further until enough are found. */
+function lastAccessLines(file: string, count: number, app: string | undefined): { lines: string[]; size: number } {
+  const ofApp = (lines: string[]) => (app ? lines.filter((line) => appOfAccessLine(line) === app) : lines);
+  for (let scan = count; ; scan *= 4) {
+    const read = readLastLines(file, scan);
+    const lines = ofApp(read.lines);
+    if (lines.length >= count || read.lines.length < scan || scan >= ACCESS_SCAN_MAX_LINES) return { lines: lines.slice(-count), size: read.size };
+  }
+}
+
+async function showAccessLog(config: StackConfig, app: string | undefined, count: number, follow: boolean): Promise<void> {
+  const file = accessLogOf(config);
+  const follower = new FollowedFile(file);
+  const write = (lines: string[]) => {
+    for (const line of lines) if (!app || appOfAccessLine(line) === app) process.stdout.write(`${line}\n`);
+  };
+  if (existsSync(file)) {
+    const { lines, size } = lastAccessLines(file, count, app);
+    follower.fromEnd(size);
+    write(lines);
+  }
+  if (!follow) return;
+  for (;;) {
+    write(follower.readNew());
+    await sleep(FOLLOW_POLL_MS);
   }
 }
 
 export function registerLogs(program: Command): void {
   program
     .command("logs")
-    .description("show the workers' output (of one app, or of all)")
+    .description("show the workers' output (of one app, or of all), merged by time; or the access log")
     .argument("[app]", "only this app")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("-f, --follow", "keep printing new lines")
-    .option("-n, --lines <n>", "lines of each file to show first", "50")
-    .action(async (app: string | undefined, flags: { config?: string; follow?: boolean; lines: string }) => {
+    .option("-n, --lines <n>", "lines to show first (the last of all files together)", "50")
+    .option("--access", "the front proxy's access log (proxy.access_log) instead of the workers' output")
+    .action(async (app: string | undefined, flags: LogsFlags) => {
       const config = loadOrFail(resolveConfigFile(flags.config));
       if (app && !(app in config.apps)) throw new UsageError(`no app named "${app}" (apps: ${Object.keys(config.apps).join(", ")})`, 1);
-      const logDir = path.join(config.state_dir, "logs");
-      const keep = Number(flags.lines);
-      const logs = logFilesOf(logDir, app);
-      for (const log of logs) {
-        const { lines, size } = readLastLines(log.file, keep);
-        log.offset = size;
-        // Just rotated, the file holds fewer lines than asked for: the rest are the last of its newest rotated file.
-        const rotated = `${log.file}.1`;
-        const earlier = lines.length < keep && existsSync(rotated) ? readLastLines(rotated, keep - lines.length).lines : [];
-        const all = [...earlier, ...lines];
-        print(log, all.length ? `${all.join("\n")}\n` : "");
-      }
-      if (!flags.follow) return;
-      const known = new Map(logs.map((log) => [log.file, log]));
-      for (;;) {
-        for (const log of logFilesOf(logDir, app)) if (!known.has(log.file)) known.set(log.file, log);
-        for (const log of known.values()) if (existsSync(log.file)) readNew(log);
-        await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
-      }
+      const count = Number(flags.lines);
+      if (!Number.isInteger(count) || count < 0) throw new UsageError(`-n ${flags.lines}: the number of lines is a whole number`);
+      if (flags.access) return showAccessLog(config, app, count, flags.follow ?? false);
+      return showWorkerLogs(path.join(config.state_dir, "logs"), app, count, flags.follow ?? false);
     });
 }
