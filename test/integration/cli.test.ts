@@ -11,6 +11,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STAMPED } from "../helpers/log-lines.ts";
 import { BIN, ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { pm2DaemonPid, stackDir as makeStackDir, statusJson, up } from "../helpers/stack.ts";
 
@@ -164,17 +165,17 @@ describe("tsgi-stack control commands against a running stack", () => {
     expect((await answeringPids(6)).length).toBe(2);
   });
 
-  it("logs APP: the workers' lines, prefixed 'APP.SLOT | ', with each worker's ready: line", async () => {
+  it("logs APP: the workers' lines, prefixed 'APP.SLOT | ' and stamped with their time, with each worker's ready: line", async () => {
     const pids = await readyPids();
     const result = await runCli(["logs", "hello", "-c", stack.file]);
     expect(result.code, result.stderr).toBe(0);
     const lines = (result.stdout + result.stderr).split("\n").filter(Boolean);
     expect(lines.length).toBeGreaterThan(0);
-    for (const line of lines) expect(line).toMatch(/^hello\.[01] \| /);
+    for (const line of lines) expect(line).toMatch(new RegExp(`^hello\\.[01] \\| ${STAMPED}`));
     const rows = (await status()).workers;
     for (const pid of pids) {
       const slot = rows.find((row) => row.pid === pid)!.slot;
-      expect(result.stdout).toMatch(new RegExp(`^hello\\.${slot} \\| tsgi worker ${pid}: ready: `, "m"));
+      expect(result.stdout).toMatch(new RegExp(`^hello\\.${slot} \\| ${STAMPED}tsgi worker ${pid}: ready: `, "m"));
     }
   });
 
@@ -242,7 +243,7 @@ describe("tsgi-stack control commands against a running stack", () => {
       for (const pid of after) {
         expect(before).not.toContain(pid);
         await waitFor(`logs -f to print worker ${pid}'s ready: line`, async () =>
-          new RegExp(`^hello\\.\\d+ \\| tsgi worker ${pid}: ready: `, "m").test(output) ? true : undefined,
+          new RegExp(`^hello\\.\\d+ \\| ${STAMPED}tsgi worker ${pid}: ready: `, "m").test(output) ? true : undefined,
         );
       }
       expect(follow.exitCode).toBeNull();

@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { readStackLog } from "../helpers/log-lines.ts";
 import { ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { pm2DaemonPid, stackDir, statusJson, up } from "../helpers/stack.ts";
 
@@ -264,7 +265,10 @@ apps:
     // The workers' output is in their own files only: stack.log holds the stack's lines, not a second copy.
     const hello = status.workers.find((row: any) => row.app === "hello" && row.slot === 0);
     expect(readFileSync(path.join(dir, ".tsgi", "logs", "hello.0.out.log"), "utf8")).toContain(`tsgi worker ${hello.pid}: ready:`);
-    expect(readFileSync(path.join(dir, ".tsgi", "stack.log"), "utf8")).not.toMatch(/^\w+\.\d+ \| /m);
+    // stack.log is a file, so its records are JSON lines (stack/stack-log.ts).
+    const stackLog = readStackLog(readFileSync(path.join(dir, ".tsgi", "stack.log"), "utf8"));
+    expect(stackLog.filter((line) => line.app !== undefined)).toEqual([]);
+    expect(stackLog.find((line) => line.msg.startsWith("serving on "))).toMatchObject({ json: true });
     // A command app's too, through the shell that runs it.
     expect(readFileSync(path.join(dir, ".tsgi", "logs", "legacy.0.out.log"), "utf8")).toMatch(/legacy server listening on http:\/\/127\.0\.0\.1:\d+/);
 

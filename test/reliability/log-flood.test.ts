@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import path from "node:path";
+import { withoutStamp } from "../helpers/log-lines.ts";
 import { ROOT, httpGet, runCli, sleep } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, up } from "../helpers/stack.ts";
 import { samplePeakRss } from "../helpers/rss.ts";
@@ -128,7 +129,9 @@ apps:
       const text = readLastBytes(file, 4096) || readLastBytes(`${file}.1`, 4096);
       return text.trimEnd().split("\n").pop() ?? "";
     };
-    const done = () => ["flood.0.out.log", "flood.1.out.log"].every((name) => /^flood \d+ done after \d+ lines$/.test(lastLineOf(name)));
+    // The words of a file's last line, without the time the worker stamped it with.
+    const lastWordsOf = (name: string) => withoutStamp(lastLineOf(name));
+    const done = () => ["flood.0.out.log", "flood.1.out.log"].every((name) => /^flood \d+ done after \d+ lines$/.test(lastWordsOf(name)));
     while (!done() && Date.now() - floodStarted < 40_000) await sleep(200);
     expect(done(), "both slots' floods ended").toBe(true);
     asking = false;
@@ -154,14 +157,16 @@ apps:
     expect(outFiles.length).toBeLessThanOrEqual(1 + KEEP);
     for (const name of outFiles) expect(statSync(path.join(logDir, name)).size, name).toBeLessThanOrEqual(MAX_FILE + OVERSHOOT);
 
-    // `logs -n 3` reads the end of each file only: 3 lines of each, the last ones the workers wrote.
+    // `logs -n 3` reads the end of each file only: the last 3 lines of all, in time order, the last one
+    // the last a worker wrote (both floods are over: each file ends with its "done" line).
     const logs = await runCli(["logs", "flood", "-c", file, "-n", "3"]);
     expect(logs.code, logs.stderr).toBe(0);
     const out = logs.stdout.split("\n").filter(Boolean);
-    const fromSlot0 = out.filter((line) => line.startsWith("flood.0 | "));
-    expect(fromSlot0, logs.stdout).toHaveLength(3);
-    expect(fromSlot0[2]).toBe(`flood.0 | ${lastLineOf("flood.0.out.log")}`);
-    expect(fromSlot0[2]).toMatch(/done after \d+ lines$/);
+    expect(out, logs.stdout).toHaveLength(3);
+    const last = /^flood\.(\d) \| (.*)$/.exec(out[2]!);
+    expect(last, out[2]).not.toBeNull();
+    expect(last![2]).toBe(lastLineOf(`flood.${last![1]}.out.log`));
+    expect(withoutStamp(last![2]!)).toMatch(/done after \d+ lines$/);
 
     process.kill(stack.child.pid!, "SIGINT");
     expect(await stack.exited).toBe(0);

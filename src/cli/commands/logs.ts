@@ -36,6 +36,8 @@ interface SlotLog {
   stream: "out" | "err";
   /** The time of the file's last stamped line read so far (by-time.ts). */
   lastStamp: number;
+  /** Lines `-f` read but holds for the next look (see linesBefore). */
+  held: TimedLine<SlotLog>[];
 }
 
 interface LogsFlags {
@@ -56,6 +58,7 @@ function slotLogsOf(logDir: string, app: string | undefined): SlotLog[] {
       prefix: `${match!.groups!.app}.${match!.groups!.slot}`,
       stream: match!.groups!.stream as "out" | "err",
       lastStamp: -Infinity,
+      held: [],
     }));
 }
 
@@ -74,6 +77,20 @@ function lastLinesOf(log: SlotLog, count: number): string[] {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The lines of `log` stamped before `cutoff` (when the look began), and the
+ * unstamped ones after them; the rest are held for the next look. The files
+ * are read one after the other: a line stamped after the look began may have
+ * been written after an earlier file was read, and that file's line of the
+ * same moment would then come a look later, out of order.
+ */
+function linesBefore(log: SlotLog, cutoff: number): TimedLine<SlotLog>[] {
+  const lines = [...log.held, ...timeLines(log, log.follower.readNew())];
+  const later = lines.findIndex((line) => line.at >= cutoff);
+  log.held = later === -1 ? [] : lines.slice(later);
+  return later === -1 ? lines : lines.slice(0, later);
+}
+
 async function showWorkerLogs(logDir: string, app: string | undefined, count: number, follow: boolean): Promise<void> {
   const logs = slotLogsOf(logDir, app);
   // Each file's last `count` lines hold the last `count` of all of them, whatever the order.
@@ -82,7 +99,8 @@ async function showWorkerLogs(logDir: string, app: string | undefined, count: nu
   const known = new Map(logs.map((log) => [log.follower.file, log]));
   for (;;) {
     for (const log of slotLogsOf(logDir, app)) if (!known.has(log.follower.file)) known.set(log.follower.file, log);
-    print(mergeByTime([...known.values()].map((log) => timeLines(log, log.follower.readNew()))));
+    const cutoff = Date.now();
+    print(mergeByTime([...known.values()].map((log) => linesBefore(log, cutoff))));
     await sleep(FOLLOW_POLL_MS);
   }
 }
