@@ -7,7 +7,7 @@
  * lines. Every process started here is stopped by its pid in afterAll.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readStackLog, STAMPED, withoutStamp } from "../helpers/log-lines.ts";
@@ -205,6 +205,29 @@ describe("tsgi-stack logs on a running stack", () => {
     const lines = text.split("\n").filter(Boolean);
     for (const line of lines) expect(line).toMatch(new RegExp(`^${STAMPED}`));
     expect(lines.map(withoutStamp)).toContainEqual(expect.stringMatching(/^tsgi worker \d+: ready: /));
+  });
+
+  it("after a reload: still one file per slot and stream (the new workers' slots), and logs -n shows the new workers' lines in time order", async () => {
+    const reload = await runCli(["reload", "says", "-c", file], 60_000);
+    expect(reload.code, reload.stderr).toBe(0);
+    const workers = (await statusJson(file)).workers.filter((row: { app: string }) => row.app === "says");
+    for (const row of workers) seenPids.add(row.pid);
+    const names = readdirSync(path.join(dir, ".tsgi", "logs"));
+    for (const name of names) expect(name).toMatch(/^(says|other)\.\d+\.(out|err)\.log$|^access\.log$/);
+    for (const row of workers) expect(names).toEqual(expect.arrayContaining([`says.${row.slot}.out.log`, `says.${row.slot}.err.log`]));
+
+    const from = next;
+    const slots = await say(stack.url, from, 2);
+    next += 2;
+    const logs = await waitFor("logs -n 3 to show the last request's line", async () => {
+      const result = await logsInOneStream(dir, ["says", "-c", file, "-n", "3"]);
+      return result.lines.at(-1)?.includes(`said ${from + 1}`) ? result : undefined;
+    });
+    expect(logs.lines).toHaveLength(3);
+    expect(logs.lines[1]).toMatch(saidLine(slots.get(from)!, from));
+    expect(logs.lines[2]).toMatch(saidLine(slots.get(from + 1)!, from + 1));
+    const stamps = logs.lines.map(stampOf);
+    expect([...stamps].sort((a, b) => a - b)).toEqual(stamps);
   });
 });
 
