@@ -19,6 +19,7 @@ import { writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { WebSocket } from "ws";
+import { readStackLog } from "../helpers/log-lines.ts";
 import { ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up, type Up } from "../helpers/stack.ts";
 import { record } from "../reliability/record.ts";
@@ -244,7 +245,11 @@ describe("zero-downtime reloads under load", () => {
     const output = stack.output();
     expect(output).toContain("web: app.ts changed: reloading");
     expect(output).toContain("web: reload failed, the running workers keep serving");
-    expect(output, output).toMatch(/app\.ts:16:\d+\n.*\n.*\n> 16 \|   return \[body ;\];\n\s+\|\s+\^/);
+    // The code frame is one multi-line message: one JSON record on a pipe, its lines as printed on a terminal.
+    const messages = readStackLog(output)
+      .map((line) => line.msg)
+      .join("\n");
+    expect(messages, output).toMatch(/app\.ts:16:\d+\n.*\n.*\n> 16 \|   return \[body ;\];\n\s+\|\s+\^/);
     const status = await statusJson(file);
     expect(status.reloadErrors.web.message).toBeTruthy();
     expect(status.reloadErrors.web.frame).toContain("> 16 |   return [body ;");
