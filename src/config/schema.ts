@@ -266,7 +266,7 @@ const ProxySchema = Type.Object(
     }),
     access_log: choice(["combined", "json", "off"], {
       description:
-        "The access log, one line per request, in <state_dir>/logs/access.log: `combined` (nginx's format plus app, worker, time and request id), `json` (one object per line) or `off`.",
+        "The access log, one line per request, in <state_dir>/logs/access.log (`tsgi-stack logs --access` reads it): `combined` (nginx's format plus app, worker, time and request id), `json` (one object per line) or `off`.",
       default: "combined",
     }),
   },
