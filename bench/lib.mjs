@@ -152,12 +152,30 @@ export const running = new Set();
 let cleaning;
 let interrupted = false;
 
+/**
+ * A line as the benchmarks read it: a record of the stack's own log (`up` on a
+ * pipe writes JSON lines, see src/stack/stack-log.ts) in the words `up` prints
+ * on a terminal, `tsgi-stack: MSG` or `APP.SLOT | MSG`; any other line as it is.
+ */
+export function asPrinted(line) {
+  if (!line.startsWith("{")) return line;
+  let record;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof record?.level !== "number" || typeof record.msg !== "string") return line;
+  return record.app === undefined ? `tsgi-stack: ${record.msg}` : `${record.app}.${record.slot} | ${record.msg}`;
+}
+
 /** A child process, its output (with each line's arrival time), and the processes it started in turn. */
 export class Proc {
   constructor(name, command, args, { env } = {}) {
     if (cleaning) throw new Error(`stopping: not starting ${name}`);
     this.name = name;
-    this.stdout = "";
+    /** stdout's whole lines so far, read as printed (asPrinted); `stdout` adds the line not yet ended. */
+    this.printed = "";
     this.stderr = "";
     /** stdout lines as { t: performance.now() at arrival, text }. */
     this.lines = [];
@@ -185,9 +203,10 @@ export class Proc {
       const text = this.partial + data;
       const parts = text.split("\n");
       this.partial = parts.pop();
-      for (const line of parts) this.lines.push({ t, text: line });
+      const printed = parts.map(asPrinted);
+      for (const line of printed) this.lines.push({ t, text: line });
       if (this.lines.length > 20_000) this.lines.splice(0, this.lines.length - 20_000);
-      this.stdout = (this.stdout + data).slice(-1_000_000);
+      this.printed = (this.printed + printed.map((line) => `${line}\n`).join("")).slice(-1_000_000);
       this.onOutput?.();
     });
     this.child.stderr.on("data", (data) => {
@@ -195,6 +214,11 @@ export class Proc {
       this.onOutput?.();
     });
     if (this.pid !== undefined) running.add(this);
+  }
+
+  /** Everything on stdout so far (its last megabyte), each whole line as printed. */
+  get stdout() {
+    return this.printed + this.partial;
   }
 
   describeExit() {
