@@ -4,13 +4,13 @@
  * Under the stack a worker's output is its slot's log files, and `tsgi-stack
  * logs` merges the files of an app's slots by time: so each line a gateway
  * worker writes starts with when it was written, `2026-12-06T12:00:00.123Z `
- * (ISO 8601, UTC: contract/line-stamp.ts). Writes are not lines: one write may hold several lines,
- * or end inside one that the next write finishes. A LineStamper keeps, per
- * stream, whether the next byte starts a line, and stamps only there. It
+ * (ISO 8601, UTC: contract/line-stamp.ts). Writes are not lines: one write
+ * may hold several lines, or end inside one that the next write finishes. A
+ * LineStamper keeps, per stream, whether the next byte starts a line, and
+ * stamps only there (a line written in pieces has the time of its first). It
  * works on bytes (a newline is 0x0a in UTF-8 whatever surrounds it), so a
  * character split across two writes is never broken.
  */
-
 import { lineStamp } from "../contract/line-stamp.ts";
 
 const NEWLINE = 0x0a;
