@@ -59,6 +59,8 @@ export interface StackLog {
   say(message: string): void;
   /** One line of a worker's, relayed from its log file: on stderr when the worker wrote it there. */
   relay(line: RelayedLine): void;
+  /** One line of `up`'s per-app summary: as it is on a terminal (a table's row), a record `{ summary: true }` in JSON. */
+  summary(line: string): void;
 }
 
 /** The stack's log, written through `output` (guarded, counted) in `format`. */
@@ -82,6 +84,7 @@ export function createStackLog(output: StackOutput, format: StackLogFormat, colo
   const err = loggerTo("err");
   return {
     say: (message) => out.info(message),
+    summary: (line) => (format === "pretty" ? output.write("out", `${line}\n`) : out.info({ summary: true }, line.trimStart())),
     relay: ({ app, slot, stream, text }) => {
       const written = LINE_STAMP.exec(text)?.[1];
       const fields = { app, slot, stream, ...(written ? { written } : {}) };

@@ -17,6 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { readStackLog, readStackLogLine } from "../helpers/log-lines.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up, type Up } from "../helpers/stack.ts";
@@ -125,10 +126,13 @@ describe("status and scale against a running stack", () => {
   }, 60_000);
 
   it("up: each worker's ready line with its pid and time, and a summary line per app, the static one included", () => {
-    const output = stack.output();
-    expect(output).toMatch(/tsgi-stack: web\.\d+ ready \(pid \d+, \d+ ms\)/);
-    expect(output).toMatch(/^ {2}web\s+2\/2 ready\s+module web\.js {2}routes: \/web$/m);
-    expect(output).toMatch(/^ {2}site\s+static\s+folder \S*public {2}routes: \/site$/m);
+    // The stack's log is JSON records on a pipe: their messages, one per line.
+    const messages = readStackLog(stack.output())
+      .map((line) => line.msg)
+      .join("\n");
+    expect(messages).toMatch(/^web\.\d+ ready \(pid \d+, \d+ ms\)$/m);
+    expect(messages).toMatch(/^web\s+2\/2 ready\s+module web\.js {2}routes: \/web$/m);
+    expect(messages).toMatch(/^site\s+static\s+folder \S*public {2}routes: \/site$/m);
   });
 
   it("status: memory labelled and printed in MiB; a static app as a row; no ANSI escapes into a pipe", async () => {
@@ -314,14 +318,19 @@ apps:
     const daemon = pm2DaemonPid(dir);
     if (daemon !== undefined) seenPids.add(daemon);
     try {
-      const summary = stack.output().slice(stack.output().indexOf("state in "));
-      const crashy = summary.split("\n").findIndex((line) => /^ {2}crashy\s/.test(line));
-      const lines = summary.split("\n");
-      expect(lines[crashy], summary).toMatch(/^ {2}crashy\s+RESTARTING\s+module crashy\.js/);
+      // The summary's lines are the records marked `summary` (JSON on a pipe), in order.
+      const lines = stack
+        .output()
+        .split("\n")
+        .filter((line) => line.includes('"summary":true'))
+        .map((line) => readStackLogLine(line).msg);
+      const summary = lines.join("\n");
+      const crashy = lines.findIndex((line) => /^crashy\s/.test(line));
+      expect(lines[crashy], summary).toMatch(/^crashy\s+RESTARTING\s+module crashy\.js/);
       expect(lines[crashy + 1]).toMatch(/\d+ worker exit\(s\) since up, the last: crashy\.0 exited with code 1 after \d+ ms; `tsgi-stack logs crashy` says why/);
       expect(lines[crashy]).not.toMatch(/ready/);
-      expect(summary).toMatch(/^ {2}slow\s+1\/1 ready\s+command /m);
-      expect(summary).toMatch(/^ {2}site\s+static\s+folder \S*public/m);
+      expect(summary).toMatch(/^slow\s+1\/1 ready\s+command /m);
+      expect(summary).toMatch(/^site\s+static\s+folder \S*public/m);
     } finally {
       await status(file).catch(() => undefined);
       process.kill(stack.child.pid!, "SIGINT");

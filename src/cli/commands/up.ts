@@ -146,7 +146,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
   }
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
   const status = stack.status();
-  for (const line of summaryLines(config, status, exits.exits)) output.write("out", `${line}\n`);
+  for (const line of summaryLines(config, status, exits.exits)) log.summary(line);
   const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
   say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
   await stack.stopped;
