@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * What the test suite drives for real besides Node: Debian's nginx (in front
- * of the workers over uwsgi and HTTP) and wrk (load). `npm test` runs this
- * first (package.json "pretest"), so the README's test command works on a
- * fresh machine as CI runs it:
+ * of the workers over uwsgi and HTTP), wrk (load), chromium (the admin page,
+ * through playwright-core) and promtool (checks the metrics' exposition).
+ * `npm test` runs this first (package.json "pretest"), so the README's test
+ * command works on a fresh machine as CI runs it:
  *   - everything present: nothing happens;
  *   - something missing, and apt-get can run (as root, or sudo without a
  *     password): it is installed, as .ci/run used to do by itself;
@@ -18,6 +19,10 @@ import { accessSync, constants } from "node:fs";
 const NEEDED = [
   { tool: "nginx", paths: ["/usr/sbin/nginx"], pkg: "nginx-light" },
   { tool: "wrk", paths: ["/usr/bin/wrk"], pkg: "wrk" },
+  // The admin page's tests drive Debian's chromium through playwright-core (no browser download).
+  { tool: "chromium", paths: ["/usr/bin/chromium"], pkg: "chromium" },
+  // The /metrics tests check the exposition with Prometheus' own linter.
+  { tool: "promtool", paths: ["/usr/bin/promtool"], pkg: "prometheus" },
 ];
 
 function present({ tool, paths }) {
