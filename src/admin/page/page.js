@@ -1,0 +1,572 @@
+/**
+ * The admin listener's status page (served at / with page.css; no build step,
+ * nothing fetched from outside). Its data is src/stack/status.ts's contract:
+ *   GET events   server-sent events: `snapshot` (EventsSnapshot) on connect,
+ *                then `update` (EventsUpdate) every second;
+ *   GET status   the StackStatus alone, polled while the feed is down;
+ *   POST reload|restart|scale?app=NAME[&n=N|+1|-1] with X-Tsgi-Action: 1.
+ * URLs are relative to the page, so it also works mounted under a prefix.
+ *
+ * Everything is drawn with DOM APIs and textContent, never innerHTML: app
+ * names, routes and request URLs come from the config and from clients.
+ * Elements are created once per app/worker and updated in place each second,
+ * so focus, a pending button and screen readers' places survive updates.
+ */
+
+/** How much of the rate/latency series the plots keep and show. */
+const WINDOW_MS = 5 * 60_000;
+/** Delay before opening a new feed when the browser gave up on one (EventSource retries by itself otherwise). */
+const RECONNECT_MS = 3_000;
+/** While the feed is down, GET status this often so that the numbers do not freeze if only the feed is broken. */
+const FALLBACK_POLL_MS = 5_000;
+/** What the server requires on every POST (its CSRF guard: a cross-site form cannot set a header). */
+const ACTION_HEADER = { "X-Tsgi-Action": "1" };
+
+/** Worker states and health as words with a symbol, so that nothing depends on colour. */
+const STATE_LABEL = {
+  ready: "● ready",
+  starting: "◌ starting",
+  stopping: "◌ stopping",
+  stopped: "○ stopped",
+  down: "✕ down",
+  errored: "✕ errored",
+};
+const HEALTH_LABEL = { passing: "✓ passing", failing: "✗ failing", unchecked: "– unchecked" };
+const CONNECTION_LABEL = { connecting: "◌ connecting…", live: "● live", disconnected: "✕ disconnected – retrying…" };
+const ACTION_VERB = { reload: "Reload", restart: "Restart", scale: "Scale" };
+
+const page = {
+  /** @type {any} the last StackStatus drawn */
+  status: null,
+  /** @type {Array<{t: number, apps: Record<string, {rate: number, p50Ms: number, p95Ms: number, errors: number}>}>} */
+  points: [],
+  /** Apps with an action in flight: their buttons stay disabled until it answers. */
+  pending: new Set(),
+  /** One section per app, kept across updates. @type {Map<string, HTMLElement>} */
+  sections: new Map(),
+  /** JSON of what each list last drew, to leave unchanged lists alone. */
+  drawn: new Map(),
+};
+
+// ---------------------------------------------------------------- DOM helpers
+
+/** An element with attributes (`text` sets textContent) and children (strings become text nodes). */
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((child) => child !== undefined && child !== null));
+  return node;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function s(tag, attrs = {}) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  return node;
+}
+
+/** Sets an element's text only when it changed (no needless DOM mutations every second). */
+function setText(node, text) {
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
+/** `node`'s field `name` (its [data-field] descendant). */
+const field = (node, name) => node.querySelector(`[data-field="${name}"]`);
+
+/** Redraws a list only when its data changed since the last draw. */
+function changed(key, data) {
+  const json = JSON.stringify(data);
+  if (page.drawn.get(key) === json) return false;
+  page.drawn.set(key, json);
+  return true;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function duration(ms) {
+  if (!(ms > 0)) return "–";
+  const sec = Math.floor(ms / 1000);
+  if (sec < 60) return `${sec}s`;
+  const min = Math.floor(sec / 60);
+  if (min < 60) return `${min}m ${sec % 60}s`;
+  const hours = Math.floor(min / 60);
+  if (hours < 24) return `${hours}h ${min % 60}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}
+
+const mib = (bytes) => (bytes > 0 ? `${(bytes / 1048576).toFixed(1)} MiB` : "–");
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : "");
+const rate = (value) => `${value < 10 ? value.toFixed(1) : Math.round(value)} req/s`;
+const ms = (value) => `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// ---------------------------------------------------------------- the feed
+
+let source = null;
+let fallbackTimer = null;
+
+function connect() {
+  source = new EventSource("events", { withCredentials: true });
+  source.addEventListener("snapshot", (event) => {
+    const { status, series } = JSON.parse(event.data);
+    page.points = series.points.slice();
+    trimPoints();
+    stopFallback();
+    setConnection("live");
+    render(status);
+  });
+  source.addEventListener("update", (event) => {
+    const { status, point } = JSON.parse(event.data);
+    page.points.push(point);
+    trimPoints();
+    setConnection("live");
+    render(status);
+  });
+  source.addEventListener("error", () => {
+    setConnection("disconnected");
+    startFallback();
+    // CLOSED: the browser will not retry by itself (an answer that was not an
+    // event stream: a 401, a 502 from something in between). Open a new one.
+    if (source.readyState === EventSource.CLOSED) {
+      source.close();
+      setTimeout(connect, RECONNECT_MS);
+    }
+  });
+}
+
+function trimPoints() {
+  const newest = page.points.at(-1)?.t ?? 0;
+  const first = page.points.findIndex((point) => point.t > newest - WINDOW_MS);
+  if (first > 0) page.points.splice(0, first);
+}
+
+function startFallback() {
+  fallbackTimer ??= setInterval(pollStatus, FALLBACK_POLL_MS);
+}
+
+function stopFallback() {
+  clearInterval(fallbackTimer);
+  fallbackTimer = null;
+}
+
+async function pollStatus() {
+  try {
+    const res = await fetch("status", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (res.ok) render(await res.json());
+  } catch {
+    // The admin listener is down too: the header says so already.
+  }
+}
+
+function setConnection(state) {
+  const node = document.getElementById("connection");
+  node.dataset.state = state;
+  document.body.dataset.connection = state;
+  const at = new Date().toLocaleTimeString([], { hour12: false });
+  // Only the change of state is announced (aria-live); the time rides along silently.
+  setText(node, CONNECTION_LABEL[state]);
+  node.title = `${state} since ${at}`;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function render(status) {
+  page.status = status;
+  renderStack(status);
+  renderAlerts(status);
+  renderApps(status);
+  renderErrors(status.recentErrors ?? []);
+  renderActivity(status.activity ?? []);
+  renderProxies(status.proxies ?? []);
+}
+
+function renderStack(status) {
+  setText(document.getElementById("stack-state"), status.state);
+  document.getElementById("stack-state").dataset.state = status.state;
+  const facts = [
+    ["pid", String(status.pid)],
+    ["up", duration(Date.now() - Date.parse(status.startedAt))],
+    ["listening", [...status.listen, ...(status.listenTls ?? []).map((address) => `${address} (TLS)`)].join(", ")],
+    ["config", status.configFile],
+    ["updated", time(new Date().toISOString())],
+  ];
+  const list = document.getElementById("stack");
+  if (list.children.length !== facts.length) {
+    list.replaceChildren(...facts.map(([name]) => h("div", {}, h("dt", { text: name }), h("dd", { "data-field": name }))));
+  }
+  for (const [name, value] of facts) setText(field(list, name), value);
+}
+
+/** Config and reload errors, halted pools and lost log lines: what must not go unnoticed. */
+function renderAlerts(status) {
+  const alerts = [];
+  if (status.configErrors?.length) {
+    alerts.push(
+      h(
+        "div",
+        { class: "alert", "data-alert": "config" },
+        h("h3", { text: `✗ The config file has ${plural(status.configErrors.length, "error")}: not applied, the stack runs the previous one` }),
+        h("ul", {}, ...status.configErrors.map((error) => h("li", { text: error }))),
+      ),
+    );
+  }
+  for (const [app, failed] of Object.entries(status.reloadErrors ?? {})) {
+    alerts.push(
+      h(
+        "div",
+        { class: "alert", "data-alert": "reload", "data-app": app },
+        h("h3", { text: `✗ Reload of ${app} failed at ${time(failed.at)}: the previous workers still serve` }),
+        h("p", { text: failed.message }),
+        failed.frame ? h("pre", { text: failed.frame }) : null,
+      ),
+    );
+  }
+  for (const pool of status.pools ?? []) {
+    if (pool.state === "errored" && pool.error) {
+      alerts.push(
+        h(
+          "div",
+          { class: "alert", "data-alert": "halted", "data-app": pool.app },
+          h("h3", { text: `✗ ${pool.app} is halted` }),
+          h("p", { text: pool.error.message }),
+          pool.error.stderr?.length ? h("pre", { text: pool.error.stderr.join("\n") }) : null,
+        ),
+      );
+    }
+  }
+  for (const [log, writes] of Object.entries(status.logWrites ?? {})) {
+    if (writes.dropped > 0) {
+      const why = writes.lastError ? `: ${writes.lastError.code} ${writes.lastError.message}` : "";
+      alerts.push(h("div", { class: "alert", "data-alert": "log" }, h("h3", { text: `✗ ${plural(writes.dropped, `${log} log line`)} lost${why}` })));
+    }
+  }
+  if (!changed("alerts", [status.configErrors, status.reloadErrors, status.pools?.map((pool) => pool.error), status.logWrites])) return;
+  const box = document.getElementById("alerts");
+  box.replaceChildren(...alerts);
+  box.hidden = alerts.length === 0;
+}
+
+function renderApps(status) {
+  const box = document.getElementById("apps");
+  const names = new Set(status.apps.map((app) => app.app));
+  for (const [name, section] of page.sections) {
+    if (!names.has(name)) {
+      section.remove();
+      page.sections.delete(name);
+    }
+  }
+  for (const app of status.apps) {
+    let section = page.sections.get(app.app);
+    if (!section || section.dataset.kind !== app.kind) {
+      const fresh = appSection(app);
+      if (section) section.replaceWith(fresh);
+      section = fresh;
+      page.sections.set(app.app, section);
+    }
+    box.append(section); // keeps the config's order (a no-op when already in place)
+    updateApp(section, app, status);
+  }
+}
+
+/** An app's section: what it is, its numbers, plots, buttons and workers. */
+function appSection(app) {
+  const name = app.app;
+  const served = app.kind !== "static";
+  const section = h(
+    "section",
+    { class: "app", "data-app-section": name, "data-kind": app.kind, "aria-labelledby": `app-${name}` },
+    h(
+      "header",
+      {},
+      h("h3", { id: `app-${name}`, text: name }),
+      h("span", { class: "tag", "data-field": "kind", text: app.kind }),
+      served ? h("span", { class: "tag", "data-field": "pool-state" }) : null,
+    ),
+    h("p", { class: "routes", "data-field": "routes" }),
+    served ? h("p", { "data-field": "instances" }) : h("p", { "data-field": "folder" }),
+    h("p", { "data-field": "traffic" }),
+    h("div", { class: "plots" }, plot(name, "rate"), plot(name, "latency")),
+  );
+  if (served) {
+    section.append(
+      h(
+        "div",
+        { class: "actions", role: "group", "aria-label": `Actions for ${name}` },
+        button(name, "reload", "Reload", `Reload ${name}: re-read the config, then replace its workers one at a time`),
+        button(name, "restart", "Restart", `Restart ${name}'s workers one at a time`),
+        h("span", { class: "scale-label", "aria-hidden": "true", text: "Scale" }),
+        button(name, "scale", "−", `Scale ${name} down by one worker`, "-1"),
+        button(name, "scale", "+", `Scale ${name} up by one worker`, "+1"),
+      ),
+      h("p", { class: "outcome", "data-field": "outcome", "data-app-outcome": name, role: "status", "aria-live": "polite" }),
+      h(
+        "div",
+        { class: "table-box" },
+        h(
+          "table",
+          { class: "cards workers", "aria-label": `${name} workers` },
+          h("thead", {}, h("tr", {}, ...WORKER_COLUMNS.map(([, label]) => h("th", { scope: "col", text: label })))),
+          h("tbody"),
+        ),
+      ),
+    );
+  }
+  return section;
+}
+
+function button(app, action, text, label, n) {
+  const node = h("button", { type: "button", "data-action": action, "data-app": app, "data-n": n, "aria-label": label, title: label, text });
+  node.addEventListener("click", () => act(action, app, n));
+  return node;
+}
+
+function updateApp(section, app, status) {
+  const name = app.app;
+  setText(field(section, "routes"), app.routes.length ? `routes: ${app.routes.join(", ")}` : "no routes");
+  if (app.kind === "static") setText(field(section, "folder"), `folder: ${app.folder ?? "–"}`);
+  const traffic = status.traffic?.find((entry) => entry.app === name);
+  setText(
+    field(section, "traffic"),
+    traffic ? `${plural(traffic.requests, "request")}, ${plural(traffic.errors, "error")} · ${rate(traffic.rate)} · p50 ${ms(traffic.p50Ms)} · p95 ${ms(traffic.p95Ms)}` : "no traffic yet",
+  );
+  updatePlots(section, name);
+  if (app.kind === "static") return;
+
+  const pool = status.pools.find((entry) => entry.app === name);
+  const poolState = field(section, "pool-state");
+  setText(poolState, pool ? pool.state : "no pool");
+  poolState.dataset.state = pool?.state ?? "";
+  setText(
+    field(section, "instances"),
+    pool
+      ? `${pool.instances} running of ${pool.configured} configured · ${pool.ready} ready · ${pool.inPool} in pool` +
+          (pool.instances !== pool.configured ? " (scaled at runtime: the next reload goes back to the file)" : "")
+      : "",
+  );
+  const pending = page.pending.has(name);
+  for (const node of section.querySelectorAll("button[data-action]")) {
+    // One worker is the least a pool runs: − would only be refused.
+    node.disabled = pending || (node.dataset.n === "-1" && (pool?.instances ?? 0) <= 1);
+  }
+  section.querySelector(".actions").setAttribute("aria-busy", String(pending));
+  updateWorkers(section.querySelector("tbody"), status.workers.filter((worker) => worker.app === name));
+}
+
+// ---------------------------------------------------------------- workers
+
+/** [data-field, column label, cell text]. */
+const WORKER_COLUMNS = [
+  ["worker", "worker", (w) => `${w.app}.${w.slot}`],
+  ["pid", "pid", (w) => (w.pid > 0 ? String(w.pid) : "–")],
+  ["state", "state", (w) => STATE_LABEL[w.state] ?? w.state],
+  ["health", "health", (w) => HEALTH_LABEL[w.health] ?? w.health],
+  ["pool", "pool", (w) => (w.inPool ? "✓ in pool" : `✗ out${w.outReason ? `: ${w.outReason}` : ""}`)],
+  ["restarts", "restarts", (w) => String(w.restarts)],
+  ["memory", "memory", (w) => mib(w.memory)],
+  ["cpu", "cpu", (w) => `${w.cpu}%`],
+  ["uptime", "uptime", (w) => duration(w.uptime)],
+  ["inFlight", "in flight", (w) => String(w.inFlight)],
+  ["requests", "requests", (w) => String(w.requests)],
+  ["errors", "errors", (w) => String(w.errors)],
+];
+
+function updateWorkers(tbody, workers) {
+  const keep = new Set(workers.map((worker) => `${worker.app}.${worker.slot}`));
+  for (const row of [...tbody.rows]) if (!keep.has(row.dataset.worker)) row.remove();
+  for (const worker of workers.sort((a, b) => a.slot - b.slot)) {
+    const key = `${worker.app}.${worker.slot}`;
+    let row = tbody.querySelector(`tr[data-worker="${CSS.escape(key)}"]`);
+    if (!row) {
+      row = h("tr", { "data-worker": key }, ...WORKER_COLUMNS.map(([name, label]) => h(name === "worker" ? "th" : "td", { "data-field": name, "data-label": label, scope: name === "worker" ? "row" : undefined })));
+    }
+    tbody.append(row); // slot order
+    row.dataset.state = worker.state;
+    row.dataset.health = worker.health;
+    row.dataset.inPool = String(worker.inPool);
+    for (const [name, , text] of WORKER_COLUMNS) setText(field(row, name), text(worker));
+    // The slot's last error and health check ride as a tooltip; the state stays one short word.
+    row.title = [worker.lastError, worker.lastHealthCheck ? `last health check ${time(worker.lastHealthCheck)}` : ""].filter(Boolean).join(" · ");
+  }
+}
+
+// ---------------------------------------------------------------- plots
+
+const PLOT_W = 300;
+const PLOT_H = 60;
+
+/** An empty plot: rate has one line; latency two (p95 dashed, so the two differ without colour). */
+function plot(app, kind) {
+  const lines = kind === "rate" ? ["rate"] : ["p50", "p95"];
+  const graphic = s("svg", { viewBox: `0 0 ${PLOT_W} ${PLOT_H}`, preserveAspectRatio: "none", role: "img", class: "plot" });
+  graphic.append(s("line", { x1: 0, y1: PLOT_H - 0.5, x2: PLOT_W, y2: PLOT_H - 0.5, class: "axis" }));
+  for (const line of lines) graphic.append(s("polyline", { class: `line ${line}`, "data-line": line, points: "" }));
+  return h("figure", { "data-plot": kind }, graphic, h("figcaption", { "data-field": `${kind}-caption` }));
+}
+
+function updatePlots(section, app) {
+  const points = page.points;
+  const newest = points.at(-1)?.t ?? Date.now();
+  const value = (point, key) => point.apps[app]?.[key] ?? 0;
+  const draw = (figure, series, format, caption) => {
+    const peak = Math.max(1, ...series.flatMap(({ values }) => values));
+    for (const { key, values } of series) {
+      const coords = points.map((point, i) => {
+        const x = ((point.t - (newest - WINDOW_MS)) / WINDOW_MS) * PLOT_W;
+        const y = PLOT_H - 1 - (values[i] / peak) * (PLOT_H - 4);
+        return `${x.toFixed(1)},${y.toFixed(1)}`;
+      });
+      figure.querySelector(`[data-line="${key}"]`).setAttribute("points", coords.join(" "));
+    }
+    const text = `${caption}, last ${Math.round(WINDOW_MS / 60_000)} min · peak ${format(peak)}`;
+    figure.querySelector("svg").setAttribute("aria-label", `${app} ${text}`);
+    setText(figure.querySelector("figcaption"), text);
+  };
+  const last = points.at(-1);
+  draw(
+    section.querySelector('[data-plot="rate"]'),
+    [{ key: "rate", values: points.map((point) => value(point, "rate")) }],
+    rate,
+    `rate now ${rate(last ? value(last, "rate") : 0)}`,
+  );
+  draw(
+    section.querySelector('[data-plot="latency"]'),
+    [
+      { key: "p50", values: points.map((point) => value(point, "p50Ms")) },
+      { key: "p95", values: points.map((point) => value(point, "p95Ms")) },
+    ],
+    ms,
+    `latency p50 ${ms(last ? value(last, "p50Ms") : 0)} (solid) · p95 ${ms(last ? value(last, "p95Ms") : 0)} (dashed)`,
+  );
+}
+
+// ---------------------------------------------------------------- lists
+
+function renderErrors(errors) {
+  if (!changed("errors", errors)) return;
+  const table = document.getElementById("errors");
+  table.hidden = errors.length === 0;
+  document.getElementById("errors-empty").hidden = errors.length > 0;
+  const cell = (name, text) => h("td", { "data-field": name, "data-label": name, text });
+  table.tBodies[0].replaceChildren(
+    ...errors
+      .slice()
+      .reverse() // newest first
+      .map((error) =>
+        h(
+          "tr",
+          { "data-error": error.requestId },
+          cell("time", time(error.at)),
+          cell("app", error.app ?? "–"),
+          cell("status", String(error.status)),
+          cell("request", `${error.method} ${error.url}`),
+          cell("worker", error.worker ?? "–"),
+          cell("code", error.code ?? "–"),
+          cell("request id", error.requestId),
+        ),
+      ),
+  );
+}
+
+function renderActivity(entries) {
+  if (!changed("activity", entries)) return;
+  document.getElementById("activity-empty").hidden = entries.length > 0;
+  document.getElementById("activity").replaceChildren(
+    ...entries
+      .slice()
+      .reverse() // newest first
+      .map((entry) =>
+        h(
+          "li",
+          { "data-activity": entry.kind, "data-ok": String(entry.ok), "data-app": entry.app },
+          h("time", { datetime: entry.at, text: time(entry.at) }),
+          h("span", { class: "outcome-mark", text: entry.ok ? "✓" : "✗", "aria-label": entry.ok ? "succeeded" : "failed" }),
+          h("span", { class: "tag", text: entry.kind }),
+          entry.app ? h("strong", { text: entry.app }) : null,
+          h("span", { class: "message", text: entry.message }),
+        ),
+      ),
+  );
+}
+
+function renderProxies(proxies) {
+  if (!changed("proxies", proxies)) return;
+  const cell = (name, text) => h("td", { "data-field": name, "data-label": name, text });
+  document.getElementById("proxies").tBodies[0].replaceChildren(
+    ...proxies.map((proxy) =>
+      h(
+        "tr",
+        { "data-proxy": proxy.index },
+        cell("#", String(proxy.index)),
+        cell("pid", String(proxy.pid)),
+        cell("state", STATE_LABEL[proxy.state] ?? proxy.state),
+        cell("restarts", String(proxy.restarts)),
+        cell("since", time(proxy.since)),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- actions
+
+/** POSTs an action, its app's buttons disabled until the answer, which is shown (and announced) beside them. */
+async function act(action, app, n) {
+  if (page.pending.has(app)) return;
+  const section = page.sections.get(app);
+  const outcome = section && field(section, "outcome");
+  page.pending.add(app);
+  if (page.status) updateApp(section, page.status.apps.find((entry) => entry.app === app), page.status);
+  showOutcome(outcome, "pending", `${ACTION_VERB[action]} ${app}${n ? ` ${n}` : ""}…`);
+  const query = new URLSearchParams({ app });
+  if (n) query.set("n", n); // URLSearchParams encodes "+1" as %2B1, not as a space
+  let result;
+  try {
+    const res = await fetch(`${action}?${query}`, { method: "POST", credentials: "same-origin", headers: ACTION_HEADER });
+    const text = await res.text();
+    let body;
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      body = { error: text.trim() || res.statusText };
+    }
+    result = describe(action, app, res, body);
+  } catch (error) {
+    result = { ok: false, text: `${ACTION_VERB[action]} ${app} failed: the admin server did not answer (${error.message})` };
+  } finally {
+    page.pending.delete(app);
+    if (page.status) updateApp(section, page.status.apps.find((entry) => entry.app === app), page.status);
+  }
+  showOutcome(outcome, result.ok ? "ok" : "error", result.text);
+}
+
+/** One line for the answer: the server's error text, or what was done. */
+function describe(action, app, res, body) {
+  const verb = ACTION_VERB[action];
+  const failure = !res.ok || body.ok === false || body.error;
+  if (failure) {
+    const error = typeof body.error === "string" ? body.error : body.error?.message ?? body.message ?? `${res.status} ${res.statusText}`;
+    return { ok: false, text: `${verb} ${app} failed: ${error}${body.code ? ` (${body.code})` : ""}` };
+  }
+  const details = [];
+  if (typeof body.message === "string") details.push(body.message);
+  if (typeof body.replaced === "number") details.push(`${plural(body.replaced, "worker")} replaced`);
+  if (typeof body.instances === "number") details.push(`now ${plural(body.instances, "worker")}`);
+  if (typeof body.ms === "number") details.push(`in ${(body.ms / 1000).toFixed(1)} s`);
+  return { ok: true, text: `${verb} ${app}: done${details.length ? `, ${details.join(", ")}` : ""}` };
+}
+
+function showOutcome(node, state, text) {
+  if (!node) return;
+  node.dataset.outcome = state;
+  const mark = state === "ok" ? "✓ " : state === "error" ? "✗ " : "";
+  const at = state === "pending" ? "" : ` (${time(new Date().toISOString())})`;
+  node.textContent = `${mark}${text}${at}`;
+}
+
+// ---------------------------------------------------------------- start
+
+setConnection("connecting");
+connect();
