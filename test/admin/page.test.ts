@@ -8,10 +8,12 @@
  *   - failing health and out-of-pool reasons shown as words;
  *   - config and reload errors shown as alerts;
  *   - Reload POSTs with X-Tsgi-Action, its buttons disabled until the
- *     answer, which is shown; an error answer's text is shown;
+ *     answer, which is shown; an error answer's text is shown, and a 200
+ *     that reports a failure (a pool left short) as a failure;
  *   - request URLs shown as text, never as markup;
  *   - a lost feed shown as "disconnected – retrying", and recovered;
  *   - at phone width (375 px) the page does not scroll sideways;
+ *   - no uncaught script error along the way;
  * with screenshots in test-results/admin-page/.
  * The end-to-end test against a real stack is page-e2e.test.ts.
  */
@@ -30,6 +32,8 @@ let fake: FakeAdmin;
 let browser: Browser;
 let page: Page;
 let tick = 0;
+/** Uncaught errors of the page's script: none may happen. */
+const pageErrors: Error[] = [];
 const now = Date.now();
 
 /** Sends an update made from the fake's current status, changed by `change`. */
@@ -49,6 +53,7 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(15_000);
+  page.on("pageerror", (error) => pageErrors.push(error));
   await page.goto(fake.url);
   await page.locator('[data-worker="web.0"]').waitFor();
 });
@@ -72,6 +77,9 @@ describe("admin page against a fake admin API", () => {
     expect(await text("#connection")).toContain("live");
     expect(await page.locator("#activity li").count()).toBe(2);
     expect(await page.locator('[data-proxy="0"] [data-field="pid"]').textContent()).toBe("3001");
+    // One worker is the least a pool runs: api's − is off, web's is on.
+    expect(await page.locator('button[data-action="scale"][data-app="api"][data-n="-1"]').isDisabled()).toBe(true);
+    expect(await page.locator('button[data-action="scale"][data-app="web"][data-n="-1"]').isDisabled()).toBe(false);
   });
 
   it("applies an update in place: a restart count changes without a page load, the plot grows", async () => {
@@ -120,7 +128,7 @@ describe("admin page against a fake admin API", () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     fake.answer = async () => {
       await held;
-      return { status: 200, body: { app: "web", ok: true, replaced: 2, ms: 1400 } };
+      return { status: 200, body: { config: "unchanged", changes: [], configErrors: [], reloads: [{ app: "web", ok: true, replaced: 2, ms: 1400 }] } };
     };
     const reload = page.locator('button[data-action="reload"][data-app="web"]');
     expect(await reload.getAttribute("aria-label")).toContain("Reload web");
@@ -131,13 +139,22 @@ describe("admin page against a fake admin API", () => {
     expect(await page.locator('button[data-action="reload"][data-app="api"]').isDisabled()).toBe(false);
     release();
     const outcome = page.locator('[data-app-outcome="web"]');
-    await expect.poll(() => outcome.textContent()).toContain("Reload web: done, 2 workers replaced, in 1.4 s");
+    await expect.poll(() => outcome.textContent()).toContain("Reload web: done, 2 workers replaced in 1.4 s");
     expect(await outcome.getAttribute("aria-live")).toBe("polite");
     expect(await outcome.getAttribute("data-outcome")).toBe("ok");
     expect(await reload.isDisabled()).toBe(false);
     expect(fake.posts).toHaveLength(1);
     expect(fake.posts[0]!.url).toBe("/reload?app=web");
     expect(fake.posts[0]!.headers["x-tsgi-action"]).toBe("1");
+  });
+
+  it("shows a 200 answer that reports a failure as a failure: a restart that left the pool short", async () => {
+    fake.answer = () => ({ status: 200, body: { restarted: ["api"], pools: [{ app: "api", ready: 0, instances: 1, error: "worker 0 exited with code 4 (APP_LOAD_ERROR)" }] } });
+    await page.locator('button[data-action="restart"][data-app="api"]').click();
+    const outcome = page.locator('[data-app-outcome="api"]');
+    await expect.poll(() => outcome.getAttribute("data-outcome")).toBe("error");
+    expect(await outcome.textContent()).toContain("Restart api failed: api: 0 of 1 worker ready: worker 0 exited with code 4 (APP_LOAD_ERROR)");
+    expect(fake.posts.at(-1)!.url).toBe("/restart?app=api");
   });
 
   it("Scale + sends n=+1 and shows the server's error text", async () => {
@@ -189,5 +206,9 @@ describe("admin page against a fake admin API", () => {
         await phone.close();
       }
     }
+  });
+
+  it("ran without a script error", () => {
+    expect(pageErrors.map((error) => error.message)).toEqual([]);
   });
 });

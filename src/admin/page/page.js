@@ -518,7 +518,7 @@ async function act(action, app, n) {
   const section = page.sections.get(app);
   const outcome = section && field(section, "outcome");
   page.pending.add(app);
-  if (page.status) updateApp(section, page.status.apps.find((entry) => entry.app === app), page.status);
+  refreshApp(app);
   showOutcome(outcome, "pending", `${ACTION_VERB[action]} ${app}${n ? ` ${n}` : ""}…`);
   const query = new URLSearchParams({ app });
   if (n) query.set("n", n); // URLSearchParams encodes "+1" as %2B1, not as a space
@@ -537,25 +537,46 @@ async function act(action, app, n) {
     result = { ok: false, text: `${ACTION_VERB[action]} ${app} failed: the admin server did not answer (${error.message})` };
   } finally {
     page.pending.delete(app);
-    if (page.status) updateApp(section, page.status.apps.find((entry) => entry.app === app), page.status);
+    refreshApp(app);
   }
   showOutcome(outcome, result.ok ? "ok" : "error", result.text);
 }
 
-/** One line for the answer: the server's error text, or what was done. */
+/** Redraws one app's section now (its buttons' pending state), when it is still in the config. */
+function refreshApp(app) {
+  const entry = page.status?.apps.find((candidate) => candidate.app === app);
+  const section = page.sections.get(app);
+  if (entry && section) updateApp(section, entry, page.status);
+}
+
+/**
+ * One line for the answer: the server's error text, or what was done. The
+ * answers are the control API's (stack/control.ts): reload a ReloadOutcome,
+ * restart `{ restarted, pools }`, scale `{ app, instances, pool }`. A 200 can
+ * still say it did not work — an invalid config file, a roll that failed, a
+ * pool short of ready workers — and that is shown as a failure, as the CLI does.
+ */
 function describe(action, app, res, body) {
   const verb = ACTION_VERB[action];
-  const failure = !res.ok || body.ok === false || body.error;
-  if (failure) {
-    const error = typeof body.error === "string" ? body.error : body.error?.message ?? body.message ?? `${res.status} ${res.statusText}`;
+  if (!res.ok || body.error) {
+    const error = typeof body.error === "string" ? body.error : body.error?.message ?? `${res.status} ${res.statusText}`;
     return { ok: false, text: `${verb} ${app} failed: ${error}${body.code ? ` (${body.code})` : ""}` };
   }
-  const details = [];
-  if (typeof body.message === "string") details.push(body.message);
-  if (typeof body.replaced === "number") details.push(`${plural(body.replaced, "worker")} replaced`);
-  if (typeof body.instances === "number") details.push(`now ${plural(body.instances, "worker")}`);
-  if (typeof body.ms === "number") details.push(`in ${(body.ms / 1000).toFixed(1)} s`);
-  return { ok: true, text: `${verb} ${app}: done${details.length ? `, ${details.join(", ")}` : ""}` };
+  const done = [];
+  const problems = [];
+  if (body.config === "invalid") problems.push(`the config file has errors, nothing was changed: ${(body.configErrors ?? []).join("; ")}`);
+  for (const change of body.changes ?? []) done.push(`config: ${change}`);
+  for (const report of body.reloads ?? []) {
+    if (report.ok) done.push(`${plural(report.replaced, "worker")} replaced in ${(report.ms / 1000).toFixed(1)} s`);
+    else problems.push(`${report.app}: ${report.error?.message ?? "the reload failed"}; the running workers keep serving`);
+  }
+  for (const pool of [...(body.pools ?? []), ...(body.pool ? [body.pool] : [])]) {
+    const ready = `${pool.ready} of ${plural(pool.instances, "worker")} ready`;
+    if (pool.error !== undefined || pool.ready < pool.instances) problems.push(`${pool.app}: ${ready}${pool.error ? `: ${pool.error}` : ""}`);
+    else done.push(ready);
+  }
+  if (problems.length) return { ok: false, text: `${verb} ${app} failed: ${problems.join("; ")}` };
+  return { ok: true, text: `${verb} ${app}: done${done.length ? `, ${done.join(", ")}` : ""}` };
 }
 
 function showOutcome(node, state, text) {
