@@ -4,7 +4,7 @@
  * the page's own rules, before the real admin server exists —
  *   - every app and worker listed, static apps with their folder;
  *   - an `update` changes the numbers in place, without reloading the page,
- *     and grows the plots by its point;
+ *     and grows the plots by its point; a focused button keeps the focus;
  *   - failing health and out-of-pool reasons shown as words;
  *   - config and reload errors shown as alerts;
  *   - Reload POSTs with X-Tsgi-Action, its buttons disabled until the
@@ -94,6 +94,15 @@ describe("admin page against a fake admin API", () => {
     expect(await worker("web.1", "pid")).toBe("1003");
     expect(await plotPoints()).toBe(before + 1);
     expect(await page.evaluate(() => (window as any).__samePage)).toBe(true);
+  });
+
+  it("keeps the keyboard focus on a button across updates", async () => {
+    await page.locator('button[data-action="restart"][data-app="web"]').focus();
+    update((status) => {
+      status.workers[0]!.requests += 10;
+    });
+    await expect.poll(() => worker("web.0", "requests")).toBe("1210");
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.action)).toBe("restart");
   });
 
   it("shows a failing health check and the reason a worker is out of the pool as words", async () => {

@@ -203,6 +203,7 @@ function renderStack(status) {
 
 /** Config and reload errors, halted pools and lost log lines: what must not go unnoticed. */
 function renderAlerts(status) {
+  if (!changed("alerts", [status.configErrors, status.reloadErrors, status.pools?.map((pool) => pool.error), status.logWrites])) return;
   const alerts = [];
   if (status.configErrors?.length) {
     alerts.push(
@@ -244,7 +245,6 @@ function renderAlerts(status) {
       alerts.push(h("div", { class: "alert", "data-alert": "log" }, h("h3", { text: `✗ ${plural(writes.dropped, `${log} log line`)} lost${why}` })));
     }
   }
-  if (!changed("alerts", [status.configErrors, status.reloadErrors, status.pools?.map((pool) => pool.error), status.logWrites])) return;
   const box = document.getElementById("alerts");
   box.replaceChildren(...alerts);
   box.hidden = alerts.length === 0;
@@ -259,7 +259,7 @@ function renderApps(status) {
       page.sections.delete(name);
     }
   }
-  for (const app of status.apps) {
+  status.apps.forEach((app, index) => {
     let section = page.sections.get(app.app);
     if (!section || section.dataset.kind !== app.kind) {
       const fresh = appSection(app);
@@ -267,9 +267,19 @@ function renderApps(status) {
       section = fresh;
       page.sections.set(app.app, section);
     }
-    box.append(section); // keeps the config's order (a no-op when already in place)
+    placeAt(box, section, index); // the config's order
     updateApp(section, app, status);
-  }
+  });
+}
+
+/**
+ * Puts `node` at `index` among `parent`'s children, leaving it alone when it
+ * is there already: moving a node blurs a focused button inside it, and the
+ * page redraws every second.
+ */
+function placeAt(parent, node, index) {
+  const current = parent.children[index] ?? null;
+  if (current !== node) parent.insertBefore(node, current);
 }
 
 /** An app's section: what it is, its numbers, plots, buttons and workers. */
@@ -377,20 +387,20 @@ const WORKER_COLUMNS = [
 function updateWorkers(tbody, workers) {
   const keep = new Set(workers.map((worker) => `${worker.app}.${worker.slot}`));
   for (const row of [...tbody.rows]) if (!keep.has(row.dataset.worker)) row.remove();
-  for (const worker of workers.sort((a, b) => a.slot - b.slot)) {
+  workers.sort((a, b) => a.slot - b.slot).forEach((worker, index) => {
     const key = `${worker.app}.${worker.slot}`;
     let row = tbody.querySelector(`tr[data-worker="${CSS.escape(key)}"]`);
     if (!row) {
       row = h("tr", { "data-worker": key }, ...WORKER_COLUMNS.map(([name, label]) => h(name === "worker" ? "th" : "td", { "data-field": name, "data-label": label, scope: name === "worker" ? "row" : undefined })));
     }
-    tbody.append(row); // slot order
+    placeAt(tbody, row, index); // slot order
     row.dataset.state = worker.state;
     row.dataset.health = worker.health;
     row.dataset.inPool = String(worker.inPool);
     for (const [name, , text] of WORKER_COLUMNS) setText(field(row, name), text(worker));
     // The slot's last error and health check ride as a tooltip; the state stays one short word.
     row.title = [worker.lastError, worker.lastHealthCheck ? `last health check ${time(worker.lastHealthCheck)}` : ""].filter(Boolean).join(" · ");
-  }
+  });
 }
 
 // ---------------------------------------------------------------- plots
@@ -412,11 +422,12 @@ function updatePlots(section, app) {
   const newest = points.at(-1)?.t ?? Date.now();
   const value = (point, key) => point.apps[app]?.[key] ?? 0;
   const draw = (figure, series, format, caption) => {
-    const peak = Math.max(1, ...series.flatMap(({ values }) => values));
+    const peak = Math.max(0, ...series.flatMap(({ values }) => values));
+    const top = peak || 1; // an idle app's flat line sits on the axis
     for (const { key, values } of series) {
       const coords = points.map((point, i) => {
         const x = ((point.t - (newest - WINDOW_MS)) / WINDOW_MS) * PLOT_W;
-        const y = PLOT_H - 1 - (values[i] / peak) * (PLOT_H - 4);
+        const y = PLOT_H - 1 - (values[i] / top) * (PLOT_H - 4);
         return `${x.toFixed(1)},${y.toFixed(1)}`;
       });
       figure.querySelector(`[data-line="${key}"]`).setAttribute("points", coords.join(" "));
@@ -483,7 +494,8 @@ function renderActivity(entries) {
           "li",
           { "data-activity": entry.kind, "data-ok": String(entry.ok), "data-app": entry.app },
           h("time", { datetime: entry.at, text: time(entry.at) }),
-          h("span", { class: "outcome-mark", text: entry.ok ? "✓" : "✗", "aria-label": entry.ok ? "succeeded" : "failed" }),
+          h("span", { class: "outcome-mark", "aria-hidden": "true", text: entry.ok ? "✓" : "✗" }),
+          h("span", { class: "visually-hidden", text: entry.ok ? "succeeded:" : "failed:" }),
           h("span", { class: "tag", text: entry.kind }),
           entry.app ? h("strong", { text: entry.app }) : null,
           h("span", { class: "message", text: entry.message }),
