@@ -152,6 +152,8 @@ describe("admin page against a fake admin API", () => {
     expect(await outcome.getAttribute("aria-live")).toBe("polite");
     expect(await outcome.getAttribute("data-outcome")).toBe("ok");
     expect(await reload.isDisabled()).toBe(false);
+    // Disabling it dropped the focus; it is back on the button for the keyboard.
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.action)).toBe("reload");
     expect(fake.posts).toHaveLength(1);
     expect(fake.posts[0]!.url).toBe("/reload?app=web");
     expect(fake.posts[0]!.headers["x-tsgi-action"]).toBe("1");

@@ -330,7 +330,7 @@ function appSection(app) {
 
 function button(app, action, text, label, n) {
   const node = h("button", { type: "button", "data-action": action, "data-app": app, "data-n": n, "aria-label": label, title: label, text });
-  node.addEventListener("click", () => act(action, app, n));
+  node.addEventListener("click", () => act(action, app, n, node));
   return node;
 }
 
@@ -524,8 +524,12 @@ function renderProxies(proxies) {
 
 // ---------------------------------------------------------------- actions
 
-/** POSTs an action, its app's buttons disabled until the answer, which is shown (and announced) beside them. */
-async function act(action, app, n) {
+/**
+ * POSTs an action, its app's buttons disabled until the answer, which is
+ * shown (and announced) beside them. Disabling the pressed button drops the
+ * keyboard focus to the page; it is given back once the answer is in.
+ */
+async function act(action, app, n, trigger) {
   if (page.pending.has(app)) return;
   const section = page.sections.get(app);
   const outcome = section && field(section, "outcome");
@@ -542,7 +546,7 @@ async function act(action, app, n) {
     try {
       body = text ? JSON.parse(text) : {};
     } catch {
-      body = { error: text.trim() || res.statusText };
+      body = res.ok ? {} : { error: text.trim() || res.statusText }; // a proxy's HTML error page, say
     }
     result = describe(action, app, res, body);
   } catch (error) {
@@ -552,6 +556,7 @@ async function act(action, app, n) {
     refreshApp(app);
   }
   showOutcome(outcome, result.ok ? "ok" : "error", result.text);
+  if (trigger?.isConnected && (document.activeElement === document.body || document.activeElement === null)) trigger.focus();
 }
 
 /** Redraws one app's section now (its buttons' pending state), when it is still in the config. */
