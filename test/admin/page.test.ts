@@ -5,7 +5,7 @@
  *   - every app and worker listed, static apps with their folder;
  *   - an `update` changes the numbers in place, without reloading the page,
  *     and grows the plots by its point; a focused button keeps the focus;
- *   - failing health and out-of-pool reasons shown as words;
+ *   - failing health, out-of-pool reasons and why a worker is down shown as words;
  *   - config and reload errors shown as alerts;
  *   - Reload POSTs with X-Tsgi-Action, its buttons disabled until the
  *     answer, which is shown; an error answer's text is shown, and a 200
@@ -114,6 +114,18 @@ describe("admin page against a fake admin API", () => {
     await expect.poll(() => worker("api.0", "health")).toContain("failing");
     expect(await worker("api.0", "pool")).toBe("✗ out: GET /health answered 500");
     expect(await page.locator('[data-worker="api.0"]').getAttribute("data-health")).toBe("failing");
+  });
+
+  it("says why a worker that is not ready is down", async () => {
+    update((status) => {
+      Object.assign(status.workers[1]!, { state: "down", pid: 0, inPool: false, lastError: "exited with code 1; restarting in 2s" });
+    });
+    await expect.poll(() => worker("web.1", "state")).toBe("✕ down: exited with code 1; restarting in 2s");
+    expect(await worker("web.1", "pid")).toBe("–");
+    update((status) => {
+      Object.assign(status.workers[1]!, { state: "ready", pid: 1004, inPool: true });
+    });
+    await expect.poll(() => worker("web.1", "state")).toBe("● ready");
   });
 
   it("shows config and reload errors as alerts", async () => {

@@ -63,7 +63,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-function s(tag, attrs = {}) {
+function svgElement(tag, attrs = {}) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
   return node;
@@ -110,7 +110,8 @@ let source = null;
 let fallbackTimer = null;
 
 function connect() {
-  source = new EventSource("events", { withCredentials: true });
+  // Same origin: the browser sends the admin token (Basic auth) with it as with the page.
+  source = new EventSource("events");
   source.addEventListener("snapshot", (event) => {
     const { status, series } = JSON.parse(event.data);
     page.points = series.points.slice();
@@ -162,14 +163,14 @@ async function pollStatus() {
   }
 }
 
+/** Shows the feed's state; only a change is written (and so announced by the aria-live region). */
 function setConnection(state) {
   const node = document.getElementById("connection");
+  if (node.dataset.state === state && node.textContent === CONNECTION_LABEL[state]) return;
   node.dataset.state = state;
   document.body.dataset.connection = state;
-  const at = new Date().toLocaleTimeString([], { hour12: false });
-  // Only the change of state is announced (aria-live); the time rides along silently.
-  setText(node, CONNECTION_LABEL[state]);
-  node.title = `${state} since ${at}`;
+  node.textContent = CONNECTION_LABEL[state];
+  node.title = `${state} since ${new Date().toLocaleTimeString([], { hour12: false })}`;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -299,7 +300,7 @@ function appSection(app) {
     h("p", { class: "routes", "data-field": "routes" }),
     served ? h("p", { "data-field": "instances" }) : h("p", { "data-field": "folder" }),
     h("p", { "data-field": "traffic" }),
-    h("div", { class: "plots" }, plot(name, "rate"), plot(name, "latency")),
+    h("div", { class: "plots" }, plot("rate"), plot("latency")),
   );
   if (served) {
     section.append(
@@ -372,7 +373,8 @@ function updateApp(section, app, status) {
 const WORKER_COLUMNS = [
   ["worker", "worker", (w) => `${w.app}.${w.slot}`],
   ["pid", "pid", (w) => (w.pid > 0 ? String(w.pid) : "–")],
-  ["state", "state", (w) => STATE_LABEL[w.state] ?? w.state],
+  // A worker that is not ready says why there, where a phone shows it too (no tooltips on touch).
+  ["state", "state", (w) => `${STATE_LABEL[w.state] ?? w.state}${w.state !== "ready" && w.lastError ? `: ${w.lastError}` : ""}`],
   ["health", "health", (w) => HEALTH_LABEL[w.health] ?? w.health],
   ["pool", "pool", (w) => (w.inPool ? "✓ in pool" : `✗ out${w.outReason ? `: ${w.outReason}` : ""}`)],
   ["restarts", "restarts", (w) => String(w.restarts)],
@@ -398,7 +400,7 @@ function updateWorkers(tbody, workers) {
     row.dataset.health = worker.health;
     row.dataset.inPool = String(worker.inPool);
     for (const [name, , text] of WORKER_COLUMNS) setText(field(row, name), text(worker));
-    // The slot's last error and health check ride as a tooltip; the state stays one short word.
+    // The slot's last error and health check also ride as a tooltip (a ready worker's old error included).
     row.title = [worker.lastError, worker.lastHealthCheck ? `last health check ${time(worker.lastHealthCheck)}` : ""].filter(Boolean).join(" · ");
   });
 }
@@ -408,12 +410,16 @@ function updateWorkers(tbody, workers) {
 const PLOT_W = 300;
 const PLOT_H = 60;
 
-/** An empty plot: rate has one line; latency two (p95 dashed, so the two differ without colour). */
-function plot(app, kind) {
+/**
+ * An empty plot: rate has one line; latency two (p95 dashed, so the two
+ * differ without colour). The caption says the numbers in words; the drawing
+ * is hidden from screen readers, which read the caption.
+ */
+function plot(kind) {
   const lines = kind === "rate" ? ["rate"] : ["p50", "p95"];
-  const graphic = s("svg", { viewBox: `0 0 ${PLOT_W} ${PLOT_H}`, preserveAspectRatio: "none", role: "img", class: "plot" });
-  graphic.append(s("line", { x1: 0, y1: PLOT_H - 0.5, x2: PLOT_W, y2: PLOT_H - 0.5, class: "axis" }));
-  for (const line of lines) graphic.append(s("polyline", { class: `line ${line}`, "data-line": line, points: "" }));
+  const graphic = svgElement("svg", { viewBox: `0 0 ${PLOT_W} ${PLOT_H}`, preserveAspectRatio: "none", "aria-hidden": "true", class: "plot" });
+  graphic.append(svgElement("line", { x1: 0, y1: PLOT_H - 0.5, x2: PLOT_W, y2: PLOT_H - 0.5, class: "axis" }));
+  for (const line of lines) graphic.append(svgElement("polyline", { class: `line ${line}`, "data-line": line, points: "" }));
   return h("figure", { "data-plot": kind }, graphic, h("figcaption", { "data-field": `${kind}-caption` }));
 }
 
@@ -433,7 +439,6 @@ function updatePlots(section, app) {
       figure.querySelector(`[data-line="${key}"]`).setAttribute("points", coords.join(" "));
     }
     const text = `${caption}, last ${Math.round(WINDOW_MS / 60_000)} min · peak ${format(peak)}`;
-    figure.querySelector("svg").setAttribute("aria-label", `${app} ${text}`);
     setText(figure.querySelector("figcaption"), text);
   };
   const last = points.at(-1);
