@@ -466,7 +466,7 @@ function renderErrors(errors) {
   const table = document.getElementById("errors");
   table.hidden = errors.length === 0;
   document.getElementById("errors-empty").hidden = errors.length > 0;
-  const cell = (name, text) => h("td", { "data-field": name, "data-label": name, text });
+  const cell = (name, text, label = name) => h("td", { "data-field": name, "data-label": label, text });
   table.tBodies[0].replaceChildren(
     ...errors
       .slice()
@@ -481,7 +481,7 @@ function renderErrors(errors) {
           cell("request", `${error.method} ${error.url}`),
           cell("worker", error.worker ?? "–"),
           cell("code", error.code ?? "–"),
-          cell("request id", error.requestId),
+          cell("requestId", error.requestId, "request id"),
         ),
       ),
   );
@@ -511,13 +511,13 @@ function renderActivity(entries) {
 
 function renderProxies(proxies) {
   if (!changed("proxies", proxies)) return;
-  const cell = (name, text) => h("td", { "data-field": name, "data-label": name, text });
+  const cell = (name, text, label = name) => h("td", { "data-field": name, "data-label": label, text });
   document.getElementById("proxies").tBodies[0].replaceChildren(
     ...proxies.map((proxy) =>
       h(
         "tr",
         { "data-proxy": proxy.index },
-        cell("#", String(proxy.index)),
+        cell("index", String(proxy.index), "#"),
         cell("pid", String(proxy.pid)),
         cell("state", STATE_LABEL[proxy.state] ?? proxy.state),
         cell("restarts", String(proxy.restarts)),
