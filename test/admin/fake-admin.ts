@@ -47,6 +47,9 @@ export interface FakeAdmin {
 
 const ACTIONS = new Set(["reload", "restart", "scale"]);
 
+/** What the page must work under (the real admin server may send it too). */
+export const PAGE_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 export async function startFakeAdmin(status: StackStatus, series: EventsSnapshot["series"]): Promise<FakeAdmin> {
   const feeds = new Set<http.ServerResponse>();
   let feedDown = false;
@@ -86,7 +89,8 @@ export async function startFakeAdmin(status: StackStatus, series: EventsSnapshot
     if (req.method === "GET") {
       const asset = pageAsset(url.pathname);
       if (asset) {
-        res.writeHead(200, { "Content-Type": asset.contentType, "Content-Length": asset.body.length });
+        // The strictest policy the page is meant to run under: nothing but its own origin, no inline code or style.
+        res.writeHead(200, { "Content-Type": asset.contentType, "Content-Length": asset.body.length, "Content-Security-Policy": PAGE_CSP });
         res.end(asset.body);
       } else if (url.pathname === "/status") {
         json(res, 200, fake.status);
