@@ -218,7 +218,12 @@ describe("admin page against a fake admin API", () => {
     await page.screenshot({ path: path.join(SHOTS, "desktop.png"), fullPage: true });
   });
 
-  it("fits a phone (375 px): no horizontal scroll, light and dark", async () => {
+  it("fits a phone (375 px): no horizontal scroll, light and dark, long alerts and URLs included", async () => {
+    update((status) => {
+      status.configErrors = [`/srv/site/a-rather-long-folder-name/tsgi.yaml:12:7 apps.web.routes[0].path: must start with "/"`];
+      status.reloadErrors = { web: { message: "new worker 0 exited with code 4 (APP_LOAD_ERROR)", at: new Date(now).toISOString(), frame: `> 12 | export const app = createHandlerWithAVeryLongNameThatDoesNotBreak(${"x".repeat(80)});` } };
+      status.recentErrors.push({ at: new Date(now).toISOString(), app: "web", status: 504, method: "GET", url: `/search?q=${"y".repeat(150)}`, requestId: "req-long" });
+    });
     for (const colorScheme of ["light", "dark"] as const) {
       const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme, isMobile: true, hasTouch: true });
       try {
