@@ -9,6 +9,8 @@
  *   - a worker told to fail its health check (/fail-health): marked failing
  *     and out of the pool;
  *   - Reload clicked: the outcome shown, new pids on the page;
+ *   - Scale + then −: a third worker listed, "3 running of 2 configured",
+ *     then gone;
  * with a screenshot in test-results/admin-page/e2e.png.
  * It needs the admin server that serves the page, /events and the write
  * actions (src/admin); page.test.ts checks the page's rules on a fake API.
@@ -146,4 +148,17 @@ describe("admin page on a real two-app stack", () => {
     await pids(); // the new workers, for the clean-up
     await page.screenshot({ path: path.join(SHOTS, "e2e.png"), fullPage: true });
   }, 120_000);
+
+  it("Scale + and − change the running count against the configured one", async () => {
+    const instances = page.locator('[data-app-section="web"] [data-field="instances"]');
+    await page.locator('button[data-action="scale"][data-app="web"][data-n="+1"]').click();
+    await expect.poll(() => instances.textContent(), { timeout: 60_000 }).toContain("3 running of 2 configured");
+    await page.locator('[data-worker="web.2"]').waitFor();
+    await expect.poll(() => cell("web.2", "state"), { timeout: 30_000 }).toContain("ready");
+    await pids(); // the new worker, for the clean-up
+    await page.locator('button[data-action="scale"][data-app="web"][data-n="-1"]').click();
+    await expect.poll(() => instances.textContent(), { timeout: 60_000 }).toContain("2 running of 2 configured");
+    await page.locator('[data-worker="web.2"]').waitFor({ state: "detached" });
+    expect(await page.locator('[data-app-outcome="web"]').getAttribute("data-outcome")).toBe("ok");
+  }, 150_000);
 });
