@@ -26,6 +26,10 @@ import { AdminAuth, isLoopbackHost } from "./auth.ts";
 import { AdminTokenRequired } from "./errors.ts";
 import { EventStream } from "./events.ts";
 import { StackMetrics } from "./metrics.ts";
+import { pageAsset } from "./page-assets.ts";
+
+/** The page's own files only, no inline code, never framed: what a page of someone else's data should be held to. */
+const PAGE_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const WRITES = new Set(["/reload", "/restart", "/scale"]);
 const READS = new Set(["/status", "/status.json", "/metrics", "/events"]);
@@ -52,7 +56,8 @@ export function adminHandler(stack: ObservedStack, env: NodeJS.ProcessEnv = proc
     const url = new URL(req.url ?? "/", "http://admin");
     const method = req.method ?? "GET";
     const write = WRITES.has(url.pathname);
-    if (!write && !READS.has(url.pathname)) {
+    const asset = write ? undefined : pageAsset(url.pathname);
+    if (!write && !asset && !READS.has(url.pathname)) {
       return sendJson(res, 404, { error: `no such admin path: ${url.pathname} (the admin listener answers /, /status, /metrics, /events, and POST /reload, /restart, /scale)` });
     }
     const allowed = write ? "POST" : "GET, HEAD";
@@ -64,6 +69,17 @@ export function adminHandler(stack: ObservedStack, env: NodeJS.ProcessEnv = proc
     }
     if (write) {
       void answer(stack, method, url).then(({ status, body }) => sendJson(res, status, body));
+      return;
+    }
+    if (asset) {
+      res.writeHead(200, {
+        "Content-Type": asset.contentType,
+        "Content-Length": asset.body.length,
+        "Content-Security-Policy": PAGE_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+      });
+      res.end(method === "HEAD" ? undefined : asset.body);
       return;
     }
     switch (url.pathname) {
