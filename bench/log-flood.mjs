@@ -85,7 +85,7 @@ apps:
   );
   log(`${instances} workers writing ${rate} MB/s between them for ${seconds} s; slot 0 SIGKILLed ${killAt} s in`);
   const up = new Proc("up", process.execPath, [CLI, "up", "-c", file]);
-  const [, url, admin] = await up.waitFor(/serving on (http:\/\/[^/\s]+)\/.*admin (http:\/\/[^/\s]+)\/status/, 60_000, "serving on");
+  const [, url, admin] = await up.waitFor(/serving on (http:\/\/[^/\s]+)\/.*status page (http:\/\/[^/\s]+)\//, 60_000, "serving on");
   const floodStart = performance.now();
   const daemon = Number(readFileSync(path.join(dir, ".tsgi/pm2/pm2.pid"), "utf8"));
   const peak = { up: 0, daemon: 0 };

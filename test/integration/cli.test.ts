@@ -48,7 +48,7 @@ interface Stack {
   child: ChildProcess;
   /** "http://127.0.0.1:PORT" of the front proxy. */
   url: string;
-  /** "http://127.0.0.1:PORT/status" of the admin listener, as printed. */
+  /** "http://127.0.0.1:PORT/status" of the admin listener: the status page's address `up` prints, and /status. */
   adminUrl: string;
   output: () => string;
   exited: Promise<number | null>;
@@ -61,13 +61,13 @@ async function startStack(): Promise<Stack> {
   const { child, url, match, output, exited } = await up(file, {
     timeoutMs: STARTUP_MS,
     // The line up to the admin URL, which this file needs too.
-    serving: /serving on (http:\/\/[^/\s]+)\/.*\(admin (http:\/\/\S+\/status);/,
+    serving: /serving on (http:\/\/[^/\s]+)\/.*\(status page (http:\/\/[^/\s]+)\//,
     onSpawn: (spawned) => {
       children.add(spawned);
       seenPids.add(spawned.pid!);
     },
   });
-  return { dir, file, child, url, adminUrl: match[2]!, output, exited };
+  return { dir, file, child, url, adminUrl: `${match[2]!}/status`, output, exited };
 }
 
 interface Row {

@@ -76,7 +76,7 @@ apps:
     dirs.push(dir);
     const stack = await up(file, {
       onSpawn: (child) => started.add(child),
-      serving: /serving on (http:\/\/[^/\s]+)\/.*admin (http:\/\/[^/\s]+)\/status/,
+      serving: /serving on (http:\/\/[^/\s]+)\/.*status page (http:\/\/[^/\s]+)\//,
       keepOutput: 1 * MB,
     });
     seenPids.add(stack.child.pid!);

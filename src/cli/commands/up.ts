@@ -148,7 +148,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
   const status = stack.status();
   for (const line of summaryLines(config, status, exits.exits)) log.summary(line);
   const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
-  say(`serving on ${urls.join(", ")}  (admin http://${status.admin}/status; Ctrl-C stops)`);
+  say(`serving on ${urls.join(", ")}  (status page http://${status.admin}/, JSON at /status, metrics at /metrics; Ctrl-C stops)`);
   await stack.stopped;
   say("stopped");
   process.exit(0);
