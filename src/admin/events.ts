@@ -35,6 +35,7 @@ export class EventStream {
 
   /** Takes a GET /events: headers, the snapshot, then updates until the client leaves. */
   connect(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (res.destroyed || req.socket.destroyed) return;
     res.writeHead(200, {
       "Content-Type": "text/event-stream; charset=utf-8",
       "Cache-Control": "no-store",
@@ -53,15 +54,8 @@ export class EventStream {
     if (this.clients.size === 0) return;
     const message = `event: update\ndata: ${JSON.stringify({ status: status(), point } satisfies EventsUpdate)}\n\n`;
     for (const res of this.clients) {
-      if (res.writableNeedDrain) continue;
-      res.write(message);
+      if (res.destroyed) this.clients.delete(res);
+      else if (!res.writableNeedDrain) res.write(message);
     }
-  }
-
-  /** Ends every stream (the stack is stopping). */
-  close(): void {
-    clearInterval(this.keepalive);
-    for (const res of this.clients) res.end();
-    this.clients.clear();
   }
 }

@@ -14,7 +14,8 @@
  * Labels are app and worker names ("app.slot") from the config, never from
  * requests: the number of series is bounded by the config.
  */
-import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { exposition } from "../stack/metrics-sum.ts";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { ActivityEntry, ObservedStack, StackStatus } from "../stack/status.ts";
 
 /** The activity kinds that are actions with an outcome (exits and health changes are counted elsewhere). */
@@ -38,7 +39,7 @@ export class StackMetrics {
           fill((labels, value) => this.set(labels, value), self.current());
         },
       });
-    gauge("tsgi_pool_workers", "Workers an app runs now (a runtime `scale` can differ from the config file until the next reload).", ["app"], (set, status) => {
+    gauge("tsgi_pool_workers", "Workers an app runs now (a runtime `scale` can differ from the config file: a reload keeps it).", ["app"], (set, status) => {
       for (const pool of status.pools) set({ app: pool.app }, pool.instances);
     });
     gauge("tsgi_pool_configured_workers", "Workers the config file asks for, per app.", ["app"], (set, status) => {
@@ -103,7 +104,7 @@ export class StackMetrics {
     this.snapshot = undefined;
     const proxies = this.source.proxyMetrics();
     // Two expositions end to end are one: their metric names are distinct.
-    return proxies.length ? `${own}\n${await AggregatorRegistry.aggregate(proxies).metrics()}` : own;
+    return proxies.length ? `${own}\n${await exposition(proxies)}` : own;
   }
 
   /** One status per scrape, shared by every gauge that reads it. */

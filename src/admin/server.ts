@@ -11,8 +11,8 @@
  *   POST /restart?app=NAME         > the control API's own requests (stack/control.ts), same answers
  *   POST /scale?app=NAME&n=N|+K|-K/
  *
- * Every request passes admin/auth.ts first (a token off loopback; writes
- * refused from other sites). `down` is left to the control socket: stopping
+ * Every request passes admin/auth.ts first, before its path is looked at (a
+ * token off loopback; writes refused from other sites). `down` is left to the control socket: stopping
  * the whole stack is for someone on the machine.
  *
  * The stack binds the listener; the CLI hands it this handler
@@ -34,6 +34,15 @@ const PAGE_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame
 const WRITES = new Set(["/reload", "/restart", "/scale"]);
 const READS = new Set(["/status", "/status.json", "/metrics", "/events"]);
 
+/** The request's target as a URL on this listener; undefined for one that is not a path (`//[`, say: URL throws on it). */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? "/", "http://admin");
+  } catch {
+    return undefined;
+  }
+}
+
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", ...headers });
@@ -53,20 +62,23 @@ export function adminHandler(stack: ObservedStack, env: NodeJS.ProcessEnv = proc
   stack.onSample((point) => events.publish(point, () => stack.status()));
   const metrics = new StackMetrics(stack);
   return (req, res) => {
-    const url = new URL(req.url ?? "/", "http://admin");
     const method = req.method ?? "GET";
+    const url = requestUrl(req.url);
+    if (!url) return sendJson(res, 400, { error: "the request target is not a path" });
     const write = WRITES.has(url.pathname);
-    const asset = write ? undefined : pageAsset(url.pathname);
-    if (!write && !asset && !READS.has(url.pathname)) {
-      return sendJson(res, 404, { error: `no such admin path: ${url.pathname} (the admin listener answers /, /status, /metrics, /events, and POST /reload, /restart, /scale)` });
-    }
-    const allowed = write ? "POST" : "GET, HEAD";
-    if (!allowed.split(", ").includes(method)) return sendJson(res, 405, { error: `${method} ${url.pathname}: use ${allowed}` }, { Allow: allowed });
+    // Who asks comes first: without the token, not even which paths exist is said.
     const verdict = auth.check(req, write);
     if (!verdict.ok) {
       const challenge: http.OutgoingHttpHeaders = verdict.status === 401 ? { "WWW-Authenticate": 'Basic realm="tsgi-stack admin", charset="UTF-8"' } : {};
       return sendJson(res, verdict.status, { error: verdict.reason }, challenge);
     }
+    const asset = write ? undefined : pageAsset(url.pathname);
+    if (!write && !asset && !READS.has(url.pathname)) {
+      return sendJson(res, 404, { error: `no such admin path: ${url.pathname} (the admin listener answers /, /status, /metrics, /events, and POST /reload, /restart, /scale)` });
+    }
+    // The live feed never ends: a HEAD of it would hang, so it is GET only.
+    const allowed = write ? "POST" : url.pathname === "/events" ? "GET" : "GET, HEAD";
+    if (!allowed.split(", ").includes(method)) return sendJson(res, 405, { error: `${method} ${url.pathname}: use ${allowed}` }, { Allow: allowed });
     if (write) {
       void answer(stack, method, url).then(({ status, body }) => sendJson(res, status, body));
       return;

@@ -4,16 +4,17 @@
  * `tsgi-stack scale APP N` and, as pm2 users type it, `scale APP +1` /
  * `scale APP -1`: a count, or a change to the number of workers the app runs
  * now (its pool's `instances`, which a runtime scale may have moved off the
- * config's). The arithmetic is done here, against the status just read, and
- * the stack is sent the number; its own bounds (contract/limits.ts) are
- * checked first so that the refusal names the app and what it runs.
+ * config's). The count is worked out here, against the status just read, by
+ * the control API's own rule (stack/control.ts changedInstances, which the
+ * status page's +/- reach through the admin listener), and the stack is sent
+ * the number; a refusal names the app and what it runs.
  *
  * `-1` reaches the command as an argument, not an unknown option: commander
  * (since 14) reads a negative number as one in a command that has no option
  * spelled like a digit, which `scale` must keep so.
  */
 import { MAX_INSTANCES } from "../contract/limits.ts";
-import { UnknownApp, StaticAppRefused } from "../stack/control.ts";
+import { BadInstanceCount, changedInstances, UnknownApp, StaticAppRefused } from "../stack/control.ts";
 import type { StackStatus } from "../stack/status.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -45,13 +46,10 @@ export function targetInstances(app: string, count: ScaleCount, status: Pick<Sta
     if (apps.some((candidate) => candidate.app === app && candidate.kind === "static")) throw new StaticAppRefused(app, "scale");
     throw new UnknownApp(app, apps.length > 0 ? apps.map((candidate) => candidate.app) : status.pools.map((candidate) => candidate.app));
   }
-  const target = pool.instances + count.change;
-  const sign = count.change < 0 ? "" : "+";
-  if (target < 1) {
-    throw new UsageError(`scale ${app} ${sign}${count.change}: ${app} runs ${pool.instances} worker(s); an app keeps at least 1 (\`down\` stops the stack)`);
+  try {
+    return changedInstances(app, pool.instances, count.change);
+  } catch (error) {
+    // Checked here before the stack is asked: a usage error of the command line (exit 2).
+    throw error instanceof BadInstanceCount ? new UsageError(error.message) : error;
   }
-  if (target > MAX_INSTANCES) {
-    throw new UsageError(`scale ${app} ${sign}${count.change}: ${app} runs ${pool.instances} worker(s); an app runs at most ${MAX_INSTANCES}`);
-  }
-  return target;
 }

@@ -46,6 +46,9 @@ export async function watchStatus(options: WatchOptions): Promise<void> {
     if (stopped) break;
     out.write(frameText(text, inPlace, first));
     first = false;
-    await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, intervalMs))]);
+    // The wait is cut short by `stop`, and its timer cleared: a pending one would keep the process up after Ctrl-C.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stop, new Promise((resolve) => (timer = setTimeout(resolve, intervalMs)))]);
+    clearTimeout(timer);
   }
 }

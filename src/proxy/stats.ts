@@ -1,27 +1,32 @@
 /**
  * @module proxy/stats
  *
- * What one proxy process counts of its traffic, in Prometheus' terms
- * (prom-client): requests by app and status class, a latency histogram per
- * app, requests and errors per worker, failed tries and retries, client
- * connections. Also the last few requests that ended in an error, for the
- * status page. Each proxy process keeps its own; the stack process sums them
- * (prom-client's AggregatorRegistry, as node:cluster users do) for
- * GET /metrics and `status`.
+ * What one proxy process counts of its traffic: requests by app and status
+ * class, a latency histogram per app, requests and errors per worker, failed
+ * tries and retries, client connections; and the last few requests that
+ * ended 5xx, for the status page. Each proxy process keeps its own; the
+ * stack process sums them (prom-client's AggregatorRegistry, as node:cluster
+ * users do) for GET /metrics and `status`.
  *
- * Per request this costs a few increments: label children are looked up once
- * per app and worker and kept, so no label set is hashed per request.
+ * Per request this is a few additions to plain numbers, found through one
+ * Map lookup per app and per worker: no label set is hashed, nothing is
+ * allocated. The numbers become prom-client's JSON form of metrics (what
+ * `registry.getMetricsAsJSON()` gives, and what AggregatorRegistry sums) only
+ * once per report, a second apart (`metrics()`); test/proxy/stats.test.ts
+ * holds that form to prom-client's own.
  */
-import { Counter, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from "prom-client";
 import type { AccessEntry } from "./exchange.ts";
 
 /** Prometheus' own default buckets, in seconds: from 5 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** How many error entries are kept between two reports (the newest ones). */
-const RECENT_ERRORS = 20;
+/** How many error entries one report carries at most (the newest). */
+const ERRORS_PER_REPORT = 20;
 
-/** A request that ended 5xx, or that the proxy answered with one of its own errors. */
+/** The longest URL kept in an error entry: a page shows it, it needs no more. */
+const URL_SHOWN = 200;
+
+/** A request that ended 5xx (the worker's answer, or the proxy's own). */
 export interface ErrorEntry {
   /** Epoch ms. */
   at: number;
@@ -29,120 +34,163 @@ export interface ErrorEntry {
   status: number;
   method: string;
   url: string;
+  /** The worker that answered ("app.slot"). */
   worker?: string;
+  /** The proxy's catalog code, when it answered itself. */
   code?: string;
   requestId: string;
 }
 
-/** The metric values, as prom-client's getMetricsAsJSON() gives them (what AggregatorRegistry.aggregate takes). */
-export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
-
-type Inc = { inc(value?: number): void };
-
-function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+/** One metric in prom-client's JSON form (getMetricsAsJSON), what AggregatorRegistry.aggregate sums. */
+export interface MetricJson {
+  name: string;
+  help: string;
+  type: "counter" | "gauge" | "histogram";
+  aggregator: "sum";
+  values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
 }
 
-/** The longest URL kept in an error entry: a page shows it, it needs no more. */
-const URL_SHOWN = 200;
+export type MetricsJson = MetricJson[];
+
+/** Status classes, by the status' first digit (index 0: anything outside 100-599). */
+const CLASSES = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+interface AppCounts {
+  /** Requests by status class (CLASSES' order). */
+  byClass: number[];
+  /** Requests per latency bucket, not cumulative (LATENCY_BUCKETS' order, then +Inf). */
+  buckets: number[];
+  seconds: number;
+  /** Failed tries by kind. */
+  failures: Map<string, number>;
+  retries: number;
+}
+
+interface WorkerCounts {
+  app: string;
+  requests: number;
+  errors: number;
+}
+
+function bucketOf(seconds: number): number {
+  for (let index = 0; index < LATENCY_BUCKETS.length; index++) if (seconds <= LATENCY_BUCKETS[index]!) return index;
+  return LATENCY_BUCKETS.length;
+}
 
 export class ProxyStats {
-  readonly registry = new Registry();
-  private readonly requests = new Counter({
-    name: "tsgi_http_requests_total",
-    help: "Requests answered by the proxy, by app and status class (app is empty for requests no route matched).",
-    labelNames: ["app", "code"] as const,
-    registers: [this.registry],
-  });
-  private readonly duration = new Histogram({
-    name: "tsgi_http_request_duration_seconds",
-    help: "Time from a request's arrival at the proxy to the end of its response, by app.",
-    labelNames: ["app"] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly workerRequests = new Counter({
-    name: "tsgi_worker_requests_total",
-    help: "Requests a worker answered through the proxy, by app and worker (app.slot).",
-    labelNames: ["app", "worker"] as const,
-    registers: [this.registry],
-  });
-  private readonly workerErrors = new Counter({
-    name: "tsgi_worker_errors_total",
-    help: "Requests given to a worker that ended 5xx (its own answer, or the proxy's 502/504 after it failed), by app and worker.",
-    labelNames: ["app", "worker"] as const,
-    registers: [this.registry],
-  });
-  private readonly upstreamFailures = new Counter({
-    name: "tsgi_upstream_failures_total",
-    help: "Tries a worker failed (could not connect, timed out, closed or broke the response), by app and kind.",
-    labelNames: ["app", "kind"] as const,
-    registers: [this.registry],
-  });
-  private readonly retries = new Counter({
-    name: "tsgi_upstream_retries_total",
-    help: "Failed tries that were sent to another worker, by app.",
-    labelNames: ["app"] as const,
-    registers: [this.registry],
-  });
-  private readonly connections = new Counter({
-    name: "tsgi_proxy_connections_total",
-    help: "Client connections the proxy accepted.",
-    registers: [this.registry],
-  });
-  private readonly openConnections = new Gauge({
-    name: "tsgi_proxy_open_connections",
-    help: "Client connections open now.",
-    registers: [this.registry],
-  });
-  /** Label children, looked up once per label set. */
-  private readonly children = new Map<string, Inc>();
-  private readonly observers = new Map<string, { observe(value: number): void }>();
+  private readonly apps = new Map<string, AppCounts>();
+  private readonly workers = new Map<string, WorkerCounts>();
+  private connections = 0;
+  private open = 0;
   private errors: ErrorEntry[] = [];
 
   /** One response (the access entry the proxy makes for every request). */
   record(entry: AccessEntry): void {
-    const app = entry.app ?? "";
-    const code = statusClass(entry.status);
-    this.child(this.requests, `r\0${app}\0${code}`, { app, code }).inc();
-    let observer = this.observers.get(app);
-    if (!observer) {
-      observer = this.duration.labels({ app });
-      this.observers.set(app, observer);
-    }
-    observer.observe(entry.ms / 1000);
-    const failed = entry.status >= 500;
+    const counts = this.app(entry.app ?? "");
+    const status = entry.status;
+    counts.byClass[status >= 100 && status < 600 ? Math.floor(status / 100) : 0]! += 1;
+    const seconds = entry.ms / 1000;
+    counts.buckets[bucketOf(seconds)]! += 1;
+    counts.seconds += seconds;
+    const failed = status >= 500;
     if (entry.endpoint) {
-      this.child(this.workerRequests, `w\0${entry.endpoint}`, { app, worker: entry.endpoint }).inc();
-      if (failed) this.child(this.workerErrors, `e\0${entry.endpoint}`, { app, worker: entry.endpoint }).inc();
+      let worker = this.workers.get(entry.endpoint);
+      if (!worker) this.workers.set(entry.endpoint, (worker = { app: entry.app ?? "", requests: 0, errors: 0 }));
+      worker.requests += 1;
+      if (failed) worker.errors += 1;
     }
     if (failed) this.keepError(entry);
   }
 
   /** A try a worker failed; `retried` when the request went on to another worker. */
   upstreamFailure(app: string, kind: string, retried: boolean): void {
-    this.child(this.upstreamFailures, `f\0${app}\0${kind}`, { app, kind }).inc();
-    if (retried) this.child(this.retries, `t\0${app}`, { app }).inc();
+    const counts = this.app(app);
+    counts.failures.set(kind, (counts.failures.get(kind) ?? 0) + 1);
+    if (retried) counts.retries += 1;
   }
 
   connectionOpened(): void {
-    this.connections.inc();
-    this.openConnections.inc();
+    this.connections += 1;
+    this.open += 1;
   }
 
   connectionClosed(): void {
-    this.openConnections.dec();
+    this.open -= 1;
   }
 
-  /** The error entries kept since the last call (at most RECENT_ERRORS, the newest), and forgets them. */
+  /** The error entries kept since the last call (at most ERRORS_PER_REPORT, the newest), and forgets them. */
   takeErrors(): ErrorEntry[] {
     const taken = this.errors;
     this.errors = [];
     return taken;
   }
 
-  metrics(): Promise<MetricsJson> {
-    return this.registry.getMetricsAsJSON();
+  /** Every count so far, in prom-client's JSON form. */
+  metrics(): MetricsJson {
+    const apps = [...this.apps];
+    const workers = [...this.workers];
+    const metric = (name: string, type: MetricJson["type"], help: string, values: MetricJson["values"]): MetricJson => ({ name, help, type, aggregator: "sum", values });
+    return [
+      metric(
+        "tsgi_http_requests_total",
+        "counter",
+        "Requests answered by the proxy, by app and status class (app is empty for requests no route matched).",
+        apps.flatMap(([app, counts]) => counts.byClass.flatMap((value, index) => (value > 0 ? [{ value, labels: { app, code: CLASSES[index]! } }] : []))),
+      ),
+      metric(
+        "tsgi_http_request_duration_seconds",
+        "histogram",
+        "Time from a request's arrival at the proxy to the end of its response, by app.",
+        apps.flatMap(([app, counts]) => {
+          let cumulative = 0;
+          const buckets = counts.buckets.map((count, index) => {
+            cumulative += count;
+            const le = index < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[index]! : "+Inf";
+            return { value: cumulative, labels: { le, app }, metricName: "tsgi_http_request_duration_seconds_bucket" };
+          });
+          return [
+            ...buckets,
+            { value: counts.seconds, labels: { app }, metricName: "tsgi_http_request_duration_seconds_sum" },
+            { value: cumulative, labels: { app }, metricName: "tsgi_http_request_duration_seconds_count" },
+          ];
+        }),
+      ),
+      metric(
+        "tsgi_worker_requests_total",
+        "counter",
+        "Requests a worker answered through the proxy, by app and worker (app.slot).",
+        workers.map(([worker, counts]) => ({ value: counts.requests, labels: { app: counts.app, worker } })),
+      ),
+      metric(
+        "tsgi_worker_errors_total",
+        "counter",
+        "Requests given to a worker that ended 5xx (its own answer, or the proxy's 502/504 after it failed), by app and worker.",
+        workers.map(([worker, counts]) => ({ value: counts.errors, labels: { app: counts.app, worker } })),
+      ),
+      metric(
+        "tsgi_upstream_failures_total",
+        "counter",
+        "Tries a worker failed (could not connect, timed out, closed or broke the response), by app and kind.",
+        apps.flatMap(([app, counts]) => [...counts.failures].map(([kind, value]) => ({ value, labels: { app, kind } }))),
+      ),
+      metric(
+        "tsgi_upstream_retries_total",
+        "counter",
+        "Failed tries that were sent to another worker, by app.",
+        apps.flatMap(([app, counts]) => (counts.retries > 0 ? [{ value: counts.retries, labels: { app } }] : [])),
+      ),
+      metric("tsgi_proxy_connections_total", "counter", "Client connections the proxy accepted.", [{ value: this.connections, labels: {} }]),
+      metric("tsgi_proxy_open_connections", "gauge", "Client connections open now.", [{ value: this.open, labels: {} }]),
+    ];
+  }
+
+  private app(name: string): AppCounts {
+    let counts = this.apps.get(name);
+    if (!counts) {
+      counts = { byClass: new Array(CLASSES.length).fill(0), buckets: new Array(LATENCY_BUCKETS.length + 1).fill(0), seconds: 0, failures: new Map(), retries: 0 };
+      this.apps.set(name, counts);
+    }
+    return counts;
   }
 
   private keepError(entry: AccessEntry): void {
@@ -156,15 +204,6 @@ export class ProxyStats {
       ...(entry.error === undefined ? {} : { code: entry.error }),
       requestId: entry.requestId,
     });
-    if (this.errors.length > RECENT_ERRORS) this.errors.shift();
-  }
-
-  private child<L extends string>(metric: Counter<L>, key: string, labels: Record<L, string>): Inc {
-    let child = this.children.get(key);
-    if (!child) {
-      child = metric.labels(labels as never);
-      this.children.set(key, child);
-    }
-    return child;
+    if (this.errors.length > ERRORS_PER_REPORT) this.errors.shift();
   }
 }

@@ -12,7 +12,7 @@
  *   POST /scale?app=NAME&n=N  -> { app, instances, pool: PoolOutcome }   (N, or +K / -K from the running count)
  *   POST /down                -> { stopping: true }, then the stack stops
  *
- * The admin listener (stack/admin.ts) serves the same requests over TCP,
+ * The admin listener (admin/server.ts) serves the same requests over TCP,
  * behind its token: the CLI and the status page use one API.
  *
  * A refusal is answered `{ error, code }` with the error's status (400), any
@@ -191,12 +191,25 @@ function rawParam(url: URL, name: string): string {
 
 /** `n` of a scale request: a count, or `+K` / `-K` from the app's running count (pm2's `scale app +1`). NaN when it is neither. */
 function instancesWanted(target: ControlTarget, app: string, n: string): number {
-  const relative = /^([+-])(\d+)$/.exec(n.trim());
+  const relative = /^[+-]\d+$/.test(n.trim());
   if (!relative) return /^\d+$/.test(n.trim()) ? Number(n) : Number.NaN;
   const running = target.status().pools.find((pool) => pool.app === app)?.instances;
   // An app with no pool: scale() itself refuses it by name (unknown, or static).
   if (running === undefined) return 1;
-  return running + (relative[1] === "+" ? 1 : -1) * Number(relative[2]);
+  return changedInstances(app, running, Number(n.trim()));
+}
+
+/**
+ * `scale APP +K` / `-K`: the app's running count moved by `change`; refused,
+ * naming the app and what it runs, below 1 or above MAX_INSTANCES. The
+ * control API and the CLI (which checks before it asks) share it.
+ */
+export function changedInstances(app: string, running: number, change: number): number {
+  const target = running + change;
+  const asked = `scale ${app} ${change < 0 ? "" : "+"}${change}`;
+  if (target < 1) throw new BadInstanceCount(`${asked}: ${app} runs ${running} worker(s); an app keeps at least 1 (\`down\` stops the stack)`, { at: app });
+  if (target > MAX_INSTANCES) throw new BadInstanceCount(`${asked}: ${app} runs ${running} worker(s); an app runs at most ${MAX_INSTANCES}`, { at: app });
+  return target;
 }
 
 async function dispatch(target: ControlTarget, method: string, url: URL): Promise<unknown> {
@@ -243,7 +256,12 @@ export function answer(target: ControlTarget, method: string, url: URL): Promise
 export async function startControlServer(socketPath: string, target: ControlTarget): Promise<http.Server> {
   if (existsSync(socketPath)) unlinkSync(socketPath);
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://control");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://control");
+    } catch {
+      return send(res, 400, { error: "the request target is not a path" });
+    }
     void answer(target, req.method ?? "GET", url).then(({ status, body }) => send(res, status, body));
   });
   await new Promise<void>((resolve, reject) => {

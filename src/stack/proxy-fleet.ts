@@ -23,7 +23,7 @@ import { getSystemErrorMap } from "node:util";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import type { FromProxy, ListenerSpec, ProxyReport, ToProxy } from "./proxy-messages.ts";
 import type { MetricsJson } from "../proxy/stats.ts";
-import { AggregatorRegistry } from "prom-client";
+import { sumMetrics } from "./metrics-sum.ts";
 import type { ProxySettings } from "./proxy-settings.ts";
 import { ListenFailed, ProxyStartFailed } from "./errors.ts";
 import { type LogWriteFailures, LogWriteCounter } from "./log-writes.ts";
@@ -205,9 +205,11 @@ export class ProxyFleet {
     this.retiredMetrics.push(metrics.filter((metric) => String(metric.type) !== "gauge"));
     if (this.retiredMetrics.length <= 4) return;
     const all = this.retiredMetrics.splice(0);
-    void AggregatorRegistry.aggregate(all)
-      .getMetricsAsJSON()
-      .then((summed) => this.retiredMetrics.unshift(summed));
+    sumMetrics(all).then(
+      (summed) => this.retiredMetrics.unshift(summed),
+      // Summing failed: keep them apart rather than lose them.
+      () => this.retiredMetrics.unshift(...all),
+    );
   }
 
   /** Told each report as it arrives (the stack reads the errors in it). */

@@ -61,8 +61,11 @@ function optionsFor(next: ProxySettings): FrontProxyOptions {
 /** The stack's `status`, page and metrics read these: one report a second, small (counters, not requests). */
 const statsTimer = setInterval(() => {
   if (!proxy || stopping) return;
-  const upstreams = proxy.upstreamView();
-  void stats.metrics().then((metrics) => send({ type: "stats", metrics, upstreams, errors: stats.takeErrors() }));
+  try {
+    send({ type: "stats", metrics: stats.metrics(), upstreams: proxy.upstreamView(), errors: stats.takeErrors() });
+  } catch {
+    // The channel is closing: the stack is going, and this process with it ("disconnect").
+  }
 }, REPORT_STATS_MS);
 statsTimer.unref();
 

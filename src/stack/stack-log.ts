@@ -54,6 +54,18 @@ function prettyMessage(record: Record<string, unknown>): string {
   return app === undefined ? `tsgi-stack: ${msg}` : `${app}.${slot} | ${msg}`;
 }
 
+/** A line of stack.log as `up` prints it on a terminal, without time and level: a JSON record's words, or the line as it is. */
+export function printedLine(line: string): string {
+  if (!line.startsWith("{")) return line;
+  try {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    if (typeof record.msg !== "string") return line;
+    return record.summary === true ? record.msg : prettyMessage(record);
+  } catch {
+    return line;
+  }
+}
+
 export interface StackLog {
   /** One line of the stack's own. */
   say(message: string): void;

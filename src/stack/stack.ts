@@ -255,7 +255,9 @@ export class Stack implements ObservedStack, PlanRunner {
         throw new StackStartError(failed.map((report) => `app "${report.app}" did not start: ${report.error!.message}`), failed);
       }
       await this.watchFiles();
-      this.sampler = setInterval(() => void this.sample(), SAMPLE_MS);
+      this.sampler = setInterval(() => {
+        this.sample().catch((error: Error) => this.say(`status sampling: ${error.message}`));
+      }, SAMPLE_MS);
       this.sampler.unref();
       this.started = true;
       return reports;
@@ -336,7 +338,8 @@ export class Stack implements ObservedStack, PlanRunner {
       const handedOver = this.membership.get(row.app)?.has(`${row.slot}#${row.pid}`) ?? false;
       const inPool = row.state === "ready" && handedOver && !out;
       const checkedAt = Math.max(0, ...seen.map((view) => view.checkedAt ?? 0));
-      const outReason = row.state !== "ready" || inPool ? undefined : (out?.outReason ?? "taken out of balancing by the supervisor (its heartbeat went silent)");
+      // A ready worker not yet handed over is joining the pool (a moment): no reason to give.
+      const outReason = row.state === "ready" && !inPool ? out?.outReason : undefined;
       return {
         ...row,
         inPool,
@@ -370,7 +373,14 @@ export class Stack implements ObservedStack, PlanRunner {
       });
     }
     this.healthSeen = seen;
-    for (const listener of this.sampleListeners) listener(point);
+    for (const listener of this.sampleListeners) {
+      // One listener's failure (a page's connection, say) is not the others', nor the stack's.
+      try {
+        listener(point);
+      } catch (error) {
+        this.say(`status feed: ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Called each second with the newest point of the plots (the admin listener's live feed). Returns the unsubscribe function. */

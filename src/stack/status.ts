@@ -48,7 +48,7 @@ export interface WorkerStatus extends StatusRow {
 
 /** One app's pool: the supervisor's report, with what the config file says and what the proxy balances over. */
 export interface PoolStatus extends PoolReport {
-  /** `instances` in the config file; `instances` above is what runs now (a runtime `scale` can differ until the next reload). */
+  /** `instances` in the config file; `instances` above is what runs now (a runtime `scale` can differ: a reload keeps it; `scale`, a change to the app in the file or the next `up` returns to the file's). */
   configured: number;
   /** Workers in the proxy's balancing now (ready and passing their health check). */
   inPool: number;
@@ -78,7 +78,7 @@ export interface ActivityEntry {
   message: string;
 }
 
-/** A recent request that ended 5xx, or that the proxy answered itself with an error (its catalog code). */
+/** A recent request that ended 5xx: the worker's answer, or the proxy's own 502/504 (with its catalog code). */
 export interface RecentError {
   at: string;
   app?: string;

@@ -12,7 +12,7 @@
  * difference of two latency histograms, as Prometheus' histogram_quantile()
  * does (linear within a bucket).
  */
-import { AggregatorRegistry } from "prom-client";
+import { sumMetrics } from "./metrics-sum.ts";
 import type { MetricsJson } from "../proxy/stats.ts";
 import { LATENCY_BUCKETS } from "../proxy/stats.ts";
 import type { AppTraffic, SeriesPoint } from "./status.ts";
@@ -56,7 +56,7 @@ export function totalsOf(metrics: MetricsJson, t: number): Sample {
     return totals;
   };
   for (const metric of metrics) {
-    for (const { labels, value, metricName } of metric.values as { labels: Record<string, string | number>; value: number; metricName?: string }[]) {
+    for (const { labels, value, metricName } of metric.values) {
       const app = String(labels.app ?? "");
       if (metric.name === "tsgi_http_requests_total" && app) {
         const totals = appTotals(app);
@@ -119,7 +119,7 @@ export class TrafficSeries {
 
   /** Sums `metrics` (every proxy process's) as of now; returns the new point of the plots, with every one of `apps` in it (0 when idle). */
   async sample(metrics: MetricsJson[], apps: readonly string[], now = Date.now()): Promise<SeriesPoint> {
-    const summed = metrics.length ? await AggregatorRegistry.aggregate(metrics).getMetricsAsJSON() : [];
+    const summed = await sumMetrics(metrics);
     const sample = totalsOf(summed, now);
     for (const app of apps) if (!sample.apps.has(app)) sample.apps.set(app, emptyTotals());
     return this.add(sample);

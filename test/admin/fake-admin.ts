@@ -5,10 +5,11 @@
  * until the real one lands: the page's three files (from page-assets.ts, as
  * the real server serves them), GET /events (server-sent events, driven by
  * the test: `send`), GET /status, and the write actions, recorded, refused
- * without X-Tsgi-Action as the real server refuses them, and answered as the
+ * from another site by the real server's own rule (admin/auth.ts), and answered as the
  * test says (`answer`, which may hold the answer back to see the page wait).
  */
 import http from "node:http";
+import { AdminAuth } from "../../src/admin/auth.ts";
 import type { AddressInfo } from "node:net";
 import { pageAsset } from "../../src/admin/page-assets.ts";
 import type { EventsSnapshot, EventsUpdate, StackStatus } from "../../src/stack/status.ts";
@@ -109,7 +110,8 @@ export async function startFakeAdmin(status: StackStatus, series: EventsSnapshot
     }
     if (req.method === "POST" && ACTIONS.has(action)) {
       req.resume();
-      if (req.headers["x-tsgi-action"] !== "1") return json(res, 403, { error: "a write action needs the header X-Tsgi-Action: 1", code: "ADMIN_ACTION_HEADER" });
+      const verdict = new AdminAuth(undefined).check(req, true);
+      if (!verdict.ok) return json(res, verdict.status, { error: verdict.reason });
       const post: RecordedPost = { url: req.url!, action, params: Object.fromEntries(url.searchParams), headers: req.headers };
       fake.posts.push(post);
       const answer = await fake.answer(post);

@@ -7,7 +7,7 @@
  *     and grows the plots by its point; a focused button keeps the focus;
  *   - failing health, out-of-pool reasons and why a worker is down shown as words;
  *   - config and reload errors shown as alerts;
- *   - Reload POSTs with X-Tsgi-Action, its buttons disabled until the
+ *   - Reload POSTs same-origin (as the server's write rule wants), its buttons disabled until the
  *     answer, which is shown; an error answer's text is shown, and a 200
  *     that reports a failure (a pool left short) as a failure;
  *   - request URLs shown as text, never as markup;
@@ -172,7 +172,7 @@ describe("admin page against a fake admin API", () => {
     expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.action)).toBe("reload");
     expect(fake.posts).toHaveLength(1);
     expect(fake.posts[0]!.url).toBe("/reload?app=web");
-    expect(fake.posts[0]!.headers["x-tsgi-action"]).toBe("1");
+    expect(fake.posts[0]!.headers["sec-fetch-site"]).toBe("same-origin");
   });
 
   it("shows a 200 answer that reports a failure as a failure: a restart that left the pool short", async () => {
@@ -193,7 +193,7 @@ describe("admin page against a fake admin API", () => {
     const post = fake.posts.at(-1)!;
     expect(post.action).toBe("scale");
     expect(post.params).toEqual({ app: "web", n: "+1" });
-    expect(post.headers["x-tsgi-action"]).toBe("1");
+    expect(post.headers["sec-fetch-site"]).toBe("same-origin");
   });
 
   it("shows request URLs as text, never as markup", async () => {

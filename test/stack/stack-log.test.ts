@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LogFormatInvalid } from "../../src/stack/errors.ts";
-import { stackLogFormat } from "../../src/stack/stack-log.ts";
+import { printedLine, stackLogFormat } from "../../src/stack/stack-log.ts";
 
 describe("the stack log's format", () => {
   it("is pretty on a terminal and JSON on a pipe or a file, by default", () => {
@@ -23,5 +23,15 @@ describe("the stack log's format", () => {
   it("refuses any other TSGI_LOG_FORMAT, naming the variable and the two formats", () => {
     expect(() => stackLogFormat({ TSGI_LOG_FORMAT: "JSON" }, false)).toThrow(LogFormatInvalid);
     expect(() => stackLogFormat({ TSGI_LOG_FORMAT: "xml" }, false)).toThrow('TSGI_LOG_FORMAT=xml: the stack\'s log format is "pretty" or "json"');
+  });
+});
+
+describe("printedLine", () => {
+  it("gives a stack.log record in the words up prints on a terminal, and any other line as it is", () => {
+    expect(printedLine('{"level":30,"time":"2026-12-06T12:00:00.000Z","pid":1,"msg":"serving on http://127.0.0.1:8080/"}')).toBe("tsgi-stack: serving on http://127.0.0.1:8080/");
+    expect(printedLine('{"level":30,"pid":1,"app":"web","slot":0,"stream":"err","msg":"boom"}')).toBe("web.0 | boom");
+    expect(printedLine('{"level":30,"summary":true,"msg":"web  2/2 ready"}')).toBe("web  2/2 ready");
+    expect(printedLine("  web  2/2 ready")).toBe("  web  2/2 ready");
+    expect(printedLine("{not json")).toBe("{not json");
   });
 });

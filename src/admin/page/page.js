@@ -4,7 +4,7 @@
  *   GET events   server-sent events: `snapshot` (EventsSnapshot) on connect,
  *                then `update` (EventsUpdate) every second;
  *   GET status   the StackStatus alone, polled while the feed is down;
- *   POST reload|restart|scale?app=NAME[&n=N|+1|-1] with X-Tsgi-Action: 1.
+ *   POST reload|restart|scale?app=NAME[&n=N|+1|-1], same-origin (the server refuses writes from other sites).
  * URLs are relative to the page, so it also works mounted under a prefix.
  *
  * Everything is drawn with DOM APIs and textContent, never innerHTML: app
@@ -19,8 +19,6 @@ const WINDOW_MS = 5 * 60_000;
 const RECONNECT_MS = 3_000;
 /** While the feed is down, GET status this often so that the numbers do not freeze if only the feed is broken. */
 const FALLBACK_POLL_MS = 5_000;
-/** What the server requires on every POST (its CSRF guard: a cross-site form cannot set a header). */
-const ACTION_HEADER = { "X-Tsgi-Action": "1" };
 
 /** Worker states and health as words with a symbol, so that nothing depends on colour. */
 const STATE_LABEL = {
@@ -355,7 +353,7 @@ function updateApp(section, app, status) {
     field(section, "instances"),
     pool
       ? `${pool.instances} running of ${pool.configured} configured · ${pool.ready} ready · ${pool.inPool} in pool` +
-          (pool.instances !== pool.configured ? " (scaled at runtime: the next reload goes back to the file)" : "")
+          (pool.instances !== pool.configured ? " (scaled at runtime: a reload keeps it; scale, or the next up, returns to the file's)" : "")
       : "",
   );
   const pending = page.pending.has(name);
@@ -545,7 +543,7 @@ async function act(action, app, n, trigger) {
   if (n) query.set("n", n); // URLSearchParams encodes "+1" as %2B1, not as a space
   let result;
   try {
-    const res = await fetch(`${action}?${query}`, { method: "POST", credentials: "same-origin", headers: ACTION_HEADER });
+    const res = await fetch(`${action}?${query}`, { method: "POST", credentials: "same-origin" });
     const text = await res.text();
     let body;
     try {

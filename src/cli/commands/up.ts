@@ -20,7 +20,7 @@ import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
 import { adminHandler } from "../../admin/server.ts";
 import { StackOutput } from "../../stack/output.ts";
-import { createStackLog, stackLogFormat } from "../../stack/stack-log.ts";
+import { createStackLog, printedLine, stackLogFormat } from "../../stack/stack-log.ts";
 import { callControl, controlSocketPath } from "../../stack/control.ts";
 import { DetachedStartFailed, StackAlreadyRunning, StackStartError, StateDirInUse } from "../../stack/errors.ts";
 import { openStackLog, prepareStateDir } from "../../stack/state-dir.ts";
@@ -180,7 +180,8 @@ async function runDetached(file: string, config: StackConfig, watch: boolean): P
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const tail = readFileSync(logFile, "utf8").split("\n").slice(-20).join("\n");
+  // stack.log holds JSON records: the last ones are shown in their words.
+  const tail = readFileSync(logFile, "utf8").split("\n").slice(-20).map(printedLine).join("\n");
   if (exited === undefined && child.pid) process.kill(child.pid, "SIGTERM");
   throw new DetachedStartFailed(`the detached stack did not start${exited !== undefined ? ` (exit ${exited})` : ""}:\n${tail}`, { at: logFile });
 }

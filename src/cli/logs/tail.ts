@@ -9,8 +9,14 @@
  * the same name (logrotate's default, for the access log).
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
 
-/** Following prints what was appended this much at a time: a flooding writer costs the reader no more memory than this. */
+/**
+ * Following reads at most this much of a file per call (one poll): a
+ * flooding writer costs the reader no more memory than this, and what it
+ * could not read yet is read by the next polls. A line longer than this is
+ * cut into pieces of this size.
+ */
 const FOLLOW_CHUNK = 1024 * 1024;
 /** The end of a file is read this much at a time, backwards, and never more than TAIL_MAX_BYTES in all. */
 const TAIL_CHUNK = 64 * 1024;
@@ -55,6 +61,8 @@ export class FollowedFile {
   private inode: number | undefined;
   /** The end of a line not yet ended. */
   private partial = "";
+  /** Keeps a character whose bytes are split between two reads whole. */
+  private decoder = new StringDecoder("utf8");
 
   constructor(readonly file: string) {}
 
@@ -70,7 +78,7 @@ export class FollowedFile {
     return this;
   }
 
-  /** The whole lines appended since the last call ([] when the file is gone). */
+  /** The whole lines appended since the last call, up to FOLLOW_CHUNK of them ([] when the file is gone). */
   readNew(): string[] {
     let stats;
     try {
@@ -82,24 +90,25 @@ export class FollowedFile {
     if (stats.size < this.offset || (this.inode !== undefined && stats.ino !== this.inode)) {
       this.offset = 0;
       this.partial = "";
+      this.decoder = new StringDecoder("utf8");
     }
     this.inode = stats.ino;
     if (stats.size === this.offset) return [];
-    const lines: string[] = [];
     const fd = openSync(this.file, "r");
     try {
-      while (this.offset < stats.size) {
-        const buffer = Buffer.alloc(Math.min(FOLLOW_CHUNK, stats.size - this.offset));
-        const read = readSync(fd, buffer, 0, buffer.length, this.offset);
-        if (read === 0) break;
-        this.offset += read;
-        const pieces = (this.partial + buffer.subarray(0, read).toString("utf8")).split("\n");
-        this.partial = pieces.pop() ?? "";
-        lines.push(...pieces);
+      const buffer = Buffer.alloc(Math.min(FOLLOW_CHUNK, stats.size - this.offset));
+      const read = readSync(fd, buffer, 0, buffer.length, this.offset);
+      this.offset += read;
+      const lines = (this.partial + this.decoder.write(buffer.subarray(0, read))).split("\n");
+      this.partial = lines.pop() ?? "";
+      // A line that never ends is not held without bound: its first FOLLOW_CHUNK goes out as a line.
+      if (this.partial.length >= FOLLOW_CHUNK) {
+        lines.push(this.partial);
+        this.partial = "";
       }
+      return lines;
     } finally {
       closeSync(fd);
     }
-    return lines;
   }
 }
