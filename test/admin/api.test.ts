@@ -7,6 +7,7 @@
  * token or a Basic password, and the stack refuses to start without one.
  */
 import http from "node:http";
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpGet, runCli } from "../helpers/serve.ts";
 import { stackDir, statusJson } from "../helpers/stack.ts";
@@ -27,6 +28,18 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(() => started.cleanUp(), 60_000);
+
+/** Sends `request` as written on a new connection; resolves with all the server answered. */
+function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => socket.end(request));
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (answer += chunk));
+    socket.on("end", () => resolve(answer));
+    socket.on("error", reject);
+  });
+}
 
 /** The first `count` server-sent events of GET /events, parsed. */
 function readEvents(url: string, count: number, headers: Record<string, string> = {}): Promise<{ event: string; data: any }[]> {
@@ -136,8 +149,16 @@ describe("write actions", () => {
     const getWrite = await fetch(`${admin}/reload`);
     expect(getWrite.status).toBe(405);
     expect(getWrite.headers.get("allow")).toBe("POST");
+    // The live feed never ends: a HEAD of it is refused rather than left hanging.
+    const headFeed = await fetch(`${admin}/events`, { method: "HEAD" });
+    expect(headFeed.status).toBe(405);
     const nowhere = await fetch(`${admin}/nope`);
     expect(nowhere.status).toBe(404);
+    // A target that is no path (URL cannot parse it) is a 400, and the stack lives on.
+    const { port } = new URL(admin);
+    const raw = await rawRequest(Number(port), "GET //[ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await statusJson(file)).state).toBe("running");
     // The same origin is fine: what the status page sends.
     const sameOrigin = await fetch(`${admin}/scale?app=api&n=1`, { method: "POST", headers: { origin: admin } });
     expect(sameOrigin.status).toBe(200);
