@@ -16,7 +16,8 @@
  */
 import { exposition } from "../stack/metrics-sum.ts";
 import { Counter, Gauge, Registry } from "prom-client";
-import type { ActivityEntry, ObservedStack, StackStatus } from "../stack/status.ts";
+import type { ObservedStack } from "../stack/control.ts";
+import type { ActivityEntry, StackStatus } from "../stack/status.ts";
 
 /** The activity kinds that are actions with an outcome (exits and health changes are counted elsewhere). */
 const ACTIONS = new Set<ActivityEntry["kind"]>(["reload", "restart", "scale", "config"]);

@@ -20,8 +20,7 @@
  * stack knows nothing of pages, metrics or tokens.
  */
 import type http from "node:http";
-import { answer } from "../stack/control.ts";
-import type { ObservedStack } from "../stack/status.ts";
+import { answer, type ObservedStack } from "../stack/control.ts";
 import { AdminAuth, isLoopbackHost } from "./auth.ts";
 import { AdminTokenRequired } from "./errors.ts";
 import { EventStream } from "./events.ts";

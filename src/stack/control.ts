@@ -25,7 +25,8 @@ import http from "node:http";
 import { existsSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { errorGroup, TsgiStackError } from "../errors.ts";
-import type { StackStatus } from "./status.ts";
+import type { OutcomeCount, SeriesPoint, StackStatus } from "./status.ts";
+import type { MetricsJson } from "../proxy/stats.ts";
 
 /** Where a stack's control socket lives in its state dir. */
 export function controlSocketPath(stateDir: string): string {
@@ -48,6 +49,24 @@ export interface ControlTarget {
   reload(app?: string): Promise<unknown>;
   scale(app: string, instances: number): Promise<PoolOutcome>;
   down(): Promise<void>;
+}
+
+/**
+ * What a running stack offers its admin listener (admin/, a room above this
+ * one, which the CLI hands the stack as `StackOptions.admin`): the control
+ * API's actions, the status, the plots' points as they come, the outcome
+ * counts and the proxy processes' counters.
+ */
+export interface ObservedStack extends ControlTarget {
+  /** The plots' points, oldest first (the last minutes). */
+  series(): SeriesPoint[];
+  /** Called each second with the newest point. Returns the unsubscribe function. */
+  onSample(listener: (point: SeriesPoint) => void): () => void;
+  outcomes(): OutcomeCount[];
+  /** Every proxy process's metrics (prom-client JSON), to be summed. */
+  proxyMetrics(): MetricsJson[];
+  /** The admin listener's address and token as the plan has them (TSGI_ADMIN_TOKEN is read by the admin room). */
+  readonly adminSettings: { host: string; port: number; token?: string };
 }
 
 /** A request the stack refuses (unknown app, bad count): 400 with the message. The subclasses say which refusal. */

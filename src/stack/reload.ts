@@ -13,6 +13,7 @@
  * Reloads run one after another, never interleaved; saves that come while
  * an app's `--watch` reload waits its turn join that one.
  */
+import type { FailedReload } from "./status.ts";
 import { loadConfig } from "../config/load.ts";
 import { probe as probeHealth } from "../proxy/health/active.ts";
 import type { HealthGate, ReloadReport, WorkerEndpoint } from "../supervisor/types.ts";
@@ -21,6 +22,8 @@ import { appsTo, describeDiff, diffPlans, isEmptyDiff, type PlanDiff } from "./d
 import { plan, type StackPlan } from "./plan.ts";
 
 /** What a reload did: for the terminal, the control API and `tsgi-stack reload`. */
+export type { FailedReload } from "./status.ts";
+
 export interface ReloadOutcome {
   /** The config file: read and unchanged, its differences applied, or invalid (the running config stays). */
   config: "unchanged" | "applied" | "invalid";
@@ -32,13 +35,6 @@ export interface ReloadOutcome {
   reloads: ReloadReport[];
 }
 
-/** A reload that failed, kept until the next good one: `status` shows it. */
-export interface FailedReload {
-  message: string;
-  /** The failing line of the app's source, with its neighbours, when the error points at one. */
-  frame?: string;
-  at: string;
-}
 
 /** What the reloader drives: the running stack. */
 export interface PlanRunner {

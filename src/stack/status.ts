@@ -8,12 +8,17 @@
  * checks, requests, latency); the stack joins the two per worker here.
  */
 import type { PoolReport, StatusRow } from "../supervisor/types.ts";
-import type { FailedReload } from "./reload.ts";
 import type { ProxyProcessStatus } from "./proxy-fleet.ts";
 import type { StackLogWrites } from "./log-writes.ts";
 import type { AppKind } from "./proxy-settings.ts";
-import type { ControlTarget } from "./control.ts";
-import type { MetricsJson } from "../proxy/stats.ts";
+
+/** A reload that failed, kept until the next good one: `status` shows it. */
+export interface FailedReload {
+  message: string;
+  /** The failing line of the app's source, with its neighbours, when the error points at one. */
+  frame?: string;
+  at: string;
+}
 
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
 export interface AppStatus {
@@ -153,22 +158,4 @@ export interface EventsSnapshot {
 export interface EventsUpdate {
   status: StackStatus;
   point: SeriesPoint;
-}
-
-/**
- * What a running stack offers its admin listener (admin/, a room above this
- * one, which the CLI hands the stack as `StackOptions.admin`): the control
- * API's actions, the status, the plots' points as they come, the outcome
- * counts and the proxy processes' counters.
- */
-export interface ObservedStack extends ControlTarget {
-  /** The plots' points, oldest first (the last minutes). */
-  series(): SeriesPoint[];
-  /** Called each second with the newest point. Returns the unsubscribe function. */
-  onSample(listener: (point: SeriesPoint) => void): () => void;
-  outcomes(): OutcomeCount[];
-  /** Every proxy process's metrics (prom-client JSON), to be summed. */
-  proxyMetrics(): MetricsJson[];
-  /** The admin listener's address and token as the plan has them (TSGI_ADMIN_TOKEN is read by the admin room). */
-  readonly adminSettings: { host: string; port: number; token?: string };
 }
