@@ -2,7 +2,8 @@
 /**
  * What the test suite drives for real besides Node: Debian's nginx (in front
  * of the workers over uwsgi and HTTP), wrk (load), chromium (the admin page,
- * through playwright-core) and promtool (checks the metrics' exposition).
+ * through playwright-core), promtool (checks the metrics' exposition) and
+ * the official Prometheus client's Python parser (reads it back).
  * `npm test` runs this first (package.json "pretest"), so the README's test
  * command works on a fresh machine as CI runs it:
  *   - everything present: nothing happens;
@@ -23,9 +24,12 @@ const NEEDED = [
   { tool: "chromium", paths: ["/usr/bin/chromium"], pkg: "chromium" },
   // The /metrics tests check the exposition with Prometheus' own linter.
   { tool: "promtool", paths: ["/usr/bin/promtool"], pkg: "prometheus" },
+  // ...and parse it with the official Prometheus client's text-format parser (Debian's python3 runs it).
+  { tool: "the Prometheus client's Python parser", check: ["/usr/bin/python3", "-c", "import prometheus_client.parser"], pkg: "python3-prometheus-client" },
 ];
 
-function present({ tool, paths }) {
+function present({ tool, paths = [], check }) {
+  if (check) return spawnSync(check[0], check.slice(1), { stdio: "ignore" }).status === 0;
   for (const path of paths) {
     try {
       accessSync(path, constants.X_OK);
