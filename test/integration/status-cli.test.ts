@@ -146,7 +146,8 @@ describe("status and scale against a running stack", () => {
   });
 
   it("status: colour on a terminal and with FORCE_COLOR, none with NO_COLOR, the same words either way", async () => {
-    const env = { ...PLAIN_ENV, TERM: "xterm-256color" };
+    // A terminal as a person has one: Node reads CI=true (set by CI runners) as a terminal without colours.
+    const env = { ...PLAIN_ENV, TERM: "xterm-256color", CI: undefined };
     // A real terminal: script(1) runs the CLI on a pseudo-terminal.
     const command = [process.execPath, BIN, "status", "-c", file].map((arg) => `'${arg}'`).join(" ");
     const onTerminal = spawn("script", ["-qec", command, "/dev/null"], { env, stdio: ["ignore", "pipe", "inherit"] });
