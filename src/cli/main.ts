@@ -32,6 +32,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   logs: async () => (await import("./commands/logs.ts")).registerLogs,
   validate: async () => (await import("./commands/validate.ts")).registerValidate,
   serve: async () => (await import("./commands/serve.ts")).registerServe,
+  export: async () => (await import("./commands/export.ts")).registerExport,
+  startup: async () => (await import("./commands/export.ts")).registerExport,
 };
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };

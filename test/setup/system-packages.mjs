@@ -26,6 +26,8 @@ const NEEDED = [
   { tool: "promtool", paths: ["/usr/bin/promtool"], pkg: "prometheus" },
   // ...and parse it with the official Prometheus client's text-format parser (Debian's python3 runs it).
   { tool: "the Prometheus client's Python parser", check: ["/usr/bin/python3", "-c", "import prometheus_client.parser"], pkg: "python3-prometheus-client" },
+  // The systemd exporter's unit is checked by systemd's own verifier (offline: no running systemd needed).
+  { tool: "systemd-analyze", paths: ["/usr/bin/systemd-analyze"], pkg: "systemd" },
 ];
 
 function present({ tool, paths = [], check }) {
