@@ -14,6 +14,7 @@ import path from "node:path";
 import type { StackConfig } from "../config/schema.ts";
 import type { StackStatus } from "../stack/status.ts";
 import type { SupervisorEvent } from "../supervisor/types.ts";
+import { exitWords } from "../stack/event-words.ts";
 
 /** The worker exits of one app seen since `up` began: how many, and the last one, in words. */
 export interface AppExits {
@@ -27,9 +28,8 @@ export class ExitTally {
 
   note(event: SupervisorEvent): void {
     if (event.type !== "worker-exit") return;
-    const how = event.signal ? `killed by ${event.signal}` : `exited with code ${event.exitCode}`;
     const seen = this.byApp.get(event.app);
-    this.byApp.set(event.app, { count: (seen?.count ?? 0) + 1, last: `${event.app}.${event.slot} ${how} after ${event.uptimeMs} ms` });
+    this.byApp.set(event.app, { count: (seen?.count ?? 0) + 1, last: exitWords(event) });
   }
 
   get exits(): ReadonlyMap<string, AppExits> {

@@ -47,6 +47,7 @@ import type { MetricsJson } from "../proxy/stats.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
 import type { ErrorEntry } from "../proxy/stats.ts";
 import { Recent } from "./recent.ts";
+import { eventWords } from "./event-words.ts";
 import { SAMPLE_MS, TrafficSeries } from "./traffic.ts";
 import { plan, type StackPlan } from "./plan.ts";
 import { appsTo, type PlanDiff } from "./diff.ts";
@@ -84,31 +85,23 @@ function recentError(entry: ErrorEntry): RecentError {
   return { at: new Date(at).toISOString(), ...rest };
 }
 
-/** What a supervisor event adds to the recent activity, if anything. */
+/** The kind of recent activity a supervisor event is, and whether it went well; undefined: not kept. */
+const ACTIVITY: Partial<Record<SupervisorEvent["type"], { kind: ActivityEntry["kind"]; ok: boolean }>> = {
+  "worker-exit": { kind: "exit", ok: false },
+  "worker-blocked": { kind: "exit", ok: false },
+  "worker-unresponsive": { kind: "health", ok: false },
+  "worker-responsive": { kind: "health", ok: true },
+  "reload-done": { kind: "reload", ok: true },
+  "reload-failed": { kind: "reload", ok: false },
+  "pool-errored": { kind: "halt", ok: false },
+};
+
+/** What a supervisor event adds to the recent activity, in the words `up` prints (stack/event-words.ts), if anything. */
 function activityOf(event: SupervisorEvent): Omit<ActivityEntry, "at"> | undefined {
-  switch (event.type) {
-    case "worker-exit":
-      return {
-        app: event.app,
-        kind: "exit",
-        ok: false,
-        message: `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`,
-      };
-    case "worker-blocked":
-      return { app: event.app, kind: "exit", ok: false, message: `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked ${event.silentMs} ms: killed for replacement` };
-    case "worker-unresponsive":
-      return { app: event.app, kind: "health", ok: false, message: `${event.app}.${event.slot} (pid ${event.pid}): no heartbeat for ${event.silentMs} ms: out of balancing` };
-    case "worker-responsive":
-      return { app: event.app, kind: "health", ok: true, message: `${event.app}.${event.slot} (pid ${event.pid}): beating again: back in balancing` };
-    case "reload-done":
-      return { app: event.app, kind: "reload", ok: true, message: `${event.app}: reloaded ${event.report.replaced} worker(s) in ${event.report.ms} ms` };
-    case "reload-failed":
-      return { app: event.app, kind: "reload", ok: false, message: `${event.app}: reload failed, the running workers keep serving: ${event.report.error?.message ?? "no detail"}` };
-    case "pool-errored":
-      return { app: event.app, kind: "halt", ok: false, message: `${event.app} halted: ${event.error.summary}` };
-    default:
-      return undefined;
-  }
+  const entry = ACTIVITY[event.type];
+  const message = eventWords(event);
+  if (!entry || message === undefined || !("app" in event)) return undefined;
+  return { app: event.app, ...entry, message };
 }
 
 /** The longest `up` waits for its pools to settle, whatever their restart policies say. */

@@ -11,6 +11,7 @@ import type { PoolReport, StatusRow } from "../supervisor/types.ts";
 import type { ProxyProcessStatus } from "./proxy-fleet.ts";
 import type { StackLogWrites } from "./log-writes.ts";
 import type { AppKind } from "./proxy-settings.ts";
+import type { ErrorEntry } from "../proxy/stats.ts";
 
 /** A reload that failed, kept until the next good one: `status` shows it. */
 export interface FailedReload {
@@ -83,18 +84,8 @@ export interface ActivityEntry {
   message: string;
 }
 
-/** A recent request that ended 5xx: the worker's answer, or the proxy's own 502/504 (with its catalog code). */
-export interface RecentError {
-  at: string;
-  app?: string;
-  status: number;
-  method: string;
-  url: string;
-  /** The worker that answered ("app.slot"). */
-  worker?: string;
-  code?: string;
-  requestId: string;
-}
+/** A recent request that ended 5xx: the worker's answer, or the proxy's own 502/504 (with its catalog code); `at` as ISO time. */
+export type RecentError = Omit<ErrorEntry, "at"> & { at: string };
 
 /** What `status` shows: plain data, rendered by the CLI or the admin page. */
 export interface StackStatus {

@@ -13,7 +13,7 @@ import { httpGet, runCli } from "../helpers/serve.ts";
 import { stackDir, statusJson } from "../helpers/stack.ts";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { adminUrl, APP, getJson, Started, twoAppConfig, until } from "./fixture.ts";
+import { adminUrl, APP, getJson, Started, twoAppConfig, twoAppStack, until } from "./fixture.ts";
 
 const started = new Started();
 let file: string;
@@ -21,10 +21,7 @@ let front: string;
 let admin: string;
 
 beforeAll(async () => {
-  const stack = await started.up(twoAppConfig());
-  file = stack.file;
-  front = stack.stack.url;
-  admin = await adminUrl(file);
+  ({ file, front, admin } = await twoAppStack(started));
 }, 90_000);
 
 afterAll(() => started.cleanUp(), 60_000);

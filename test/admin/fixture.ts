@@ -67,6 +67,12 @@ export class Started {
   }
 }
 
+/** The two-app stack up: its config file, the front proxy's URL and the admin listener's. */
+export async function twoAppStack(started: Started): Promise<{ file: string; front: string; admin: string }> {
+  const { file, stack } = await started.up(twoAppConfig());
+  return { file, front: stack.url, admin: await adminUrl(file) };
+}
+
 /** The admin listener's base URL ("http://127.0.0.1:PORT"), from `status --json`. */
 export async function adminUrl(file: string): Promise<string> {
   const status = await statusJson(file);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { httpGet } from "../helpers/serve.ts";
 import { parseExposition, promtoolCheck, type Sample, sumOf } from "../helpers/prometheus.ts";
 import { statusJson } from "../helpers/stack.ts";
-import { adminUrl, Started, twoAppConfig, until } from "./fixture.ts";
+import { Started, twoAppStack, until } from "./fixture.ts";
 
 const started = new Started();
 let file: string;
@@ -23,10 +23,7 @@ async function metrics(): Promise<{ text: string; samples: Sample[]; contentType
 }
 
 beforeAll(async () => {
-  const stack = await started.up(twoAppConfig());
-  file = stack.file;
-  front = stack.stack.url;
-  admin = await adminUrl(file);
+  ({ file, front, admin } = await twoAppStack(started));
 }, 90_000);
 
 afterAll(() => started.cleanUp(), 60_000);

@@ -104,6 +104,17 @@ export { isAlive } from "../../src/supervisor/probes.ts";
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Polls `probe` every `everyMs` until it gives a value; throws, naming `what`, after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /**
  * GET on a fresh connection that is closed afterwards: for tests where a
  * pooled keep-alive connection to a worker that was just replaced would fail

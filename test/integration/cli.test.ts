@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STAMPED } from "../helpers/log-lines.ts";
-import { BIN, ROOT, httpGet, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { BIN, ROOT, httpGet, isAlive, runCli, sleep, waitFor } from "../helpers/serve.ts";
 import { pm2DaemonPid, stackDir as makeStackDir, statusJson, up } from "../helpers/stack.ts";
 
 const HOST = "hello.localhost";
@@ -102,15 +102,6 @@ async function answeringPids(count: number): Promise<number[]> {
   return [...pids].sort();
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 beforeAll(async () => {
   stack = await startStack();

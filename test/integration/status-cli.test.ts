@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { readStackLog, readStackLogLine } from "../helpers/log-lines.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, ROOT, isAlive, runCli, sleep } from "../helpers/serve.ts";
+import { BIN, ROOT, isAlive, runCli, sleep, waitFor } from "../helpers/serve.ts";
 import { cleanUpStacks, pm2DaemonPid, stackDir, statusJson, up, type Up } from "../helpers/stack.ts";
 
 const started = new Set<ChildProcess>();
@@ -77,15 +77,6 @@ async function cliWithEnv(args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
   return { code, stdout, stderr };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 /** `status --json`, every worker pid noted for the final check. */
 async function status(file: string): Promise<any> {

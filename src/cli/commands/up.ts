@@ -18,6 +18,7 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import type { StackConfig } from "../../config/schema.ts";
 import { Stack } from "../../stack/stack.ts";
+import { eventWords } from "../../stack/event-words.ts";
 import { adminHandler } from "../../admin/server.ts";
 import { StackOutput } from "../../stack/output.ts";
 import { createStackLog, printedLine, stackLogFormat } from "../../stack/stack-log.ts";
@@ -39,32 +40,9 @@ const DETACH_READY_TIMEOUT_MS = 60_000;
 
 const say = (line: string) => process.stdout.write(`tsgi-stack: ${line}\n`);
 
-function describeEvent(event: SupervisorEvent): string | undefined {
-  switch (event.type) {
-    case "worker-exit":
-      return `${event.app}.${event.slot} ${event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`} after ${event.uptimeMs} ms`;
-    case "worker-adopted":
-      return `${event.app}.${event.slot} (pid ${event.pid}): left running by a stack process that died: taken over as it runs`;
-    case "worker-not-ready":
-      return `${event.app}.${event.slot} not ready after ${event.afterMs} ms`;
-    case "worker-socket-lost":
-      return `${event.app}.${event.slot} (pid ${event.pid}): its socket ${event.path} was removed: restarting it to bind a new one`;
-    case "worker-unresponsive":
-      return `${event.app}.${event.slot} (pid ${event.pid}): no heartbeat for ${event.silentMs} ms (stopped or stuck): out of balancing until it beats again`;
-    case "worker-responsive":
-      return `${event.app}.${event.slot} (pid ${event.pid}): beating again: back in balancing`;
-    case "worker-blocked":
-      return `${event.app}.${event.slot} (pid ${event.pid}): event loop blocked for ${event.silentMs} ms (timeout ${event.timeoutMs} ms): killed for replacement`;
-    case "worker-not-restarted":
-      return `${event.app}.${event.slot} is down and was not restarted: ${event.reason}; trying again in ${(event.retryInMs / 1000).toFixed(1)} s`;
-    case "pool-errored":
-      // The worker's stderr has just been printed above, line by line, as it came: not again here.
-      return `${event.app} halted: ${event.error.summary}`;
-    case "supervisor-error":
-      return `supervisor: ${event.message}`;
-    default:
-      return undefined;
-  }
+/** The line `up` prints for an event: reloads are said by the reloader itself (stack/reload.ts), with their error's source. */
+function upEventLine(event: SupervisorEvent): string | undefined {
+  return event.type === "reload-done" || event.type === "reload-failed" ? undefined : eventWords(event);
 }
 
 /** What `up --watch` says when no app has anything to watch: otherwise the flag would do nothing, silently. */
@@ -102,7 +80,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     ...(workerOutput ? { onLog: (line: LogLine) => log.relay(line) } : {}),
     onEvent: (event) => {
       exits.note(event);
-      const line = event.type === "worker-ready" ? readyLine(event, currentWorkers()) : describeEvent(event);
+      const line = event.type === "worker-ready" ? readyLine(event, currentWorkers()) : upEventLine(event);
       if (line) say(line);
     },
   });
