@@ -22,9 +22,8 @@
  *   FUZZ_RUNS=100000 FUZZ_SEED=7 npx vitest run --testTimeout=3600000 test/fuzz/differential.fuzz.test.ts
  *   FUZZ_SEED=7 FUZZ_ONLY=1846,2234 npx vitest run test/fuzz/differential.fuzz.test.ts   # replays two inputs
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,9 +34,8 @@ import { fixture, serve, type Served, stopAll } from "../helpers/serve.ts";
 import type { Framing } from "../fixtures/apps/framing-echo.ts";
 import { fuzzInput, numbered, serialize } from "./http-mutations.ts";
 import { fuzzRuns, fuzzSeed, sampleInputs } from "./params.ts";
-import { canConnect, freePort } from "../helpers/ports.ts";
+import { nginxConfig, type RunningNginx, startNginx } from "../helpers/nginx.ts";
 
-const NGINX = "/usr/sbin/nginx";
 /** After our half-close, a front must close within this: longer is a hang. */
 const HANG_MS = 1000;
 /** A front that has sent nothing for this long after our request is done with it (it may keep the connection alive). */
@@ -45,29 +43,16 @@ const QUIET_MS = 150;
 
 /* ------------------------------------------------------------ nginx */
 
-interface Nginx {
-  child: ChildProcess;
-  port: number;
+/** The nginx in front, and its folder (its error log is read for the requests it refused). */
+interface Nginx extends RunningNginx {
   dir: string;
-  exited: Promise<void>;
 }
 
 /** nginx as a plain reverse proxy, with the defaults a deployment would have (request buffering on). */
 function nginxConf(dir: string, port: number, upstreamPort: number): string {
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+  return nginxConfig(
+    dir,
+    `    access_log off;
     server {
         listen 127.0.0.1:${port};
         location / {
@@ -76,33 +61,13 @@ http {
             proxy_set_header Connection "";
             proxy_set_header Host $host;
         }
-    }
-}
-`;
+    }`,
+  );
 }
 
-async function startNginx(upstreamPort: number): Promise<Nginx> {
-  if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: the differential fuzzer needs a real nginx (apt-get install nginx). It does not skip.`);
+async function startFront(upstreamPort: number): Promise<Nginx> {
   const dir = await mkdtemp(join(tmpdir(), "tsgi-fuzz-nginx-"));
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const port = await freePort();
-    await writeFile(join(dir, "nginx.conf"), nginxConf(dir, port, upstreamPort));
-    const child = spawn(NGINX, ["-p", `${dir}/`, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stdio: "ignore" });
-    let gone = false;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => ((gone = true), resolve())));
-    const deadline = Date.now() + 10_000;
-    while (!gone && Date.now() < deadline) {
-      if (await canConnect(port)) return { child, port, dir, exited };
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!gone) {
-      process.kill(child.pid!, "SIGKILL");
-      await exited;
-    }
-    const log = await readFile(join(dir, "error.log"), "utf8").catch(() => "");
-    if (!log.includes("Address already in use")) throw new Error(`nginx did not start:\n${log}`);
-  }
-  throw new Error("nginx could not get a free port in 5 attempts");
+  return { ...(await startNginx(dir, (port) => nginxConf(dir, port, upstreamPort))), dir };
 }
 
 /* ------------------------------------------------------------ one exchange */
@@ -252,7 +217,7 @@ describe("differential fuzz: our proxy vs nginx, one echo worker", () => {
     front = frontServer(proxy, { headerTimeoutMs: 10_000 });
     await new Promise<void>((resolve) => front!.listen(0, "127.0.0.1", resolve));
     ourPort = (front.address() as net.AddressInfo).port;
-    nginx = await startNginx(forNginx!);
+    nginx = await startFront(forNginx!);
   }, 60_000);
 
   afterAll(async () => {

@@ -11,10 +11,9 @@
  * dir holding its config, pid, logs and temp paths; it is stopped by its pid.
  * If nginx is missing this test FAILS: it does not skip.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -23,9 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TsgiApp } from "../../src/tsgi/types.ts";
 import { readAll } from "../../src/tsgi/util.ts";
 import { createUwsgiServer, type UwsgiServer } from "../../src/gateway/uwsgi/server.ts";
-import { canConnect, freePort } from "../helpers/ports.ts";
+import { NGINX, nginxConfig, type RunningNginx, startNginx } from "../helpers/nginx.ts";
 
-const NGINX = "/usr/sbin/nginx";
 const UWSGI_PARAMS = "/etc/nginx/uwsgi_params";
 const MIB = 1024 * 1024;
 const BIG_RESPONSE = 20 * MIB;
@@ -103,24 +101,9 @@ const app: TsgiApp = async (environ, start) => {
 /* ------------------------------------------------------------ nginx setup */
 
 function nginxConf(dir: string, port: number, uwsgiPort: number): string {
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-
-events {
-    worker_connections 128;
-}
-
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
+  return nginxConfig(
+    dir,
+    `    access_log ${dir}/access.log;
     client_max_body_size 32m;
 
     upstream u {
@@ -145,47 +128,9 @@ http {
             include ${UWSGI_PARAMS};
             uwsgi_pass $arg_b;
         }
-    }
-}
-`;
-}
-
-interface RunningNginx {
-  process: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-  output: () => string;
-}
-
-/** Starts nginx; resolves once its port answers; "retry" when the port was taken meanwhile. */
-async function startNginx(dir: string, uwsgiPort: number): Promise<RunningNginx | "retry"> {
-  const port = await freePort();
-  await writeFile(join(dir, "nginx.conf"), nginxConf(dir, port, uwsgiPort));
-  const child = spawn(NGINX, ["-p", `${dir}/`, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => {
-      exitCode = code;
-      resolve(code);
-    }),
+    }`,
+    { connections: 128 },
   );
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (exitCode !== undefined) {
-      const log = output + (await readFile(join(dir, "error.log"), "utf8").catch(() => ""));
-      if (log.includes("Address already in use")) return "retry";
-      throw new Error(`nginx exited with code ${exitCode} before listening:\n${log}`);
-    }
-    if (await canConnect(port)) return { process: child, port, exited, output: () => output };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`nginx did not listen on 127.0.0.1:${port} within 10 s:\n${output}`);
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -297,19 +242,15 @@ describe("nginx uwsgi_pass -> createUwsgiServer", () => {
     await new Promise<void>((resolve) => uwsgi!.listen(0, "127.0.0.1", resolve));
     uwsgiPort = (uwsgi.address() as net.AddressInfo).port;
     dir = await mkdtemp(join(tmpdir(), "tsgi-nginx-uwsgi-"));
-    for (let attempt = 1; attempt <= 5 && !nginx; attempt++) {
-      const started = await startNginx(dir, uwsgiPort);
-      if (started !== "retry") nginx = started;
-    }
-    if (!nginx) throw new Error("nginx could not get a free port in 5 attempts");
+    nginx = await startNginx(dir, (port) => nginxConf(dir!, port, uwsgiPort));
   }, 30_000);
 
   afterAll(async () => {
-    if (nginx?.process.pid !== undefined && nginx.process.exitCode === null) {
-      process.kill(nginx.process.pid, "SIGTERM");
+    if (nginx?.child.pid !== undefined && nginx.child.exitCode === null) {
+      process.kill(nginx.child.pid, "SIGTERM");
       const exited = await Promise.race([nginx.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 5_000))]);
       if (!exited) {
-        process.kill(nginx.process.pid, "SIGKILL");
+        process.kill(nginx.child.pid, "SIGKILL");
         await nginx.exited;
       }
     }

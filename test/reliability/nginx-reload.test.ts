@@ -9,7 +9,7 @@
  * nginx runs in the foreground from a temp dir and is stopped by its pid; a
  * missing nginx fails the test (`npm test` installs it first).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,10 +19,9 @@ import { bound, reproduce } from "./bounds.ts";
 import { cannon } from "./load.ts";
 import { TSGI_TYPES } from "./real-stack.ts";
 import { ms, record } from "./record.ts";
-import { canConnect, freePort } from "../helpers/ports.ts";
+import { nginxConfig, startNginx } from "../helpers/nginx.ts";
 
 const FILE = "test/reliability/nginx-reload.test.ts";
-const NGINX = "/usr/sbin/nginx";
 const UWSGI_PARAMS = "/etc/nginx/uwsgi_params";
 
 const dirs: string[] = [];
@@ -43,20 +42,10 @@ export const app: TsgiApp = (environ, start) => {
 `;
 
 function nginxConf(dir: string, port: number, uwsgiPort: number): string {
-  return `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-    log_format status '$status $upstream_status';
+  return nginxConfig(
+    dir,
+    `    log_format status '$status $upstream_status';
     access_log ${dir}/access.log status;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
     upstream tsgi_app { server 127.0.0.1:${uwsgiPort}; }
     server {
         listen 127.0.0.1:${port};
@@ -66,29 +55,9 @@ http {
             uwsgi_next_upstream error timeout;
             uwsgi_next_upstream_tries 2;
         }
-    }
-}
-`;
-}
-
-/** Starts nginx in `dir` in front of `uwsgiPort`; resolves with it once its port answers. */
-async function startNginx(dir: string, uwsgiPort: number): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown> }> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    writeFileSync(path.join(dir, "nginx.conf"), nginxConf(dir, port, uwsgiPort));
-    const child = spawn(NGINX, ["-p", `${dir}/`, "-c", path.join(dir, "nginx.conf"), "-e", path.join(dir, "error.log")], { stdio: "ignore" });
-    nginxes.push(child);
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && child.exitCode === null) {
-      if (await canConnect(port)) return { child, port, exited };
-      await sleep(50);
-    }
-    const log = readFileSync(path.join(dir, "error.log"), "utf8");
-    if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
-    if (!log.includes("Address already in use")) throw new Error(`nginx (${NGINX}) did not listen on 127.0.0.1:${port}:\n${log}`);
-  }
-  throw new Error("nginx: no free port after 3 attempts");
+    }`,
+    { errorLevel: "warn" },
+  );
 }
 
 describe("nginx over uwsgi during rolling reloads", () => {
@@ -106,7 +75,7 @@ describe("nginx over uwsgi during rolling reloads", () => {
     });
     const uwsgiPort = Number(/uwsgi:\/\/127\.0\.0\.1:(\d+)/.exec(workers.listeners.join(" "))?.[1]);
     expect(uwsgiPort, workers.stdout()).toBeGreaterThan(0);
-    const nginx = await startNginx(dir, uwsgiPort);
+    const nginx = await startNginx(dir, (port) => nginxConf(dir, port, uwsgiPort), { attempts: 3, onSpawn: (child) => nginxes.push(child) });
 
     // A chain reload is done when its 4 old workers have stopped: count the workers' "stopped" lines.
     const stoppedLines = () => workers.stdout().match(/tsgi worker \d+: stopped/g)?.length ?? 0;
