@@ -11,4 +11,9 @@ export class StartupUnavailable extends TsgiStackError {
   static readonly code = "TSGI_ERR_EXPORT_STARTUP_UNAVAILABLE";
 }
 
-export const exportErrors = errorGroup("EXPORT", [StartupUnavailable]);
+/** The config asks for something the export's target has no equivalent for, and --force was not given. */
+export class Inexpressible extends TsgiStackError {
+  static readonly code = "TSGI_ERR_EXPORT_INEXPRESSIBLE";
+}
+
+export const exportErrors = errorGroup("EXPORT", [StartupUnavailable, Inexpressible]);
