@@ -7,13 +7,24 @@
  * [--dry-run]`, pm2's `startup` for this stack: the unit written to
  * /etc/systemd/system, systemd told, the stack enabled and started — or,
  * with --dry-run, what it would write and run, changing nothing.
+ *
+ * `tsgi-stack export nginx [-c FILE] [--uwsgi|--http] [--force]`: the
+ * nginx config that takes the front proxy's place in front of `up
+ * --no-proxy` (export/nginx.ts), reaching the workers through the stack's
+ * upstream links.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { systemdUnit, unitName } from "../../export/systemd.ts";
+import { nginxConfig, type NginxProtocol, type NginxTarget } from "../../export/nginx.ts";
+import { Differences } from "../../export/differences.ts";
+import { statePaths, upstreamLink } from "../../contract/state-dir.ts";
+import { MAX_SOCKET_PATH, socketPath } from "../../supervisor/slots.ts";
+import { appKind } from "../../stack/proxy-settings.ts";
+import type { StackConfig } from "../../config/schema.ts";
 import { StartupUnavailable } from "../../export/errors.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -53,8 +64,72 @@ function unitFor(flags: UnitFlags): { name: string; text: string } {
   return { name: unitName(stackId), text };
 }
 
+/** Writes an export's text where -o says, or to stdout. */
+function emit(text: string, output: string | undefined): void {
+  if (output) writeFileSync(output, text);
+  else process.stdout.write(text);
+}
+
+/** The unix socket paths are limited to 108 bytes: a link or worker socket longer than that cannot be connected to. */
+const SUN_PATH = 107;
+
+/**
+ * nginx in front of `up --no-proxy`: each worker app's upstream is its
+ * `instances` positions of the stack's upstream links. A command app's
+ * workers listen on ports the stack picks at each start, which nginx cannot
+ * follow; so do module workers whose socket path is too long for a socket.
+ */
+function stackTarget(config: StackConfig, stackId: string, protocol: NginxProtocol, logDir: string): NginxTarget {
+  const paths = statePaths(config.state_dir);
+  return {
+    protocol,
+    name: stackId,
+    logDir,
+    upstream(app, linkProtocol) {
+      const settings = config.apps[app]!;
+      if (appKind(settings) === "command") {
+        return { unreachable: "a command app listens on a port the stack picks at each start, which nginx cannot follow (give it a module, or keep the stack's own proxy)" };
+      }
+      const longest = [socketPath(paths, app, 9999), upstreamLink(paths, app, settings.instances, "uwsgi")];
+      if (Buffer.byteLength(longest[0]!) > MAX_SOCKET_PATH || longest.some((file) => Buffer.byteLength(file) > SUN_PATH)) {
+        return { unreachable: `the state dir's socket paths (${longest[1]}) are too long for unix sockets; set a shorter state_dir` };
+      }
+      const servers = Array.from({ length: settings.instances }, (_, position) => `unix:${upstreamLink(paths, app, position, linkProtocol)}`);
+      return { servers };
+    },
+  };
+}
+
+interface NginxFlags {
+  config?: string;
+  uwsgi?: boolean;
+  http?: boolean;
+  logDir: string;
+  force?: boolean;
+  output?: string;
+}
+
+function exportNginx(flags: NginxFlags): void {
+  const file = path.resolve(resolveConfigFile(flags.config));
+  const config = loadOrFail(file);
+  const protocol: NginxProtocol = flags.http ? "http" : "uwsgi";
+  const differences = new Differences();
+  const body = nginxConfig(config, stackTarget(config, stackIdFor(file), protocol, flags.logDir), differences);
+  const notes = differences.settle("nginx", path.basename(file), flags.force === true);
+  const header = [
+    `# nginx in front of the stack of ${file}: written by \`tsgi-stack export nginx${protocol === "http" ? " --http" : ""}\`.`,
+    `# Run the stack without its own proxy (\`tsgi-stack up --no-proxy -c ${file}\`): nginx reaches each app's`,
+    `# workers through the stack's upstream links in ${statePaths(config.state_dir).upstreams}/, whichever workers serve now.`,
+    "# Include this file in nginx's http block (e.g. as /etc/nginx/conf.d/tsgi.conf), then `nginx -t && nginx -s reload`.",
+    "# After scaling an app above its `instances`, export again: the upstreams list `instances` workers.",
+    ...notes.map((line) => `# ${line}`),
+    "",
+  ];
+  emit(`${header.join("\n")}${body}`, flags.output);
+}
+
 export function registerExport(program: Command): void {
-  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd)");
+  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, nginx)");
   exporters
     .command("systemd")
     .description("the systemd unit that runs `tsgi-stack up` for this config: restarted on failure, `systemctl reload` as SIGHUP, stop as SIGTERM with the drain time")
@@ -63,10 +138,18 @@ export function registerExport(program: Command): void {
     .option("--group <name>", "its group (default: the user's)")
     .option("-o, --output <file>", "write the unit there instead of printing it")
     .action((flags: UnitFlags & { output?: string }) => {
-      const { text } = unitFor(flags);
-      if (flags.output) writeFileSync(flags.output, text);
-      else process.stdout.write(text);
+      emit(unitFor(flags).text, flags.output);
     });
+  exporters
+    .command("nginx")
+    .description("the nginx config that takes the front proxy's place: upstreams, servers per host, locations per path, limits, WebSockets, static folders, TLS (run the stack with `up --no-proxy`)")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .addOption(new Option("--uwsgi", "pass requests with uwsgi_pass (the default)").conflicts("http"))
+    .addOption(new Option("--http", "pass requests with proxy_pass over HTTP/1.1").conflicts("uwsgi"))
+    .option("--log-dir <dir>", "the folder of nginx's access log for the stack", "/var/log/nginx")
+    .option("--force", "write the nearest equivalent of what nginx cannot express, listing the differences as comments")
+    .option("-o, --output <file>", "write the config there instead of printing it")
+    .action((flags: NginxFlags) => exportNginx(flags));
 
   program
     .command("startup")
