@@ -185,3 +185,16 @@ describe("export nginx: what nginx cannot reach", () => {
     expect(result.stderr).toMatch(/apps\.web\.module: the state dir's socket paths .* too long/);
   });
 });
+
+describe("export nginx --config-path: written for another machine", () => {
+  it("names every path of the config under the folder given, and none of this one's", async () => {
+    const dir = folder();
+    const file = everything(dir);
+    const result = await runCli(["export", "nginx", "-c", file, "--config-path", "/srv/shop/tsgi.yaml", "--log-dir", "/var/log/nginx"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toContain(dir);
+    expect(result.stdout).toContain("server unix:/srv/shop/.tsgi/upstreams/rr.0.uwsgi.sock;");
+    expect(result.stdout).toContain('alias "/srv/shop/public/";');
+    expect(result.stdout).toContain('ssl_certificate "/srv/shop/cert.pem";');
+  });
+});

@@ -25,6 +25,7 @@ import { statePaths, upstreamLink } from "../../contract/state-dir.ts";
 import { MAX_SOCKET_PATH, socketPath } from "../../supervisor/slots.ts";
 import { appKind } from "../../stack/proxy-settings.ts";
 import type { StackConfig } from "../../config/schema.ts";
+import { relocate } from "../../export/relocate.ts";
 import { StartupUnavailable } from "../../export/errors.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -40,7 +41,26 @@ interface UnitFlags {
   config?: string;
   user?: string;
   group?: string;
+  /** Write for another machine: where the config file, node and the CLI will be there. */
+  configPath?: string;
+  node?: string;
+  cli?: string;
 }
+
+/**
+ * The config file and its config as the export is to name them: the file
+ * read here, or, with `--config-path`, as if it lived there (the stack id,
+ * which names units and upstreams, is the one it will have there).
+ */
+function configFor(flags: { config?: string; configPath?: string }): { file: string; config: StackConfig } {
+  const file = path.resolve(resolveConfigFile(flags.config));
+  const config = loadOrFail(file);
+  if (!flags.configPath) return { file, config };
+  const there = path.resolve(flags.configPath);
+  return { file: there, config: relocate(config, file, there) };
+}
+
+const CONFIG_PATH_HELP = "write for another machine or an image: as if the config file were at this path there (its folder replaces this one in every path)";
 
 /** The user the stack runs as: --user, else the one who ran sudo, else whoever runs this. */
 function userOf(flags: UnitFlags): string {
@@ -48,16 +68,15 @@ function userOf(flags: UnitFlags): string {
 }
 
 function unitFor(flags: UnitFlags): { name: string; text: string } {
-  const file = path.resolve(resolveConfigFile(flags.config));
-  const config = loadOrFail(file);
+  const { file, config } = configFor(flags);
   const stackId = stackIdFor(file);
   const drainMs = Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout));
   const text = systemdUnit({
     configFile: file,
     stackId,
     drainMs,
-    node: process.execPath,
-    cli: CLI_BIN,
+    node: flags.node ?? process.execPath,
+    cli: flags.cli ?? CLI_BIN,
     user: userOf(flags),
     ...(flags.group ? { group: flags.group } : {}),
   });
@@ -102,6 +121,7 @@ function stackTarget(config: StackConfig, stackId: string, protocol: NginxProtoc
 
 interface NginxFlags {
   config?: string;
+  configPath?: string;
   uwsgi?: boolean;
   http?: boolean;
   logDir: string;
@@ -110,8 +130,7 @@ interface NginxFlags {
 }
 
 function exportNginx(flags: NginxFlags): void {
-  const file = path.resolve(resolveConfigFile(flags.config));
-  const config = loadOrFail(file);
+  const { file, config } = configFor(flags);
   const protocol: NginxProtocol = flags.http ? "http" : "uwsgi";
   const differences = new Differences();
   const body = nginxConfig(config, stackTarget(config, stackIdFor(file), protocol, flags.logDir), differences);
@@ -137,6 +156,9 @@ export function registerExport(program: Command): void {
     .option("--user <name>", "the user the stack runs as (default: the one who ran sudo, or you)")
     .option("--group <name>", "its group (default: the user's)")
     .option("-o, --output <file>", "write the unit there instead of printing it")
+    .option("--config-path <file>", CONFIG_PATH_HELP)
+    .option("--node <path>", "the node binary ExecStart runs (default: this one)")
+    .option("--cli <path>", "tsgi-stack's dist/cli/bin.js that ExecStart runs (default: this one)")
     .action((flags: UnitFlags & { output?: string }) => {
       emit(unitFor(flags).text, flags.output);
     });
@@ -148,6 +170,7 @@ export function registerExport(program: Command): void {
     .addOption(new Option("--http", "pass requests with proxy_pass over HTTP/1.1").conflicts("uwsgi"))
     .option("--log-dir <dir>", "the folder of nginx's access log for the stack", "/var/log/nginx")
     .option("--force", "write the nearest equivalent of what nginx cannot express, listing the differences as comments")
+    .option("--config-path <file>", CONFIG_PATH_HELP)
     .option("-o, --output <file>", "write the config there instead of printing it")
     .action((flags: NginxFlags) => exportNginx(flags));
 
