@@ -16,8 +16,10 @@
  *   the stack is stopped;
  * - its build, replayed: each stage's COPY and npm steps run in a temp folder
  *   standing for the image's filesystem (npm from the local cache when it
- *   has the packages), then the runtime stage's CMD run there on free ports:
- *   the example routes answer through the proxy and the HEALTHCHECK passes.
+ *   has the packages), then the runtime stage's CMD run there on free ports,
+ *   as a user other than root who owns only the folder the Dockerfile gives
+ *   the node user: the example routes answer through the proxy and the
+ *   HEALTHCHECK passes.
  *   This is what `npm ci --omit=dev` from the lock file, the prebuilt dist/
  *   and the example apps' own dependency give together; the packed tarball
  *   installed as a dependency (`npm install --omit=dev <tarball>`) is
@@ -29,7 +31,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -420,6 +422,21 @@ describe("deploy/Dockerfile's stages, replayed without Docker", () => {
     }
     expect(skipped.map((command) => command.split(/\s+/)[0])).toEqual(["chmod", "mkdir"]);
 
+    // The image's user: the stack runs as a user other than root (nobody, for the image's
+    // node, when the test runs as root), owning only what the Dockerfile gives the node
+    // user (its chown) and a home of its own; all else is root's, as in the image.
+    const user = of(runtime, "USER").at(-1)!.args;
+    const owned = skipped.flatMap((command) => [...command.matchAll(/\bchown (\S+) (\S+)/g)]);
+    expect(owned.map((found) => found[1])).toEqual([`${user}:${user}`]);
+    const asRoot = process.getuid?.() === 0;
+    const nobody = { uid: 65534, gid: 65534 };
+    const home = path.join(root, "home");
+    for (const target of [home, ...owned.map((found) => onHost(runtime.name, found[2]!))]) {
+      mkdirSync(target, { recursive: true });
+      if (asRoot) chownSync(target, nobody.uid, nobody.gid);
+    }
+    chmodSync(root, 0o755);
+
     // The container: CMD in the runtime stage's WORKDIR, with its ENV, on free ports.
     const app = onHost(runtime.name, of(runtime, "WORKDIR").at(-1)!.args);
     dirs.push(app); // cleanUpStacks reads its .tsgi/pm2/pm2.pid
@@ -432,7 +449,8 @@ describe("deploy/Dockerfile's stages, replayed without Docker", () => {
     const admin = `127.0.0.1:${adminPort}`;
     const stack = spawn(process.execPath, [path.join(app, "dist/cli/bin.js"), ...cmd.slice(1).map((word) => (word.startsWith("/") ? onHost(runtime.name, word) : word))], {
       cwd: app,
-      env: plainEnv({ ...runtimeEnv, TSGI_LISTEN: `127.0.0.1:${port}`, TSGI_ADMIN: admin }),
+      env: { ...plainEnv({ ...runtimeEnv, TSGI_LISTEN: `127.0.0.1:${port}`, TSGI_ADMIN: admin }), HOME: home },
+      ...(asRoot ? nobody : {}),
       stdio: ["ignore", "pipe", "pipe"],
     });
     started.add(stack);
@@ -459,6 +477,11 @@ describe("deploy/Dockerfile's stages, replayed without Docker", () => {
         }
       })) as { workers: Array<{ pid: number }> };
       for (const worker of status.workers) seenPids.add(worker.pid);
+      if (asRoot) {
+        for (const pid of [stack.pid!, ...status.workers.map((worker) => worker.pid)]) {
+          expect(readFileSync(`/proc/${pid}/status`, "utf8"), `pid ${pid}`).toMatch(new RegExp(`^Uid:\\s+${nobody.uid}\\s`, "m"));
+        }
+      }
 
       const base = `http://127.0.0.1:${port}`;
       const expected: Array<[string, RegExp]> = [
