@@ -1,0 +1,87 @@
+/**
+ * The generated files of deploy/: each one is what the real CLI (dist/, so
+ * build first) writes for config.example.yaml. Regenerate all of them with
+ *
+ *   npm run deploy:generate
+ *
+ * (the build, then `node --import tsx deploy/generate.ts`).
+ * test/deploy/drift.test.ts renders them the same way and fails when a
+ * committed file differs.
+ *
+ * Portable paths. An exporter writes this machine's absolute paths (node's,
+ * the CLI's, the config's and the state dir's; the stack id and the unit's
+ * name are a hash of the config's path), so a file generated in one checkout
+ * would differ in every other. Until the exporters take the paths as flags
+ * (`--node`, `--cli`, `--config-path`), `portable()` rewrites this checkout's
+ * paths to those of a server install: node at /usr/bin/node, tsgi-stack
+ * installed globally (`npm install -g`), the config and its apps in
+ * /srv/tsgi. Once the flags exist, a row passes them in its `args` and
+ * `portable()` goes.
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { stackIdFor } from "../src/stack/stack-id.ts";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = path.join(ROOT, "dist/cli/bin.js");
+
+/** The command that regenerates every file below. */
+export const REGENERATE = "npm run deploy:generate";
+
+export interface Generated {
+  /** The file, relative to the repository's root. */
+  file: string;
+  /** What `tsgi-stack` is run with (in the repository's root) to print it. */
+  args: string[];
+}
+
+/** One row per generated file (the nginx, compose and k8s exports join here as their exporters land). */
+export const GENERATED: Generated[] = [
+  { file: "deploy/tsgi-stack.service", args: ["export", "systemd", "-c", "config.example.yaml", "--user", "tsgi"] },
+];
+
+/** Where the generated files say things are: a server with tsgi-stack installed globally and the stack in /srv/tsgi. */
+export const PORTABLE = {
+  node: "/usr/bin/node",
+  cli: "/usr/lib/node_modules/tsgi-stack/dist/cli/bin.js",
+  dir: "/srv/tsgi",
+};
+
+/** This checkout's paths (and the stack id made of them) replaced by PORTABLE's. */
+export function portable(text: string): string {
+  const config = path.join(ROOT, "config.example.yaml");
+  const target = path.join(PORTABLE.dir, "config.example.yaml");
+  return text
+    .replaceAll(stackIdFor(config), stackIdFor(target))
+    .replaceAll(config, target)
+    .replaceAll(BIN, PORTABLE.cli)
+    .replaceAll(process.execPath, PORTABLE.node)
+    .replaceAll(ROOT, PORTABLE.dir);
+}
+
+/**
+ * What the CLI prints for a row now, made portable. Its environment is PATH
+ * and HOME alone, so that none of the caller's variables (TSGI_LISTEN, say,
+ * which config.example.yaml reads, or SUDO_USER) changes the file.
+ */
+export function render(row: Generated): string {
+  const result = spawnSync(process.execPath, [BIN, ...row.args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/" },
+    timeout: 60_000,
+  });
+  if (result.status !== 0) {
+    throw new Error(`tsgi-stack ${row.args.join(" ")} exited ${result.status ?? result.signal} (is dist/ built? npm run build):\n${result.stderr}`);
+  }
+  return portable(result.stdout);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  for (const row of GENERATED) {
+    writeFileSync(path.join(ROOT, row.file), render(row));
+    process.stdout.write(`wrote ${row.file} (tsgi-stack ${row.args.join(" ")})\n`);
+  }
+}
