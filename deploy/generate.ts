@@ -8,21 +8,17 @@
  * test/deploy/drift.test.ts renders them the same way and fails when a
  * committed file differs.
  *
- * Portable paths. An exporter writes this machine's absolute paths (node's,
- * the CLI's, the config's and the state dir's; the stack id and the unit's
- * name are a hash of the config's path), so a file generated in one checkout
- * would differ in every other. Until the exporters take the paths as flags
- * (`--node`, `--cli`, `--config-path`), `portable()` rewrites this checkout's
- * paths to those of a server install: node at /usr/bin/node, tsgi-stack
- * installed globally (`npm install -g`), the config and its apps in
- * /srv/tsgi. Once the flags exist, a row passes them in its `args` and
- * `portable()` goes.
+ * Portable paths. An exporter writes absolute paths (node's, the CLI's, the
+ * config's and the state dir's; the stack id and the unit's name are a hash
+ * of the config's path), so each row says where things will be on the
+ * server the files are for (PORTABLE: node at /usr/bin/node, tsgi-stack
+ * installed globally with `npm install -g`, the config and its apps in
+ * /srv/tsgi) with the exporters' `--config-path`, `--node` and `--cli`.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { stackIdFor } from "../src/stack/stack-id.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = path.join(ROOT, "dist/cli/bin.js");
@@ -37,32 +33,24 @@ export interface Generated {
   args: string[];
 }
 
-/** One row per generated file (the nginx, compose and k8s exports join here as their exporters land). */
-export const GENERATED: Generated[] = [
-  { file: "deploy/tsgi-stack.service", args: ["export", "systemd", "-c", "config.example.yaml", "--user", "tsgi"] },
-];
-
 /** Where the generated files say things are: a server with tsgi-stack installed globally and the stack in /srv/tsgi. */
 export const PORTABLE = {
   node: "/usr/bin/node",
   cli: "/usr/lib/node_modules/tsgi-stack/dist/cli/bin.js",
-  dir: "/srv/tsgi",
+  config: "/srv/tsgi/config.example.yaml",
 };
 
-/** This checkout's paths (and the stack id made of them) replaced by PORTABLE's. */
-export function portable(text: string): string {
-  const config = path.join(ROOT, "config.example.yaml");
-  const target = path.join(PORTABLE.dir, "config.example.yaml");
-  return text
-    .replaceAll(stackIdFor(config), stackIdFor(target))
-    .replaceAll(config, target)
-    .replaceAll(BIN, PORTABLE.cli)
-    .replaceAll(process.execPath, PORTABLE.node)
-    .replaceAll(ROOT, PORTABLE.dir);
-}
+const EXAMPLE = ["-c", "config.example.yaml", "--config-path", PORTABLE.config];
+
+/** One row per generated file. */
+export const GENERATED: Generated[] = [
+  { file: "deploy/tsgi-stack.service", args: ["export", "systemd", ...EXAMPLE, "--user", "tsgi", "--node", PORTABLE.node, "--cli", PORTABLE.cli] },
+  // The example's `legacy` app is a command app, which nginx cannot follow: --force leaves its routes out, and says so.
+  { file: "deploy/nginx.conf", args: ["export", "nginx", ...EXAMPLE, "--force"] },
+];
 
 /**
- * What the CLI prints for a row now, made portable. Its environment is PATH
+ * What the CLI prints for a row now. Its environment is PATH
  * and HOME alone, so that none of the caller's variables (TSGI_LISTEN, say,
  * which config.example.yaml reads, or SUDO_USER) changes the file.
  */
@@ -76,7 +64,7 @@ export function render(row: Generated): string {
   if (result.status !== 0) {
     throw new Error(`tsgi-stack ${row.args.join(" ")} exited ${result.status ?? result.signal} (is dist/ built? npm run build):\n${result.stderr}`);
   }
-  return portable(result.stdout);
+  return result.stdout;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

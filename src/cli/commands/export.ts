@@ -45,6 +45,8 @@ interface UnitFlags {
   configPath?: string;
   node?: string;
   cli?: string;
+  /** commander's `--no-proxy`: false when given. */
+  proxy?: boolean;
 }
 
 /**
@@ -77,6 +79,7 @@ function unitFor(flags: UnitFlags): { name: string; text: string } {
     drainMs,
     node: flags.node ?? process.execPath,
     cli: flags.cli ?? CLI_BIN,
+    noProxy: flags.proxy === false,
     user: userOf(flags),
     ...(flags.group ? { group: flags.group } : {}),
   });
@@ -159,6 +162,7 @@ export function registerExport(program: Command): void {
     .option("--config-path <file>", CONFIG_PATH_HELP)
     .option("--node <path>", "the node binary ExecStart runs (default: this one)")
     .option("--cli <path>", "tsgi-stack's dist/cli/bin.js that ExecStart runs (default: this one)")
+    .option("--no-proxy", "the unit runs `up --no-proxy`: the workers only, for nginx in front (`export nginx`)")
     .action((flags: UnitFlags & { output?: string }) => {
       emit(unitFor(flags).text, flags.output);
     });
@@ -180,6 +184,7 @@ export function registerExport(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("--user <name>", "the user the stack runs as (default: the one who ran sudo, or you)")
     .option("--group <name>", "its group (default: the user's)")
+    .option("--no-proxy", "run `up --no-proxy`: the workers only, for nginx in front (`export nginx`)")
     .option("--dry-run", "print the unit and the commands, change nothing")
     .action((flags: UnitFlags & { dryRun?: boolean }) => {
       const { name, text } = unitFor(flags);
