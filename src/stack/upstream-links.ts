@@ -19,15 +19,22 @@
  * - positions are filled lowest first and kept compact, so the first
  *   `instances` positions are the ones in use whenever that many serve.
  *
+ * - links a stack process that died left behind stay until the next one
+ *   places its workers (it adopts those still running): nginx reaches the
+ *   workers through a restart of the stack process.
+ *
  * Only unix-socket workers can be linked: a command app's port, or a worker
  * whose socket path was too long, has no position (the exporter says so).
  */
-import { mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { type StatePaths, type UpstreamProtocol, upstreamLink, uwsgiSocketBeside } from "../contract/state-dir.ts";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import { ActiveHealthChecker, type HealthCheckSpec } from "../proxy/health/active.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
+
+/** The key of a position a previous stack process linked: no worker of this one has it, so it is replaced or removed. */
+const LEFT_BEHIND = "left behind";
 
 /** A worker process's key: a slot reused by a new process is a new worker. */
 const keyOf = (endpoint: Endpoint) => `${endpoint.id}#${endpoint.pid ?? 0}`;
@@ -41,6 +48,8 @@ interface AppUpstream {
 
 export class UpstreamLinks {
   private readonly apps = new Map<string, AppUpstream>();
+  /** Each app's positions a previous stack process left linked, until this one first places that app's workers. */
+  private readonly leftBehind = new Map<string, (string | undefined)[]>();
   private health: Readonly<Record<string, HealthCheckSpec>> = {};
 
   constructor(
@@ -49,9 +58,16 @@ export class UpstreamLinks {
     private readonly protocols: readonly UpstreamProtocol[],
     private readonly say: (line: string) => void,
   ) {
-    // Links left by a stack that died point at sockets that are gone: start from none.
-    rmSync(paths.upstreams, { recursive: true, force: true });
+    // Links a stack process that died left behind are kept until this one places its workers: they may point at
+    // workers still running (which this stack adopts), and nginx keeps reaching them meanwhile.
     mkdirSync(paths.upstreams, { recursive: true });
+    for (const name of readdirSync(paths.upstreams)) {
+      const match = /^(.+)\.(\d+)(?:\.uwsgi)?\.sock$/.exec(name);
+      if (!match) continue;
+      const positions = this.leftBehind.get(match[1]!) ?? [];
+      positions[Number(match[2])] = LEFT_BEHIND;
+      this.leftBehind.set(match[1]!, positions);
+    }
   }
 
   /** The apps' health checks (at start, and on each config reload). */
@@ -62,7 +78,8 @@ export class UpstreamLinks {
 
   /** An app's ready workers, as the supervisor hands them over. */
   setEndpoints(app: string, endpoints: readonly Endpoint[]): void {
-    const upstream = this.apps.get(app) ?? { endpoints: [], positions: [] };
+    const upstream = this.apps.get(app) ?? { endpoints: [], positions: this.leftBehind.get(app) ?? [] };
+    this.leftBehind.delete(app);
     const kept = new Set(endpoints.map(keyOf));
     for (const gone of upstream.endpoints) if (!kept.has(keyOf(gone))) upstream.checker?.forget(keyOf(gone));
     upstream.endpoints = [...endpoints];

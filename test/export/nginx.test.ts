@@ -119,7 +119,7 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     expect(upstream("sticky")).toContain("hash $remote_addr consistent;");
     expect(upstream("two")).toContain("random two least_conn;");
     // The upstreams are the stack's links, in its state dir.
-    expect(upstream("rr")[0]).toBe(`server unix:${dir}/.tsgi/upstreams/rr.0${protocol === "uwsgi" ? ".uwsgi" : ""}.sock;`);
+    expect(upstream("rr")[0]).toBe(`server unix:${dir}/.tsgi/upstreams/rr.0${protocol === "uwsgi" ? ".uwsgi" : ""}.sock max_fails=0;`);
 
     // Limits and timeouts by nginx's names.
     const pass = protocol === "uwsgi" ? "uwsgi" : "proxy";
@@ -193,7 +193,7 @@ describe("export nginx --config-path: written for another machine", () => {
     const result = await runCli(["export", "nginx", "-c", file, "--config-path", "/srv/shop/tsgi.yaml", "--log-dir", "/var/log/nginx"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).not.toContain(dir);
-    expect(result.stdout).toContain("server unix:/srv/shop/.tsgi/upstreams/rr.0.uwsgi.sock;");
+    expect(result.stdout).toContain("server unix:/srv/shop/.tsgi/upstreams/rr.0.uwsgi.sock max_fails=0;");
     expect(result.stdout).toContain('alias "/srv/shop/public/";');
     expect(result.stdout).toContain('ssl_certificate "/srv/shop/cert.pem";');
   });

@@ -206,3 +206,29 @@ describe.each(["uwsgi", "http"] as const)("nginx in front of `up --no-proxy`, ov
     180_000,
   );
 });
+
+describe("nginx in front when the stack process dies", () => {
+  it(
+    "keeps reaching the workers, which run on, and through the next `up --no-proxy`, which takes them over",
+    async () => {
+      const { file, port, stack } = await frontedStack("uwsgi");
+      const workers = (await statusJson(file)).workers.map((worker: { pid: number }) => worker.pid);
+      for (const pid of workers) seenPids.add(pid);
+      const traffic = load(port, "/web/still", 2);
+      process.kill(stack.child.pid!, "SIGKILL");
+      await stack.exited;
+      await sleep(500);
+      const again = await up(file, { args: ["--no-proxy"], serving: /serving without a front proxy: .* through (\S+)\/\s/, onSpawn: (child) => started.add(child) });
+      await sleep(500);
+      await traffic.stop();
+      const total = [...traffic.outcomes.values()].reduce((sum, count) => sum + count, 0);
+      expect(Object.fromEntries(traffic.outcomes)).toEqual({ "200": total });
+      expect(total).toBeGreaterThan(20);
+      for (const worker of (await statusJson(file)).workers) seenPids.add(worker.pid);
+      const down = await runCli(["down", "-c", file], 60_000);
+      expect(down.code, down.stderr).toBe(0);
+      await again.exited;
+    },
+    120_000,
+  );
+});

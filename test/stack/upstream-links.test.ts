@@ -80,13 +80,15 @@ describe("upstream links", () => {
     expect(links.views().find((view) => view.id === "web.0")?.outReason).toMatch(/port/);
   });
 
-  it("clears the links a dead stack left, and its own when it stops", () => {
-    const { paths, worker } = setUp();
+  it("keeps the links a dead stack left until it places its own workers, then replaces them; clears its own when it stops", () => {
+    const { paths, worker, targets } = setUp();
     mkdirSync(paths.upstreams, { recursive: true });
-    symlinkSync("/nowhere.sock", path.join(paths.upstreams, "old.0.sock"));
+    for (const position of [0, 1, 2]) symlinkSync(path.join(paths.sockets, `web.${position + 4}.sock`), path.join(paths.upstreams, `web.${position}.sock`));
     const links = new UpstreamLinks(paths, ["http"], () => undefined);
-    expect(readdirSync(paths.upstreams)).toEqual([]);
-    links.setEndpoints("web", [worker(0)]);
+    // Until the new stack's membership arrives, nginx still reaches what the old one linked (workers it may adopt).
+    expect(targets()).toEqual({ "web.0.sock": "web.4.sock", "web.1.sock": "web.5.sock", "web.2.sock": "web.6.sock" });
+    links.setEndpoints("web", [worker(0), worker(1)]);
+    expect(targets()).toEqual({ "web.0.sock": "web.0.sock", "web.1.sock": "web.1.sock" });
     links.stop();
     expect(existsSync(paths.upstreams)).toBe(false);
   });

@@ -116,7 +116,9 @@ function stackTarget(config: StackConfig, stackId: string, protocol: NginxProtoc
       if (Buffer.byteLength(longest[0]!) > MAX_SOCKET_PATH || longest.some((file) => Buffer.byteLength(file) > SUN_PATH)) {
         return { unreachable: `the state dir's socket paths (${longest[1]}) are too long for unix sockets; set a shorter state_dir` };
       }
-      const servers = Array.from({ length: settings.instances }, (_, position) => `unix:${upstreamLink(paths, app, position, linkProtocol)}`);
+      // No passive marking (max_fails=0): a position is a link the stack moves to a live worker, so one failed
+      // attempt (a kept-alive connection a draining worker closed) says nothing of the next; nginx retries elsewhere.
+      const servers = Array.from({ length: settings.instances }, (_, position) => `unix:${upstreamLink(paths, app, position, linkProtocol)} max_fails=0`);
       return { servers };
     },
   };
