@@ -3,7 +3,10 @@
  *
  * `tsgi-stack export systemd [-c FILE] [--user U] [--group G] [-o FILE]`:
  * the systemd unit that runs this config's stack (export/systemd.ts), on
- * stdout or into a file; and `tsgi-stack startup [-c FILE] [--user U]
+ * stdout or into a file; `export k8s` and `export compose`, the stack as
+ * Kubernetes manifests or a Compose file for an image of the config's folder
+ * (export/k8s.ts, export/compose.ts), written only when the target can say
+ * everything the config says, or with --force; and `tsgi-stack startup [-c FILE] [--user U]
  * [--dry-run]`, pm2's `startup` for this stack: the unit written to
  * /etc/systemd/system, systemd told, the stack enabled and started — or,
  * with --dry-run, what it would write and run, changing nothing.
@@ -14,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { systemdUnit, unitName } from "../../export/systemd.ts";
+import { k8sManifests } from "../../export/k8s.ts";
 import { StartupUnavailable } from "../../export/errors.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -53,8 +57,30 @@ function unitFor(flags: UnitFlags): { name: string; text: string } {
   return { name: unitName(stackId), text };
 }
 
+interface ImageFlags {
+  config?: string;
+  output?: string;
+  force?: boolean;
+  image?: string;
+  namespace?: string;
+}
+
+/** The image when --image is not given: the config folder's name, as the user would tag a build of it. */
+function defaultImage(file: string): string {
+  const name = path.basename(path.dirname(file)).toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "");
+  return `${name || "app"}:latest`;
+}
+
+/** Renders from the config, then writes: a refused export (Inexpressible) throws before anything is written. */
+function writeExport(flags: ImageFlags, render: (file: string, config: ReturnType<typeof loadOrFail>) => string): void {
+  const file = path.resolve(resolveConfigFile(flags.config));
+  const text = render(file, loadOrFail(file));
+  if (flags.output) writeFileSync(flags.output, text);
+  else process.stdout.write(text);
+}
+
 export function registerExport(program: Command): void {
-  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd)");
+  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, Kubernetes, Compose)");
   exporters
     .command("systemd")
     .description("the systemd unit that runs `tsgi-stack up` for this config: restarted on failure, `systemctl reload` as SIGHUP, stop as SIGTERM with the drain time")
@@ -66,6 +92,20 @@ export function registerExport(program: Command): void {
       const { text } = unitFor(flags);
       if (flags.output) writeFileSync(flags.output, text);
       else process.stdout.write(text);
+    });
+
+  exporters
+    .command("k8s")
+    .description("Kubernetes manifests: per worker app a Deployment (one gateway worker per pod), a Service and a ConfigMap of its env; Ingresses for its routes (ingress-nginx's annotations)")
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .option("--image <ref>", "the image the pods run: the config's folder at /app with its node_modules (default <folder name>:latest)")
+    .option("--namespace <ns>", "the namespace of every object (default: kubectl's current one)")
+    .option("--force", "write the nearest equivalent of what Kubernetes cannot express, listing the differences as comments at the top")
+    .option("-o, --output <file>", "write the manifests there instead of printing them")
+    .action((flags: ImageFlags) => {
+      writeExport(flags, (file, config) =>
+        k8sManifests({ config, configFile: file, image: flags.image ?? defaultImage(file), force: flags.force === true, ...(flags.namespace ? { namespace: flags.namespace } : {}) }),
+      );
     });
 
   program
