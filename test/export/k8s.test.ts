@@ -9,7 +9,7 @@
  * started with exactly those arguments answers its probe, and gives a
  * routed request the SCRIPT_NAME the stack's own proxy would.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
@@ -215,6 +215,26 @@ describe("export k8s", () => {
     expect(comments.every((line) => line.startsWith("#"))).toBe(true);
     expect(comments.some((line) => line.startsWith("#   apps.web.balance: random_two"))).toBe(true);
     expect(find(validated(text), "Deployment", "web").spec.replicas).toBe(3);
+  });
+
+  it("leaves a static app out and refuses a wildcard host, naming each key; --force writes the rest", async () => {
+    const { dir, file } = configDir(`  web:
+    module: app.mjs
+    routes: [{ host: "*.example.com" }]
+  site:
+    static: public
+    routes: [{ path: /static }]
+`);
+    mkdirSync(path.join(dir, "public"));
+    const refused = await runCli(["export", "k8s", "-c", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.routes[0].host");
+    expect(refused.stderr).toContain("apps.site.static");
+    expect(refused.stdout).toBe("");
+    const { text, docs } = await exportK8s(file, "--force");
+    expect(text).toMatch(/^#   apps\.site\.static: /m);
+    expect(docs.filter((doc) => doc.metadata.name === "site")).toEqual([]);
+    expect(ingressRoutes(docs)).toEqual({ "*.example.com/": { service: "web", port: "http", mount: "/", pathType: "Prefix" } });
   });
 
   it("the container's command, run here, answers its probe and mounts routed requests as the stack's proxy would", async () => {
