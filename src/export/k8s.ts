@@ -193,11 +193,14 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
 
 /** An app's own settings of the front proxy, as ingress-nginx annotations. */
 function appAnnotations(name: string, app: AppConfig, differences: Differences): Record<string, string> {
-  const annotations: Record<string, string> = {
-    // nginx's proxy_next_upstream: a request not sent, or dropped before an answer, goes to the next pod.
-    [`${NGINX}/proxy-next-upstream`]: app.retry.non_idempotent ? "error timeout non_idempotent" : "error timeout",
-    [`${NGINX}/proxy-next-upstream-tries`]: String(app.retry.tries),
-  };
+  const annotations: Record<string, string> =
+    app.retry.tries <= 1
+      ? { [`${NGINX}/proxy-next-upstream`]: "off" }
+      : {
+          // nginx's proxy_next_upstream, as the nginx exporter writes it: a request not sent, or dropped before an answer, goes to the next pod.
+          [`${NGINX}/proxy-next-upstream`]: app.retry.non_idempotent ? "error timeout non_idempotent" : "error timeout",
+          [`${NGINX}/proxy-next-upstream-tries`]: String(app.retry.tries),
+        };
   if (app.balance === "ip_hash") {
     // One client, one pod: ingress-nginx's consistent hash of the client address.
     annotations[`${NGINX}/upstream-hash-by`] = "$remote_addr";
