@@ -162,9 +162,13 @@ export function renderStatus(status: StackStatus, options: RenderOptions = {}): 
   const activity = options.activity ?? 5;
 
   return [
-    `stack ${status.stackId} (pid ${status.pid})${stateNote} serving ${status.listen.map((address) => `http://${address}`).join(", ")}`,
+    `stack ${status.stackId} (pid ${status.pid})${stateNote} ${
+      status.upstreams === undefined
+        ? `serving ${status.listen.map((address) => `http://${address}`).join(", ")}`
+        : `without a front proxy: its workers are reached through ${status.upstreams}/`
+    }`,
     ...table(rows, paint),
-    ...statics.map((app) => `${app.app}: static files from ${app.folder ?? "?"}, served by the proxy (no workers)`),
+    ...statics.map((app) => `${app.app}: static files from ${app.folder ?? "?"}, ${status.upstreams === undefined ? "served by the proxy" : "for the front to serve (nginx: alias)"} (no workers)`),
     ...pools,
     ...outOfPool,
     ...stuck,

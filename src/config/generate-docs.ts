@@ -11,7 +11,10 @@
  * The JSON Schema is TypeBox's own, with two changes: fields that have a
  * default are not `required` (the file may leave them out; see schema.ts), and
  * our `x-` annotations are dropped (their meaning is in the descriptions and
- * patterns), so strict validators such as ajv take it as it is.
+ * patterns), so strict validators such as ajv take it as it is. A string
+ * with a pattern also accepts a `${VAR}` / `${VAR:-default}` reference in
+ * it: the editor sees the file before the loader expands it, and the loader
+ * checks the expanded value against the pattern.
  */
 import { writeFileSync } from "node:fs";
 import nodePath from "node:path";
@@ -26,6 +29,9 @@ const NOTICE = `generated from src/config/schema.ts by src/config/generate-docs.
 /* ------------------------------------------------------------------ JSON Schema */
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A `${VAR}` or `${VAR:-default}` anywhere in a string (config/env.ts expands it before validation). */
+const ENV_REFERENCE = "\\$\\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\\}";
 
 function cleanForEditors(node: Json): Json {
   if (Array.isArray(node)) return node.map(cleanForEditors);
@@ -42,6 +48,9 @@ function cleanForEditors(node: Json): Json {
     });
     if (required.length > 0) out.required = required;
     else delete out.required;
+  }
+  if (out.type === "string" && typeof out.pattern === "string") {
+    out.pattern = `(?:${out.pattern})|${ENV_REFERENCE}`;
   }
   if (typeof out.description === "string" && "default" in out && typeof out.default !== "object") {
     out.description = `${out.description} Default: ${String(out.default)}.`;

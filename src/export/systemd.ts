@@ -28,6 +28,8 @@ export interface SystemdUnitInput {
   /** The user (and group) the stack runs as. */
   user: string;
   group?: string;
+  /** `up --no-proxy`: the workers only, for nginx in front (export/nginx.ts). */
+  noProxy?: boolean;
 }
 
 /** What systemd may add to the drain before it kills: the proxy's close and pm2's own stop. */
@@ -49,7 +51,7 @@ const pathSetting = (value: string) => value.replace(/%/g, "%%");
 
 export function systemdUnit(input: SystemdUnitInput): string {
   const stopSeconds = Math.ceil(input.drainMs / 1000) + STOP_MARGIN_S;
-  const exec = [input.node, input.cli, "up", "-c", input.configFile].map(execWord).join(" ");
+  const exec = [input.node, input.cli, "up", "-c", input.configFile, ...(input.noProxy ? ["--no-proxy"] : [])].map(execWord).join(" ");
   return `# ${unitName(input.stackId)}: written by \`tsgi-stack export systemd\` from ${input.configFile}.
 # Install it with \`tsgi-stack startup -c ${input.configFile}\`, or copy it to /etc/systemd/system/
 # and run \`systemctl daemon-reload && systemctl enable --now ${unitName(input.stackId)}\`.

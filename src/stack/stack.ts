@@ -47,6 +47,8 @@ import type { MetricsJson } from "../proxy/stats.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
 import type { ErrorEntry } from "../proxy/stats.ts";
 import { Recent } from "./recent.ts";
+import { UpstreamLinks } from "./upstream-links.ts";
+import { statePaths } from "../contract/state-dir.ts";
 import { eventWords } from "./event-words.ts";
 import { SAMPLE_MS, TrafficSeries } from "./traffic.ts";
 import { plan, type StackPlan } from "./plan.ts";
@@ -70,6 +72,12 @@ export interface StackOptions {
   watch?: boolean;
   /** The lines `say` and `onLog` could not write (a full disk under stack.log), for `status`. */
   outputFailures?: () => LogWriteFailures;
+  /**
+   * `up --no-proxy`: no front proxy, no listeners but the admin one; each
+   * app's balanced workers are published as upstream links for nginx, and
+   * module workers serve uwsgi beside HTTP (stack/upstream-links.ts).
+   */
+  noProxy?: boolean;
   /** The admin listener's request handler, made for this stack when it starts (the CLI passes admin/server.ts's; it may throw to refuse the start). */
   admin: (stack: ObservedStack) => http.RequestListener;
 }
@@ -148,6 +156,8 @@ export class Stack implements ObservedStack, PlanRunner {
   readonly stateDir: string;
   private readonly supervisor: Supervisor;
   private readonly proxies: ProxyFleet;
+  /** Without the proxy (`noProxy`): the upstream links a front connects to instead. */
+  private links: UpstreamLinks | undefined;
   private readonly reloader: Reloader;
   /** The plan in force: the config `up` started with, then each valid one a reload applied. */
   private plan: StackPlan;
@@ -186,6 +196,7 @@ export class Stack implements ObservedStack, PlanRunner {
       stackId: this.stackId,
       stateDir: this.stateDir,
       logBound: this.plan.fixed.logBound,
+      uwsgiSockets: options.noProxy === true,
       healthGate: reloadHealthGate(() => this.plan, (line) => this.say(line)),
     });
     this.proxies = new ProxyFleet((line) => this.say(line));
@@ -197,6 +208,10 @@ export class Stack implements ObservedStack, PlanRunner {
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) => {
       this.membership.set(app, new Set(ready.map((worker) => `${worker.slot}#${worker.pid}`)));
       this.proxies.setEndpoints(
+        app,
+        ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
+      );
+      this.links?.setEndpoints(
         app,
         ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
       );
@@ -224,14 +239,20 @@ export class Stack implements ObservedStack, PlanRunner {
     mkdirSync(this.stateDir, { recursive: true });
     const { fixed, proxy } = this.plan;
     try {
-      this.listening = await this.proxies.bind(fixed.listen, false);
-      if (proxy.settings.tls) {
-        checkTlsCredentials(proxy.settings.tls);
-        this.listeningTls = await this.proxies.bind(fixed.tlsListen, true);
+      let proxiesReady = Promise.resolve();
+      if (this.options.noProxy) {
+        this.links = new UpstreamLinks(statePaths(this.stateDir), ["http", "uwsgi"], (line) => this.say(line));
+        this.links.configure(proxy.settings.proxy.healthChecks);
+      } else {
+        this.listening = await this.proxies.bind(fixed.listen, false);
+        if (proxy.settings.tls) {
+          checkTlsCredentials(proxy.settings.tls);
+          this.listeningTls = await this.proxies.bind(fixed.tlsListen, true);
+        }
+        // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
+        proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
+        proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       }
-      // The proxy processes boot while the pools start: each waits for nothing but its own readiness.
-      const proxiesReady = this.proxies.start(proxy.settings, proxy.processes);
-      proxiesReady.catch(() => undefined); // awaited below; a failure before then is not unhandled
       this.adminServer = http.createServer(this.options.admin(this));
       this.adminAddress = await listenOn(this.adminServer, fixed.admin).catch((error: unknown) => {
         throw error instanceof ListenFailed ? error.withKey("proxy.admin") : error;
@@ -294,6 +315,7 @@ export class Stack implements ObservedStack, PlanRunner {
       stackId: this.stackId,
       listen: this.listening,
       listenTls: this.listeningTls,
+      ...(this.links ? { upstreams: statePaths(this.stateDir).upstreams } : {}),
       admin: this.adminAddress,
       apps: Object.entries(this.plan.apps).map(([app, { kind, routes, folder }]) => ({ app, kind, routes, ...(folder === undefined ? {} : { folder }) })),
       reloadErrors: Object.fromEntries(this.reloader.failures),
@@ -320,9 +342,8 @@ export class Stack implements ObservedStack, PlanRunner {
    */
   private workerStatus(): WorkerStatus[] {
     const views = new Map<string, EndpointView[]>();
-    for (const report of this.proxies.reports()) {
-      for (const view of report.upstreams) views.set(`${view.id}#${view.pid}`, [...(views.get(`${view.id}#${view.pid}`) ?? []), view]);
-    }
+    const reported = [...this.proxies.reports().flatMap((report) => report.upstreams), ...(this.links?.views() ?? [])];
+    for (const view of reported) views.set(`${view.id}#${view.pid}`, [...(views.get(`${view.id}#${view.pid}`) ?? []), view]);
     return this.supervisor.status().map((row) => {
       const name = `${row.app}.${row.slot}`;
       const seen = views.get(`${name}#${row.pid}`) ?? [];
@@ -467,7 +488,8 @@ export class Stack implements ObservedStack, PlanRunner {
   async apply(next: StackPlan, diff: PlanDiff, onRolled: (report: ReloadReport) => void): Promise<void> {
     const before = this.plan;
     this.plan = next;
-    if (diff.proxy.settings || diff.proxy.processes) this.proxies.reconfigure(next.proxy.settings, next.proxy.processes);
+    if (this.links) this.links.configure(next.proxy.settings.proxy.healthChecks);
+    else if (diff.proxy.settings || diff.proxy.processes) this.proxies.reconfigure(next.proxy.settings, next.proxy.processes);
     for (const app of appsTo(diff, "stop", "replace")) if (before.pools[app]) await this.supervisor.remove(app);
     const added = appsTo(diff, "start", "replace").flatMap((app) => next.pools[app] ?? []);
     if (added.length) {
@@ -529,6 +551,7 @@ export class Stack implements ObservedStack, PlanRunner {
       await this.codeWatcher?.close();
       await this.proxies.stop();
       await this.supervisor.stop();
+      this.links?.stop();
       // The admin listener's live feeds never end by themselves: its connections are cut, not drained.
       if (this.adminServer) await closeServer(this.adminServer, { cut: true });
       if (this.controlServer) await closeServer(this.controlServer);

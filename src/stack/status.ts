@@ -99,6 +99,11 @@ export interface StackStatus {
   listen: string[];
   /** The HTTPS listeners (proxy.tls.listen), when there are any. */
   listenTls: string[];
+  /**
+   * Without the stack's proxy (`up --no-proxy`): the folder of the upstream
+   * links a front such as nginx connects to (stack/upstream-links.ts).
+   */
+  upstreams?: string;
   admin: string;
   /** Every app of the config, static ones included (they have no pool and no workers). */
   apps: AppStatus[];

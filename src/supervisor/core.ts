@@ -89,6 +89,7 @@ export class SupervisorCore {
       workerBin: options.workerBin ?? DEFAULT_WORKER_BIN,
       nodePath: options.nodePath ?? process.execPath,
       shell: options.shell ?? "/bin/sh",
+      uwsgi: options.uwsgiSockets ?? false,
     };
     this.logKeeper = new LogKeeper(this.paths.logs, options.logBound ?? DEFAULT_LOG_BOUND, () =>
       this.logListeners.size === 0 ? undefined : (line) => {

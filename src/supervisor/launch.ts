@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { formatHostPort } from "../contract/address.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
+import { uwsgiSocketBeside } from "../contract/state-dir.ts";
 import { settingArgs } from "../contract/worker-settings.ts";
 import type { ProcessSpec } from "./pm2-client.ts";
 import { pm2Limits } from "./crash-policy.ts";
@@ -43,6 +44,8 @@ export interface LaunchContext {
   workerBin: string;
   nodePath: string;
   shell: string;
+  /** Module workers also serve uwsgi, on a socket beside their HTTP one (a stack run without its proxy, for nginx's uwsgi_pass). */
+  uwsgi?: boolean;
 }
 
 /**
@@ -78,13 +81,14 @@ function listenArgs(address: WorkerAddress): string[] {
  * worker beats into `heartbeat` (when given) and the supervisor watches it,
  * instead of each worker running a watchdog thread (supervisor/heartbeats.ts).
  */
-export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: string): string[] {
+export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: string, uwsgi = false): string[] {
   if (!pool.module) throw new TypeError(`app ${pool.name}: kind "module" needs a module`);
   return [
     "serve",
     pool.module,
     "--no-arbiter",
     ...listenArgs(address),
+    ...(uwsgi && address.kind === "unix" ? ["--uwsgi", uwsgiSocketBeside(address.path)] : []),
     "--interface",
     pool.interface ?? "auto",
     // The configured worker settings, written by the same table that serve parses them with.
@@ -123,7 +127,7 @@ function slotEnv(context: LaunchContext, pool: PoolSpec, slot: number, address: 
  */
 export function poolDigest(context: LaunchContext, pool: PoolSpec): string {
   const { instances: _instances, ...spec } = pool;
-  const what = JSON.stringify([spec, context.nodePath, context.workerBin, context.shell]);
+  const what = JSON.stringify([spec, context.nodePath, context.workerBin, context.shell, ...(context.uwsgi ? ["uwsgi"] : [])]);
   return createHash("sha1").update(what).digest("hex").slice(0, 16);
 }
 
@@ -134,7 +138,7 @@ export function processSpec(context: LaunchContext, pool: PoolSpec, slot: number
   return {
     name,
     executable: module ? context.nodePath : context.shell,
-    args: module ? [context.workerBin, ...serveArgs(pool, address, heartbeatFile(context.paths, name))] : ["-c", shellCommand(pool.command!)],
+    args: module ? [context.workerBin, ...serveArgs(pool, address, heartbeatFile(context.paths, name), context.uwsgi)] : ["-c", shellCommand(pool.command!)],
     cwd: pool.cwd,
     env: slotEnv(context, pool, slot, address),
     waitReady: module,

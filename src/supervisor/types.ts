@@ -53,6 +53,8 @@ export interface SupervisorOptions {
   nodePath?: string;
   /** The shell that runs command apps (default /bin/sh). */
   shell?: string;
+  /** Module workers also serve uwsgi on a socket beside their HTTP one (default false; `up --no-proxy` for nginx's uwsgi_pass). */
+  uwsgiSockets?: boolean;
   /** How often pm2 samples memory/CPU and applies maxMemoryBytes (ms; default 5000). */
   monitorIntervalMs?: number;
   /** How to reach the process manager (default: pm2, Pm2Client.connect); a fake in tests of the supervisor's rules. */

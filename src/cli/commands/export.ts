@@ -3,21 +3,29 @@
  *
  * `tsgi-stack export systemd [-c FILE] [--user U] [--group G] [-o FILE]`:
  * the systemd unit that runs this config's stack (export/systemd.ts), on
- * stdout or into a file; `export k8s` and `export compose`, the stack as
- * Kubernetes manifests or a Compose file for an image of the config's folder
- * (export/k8s.ts, export/compose.ts), written only when the target can say
- * everything the config says, or with --force; and `tsgi-stack startup [-c FILE] [--user U]
+ * stdout or into a file; and `tsgi-stack startup [-c FILE] [--user U]
  * [--dry-run]`, pm2's `startup` for this stack: the unit written to
  * /etc/systemd/system, systemd told, the stack enabled and started — or,
  * with --dry-run, what it would write and run, changing nothing.
+ *
+ * `tsgi-stack export nginx [-c FILE] [--uwsgi|--http] [--force]`: the
+ * nginx config that takes the front proxy's place in front of `up
+ * --no-proxy` (export/nginx.ts), reaching the workers through the stack's
+ * upstream links.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { systemdUnit, unitName } from "../../export/systemd.ts";
-import { k8sManifests } from "../../export/k8s.ts";
+import { nginxConfig, type NginxProtocol, type NginxTarget } from "../../export/nginx.ts";
+import { Differences } from "../../export/differences.ts";
+import { statePaths, upstreamLink } from "../../contract/state-dir.ts";
+import { MAX_SOCKET_PATH, socketPath } from "../../supervisor/slots.ts";
+import { appKind } from "../../stack/proxy-settings.ts";
+import type { StackConfig } from "../../config/schema.ts";
+import { relocate } from "../../export/relocate.ts";
 import { StartupUnavailable } from "../../export/errors.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -33,7 +41,28 @@ interface UnitFlags {
   config?: string;
   user?: string;
   group?: string;
+  /** Write for another machine: where the config file, node and the CLI will be there. */
+  configPath?: string;
+  node?: string;
+  cli?: string;
+  /** commander's `--no-proxy`: false when given. */
+  proxy?: boolean;
 }
+
+/**
+ * The config file and its config as the export is to name them: the file
+ * read here, or, with `--config-path`, as if it lived there (the stack id,
+ * which names units and upstreams, is the one it will have there).
+ */
+function configFor(flags: { config?: string; configPath?: string }): { file: string; config: StackConfig } {
+  const file = path.resolve(resolveConfigFile(flags.config));
+  const config = loadOrFail(file);
+  if (!flags.configPath) return { file, config };
+  const there = path.resolve(flags.configPath);
+  return { file: there, config: relocate(config, file, there) };
+}
+
+const CONFIG_PATH_HELP = "write for another machine or an image: as if the config file were at this path there (its folder replaces this one in every path)";
 
 /** The user the stack runs as: --user, else the one who ran sudo, else whoever runs this. */
 function userOf(flags: UnitFlags): string {
@@ -41,46 +70,88 @@ function userOf(flags: UnitFlags): string {
 }
 
 function unitFor(flags: UnitFlags): { name: string; text: string } {
-  const file = path.resolve(resolveConfigFile(flags.config));
-  const config = loadOrFail(file);
+  const { file, config } = configFor(flags);
   const stackId = stackIdFor(file);
   const drainMs = Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout));
   const text = systemdUnit({
     configFile: file,
     stackId,
     drainMs,
-    node: process.execPath,
-    cli: CLI_BIN,
+    node: flags.node ?? process.execPath,
+    cli: flags.cli ?? CLI_BIN,
+    noProxy: flags.proxy === false,
     user: userOf(flags),
     ...(flags.group ? { group: flags.group } : {}),
   });
   return { name: unitName(stackId), text };
 }
 
-interface ImageFlags {
-  config?: string;
-  output?: string;
-  force?: boolean;
-  image?: string;
-  namespace?: string;
-}
-
-/** The image when --image is not given: the config folder's name, as the user would tag a build of it. */
-function defaultImage(file: string): string {
-  const name = path.basename(path.dirname(file)).toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[^a-z0-9]+/, "");
-  return `${name || "app"}:latest`;
-}
-
-/** Renders from the config, then writes: a refused export (Inexpressible) throws before anything is written. */
-function writeExport(flags: ImageFlags, render: (file: string, config: ReturnType<typeof loadOrFail>) => string): void {
-  const file = path.resolve(resolveConfigFile(flags.config));
-  const text = render(file, loadOrFail(file));
-  if (flags.output) writeFileSync(flags.output, text);
+/** Writes an export's text where -o says, or to stdout. */
+function emit(text: string, output: string | undefined): void {
+  if (output) writeFileSync(output, text);
   else process.stdout.write(text);
 }
 
+/** The unix socket paths are limited to 108 bytes: a link or worker socket longer than that cannot be connected to. */
+const SUN_PATH = 107;
+
+/**
+ * nginx in front of `up --no-proxy`: each worker app's upstream is its
+ * `instances` positions of the stack's upstream links. A command app's
+ * workers listen on ports the stack picks at each start, which nginx cannot
+ * follow; so do module workers whose socket path is too long for a socket.
+ */
+function stackTarget(config: StackConfig, stackId: string, protocol: NginxProtocol, logDir: string): NginxTarget {
+  const paths = statePaths(config.state_dir);
+  return {
+    protocol,
+    name: stackId,
+    logDir,
+    upstream(app, linkProtocol) {
+      const settings = config.apps[app]!;
+      if (appKind(settings) === "command") {
+        return { unreachable: "a command app listens on a port the stack picks at each start, which nginx cannot follow (give it a module, or keep the stack's own proxy)" };
+      }
+      const longest = [socketPath(paths, app, 9999), upstreamLink(paths, app, settings.instances, "uwsgi")];
+      if (Buffer.byteLength(longest[0]!) > MAX_SOCKET_PATH || longest.some((file) => Buffer.byteLength(file) > SUN_PATH)) {
+        return { unreachable: `the state dir's socket paths (${longest[1]}) are too long for unix sockets; set a shorter state_dir` };
+      }
+      const servers = Array.from({ length: settings.instances }, (_, position) => `unix:${upstreamLink(paths, app, position, linkProtocol)}`);
+      return { servers };
+    },
+  };
+}
+
+interface NginxFlags {
+  config?: string;
+  configPath?: string;
+  uwsgi?: boolean;
+  http?: boolean;
+  logDir: string;
+  force?: boolean;
+  output?: string;
+}
+
+function exportNginx(flags: NginxFlags): void {
+  const { file, config } = configFor(flags);
+  const protocol: NginxProtocol = flags.http ? "http" : "uwsgi";
+  const differences = new Differences();
+  const body = nginxConfig(config, stackTarget(config, stackIdFor(file), protocol, flags.logDir), differences);
+  const notes = differences.settle("nginx", path.basename(file), flags.force === true);
+  const header = [
+    `# nginx in front of the stack of ${file}: written by \`tsgi-stack export nginx${protocol === "http" ? " --http" : ""}\`.`,
+    `# Run the stack without its own proxy (\`tsgi-stack up --no-proxy -c ${file}\`): nginx reaches each app's`,
+    `# workers through the stack's upstream links in ${statePaths(config.state_dir).upstreams}/, whichever workers serve now.`,
+    "# Include this file in nginx's http block (e.g. as /etc/nginx/conf.d/tsgi.conf), then `nginx -t && nginx -s reload`.",
+    "# After scaling an app above its `instances`, export again: the upstreams list `instances` workers.",
+    ...notes.map((line) => `# ${line}`),
+    "",
+  ];
+  emit(`${header.join("\n")}${body}`, flags.output);
+}
+
 export function registerExport(program: Command): void {
-  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, Kubernetes, Compose)");
+  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, nginx)");
   exporters
     .command("systemd")
     .description("the systemd unit that runs `tsgi-stack up` for this config: restarted on failure, `systemctl reload` as SIGHUP, stop as SIGTERM with the drain time")
@@ -88,25 +159,24 @@ export function registerExport(program: Command): void {
     .option("--user <name>", "the user the stack runs as (default: the one who ran sudo, or you)")
     .option("--group <name>", "its group (default: the user's)")
     .option("-o, --output <file>", "write the unit there instead of printing it")
+    .option("--config-path <file>", CONFIG_PATH_HELP)
+    .option("--node <path>", "the node binary ExecStart runs (default: this one)")
+    .option("--cli <path>", "tsgi-stack's dist/cli/bin.js that ExecStart runs (default: this one)")
+    .option("--no-proxy", "the unit runs `up --no-proxy`: the workers only, for nginx in front (`export nginx`)")
     .action((flags: UnitFlags & { output?: string }) => {
-      const { text } = unitFor(flags);
-      if (flags.output) writeFileSync(flags.output, text);
-      else process.stdout.write(text);
+      emit(unitFor(flags).text, flags.output);
     });
-
   exporters
-    .command("k8s")
-    .description("Kubernetes manifests: per worker app a Deployment (one gateway worker per pod), a Service and a ConfigMap of its env; Ingresses for its routes (ingress-nginx's annotations)")
+    .command("nginx")
+    .description("the nginx config that takes the front proxy's place: upstreams, servers per host, locations per path, limits, WebSockets, static folders, TLS (run the stack with `up --no-proxy`)")
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
-    .option("--image <ref>", "the image the pods run: the config's folder at /app with its node_modules (default <folder name>:latest)")
-    .option("--namespace <ns>", "the namespace of every object (default: kubectl's current one)")
-    .option("--force", "write the nearest equivalent of what Kubernetes cannot express, listing the differences as comments at the top")
-    .option("-o, --output <file>", "write the manifests there instead of printing them")
-    .action((flags: ImageFlags) => {
-      writeExport(flags, (file, config) =>
-        k8sManifests({ config, configFile: file, image: flags.image ?? defaultImage(file), force: flags.force === true, ...(flags.namespace ? { namespace: flags.namespace } : {}) }),
-      );
-    });
+    .addOption(new Option("--uwsgi", "pass requests with uwsgi_pass (the default)").conflicts("http"))
+    .addOption(new Option("--http", "pass requests with proxy_pass over HTTP/1.1").conflicts("uwsgi"))
+    .option("--log-dir <dir>", "the folder of nginx's access log for the stack", "/var/log/nginx")
+    .option("--force", "write the nearest equivalent of what nginx cannot express, listing the differences as comments")
+    .option("--config-path <file>", CONFIG_PATH_HELP)
+    .option("-o, --output <file>", "write the config there instead of printing it")
+    .action((flags: NginxFlags) => exportNginx(flags));
 
   program
     .command("startup")
@@ -114,6 +184,7 @@ export function registerExport(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("--user <name>", "the user the stack runs as (default: the one who ran sudo, or you)")
     .option("--group <name>", "its group (default: the user's)")
+    .option("--no-proxy", "run `up --no-proxy`: the workers only, for nginx in front (`export nginx`)")
     .option("--dry-run", "print the unit and the commands, change nothing")
     .action((flags: UnitFlags & { dryRun?: boolean }) => {
       const { name, text } = unitFor(flags);

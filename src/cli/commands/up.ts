@@ -51,7 +51,24 @@ export function watchNotice(file: string, config: StackConfig, watch: boolean): 
   return `--watch: no app in ${path.basename(file)} has \`watch\` globs, so nothing is watched (add \`watch: ["src/**"]\` to an app)`;
 }
 
-async function runForeground(file: string, config: StackConfig, watch: boolean, workerOutput: boolean): Promise<void> {
+/** What `up` runs besides the config: the flags that the detached stack is given again. */
+interface UpMode {
+  watch: boolean;
+  /** `--no-proxy`: the workers and the admin listener only; a front such as nginx reaches the workers (stack/upstream-links.ts). */
+  noProxy: boolean;
+}
+
+/** The last line of a start: where the stack serves (or, without its proxy, where a front reaches it). */
+function servingLine(status: StackStatus): string {
+  const admin = `status page http://${status.admin}/, JSON at /status, metrics at /metrics`;
+  if (status.upstreams !== undefined) {
+    return `serving without a front proxy: nginx (\`tsgi-stack export nginx\`) reaches the workers through ${status.upstreams}/  (${admin}; Ctrl-C stops)`;
+  }
+  const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
+  return `serving on ${urls.join(", ")}  (${admin}; Ctrl-C stops)`;
+}
+
+async function runForeground(file: string, config: StackConfig, { watch, noProxy }: UpMode, workerOutput: boolean): Promise<void> {
   prepareStateDir(config.state_dir);
   // From here on, the stack's output may be stack.log on a disk that fills: written and counted, never thrown.
   const output = new StackOutput();
@@ -73,6 +90,7 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
     configFile: file,
     config,
     watch,
+    noProxy,
     say,
     outputFailures: () => output.failures.snapshot(),
     admin: adminHandler,
@@ -125,18 +143,17 @@ async function runForeground(file: string, config: StackConfig, watch: boolean, 
   say(`stack ${stack.stackId} (pid ${process.pid}), state in ${path.relative(process.cwd(), stack.stateDir) || stack.stateDir}`);
   const status = stack.status();
   for (const line of summaryLines(config, status, exits.exits)) log.summary(line);
-  const urls = [...status.listen.map((address) => `http://${address}/`), ...status.listenTls.map((address) => `https://${address}/`)];
-  say(`serving on ${urls.join(", ")}  (status page http://${status.admin}/, JSON at /status, metrics at /metrics; Ctrl-C stops)`);
+  say(servingLine(status));
   await stack.stopped;
   say("stopped");
   process.exit(0);
 }
 
-async function runDetached(file: string, config: StackConfig, watch: boolean): Promise<void> {
+async function runDetached(file: string, config: StackConfig, { watch, noProxy }: UpMode): Promise<void> {
   prepareStateDir(config.state_dir);
   const { file: logFile, fd: out } = openStackLog(config.state_dir);
   // The workers' output is in their own log files already: stack.log keeps the stack's own lines, not a second copy.
-  const args = [CLI_BIN, "up", "-c", file, "--no-worker-output", ...(watch ? ["--watch"] : [])];
+  const args = [CLI_BIN, "up", "-c", file, "--no-worker-output", ...(watch ? ["--watch"] : []), ...(noProxy ? ["--no-proxy"] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", out, out], cwd: process.cwd() });
   child.unref();
   let exited: number | null | undefined;
@@ -171,9 +188,10 @@ export function registerUp(program: Command): void {
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
     .option("-w, --watch", "development: reload an app's workers when its `watch` files change (a broken save keeps the old workers serving)")
     .option("-d, --detach", "run in the background; `tsgi-stack down` stops it")
+    .option("--no-proxy", "no front proxy: run the workers (serving HTTP and uwsgi) and the admin listener, for nginx in front (`tsgi-stack export nginx`)")
     // What --detach runs in the background: its stack.log is not to hold the workers' output a second time.
     .addOption(new Option("--no-worker-output", "do not print the workers' output (it is in their log files)").hideHelp())
-    .action(async (flags: { config?: string; detach?: boolean; watch?: boolean; workerOutput?: boolean }) => {
+    .action(async (flags: { config?: string; detach?: boolean; watch?: boolean; proxy?: boolean; workerOutput?: boolean }) => {
       const file = resolveConfigFile(flags.config);
       const config = loadOrFail(file);
       const running = await callControl(controlSocketPath(config.state_dir), "GET", "/status", 5000);
@@ -184,7 +202,8 @@ export function registerUp(program: Command): void {
       if (running) {
         throw new StackAlreadyRunning(`the stack of ${file} is already running (pid ${running.body?.pid}); \`tsgi-stack status\` shows it`, file);
       }
-      if (flags.detach) await runDetached(file, config, flags.watch ?? false);
-      else await runForeground(file, config, flags.watch ?? false, flags.workerOutput ?? true);
+      const mode: UpMode = { watch: flags.watch ?? false, noProxy: flags.proxy === false };
+      if (flags.detach) await runDetached(file, config, mode);
+      else await runForeground(file, config, mode, flags.workerOutput ?? true);
     });
 }
