@@ -19,7 +19,8 @@
  * nginx's variables and the app's env are meant literally, so every `$` is
  * written `$$`.
  *
- * Pure: the loaded config and the nginx renderer in, YAML text out.
+ * Pure: the loaded config (as read here, and relocated to the image) in,
+ * YAML text out.
  */
 import path from "node:path";
 import { stringify } from "yaml";
@@ -29,7 +30,7 @@ import { killTimeoutMs } from "../contract/stopping.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import { CONTAINER_PORT, seconds, type WorkerProcess, workerProcess } from "./container.ts";
 import { Differences } from "./differences.ts";
-import { stackName } from "./k8s.ts";
+import { nginxConfig, type NginxTarget } from "./nginx.ts";
 
 /** nginx's image: the stable line. */
 export const NGINX_IMAGE = "nginx:stable";
@@ -41,31 +42,19 @@ const STATIC_ROOT = "/srv/tsgi/static";
 const NGINX_HTTP_PORT = 80;
 const NGINX_TLS_PORT = 443;
 
-/**
- * Where the nginx exporter finds the workers and folders: for Compose, each
- * app's service by name (Docker's DNS gives every replica), each static
- * folder at its mount in the nginx container.
- */
-export interface ComposeNginxTarget {
-  protocol: "http";
-  upstream(app: string, protocol: "http" | "uwsgi"): { servers: string[] } | { unreachable: string };
-  staticFolder(app: string, folder: string): string;
-  listen: { http: string[]; tls: string[] };
-  logDir: string;
-  name: string;
-}
-
-/** The nginx exporter: its configuration for a target, noting what nginx cannot say. */
-export type NginxRenderer = (config: StackConfig, target: ComposeNginxTarget, differences: Differences) => string;
-
 export interface ComposeInput {
+  /** The config, relocated to where the image has it (export/relocate.ts): what the workers see. */
   config: StackConfig;
-  /** The config file, absolute: its folder is what the image holds. */
+  /** The config as read here: the static folders and the certificate are bind-mounted from its paths. */
+  hostConfig: StackConfig;
+  /** The config file as the image has it (`--config-path`). */
   configFile: string;
-  /** The image every worker service runs. */
+  /** The project's name (stackName of the file read). */
+  name: string;
+  /** The image every worker service runs, and the CLI's entry point in it. */
   image: string;
+  cli: string;
   force: boolean;
-  nginx: NginxRenderer;
 }
 
 type Service = Record<string, unknown>;
@@ -97,8 +86,9 @@ export function healthcheckTest(worker: WorkerProcess, timeoutMs: number): strin
 
 /** One worker app's service. */
 function workerService(name: string, app: AppConfig, input: ComposeInput, differences: Differences): Service {
-  // The nginx exporter sends the mount in the stack's own header, as the stack's proxy does.
-  const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), mountHeader: SCRIPT_NAME_HEADER, differences });
+  // The nginx exporter sends the mount in the stack's own header, as the stack's proxy does, and none for a
+  // route at the root: no fallback mount, which would mount such a request (nginx is the only way in).
+  const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), cli: input.cli, mountHeader: SCRIPT_NAME_HEADER, fallbackMount: false, differences });
   if (app.health) {
     differences.note(
       `apps.${name}.health`,
@@ -142,22 +132,25 @@ function published(address: AddressConfig, target: number): Record<string, unkno
 
 /**
  * The proxy service: nginx with the stack's configuration (the text the
- * nginx exporter wrote), the config's listeners published onto it, static
- * folders and the certificate mounted read-only. Returns the service and
- * the `configs:` entry that carries the text.
+ * nginx exporter wrote, export/nginx.ts), the config's listeners published
+ * onto it, static folders (from `staticMounts`: here -> in the container)
+ * and the certificate mounted read-only. Returns the service and the
+ * `configs:` entry that carries the text.
  */
 export function proxyService(
   config: StackConfig,
+  hostConfig: StackConfig,
   nginxText: string,
   workers: readonly string[],
   staticMounts: Record<string, string>,
 ): { service: Service; configs: Record<string, { content: string }> } {
   const tls = config.proxy.tls;
+  const hostTls = hostConfig.proxy.tls;
   const bind = (source: string, target: string) => ({ type: "bind", source, target, read_only: true });
   const volumes = [
     ...Object.entries(staticMounts).map(([folder, target]) => bind(folder, target)),
-    // The exporter names the certificate by its path here: the same path in the container.
-    ...(tls ? [bind(tls.cert, tls.cert), bind(tls.key, tls.key)] : []),
+    // nginx's configuration names the certificate by its path in the image: mounted there from here.
+    ...(tls && hostTls ? [bind(hostTls.cert, tls.cert), bind(hostTls.key, tls.key)] : []),
   ];
   return {
     service: {
@@ -188,31 +181,33 @@ function literal<T>(value: T): T {
 export function composeFile(input: ComposeInput): string {
   const { config } = input;
   const differences = new Differences();
-  const name = stackName(input.configFile);
   const workers = Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
   const proxyName = config.apps.proxy ? "tsgi-proxy" : "proxy";
   const services: Record<string, Service> = {};
   for (const [app, settings] of workers) services[app] = workerService(app, settings, input, differences);
+  // Each static folder, from where it is here, at its own mount in the nginx container.
   const staticMounts: Record<string, string> = {};
-  const target: ComposeNginxTarget = {
+  const target: NginxTarget = {
     protocol: "http",
-    upstream: (app) => (services[app] ? { servers: [`${app}:${CONTAINER_PORT}`] } : { unreachable: `no service runs ${app}` }),
-    staticFolder: (app, folder) => (staticMounts[folder] = `${STATIC_ROOT}/${app}`),
-    listen: { http: [String(NGINX_HTTP_PORT)], tls: [String(NGINX_TLS_PORT)] },
+    name: input.name,
     logDir: "/var/log/nginx",
-    name,
+    // Docker's DNS gives the service's name every replica's address.
+    upstream: (app) => (services[app] ? { servers: [`${app}:${CONTAINER_PORT}`] } : { unreachable: `no service runs ${app}` }),
+    staticFolder: (app) => (staticMounts[input.hostConfig.apps[app]!.static!] = `${STATIC_ROOT}/${app}`),
+    // The container's ports, which the config's listeners are published onto; HTTPS only with a certificate.
+    listen: { http: [String(NGINX_HTTP_PORT)], tls: config.proxy.tls ? [String(NGINX_TLS_PORT)] : [] },
   };
-  const nginxText = input.nginx(config, target, differences);
-  const proxy = proxyService(config, nginxText, Object.keys(services), staticMounts);
+  const nginxText = nginxConfig(config, target, differences);
+  const proxy = proxyService(config, input.hostConfig, nginxText, Object.keys(services), staticMounts);
   services[proxyName] = proxy.service;
   const notes = differences.settle("compose", input.configFile, input.force);
   const header = [
-    `Written by \`tsgi-stack export compose\` from ${input.configFile}: docker compose -f THIS_FILE up -d`,
-    `The image (${input.image}) holds the config's folder at /app with its node_modules (tsgi-stack among them).`,
+    `Written by \`tsgi-stack export compose\` for ${input.configFile}: docker compose -f THIS_FILE up -d`,
+    `The image (${input.image}) has the config at ${input.configFile}, its apps beside it, and tsgi-stack at ${input.cli} (deploy/Dockerfile's layout by default).`,
     `The front door is ${NGINX_IMAGE}, its configuration under configs.nginx; every $ is written $$ for Compose.`,
     "nginx finds an app's replicas when it starts: after scaling one, restart the proxy service.",
     ...notes,
   ];
-  const document = literal({ name, services, configs: proxy.configs });
+  const document = literal({ name: input.name, services, configs: proxy.configs });
   return `${header.map((line) => `# ${line}`).join("\n")}\n${stringify(document, { lineWidth: 0, aliasDuplicateObjects: false })}`;
 }

@@ -8,21 +8,21 @@
  * alone: the engine restarts it, the engine stops it) or a command app
  * through `sh -c` with PORT set, as supervisor/launch.ts does.
  *
- * The image is the user's: the config's folder at IMAGE_ROOT, with its
- * dependencies (tsgi-stack among them) installed, and `node` on the PATH.
- * Paths of the loaded config (absolute on this machine) are written as the
- * image sees them; a path outside the config's folder cannot be, and is a
- * difference.
+ * The image is the user's, deploy/Dockerfile's by default: tsgi-stack built
+ * at /app/dist, the config and its apps in /app (`--config-path` says where
+ * else; the caller relocates the config there, export/relocate.ts), `node`
+ * on the PATH. A path outside the config's folder is not in the image unless
+ * the user puts it there, and is a difference.
  *
  * Where a path route mounts a module app (SCRIPT_NAME) is told by the proxy
  * in front, per request, in a header the worker reads with
- * `--script-name-header`: the route the proxy matched decides, as the stack's
- * own proxy does, so a host route and a path route of one app each give the
- * app the right SCRIPT_NAME. When no proxy sends it (a client inside the
- * cluster calling the Service, a probe), an app with one mount falls back to
+ * `--script-name-header`: the route the proxy matched decides, as with the
+ * stack's own proxy, so a host route and a path route of one app each give
+ * the app the right SCRIPT_NAME. Where clients may reach the workers without
+ * that proxy (a Kubernetes Service), an app with one mount falls back to
  * `--script-name` (the gateway mounts a request only when its path is under
- * it: elsewhere SCRIPT_NAME stays empty). Probes send the header with `/`,
- * so a check gets the path as the stack's checks do: unmounted.
+ * it: elsewhere SCRIPT_NAME stays empty), and the proxy must then send `/`
+ * for a route at the root, as the probes do.
  *
  * Pure: config in, data out.
  */
@@ -34,10 +34,10 @@ import { healthPathFor } from "../stack/proxy-settings.ts";
 import { shellCommand } from "../supervisor/launch.ts";
 import type { Differences } from "./differences.ts";
 
-/** Where the image holds the config's folder. */
+/** Where deploy/Dockerfile's image holds the config (the default of `--config-path`'s folder). */
 export const IMAGE_ROOT = "/app";
-/** The CLI as the image has it: the project's own dependency, built. */
-export const IMAGE_CLI = `${IMAGE_ROOT}/node_modules/tsgi-stack/dist/cli/bin.js`;
+/** The CLI as deploy/Dockerfile's image has it (the default of `--cli`). */
+export const IMAGE_CLI = `${IMAGE_ROOT}/dist/cli/bin.js`;
 /** The port every worker container listens on (a container has its own network namespace). */
 export const CONTAINER_PORT = 8000;
 /**
@@ -74,17 +74,15 @@ export function mountOf(routePath: string): string {
 }
 
 /**
- * A path of this machine as the image sees it: under IMAGE_ROOT, at the
- * same place relative to the config's folder. A path outside that folder is
- * written as it is, and noted.
+ * A path of the (relocated) config, which the image has when it is under
+ * the config's folder; one outside it is written as it is, and noted.
  */
 export function inImage(configDir: string, file: string, key: string, differences: Differences): string {
-  const relative = path.relative(configDir, file);
-  if (relative.startsWith("..") || path.isAbsolute(relative)) {
-    differences.note(key, `${file} is outside the config's folder, which the image holds at ${IMAGE_ROOT}; written as it is, so the image must have it there`);
-    return file;
+  const relative = path.posix.relative(configDir, file);
+  if (relative.startsWith("..") || path.posix.isAbsolute(relative)) {
+    differences.note(key, `${file} is outside the config's folder (${configDir} in the image): written as it is, so the image must have it there too`);
   }
-  return path.posix.join(IMAGE_ROOT, ...relative.split(path.sep));
+  return file;
 }
 
 /** `--keep-alive 75000ms`: the table's own row and format, for the one setting the config does not set. */
@@ -96,15 +94,19 @@ function keepAliveArgs(): string[] {
 export interface WorkerProcessInput {
   name: string;
   app: AppConfig;
-  /** The config file's folder (absolute): what the image holds at IMAGE_ROOT. */
+  /** The config file's folder in the image (the config is relocated there). */
   configDir: string;
+  /** The CLI's entry point in the image. */
+  cli: string;
   /** The header the proxy in front sets to each request's mount point. */
   mountHeader: string;
+  /** Fall back to the app's one mount when no header came (clients reach the workers without the proxy). */
+  fallbackMount: boolean;
   differences: Differences;
 }
 
 /** The process one container of a worker app runs (never a static app: it has none). */
-export function workerProcess({ name, app, configDir, mountHeader, differences }: WorkerProcessInput): WorkerProcess {
+export function workerProcess({ name, app, configDir, cli, mountHeader, fallbackMount, differences }: WorkerProcessInput): WorkerProcess {
   const workingDir = inImage(configDir, app.cwd, `apps.${name}.cwd`, differences);
   const healthPath = app.health ? healthPathFor(app) : undefined;
   if (app.command !== undefined) {
@@ -116,7 +118,7 @@ export function workerProcess({ name, app, configDir, mountHeader, differences }
   const mounts = mountsOf(app).filter((mount) => mount !== "");
   const argv = [
     "node",
-    IMAGE_CLI,
+    cli,
     "serve",
     module,
     "--no-arbiter",
@@ -132,10 +134,11 @@ export function workerProcess({ name, app, configDir, mountHeader, differences }
     "--script-name-header",
     mountHeader,
     // Without a proxy's header, the one mount there is (a request outside it keeps SCRIPT_NAME empty).
-    ...(mounts.length === 1 ? ["--script-name", mounts[0]!] : []),
+    ...(fallbackMount && mounts.length === 1 ? ["--script-name", mounts[0]!] : []),
     ...(app.allow_trace ? ["--allow-trace"] : []),
   ];
-  return { argv, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: { [mountHeader]: "/" } };
+  // A check asks for the path unmounted, as the stack's checks do: with a fallback mount, that takes saying so.
+  return { argv, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
 }
 
 /** Whole seconds for a setting the target counts in seconds: at least `min`, rounded up. */

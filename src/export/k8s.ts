@@ -43,11 +43,15 @@ import { CONTAINER_PORT, mountOf, seconds, type WorkerProcess, workerProcess } f
 import { Differences } from "./differences.ts";
 
 export interface K8sInput {
+  /** The config, relocated to where the image has it (export/relocate.ts). */
   config: StackConfig;
-  /** The config file, absolute: its folder is what the image holds. */
+  /** The config file as the image has it (`--config-path`). */
   configFile: string;
-  /** The image every worker container runs. */
+  /** The stack's name: `app.kubernetes.io/part-of` of everything, and the TLS Secret's (stackName of the file read). */
+  name: string;
+  /** The image every worker container runs, and the CLI's entry point in it. */
   image: string;
+  cli: string;
   /** Written into every object; absent: kubectl's current namespace. */
   namespace?: string;
   /** Write despite differences, listing them at the top. */
@@ -82,7 +86,7 @@ export function k8sName(name: string): string {
   return name.replace(/_/g, "-").slice(0, 63).replace(/-+$/, "");
 }
 
-/** The stack's name: the config folder's, as a DNS label; `app.kubernetes.io/part-of` of everything. */
+/** The stack's name: the config folder's, as a DNS label. */
 export function stackName(configFile: string): string {
   const base = k8sName(path.basename(path.dirname(configFile)).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, ""));
   return base || "tsgi-stack";
@@ -237,7 +241,8 @@ function probe(worker: WorkerProcess, periodS: number, timeoutS: number, failure
 /** What one worker app becomes: its ConfigMap (when it has env), Deployment and Service. */
 function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Record<string, string>, differences: Differences): Manifest[] {
   const id = k8sName(name);
-  const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), mountHeader: K8S_MOUNT_HEADER, differences });
+  // A Service is reachable without the ingress controller: the one mount is the fallback.
+  const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), cli: input.cli, mountHeader: K8S_MOUNT_HEADER, fallbackMount: true, differences });
   const env = Object.entries(app.env);
   const configMap = `${id}-env`;
   const periodS = app.health ? seconds(app.health.interval) : 5;
@@ -324,7 +329,7 @@ function ingresses(input: K8sInput, routes: Route[], labelsOf: (app: string) => 
   const perApp = new Map<string, number>();
   for (const group of groups.values()) perApp.set(group.app, (perApp.get(group.app) ?? 0) + 1);
   const seen = new Map<string, number>();
-  const tlsSecret = `${stackName(input.configFile)}-tls`;
+  const tlsSecret = `${input.name}-tls`;
   return [...groups.values()].map((group) => {
     const app = config.apps[group.app]!;
     const id = k8sName(group.app);
@@ -390,7 +395,7 @@ function routesOf(config: StackConfig, differences: Differences): Route[] {
 export function k8sManifests(input: K8sInput): string {
   const { config } = input;
   const differences = new Differences();
-  const stack = stackName(input.configFile);
+  const stack = input.name;
   const labelsOf = (app: string) => ({ "app.kubernetes.io/name": k8sName(app), "app.kubernetes.io/part-of": stack, "app.kubernetes.io/managed-by": "tsgi-stack" });
   const names = new Map<string, string>();
   const documents: Manifest[] = [];
@@ -406,7 +411,7 @@ export function k8sManifests(input: K8sInput): string {
   const notes = differences.settle("k8s", input.configFile, input.force);
   const header = [
     `Written by \`tsgi-stack export k8s\` from ${input.configFile}: kubectl apply -f this file.`,
-    `The image (${input.image}) holds the config's folder at /app with its node_modules (tsgi-stack among them).`,
+    `The image (${input.image}) has the config at ${input.configFile}, its apps beside it, and tsgi-stack at ${input.cli} (deploy/Dockerfile's layout by default).`,
     ...(config.proxy.tls
       ? [`HTTPS: create the certificate's Secret first: kubectl create secret tls ${stack}-tls --cert=${config.proxy.tls.cert} --key=${config.proxy.tls.key}`]
       : []),

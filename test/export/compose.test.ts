@@ -4,22 +4,21 @@
  * ships it) with ajv, then as a user reads it: a service per worker app with
  * the image, the worker's command line, replicas, healthcheck, grace period
  * and env; nginx in front with the nginx exporter's configuration carried in
- * the file, the listeners published, static folders mounted read-only. The
- * healthcheck's own script is run against a worker started with the
- * service's command: the proof that it checks what the stack checks.
+ * the file (which `nginx -t` accepts once Compose has read it), the
+ * listeners published, static folders mounted read-only. The healthcheck's
+ * own script is run against a worker started with the service's command:
+ * the proof that it checks what the stack checks.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/load.ts";
-import type { StackConfig } from "../../src/config/schema.ts";
-import { composeFile, type NginxRenderer } from "../../src/export/compose.ts";
-import { httpGet, serve, stopAll } from "../helpers/serve.ts";
+import { httpGet, runCli, serve, stopAll } from "../helpers/serve.ts";
+import { NGINX, nginxConfig } from "../helpers/nginx.ts";
 
 type Doc = Record<string, any>;
 
@@ -55,38 +54,34 @@ const APPS = `apps:
     routes: [{ path: /static }]
 `;
 
-function loaded(apps = APPS): { dir: string; file: string; config: StackConfig } {
+function configDir(apps = APPS): { dir: string; file: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), "tsgi-compose-"));
   dirs.push(dir);
   writeFileSync(path.join(dir, "app.mjs"), MOUNT_ECHO);
   mkdirSync(path.join(dir, "public"));
   const file = path.join(dir, "tsgi.yaml");
   writeFileSync(file, apps);
-  const result = loadConfig(file);
-  if (!result.ok) throw new Error(result.errors.map((error) => error.format()).join("\n"));
-  return { dir, file, config: result.config };
+  return { dir, file };
 }
 
-/** Stands in for the nginx exporter: asks the target what the real one asks, and writes it down. */
-const stubNginx: NginxRenderer = (config, target) =>
-  [
-    `# ${target.name}`,
-    ...Object.keys(config.apps).map((app) => {
-      const upstream = target.upstream(app, "http");
-      return "servers" in upstream ? `upstream ${app} { server ${upstream.servers.join("; server ")}; }` : `# ${app}: ${upstream.unreachable}`;
-    }),
-    ...Object.entries(config.apps).flatMap(([app, settings]) => (settings.static ? [`location /static/ { alias ${target.staticFolder(app, settings.static)}/; }`] : [])),
-    `listen ${target.listen.http.join(" ")}; log_format x '$remote_addr $request';`,
-    "",
-  ].join("\n");
-
-function exported(config: StackConfig, file: string, force = false): { text: string; doc: Doc } {
-  const text = composeFile({ config, configFile: file, image: "shop:1.2", force, nginx: stubNginx });
-  const doc = parse(text) as Doc;
+/** The file `export compose` wrote, validated against the Compose specification's schema. */
+async function exported(file: string, ...flags: string[]): Promise<{ text: string; doc: Doc }> {
+  const result = await runCli(["export", "compose", "-c", file, "--image", "shop:1.2", ...flags]);
+  expect(result.code, result.stderr).toBe(0);
+  const doc = parse(result.stdout) as Doc;
   const valid = validate(doc);
   expect(validate.errors ?? [], JSON.stringify(validate.errors)).toEqual([]);
   expect(valid).toBe(true);
-  return { text, doc };
+  return { text: result.stdout, doc };
+}
+
+/** `nginx -t` on the configuration as Compose hands it to nginx (`$$` read as `$`), the services' names as loopback. */
+function nginxCheck(dir: string, content: string): { status: number | null; stderr: string } {
+  const nginxDir = path.join(dir, "nginx");
+  mkdirSync(nginxDir);
+  const http = content.replace(/\$\$/g, "$").replace(/server [a-z][a-z0-9_-]*:8000;/g, "server 127.0.0.1:8000;").replace(/\/var\/log\/nginx\//g, `${nginxDir}/`);
+  writeFileSync(path.join(nginxDir, "nginx.conf"), nginxConfig(nginxDir, http));
+  return spawnSync(NGINX, ["-t", "-p", `${nginxDir}/`, "-c", path.join(nginxDir, "nginx.conf"), "-e", path.join(nginxDir, "error.log")], { encoding: "utf8" });
 }
 
 describe("export compose", () => {
@@ -95,13 +90,16 @@ describe("export compose", () => {
     expect(validate({ services: { web: { image: "x", stop_grace_periods: "1s" } } })).toBe(false);
   });
 
-  it("writes a valid Compose file: the worker service as the pod runs it, nginx in front with its configuration inside", () => {
-    const { dir, file, config } = loaded();
-    const { doc } = exported(config, file);
+  it("writes a valid Compose file: the worker service as the pod runs it, nginx in front with its configuration inside", async () => {
+    const { dir, file } = configDir();
+    const { doc } = await exported(file);
     const web = doc.services.web;
     expect(web.image).toBe("shop:1.2");
-    expect(web.entrypoint.slice(0, 5)).toEqual(["node", "/app/node_modules/tsgi-stack/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
-    expect(web.entrypoint).toContain("x-tsgi-script-name");
+    expect(web.entrypoint.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    expect(web.entrypoint[web.entrypoint.indexOf("--script-name-header") + 1]).toBe("x-tsgi-script-name");
+    // nginx is the only way in, and sends no header for a route at the root: no fallback mount.
+    expect(web.entrypoint).not.toContain("--script-name");
+    expect(web.working_dir).toBe("/app");
     expect(web.deploy.replicas).toBe(3);
     expect(web.deploy.resources.limits.memory).toBe("256m");
     // graceful_timeout 25 s and the worker's 2 s exit margin.
@@ -118,23 +116,30 @@ describe("export compose", () => {
     expect(proxy.volumes).toEqual([{ type: "bind", source: path.join(dir, "public"), target: "/srv/tsgi/static/site", read_only: true }]);
     expect(proxy.depends_on).toEqual({ web: { condition: "service_started" } });
     const content: string = doc.configs.nginx.content;
-    expect(content).toContain("upstream web { server web:8000; }");
-    expect(content).toContain("alias /srv/tsgi/static/site/;");
-    // nginx's variables reach nginx as written once Compose has read the file.
-    expect(content.replace(/\$\$/g, "$")).toContain("log_format x '$remote_addr $request';");
+    expect(content).toMatch(/upstream \S+ \{\n\s+server web:8000;/);
+    expect(content).toContain('alias "/srv/tsgi/static/site/";');
+    expect(content).toMatch(/listen 80 default_server;/);
+    // Every nginx variable is written $$, which Compose reads back as $.
+    expect(content).toContain("$$remote_addr");
     expect(content).not.toMatch(/(^|[^$])\$[a-z]/);
+    const check = nginxCheck(dir, content);
+    expect(check.status, check.stderr).toBe(0);
   });
 
-  it("refuses a health check nginx cannot act on unless forced, naming its key", () => {
-    const { file, config } = loaded(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz }\n"));
-    expect(() => composeFile({ config, configFile: file, image: "shop:1.2", force: false, nginx: stubNginx })).toThrow(/apps\.web\.health/);
-    const { text } = exported(config, file, true);
+  it("refuses a health check nginx cannot act on unless forced, naming its key and writing nothing", async () => {
+    const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz }\n"));
+    const out = path.join(dir, "compose.yaml");
+    const refused = await runCli(["export", "compose", "-c", file, "-o", out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.health");
+    expect(existsSync(out)).toBe(false);
+    const { text } = await exported(file, "--force");
     expect(text.split("\n").filter((line) => line.startsWith("#")).some((line) => line.startsWith("#   apps.web.health: "))).toBe(true);
   });
 
   it("the healthcheck, run against a worker started with the service's command, passes and checks the health path unmounted", async () => {
-    const { dir, file, config } = loaded(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz, timeout: 3s }\n"));
-    const { doc } = exported(config, file, true);
+    const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz, timeout: 3s }\n"));
+    const { doc } = await exported(file, "--force");
     const web = doc.services.web;
     const argv: string[] = web.entrypoint.map((arg: string) => arg.replace(/\$\$/g, "$"));
     const args = argv.slice(3).map((arg) => (arg.startsWith("/app/") ? path.join(dir, arg.slice("/app/".length)) : arg === "0.0.0.0:8000" ? "127.0.0.1:0" : arg));
@@ -148,6 +153,8 @@ describe("export compose", () => {
     // The check asks for /healthz as the stack's own check does: not mounted under /hello.
     const headers = JSON.parse(/headers:(\{[^}]*\})/.exec(script!)![1]!);
     expect(JSON.parse((await httpGet(`${worker.url}/healthz`, headers)).body)).toEqual({ scriptName: "", pathInfo: "/healthz" });
+    // A route at the root: nginx sends no mount header, and the app is not mounted.
+    expect(JSON.parse((await httpGet(`${worker.url}/hello/x`)).body)).toEqual({ scriptName: "", pathInfo: "/hello/x" });
     expect(JSON.parse((await httpGet(`${worker.url}/hello/x`, { "x-tsgi-script-name": "/hello" })).body)).toEqual({ scriptName: "/hello", pathInfo: "/x" });
     // A worker that is not there fails it.
     const stopped = spawnSync(process.execPath, ["-e", script!.replace(":8000", ":1")], { encoding: "utf8", timeout: 10_000 });

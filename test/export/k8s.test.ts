@@ -129,7 +129,7 @@ describe("export k8s", () => {
     const [container] = pod.containers;
     expect(container.image).toBe("registry.example.com/shop:1.2");
     const argv: string[] = container.command;
-    expect(argv.slice(0, 5)).toEqual(["node", "/app/node_modules/tsgi-stack/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    expect(argv.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
     expect(flag(argv, "--http")).toBe("0.0.0.0:8000");
     expect(flag(argv, "--max-requests")).toBe("500");
     expect(flag(argv, "--timeout")).toBe("20000ms");
@@ -243,7 +243,7 @@ describe("export k8s", () => {
     const container = find(docs, "Deployment", "web").spec.template.spec.containers[0];
     const argv: string[] = container.command;
     // The same arguments, with this machine's paths for the image's and a free loopback port for 0.0.0.0:8000.
-    expect(argv[1]).toBe("/app/node_modules/tsgi-stack/dist/cli/bin.js");
+    expect(argv[1]).toBe("/app/dist/cli/bin.js");
     expect(argv[2]).toBe("serve");
     const args = argv.slice(3).map((arg) => (arg.startsWith("/app/") ? path.join(dir, arg.slice("/app/".length)) : arg === "0.0.0.0:8000" ? "127.0.0.1:0" : arg));
     expect(BIN).toMatch(/cli\/bin\.js$/);
