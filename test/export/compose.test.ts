@@ -126,6 +126,21 @@ describe("export compose", () => {
     expect(check.status, check.stderr).toBe(0);
   });
 
+  it("with proxy.tls: nginx listens with the certificate, mounted from here where the image has the config", async () => {
+    const { dir, file } = configDir(`proxy:\n  tls: { cert: tls/cert.pem, key: tls/key.pem }\n${APPS}`);
+    mkdirSync(path.join(dir, "tls"));
+    writeFileSync(path.join(dir, "tls/cert.pem"), "");
+    writeFileSync(path.join(dir, "tls/key.pem"), "");
+    const { doc } = await exported(file, "--config-path", "/srv/shop/tsgi.yaml");
+    const proxy = doc.services.proxy;
+    expect(proxy.ports).toContainEqual({ target: 443, published: "8443", host_ip: "127.0.0.1", protocol: "tcp" });
+    expect(proxy.volumes).toContainEqual({ type: "bind", source: path.join(dir, "tls/cert.pem"), target: "/srv/shop/tls/cert.pem", read_only: true });
+    expect(proxy.volumes).toContainEqual({ type: "bind", source: path.join(dir, "tls/key.pem"), target: "/srv/shop/tls/key.pem", read_only: true });
+    expect(doc.configs.nginx.content).toContain("listen 443 ssl");
+    expect(doc.configs.nginx.content).toContain('ssl_certificate "/srv/shop/tls/cert.pem";');
+    expect(doc.services.web.entrypoint[3]).toBe("/srv/shop/app.mjs");
+  });
+
   it("refuses a health check nginx cannot act on unless forced, naming its key and writing nothing", async () => {
     const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz }\n"));
     const out = path.join(dir, "compose.yaml");
