@@ -237,6 +237,22 @@ describe("export k8s", () => {
     expect(ingressRoutes(docs)).toEqual({ "*.example.com/": { service: "web", port: "http", mount: "/", pathType: "Prefix" } });
   });
 
+  it("writes the paths where the image has the config (--config-path, --cli), and refuses a module outside the config's folder", async () => {
+    const { file } = configDir(WEB);
+    const { docs } = await exportK8s(file, "--config-path", "/srv/shop/tsgi.yaml", "--cli", "/usr/local/lib/node_modules/tsgi-stack/dist/cli/bin.js");
+    const container = find(docs, "Deployment", "web").spec.template.spec.containers[0];
+    expect(container.command.slice(0, 4)).toEqual(["node", "/usr/local/lib/node_modules/tsgi-stack/dist/cli/bin.js", "serve", "/srv/shop/app.mjs"]);
+    expect(container.workingDir).toBe("/srv/shop");
+
+    const outside = mkdtempSync(path.join(os.tmpdir(), "tsgi-k8s-outside-"));
+    dirs.push(outside);
+    writeFileSync(path.join(outside, "app.mjs"), MOUNT_ECHO);
+    writeFileSync(file, `apps:\n  web:\n    module: ${path.join(outside, "app.mjs")}\n    routes: [{ path: / }]\n`);
+    const refused = await runCli(["export", "k8s", "-c", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.module");
+  });
+
   it("the container's command, run here, answers its probe and mounts routed requests as the stack's proxy would", async () => {
     const { dir, file } = configDir(WEB);
     const { docs } = await exportK8s(file);
