@@ -12,6 +12,11 @@
  * nginx config that takes the front proxy's place in front of `up
  * --no-proxy` (export/nginx.ts), reaching the workers through the stack's
  * upstream links.
+ *
+ * `tsgi-stack export k8s|compose [-c FILE] [--image REF] [--force]`: the
+ * stack for an image of its config (deploy/Dockerfile's layout by default),
+ * as Kubernetes manifests (export/k8s.ts) or one Compose file with nginx in
+ * front (export/compose.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
@@ -26,6 +31,9 @@ import { MAX_SOCKET_PATH, socketPath } from "../../supervisor/slots.ts";
 import { appKind } from "../../stack/proxy-settings.ts";
 import type { StackConfig } from "../../config/schema.ts";
 import { relocate } from "../../export/relocate.ts";
+import { k8sManifests, stackName } from "../../export/k8s.ts";
+import { composeFile } from "../../export/compose.ts";
+import { IMAGE_CLI, IMAGE_ROOT } from "../../export/container.ts";
 import { StartupUnavailable } from "../../export/errors.ts";
 import { stackIdFor } from "../../stack/stack-id.ts";
 import { CLI_BIN } from "../../supervisor/launch.ts";
@@ -152,8 +160,42 @@ function exportNginx(flags: NginxFlags): void {
   emit(`${header.join("\n")}${body}`, flags.output);
 }
 
+interface ImageFlags {
+  config?: string;
+  configPath?: string;
+  image?: string;
+  cli: string;
+  namespace?: string;
+  force?: boolean;
+  output?: string;
+}
+
+/**
+ * The config as read here and as the image has it: relocated to
+ * --config-path, by default the same file name in IMAGE_ROOT (where
+ * deploy/Dockerfile puts the config); and the names taken from here.
+ */
+function imageConfig(flags: ImageFlags): { here: StackConfig; file: string; config: StackConfig; name: string; image: string } {
+  const local = path.resolve(resolveConfigFile(flags.config));
+  const { config: here } = configFor({ config: local });
+  const there = path.posix.resolve(flags.configPath ?? path.posix.join(IMAGE_ROOT, path.basename(local)));
+  const name = stackName(local);
+  return { here, file: there, config: relocate(here, local, there), name, image: flags.image ?? `${name}:latest` };
+}
+
+/** The options `export k8s` and `export compose` share. */
+function imageOptions(command: Command, target: string): Command {
+  return command
+    .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
+    .option("--image <ref>", "the image the workers run: tsgi-stack and the config with its apps, as deploy/Dockerfile builds it (default <folder name>:latest)")
+    .option("--config-path <file>", `where the image has the config file (default ${IMAGE_ROOT}/<its name>; its folder replaces this one in every path)`)
+    .option("--cli <path>", "tsgi-stack's dist/cli/bin.js in the image", IMAGE_CLI)
+    .option("--force", `write the nearest equivalent of what ${target} cannot express, listing the differences as comments at the top`)
+    .option("-o, --output <file>", "write it there instead of printing it");
+}
+
 export function registerExport(program: Command): void {
-  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, nginx)");
+  const exporters = program.command("export").description("write this config's stack for another engine to run (systemd, nginx, Kubernetes, Compose)");
   exporters
     .command("systemd")
     .description("the systemd unit that runs `tsgi-stack up` for this config: restarted on failure, `systemctl reload` as SIGHUP, stop as SIGTERM with the drain time")
@@ -179,6 +221,28 @@ export function registerExport(program: Command): void {
     .option("--config-path <file>", CONFIG_PATH_HELP)
     .option("-o, --output <file>", "write the config there instead of printing it")
     .action((flags: NginxFlags) => exportNginx(flags));
+
+  imageOptions(
+    exporters
+      .command("k8s")
+      .description("Kubernetes manifests: per worker app a Deployment (one gateway worker per pod), a Service and a ConfigMap of its env; Ingresses for the routes, with ingress-nginx's annotations"),
+    "Kubernetes",
+  )
+    .option("--namespace <ns>", "the namespace of every object (default: kubectl's current one)")
+    .action((flags: ImageFlags) => {
+      const { file, config, name, image } = imageConfig(flags);
+      const namespace = flags.namespace ? { namespace: flags.namespace } : {};
+      emit(k8sManifests({ config, configFile: file, name, image, cli: flags.cli, force: flags.force === true, ...namespace }), flags.output);
+    });
+  imageOptions(
+    exporters
+      .command("compose")
+      .description("one Compose file: a service per worker app (the pods' command, replicas, healthcheck, env) and nginx in front with `export nginx`'s configuration inside"),
+    "Compose with nginx",
+  ).action((flags: ImageFlags) => {
+    const { here, file, config, name, image } = imageConfig(flags);
+    emit(composeFile({ config, hostConfig: here, configFile: file, name, image, cli: flags.cli, force: flags.force === true }), flags.output);
+  });
 
   program
     .command("startup")

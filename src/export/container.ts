@@ -1,0 +1,147 @@
+/**
+ * @module export/container
+ *
+ * One worker app as a container runs it: the part `export k8s` and `export
+ * compose` share. Where the stack starts `instances` workers under pm2, a
+ * container engine starts `instances` containers of one image, each running
+ * one gateway worker in the foreground (`serve --no-arbiter`, the worker
+ * alone: the engine restarts it, the engine stops it) or a command app
+ * through `sh -c` with PORT set, as supervisor/launch.ts does.
+ *
+ * The image is the user's, deploy/Dockerfile's by default: tsgi-stack built
+ * at /app/dist, the config and its apps in /app (`--config-path` says where
+ * else; the caller relocates the config there, export/relocate.ts), `node`
+ * on the PATH. A path outside the config's folder is not in the image unless
+ * the user puts it there, and is a difference.
+ *
+ * Where a path route mounts a module app (SCRIPT_NAME) is told by the proxy
+ * in front, per request, in a header the worker reads with
+ * `--script-name-header`: the route the proxy matched decides, as with the
+ * stack's own proxy, so a host route and a path route of one app each give
+ * the app the right SCRIPT_NAME. Where clients may reach the workers without
+ * that proxy (a Kubernetes Service), an app with one mount falls back to
+ * `--script-name` (the gateway mounts a request only when its path is under
+ * it: elsewhere SCRIPT_NAME stays empty), and the proxy must then send `/`
+ * for a route at the root, as the probes do.
+ *
+ * Pure: config in, data out.
+ */
+import path from "node:path";
+import type { AppConfig } from "../config/schema.ts";
+import { parseModuleSpec } from "../contract/module-spec.ts";
+import { SETTING_KINDS, settingArgs, settingsFromConfig, WORKER_SETTINGS } from "../contract/worker-settings.ts";
+import { healthPathFor } from "../stack/proxy-settings.ts";
+import { shellCommand } from "../supervisor/launch.ts";
+import type { Differences } from "./differences.ts";
+
+/** Where deploy/Dockerfile's image holds the config (the default of `--config-path`'s folder). */
+export const IMAGE_ROOT = "/app";
+/** The CLI as deploy/Dockerfile's image has it (the default of `--cli`). */
+export const IMAGE_CLI = `${IMAGE_ROOT}/dist/cli/bin.js`;
+/** The port every worker container listens on (a container has its own network namespace). */
+export const CONTAINER_PORT = 8000;
+/**
+ * The worker's idle keep-alive in a container: longer than the proxy's own
+ * idle bound for its upstream connections (60 s in nginx and ingress-nginx),
+ * so that the proxy, not the worker, closes an idle connection and never
+ * reuses one the worker is closing (the race contract/keep-alive.ts avoids
+ * in the stack by the other side's bound).
+ */
+export const CONTAINER_KEEP_ALIVE_MS = 75_000;
+
+/** A gateway worker's process, ready for a container's `command`. */
+export interface WorkerProcess {
+  /** The whole argv: `node … serve …`, or `sh -c …` for a command app. */
+  argv: string[];
+  /** The working directory, as the image has it. */
+  workingDir: string;
+  /** Set by the container itself (PORT for a command app), on top of the app's `env`. */
+  env: Record<string, string>;
+  /** The path a health check GETs, as the stack's proxy asks for it. */
+  healthPath?: string;
+  /** Headers a health check sends: the mount header saying "no mount", for a module app. */
+  healthHeaders: Record<string, string>;
+}
+
+/** The distinct mount points of an app's routes ("" for a route at `/`), in the order the routes give them. */
+export function mountsOf(app: AppConfig): string[] {
+  return [...new Set(app.routes.map((route) => mountOf(route.path)))];
+}
+
+/** A route's mount point: its path, or "" for `/` (the proxy's router says the same). */
+export function mountOf(routePath: string): string {
+  return routePath === "/" ? "" : routePath;
+}
+
+/**
+ * A path of the (relocated) config, which the image has when it is under
+ * the config's folder; one outside it is written as it is, and noted.
+ */
+export function inImage(configDir: string, file: string, key: string, differences: Differences): string {
+  const relative = path.posix.relative(configDir, file);
+  if (relative.startsWith("..") || path.posix.isAbsolute(relative)) {
+    differences.note(key, `${file} is outside the config's folder (${configDir} in the image): written as it is, so the image must have it there too`);
+  }
+  return file;
+}
+
+/** `--keep-alive 75000ms`: the table's own row and format, for the one setting the config does not set. */
+function keepAliveArgs(): string[] {
+  const row = WORKER_SETTINGS.find((setting) => setting.key === "keepAliveTimeoutMs")!;
+  return [row.flag, SETTING_KINDS[row.kind].format(CONTAINER_KEEP_ALIVE_MS)];
+}
+
+export interface WorkerProcessInput {
+  name: string;
+  app: AppConfig;
+  /** The config file's folder in the image (the config is relocated there). */
+  configDir: string;
+  /** The CLI's entry point in the image. */
+  cli: string;
+  /** The header the proxy in front sets to each request's mount point. */
+  mountHeader: string;
+  /** Fall back to the app's one mount when no header came (clients reach the workers without the proxy). */
+  fallbackMount: boolean;
+  differences: Differences;
+}
+
+/** The process one container of a worker app runs (never a static app: it has none). */
+export function workerProcess({ name, app, configDir, cli, mountHeader, fallbackMount, differences }: WorkerProcessInput): WorkerProcess {
+  const workingDir = inImage(configDir, app.cwd, `apps.${name}.cwd`, differences);
+  const healthPath = app.health ? healthPathFor(app) : undefined;
+  if (app.command !== undefined) {
+    // As the stack runs it: through the shell, `exec`ed when it is one simple command, so the signal reaches the server.
+    return { argv: ["sh", "-c", shellCommand(app.command)], workingDir, env: { PORT: String(CONTAINER_PORT) }, ...(healthPath ? { healthPath } : {}), healthHeaders: {} };
+  }
+  const { modulePath, exportName } = parseModuleSpec(app.module!);
+  const module = inImage(configDir, modulePath, `apps.${name}.module`, differences) + (exportName ? `:${exportName}` : "");
+  const mounts = mountsOf(app).filter((mount) => mount !== "");
+  const argv = [
+    "node",
+    cli,
+    "serve",
+    module,
+    "--no-arbiter",
+    "--http",
+    `0.0.0.0:${CONTAINER_PORT}`,
+    "--interface",
+    app.interface,
+    // The configured worker settings, written by the table serve parses them with.
+    ...settingArgs(settingsFromConfig((key) => app[key])),
+    ...keepAliveArgs(),
+    // As under the stack: the engine may run several, and scaling changes how many.
+    "--multiprocess",
+    "--script-name-header",
+    mountHeader,
+    // Without a proxy's header, the one mount there is (a request outside it keeps SCRIPT_NAME empty).
+    ...(fallbackMount && mounts.length === 1 ? ["--script-name", mounts[0]!] : []),
+    ...(app.allow_trace ? ["--allow-trace"] : []),
+  ];
+  // A check asks for the path unmounted, as the stack's checks do: with a fallback mount, that takes saying so.
+  return { argv, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
+}
+
+/** Whole seconds for a setting the target counts in seconds: at least `min`, rounded up. */
+export function seconds(ms: number, min = 1): number {
+  return Math.max(min, Math.ceil(ms / 1000));
+}
