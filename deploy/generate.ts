@@ -40,6 +40,10 @@ export const PORTABLE = {
   config: "/srv/tsgi/config.example.yaml",
 };
 
+/** The stack's name (the Compose project, Kubernetes' part-of label), and the image `docker build -f deploy/Dockerfile -t tsgi-stack-example .` makes (deploy/README.md). */
+const NAME = "tsgi-stack-example";
+const IMAGE = `${NAME}:latest`;
+
 const EXAMPLE = ["-c", "config.example.yaml", "--config-path", PORTABLE.config];
 
 /** One row per generated file. */
@@ -47,6 +51,10 @@ export const GENERATED: Generated[] = [
   { file: "deploy/tsgi-stack.service", args: ["export", "systemd", ...EXAMPLE, "--user", "tsgi", "--node", PORTABLE.node, "--cli", PORTABLE.cli] },
   // The example's `legacy` app is a command app, which nginx cannot follow: --force leaves its routes out, and says so.
   { file: "deploy/nginx.conf", args: ["export", "nginx", ...EXAMPLE, "--force"] },
+  // The image deploy/Dockerfile builds (the config in /app): --force, for what Kubernetes and Compose with nginx
+  // cannot say of the example (its static folder, least_conn, header_timeout; active health checks), listed at the top.
+  { file: "deploy/k8s.yaml", args: ["export", "k8s", "-c", "config.example.yaml", "--name", NAME, "--image", IMAGE, "--force"] },
+  { file: "deploy/compose.yaml", args: ["export", "compose", "-c", "config.example.yaml", "--name", NAME, "--image", IMAGE, "--force"] },
 ];
 
 /**

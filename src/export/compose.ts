@@ -47,6 +47,12 @@ export interface ComposeInput {
   config: StackConfig;
   /** The config as read here: the static folders and the certificate are bind-mounted from its paths. */
   hostConfig: StackConfig;
+  /**
+   * The folder of the config read here: a bind mount under it is written
+   * relative (`./examples/static`), as Compose reads it against the project
+   * folder — the compose file's own, or `--project-directory`.
+   */
+  hostConfigDir: string;
   /** The config file as the image has it (`--config-path`). */
   configFile: string;
   /** The project's name (stackName of the file read). */
@@ -177,6 +183,12 @@ function literal<T>(value: T): T {
   return value;
 }
 
+/** A path under the config's folder as Compose writes it relative to the project folder (`./public`); any other as it is. */
+function projectRelative(file: string, configDir: string): string {
+  const relative = path.relative(configDir, file);
+  return relative === "" ? "." : relative.startsWith("..") || path.isAbsolute(relative) ? file : `./${relative}`;
+}
+
 /** The Compose file; throws Inexpressible (writing nothing) on differences without force. */
 export function composeFile(input: ComposeInput): string {
   const { config } = input;
@@ -198,11 +210,17 @@ export function composeFile(input: ComposeInput): string {
     listen: { http: [String(NGINX_HTTP_PORT)], tls: config.proxy.tls ? [String(NGINX_TLS_PORT)] : [] },
   };
   const nginxText = nginxConfig(config, target, differences);
-  const proxy = proxyService(config, input.hostConfig, nginxText, Object.keys(services), staticMounts);
+  // What is bind-mounted from here (the static folders, the certificate) is named relative to the project folder.
+  const here = (file: string) => projectRelative(file, input.hostConfigDir);
+  const hostTls = input.hostConfig.proxy.tls;
+  const mounted = { ...input.hostConfig, proxy: { ...input.hostConfig.proxy, tls: hostTls && { ...hostTls, cert: here(hostTls.cert), key: here(hostTls.key) } } };
+  const mounts = Object.fromEntries(Object.entries(staticMounts).map(([folder, inside]) => [here(folder), inside]));
+  const proxy = proxyService(config, mounted, nginxText, Object.keys(services), mounts);
   services[proxyName] = proxy.service;
   const notes = differences.settle("compose", input.configFile, input.force);
   const header = [
     `Written by \`tsgi-stack export compose\` for ${input.configFile}: docker compose -f THIS_FILE up -d`,
+    "Its ./ paths are the config's folder: keep this file beside the config, or add --project-directory CONFIG_FOLDER.",
     `The image (${input.image}) has the config at ${input.configFile}, its apps beside it, and tsgi-stack at ${input.cli} (deploy/Dockerfile's layout by default).`,
     `The front door is ${NGINX_IMAGE}, its configuration under configs.nginx; every $ is written $$ for Compose.`,
     "nginx finds an app's replicas when it starts: after scaling one, restart the proxy service.",

@@ -113,7 +113,8 @@ describe("export compose", () => {
     expect(proxy.image).toBe("nginx:stable");
     expect(proxy.configs).toEqual([{ source: "nginx", target: "/etc/nginx/conf.d/default.conf" }]);
     expect(proxy.ports).toEqual([{ target: 80, published: "8080", host_ip: "127.0.0.1", protocol: "tcp" }]);
-    expect(proxy.volumes).toEqual([{ type: "bind", source: path.join(dir, "public"), target: "/srv/tsgi/static/site", read_only: true }]);
+    // Bind mounts from the config's folder are relative, as Compose reads them against the project folder.
+    expect(proxy.volumes).toEqual([{ type: "bind", source: "./public", target: "/srv/tsgi/static/site", read_only: true }]);
     expect(proxy.depends_on).toEqual({ web: { condition: "service_started" } });
     const content: string = doc.configs.nginx.content;
     expect(content).toMatch(/upstream \S+ \{\n\s+server web:8000;/);
@@ -134,8 +135,8 @@ describe("export compose", () => {
     const { doc } = await exported(file, "--config-path", "/srv/shop/tsgi.yaml");
     const proxy = doc.services.proxy;
     expect(proxy.ports).toContainEqual({ target: 443, published: "8443", host_ip: "127.0.0.1", protocol: "tcp" });
-    expect(proxy.volumes).toContainEqual({ type: "bind", source: path.join(dir, "tls/cert.pem"), target: "/srv/shop/tls/cert.pem", read_only: true });
-    expect(proxy.volumes).toContainEqual({ type: "bind", source: path.join(dir, "tls/key.pem"), target: "/srv/shop/tls/key.pem", read_only: true });
+    expect(proxy.volumes).toContainEqual({ type: "bind", source: "./tls/cert.pem", target: "/srv/shop/tls/cert.pem", read_only: true });
+    expect(proxy.volumes).toContainEqual({ type: "bind", source: "./tls/key.pem", target: "/srv/shop/tls/key.pem", read_only: true });
     expect(doc.configs.nginx.content).toContain("listen 443 ssl");
     expect(doc.configs.nginx.content).toContain('ssl_certificate "/srv/shop/tls/cert.pem";');
     expect(doc.services.web.entrypoint[3]).toBe("/srv/shop/app.mjs");

@@ -162,6 +162,7 @@ function exportNginx(flags: NginxFlags): void {
 
 interface ImageFlags {
   config?: string;
+  name?: string;
   configPath?: string;
   image?: string;
   cli: string;
@@ -175,19 +176,20 @@ interface ImageFlags {
  * --config-path, by default the same file name in IMAGE_ROOT (where
  * deploy/Dockerfile puts the config); and the names taken from here.
  */
-function imageConfig(flags: ImageFlags): { here: StackConfig; file: string; config: StackConfig; name: string; image: string } {
+function imageConfig(flags: ImageFlags): { here: StackConfig; hereDir: string; file: string; config: StackConfig; name: string; image: string } {
   const local = path.resolve(resolveConfigFile(flags.config));
   const { config: here } = configFor({ config: local });
   const there = path.posix.resolve(flags.configPath ?? path.posix.join(IMAGE_ROOT, path.basename(local)));
-  const name = stackName(local);
-  return { here, file: there, config: relocate(here, local, there), name, image: flags.image ?? `${name}:latest` };
+  const name = flags.name === undefined ? stackName(local) : stackName(`/${flags.name}/x`);
+  return { here, hereDir: path.dirname(local), file: there, config: relocate(here, local, there), name, image: flags.image ?? `${name}:latest` };
 }
 
 /** The options `export k8s` and `export compose` share. */
 function imageOptions(command: Command, target: string): Command {
   return command
     .option("-c, --config <file>", "the config file (default ./tsgi.yaml)")
-    .option("--image <ref>", "the image the workers run: tsgi-stack and the config with its apps, as deploy/Dockerfile builds it (default <folder name>:latest)")
+    .option("--name <name>", "the stack's name: the Compose project, Kubernetes' part-of label (default: the config folder's name)")
+    .option("--image <ref>", "the image the workers run: tsgi-stack and the config with its apps, as deploy/Dockerfile builds it (default <name>:latest)")
     .option("--config-path <file>", `where the image has the config file (default ${IMAGE_ROOT}/<its name>; its folder replaces this one in every path)`)
     .option("--cli <path>", "tsgi-stack's dist/cli/bin.js in the image", IMAGE_CLI)
     .option("--force", `write the nearest equivalent of what ${target} cannot express, listing the differences as comments at the top`)
@@ -240,8 +242,8 @@ export function registerExport(program: Command): void {
       .description("one Compose file: a service per worker app (the pods' command, replicas, healthcheck, env) and nginx in front with `export nginx`'s configuration inside"),
     "Compose with nginx",
   ).action((flags: ImageFlags) => {
-    const { here, file, config, name, image } = imageConfig(flags);
-    emit(composeFile({ config, hostConfig: here, configFile: file, name, image, cli: flags.cli, force: flags.force === true }), flags.output);
+    const { here, hereDir, file, config, name, image } = imageConfig(flags);
+    emit(composeFile({ config, hostConfig: here, hostConfigDir: hereDir, configFile: file, name, image, cli: flags.cli, force: flags.force === true }), flags.output);
   });
 
   program
