@@ -202,7 +202,8 @@ export function composeFile(input: ComposeInput): string {
   const target: NginxTarget = {
     protocol: "http",
     name: input.name,
-    logDir: "/var/log/nginx",
+    // The nginx image's own logs go to the container's output (docker compose logs): so does this one.
+    accessLog: "/dev/stdout",
     // Docker's DNS gives the service's name every replica's address.
     upstream: (app) => (services[app] ? { servers: [`${app}:${CONTAINER_PORT}`] } : { unreachable: `no service runs ${app}` }),
     staticFolder: (app) => (staticMounts[input.hostConfig.apps[app]!.static!] = `${STATIC_ROOT}/${app}`),

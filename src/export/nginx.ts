@@ -55,8 +55,8 @@ export interface NginxTarget {
   staticFolder?(app: string, folder: string): string;
   /** Where nginx listens (default: `proxy.listen`, and `proxy.tls.listen` with TLS). */
   listen?: { http: string[]; tls: string[] };
-  /** The folder of the access log (nginx's own /var/log/nginx, by default). */
-  logDir: string;
+  /** The access log: a file, or `/dev/stdout` in a container (`export nginx` writes `<log dir>/<name>.access.log`). */
+  accessLog: string;
   /** Names the upstreams and the log (a stack id). */
   name: string;
 }
@@ -323,7 +323,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
 
 /** The access log, in the format the config names, in nginx's words. */
 function accessLog(config: StackConfig, target: NginxTarget): string[] {
-  const file = `${target.logDir.replace(/\/+$/, "")}/${target.name}.access.log`;
+  const file = target.accessLog;
   const format = config.proxy.access_log;
   if (format === "off") return ["access_log off;"];
   const name = `${ident(target.name)}_${format}`;

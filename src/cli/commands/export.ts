@@ -114,7 +114,7 @@ function stackTarget(config: StackConfig, stackId: string, protocol: NginxProtoc
   return {
     protocol,
     name: stackId,
-    logDir,
+    accessLog: `${logDir.replace(/\/+$/, "")}/${stackId}.access.log`,
     upstream(app, linkProtocol) {
       const settings = config.apps[app]!;
       if (appKind(settings) === "command") {
