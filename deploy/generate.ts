@@ -58,15 +58,17 @@ export const GENERATED: Generated[] = [
 ];
 
 /**
- * What the CLI prints for a row now. Its environment is PATH
- * and HOME alone, so that none of the caller's variables (TSGI_LISTEN, say,
- * which config.example.yaml reads, or SUDO_USER) changes the file.
+ * What the CLI prints for a row now. Its environment is PATH, HOME and
+ * NODE_ENV=production alone, so that none of the caller's variables
+ * (TSGI_LISTEN, say, which config.example.yaml reads, or SUDO_USER) changes
+ * the file.
  */
 export function render(row: Generated): string {
   const result = spawnSync(process.execPath, [BIN, ...row.args], {
     cwd: ROOT,
     encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/" },
+    // The files are for production: the example config's `NODE_ENV: ${NODE_ENV:-development}` is expanded at export.
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/", NODE_ENV: "production" },
     timeout: 60_000,
   });
   if (result.status !== 0) {

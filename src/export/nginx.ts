@@ -21,15 +21,19 @@
  *   within a server. So each server gets a location per prefix any route
  *   could match there (`= /api` and `/api/`, the boundary), each assigned
  *   the app and mount the stack's own Router gives for that prefix: the
- *   two agree on every path, by construction rather than by a second rule;
+ *   two agree on every path by construction rather than by a second rule
+ *   (with slashes not merged, as the router does not; nginx does match the
+ *   percent-decoded path, where the router matches the path as sent:
+ *   `/%61pi` is under `/api` for nginx alone);
  * - the mount point: `uwsgi_param SCRIPT_NAME` over uwsgi (the worker moves
  *   it from PATH_INFO), the mount header over HTTP (replacing any copy a
  *   client sent), as the stack's proxy sets it;
  * - WebSocket upgrades go to a named location that proxies HTTP/1.1 with
  *   the Upgrade kept and websocket_idle_timeout as its timeouts — uwsgi
  *   cannot carry an upgrade, so even a uwsgi export sends them over HTTP;
- * - TRACE is refused with 405 where the app does not allow it (the workers
- *   are started with TRACE allowed: the front decides);
+ * - TRACE: nginx answers it 405 itself, before any location, as the stack
+ *   does for an app without `allow_trace`; an app that allows it is a
+ *   difference;
  * - the limits and timeouts by their nginx names; trusted_proxies as the
  *   realip module plus the same rule for X-Forwarded-* (a client's own are
  *   replaced unless its peer is trusted);
@@ -136,18 +140,24 @@ function serverBlocks(config: StackConfig): ServerBlock[] {
  */
 const mapped = (target: NginxTarget, name: string) => `$${ident(target.name)}_${name}`;
 
+/** Forwarding headers a client may send that no pass sets, cleared so that the app never takes one as the front's. */
+const CLIENT_FORWARDED = ["X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Uri"];
+
 /** The headers every pass to a worker sets (at server level: a location that sets none inherits them). */
 function passHeaders(config: StackConfig, target: NginxTarget): string[] {
   const trusted = config.proxy.trusted_proxies.length > 0;
   return [
     "proxy_http_version 1.1;",
-    "proxy_set_header Host $host;",
+    // The Host as the client sent it, port included, as the stack's proxy forwards it.
+    "proxy_set_header Host $http_host;",
     "proxy_set_header Upgrade $http_upgrade;",
     `proxy_set_header Connection ${mapped(target, "connection")};`,
     `proxy_set_header X-Forwarded-For ${trusted ? mapped(target, "forwarded_for") : "$remote_addr"};`,
     `proxy_set_header X-Forwarded-Proto ${trusted ? mapped(target, "forwarded_proto") : "$scheme"};`,
     "proxy_set_header X-Forwarded-Host $host;",
     "proxy_set_header Forwarded \"\";",
+    // The stack's proxy drops every X-Forwarded-* a client sends; these are the others frameworks read.
+    ...CLIENT_FORWARDED.map((name) => `proxy_set_header ${name} "";`),
     "proxy_set_header X-Request-Id $request_id;",
     `proxy_set_header ${SCRIPT_NAME_HEADER} $tsgi_mount;`,
   ];
@@ -171,12 +181,14 @@ function uwsgiParams(config: StackConfig, target: NginxTarget): string[] {
     "uwsgi_param REMOTE_ADDR $remote_addr;",
     "uwsgi_param REMOTE_PORT $remote_port;",
     "uwsgi_param SERVER_PORT $server_port;",
-    "uwsgi_param SERVER_NAME $server_name;",
+    "uwsgi_param SERVER_NAME $host;",
     // The client's own X-Forwarded-* never reach the app as if nginx had said them.
     `uwsgi_param HTTP_X_FORWARDED_FOR ${trusted ? mapped(target, "forwarded_for") : "$remote_addr"};`,
     `uwsgi_param HTTP_X_FORWARDED_PROTO ${trusted ? mapped(target, "forwarded_proto") : "$scheme"};`,
     "uwsgi_param HTTP_X_FORWARDED_HOST $host;",
     "uwsgi_param HTTP_FORWARDED \"\" if_not_empty;",
+    // An HTTP_ var set here (even empty, and then not sent) keeps the client's header of that name from the app.
+    ...[...CLIENT_FORWARDED, SCRIPT_NAME_HEADER].map((name) => `uwsgi_param HTTP_${name.toUpperCase().replace(/-/g, "_")} "" if_not_empty;`),
     "uwsgi_param HTTP_X_REQUEST_ID $request_id;",
   ];
 }
@@ -213,7 +225,8 @@ function upstreamBlock(config: StackConfig, target: NginxTarget, app: string, pr
     ...indent([
       ...(balance ? [balance] : []),
       ...servers.map((server) => `server ${server};`),
-      ...(limits.upstream_keepalive > 0
+      // nginx keeps no uwsgi connection alive: only the HTTP upstream has a cache.
+      ...(limits.upstream_keepalive > 0 && protocol === "http"
         ? [`keepalive ${limits.upstream_keepalive * servers.length};`, `keepalive_timeout ${duration(limits.upstream_keepalive_timeout)};`]
         : []),
     ]),
@@ -228,7 +241,6 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
   return [
     `set $tsgi_mount ${quoted(mount)};`,
     `set $tsgi_app ${quoted(app)};`,
-    ...(settings.allow_trace ? [] : ["if ($request_method = TRACE) { return 405; }"]),
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
@@ -263,8 +275,9 @@ function staticLocation(folder: string, rest: string, exact: boolean, prefix: st
     "index index.html;",
     "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
     "if ($uri ~ \"/\\.\") { return 404; }",
-    // The stack follows a link only while it stays inside the folder; nginx's nearest rule is by owner.
-    `disable_symlinks if_not_owner ${quoted(`from=${folder}`)};`,
+    // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
+    // follows none below the folder (stricter: a link inside the folder is refused too).
+    `disable_symlinks on ${quoted(`from=${folder}`)};`,
   ];
 }
 
@@ -275,7 +288,7 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
 }
 
-function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, upgrades: { names: Map<string, string> }): string[] {
+function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>): string[] {
   const tls = config.proxy.tls;
   const { limits } = config.proxy;
   const staticFolder = (app: string, folder: string) => target.staticFolder?.(app, folder) ?? folder;
@@ -287,6 +300,8 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     `client_header_timeout ${duration(limits.header_timeout)};`,
     `client_body_timeout ${duration(limits.body_timeout)};`,
     "absolute_redirect off;",
+    // The stack's router does not merge slashes: //api/x is not under /api.
+    "merge_slashes off;",
     // The client address is taken from X-Forwarded-For only when a peer the config trusts sent it.
     ...config.proxy.trusted_proxies.flatMap((cidr) => [`set_real_ip_from ${cidr};`]),
     ...(config.proxy.trusted_proxies.length > 0 ? ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"] : []),
@@ -297,6 +312,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     ...passTimeouts(config, target.protocol === "uwsgi" ? "uwsgi" : "proxy"),
   ];
   const locations: string[] = [];
+  const upgrades = new Map<string, { name: string; app: string; mount: string }>();
   for (const { prefix, action } of block.locations) {
     const forms: { match: string; exact: boolean }[] =
       prefix === "" ? [{ match: "/", exact: false }] : [{ match: `= ${prefix}`, exact: true }, { match: `${prefix}/`, exact: false }];
@@ -307,17 +323,15 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       } else if (action.kind === "static") {
         inner = staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix);
       } else {
+        // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
-        if (!upgrades.names.has(key)) upgrades.names.set(key, `@${ident(target.name)}_upgrade_${upgrades.names.size}`);
-        inner = workerLocation(config, target, action.app, action.mount, upgrades.names.get(key)!);
+        if (!upgrades.has(key)) upgrades.set(key, { name: `@${ident(target.name)}_upgrade_${upgrades.size}`, app: action.app, mount: action.mount });
+        inner = workerLocation(config, target, action.app, action.mount, upgrades.get(key)!.name);
       }
       locations.push("", `location ${match} {`, ...indent(inner), "}");
     }
   }
-  const named = [...upgrades.names.entries()].flatMap(([key, name]) => {
-    const [app, mount] = key.split("\0") as [string, string];
-    return reachable.has(app) && locations.some((line) => line.includes(` ${name};`)) ? ["", ...upgradeBlock(config, target, name, app, mount)] : [];
-  });
+  const named = [...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]);
   return ["server {", ...indent([...body, ...locations, ...named]), "}"];
 }
 
@@ -343,6 +357,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   const upstreams: string[] = [];
   for (const [app, settings] of Object.entries(config.apps)) {
     if (appKind(settings) === "static") continue;
+    if (settings.allow_trace) differences.note(`apps.${app}.allow_trace`, "nginx answers TRACE with 405 itself, before any location; nearest: TRACE refused, as for an app without allow_trace");
     const protocols: NginxProtocol[] = target.protocol === "uwsgi" ? ["uwsgi", "http"] : ["http"];
     const found = protocols.map((protocol) => ({ protocol, upstream: target.upstream(app, protocol) }));
     const missing = found.find((entry) => "unreachable" in entry.upstream);
@@ -354,8 +369,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
   const trusted = config.proxy.trusted_proxies;
-  const upgrades = { names: new Map<string, string>() };
-  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, upgrades)]);
+  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable)]);
   return [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,

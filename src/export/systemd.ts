@@ -32,6 +32,9 @@ export interface SystemdUnitInput {
   noProxy?: boolean;
 }
 
+/** With nginx in front (`--no-proxy`), its workers connect to the stack's sockets: they must be group-writable. */
+const NGINX_GROUP_ACCESS = "# nginx's workers connect to the stack's sockets: put their user in this unit's group (sockets are group-writable).\nUMask=0002\n";
+
 /** What systemd may add to the drain before it kills: the proxy's close and pm2's own stop. */
 const STOP_MARGIN_S = 15;
 
@@ -74,7 +77,7 @@ ExecReload=/bin/kill -HUP $MAINPID
 KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStopSec=${stopSeconds}
-Restart=on-failure
+${input.noProxy ? NGINX_GROUP_ACCESS : ""}Restart=on-failure
 RestartSec=2
 LimitNOFILE=65536
 

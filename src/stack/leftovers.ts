@@ -9,7 +9,7 @@
  * Finding them reads the daemon's pid file only; stopping them connects to
  * that daemon (pm2 is imported then, not before: `status` stays light).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { isAlive } from "../contract/pids.ts";
 import { statePaths } from "../contract/state-dir.ts";
@@ -31,5 +31,7 @@ export function findLeftovers(stateDir: string): Leftovers | undefined {
 export async function stopLeftovers(stackId: string, stateDir: string): Promise<string[]> {
   const { Supervisor } = await import("../supervisor/supervisor.ts");
   const report = await new Supervisor({ stackId, stateDir }).stop();
+  // Without its proxy, the stack kept links to its workers for nginx: they lead nowhere now.
+  rmSync(statePaths(stateDir).upstreams, { recursive: true, force: true });
   return report.deleted;
 }

@@ -29,7 +29,7 @@
  * did start.
  */
 import { stackIdFor } from "./stack-id.ts";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import http from "node:http";
 import type { StackConfig } from "../config/schema.ts";
@@ -47,7 +47,7 @@ import type { MetricsJson } from "../proxy/stats.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
 import type { ErrorEntry } from "../proxy/stats.ts";
 import { Recent } from "./recent.ts";
-import { UpstreamLinks } from "./upstream-links.ts";
+import { type UpstreamApp, UpstreamLinks } from "./upstream-links.ts";
 import { statePaths } from "../contract/state-dir.ts";
 import { eventWords } from "./event-words.ts";
 import { SAMPLE_MS, TrafficSeries } from "./traffic.ts";
@@ -119,6 +119,14 @@ const MAX_START_WAIT_MS = 120_000;
 function outcomeOf(report: PoolReport & { failed?: { message: string } }): PoolOutcome {
   const error = report.error?.message ?? (report.failed ? `restart stopped, the running workers keep serving: ${report.failed.message}` : undefined);
   return { app: report.app, ready: report.ready, instances: report.instances, ...(error ? { error } : {}) };
+}
+
+/** Each worker app's instances and health check, for the upstream links (`noProxy`). */
+function upstreamApps(current: StackPlan): Record<string, UpstreamApp> {
+  const health = current.proxy.settings.proxy.healthChecks ?? {};
+  return Object.fromEntries(
+    Object.values(current.pools).map((pool) => [pool.name, { instances: pool.instances, ...(health[pool.name] ? { health: health[pool.name] } : {}) }]),
+  );
 }
 
 /** The plan's watched globs, as the file watcher takes them. */
@@ -207,14 +215,9 @@ export class Stack implements ObservedStack, PlanRunner {
     });
     this.supervisor.onMembership((app: string, ready: readonly WorkerEndpoint[]) => {
       this.membership.set(app, new Set(ready.map((worker) => `${worker.slot}#${worker.pid}`)));
-      this.proxies.setEndpoints(
-        app,
-        ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
-      );
-      this.links?.setEndpoints(
-        app,
-        ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address })),
-      );
+      const endpoints = ready.map((worker) => ({ id: `${app}.${worker.slot}`, pid: worker.pid, address: worker.address }));
+      this.proxies.setEndpoints(app, endpoints);
+      this.links?.setEndpoints(app, endpoints);
     });
     this.supervisor.onEvent((event) => {
       const entry = activityOf(event);
@@ -242,8 +245,10 @@ export class Stack implements ObservedStack, PlanRunner {
       let proxiesReady = Promise.resolve();
       if (this.options.noProxy) {
         this.links = new UpstreamLinks(statePaths(this.stateDir), ["http", "uwsgi"], (line) => this.say(line));
-        this.links.configure(proxy.settings.proxy.healthChecks);
+        this.links.configure(upstreamApps(this.plan));
       } else {
+        // Links a stack run without its proxy left: nothing keeps them pointing at a worker now.
+        rmSync(statePaths(this.stateDir).upstreams, { recursive: true, force: true });
         this.listening = await this.proxies.bind(fixed.listen, false);
         if (proxy.settings.tls) {
           checkTlsCredentials(proxy.settings.tls);
@@ -488,7 +493,7 @@ export class Stack implements ObservedStack, PlanRunner {
   async apply(next: StackPlan, diff: PlanDiff, onRolled: (report: ReloadReport) => void): Promise<void> {
     const before = this.plan;
     this.plan = next;
-    if (this.links) this.links.configure(next.proxy.settings.proxy.healthChecks);
+    if (this.links) this.links.configure(upstreamApps(next));
     else if (diff.proxy.settings || diff.proxy.processes) this.proxies.reconfigure(next.proxy.settings, next.proxy.processes);
     for (const app of appsTo(diff, "stop", "replace")) if (before.pools[app]) await this.supervisor.remove(app);
     const added = appsTo(diff, "start", "replace").flatMap((app) => next.pools[app] ?? []);

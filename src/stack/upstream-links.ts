@@ -3,11 +3,11 @@
  *
  * The stack without its proxy (`up --no-proxy`, nginx in front): what the
  * proxy would balance over, published as stable socket paths instead. Each
- * app's upstream has positions `0 .. n-1`, one per balanced worker; position
- * k is a symbolic link (`<state_dir>/upstreams/hello.0.sock`, and
- * `hello.0.uwsgi.sock` for uwsgi_pass) to one worker's own socket. nginx is
- * configured once with the positions (`tsgi-stack export nginx`) and
- * reaches whichever workers serve now:
+ * app's upstream has positions `0 .. instances-1`; position k is a symbolic
+ * link (`<state_dir>/upstreams/hello.0.sock`, and `hello.0.uwsgi.sock` for
+ * uwsgi_pass) to one balanced worker's own socket. nginx is configured once
+ * with the positions (`tsgi-stack export nginx`) and reaches whichever
+ * workers serve now:
  *
  * - a rolling reload starts each new worker beside the old one under a new
  *   slot number; when the old one leaves the membership the new one takes
@@ -16,41 +16,54 @@
  *   connections it has;
  * - a worker that fails the app's health check loses its position until a
  *   check passes again: the active checks the proxy would run, run here;
- * - positions are filled lowest first and kept compact, so the first
- *   `instances` positions are the ones in use whenever that many serve.
- *
- * - links a stack process that died left behind stay until the next one
- *   places its workers (it adopts those still running): nginx reaches the
- *   workers through a restart of the stack process.
+ * - positions are filled lowest first and kept compact; while fewer workers
+ *   are balanced than the app's `instances` (one crashed, one failing its
+ *   check, a scale below the config's count), the spare positions link to
+ *   the balanced ones in turn, so that every position nginx lists reaches a
+ *   worker; only an app with no balanced worker has no links;
+ * - links a stack process that died left behind stay until this one places
+ *   that app's workers (it adopts those still running), so nginx reaches
+ *   the workers through a restart of the stack process; an app no longer in
+ *   the config loses them then.
  *
  * Only unix-socket workers can be linked: a command app's port, or a worker
  * whose socket path was too long, has no position (the exporter says so).
  */
-import { mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { type StatePaths, type UpstreamProtocol, upstreamLink, uwsgiSocketBeside } from "../contract/state-dir.ts";
 import type { Endpoint } from "../proxy/balancing/selector.ts";
 import { ActiveHealthChecker, type HealthCheckSpec } from "../proxy/health/active.ts";
 import type { EndpointView } from "../proxy/upstreams.ts";
 
-/** The key of a position a previous stack process linked: no worker of this one has it, so it is replaced or removed. */
-const LEFT_BEHIND = "left behind";
+/** What the plan says of one worker app's upstream. */
+export interface UpstreamApp {
+  /** The config's `instances`: the positions nginx lists. */
+  instances: number;
+  health?: HealthCheckSpec;
+}
 
 /** A worker process's key: a slot reused by a new process is a new worker. */
 const keyOf = (endpoint: Endpoint) => `${endpoint.id}#${endpoint.pid ?? 0}`;
 
+/** A link's file name: app, position, and `.uwsgi` for the uwsgi one. */
+const LINK_NAME = /^(.+)\.(\d+)(\.uwsgi)?\.sock$/;
+
 interface AppUpstream {
   endpoints: Endpoint[];
-  /** Position -> the key of the worker linked there (undefined: a hole, filled by the next placement). */
-  positions: (string | undefined)[];
+  /** Position -> the key of the worker that owns it (undefined: a hole, filled by the next placement). */
+  owners: (string | undefined)[];
+  /** Position -> the HTTP socket its links point at now (as read from disk for links a previous stack left). */
+  written: (string | undefined)[];
   checker?: ActiveHealthChecker;
+  spec?: HealthCheckSpec;
+  /** The supervisor has handed this app's workers over at least once: until then, links left behind stay as they are. */
+  heard: boolean;
 }
 
 export class UpstreamLinks {
   private readonly apps = new Map<string, AppUpstream>();
-  /** Each app's positions a previous stack process left linked, until this one first places that app's workers. */
-  private readonly leftBehind = new Map<string, (string | undefined)[]>();
-  private health: Readonly<Record<string, HealthCheckSpec>> = {};
+  private planned: Readonly<Record<string, UpstreamApp>> = {};
 
   constructor(
     private readonly paths: StatePaths,
@@ -58,36 +71,54 @@ export class UpstreamLinks {
     private readonly protocols: readonly UpstreamProtocol[],
     private readonly say: (line: string) => void,
   ) {
-    // Links a stack process that died left behind are kept until this one places its workers: they may point at
-    // workers still running (which this stack adopts), and nginx keeps reaching them meanwhile.
     mkdirSync(paths.upstreams, { recursive: true });
     for (const name of readdirSync(paths.upstreams)) {
-      const match = /^(.+)\.(\d+)(?:\.uwsgi)?\.sock$/.exec(name);
-      if (!match) continue;
-      const positions = this.leftBehind.get(match[1]!) ?? [];
-      positions[Number(match[2])] = LEFT_BEHIND;
-      this.leftBehind.set(match[1]!, positions);
+      // A rename a dying stack process never finished.
+      if (name.startsWith(".")) {
+        rmSync(path.join(paths.upstreams, name), { force: true });
+        continue;
+      }
+      const match = LINK_NAME.exec(name);
+      if (!match || match[3]) continue;
+      const upstream = this.upstream(match[1]!);
+      try {
+        upstream.written[Number(match[2])] = readlinkSync(path.join(paths.upstreams, name));
+      } catch {
+        rmSync(path.join(paths.upstreams, name), { force: true });
+      }
     }
   }
 
-  /** The apps' health checks (at start, and on each config reload). */
-  configure(health: Readonly<Record<string, HealthCheckSpec>> = {}): void {
-    this.health = health;
-    for (const [app, upstream] of this.apps) this.restartChecks(app, upstream);
+  /**
+   * The plan's worker apps (at start, and after each config reload): their
+   * instances and health checks. A check whose spec did not change keeps
+   * its verdicts; an app no longer planned loses its links.
+   */
+  configure(apps: Readonly<Record<string, UpstreamApp>>): void {
+    this.planned = apps;
+    for (const [app, upstream] of this.apps) {
+      if (!apps[app]) {
+        upstream.checker?.stop();
+        upstream.endpoints = [];
+        upstream.heard = true;
+        this.place(app, upstream);
+        this.apps.delete(app);
+        continue;
+      }
+      if (JSON.stringify(apps[app]!.health) !== JSON.stringify(upstream.spec)) this.restartChecks(app, upstream);
+      else this.place(app, upstream);
+    }
   }
 
   /** An app's ready workers, as the supervisor hands them over. */
   setEndpoints(app: string, endpoints: readonly Endpoint[]): void {
-    const upstream = this.apps.get(app) ?? { endpoints: [], positions: this.leftBehind.get(app) ?? [] };
-    this.leftBehind.delete(app);
+    const upstream = this.upstream(app);
     const kept = new Set(endpoints.map(keyOf));
     for (const gone of upstream.endpoints) if (!kept.has(keyOf(gone))) upstream.checker?.forget(keyOf(gone));
     upstream.endpoints = [...endpoints];
-    if (!this.apps.has(app)) {
-      this.apps.set(app, upstream);
-      this.restartChecks(app, upstream);
-    }
-    this.place(app, upstream);
+    upstream.heard = true;
+    if (JSON.stringify(this.planned[app]?.health) !== JSON.stringify(upstream.spec)) this.restartChecks(app, upstream);
+    else this.place(app, upstream);
   }
 
   /** What `status` joins to each worker: its health check, and why it has no position. */
@@ -113,66 +144,74 @@ export class UpstreamLinks {
     return views;
   }
 
-  /** The link paths of an app's positions in use now (for `up`'s line, and the tests). */
-  linked(app: string): string[] {
-    const positions = this.apps.get(app)?.positions ?? [];
-    return positions.flatMap((key, position) => (key === undefined ? [] : [upstreamLink(this.paths, app, position, "http")]));
-  }
-
   stop(): void {
     for (const upstream of this.apps.values()) upstream.checker?.stop();
     rmSync(this.paths.upstreams, { recursive: true, force: true });
   }
 
+  private upstream(app: string): AppUpstream {
+    let upstream = this.apps.get(app);
+    if (!upstream) {
+      upstream = { endpoints: [], owners: [], written: [], heard: false };
+      this.apps.set(app, upstream);
+    }
+    return upstream;
+  }
+
   private restartChecks(app: string, upstream: AppUpstream): void {
     upstream.checker?.stop();
     upstream.checker = undefined;
-    const spec = this.health[app];
-    if (!spec) return this.place(app, upstream);
-    upstream.checker = new ActiveHealthChecker(app, spec, () => upstream.endpoints, keyOf, (_app, endpoint, healthy, reason) => {
-      this.say(`${endpoint.id} (pid ${endpoint.pid}) ${healthy ? "passes its health check again" : `failed its health check: ${reason}`}`);
-      this.place(app, upstream);
-    });
-    upstream.checker.start();
+    upstream.spec = this.planned[app]?.health;
+    if (upstream.spec) {
+      upstream.checker = new ActiveHealthChecker(app, upstream.spec, () => upstream.endpoints, keyOf, (_app, endpoint, healthy, reason) => {
+        this.say(`${endpoint.id} (pid ${endpoint.pid}) ${healthy ? "passes its health check again" : `failed its health check: ${reason}`}`);
+        this.place(app, upstream);
+      });
+      upstream.checker.start();
+    }
     this.place(app, upstream);
   }
 
   /**
    * Gives each linkable, healthy worker a position and takes positions from
-   * those that left: holes are filled first, then the positions past the
-   * count of workers are moved down into the holes left, so that n workers
-   * always hold positions 0 .. n-1. A position changing hands is one rename.
+   * those that left: holes are filled first, then the owners past the count
+   * of workers move down into the holes left, so that n workers own
+   * positions 0 .. n-1; the positions from n up to `instances` link to them
+   * in turn. A link changing target is one rename; a link is removed only
+   * past the positions in use.
    */
   private place(app: string, upstream: AppUpstream): void {
+    if (!upstream.heard) return;
     const eligible = upstream.endpoints.filter((endpoint) => endpoint.address.kind === "unix" && (upstream.checker?.isHealthy(endpoint) ?? true));
     const byKey = new Map(eligible.map((endpoint) => [keyOf(endpoint), endpoint]));
-    const before = [...upstream.positions];
-    const positions = before.map((key) => (key !== undefined && byKey.has(key) ? key : undefined));
-    const placed = new Set(positions.filter((key): key is string => key !== undefined));
-    const waiting = eligible.map(keyOf).filter((key) => !placed.has(key));
+    const owners = upstream.owners.map((key) => (key !== undefined && byKey.has(key) ? key : undefined));
+    const placed = new Set(owners.filter((key): key is string => key !== undefined));
     const hole = () => {
-      const index = positions.indexOf(undefined);
-      return index === -1 ? positions.length : index;
+      const index = owners.indexOf(undefined);
+      return index === -1 ? owners.length : index;
     };
-    for (const key of waiting) positions[hole()] = key;
-    // Compact: a worker past the count moves into the lowest hole.
-    for (let last = positions.length - 1; last >= eligible.length; last--) {
-      const key = positions[last];
-      positions[last] = undefined;
-      if (key !== undefined) positions[hole()] = key;
+    for (const key of eligible.map(keyOf)) if (!placed.has(key)) owners[hole()] = key;
+    for (let last = owners.length - 1; last >= eligible.length; last--) {
+      const key = owners[last];
+      owners[last] = undefined;
+      if (key !== undefined) owners[hole()] = key;
     }
-    positions.length = eligible.length;
-    for (let position = 0; position < Math.max(before.length, positions.length); position++) {
-      const key = positions[position];
-      if (key === before[position]) continue;
+    owners.length = eligible.length;
+    upstream.owners = owners;
+
+    const socketOf = (key: string) => (byKey.get(key)!.address as { path: string }).path;
+    const count = owners.length === 0 ? 0 : Math.max(owners.length, this.planned[app]?.instances ?? 0);
+    const wanted = Array.from({ length: count }, (_, position) => socketOf(owners[position % owners.length]!));
+    for (let position = 0; position < Math.max(wanted.length, upstream.written.length); position++) {
+      const target = wanted[position];
+      if (target === upstream.written[position]) continue;
       for (const protocol of this.protocols) {
         const link = upstreamLink(this.paths, app, position, protocol);
-        const endpoint = key === undefined ? undefined : byKey.get(key);
-        if (!endpoint || endpoint.address.kind !== "unix") rmSync(link, { force: true });
-        else this.link(link, protocol === "uwsgi" ? uwsgiSocketBeside(endpoint.address.path) : endpoint.address.path);
+        if (target === undefined) rmSync(link, { force: true });
+        else this.link(link, protocol === "uwsgi" ? uwsgiSocketBeside(target) : target);
       }
     }
-    upstream.positions = positions;
+    upstream.written = wanted;
   }
 
   /** Points `link` at `target`, replacing what it pointed at in one step (a connect never finds it missing). */

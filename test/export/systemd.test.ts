@@ -52,6 +52,19 @@ describe("export systemd", () => {
     expect(setting(unit, "ExecStart")).toEqual([`${process.execPath} ${BIN} up -c "${file.replace(/\$/g, "$$$$")}"`]);
   });
 
+  it("with --no-proxy runs `up --no-proxy`, its sockets group-writable for nginx's workers, and systemd-analyze verify accepts it", async () => {
+    const { dir, file } = configDir();
+    const out = path.join(dir, "no-proxy.service");
+    const result = await runCli(["export", "systemd", "-c", file, "--user", os.userInfo().username, "--no-proxy", "-o", out]);
+    expect(result.code, result.stderr).toBe(0);
+    const unit = readFileSync(out, "utf8");
+    expect(setting(unit, "ExecStart")[0]).toMatch(/ up -c .* --no-proxy$/);
+    expect(setting(unit, "UMask")).toEqual(["0002"]);
+    const verify = spawnSync("systemd-analyze", ["verify", out], { encoding: "utf8" });
+    expect(verify.stderr).toBe("");
+    expect(verify.status).toBe(0);
+  });
+
   it("names the unit after the stack, so two stacks on a machine get two units", () => {
     const a = stackIdFor("/srv/a/tsgi.yaml");
     const b = stackIdFor("/srv/b/tsgi.yaml");

@@ -27,7 +27,8 @@ afterAll(() => cleanUpStacks(started, seenPids, dirs), 60_000);
 
 const APP = `export default (environ, start) => {
   start("200 OK", [["content-type", "text/plain"]]);
-  return [[environ.SCRIPT_NAME, environ.PATH_INFO, environ.QUERY_STRING, environ.REQUEST_METHOD, process.pid].join("|")];
+  return [[environ.SCRIPT_NAME, environ.PATH_INFO, environ.QUERY_STRING, environ.REQUEST_METHOD, process.pid,
+    environ.HTTP_HOST, environ.HTTP_X_FORWARDED_FOR, environ.HTTP_X_FORWARDED_PREFIX ?? "-", environ.HTTP_X_TSGI_SCRIPT_NAME ?? "-"].join("|")];
 };
 `;
 
@@ -71,7 +72,7 @@ function request(port: number, target: string, { method = "GET", headers = {}, a
   });
 }
 
-/** The app's answer: [SCRIPT_NAME, PATH_INFO, QUERY_STRING, REQUEST_METHOD, pid]. */
+/** The app's answer: [SCRIPT_NAME, PATH_INFO, QUERY_STRING, REQUEST_METHOD, pid, Host, X-Forwarded-For, X-Forwarded-Prefix, the mount header]. */
 const fields = (answer: Answer) => answer.body.split("|");
 
 /** A stack without its proxy and nginx in front of it, the config exported with `protocol`. */
@@ -143,14 +144,21 @@ describe.each(["uwsgi", "http"] as const)("nginx in front of `up --no-proxy`, ov
       // A path route: the mount is SCRIPT_NAME, the rest PATH_INFO, the query kept.
       expect(fields(await request(port, "/web/a/b?x=1")).slice(0, 4)).toEqual(["/web", "/a/b", "x=1", "GET"]);
       expect(fields(await request(port, "/web")).slice(0, 2)).toEqual(["/web", ""]);
-      // At a segment boundary: /webx is no route.
+      // At a segment boundary: /webx is no route; nor is //web/a (slashes are not merged, as in the stack's router).
       expect((await request(port, "/webx")).status).toBe(404);
+      expect((await request(port, "//web/a")).status).toBe(404);
       expect((await request(port, "/nowhere")).status).toBe(404);
       // A host route: no mount; and it ranks above another app's path route, as in the stack's router.
       expect(fields(await request(port, "/a", { headers: { host: "web.test" } })).slice(0, 2)).toEqual(["", "/a"]);
       expect(fields(await request(port, "/chat/x", { headers: { host: "web.test" } })).slice(0, 2)).toEqual(["", "/chat/x"]);
-      // A client cannot move the mount point by sending the stack's mount header itself.
-      expect(fields(await request(port, "/web/a", { headers: { "x-tsgi-script-name": "/evil" } })).slice(0, 2)).toEqual(["/web", "/a"]);
+      // A client cannot move the mount point by sending the stack's mount header itself, nor pass the app
+      // forwarding headers of its own: the app sees the front's, and the Host as sent, port included.
+      const spoofed = fields(
+        await request(port, "/web/a", { headers: { "x-tsgi-script-name": "/evil", "x-forwarded-prefix": "/evil", "x-forwarded-for": "6.6.6.6" } }),
+      );
+      expect(spoofed.slice(0, 2)).toEqual(["/web", "/a"]);
+      expect(spoofed.slice(5, 8)).toEqual([`127.0.0.1:${port}`, "127.0.0.1", "-"]);
+      expect(spoofed[8]).not.toBe("/evil");
       expect(fields(await request(port, "/a", { headers: { host: "web.test", "x-tsgi-script-name": "/evil" } })).slice(0, 2)).toEqual(["", "/a"]);
       // POST reaches the app; TRACE is refused at the front (web does not allow it).
       expect(fields(await request(port, "/web/p", { method: "POST", headers: { "content-length": "0" } }))[3]).toBe("POST");
