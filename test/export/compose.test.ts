@@ -10,7 +10,7 @@
  * the proof that it checks what the stack checks.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -81,7 +81,17 @@ function nginxCheck(dir: string, content: string): { status: number | null; stde
   mkdirSync(nginxDir);
   const http = content.replace(/\$\$/g, "$").replace(/server [a-z][a-z0-9_-]*:8000;/g, "server 127.0.0.1:8000;").replace(/\/var\/log\/nginx\//g, `${nginxDir}/`);
   writeFileSync(path.join(nginxDir, "nginx.conf"), nginxConfig(nginxDir, http));
-  return spawnSync(NGINX, ["-t", "-p", `${nginxDir}/`, "-c", path.join(nginxDir, "nginx.conf"), "-e", path.join(nginxDir, "error.log")], { encoding: "utf8" });
+  // The access log is /dev/stdout, which nginx -t opens: a file here, as in a container its output is a pipe or a
+  // terminal (node's own pipes are sockets, which open(2) of /dev/stdout refuses with ENXIO).
+  const stdout = openSync(path.join(nginxDir, "stdout"), "w");
+  try {
+    return spawnSync(NGINX, ["-t", "-p", `${nginxDir}/`, "-c", path.join(nginxDir, "nginx.conf"), "-e", path.join(nginxDir, "error.log")], {
+      encoding: "utf8",
+      stdio: ["ignore", stdout, "pipe"],
+    });
+  } finally {
+    closeSync(stdout);
+  }
 }
 
 describe("export compose", () => {
