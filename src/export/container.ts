@@ -4,9 +4,22 @@
  * One worker app as a container runs it: the part `export k8s` and `export
  * compose` share. Where the stack starts `instances` workers under pm2, a
  * container engine starts `instances` containers of one image, each running
- * one gateway worker in the foreground (`serve --no-arbiter`, the worker
- * alone: the engine restarts it, the engine stops it) or a command app
- * through `sh -c` with PORT set, as supervisor/launch.ts does.
+ * one gateway worker, or a command app through `sh -c` with PORT set, as
+ * supervisor/launch.ts does.
+ *
+ * A gateway worker that leaves by design — recycled after `max_requests`,
+ * or replaced after a request ran past `timeout` — must not take its
+ * container with it: the engine would count each exit as a crash
+ * (Kubernetes' CrashLoopBackOff, 10 s doubling to 5 min, the pod not ready
+ * meanwhile). So when either is set the container runs `serve --workers 1`:
+ * the arbiter holds the listener, starts the replacement while the leaving
+ * worker still serves (gateway/arbiter.ts), replaces a crashed worker
+ * in-process, and drains on SIGTERM (it retires its worker with SIGTERM and
+ * kills it 1 s after graceful_timeout, within the kill margin). The probes
+ * reach whichever worker is accepting on the shared listener; the arbiter
+ * writes no file (node:cluster talks over pipes), so the read-only root
+ * still holds. Only a worker that never leaves by itself runs alone
+ * (`serve --no-arbiter`: the engine restarts it, the engine stops it).
  *
  * The image is the user's, deploy/Dockerfile's by default: tsgi-stack built
  * at /app/dist, the config and its apps in /app (`--config-path` says where
@@ -53,6 +66,8 @@ export const CONTAINER_KEEP_ALIVE_MS = 75_000;
 export interface WorkerProcess {
   /** The whole argv: `node … serve …`, or `sh -c …` for a command app. */
   argv: string[];
+  /** Whether the container runs the arbiter above its one worker (`serve --workers 1`). */
+  arbiter: boolean;
   /** The working directory, as the image has it. */
   workingDir: string;
   /** Set by the container itself (PORT for a command app), on top of the app's `env`. */
@@ -111,17 +126,19 @@ export function workerProcess({ name, app, configDir, cli, mountHeader, fallback
   const healthPath = app.health ? healthPathFor(app) : undefined;
   if (app.command !== undefined) {
     // As the stack runs it: through the shell, `exec`ed when it is one simple command, so the signal reaches the server.
-    return { argv: ["sh", "-c", shellCommand(app.command)], workingDir, env: { PORT: String(CONTAINER_PORT) }, ...(healthPath ? { healthPath } : {}), healthHeaders: {} };
+    return { argv: ["sh", "-c", shellCommand(app.command)], arbiter: false, workingDir, env: { PORT: String(CONTAINER_PORT) }, ...(healthPath ? { healthPath } : {}), healthHeaders: {} };
   }
   const { modulePath, exportName } = parseModuleSpec(app.module!);
   const module = inImage(configDir, modulePath, `apps.${name}.module`, differences) + (exportName ? `:${exportName}` : "");
   const mounts = mountsOf(app).filter((mount) => mount !== "");
+  // A worker that recycles or times out leaves by design: the arbiter replaces it in the container (see above).
+  const arbiter = app.max_requests > 0 || app.timeout > 0;
   const argv = [
     "node",
     cli,
     "serve",
     module,
-    "--no-arbiter",
+    ...(arbiter ? ["--workers", "1"] : ["--no-arbiter"]),
     "--http",
     `0.0.0.0:${CONTAINER_PORT}`,
     "--interface",
@@ -138,7 +155,7 @@ export function workerProcess({ name, app, configDir, cli, mountHeader, fallback
     ...(app.allow_trace ? ["--allow-trace"] : []),
   ];
   // A check asks for the path unmounted, as the stack's checks do: with a fallback mount, that takes saying so.
-  return { argv, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
+  return { argv, arbiter, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
 }
 
 /** Whole seconds for a setting the target counts in seconds: at least `min`, rounded up. */

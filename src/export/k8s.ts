@@ -284,7 +284,8 @@ function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Rec
           annotations: { "tsgi-stack/env-digest": envDigest },
         },
         spec: {
-          // The pre-stop pause, the drain (graceful_timeout), and the worker's own exit margin.
+          // The pre-stop pause, the drain (graceful_timeout), and the worker's own exit margin (within which the
+          // arbiter, when there is one, kills a worker still draining 1 s after graceful_timeout, and exits with it).
           terminationGracePeriodSeconds: PRE_STOP_SLEEP_S + seconds(killTimeoutMs(app.graceful_timeout)),
           securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
           containers: [container],

@@ -105,7 +105,9 @@ describe("export compose", () => {
     const { doc } = await exported(file);
     const web = doc.services.web;
     expect(web.image).toBe("shop:1.2");
-    expect(web.entrypoint.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    // timeout (30 s by default) makes the worker leave by design: the arbiter replaces it inside the container.
+    expect(web.entrypoint.slice(0, 6)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--workers", "1"]);
+    expect(web.entrypoint).not.toContain("--no-arbiter");
     expect(web.entrypoint[web.entrypoint.indexOf("--script-name-header") + 1]).toBe("x-tsgi-script-name");
     // nginx is the only way in, and sends no header for a route at the root: no fallback mount.
     expect(web.entrypoint).not.toContain("--script-name");
