@@ -68,7 +68,10 @@ const INGRESS_CLASS = "nginx";
  * How long a stopping pod keeps serving before its worker is told to stop:
  * the endpoints controller and the ingress controller learn of the stop
  * while the pod is already stopping, and may still send it requests for a
- * moment, which a worker that closed its listener would refuse.
+ * moment, which a worker that closed its listener would refuse. An `exec`
+ * of sleep(1) (coreutils, in deploy/Dockerfile's bookworm-slim image), not
+ * the `sleep` action, which older clusters refuse (beta, and on by default,
+ * only from Kubernetes 1.30).
  */
 const PRE_STOP_SLEEP_S = 5;
 /**
@@ -263,7 +266,7 @@ function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Rec
     readinessProbe: probe(worker, periodS, timeoutS, 1),
     // Restart only a pod that keeps failing (the stack never restarts for a failed check; a hung worker ends itself).
     livenessProbe: probe(worker, periodS, timeoutS, 3),
-    lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SLEEP_S } } },
+    lifecycle: { preStop: { exec: { command: ["sleep", String(PRE_STOP_SLEEP_S)] } } },
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
     volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
   };

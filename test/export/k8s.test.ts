@@ -153,6 +153,8 @@ describe("export k8s", () => {
     }
     expect(container.readinessProbe.failureThreshold).toBe(1);
     expect(container.resources.limits.memory).toBe("256Mi");
+    // An exec of sleep(1), which every cluster accepts (the `sleep` action needs Kubernetes 1.30).
+    expect(container.lifecycle).toEqual({ preStop: { exec: { command: ["sleep", "5"] } } });
     expect(container.securityContext.readOnlyRootFilesystem).toBe(true);
 
     const configMap = find(docs, "ConfigMap", "web-env");
