@@ -40,7 +40,9 @@
  * Pure: config in, data out.
  */
 import path from "node:path";
-import type { AppConfig } from "../config/schema.ts";
+import { applyDefaults } from "../config/defaults.ts";
+import { type AnySchema, type AppConfig, AppSchema, type RestartConfig } from "../config/schema.ts";
+import { Value } from "../config/typebox.ts";
 import { parseModuleSpec } from "../contract/module-spec.ts";
 import { SETTING_KINDS, settingArgs, settingsFromConfig, WORKER_SETTINGS } from "../contract/worker-settings.ts";
 import { healthPathFor } from "../stack/proxy-settings.ts";
@@ -61,6 +63,15 @@ export const CONTAINER_PORT = 8000;
  * in the stack by the other side's bound).
  */
 export const CONTAINER_KEEP_ALIVE_MS = 75_000;
+/**
+ * What the arbiter adds to a container's memory beside its worker: a node
+ * process that only forks and listens (about 10 MiB of its own, measured on
+ * node 20; its ~40 MiB of node's code pages are shared with the worker, and
+ * the container is charged for them once), and a replacement booting while
+ * the worker it replaces still serves. Added to `max_memory` for the
+ * container's limit, so that the worker still gets what the config gives it.
+ */
+export const ARBITER_MEMORY = 64 * 2 ** 20;
 
 /** A gateway worker's process, ready for a container's `command`. */
 export interface WorkerProcess {
@@ -156,6 +167,45 @@ export function workerProcess({ name, app, configDir, cli, mountHeader, fallback
   ];
   // A check asks for the path unmounted, as the stack's checks do: with a fallback mount, that takes saying so.
   return { argv, arbiter, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
+}
+
+/** The container's memory limit for `max_memory`: the worker's allowance, plus the arbiter's when it runs one. */
+export function memoryLimit(app: AppConfig, worker: WorkerProcess): number | undefined {
+  return app.max_memory ? app.max_memory + (worker.arbiter ? ARBITER_MEMORY : 0) : undefined;
+}
+
+/** `restart:` as the schema fills it in when the config leaves it out. */
+const DEFAULT_RESTART: RestartConfig = Value.Decode(AppSchema.properties.restart, applyDefaults(AppSchema.properties.restart as unknown as AnySchema, {}));
+
+/** `256 MiB`, or bytes when not a whole number of MiB. */
+function mebibytes(bytes: number): string {
+  return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20} MiB` : `${bytes} bytes`;
+}
+
+/**
+ * What a container engine does otherwise than the stack, whatever the
+ * target: `max_memory` becomes a limit the kernel enforces by killing, and
+ * `restart` has no counterpart. `restarts` says how the target restarts a
+ * container that exits.
+ */
+export function noteContainerDifferences(name: string, app: AppConfig, worker: WorkerProcess, restarts: string, differences: Differences): void {
+  const limit = memoryLimit(app, worker);
+  if (app.max_memory && limit !== undefined) {
+    differences.note(
+      `apps.${name}.max_memory`,
+      `${mebibytes(app.max_memory)}: written as the container's memory limit (${mebibytes(limit)}${worker.arbiter ? ", with the arbiter's share" : ""}), ` +
+        "which the kernel enforces by killing: the worker's in-flight requests are dropped, where the stack replaces a worker above it gracefully",
+    );
+  }
+  // Only a setting the config changes: the defaults' approximation is docs/deploy.md's to state.
+  const changed = (Object.keys(DEFAULT_RESTART) as (keyof RestartConfig)[]).filter((key) => app.restart[key] !== DEFAULT_RESTART[key]);
+  if (changed.length > 0) {
+    const set = changed.map((key) => (key === "max_restarts" ? `max_restarts ${app.restart[key]}` : `${key} ${app.restart[key]} ms`)).join(", ");
+    const how = worker.arbiter
+      ? `the arbiter in the container replaces a worker that dies (at once, or after 100 ms doubling to 15 s while workers die young) and ${restarts}; neither ever stops a crash-looping app`
+      : `${restarts}, and never stops a crash-looping app`;
+    differences.note(`apps.${name}.restart`, `${set}: ${how}`);
+  }
 }
 
 /** Whole seconds for a setting the target counts in seconds: at least `min`, rounded up. */

@@ -47,7 +47,6 @@ const APPS = `apps:
     instances: 3
     routes: [{ host: hello.example.com }, { path: /hello }]
     env: { NODE_ENV: production, PRICE: "$$5" }
-    max_memory: 256M
     graceful_timeout: 25s
   site:
     static: public
@@ -113,7 +112,7 @@ describe("export compose", () => {
     expect(web.entrypoint).not.toContain("--script-name");
     expect(web.working_dir).toBe("/app");
     expect(web.deploy.replicas).toBe(3);
-    expect(web.deploy.resources.limits.memory).toBe("256m");
+    expect(web.deploy.resources).toBeUndefined();
     // graceful_timeout 25 s and the worker's 2 s exit margin.
     expect(web.stop_grace_period).toBe("27s");
     // Compose reads `$$` as `$`: the app gets its env as written.
@@ -163,6 +162,24 @@ describe("export compose", () => {
     expect(existsSync(out)).toBe(false);
     const { text } = await exported(file, "--force");
     expect(text.split("\n").filter((line) => line.startsWith("#")).some((line) => line.startsWith("#   apps.web.health: "))).toBe(true);
+  });
+
+  it("refuses max_memory and a changed restart, naming each key; --force writes the limit with the arbiter's share; timeout 0 runs the worker alone", async () => {
+    const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    restart: { backoff: 1s }\n"));
+    const out = path.join(dir, "compose.yaml");
+    const refused = await runCli(["export", "compose", "-c", file, "-o", out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.max_memory: 256 MiB");
+    expect(refused.stderr).toContain("apps.web.restart: backoff 1000 ms: the arbiter in the container replaces a worker that dies");
+    expect(existsSync(out)).toBe(false);
+    const { text, doc } = await exported(file, "--force");
+    expect(text).toMatch(/^#   apps\.web\.restart: .*Docker restarts a container that exits/m);
+    expect(doc.services.web.deploy.resources.limits.memory).toBe("320m");
+
+    writeFileSync(file, APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    timeout: 0\n"));
+    const alone = (await exported(file, "--force")).doc.services.web;
+    expect(alone.entrypoint.slice(4, 5)).toEqual(["--no-arbiter"]);
+    expect(alone.deploy.resources.limits.memory).toBe("256m");
   });
 
   it("the healthcheck, run against a worker started with the service's command, passes and checks the health path unmounted", async () => {

@@ -111,7 +111,6 @@ const WEB = `  web:
     routes: [{ host: hello.example.com }, { path: /hello }]
     health: { path: /healthz, interval: 10s, timeout: 3s }
     env: { NODE_ENV: production, GREETING: "hi there" }
-    max_memory: 256M
     max_requests: 500
     timeout: 20s
     graceful_timeout: 25s
@@ -152,7 +151,7 @@ describe("export k8s", () => {
       expect(probe.timeoutSeconds).toBe(3);
     }
     expect(container.readinessProbe.failureThreshold).toBe(1);
-    expect(container.resources.limits.memory).toBe("256Mi");
+    expect(container.resources).toBeUndefined();
     // An exec of sleep(1), which every cluster accepts (the `sleep` action needs Kubernetes 1.30).
     expect(container.lifecycle).toEqual({ preStop: { exec: { command: ["sleep", "5"] } } });
     expect(container.securityContext.readOnlyRootFilesystem).toBe(true);
@@ -236,6 +235,50 @@ describe("export k8s", () => {
     const { file: defaulted } = configDir(WEB.replace("    max_requests: 500\n", "").replace("    timeout: 20s\n", ""));
     const withDefault: string[] = find((await exportK8s(defaulted)).docs, "Deployment", "web").spec.template.spec.containers[0].command;
     expect(withDefault.slice(4, 6)).toEqual(["--workers", "1"]);
+  });
+
+  it("refuses max_memory, a changed restart and a json access log, naming each key; --force writes the limit with the arbiter's share", async () => {
+    const { dir, file } = configDir(
+      WEB.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    restart: { max_restarts: 3, backoff: 100ms, min_uptime: 5s }\n"),
+      "proxy:\n  access_log: json\n",
+    );
+    const out = path.join(dir, "k8s.yaml");
+    const refused = await runCli(["export", "k8s", "-c", file, "-o", out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.max_memory: 256 MiB");
+    expect(refused.stderr).toContain("apps.web.restart: max_restarts 3, min_uptime 5000 ms:");
+    expect(refused.stderr).not.toContain("backoff");
+    expect(refused.stderr).toContain("proxy.access_log: json");
+    expect(existsSync(out)).toBe(false);
+
+    const { text, docs } = await exportK8s(file, "--force");
+    expect(text).toMatch(/^#   apps\.web\.max_memory: 256 MiB: written as the container's memory limit \(320 MiB, with the arbiter's share\)/m);
+    expect(text).toMatch(/^#   apps\.web\.restart: .*CrashLoopBackOff/m);
+    const container = find(docs, "Deployment", "web").spec.template.spec.containers[0];
+    // 256 MiB for the worker, 64 MiB for the arbiter beside it.
+    expect(container.resources.limits.memory).toBe("320Mi");
+    // A worker alone has the limit to itself.
+    writeFileSync(file, `apps:\n  web:\n    module: app.mjs\n    routes: [{ path: / }]\n    timeout: 0\n    max_memory: 256M\n`);
+    const alone = find((await exportK8s(file, "--force")).docs, "Deployment", "web").spec.template.spec.containers[0];
+    expect(alone.command).toContain("--no-arbiter");
+    expect(alone.resources.limits.memory).toBe("256Mi");
+  });
+
+  it("needs no --force for restart's defaults written out nor for access_log off, which every Ingress says", async () => {
+    const { file } = configDir(
+      WEB.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    restart: { max_restarts: 10, backoff: 100ms, min_uptime: 1s }\n"),
+      "proxy:\n  access_log: \"off\"\n",
+    );
+    const { text, docs } = await exportK8s(file);
+    expect(text).not.toContain("--force");
+    const ingresses = docs.filter((doc) => doc.kind === "Ingress");
+    expect(ingresses.length).toBe(2);
+    for (const ingress of ingresses) expect(ingress.metadata.annotations["nginx.ingress.kubernetes.io/enable-access-log"]).toBe("false");
+    // With the default (combined), the controller logs as it does by default.
+    const { docs: logged } = await exportK8s(configDir(WEB).file);
+    for (const ingress of logged.filter((doc) => doc.kind === "Ingress")) {
+      expect(ingress.metadata.annotations["nginx.ingress.kubernetes.io/enable-access-log"]).toBeUndefined();
+    }
   });
 
   it("leaves a static app out and refuses a wildcard host, naming each key; --force writes the rest", async () => {
