@@ -171,8 +171,11 @@ export function proxyService(
         ...(tls ? tls.listen.map((address) => published(address, NGINX_TLS_PORT)) : []),
       ],
       ...(volumes.length > 0 ? { volumes } : {}),
-      // nginx resolves the services' names when it starts: their replicas must be there by then.
-      ...(workers.length > 0 ? { depends_on: Object.fromEntries(workers.map((name) => [name, { condition: "service_started" }])) } : {}),
+      // nginx resolves the services' names when it starts: their replicas must be there by then, and when Compose
+      // recreates one (a new image, `up --force-recreate`) it restarts nginx too (`restart: true`), which then
+      // finds the new containers' addresses. A container Docker itself restarts (its process exited) does not
+      // restart nginx: should it come back on another address, nginx keeps the old one until the proxy restarts.
+      ...(workers.length > 0 ? { depends_on: Object.fromEntries(workers.map((name) => [name, { condition: "service_started", restart: true }])) } : {}),
       restart: "unless-stopped",
     },
     configs: { nginx: { content: nginxText } },

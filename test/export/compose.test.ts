@@ -126,7 +126,8 @@ describe("export compose", () => {
     expect(proxy.ports).toEqual([{ target: 80, published: "8080", host_ip: "127.0.0.1", protocol: "tcp" }]);
     // Bind mounts from the config's folder are relative, as Compose reads them against the project folder.
     expect(proxy.volumes).toEqual([{ type: "bind", source: "./public", target: "/srv/tsgi/static/site", read_only: true }]);
-    expect(proxy.depends_on).toEqual({ web: { condition: "service_started" } });
+    // Compose restarts nginx when it recreates a worker service, so that nginx resolves the new containers.
+    expect(proxy.depends_on).toEqual({ web: { condition: "service_started", restart: true } });
     const content: string = doc.configs.nginx.content;
     expect(content).toMatch(/upstream \S+ \{\n\s+server web:8000;/);
     expect(content).toContain('alias "/srv/tsgi/static/site/";');
