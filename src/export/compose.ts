@@ -28,7 +28,7 @@ import type { AddressConfig, AppConfig, StackConfig } from "../config/schema.ts"
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { appKind } from "../stack/proxy-settings.ts";
-import { CONTAINER_PORT, seconds, type WorkerProcess, workerProcess } from "./container.ts";
+import { CONTAINER_PORT, memoryLimit, noteContainerDifferences, seconds, type WorkerProcess, workerProcess } from "./container.ts";
 import { Differences } from "./differences.ts";
 import { nginxConfig, type NginxTarget } from "./nginx.ts";
 
@@ -41,6 +41,8 @@ const STATIC_ROOT = "/srv/tsgi/static";
 /** The ports nginx listens on in its container; the config's listeners are published onto them. */
 const NGINX_HTTP_PORT = 80;
 const NGINX_TLS_PORT = 443;
+/** How Docker restarts a container that exits (`restart: unless-stopped`), for the notes. */
+const DOCKER_RESTARTS = "Docker restarts a container that exits (restart: unless-stopped, after 100 ms doubling to 1 min)";
 
 export interface ComposeInput {
   /** The config, relocated to where the image has it (export/relocate.ts): what the workers see. */
@@ -95,6 +97,8 @@ function workerService(name: string, app: AppConfig, input: ComposeInput, differ
   // The nginx exporter sends the mount in the stack's own header, as the stack's proxy does, and none for a
   // route at the root: no fallback mount, which would mount such a request (nginx is the only way in).
   const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), cli: input.cli, mountHeader: SCRIPT_NAME_HEADER, fallbackMount: false, differences });
+  noteContainerDifferences(name, app, worker, DOCKER_RESTARTS, differences);
+  const memory = memoryLimit(app, worker);
   if (app.health) {
     differences.note(
       `apps.${name}.health`,
@@ -111,7 +115,7 @@ function workerService(name: string, app: AppConfig, input: ComposeInput, differ
     expose: [String(CONTAINER_PORT)],
     deploy: {
       replicas: app.instances,
-      ...(app.max_memory ? { resources: { limits: { memory: bytes(app.max_memory) } } } : {}),
+      ...(memory ? { resources: { limits: { memory: bytes(memory) } } } : {}),
     },
     restart: "unless-stopped",
     healthcheck: {
@@ -167,8 +171,11 @@ export function proxyService(
         ...(tls ? tls.listen.map((address) => published(address, NGINX_TLS_PORT)) : []),
       ],
       ...(volumes.length > 0 ? { volumes } : {}),
-      // nginx resolves the services' names when it starts: their replicas must be there by then.
-      ...(workers.length > 0 ? { depends_on: Object.fromEntries(workers.map((name) => [name, { condition: "service_started" }])) } : {}),
+      // nginx resolves the services' names when it starts: their replicas must be there by then, and when Compose
+      // recreates one (a new image, `up --force-recreate`) it restarts nginx too (`restart: true`), which then
+      // finds the new containers' addresses. A container Docker itself restarts (its process exited) does not
+      // restart nginx: should it come back on another address, nginx keeps the old one until the proxy restarts.
+      ...(workers.length > 0 ? { depends_on: Object.fromEntries(workers.map((name) => [name, { condition: "service_started", restart: true }])) } : {}),
       restart: "unless-stopped",
     },
     configs: { nginx: { content: nginxText } },

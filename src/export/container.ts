@@ -4,9 +4,22 @@
  * One worker app as a container runs it: the part `export k8s` and `export
  * compose` share. Where the stack starts `instances` workers under pm2, a
  * container engine starts `instances` containers of one image, each running
- * one gateway worker in the foreground (`serve --no-arbiter`, the worker
- * alone: the engine restarts it, the engine stops it) or a command app
- * through `sh -c` with PORT set, as supervisor/launch.ts does.
+ * one gateway worker, or a command app through `sh -c` with PORT set, as
+ * supervisor/launch.ts does.
+ *
+ * A gateway worker that leaves by design — recycled after `max_requests`,
+ * or replaced after a request ran past `timeout` — must not take its
+ * container with it: the engine would count each exit as a crash
+ * (Kubernetes' CrashLoopBackOff, 10 s doubling to 5 min, the pod not ready
+ * meanwhile). So when either is set the container runs `serve --workers 1`:
+ * the arbiter holds the listener, starts the replacement while the leaving
+ * worker still serves (gateway/arbiter.ts), replaces a crashed worker
+ * in-process, and drains on SIGTERM (it retires its worker with SIGTERM and
+ * kills it 1 s after graceful_timeout, within the kill margin). The probes
+ * reach whichever worker is accepting on the shared listener; the arbiter
+ * writes no file (node:cluster talks over pipes), so the read-only root
+ * still holds. Only a worker that never leaves by itself runs alone
+ * (`serve --no-arbiter`: the engine restarts it, the engine stops it).
  *
  * The image is the user's, deploy/Dockerfile's by default: tsgi-stack built
  * at /app/dist, the config and its apps in /app (`--config-path` says where
@@ -27,7 +40,9 @@
  * Pure: config in, data out.
  */
 import path from "node:path";
-import type { AppConfig } from "../config/schema.ts";
+import { applyDefaults } from "../config/defaults.ts";
+import { type AnySchema, type AppConfig, AppSchema, type RestartConfig } from "../config/schema.ts";
+import { Value } from "../config/typebox.ts";
 import { parseModuleSpec } from "../contract/module-spec.ts";
 import { SETTING_KINDS, settingArgs, settingsFromConfig, WORKER_SETTINGS } from "../contract/worker-settings.ts";
 import { healthPathFor } from "../stack/proxy-settings.ts";
@@ -48,11 +63,22 @@ export const CONTAINER_PORT = 8000;
  * in the stack by the other side's bound).
  */
 export const CONTAINER_KEEP_ALIVE_MS = 75_000;
+/**
+ * What the arbiter adds to a container's memory beside its worker: a node
+ * process that only forks and listens (about 10 MiB of its own, measured on
+ * node 20; its ~40 MiB of node's code pages are shared with the worker, and
+ * the container is charged for them once), and a replacement booting while
+ * the worker it replaces still serves. Added to `max_memory` for the
+ * container's limit, so that the worker still gets what the config gives it.
+ */
+export const ARBITER_MEMORY = 64 * 2 ** 20;
 
 /** A gateway worker's process, ready for a container's `command`. */
 export interface WorkerProcess {
   /** The whole argv: `node … serve …`, or `sh -c …` for a command app. */
   argv: string[];
+  /** Whether the container runs the arbiter above its one worker (`serve --workers 1`). */
+  arbiter: boolean;
   /** The working directory, as the image has it. */
   workingDir: string;
   /** Set by the container itself (PORT for a command app), on top of the app's `env`. */
@@ -111,17 +137,19 @@ export function workerProcess({ name, app, configDir, cli, mountHeader, fallback
   const healthPath = app.health ? healthPathFor(app) : undefined;
   if (app.command !== undefined) {
     // As the stack runs it: through the shell, `exec`ed when it is one simple command, so the signal reaches the server.
-    return { argv: ["sh", "-c", shellCommand(app.command)], workingDir, env: { PORT: String(CONTAINER_PORT) }, ...(healthPath ? { healthPath } : {}), healthHeaders: {} };
+    return { argv: ["sh", "-c", shellCommand(app.command)], arbiter: false, workingDir, env: { PORT: String(CONTAINER_PORT) }, ...(healthPath ? { healthPath } : {}), healthHeaders: {} };
   }
   const { modulePath, exportName } = parseModuleSpec(app.module!);
   const module = inImage(configDir, modulePath, `apps.${name}.module`, differences) + (exportName ? `:${exportName}` : "");
   const mounts = mountsOf(app).filter((mount) => mount !== "");
+  // A worker that recycles or times out leaves by design: the arbiter replaces it in the container (see above).
+  const arbiter = app.max_requests > 0 || app.timeout > 0;
   const argv = [
     "node",
     cli,
     "serve",
     module,
-    "--no-arbiter",
+    ...(arbiter ? ["--workers", "1"] : ["--no-arbiter"]),
     "--http",
     `0.0.0.0:${CONTAINER_PORT}`,
     "--interface",
@@ -138,7 +166,46 @@ export function workerProcess({ name, app, configDir, cli, mountHeader, fallback
     ...(app.allow_trace ? ["--allow-trace"] : []),
   ];
   // A check asks for the path unmounted, as the stack's checks do: with a fallback mount, that takes saying so.
-  return { argv, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
+  return { argv, arbiter, workingDir, env: {}, ...(healthPath ? { healthPath } : {}), healthHeaders: fallbackMount ? { [mountHeader]: "/" } : {} };
+}
+
+/** The container's memory limit for `max_memory`: the worker's allowance, plus the arbiter's when it runs one. */
+export function memoryLimit(app: AppConfig, worker: WorkerProcess): number | undefined {
+  return app.max_memory ? app.max_memory + (worker.arbiter ? ARBITER_MEMORY : 0) : undefined;
+}
+
+/** `restart:` as the schema fills it in when the config leaves it out. */
+const DEFAULT_RESTART: RestartConfig = Value.Decode(AppSchema.properties.restart, applyDefaults(AppSchema.properties.restart as unknown as AnySchema, {}));
+
+/** `256 MiB`, or bytes when not a whole number of MiB. */
+function mebibytes(bytes: number): string {
+  return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20} MiB` : `${bytes} bytes`;
+}
+
+/**
+ * What a container engine does otherwise than the stack, whatever the
+ * target: `max_memory` becomes a limit the kernel enforces by killing, and
+ * `restart` has no counterpart. `restarts` says how the target restarts a
+ * container that exits.
+ */
+export function noteContainerDifferences(name: string, app: AppConfig, worker: WorkerProcess, restarts: string, differences: Differences): void {
+  const limit = memoryLimit(app, worker);
+  if (app.max_memory && limit !== undefined) {
+    differences.note(
+      `apps.${name}.max_memory`,
+      `${mebibytes(app.max_memory)}: written as the container's memory limit (${mebibytes(limit)}${worker.arbiter ? ", with the arbiter's share" : ""}), ` +
+        "which the kernel enforces by killing: the worker's in-flight requests are dropped, where the stack replaces a worker above it gracefully",
+    );
+  }
+  // Only a setting the config changes: the defaults' approximation is docs/deploy.md's to state.
+  const changed = (Object.keys(DEFAULT_RESTART) as (keyof RestartConfig)[]).filter((key) => app.restart[key] !== DEFAULT_RESTART[key]);
+  if (changed.length > 0) {
+    const set = changed.map((key) => (key === "max_restarts" ? `max_restarts ${app.restart[key]}` : `${key} ${app.restart[key]} ms`)).join(", ");
+    const how = worker.arbiter
+      ? `the arbiter in the container replaces a worker that dies (at once, or after 100 ms doubling to 15 s while workers die young) and ${restarts}; neither ever stops a crash-looping app`
+      : `${restarts}, and never stops a crash-looping app`;
+    differences.note(`apps.${name}.restart`, `${set}: ${how}`);
+  }
 }
 
 /** Whole seconds for a setting the target counts in seconds: at least `min`, rounded up. */

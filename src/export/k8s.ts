@@ -39,7 +39,7 @@ import { stringify } from "yaml";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { appKind } from "../stack/proxy-settings.ts";
-import { CONTAINER_PORT, mountOf, seconds, type WorkerProcess, workerProcess } from "./container.ts";
+import { CONTAINER_PORT, memoryLimit, mountOf, noteContainerDifferences, seconds, type WorkerProcess, workerProcess } from "./container.ts";
 import { Differences } from "./differences.ts";
 
 export interface K8sInput {
@@ -68,9 +68,14 @@ const INGRESS_CLASS = "nginx";
  * How long a stopping pod keeps serving before its worker is told to stop:
  * the endpoints controller and the ingress controller learn of the stop
  * while the pod is already stopping, and may still send it requests for a
- * moment, which a worker that closed its listener would refuse.
+ * moment, which a worker that closed its listener would refuse. An `exec`
+ * of sleep(1) (coreutils, in deploy/Dockerfile's bookworm-slim image), not
+ * the `sleep` action, which older clusters refuse (beta, and on by default,
+ * only from Kubernetes 1.30).
  */
 const PRE_STOP_SLEEP_S = 5;
+/** How the kubelet restarts a container that exits, for the notes. */
+const K8S_RESTARTS = "the kubelet restarts a container that exits (after 10 s doubling to 5 min: CrashLoopBackOff)";
 /**
  * Paths ingress-nginx accepts in a Prefix rule (its strict path validation,
  * the default) and in `x-forwarded-prefix`: letters, digits, `_`, `-`, `/`.
@@ -179,6 +184,14 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
       `${limits.websocket_idle_timeout} ms: ingress-nginx closes an idle WebSocket at its read/send timeout, which is upstream_timeout's (${limits.upstream_timeout} ms) here`,
     );
   }
+  // The controller logs every request in its own format (nginx's combined plus the upstream, times and request
+  // id: what `combined` says), set for all Ingresses at once; it can only be turned off per Ingress.
+  if (config.proxy.access_log === "json") {
+    differences.note(
+      "proxy.access_log",
+      "json: ingress-nginx's log format is set for all Ingresses at once (log-format-upstream and log-format-escape-json in its ConfigMap); its default format is written",
+    );
+  }
   if (config.proxy.trusted_proxies.length > 0) {
     differences.note(
       "proxy.trusted_proxies",
@@ -192,6 +205,7 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
     [`${NGINX}/proxy-send-timeout`]: String(seconds(limits.upstream_timeout)),
     // The stack serves HTTP and HTTPS alike; ingress-nginx would redirect HTTP to HTTPS for a host with TLS.
     ...(config.proxy.tls ? { [`${NGINX}/ssl-redirect`]: "false" } : {}),
+    ...(config.proxy.access_log === "off" ? { [`${NGINX}/enable-access-log`]: "false" } : {}),
   };
 }
 
@@ -243,6 +257,8 @@ function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Rec
   const id = k8sName(name);
   // A Service is reachable without the ingress controller: the one mount is the fallback.
   const worker = workerProcess({ name, app, configDir: path.dirname(input.configFile), cli: input.cli, mountHeader: K8S_MOUNT_HEADER, fallbackMount: true, differences });
+  noteContainerDifferences(name, app, worker, K8S_RESTARTS, differences);
+  const memory = memoryLimit(app, worker);
   const env = Object.entries(app.env);
   const configMap = `${id}-env`;
   const periodS = app.health ? seconds(app.health.interval) : 5;
@@ -255,15 +271,15 @@ function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Rec
     ports: [{ name: "http", containerPort: CONTAINER_PORT, protocol: "TCP" }],
     ...(Object.keys(worker.env).length > 0 ? { env: Object.entries(worker.env).map(([key, value]) => ({ name: key, value })) } : {}),
     ...(env.length > 0 ? { envFrom: [{ configMapRef: { name: configMap } }] } : {}),
-    // max_memory: above it the stack restarts the worker; the kernel's limit ends the container, which then restarts.
-    ...(app.max_memory ? { resources: { limits: { memory: quantity(app.max_memory) } } } : {}),
+    // max_memory (a difference): above it the stack replaces the worker gracefully; the kernel kills.
+    ...(memory ? { resources: { limits: { memory: quantity(memory) } } } : {}),
     // ready_timeout: a new worker that does not listen by then has failed to start.
     startupProbe: { tcpSocket: { port: "http" }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: seconds(app.ready_timeout) },
     // As the stack's checks: one failure takes the pod out of the Service, one pass puts it back.
     readinessProbe: probe(worker, periodS, timeoutS, 1),
     // Restart only a pod that keeps failing (the stack never restarts for a failed check; a hung worker ends itself).
     livenessProbe: probe(worker, periodS, timeoutS, 3),
-    lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SLEEP_S } } },
+    lifecycle: { preStop: { exec: { command: ["sleep", String(PRE_STOP_SLEEP_S)] } } },
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
     volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
   };
@@ -284,7 +300,8 @@ function appManifests(name: string, app: AppConfig, input: K8sInput, labels: Rec
           annotations: { "tsgi-stack/env-digest": envDigest },
         },
         spec: {
-          // The pre-stop pause, the drain (graceful_timeout), and the worker's own exit margin.
+          // The pre-stop pause, the drain (graceful_timeout), and the worker's own exit margin (within which the
+          // arbiter, when there is one, kills a worker still draining 1 s after graceful_timeout, and exits with it).
           terminationGracePeriodSeconds: PRE_STOP_SLEEP_S + seconds(killTimeoutMs(app.graceful_timeout)),
           securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
           containers: [container],

@@ -10,7 +10,7 @@
  * the proof that it checks what the stack checks.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -47,7 +47,6 @@ const APPS = `apps:
     instances: 3
     routes: [{ host: hello.example.com }, { path: /hello }]
     env: { NODE_ENV: production, PRICE: "$$5" }
-    max_memory: 256M
     graceful_timeout: 25s
   site:
     static: public
@@ -81,7 +80,17 @@ function nginxCheck(dir: string, content: string): { status: number | null; stde
   mkdirSync(nginxDir);
   const http = content.replace(/\$\$/g, "$").replace(/server [a-z][a-z0-9_-]*:8000;/g, "server 127.0.0.1:8000;").replace(/\/var\/log\/nginx\//g, `${nginxDir}/`);
   writeFileSync(path.join(nginxDir, "nginx.conf"), nginxConfig(nginxDir, http));
-  return spawnSync(NGINX, ["-t", "-p", `${nginxDir}/`, "-c", path.join(nginxDir, "nginx.conf"), "-e", path.join(nginxDir, "error.log")], { encoding: "utf8" });
+  // The access log is /dev/stdout, which nginx -t opens: a file here, as in a container its output is a pipe or a
+  // terminal (node's own pipes are sockets, which open(2) of /dev/stdout refuses with ENXIO).
+  const stdout = openSync(path.join(nginxDir, "stdout"), "w");
+  try {
+    return spawnSync(NGINX, ["-t", "-p", `${nginxDir}/`, "-c", path.join(nginxDir, "nginx.conf"), "-e", path.join(nginxDir, "error.log")], {
+      encoding: "utf8",
+      stdio: ["ignore", stdout, "pipe"],
+    });
+  } finally {
+    closeSync(stdout);
+  }
 }
 
 describe("export compose", () => {
@@ -95,13 +104,15 @@ describe("export compose", () => {
     const { doc } = await exported(file);
     const web = doc.services.web;
     expect(web.image).toBe("shop:1.2");
-    expect(web.entrypoint.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    // timeout (30 s by default) makes the worker leave by design: the arbiter replaces it inside the container.
+    expect(web.entrypoint.slice(0, 6)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--workers", "1"]);
+    expect(web.entrypoint).not.toContain("--no-arbiter");
     expect(web.entrypoint[web.entrypoint.indexOf("--script-name-header") + 1]).toBe("x-tsgi-script-name");
     // nginx is the only way in, and sends no header for a route at the root: no fallback mount.
     expect(web.entrypoint).not.toContain("--script-name");
     expect(web.working_dir).toBe("/app");
     expect(web.deploy.replicas).toBe(3);
-    expect(web.deploy.resources.limits.memory).toBe("256m");
+    expect(web.deploy.resources).toBeUndefined();
     // graceful_timeout 25 s and the worker's 2 s exit margin.
     expect(web.stop_grace_period).toBe("27s");
     // Compose reads `$$` as `$`: the app gets its env as written.
@@ -115,7 +126,8 @@ describe("export compose", () => {
     expect(proxy.ports).toEqual([{ target: 80, published: "8080", host_ip: "127.0.0.1", protocol: "tcp" }]);
     // Bind mounts from the config's folder are relative, as Compose reads them against the project folder.
     expect(proxy.volumes).toEqual([{ type: "bind", source: "./public", target: "/srv/tsgi/static/site", read_only: true }]);
-    expect(proxy.depends_on).toEqual({ web: { condition: "service_started" } });
+    // Compose restarts nginx when it recreates a worker service, so that nginx resolves the new containers.
+    expect(proxy.depends_on).toEqual({ web: { condition: "service_started", restart: true } });
     const content: string = doc.configs.nginx.content;
     expect(content).toMatch(/upstream \S+ \{\n\s+server web:8000;/);
     expect(content).toContain('alias "/srv/tsgi/static/site/";');
@@ -151,6 +163,24 @@ describe("export compose", () => {
     expect(existsSync(out)).toBe(false);
     const { text } = await exported(file, "--force");
     expect(text.split("\n").filter((line) => line.startsWith("#")).some((line) => line.startsWith("#   apps.web.health: "))).toBe(true);
+  });
+
+  it("refuses max_memory and a changed restart, naming each key; --force writes the limit with the arbiter's share; timeout 0 runs the worker alone", async () => {
+    const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    restart: { backoff: 1s }\n"));
+    const out = path.join(dir, "compose.yaml");
+    const refused = await runCli(["export", "compose", "-c", file, "-o", out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.max_memory: 256 MiB");
+    expect(refused.stderr).toContain("apps.web.restart: backoff 1000 ms: the arbiter in the container replaces a worker that dies");
+    expect(existsSync(out)).toBe(false);
+    const { text, doc } = await exported(file, "--force");
+    expect(text).toMatch(/^#   apps\.web\.restart: .*Docker restarts a container that exits/m);
+    expect(doc.services.web.deploy.resources.limits.memory).toBe("320m");
+
+    writeFileSync(file, APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    timeout: 0\n"));
+    const alone = (await exported(file, "--force")).doc.services.web;
+    expect(alone.entrypoint.slice(4, 5)).toEqual(["--no-arbiter"]);
+    expect(alone.deploy.resources.limits.memory).toBe("256m");
   });
 
   it("the healthcheck, run against a worker started with the service's command, passes and checks the health path unmounted", async () => {

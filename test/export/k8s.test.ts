@@ -7,7 +7,9 @@
  * refusal of a setting Kubernetes cannot express (and --force's comments),
  * and the proof that the container's command is right: the gateway worker
  * started with exactly those arguments answers its probe, and gives a
- * routed request the SCRIPT_NAME the stack's own proxy would.
+ * routed request the SCRIPT_NAME the stack's own proxy would; a worker
+ * that recycles is replaced while the container's process and its listener
+ * stay, and SIGTERM drains within the pod's grace period.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -18,7 +20,8 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
 import { parseAllDocuments } from "yaml";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { BIN, httpGet, runCli, serve, stopAll } from "../helpers/serve.ts";
+import { killTimeoutMs } from "../../src/contract/stopping.ts";
+import { BIN, httpGet, runCli, serve, sleep, stopAll, waitFor } from "../helpers/serve.ts";
 
 type Doc = Record<string, any>;
 
@@ -28,9 +31,11 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A TSGI app that answers with where the gateway mounted the request. */
-const MOUNT_ECHO = `export default (environ, start) => {
-  start("200 OK", [["content-type", "application/json"]]);
+/** A TSGI app that answers with where the gateway mounted the request, and which process answered (x-pid); `?sleep=MS` answers late. */
+const MOUNT_ECHO = `export default async (environ, start) => {
+  const ms = Number(new URLSearchParams(environ.QUERY_STRING).get("sleep") ?? 0);
+  if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+  start("200 OK", [["content-type", "application/json"], ["x-pid", String(process.pid)]]);
   return [JSON.stringify({ scriptName: environ.SCRIPT_NAME, pathInfo: environ.PATH_INFO })];
 };
 `;
@@ -106,7 +111,6 @@ const WEB = `  web:
     routes: [{ host: hello.example.com }, { path: /hello }]
     health: { path: /healthz, interval: 10s, timeout: 3s }
     env: { NODE_ENV: production, GREETING: "hi there" }
-    max_memory: 256M
     max_requests: 500
     timeout: 20s
     graceful_timeout: 25s
@@ -129,7 +133,9 @@ describe("export k8s", () => {
     const [container] = pod.containers;
     expect(container.image).toBe("registry.example.com/shop:1.2");
     const argv: string[] = container.command;
-    expect(argv.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    // max_requests and timeout make the worker leave by design: the arbiter replaces it inside the container.
+    expect(argv.slice(0, 6)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--workers", "1"]);
+    expect(argv).not.toContain("--no-arbiter");
     expect(flag(argv, "--http")).toBe("0.0.0.0:8000");
     expect(flag(argv, "--max-requests")).toBe("500");
     expect(flag(argv, "--timeout")).toBe("20000ms");
@@ -145,7 +151,10 @@ describe("export k8s", () => {
       expect(probe.timeoutSeconds).toBe(3);
     }
     expect(container.readinessProbe.failureThreshold).toBe(1);
-    expect(container.resources.limits.memory).toBe("256Mi");
+    expect(container.resources).toBeUndefined();
+    // An exec of sleep(1), which every cluster accepts (the `sleep` action needs Kubernetes 1.30).
+    expect(container.lifecycle).toEqual({ preStop: { exec: { command: ["sleep", "5"] } } });
+    expect(container.securityContext.readOnlyRootFilesystem).toBe(true);
 
     const configMap = find(docs, "ConfigMap", "web-env");
     expect(configMap.data).toEqual({ NODE_ENV: "production", GREETING: "hi there" });
@@ -217,6 +226,61 @@ describe("export k8s", () => {
     expect(find(validated(text), "Deployment", "web").spec.replicas).toBe(3);
   });
 
+  it("runs the worker alone (--no-arbiter) only when it never leaves by itself: no max_requests, no timeout", async () => {
+    const { file } = configDir(WEB.replace("    max_requests: 500\n", "").replace("    timeout: 20s\n", "    timeout: 0\n"));
+    const argv: string[] = find((await exportK8s(file)).docs, "Deployment", "web").spec.template.spec.containers[0].command;
+    expect(argv.slice(0, 5)).toEqual(["node", "/app/dist/cli/bin.js", "serve", "/app/app.mjs", "--no-arbiter"]);
+    expect(argv).not.toContain("--workers");
+    // timeout's default (30 s) alone is enough for the arbiter.
+    const { file: defaulted } = configDir(WEB.replace("    max_requests: 500\n", "").replace("    timeout: 20s\n", ""));
+    const withDefault: string[] = find((await exportK8s(defaulted)).docs, "Deployment", "web").spec.template.spec.containers[0].command;
+    expect(withDefault.slice(4, 6)).toEqual(["--workers", "1"]);
+  });
+
+  it("refuses max_memory, a changed restart and a json access log, naming each key; --force writes the limit with the arbiter's share", async () => {
+    const { dir, file } = configDir(
+      WEB.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    max_memory: 256M\n    restart: { max_restarts: 3, backoff: 100ms, min_uptime: 5s }\n"),
+      "proxy:\n  access_log: json\n",
+    );
+    const out = path.join(dir, "k8s.yaml");
+    const refused = await runCli(["export", "k8s", "-c", file, "-o", out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("apps.web.max_memory: 256 MiB");
+    expect(refused.stderr).toContain("apps.web.restart: max_restarts 3, min_uptime 5000 ms:");
+    expect(refused.stderr).not.toContain("backoff");
+    expect(refused.stderr).toContain("proxy.access_log: json");
+    expect(existsSync(out)).toBe(false);
+
+    const { text, docs } = await exportK8s(file, "--force");
+    expect(text).toMatch(/^#   apps\.web\.max_memory: 256 MiB: written as the container's memory limit \(320 MiB, with the arbiter's share\)/m);
+    expect(text).toMatch(/^#   apps\.web\.restart: .*CrashLoopBackOff/m);
+    const container = find(docs, "Deployment", "web").spec.template.spec.containers[0];
+    // 256 MiB for the worker, 64 MiB for the arbiter beside it.
+    expect(container.resources.limits.memory).toBe("320Mi");
+    // A worker alone has the limit to itself.
+    writeFileSync(file, `apps:\n  web:\n    module: app.mjs\n    routes: [{ path: / }]\n    timeout: 0\n    max_memory: 256M\n`);
+    const alone = find((await exportK8s(file, "--force")).docs, "Deployment", "web").spec.template.spec.containers[0];
+    expect(alone.command).toContain("--no-arbiter");
+    expect(alone.resources.limits.memory).toBe("256Mi");
+  });
+
+  it("needs no --force for restart's defaults written out nor for access_log off, which every Ingress says", async () => {
+    const { file } = configDir(
+      WEB.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    restart: { max_restarts: 10, backoff: 100ms, min_uptime: 1s }\n"),
+      "proxy:\n  access_log: \"off\"\n",
+    );
+    const { text, docs } = await exportK8s(file);
+    expect(text).not.toContain("--force");
+    const ingresses = docs.filter((doc) => doc.kind === "Ingress");
+    expect(ingresses.length).toBe(2);
+    for (const ingress of ingresses) expect(ingress.metadata.annotations["nginx.ingress.kubernetes.io/enable-access-log"]).toBe("false");
+    // With the default (combined), the controller logs as it does by default.
+    const { docs: logged } = await exportK8s(configDir(WEB).file);
+    for (const ingress of logged.filter((doc) => doc.kind === "Ingress")) {
+      expect(ingress.metadata.annotations["nginx.ingress.kubernetes.io/enable-access-log"]).toBeUndefined();
+    }
+  });
+
   it("leaves a static app out and refuses a wildcard host, naming each key; --force writes the rest", async () => {
     const { dir, file } = configDir(`  web:
     module: app.mjs
@@ -253,8 +317,9 @@ describe("export k8s", () => {
     expect(refused.stderr).toContain("apps.web.module");
   });
 
-  it("the container's command, run here, answers its probe and mounts routed requests as the stack's proxy would", async () => {
-    const { dir, file } = configDir(WEB);
+  it("the container's command, run here, answers its probe, mounts routed requests as the stack's proxy would, recycles in place and drains on SIGTERM", async () => {
+    // max_requests 3: recycled every few requests; graceful_timeout 1 s: the drain's deadline comes soon.
+    const { dir, file } = configDir(WEB.replace("max_requests: 500", "max_requests: 3").replace("graceful_timeout: 25s", "graceful_timeout: 1s"));
     const { docs } = await exportK8s(file);
     const container = find(docs, "Deployment", "web").spec.template.spec.containers[0];
     const argv: string[] = container.command;
@@ -283,5 +348,42 @@ describe("export k8s", () => {
     expect(JSON.parse(direct.body)).toEqual({ scriptName: "/hello", pathInfo: "/rest" });
     const outside = await httpGet(`${worker.url}/other`);
     expect(JSON.parse(outside.body)).toEqual({ scriptName: "", pathInfo: "/other" });
+
+    // Recycling: each worker leaves after 3 requests; the arbiter (the container's process) replaces it while it
+    // still serves, so every request on the same listener is answered, by one worker pid after another.
+    expect(argv).toContain("--workers");
+    const pids = new Set<string>();
+    await waitFor(
+      "three workers in turn",
+      async () => {
+        const batch = await Promise.all([1, 2, 3, 4].map(() => httpGet(`${worker.url}/hello/x`)));
+        for (const response of batch) {
+          expect(response.status).toBe(200);
+          pids.add(String(response.headers["x-pid"]));
+        }
+        return pids.size >= 3 ? true : undefined;
+      },
+      20_000,
+      50,
+    );
+    expect(pids.has(String(worker.pid))).toBe(false);
+    expect(worker.child.exitCode).toBeNull();
+    expect(worker.stdout()).toMatch(/max-requests 3\): recycling/);
+
+    // SIGTERM (what the kubelet sends the container's process after the pre-stop pause): a request in flight is
+    // answered, one past graceful_timeout is dropped, and the process exits 0 within graceful_timeout and the
+    // worker's exit margin, the part of the pod's grace period after the pause.
+    const answered = httpGet(`${worker.url}/hello/x?sleep=300`);
+    const dropped = httpGet(`${worker.url}/hello/x?sleep=10000`).then(
+      () => "answered",
+      () => "dropped",
+    );
+    await sleep(100);
+    const signalled = Date.now();
+    process.kill(worker.pid, "SIGTERM");
+    expect((await answered).status).toBe(200);
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalled).toBeLessThan(killTimeoutMs(1000));
+    expect(await dropped).toBe("dropped");
   });
 });
