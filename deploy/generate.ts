@@ -52,7 +52,7 @@ export const GENERATED: Generated[] = [
   // The example's `legacy` app is a command app, which nginx cannot follow: --force leaves its routes out, and says so.
   { file: "deploy/nginx.conf", args: ["export", "nginx", ...EXAMPLE, "--force"] },
   // The image deploy/Dockerfile builds (the config in /app): --force, for what Kubernetes and Compose with nginx
-  // cannot say of the example (its static folder, least_conn, header_timeout; active health checks), listed at the top.
+  // cannot say of the example (its static folder, least_conn, header_timeout, max_memory; active health checks), listed at the top.
   { file: "deploy/k8s.yaml", args: ["export", "k8s", "-c", "config.example.yaml", "--name", NAME, "--image", IMAGE, "--force"] },
   { file: "deploy/compose.yaml", args: ["export", "compose", "-c", "config.example.yaml", "--name", NAME, "--image", IMAGE, "--force"] },
 ];
