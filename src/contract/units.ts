@@ -57,6 +57,14 @@ export function parseDuration(value: string | number, what = "duration"): number
 }
 
 /**
+ * A whole number of milliseconds as the shortest duration nginx and Compose
+ * both read back exactly: `30s` when whole seconds, else `1500ms`.
+ */
+export function formatDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
  * The longest duration Node's timers take (2^31 - 1 ms, about 24.8 days):
  * a longer one would fire at once (as 1 ms), so that `health.interval: 30d`
  * checks 500 times a second and `graceful_timeout: 30d` drops requests

@@ -26,6 +26,7 @@ import path from "node:path";
 import { stringify } from "yaml";
 import type { AddressConfig, AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
+import { formatDuration } from "../contract/units.ts";
 import { killTimeoutMs } from "../contract/stopping.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import { CONTAINER_PORT, memoryLimit, noteContainerDifferences, seconds, type WorkerProcess, workerProcess } from "./container.ts";
@@ -66,11 +67,6 @@ export interface ComposeInput {
 }
 
 type Service = Record<string, unknown>;
-
-/** A Compose duration (`30s`, `1500ms`). */
-function duration(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
 
 /** A Compose byte value (`256m`), exact. */
 function bytes(value: number): string {
@@ -120,10 +116,10 @@ function workerService(name: string, app: AppConfig, input: ComposeInput, differ
     restart: "unless-stopped",
     healthcheck: {
       test: healthcheckTest(worker, timeoutMs),
-      interval: duration(app.health?.interval ?? 5000),
-      timeout: duration(timeoutMs),
+      interval: formatDuration(app.health?.interval ?? 5000),
+      timeout: formatDuration(timeoutMs),
       retries: 1,
-      start_period: duration(app.ready_timeout),
+      start_period: formatDuration(app.ready_timeout),
     },
     // The drain (graceful_timeout) and the worker's own exit margin, before Docker kills it.
     stop_grace_period: `${seconds(killTimeoutMs(app.graceful_timeout))}s`,

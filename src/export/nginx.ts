@@ -43,6 +43,7 @@
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
+import { formatDuration } from "../contract/units.ts";
 import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
@@ -75,11 +76,6 @@ type LocationAction =
 interface ServerBlock {
   host: string | undefined;
   locations: { prefix: string; action: LocationAction }[];
-}
-
-/** nginx durations in whole seconds or milliseconds, as the value allows. */
-function duration(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** A string nginx reads as one token: quoted, with quotes and backslashes escaped. */
@@ -197,9 +193,9 @@ function uwsgiParams(config: StackConfig, target: NginxTarget): string[] {
 function passTimeouts(config: StackConfig, directive: "proxy" | "uwsgi"): string[] {
   const { limits } = config.proxy;
   return [
-    `${directive}_connect_timeout ${duration(limits.connect_timeout)};`,
-    `${directive}_read_timeout ${duration(limits.upstream_timeout)};`,
-    `${directive}_send_timeout ${duration(limits.upstream_timeout)};`,
+    `${directive}_connect_timeout ${formatDuration(limits.connect_timeout)};`,
+    `${directive}_read_timeout ${formatDuration(limits.upstream_timeout)};`,
+    `${directive}_send_timeout ${formatDuration(limits.upstream_timeout)};`,
   ];
 }
 
@@ -227,7 +223,7 @@ function upstreamBlock(config: StackConfig, target: NginxTarget, app: string, pr
       ...servers.map((server) => `server ${server};`),
       // nginx keeps no uwsgi connection alive: only the HTTP upstream has a cache.
       ...(limits.upstream_keepalive > 0 && protocol === "http"
-        ? [`keepalive ${limits.upstream_keepalive * servers.length};`, `keepalive_timeout ${duration(limits.upstream_keepalive_timeout)};`]
+        ? [`keepalive ${limits.upstream_keepalive * servers.length};`, `keepalive_timeout ${formatDuration(limits.upstream_keepalive_timeout)};`]
         : []),
     ]),
     "}",
@@ -251,13 +247,13 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
 
 /** The named location an upgrade request of (app, mount) is sent to. */
 function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, app: string, mount: string): string[] {
-  const idle = duration(config.proxy.limits.websocket_idle_timeout);
+  const idle = formatDuration(config.proxy.limits.websocket_idle_timeout);
   return [
     `location ${name} {`,
     ...indent([
       `set $tsgi_mount ${quoted(mount)};`,
       `set $tsgi_app ${quoted(app)};`,
-      `proxy_connect_timeout ${duration(config.proxy.limits.connect_timeout)};`,
+      `proxy_connect_timeout ${formatDuration(config.proxy.limits.connect_timeout)};`,
       // A WebSocket quiet both ways this long is closed (websocket_idle_timeout).
       `proxy_read_timeout ${idle};`,
       `proxy_send_timeout ${idle};`,
@@ -297,8 +293,8 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     `server_name ${block.host ?? "_"};`,
     ...(tls ? [`ssl_certificate ${quoted(tls.cert)};`, `ssl_certificate_key ${quoted(tls.key)};`] : []),
     `client_max_body_size ${limits.client_max_body_size};`,
-    `client_header_timeout ${duration(limits.header_timeout)};`,
-    `client_body_timeout ${duration(limits.body_timeout)};`,
+    `client_header_timeout ${formatDuration(limits.header_timeout)};`,
+    `client_body_timeout ${formatDuration(limits.body_timeout)};`,
     "absolute_redirect off;",
     // The stack's router does not merge slashes: //api/x is not under /api.
     "merge_slashes off;",
