@@ -105,8 +105,7 @@ export class UpstreamLinks {
         this.apps.delete(app);
         continue;
       }
-      if (JSON.stringify(apps[app]!.health) !== JSON.stringify(upstream.spec)) this.restartChecks(app, upstream);
-      else this.place(app, upstream);
+      this.settle(app, upstream);
     }
   }
 
@@ -117,8 +116,7 @@ export class UpstreamLinks {
     for (const gone of upstream.endpoints) if (!kept.has(keyOf(gone))) upstream.checker?.forget(keyOf(gone));
     upstream.endpoints = [...endpoints];
     upstream.heard = true;
-    if (JSON.stringify(this.planned[app]?.health) !== JSON.stringify(upstream.spec)) this.restartChecks(app, upstream);
-    else this.place(app, upstream);
+    this.settle(app, upstream);
   }
 
   /** What `status` joins to each worker: its health check, and why it has no position. */
@@ -156,6 +154,12 @@ export class UpstreamLinks {
       this.apps.set(app, upstream);
     }
     return upstream;
+  }
+
+  /** Places the app's workers, first starting its checks anew when the planned check is not the one running (a same check keeps its verdicts). */
+  private settle(app: string, upstream: AppUpstream): void {
+    if (JSON.stringify(this.planned[app]?.health) !== JSON.stringify(upstream.spec)) this.restartChecks(app, upstream);
+    else this.place(app, upstream);
   }
 
   private restartChecks(app: string, upstream: AppUpstream): void {
