@@ -26,7 +26,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/ports.ts";
 import { ROOT, httpGet, isAlive, waitFor } from "../helpers/serve.ts";
 import { cleanUpStacks, stackDir, statusJson, up } from "../helpers/stack.ts";
-import { execForm, healthcheck, ignored, of, plainEnv, runtime, runtimeEnv, shell, stages } from "../helpers/dockerfile.ts";
+import { execForm, healthcheck, healthcheckRunner, ignored, of, plainEnv, runtime, runtimeEnv, shell, stages } from "../helpers/dockerfile.ts";
 
 const started = new Set<ChildProcess>();
 const seenPids = new Set<number>();
@@ -39,8 +39,7 @@ afterAll(async () => {
 
 const sh = shell(started);
 
-/** The HEALTHCHECK against the admin listener at `admin` (HOST:PORT). */
-const runHealthcheck = (admin: string) => sh(healthcheck, { env: plainEnv({ TSGI_ADMIN: admin }), timeoutMs: 15_000 });
+const runHealthcheck = healthcheckRunner(sh);
 
 describe("deploy/Dockerfile, read", () => {
   it("builds in a build stage and runs in a runtime stage, both on Debian's node:20-bookworm-slim", () => {

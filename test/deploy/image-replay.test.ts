@@ -26,7 +26,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/ports.ts";
 import { ROOT, httpGet, isAlive, sleep, waitFor } from "../helpers/serve.ts";
 import { SERVING, cleanUpStacks, up } from "../helpers/stack.ts";
-import { envPairs, execForm, healthcheck, ignored, of, plainEnv, runtime, runtimeEnv, shell, stages } from "../helpers/dockerfile.ts";
+import { envPairs, execForm, healthcheckRunner, ignored, of, plainEnv, runtime, runtimeEnv, shell, stages } from "../helpers/dockerfile.ts";
 
 const started = new Set<ChildProcess>();
 const seenPids = new Set<number>();
@@ -39,8 +39,7 @@ afterAll(async () => {
 
 const sh = shell(started);
 
-/** The HEALTHCHECK against the admin listener at `admin` (HOST:PORT). */
-const runHealthcheck = (admin: string) => sh(healthcheck, { env: plainEnv({ TSGI_ADMIN: admin }), timeoutMs: 15_000 });
+const runHealthcheck = healthcheckRunner(sh);
 
 describe("deploy/Dockerfile's stages, replayed without Docker", () => {
   it("builds, installs production dependencies, and its CMD serves the example stack, healthy", async () => {

@@ -166,3 +166,8 @@ export function shell(started: Set<ChildProcess>) {
     return { code, stdout, stderr };
   };
 }
+
+/** The HEALTHCHECK, run as Docker runs it, against the admin listener at `admin` (HOST:PORT, which the command reads from TSGI_ADMIN). */
+export function healthcheckRunner(sh: ReturnType<typeof shell>) {
+  return (admin: string) => sh(healthcheck, { env: plainEnv({ TSGI_ADMIN: admin }), timeoutMs: 15_000 });
+}
