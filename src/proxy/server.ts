@@ -52,7 +52,7 @@ import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
-import { CompressedBody } from "./compress/stream.ts";
+import { type BodyEncoder, bodyEncoder } from "./compress/stream.ts";
 
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
@@ -361,7 +361,7 @@ export class FrontProxy {
     const connection = request.fresh ? pool.fresh() : pool.acquire();
     request.fresh = false;
     /** The body's encoder, when the response goes out compressed (proxy/compress/). */
-    let compressed: CompressedBody | undefined;
+    let compressed: BodyEncoder | undefined;
     request.cancel = (cancelStatus = CLIENT_CLOSED_REQUEST, code?: string) => {
       connection.abort();
       compressed?.destroy();
@@ -393,7 +393,8 @@ export class FrontProxy {
           }
           this.upstreams.passive.recordSuccess(key);
           if (plan.encoding && policy) {
-            compressed = new CompressedBody(res, plan.encoding, policy.levels[plan.encoding], {
+            const length = head.framing.kind === "length" ? head.framing.length : undefined;
+            compressed = bodyEncoder(res, plan.encoding, policy.levels[plan.encoding], length, {
               onBytes: (bytes) => (exchange.bytes += bytes),
               onDrain: () => connection.resume(),
               onFinish: () => this.done(request, status, endpoint),

@@ -200,6 +200,25 @@ describe("compression in front of a real gateway worker", () => {
   });
 });
 
+describe("a large body of known length (not gathered: streamed)", () => {
+  it.each(["gzip", "br"])("%s: a body of known length above 64 KiB is streamed through the encoder, and decodes exactly", async (coding) => {
+    const big = Buffer.from(Array.from({ length: 6000 }, (_, i) => `line ${i}: ${"lorem ipsum ".repeat(3)}\n`).join(""));
+    expect(big.byteLength).toBeGreaterThan(64 * 1024);
+    const port = await upstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { "Content-Type": "text/plain", "Content-Length": big.byteLength });
+      res.end(big);
+    });
+    const { port: proxyPort, log } = await front([port]);
+    const answer = await request(proxyPort, "/big", { "Accept-Encoding": coding });
+    expect(answer.headers["content-encoding"]).toBe(coding);
+    expect(answer.headers["content-length"]).toBeUndefined();
+    expect(decode(answer.body, coding).equals(big)).toBe(true);
+    await waitUntil(() => log.length === 1);
+    expect(log[0]!.bytes).toBe(answer.body.byteLength);
+  });
+});
+
 describe("what is never compressed (each with a client that accepts gzip and br)", () => {
   const TEXT = "hello, compressible world\n".repeat(40);
 

@@ -17,6 +17,16 @@
  * with its end (the usual small JSON) is never flushed early and compresses
  * as well as it can.
  *
+ * A small body of known length (a Content-Length up to ONE_SHOT_MAX, 64 KiB)
+ * is the exception: it is gathered — bounded by that length — and compressed
+ * in one synchronous call when it is complete, as nginx compresses from its
+ * gzip_buffers. Measured with 23 KB of JSON at -c50 (the proxy and a node:http
+ * upstream in one process, wrk, gzip level 6, this 2-CPU machine): a zlib
+ * stream per response cost about 1,000 µs of CPU per response, one call
+ * about 300 µs (the same response uncompressed: 150-220 µs) — fifty deflate
+ * states of 256 KiB alive at once fall out of the caches and press on the
+ * GC as external memory.
+ *
  * zstd: node:zlib has it from Node 22.15 / 23.8 (createZstdCompress); on an
  * older Node (20) it is feature-detected away and never offered.
  */
@@ -26,7 +36,12 @@ import zlib from "node:zlib";
 import { ENCODINGS, type Encoding } from "./negotiate.ts";
 
 type ZstdFactory = (options?: { params?: Record<number, number> }) => Transform;
+type ZstdSync = (data: Buffer, options?: { params?: Record<number, number> }) => Buffer;
 const zstdFactory = (zlib as unknown as { createZstdCompress?: ZstdFactory }).createZstdCompress;
+const zstdSync = (zlib as unknown as { zstdCompressSync?: ZstdSync }).zstdCompressSync;
+
+/** A body of known length up to this is compressed in one call once complete, not streamed. */
+export const ONE_SHOT_MAX = 64 * 1024;
 const zstdConstants = zlib.constants as unknown as Record<string, number | undefined>;
 
 /** The codings this Node can produce, in the proxy's order of preference. */
@@ -44,6 +59,21 @@ export function createEncoder(encoding: Encoding, level: number): Transform {
     case "zstd":
       if (!zstdFactory) throw new Error("zstd is not available in this Node version");
       return zstdFactory({ params: { [zstdConstants.ZSTD_c_compressionLevel!]: level } });
+  }
+}
+
+/** `data` compressed whole, in one synchronous call. */
+export function compressWhole(encoding: Encoding, level: number, data: Buffer): Buffer {
+  switch (encoding) {
+    case "gzip":
+      return zlib.gzipSync(data, { level });
+    case "br":
+      return zlib.brotliCompressSync(data, {
+        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level, [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.byteLength },
+      });
+    case "zstd":
+      if (!zstdSync) throw new Error("zstd is not available in this Node version");
+      return zstdSync(data, { params: { [zstdConstants.ZSTD_c_compressionLevel!]: level } });
   }
 }
 
@@ -70,7 +100,59 @@ export interface CompressedBodyEvents {
   onFinish(): void;
 }
 
-export class CompressedBody {
+/** A response body on its way out encoded: the worker's pieces in, the client's bytes out (see the module's comment). */
+export interface BodyEncoder {
+  /** One piece of the body; false when the caller should wait for onDrain. */
+  write(data: Buffer): boolean;
+  /** The body is complete: the last encoded bytes go out, then the response ends (onFinish). */
+  end(): void;
+  /** The exchange broke off or the client left: nothing more is written. */
+  destroy(): void;
+}
+
+/** The encoder for one response: one call for a small body of known length, a stream otherwise. */
+export function bodyEncoder(res: http.ServerResponse, encoding: Encoding, level: number, knownLength: number | undefined, events: CompressedBodyEvents): BodyEncoder {
+  return knownLength !== undefined && knownLength <= ONE_SHOT_MAX ? new WholeBody(res, encoding, level, events) : new CompressedBody(res, encoding, level, events);
+}
+
+/** A small body of known length, gathered (never more than its Content-Length) and compressed in one call at its end. */
+class WholeBody implements BodyEncoder {
+  private chunks: Buffer[] | undefined = [];
+
+  constructor(
+    private readonly res: http.ServerResponse,
+    private readonly encoding: Encoding,
+    private readonly level: number,
+    private readonly events: CompressedBodyEvents,
+  ) {}
+
+  write(data: Buffer): boolean {
+    this.chunks?.push(data);
+    return true;
+  }
+
+  end(): void {
+    const chunks = this.chunks;
+    if (!chunks) return;
+    this.chunks = undefined;
+    let encoded: Buffer;
+    try {
+      encoded = compressWhole(this.encoding, this.level, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    } catch {
+      this.res.destroy();
+      return;
+    }
+    this.events.onBytes(encoded.byteLength);
+    this.res.end(encoded);
+    this.events.onFinish();
+  }
+
+  destroy(): void {
+    this.chunks = undefined;
+  }
+}
+
+export class CompressedBody implements BodyEncoder {
   private readonly encoder: Encoder;
   private readonly flushWith: number;
   private flushScheduled = false;
