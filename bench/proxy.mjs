@@ -45,7 +45,9 @@
  *          --warmup N      seconds of the warm-up before each measurement (default 1)
  *          --only LIST     these targets only (their baselines are added), comma-separated
  *          --add LIST      these opt-in targets too: http-proxy, http-proxy-3, undici, direct,
- *                          cmd-stack-nolog, cmd-nginx-nolog
+ *                          cmd-stack-nolog, cmd-nginx-nolog, gzip-stack (with gzip-nginx: 20 KB of
+ *                          JSON gzipped at GZIP_LEVEL by our proxy's `compress` and by nginx's `gzip on`;
+ *                          `--only gzip-stack` runs that pair alone)
  *          --nginx-buffering on|off  nginx's proxy_buffering and proxy_request_buffering (default on)
  *          --out PATH      where the JSON goes (default bench/results/proxy.json)
  *          --quiet-wait N  before each measurement, wait up to N s (default 5) for other
@@ -63,6 +65,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { gunzipSync } from "node:zlib";
 import {
   CLI,
   freePort,
@@ -103,6 +106,8 @@ const WORKERS = 2;
 /** The size of /big's body and of each upload. */
 const BODY = MiB;
 const SMALL_BODY = "hello\n";
+/** The gzip pair's level: ours (`compress.level.gzip`) and nginx's gzip_comp_level, the same. */
+const GZIP_LEVEL = 6;
 const CMD_BODY = "Hello from TSGI: GET /\n";
 /**
  * The issue's goals for our proxy. The ratios are against nginx with one
@@ -171,6 +176,7 @@ const KINDS = {
   c1: { key: "c1", label: "GET / at concurrency 1, -c1", connections: 1, seconds: C1_S, target: "/" },
   big: { key: "big", label: "GET /big (1 MiB responses), -c10", connections: 10, seconds: BULK_S, target: "/big", bytes: BODY },
   upload: { key: "upload", label: "POST /upload (1 MiB bodies), -c10", connections: 10, seconds: BULK_S, target: "/upload", script: UPLOAD_LUA, bytes: BODY },
+  json: { key: "json", label: `GET /json (20 KB of JSON) with Accept-Encoding: gzip, level ${GZIP_LEVEL}, -c50`, connections: 50, seconds: SMALL_S, target: "/json", headers: ["Accept-Encoding: gzip"] },
 };
 const BULK = flags.bulk ? ["big", "upload"] : [];
 
@@ -195,15 +201,24 @@ const TARGETS = {
   "cmd-nginx": { group: "cmd", kinds: ["small", "c1"], label: "nginx, worker_processes 1, access_log on" },
   "cmd-stack-nolog": { group: "cmd-nolog", baseline: "cmd-nginx-nolog", kinds: ["small"], label: "ours, proxy.workers: 1, access_log: off", optIn: true },
   "cmd-nginx-nolog": { group: "cmd-nolog", kinds: ["small"], label: "nginx, worker_processes 1, access_log off", optIn: true },
+  "gzip-stack": { group: "gzip", baseline: "gzip-nginx", kinds: ["json"], label: `ours, proxy.workers: 1, compress: gzip level ${GZIP_LEVEL}`, optIn: true },
+  "gzip-nginx": { group: "gzip", kinds: ["json"], label: `nginx, worker_processes 1, gzip on, gzip_comp_level ${GZIP_LEVEL}`, optIn: true },
 };
 const GROUPS = {
   one: `1. ${WORKERS} gateway workers (bench/apps/proxy-app.ts) on unix sockets, access log off; one process (thread) per proxy`,
   auto: `2. the same ${WORKERS} gateway workers; one proxy process (worker) per CPU: ${CPUS} here`,
   cmd: "3. ONE `command:` app over TCP (bench/apps/node-hello.mjs on $PORT), access log on",
   "cmd-nolog": "3b. the same `command:` app, access log off (diagnosis)",
+  gzip: `4. the gateway workers of group 1, responses compressed (gzip, level ${GZIP_LEVEL}); one process per proxy`,
 };
 /** Which stack a group loads, and the stack settings it needs. */
-const STACK_OF_GROUP = { one: { stack: "a", proxyWorkers: "1" }, auto: { stack: "a", proxyWorkers: "auto" }, cmd: { stack: "b", accessLog: "combined" }, "cmd-nolog": { stack: "b", accessLog: "off" } };
+const STACK_OF_GROUP = {
+  one: { stack: "a", proxyWorkers: "1", compress: false },
+  auto: { stack: "a", proxyWorkers: "auto", compress: false },
+  cmd: { stack: "b", accessLog: "combined" },
+  "cmd-nolog": { stack: "b", accessLog: "off" },
+  gzip: { stack: "a", proxyWorkers: "1", compress: true },
+};
 
 function listOption(value, flag) {
   const names = value ? value.split(",").map((name) => name.trim()).filter(Boolean) : undefined;
@@ -264,10 +279,10 @@ function killAllNow() {
 // ---------------------------------------------------------------- HTTP
 
 /** One request on a fresh connection: { status, headers, body (Buffer) } or { error }. Never rejects. */
-function request(port, target, { method = "GET", body, timeoutMs = 10_000 } = {}) {
+function request(port, target, { method = "GET", body, timeoutMs = 10_000, headers = {} } = {}) {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: HOST, port, path: target, method, agent: false, timeout: timeoutMs, headers: body ? { "Content-Length": body.byteLength, "Content-Type": "application/octet-stream" } : {} },
+      { host: HOST, port, path: target, method, agent: false, timeout: timeoutMs, headers: body ? { "Content-Length": body.byteLength, "Content-Type": "application/octet-stream", ...headers } : headers },
       (res) => {
         const chunks = [];
         res.on("data", (chunk) => chunks.push(chunk));
@@ -319,7 +334,7 @@ ${proxy}  bench:
     instances: ${WORKERS}
     routes: [{ path: / }]
     cwd: ${JSON.stringify(ROOT)}
-`;
+${stack.compress ? `    compress: { encodings: [gzip], level: { gzip: ${GZIP_LEVEL} } }\n` : ""}`;
   }
   // The supervisor gives a command app its port in $PORT (a free loopback port); the shell expands it.
   const command = `'${process.execPath}' '${path.join(ROOT, CMD_APP)}' ${HOST}:$PORT`;
@@ -411,9 +426,9 @@ const proxyCount = (stack) => (stack.proxyWorkers === "auto" ? CPUS : Number(sta
 
 /** Rewrites the stack's config file (the stack applies a saved change by itself) and waits until its proxy processes match. */
 async function reconfigureStack(stack, change) {
-  const before = { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog };
+  const before = { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, compress: stack.compress };
   Object.assign(stack, change);
-  if (stack.proxyWorkers === before.proxyWorkers && stack.accessLog === before.accessLog) return;
+  if (stack.proxyWorkers === before.proxyWorkers && stack.accessLog === before.accessLog && stack.compress === before.compress) return;
   const started = performance.now();
   const linesBefore = stack.proc.lines.length;
   writeFileSync(stack.config, stackConfigText(stack));
@@ -424,7 +439,7 @@ async function reconfigureStack(stack, change) {
   }
   await settleProxies(stack, proxyCount(stack), `after proxy.workers: ${stack.proxyWorkers}`);
   const ms = Math.round(performance.now() - started);
-  stack.reconfigurations.push({ from: before, to: { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog }, ms, proxies: stack.proxies.map((p) => p.pid) });
+  stack.reconfigurations.push({ from: before, to: { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, compress: stack.compress }, ms, proxies: stack.proxies.map((p) => p.pid) });
   log(`  stack ${stack.name}: proxy.workers: ${stack.proxyWorkers}, access_log: ${stack.accessLog} -> proxy process(es) ${stack.proxies.map((p) => p.pid).join(", ")} (${ms} ms)`);
 }
 
@@ -438,8 +453,12 @@ const NGINX_FORWARDING = `      proxy_set_header Host $http_host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id always;`;
 
-function nginxConf(dir, port, { servers, workers, accessLog }) {
+function nginxConf(dir, port, { servers, workers, accessLog, gzip }) {
   const user = process.getuid?.() === 0 ? "user root root;\n" : "";
+  // What our `compress` does for this app: gzip for JSON above 256 bytes, Vary, proxied responses too.
+  const compression = gzip
+    ? `\n  gzip on;\n  gzip_comp_level ${gzip};\n  gzip_types application/json;\n  gzip_min_length 256;\n  gzip_proxied any;\n  gzip_vary on;`
+    : "";
   const buffering = NGINX_BUFFERING ? "" : "\n      proxy_buffering off;\n      proxy_request_buffering off;";
   return `# written by bench/proxy.mjs
 daemon off;
@@ -457,7 +476,7 @@ http {
   scgi_temp_path ${dir}/scgi;
   client_max_body_size 2m;
   # Our proxy does not cap the requests of a client connection: neither does nginx here (its default is 1000).
-  keepalive_requests 1000000;
+  keepalive_requests 1000000;${compression}
 
   upstream workers {
 ${servers.map((server) => `    server ${server};`).join("\n")}
@@ -561,14 +580,14 @@ async function startOnFreePort(name, dir, write, spawnIt) {
   throw new Error(`${name} could not bind a free port in 5 attempts`);
 }
 
-async function startNginx(key, { servers, workers, accessLog }) {
+async function startNginx(key, { servers, workers, accessLog, gzip }) {
   const dir = path.join(tmpDir, key);
   const conf = path.join(dir, "nginx.conf");
   const started = await startOnFreePort(
     key,
     dir,
     (port) => {
-      const text = nginxConf(dir, port, { servers, workers, accessLog });
+      const text = nginxConf(dir, port, { servers, workers, accessLog, gzip });
       writeFileSync(conf, text);
       return text;
     },
@@ -661,6 +680,17 @@ async function checkTarget(target) {
   if (big.error || big.status !== 200 || big.body.byteLength !== BODY) problems.push(`GET /big -> ${big.error ?? `${big.status}, ${big.body.byteLength} bytes`}`);
   const upload = await request(target.port, "/upload", { method: "POST", body: Buffer.alloc(BODY, 97) });
   if (upload.error || upload.status !== 200 || upload.body.toString() !== `${BODY}\n`) problems.push(`POST /upload -> ${upload.error ?? `${upload.status} ${JSON.stringify(upload.body.toString().slice(0, 80))}`}`);
+  if (target.group === "gzip") {
+    const json = await request(target.port, "/json", { headers: { "Accept-Encoding": "gzip" } });
+    let decoded = "";
+    try {
+      decoded = gunzipSync(json.body).toString();
+    } catch {}
+    const plain = await request(target.port, "/json");
+    if (json.error || json.status !== 200 || json.headers["content-encoding"] !== "gzip" || plain.body.byteLength < 20_000 || decoded !== plain.body.toString()) {
+      problems.push(`GET /json (gzip) -> ${json.error ?? `${json.status}, Content-Encoding ${json.headers["content-encoding"]}, ${json.body.byteLength} bytes`}`);
+    }
+  }
   const answer = await request(target.port, "/headers");
   let seen;
   try {
@@ -735,7 +765,7 @@ const SIZE_UNITS = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4
  * what the rest of the machine took meanwhile.
  */
 async function wrk(target, kind, seconds, label) {
-  const args = ["-t1", `-c${kind.connections}`, `-d${seconds}s`, "--latency", ...(kind.script ? ["-s", kind.script] : []), `http://${HOST}:${target.port}${kind.target}`];
+  const args = ["-t1", `-c${kind.connections}`, `-d${seconds}s`, "--latency", ...(kind.headers ?? []).flatMap((header) => ["-H", header]), ...(kind.script ? ["-s", kind.script] : []), `http://${HOST}:${target.port}${kind.target}`];
   const proxyPids = target.proxyPids();
   const stackPids = target.stackPids();
   const upstreamPids = target.upstreamPids;
@@ -782,6 +812,8 @@ async function wrk(target, kind, seconds, label) {
   result.command = command;
   const read = /(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB|TB) read/.exec(proc.stdout);
   if (read) result.bytes_read = Math.round(Number(read[2]) * SIZE_UNITS[read[3]]);
+  // On the wire, per response: the head and the (compressed) body, as wrk read them.
+  if (result.bytes_read !== undefined && result.requests > 0) result.wire_bytes_per_response = Math.round(result.bytes_read / result.requests);
   if (kind.script) {
     const check = /upload check: (\d+) answers, (\d+) wrong/.exec(proc.stdout);
     result.bad_bodies = check ? Number(check[2]) : undefined;
@@ -951,6 +983,7 @@ function describe(kind, r) {
   const rss = r.proxy_pids?.length > 1 ? `proxy RSS peak ${r.proxy_rss_peak_each.map(fmtMiB).join(" + ")}` : `proxy RSS peak ${fmtMiB(r.proxy_rss_peak)}`;
   const anon = r.proxy_anon_peak_each ? ` (anon ${r.proxy_anon_peak_each.map(fmtMiB).join(" + ")})` : "";
   const stack = r.stack_rss_peak !== undefined ? `   \`up\` RSS peak ${fmtMiB(r.stack_rss_peak)}` : "";
+  const wire = r.wire_bytes_per_response !== undefined && kind.headers ? `   ${fmtInt(r.wire_bytes_per_response)} B/response on the wire` : "";
   const figures = kind.bytes
     ? `${r.mib_per_s.toFixed(0).padStart(6)} MiB/s (${fmtInt(r.rps)} req/s)   p50 ${fmtMs(r.p50_ms)}   p99 ${fmtMs(r.p99_ms)}`
     : `${fmtInt(r.rps).padStart(8)} req/s   p50 ${fmtMs(r.p50_ms).padStart(9)}   p99 ${fmtMs(r.p99_ms).padStart(9)}`;
@@ -958,7 +991,7 @@ function describe(kind, r) {
   const errors = r.errors ? `   ⚠ ${errorText(r)}` : "";
   const warm = r.warmup_errors ? `   (warm-up: ${r.warmup_errors} errors)` : r.warmup_failed ? `   (warm-up FAILED: ${r.warmup_failed})` : "";
   const others = r.disturbed ? `   ⚠ other processes took ${r.cpu_cores.others} cores meanwhile` : "";
-  return `${figures}   ${rss}${anon}${stack}${cpu}${errors}${warm}${others}`;
+  return `${figures}${wire}   ${rss}${anon}${stack}${cpu}${errors}${warm}${others}`;
 }
 
 /** A measurement that can be compared: measured, and without a single error. */
@@ -1091,6 +1124,8 @@ function markdown(results, targets) {
     return `${fmtMiB(idle)} / ${fmtSpread(peak, fmtMiB)}`;
   };
   const hasC1 = (key) => runsOf(key, "c1").length > 0;
+  /** A target's main measurement: GET / (-c50), or the 20 KB JSON for the gzip pair. */
+  const main = (key) => TARGETS[key].kinds[0];
   for (const group of Object.keys(GROUPS)) {
     const inGroup = targets.filter((t) => t.group === group);
     if (!inGroup.length) continue;
@@ -1103,7 +1138,7 @@ function markdown(results, targets) {
     for (const target of inGroup) {
       const key = target.key;
       lines.push(
-        `| ${target.label}${flagged(key)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.rps), fmtInt)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.p50_ms), fmtMs)} | ${fmtSpread(figureOf(results, key, "small", (r) => r.p99_ms), fmtMs)} | ${hasC1(key) ? fmtSpread(figureOf(results, key, "c1", (r) => r.p50_ms), fmtMs) : "–"} | ${fmtSpread(figureOf(results, key, "small", (r) => r.proxy_cpu_us_per_request), fmtUs)} | ${rssCell(key)} | ${stackRssCell(key)} | ${errorsOf(key)} |`,
+        `| ${target.label}${flagged(key)} | ${fmtSpread(figureOf(results, key, main(key), (r) => r.rps), fmtInt)} | ${fmtSpread(figureOf(results, key, main(key), (r) => r.p50_ms), fmtMs)} | ${fmtSpread(figureOf(results, key, main(key), (r) => r.p99_ms), fmtMs)} | ${hasC1(key) ? fmtSpread(figureOf(results, key, "c1", (r) => r.p50_ms), fmtMs) : "–"} | ${fmtSpread(figureOf(results, key, main(key), (r) => r.proxy_cpu_us_per_request), fmtUs)} | ${rssCell(key)} | ${stackRssCell(key)} | ${errorsOf(key)} |`,
       );
     }
     for (const [key, binary] of Object.entries(MISSING)) {
@@ -1129,8 +1164,15 @@ function markdown(results, targets) {
     const base = TARGETS[target.key].baseline;
     const c1 = hasC1(target.key) && hasC1(base) ? ratioText(ratioOf(results, target.key, "c1", "p50_ms")) : "–";
     lines.push(
-      `| ${target.label} | ${TARGETS[base].label} | ${ratioText(ratioOf(results, target.key, "small", "rps"))} | ${ratioText(ratioOf(results, target.key, "small", "p99_ms"))} | ${c1} | ${ratioText(ratioOf(results, target.key, "small", "proxy_cpu_us_per_request"))} |`,
+      `| ${target.label} | ${TARGETS[base].label} | ${ratioText(ratioOf(results, target.key, main(target.key), "rps"))} | ${ratioText(ratioOf(results, target.key, main(target.key), "p99_ms"))} | ${c1} | ${ratioText(ratioOf(results, target.key, main(target.key), "proxy_cpu_us_per_request"))} |`,
     );
+  }
+  const wired = targets.filter((t) => runsOf(t.key, "json").length);
+  if (wired.length) {
+    lines.push("", `| ${KINDS.json.label} | req/s | bytes per response on the wire (head + gzip body) |`, "|---|---:|---:|");
+    for (const target of wired) {
+      lines.push(`| ${target.label} | ${fmtSpread(figureOf(results, target.key, "json", (r) => r.rps), fmtInt)} | ${fmtSpread(figureOf(results, target.key, "json", (r) => r.wire_bytes_per_response), fmtInt)} |`);
+    }
   }
   const goals = results.goals;
   if (goals.length) {
@@ -1329,7 +1371,7 @@ async function main() {
   log(`targets: ${SELECTED.join(", ")}; ${RUNS} run(s) of each measurement; ${PLANNED_LOAD_S} s of load in all${QUICK ? " (--quick)" : ""}\n`);
   machine.others_cpu_before = await quietBefore("the benchmark");
 
-  const needA = SELECTED.some((key) => ["one", "auto"].includes(TARGETS[key].group));
+  const needA = SELECTED.some((key) => ["one", "auto", "gzip"].includes(TARGETS[key].group));
   const needB = SELECTED.some((key) => ["cmd", "cmd-nolog"].includes(TARGETS[key].group));
   const startsAuto = !SELECTED.some((key) => TARGETS[key].group === "one");
   const startsNolog = !SELECTED.some((key) => TARGETS[key].group === "cmd");
@@ -1377,6 +1419,7 @@ async function main() {
     switch (key) {
       case "stack":
       case "stack-auto":
+      case "gzip-stack":
         stackTarget(key, stacks.a);
         break;
       case "stack-observed":
@@ -1390,6 +1433,10 @@ async function main() {
       case "nginx":
       case "nginx-auto":
         started[key] = await startNginx(key, { servers: sockets.map((socket) => `unix:${socket}`), workers: key === "nginx" ? 1 : "auto", accessLog: false });
+        frontTarget(key, started[key]);
+        break;
+      case "gzip-nginx":
+        started[key] = await startNginx(key, { servers: sockets.map((socket) => `unix:${socket}`), workers: 1, accessLog: false, gzip: GZIP_LEVEL });
         frontTarget(key, started[key]);
         break;
       case "cmd-nginx":
@@ -1424,7 +1471,13 @@ async function main() {
   const applyGroup = async (group) => {
     const want = STACK_OF_GROUP[group];
     const stack = stacks[want.stack];
-    if (stack) await reconfigureStack(stack, { ...(want.proxyWorkers ? { proxyWorkers: want.proxyWorkers } : {}), ...(want.accessLog ? { accessLog: want.accessLog } : {}) });
+    if (stack) {
+      await reconfigureStack(stack, {
+        ...(want.proxyWorkers ? { proxyWorkers: want.proxyWorkers } : {}),
+        ...(want.accessLog ? { accessLog: want.accessLog } : {}),
+        ...(want.compress !== undefined ? { compress: want.compress } : {}),
+      });
+    }
   };
   for (const group of groupOrder) {
     await applyGroup(group);

@@ -6,6 +6,7 @@
  *   GET  /        a small text body                      ("hello\n", 6 bytes)
  *   GET  /big     1 MiB, one precomputed Buffer, with Content-Length
  *   POST /upload  reads the whole request body, answers its length in bytes
+ *   GET  /json    about 20 KB of JSON, with Content-Length (the gzip pair of bench/proxy.mjs)
  *   GET  /headers the forwarding headers the worker received, as JSON (the
  *                 benchmark checks that every proxy sends the same ones)
  *
@@ -17,6 +18,12 @@ import type { TsgiApp } from "tsgi-stack";
 
 const SMALL = Buffer.from("hello\n");
 const BIG = Buffer.alloc(1024 * 1024, "0123456789abcdef");
+/** An API's answer: records with ids, names, numbers and flags, about 20 KB (built once). */
+const JSON_BODY = Buffer.from(
+  JSON.stringify(
+    Array.from({ length: 190 }, (_, i) => ({ id: 1000 + i, name: `customer ${i}`, email: `user${i}@example.com`, balance: ((i * 7919) % 100000) / 100, active: i % 3 !== 0, tags: ["retail", `region-${i % 5}`] })),
+  ),
+);
 
 export const app: TsgiApp = async (environ, startResponse) => {
   switch (environ.PATH_INFO) {
@@ -26,6 +33,12 @@ export const app: TsgiApp = async (environ, startResponse) => {
         ["Content-Length", String(BIG.byteLength)],
       ]);
       return [BIG];
+    case "/json":
+      startResponse("200 OK", [
+        ["Content-Type", "application/json"],
+        ["Content-Length", String(JSON_BODY.byteLength)],
+      ]);
+      return [JSON_BODY];
     case "/upload": {
       let bytes = 0;
       for await (const chunk of environ["tsgi.input"]) bytes += chunk.byteLength;

@@ -58,8 +58,8 @@ function validString(value: unknown, segments: PathSegment[], context: CheckCont
 const KINDS = ["module", "command", "static"] as const;
 /** What each kind is, for the messages. */
 const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
-/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there. */
-const STATIC_KEYS = new Set(["static", "routes"]);
+/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files). */
+const STATIC_KEYS = new Set(["static", "routes", "compress"]);
 
 /** `a`, `a` and `b`, `a`, `b` and `c`. */
 function listKeys(keys: readonly string[]): string {

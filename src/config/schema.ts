@@ -78,6 +78,7 @@ export const FORMATS = {
   apps: { type: "map of name → app", loadedAs: "map of name → app", expected: "a mapping of app names to apps, such as { hello: { module: app.ts } }" },
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
+  "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
 
@@ -377,6 +378,66 @@ const RetrySchema = Type.Object(
   { additionalProperties: false, description: "Which failed requests the proxy sends to another worker.", default: {} },
 );
 
+/* ------------------------------------------------------------------ compress (proxy/compress/) */
+
+/** The codings the proxy compresses with, in its order of preference (proxy/compress/negotiate.ts). */
+export const COMPRESS_ENCODINGS = ["br", "zstd", "gzip"] as const;
+
+/** What is compressed when `types` is left out: Caddy's `encode` list, plus XML and web app manifests. */
+export const DEFAULT_COMPRESS_TYPES = [
+  "text/*",
+  "application/json",
+  "application/javascript",
+  "application/xml",
+  "application/xhtml+xml",
+  "application/atom+xml",
+  "application/rss+xml",
+  "application/manifest+json",
+  "application/wasm",
+  "image/svg+xml",
+];
+
+// type/subtype or type/*, as proxy/compress/negotiate.ts matches them (parameters such as charset are not part of it).
+const MEDIA_TYPE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/([A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*|\\*)$";
+
+const CompressSchema = Type.Object(
+  {
+    types: Type.Array(Type.String({ description: "A media type, or `type/*`.", pattern: MEDIA_TYPE_PATTERN, ...formatted("media-type") }), {
+      description:
+        "The Content-Types compressed (parameters such as `charset` ignored; `text/*` for every text/ type). The default is Caddy's list plus XML and web app manifests; nginx's gzip_types default is text/html alone. Images, video, fonts in woff2 and archives are compressed already.",
+      default: DEFAULT_COMPRESS_TYPES,
+      examples: [["text/*", "application/json"]],
+    }),
+    min_length: Type.Integer({
+      description:
+        "A response whose Content-Length is below this many bytes is sent as is (a response of unknown length is compressed). nginx's gzip_min_length is 20; below a few hundred bytes a compressed body is barely smaller, and sometimes larger.",
+      minimum: 0,
+      default: 256,
+    }),
+    encodings: Type.Array(choice([...COMPRESS_ENCODINGS], { description: "A content coding." }), {
+      description:
+        "The codings offered, in the proxy's order of preference among those a client accepts with the same q-value. `zstd` needs Node 22.15 or later; on an older Node it is left out (the others still work).",
+      minItems: 1,
+      default: [...COMPRESS_ENCODINGS],
+      examples: [["br", "gzip"]],
+    }),
+    level: Type.Object(
+      {
+        gzip: Type.Integer({ description: "gzip's level, 1 (fastest) to 9 (smallest); zlib's own default is 6, nginx's gzip_comp_level 1.", minimum: 1, maximum: 9, default: 6 }),
+        br: Type.Integer({ description: "Brotli's quality, 0 to 11. 11 is for files compressed ahead of time: on the fly it costs tens of times more CPU than 4.", minimum: 0, maximum: 11, default: 4 }),
+        zstd: Type.Integer({ description: "zstd's level, 1 to 19 (zstd's own default is 3).", minimum: 1, maximum: 19, default: 3 }),
+      },
+      { additionalProperties: false, description: "The compression level of each coding.", default: {} },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Compress the app's responses for clients that accept it (Accept-Encoding: br, zstd, gzip), as nginx's gzip and Caddy's encode do; `compress: {}` turns it on with the defaults. Never compressed: a HEAD, 204, 206 or 304 response, one that has a Content-Encoding or Content-Range, `Cache-Control: no-transform`, or a type not in `types`. A `static` app serves instead a file's precompressed `.br`, `.zst` or `.gz` sibling (of the `encodings`) when there is one. Absent: no compression.",
+    examples: [{ types: ["text/*", "application/json"], level: { gzip: 5 } }],
+  },
+);
+
 export const AppSchema = Type.Object(
   {
     module: Type.Optional(
@@ -419,6 +480,7 @@ export const AppSchema = Type.Object(
       default: false,
     }),
     health: Type.Optional(HealthSchema),
+    compress: Type.Optional(CompressSchema),
     retry: RetrySchema,
     watch: Type.Array(Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") }), {
       description: "Files whose change reloads the app's workers one by one (development hot reload). Globs relative to the config file's folder.",

@@ -11,6 +11,7 @@ import type { HealthCheckSpec, HealthListener } from "./health/active.ts";
 import type { PassiveHealthOptions } from "./health/passive.ts";
 import type { RouteSpec } from "./router.ts";
 import type { PoolLimits } from "./upstream/pool.ts";
+import type { CompressPolicy } from "./compress/negotiate.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -42,6 +43,8 @@ export interface FrontProxyOptions {
   trustedProxies?: readonly string[];
   /** Apps the proxy serves itself from a folder (the config's `static`): app name -> absolute folder. */
   staticRoots?: Readonly<Record<string, string>>;
+  /** Apps whose responses the proxy compresses (the config's `compress`), with their types, minimum length, codings and levels. */
+  compress?: Readonly<Record<string, CompressPolicy>>;
   /** Apps that take TRACE requests (`allow_trace`); every other app's are answered 405. */
   allowTrace?: Readonly<Record<string, boolean>>;
   /** Called after each proxied response, for the access log and the metrics. */

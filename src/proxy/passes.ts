@@ -28,6 +28,7 @@ import { adoptTarget } from "../http/front-door.ts";
 import { headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
+import type { CompressPolicy } from "./compress/negotiate.ts";
 
 /** The pass answered the request itself; no later pass runs. */
 export const HANDLED = Symbol("handled");
@@ -61,6 +62,8 @@ export interface ProxyView {
   readonly clientMaxBodySize: number;
   /** client_body_timeout in ms. */
   readonly bodyTimeoutMs: number;
+  /** The app's compression policy (its `compress`), if any: a static app serves precompressed files by it. */
+  compression?(app: string): CompressPolicy | undefined;
   /** Whether an app takes TRACE requests (it opted in). */
   allowsTrace(app: string): boolean;
   /** The request's body stalled (client_body_timeout): the proxy cancels the try under way and answers 408. */
@@ -131,7 +134,7 @@ const staticFolder: RequestPass = {
     const root = proxy.staticRoot(route!.app);
     if (root === undefined || !res) return undefined;
     res.setHeader("X-Request-Id", exchange.requestId);
-    void serveStatic(req, res, root, route!.mount).then(({ status, bytes }) => {
+    void serveStatic(req, res, root, route!.mount, proxy.compression?.(route!.app)?.encodings).then(({ status, bytes }) => {
       exchange.bytes = bytes;
       exchange.end(status);
     });

@@ -17,7 +17,10 @@
  * method, static, body limit, body pace, chunked body, select), then to a
  * worker; every answer the proxy makes up itself comes from one map,
  * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
- * closes the client connection (never a fake complete response).
+ * closes the client connection (never a fake complete response). On the
+ * way back, a worker's response head goes through one response pass,
+ * compression (proxy/compress/plan.ts), and its body through an encoder
+ * when that pass chose one (proxy/compress/stream.ts).
  *
  * Failover (`onFailure`, decided by proxy/retry.ts): an attempt that could not connect goes to
  * another worker whatever its method; one the worker dropped after taking the
@@ -26,7 +29,7 @@
  * one. Workers that fail are left out for a while (health/passive.ts), and
  * those failing their app's health check until they pass (health/active.ts).
  *
- * Why ~440 lines: the request path and the upgrade path, each a try and its
+ * Why ~480 lines: the request path and the upgrade path, each a try and its
  * failover, read together; the passes, the refusal map, the retry decision,
  * the upstreams and the response writing are modules of their own.
  */
@@ -48,6 +51,8 @@ import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasse
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
+import { planCompression } from "./compress/plan.ts";
+import { type BodyEncoder, bodyEncoder } from "./compress/stream.ts";
 
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
@@ -92,6 +97,7 @@ export class FrontProxy {
       route: (host, path) => this.router.match(host, path),
       staticRoot: (app) => this.options.staticRoots?.[app],
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
+      compression: (app) => this.options.compress?.[app],
       // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
       bodyStalled: (ctx, refusal) => {
         const request = ctx as WebRequest;
@@ -354,9 +360,13 @@ export class FrontProxy {
     const pool = this.upstreams.connectionsTo(endpoint, key);
     const connection = request.fresh ? pool.fresh() : pool.acquire();
     request.fresh = false;
+    /** The body's encoder, when the response goes out compressed (proxy/compress/). */
+    let compressed: BodyEncoder | undefined;
     request.cancel = (cancelStatus = CLIENT_CLOSED_REQUEST, code?: string) => {
       connection.abort();
-      if (leave()) this.done(request, cancelStatus, endpoint, code);
+      compressed?.destroy();
+      // A compressed body may still be on its way out after the worker's part ended (leave() was called then).
+      if (leave() || compressed) this.done(request, cancelStatus, endpoint, code);
     };
     let status = 502;
     const streamed = request.body === undefined && Number(req.headers["content-length"] ?? 0) > 0;
@@ -367,8 +377,11 @@ export class FrontProxy {
         onHead: (head) => {
           status = head.status;
           closeIfDraining(res);
+          // The response pass: compression (proxy/compress/) decides the head the client gets, and whether the body is encoded.
+          const policy = this.options.compress?.[app];
+          const plan = planCompression(req, head.status, responseHeaders(head, exchange.requestId), policy);
           try {
-            res.writeHead(head.status, head.reason || undefined, responseHeaders(head, exchange.requestId));
+            res.writeHead(head.status, head.reason || undefined, plan.headers);
           } catch {
             res.statusMessage = "";
             res.removeHeader("X-Request-Id");
@@ -379,19 +392,35 @@ export class FrontProxy {
             return;
           }
           this.upstreams.passive.recordSuccess(key);
+          if (plan.encoding && policy) {
+            const length = head.framing.kind === "length" ? head.framing.length : undefined;
+            compressed = bodyEncoder(res, plan.encoding, policy.levels[plan.encoding], length, {
+              onBytes: (bytes) => (exchange.bytes += bytes),
+              onDrain: () => connection.resume(),
+              onFinish: () => this.done(request, status, endpoint),
+            });
+          }
         },
         onData: (data) => {
+          if (compressed) return compressed.write(data);
           exchange.bytes += data.byteLength;
           if (res.write(data)) return true;
           res.once("drain", () => connection.resume());
           return false;
         },
         onEnd: () => {
+          if (compressed) {
+            // The worker is done (it leaves the in-flight count now); the exchange ends when the encoder's last bytes are out.
+            leave();
+            compressed.end();
+            return;
+          }
           res.end();
           if (leave()) this.done(request, status, endpoint);
         },
         onFail: (failure) => {
           leave();
+          compressed?.destroy();
           this.onFailure(request, endpoint, failure);
         },
       },

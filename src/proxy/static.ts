@@ -39,11 +39,25 @@
  * Caching: `send`'s headers, unchanged — a weak ETag from size and mtime,
  * Last-Modified, and `Cache-Control: public, max-age=0`, so that browsers
  * revalidate each time and get 304 while the file is unchanged.
+ *
+ * Precompressed files (nginx's gzip_static, Caddy's `precompressed`): when
+ * the app has `compress`, a file with a sibling `NAME.br`, `NAME.zst` or
+ * `NAME.gz` that the client accepts (Accept-Encoding, negotiated as for a
+ * worker's response) is answered with the sibling's bytes, Content-Encoding
+ * set, the plain file's Content-Type, and an ETag of its own (the sibling's
+ * size and mtime, and the coding: never the plain file's). Every file answer
+ * of such an app carries `Vary: Accept-Encoding`. The sibling is looked for
+ * only next to a plain file that exists, and goes through the same folder
+ * and symlink confinement.
  */
-import { realpath } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import type http from "node:http";
 import nodePath from "node:path";
 import send from "send";
+import { type Encoding, negotiate } from "./compress/negotiate.ts";
+
+/** The file name suffix of a precompressed sibling, per coding. */
+const SUFFIX: Record<Encoding, string> = { br: ".br", zstd: ".zst", gzip: ".gz" };
 
 /** What the proxy logs for one static response. */
 export interface StaticResult {
@@ -74,7 +88,7 @@ const REASONS: Record<number, string> = {
 };
 
 /** The headers `send` may have set before it failed: an error answer must not carry a file's metadata. */
-const SEND_HEADERS = ["accept-ranges", "cache-control", "content-length", "content-range", "content-type", "etag", "last-modified"];
+const SEND_HEADERS = ["accept-ranges", "cache-control", "content-length", "content-range", "content-type", "etag", "last-modified", "content-encoding"];
 
 /** Fs error codes that mean "there is nothing there" (ELOOP: a link cycle; EISDIR: a file that became a folder). */
 const ABSENT = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR"]);
@@ -200,6 +214,47 @@ function statusOf(error: { status?: number; statusCode?: number; code?: string }
 
 type SendError = { status?: number; statusCode?: number; code?: string; headers?: Record<string, string> };
 
+/** A precompressed file to serve instead of the one asked for. */
+interface Sibling {
+  encoding: Encoding;
+  /** Its suffix (`.br`), added to the path `send` is given. */
+  suffix: string;
+}
+
+async function isFile(target: string): Promise<boolean> {
+  try {
+    return (await stat(target)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The precompressed sibling to serve for `decoded` (index.html for a folder
+ * URL), or undefined: the client must accept its coding, the plain file must
+ * be a file, and the sibling a file confined to the folder like any other.
+ */
+async function siblingFor(
+  req: http.IncomingMessage,
+  realRoot: string,
+  decoded: string,
+  offered: readonly Encoding[],
+): Promise<Sibling | undefined> {
+  const accepted = negotiate(req.headers["accept-encoding"], offered);
+  if (!accepted) return undefined;
+  const plain = nodePath.join(realRoot, decoded.endsWith("/") ? `${decoded}${INDEX}` : decoded);
+  if (!(await isFile(plain))) return undefined;
+  // The best accepted coding whose file exists; then the next the client accepts.
+  for (let rest = offered; rest.length > 0; ) {
+    const encoding = negotiate(req.headers["accept-encoding"], rest);
+    if (!encoding) return undefined;
+    const real = await resolved(plain + SUFFIX[encoding]);
+    if (real !== undefined && confinedTo(realRoot, real) && (await isFile(real))) return { encoding, suffix: SUFFIX[encoding] };
+    rest = rest.filter((other) => other !== encoding);
+  }
+  return undefined;
+}
+
 /**
  * Hands the file over to `send`, with our answers for its folder redirect and
  * its errors. Those run in `send`'s fs callbacks, where a throw would take
@@ -212,6 +267,7 @@ function sendFile(
   raw: string,
   onError: (status: number, headers?: Record<string, string>) => void,
   onFolder: () => void,
+  sibling?: Sibling,
 ): void {
   const guarded =
     <A extends unknown[]>(callback: (...args: A) => void) =>
@@ -222,7 +278,9 @@ function sendFile(
         res.destroy();
       }
     };
-  const stream = send(req, raw, {
+  // A folder URL's precompressed index is asked for by name: `send` would look for index.html.br's folder otherwise.
+  const target = sibling ? `${raw.endsWith("/") ? `${raw}${INDEX}` : raw}${sibling.suffix}` : raw;
+  const stream = send(req, target, {
     root: realRoot,
     index: [INDEX],
     dotfiles: "ignore",
@@ -232,9 +290,27 @@ function sendFile(
     cacheControl: true,
     maxAge: 0,
   });
+  if (sibling) precompressedHeaders(stream, sibling);
   stream.on("directory", guarded(onFolder));
   stream.on("error", guarded((error: SendError) => onError(statusOf(error), error.headers)));
   stream.pipe(res);
+}
+
+/**
+ * What `send` says of a precompressed sibling, corrected: the Content-Type is
+ * the plain file's (send's `type` is asked about the name without the
+ * suffix), the ETag the sibling's own with its coding in it (set before send
+ * sets one, so that its If-None-Match checks compare with it), and
+ * Content-Encoding set.
+ */
+function precompressedHeaders(stream: ReturnType<typeof send>, sibling: Sibling): void {
+  const typed = stream as unknown as { type?: (path: string) => void };
+  const type = typed.type;
+  if (typeof type === "function") typed.type = (path: string) => type.call(stream, path.endsWith(sibling.suffix) ? path.slice(0, -sibling.suffix.length) : path);
+  stream.on("headers", (res: http.ServerResponse, _path: string, stats: { size: number; mtime: Date }) => {
+    res.setHeader("Content-Encoding", sibling.encoding);
+    res.setHeader("ETag", `W/"${stats.size.toString(16)}-${stats.mtime.getTime().toString(16)}-${sibling.encoding}"`);
+  });
 }
 
 /**
@@ -243,7 +319,14 @@ function sendFile(
  * rejects, once the response is finished or the client is gone, with the
  * status sent and the body bytes written.
  */
-export function serveStatic(req: http.IncomingMessage, res: http.ServerResponse, root: string, mount: string): Promise<StaticResult> {
+export function serveStatic(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  root: string,
+  mount: string,
+  /** The codings whose precompressed siblings may be served (the app's `compress`); none: plain files only. */
+  precompressed: readonly Encoding[] = [],
+): Promise<StaticResult> {
   const bytes = countBodyBytes(req, res);
   const done = new Promise<StaticResult>((resolve) => {
     const finish = () => resolve({ status: res.headersSent || res.writableFinished ? res.statusCode : 499, bytes: bytes() });
@@ -274,10 +357,20 @@ export function serveStatic(req: http.IncomingMessage, res: http.ServerResponse,
     }
     const escape = await symlinkProblem(realRoot, checked.decoded);
     if (escape) return refuse(escape);
+    const sibling = precompressed.length > 0 ? await siblingFor(req, realRoot, checked.decoded, precompressed) : undefined;
     if (res.destroyed) return; // the client left while we looked
-    sendFile(req, res, realRoot, raw, say, () => {
-      answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
-    });
+    if (precompressed.length > 0) res.setHeader("Vary", "Accept-Encoding");
+    sendFile(
+      req,
+      res,
+      realRoot,
+      raw,
+      say,
+      () => {
+        answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
+      },
+      sibling,
+    );
   })().catch((error: NodeJS.ErrnoException) => {
     // EACCES on the realpath of a file, or anything unforeseen: an answer, never a crash of the proxy.
     try {

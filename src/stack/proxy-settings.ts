@@ -13,6 +13,7 @@ import type { AccessLogFormat } from "../proxy/access-log.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
+import type { CompressPolicy } from "../proxy/compress/negotiate.ts";
 
 export type AppKind = "module" | "command" | "static";
 
@@ -60,6 +61,29 @@ function retryPoliciesFor(config: StackConfig): Record<string, RetryPolicy> {
   );
 }
 
+/**
+ * The config's `compress` blocks, as the proxy's compression policies (the
+ * same on every Node: the proxy leaves out, when it compresses, the codings
+ * its Node cannot produce — zstd before Node 22.15).
+ */
+export function compressPoliciesFor(config: StackConfig): Record<string, CompressPolicy> {
+  const policies: Record<string, CompressPolicy> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    const compress = app.compress;
+    if (!compress) continue;
+    policies[name] = {
+      types: compress.types.map((type) => type.toLowerCase()),
+      minLength: compress.min_length,
+      encodings: compress.encodings.filter((encoding, i) => compress.encodings.indexOf(encoding) === i),
+      levels: { ...compress.level },
+    };
+  }
+  return policies;
+}
+
+/** No `compress` key at all when no app compresses: the options (and the plan that shows them) stay as they were. */
+const compressOption = (policies: Record<string, CompressPolicy>) => (Object.keys(policies).length > 0 ? { compress: policies } : {});
+
 /** The proxy's routing table for the config. */
 export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
   const routes: RouteSpec[] = [];
@@ -92,6 +116,7 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     healthChecks: healthChecksFor(config),
     allowTrace: Object.fromEntries(Object.entries(config.apps).filter(([, app]) => app.allow_trace).map(([name]) => [name, true])),
     staticRoots: staticRootsFor(config),
+    ...compressOption(compressPoliciesFor(config)),
   };
 }
 

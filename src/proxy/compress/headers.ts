@@ -1,0 +1,57 @@
+/**
+ * @module proxy/compress/headers
+ *
+ * A worker's response head as it goes out compressed: Content-Encoding set,
+ * Content-Length dropped (node frames the body chunked), a strong ETag made
+ * weak (the bytes differ from the worker's, so a strong validator would lie;
+ * nginx and Caddy do the same), and Accept-Encoding added to Vary, merged
+ * with the worker's own Vary. Pure, on node's flat [name, value, …] lists.
+ */
+
+/** The head's headers by lowercase name (repeated ones joined with ", "), for proxy/compress/negotiate.ts. */
+export function headerLookup(flat: readonly string[]): (name: string) => string | undefined {
+  return (name) => {
+    let value: string | undefined;
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i]!.length === name.length && flat[i]!.toLowerCase() === name) value = value === undefined ? flat[i + 1]! : `${value}, ${flat[i + 1]!}`;
+    }
+    return value;
+  };
+}
+
+/** `flat` with Accept-Encoding in its Vary (one Vary header, the worker's members kept; `*` left alone). */
+export function withVary(flat: readonly string[]): string[] {
+  const out: string[] = [];
+  const members: string[] = [];
+  let at = -1;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i]!.toLowerCase() === "vary") {
+      if (at === -1) at = out.length;
+      members.push(...flat[i + 1]!.split(",").map((member) => member.trim()).filter(Boolean));
+      continue;
+    }
+    out.push(flat[i]!, flat[i + 1]!);
+  }
+  if (!members.some((member) => member === "*" || member.toLowerCase() === "accept-encoding")) members.push("Accept-Encoding");
+  const vary = ["Vary", members.join(", ")];
+  if (at === -1) out.push(...vary);
+  else out.splice(at, 0, ...vary);
+  return out;
+}
+
+/** W/"x" for a strong "x"; a weak one unchanged. */
+export function weakETag(etag: string): string {
+  return etag.startsWith("W/") ? etag : `W/${etag}`;
+}
+
+/** The headers of a response compressed with `encoding` (see the module's comment). */
+export function encodedHeaders(flat: readonly string[], encoding: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const lower = flat[i]!.toLowerCase();
+    if (lower === "content-length") continue;
+    out.push(flat[i]!, lower === "etag" ? weakETag(flat[i + 1]!) : flat[i + 1]!);
+  }
+  out.push("Content-Encoding", encoding);
+  return withVary(out);
+}
