@@ -102,13 +102,13 @@ describe("RequestRate: nginx's limit_req leaky bucket", () => {
     expect(burstOf(rate, 3, "10.0.0.2")).toEqual([0, 0, "refused"]);
   });
 
-  it("holds at most max_clients addresses, forgetting the least recently seen", () => {
+  it("holds at most max_clients addresses, forgetting the oldest; one seen more often than every max_clients / 2 new addresses is kept", () => {
     const time = clock();
     const rate = new RequestRate(spec({ burst: 0, maxClients: 100 }), time.now);
     rate.take("keep");
     for (let i = 0; i < 50_000; i++) {
       rate.take(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
-      if (i % 50 === 0) rate.take("keep"); // seen often: never the least recent
+      if (i % 40 === 0) rate.take("keep"); // seen more often than once every max_clients / 2 new addresses: never forgotten
       expect(rate.size).toBeLessThanOrEqual(100);
     }
     expect(rate.size).toBe(100);
@@ -133,14 +133,28 @@ describe("InFlight: nginx's limit_conn", () => {
     expect(conn.status).toBe(503);
   });
 
-  it("forgets a client with nothing in flight, and refuses a new one when max_clients are in flight", () => {
+  it("makes room by forgetting clients with nothing in flight, and refuses a new one when max_clients are in flight", () => {
     const conn = new InFlight({ max: 1, status: 429, maxClients: 2 });
     const a = conn.enter("a")!;
     conn.enter("b");
     expect(conn.enter("c")).toBeUndefined();
     a();
-    expect(conn.size).toBe(1);
-    expect(conn.enter("c")).toBeTypeOf("function");
+    expect(conn.size).toBe(2); // "a" is kept, idle, until the room is needed
+    expect(conn.enter("a")).toBeTypeOf("function");
+    conn.enter("a")?.();
+    expect(conn.enter("c")).toBeUndefined();
+  });
+
+  it("holds at most max_clients addresses under many clients, their requests ending", () => {
+    const conn = new InFlight({ max: 1, status: 429, maxClients: 100 });
+    const open: (() => void)[] = [];
+    for (let i = 0; i < 50_000; i++) {
+      const leave = conn.enter(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+      expect(leave).toBeTypeOf("function");
+      open.push(leave!);
+      if (open.length > 60) open.shift()!(); // 60 in flight at a time, the oldest ending
+      expect(conn.size).toBeLessThanOrEqual(100);
+    }
   });
 });
 

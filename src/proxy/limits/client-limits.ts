@@ -28,12 +28,19 @@
  * "connections that have a request being processed".
  *
  * Memory is bounded: each table holds at most `maxClients` addresses. The
- * rate table is an LRU (a Map in use order): when it is full the least
- * recently seen client is forgotten, as nginx drops the least recently used
- * state when its zone is full — a forgotten client starts again with an
- * empty bucket. The in-flight table holds only clients with a request in
- * flight; when it is full a new client is refused (nginx: "if the zone
- * storage is exhausted, the server will return the error").
+ * rate table is an LRU (a Map in insertion order): when it is full the
+ * oldest entry is forgotten, as nginx drops the least recently used state
+ * when its zone is full — a forgotten client starts again with an empty
+ * bucket. An entry is moved to the young end only once it is in the older
+ * half (more than maxClients / 2 newer addresses): moving it on every hit
+ * (a Map delete and set) cost more than the rest of the limiter together
+ * for a client that sends many requests, and a client seen more often than
+ * once every maxClients / 2 new addresses is still never forgotten. The in-flight
+ * table keeps an address whose requests have all ended (a delete and a set
+ * per request would cost as much again) until it needs the room: when it is
+ * full, such addresses are swept out, and if every address has a request in
+ * flight a new one is refused (nginx: "if the zone storage is exhausted, the
+ * server will return the error").
  *
  * Each proxy process keeps its own tables (nginx's workers share a zone in
  * shared memory; ours do not): see docs/proxy.md for what that does to the
@@ -89,6 +96,8 @@ interface Bucket {
   excess: number;
   /** When excess was last updated (ms). */
   last: number;
+  /** Its place in the table: the `inserted` count when it was (re)inserted. */
+  seq: number;
 }
 
 /** nginx's limit_req for one app: a leaky bucket per client address. */
@@ -99,6 +108,9 @@ export class RequestRate {
   private rate = 0;
   private burst = 0;
   private delay = 0;
+  /** Entries (re)inserted so far: a bucket more than `refreshAge` behind is moved to the young end when seen. */
+  private inserted = 0;
+  private refreshAge = 0;
 
   constructor(
     private spec: RateLimitSpec,
@@ -114,6 +126,7 @@ export class RequestRate {
     this.rate = Math.trunc(spec.perSecond * 1000 + 1e-6);
     this.burst = spec.burst * 1000;
     this.delay = spec.nodelay ? Infinity : spec.delay * 1000;
+    this.refreshAge = Math.floor(spec.maxClients / 2);
     while (this.buckets.size > spec.maxClients) this.evictOldest();
   }
 
@@ -132,12 +145,15 @@ export class RequestRate {
     const bucket = this.buckets.get(client);
     if (bucket === undefined) {
       if (this.buckets.size >= this.spec.maxClients) this.evictOldest();
-      this.buckets.set(client, { excess: 0, last: now });
+      this.buckets.set(client, { excess: 0, last: now, seq: ++this.inserted });
       return NOW;
     }
-    // Most recently used last: the oldest client is the first in the Map.
-    this.buckets.delete(client);
-    this.buckets.set(client, bucket);
+    // Recently used last (the oldest client is the first in the Map), once it has aged into the older half.
+    if (this.inserted - bucket.seq > this.refreshAge) {
+      this.buckets.delete(client);
+      this.buckets.set(client, bucket);
+      bucket.seq = ++this.inserted;
+    }
     let ms = now - bucket.last;
     if (ms < -60_000) ms = 1; // nginx: a clock that went back a lot
     else if (ms < 0) ms = 0;
@@ -158,7 +174,9 @@ export class RequestRate {
 
 /** nginx's limit_conn for one app: requests in flight per client address. */
 export class InFlight {
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, { count: number }>();
+  /** Entries whose count is 0 (kept until the room is needed). */
+  private idle = 0;
 
   constructor(private spec: ConnLimitSpec) {}
 
@@ -170,26 +188,38 @@ export class InFlight {
     return this.spec.status;
   }
 
-  /** Client addresses with a request in flight. */
+  /** Client addresses in the table (with requests in flight, or idle until the room is needed). */
   get size(): number {
     return this.counts.size;
   }
 
   /** Counts one request of `client` in; its release function (call once, when it ends), or undefined when refused. */
   enter(client: string): (() => void) | undefined {
-    const count = this.counts.get(client);
-    if (count === undefined) {
+    let entry = this.counts.get(client);
+    if (entry === undefined) {
+      if (this.counts.size >= this.spec.maxClients && this.idle > 0) this.sweep();
       if (this.counts.size >= this.spec.maxClients) return undefined;
-    } else if (count >= this.spec.max) return undefined;
-    this.counts.set(client, (count ?? 0) + 1);
+      entry = { count: 0 };
+      this.counts.set(client, entry);
+      this.idle += 1;
+    } else if (entry.count >= this.spec.max) return undefined;
+    if (entry.count === 0) this.idle -= 1;
+    entry.count += 1;
+    // An entry with a request in flight is never swept, so this one is still the table's when it is released.
+    const counted = entry;
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      const now = this.counts.get(client) ?? 1;
-      if (now <= 1) this.counts.delete(client);
-      else this.counts.set(client, now - 1);
+      counted.count -= 1;
+      if (counted.count === 0) this.idle += 1;
     };
+  }
+
+  /** Drops the addresses with nothing in flight. */
+  private sweep(): void {
+    for (const [client, entry] of this.counts) if (entry.count === 0) this.counts.delete(client);
+    this.idle = 0;
   }
 }
 
