@@ -143,7 +143,7 @@ function limitPhrase(status: number): string {
   return REASON_PHRASES[status] ?? STATUS_CODES[status] ?? "Refused";
 }
 
-/** Retry-After in whole seconds (at least 1), one frozen object per common value. */
+/** Retry-After in whole seconds (at least 1; the common 1 shares RETRY_SOON). */
 function retryAfter(seconds: number): Readonly<Record<string, string>> {
   return seconds <= 1 ? RETRY_SOON : Object.freeze({ "Retry-After": String(seconds) });
 }

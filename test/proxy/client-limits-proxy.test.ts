@@ -143,6 +143,18 @@ describe("rate_limit on a real proxy", () => {
     expect(done[2]).toBeGreaterThanOrEqual(190);
   });
 
+  it("logs 499 for a client that leaves while its request waits its turn, and never passes it on", async () => {
+    const { port, log } = await stack("    rate_limit: { rate: 2r/s, burst: 1 }\n");
+    expect((await get(port)).status).toBe(200);
+    const waiting = http.get({ host: "127.0.0.1", port, path: "/left", agent: false });
+    waiting.on("error", () => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    waiting.destroy(); // 400 ms before its turn
+    await until("the 499 entry", () => log.some((entry) => entry.url === "/left"), 3000);
+    expect(log.find((entry) => entry.url === "/left")).toMatchObject({ status: 499, app: "web" });
+    expect(log.find((entry) => entry.url === "/left")!.endpoint).toBeUndefined();
+  });
+
   it("answers the configured status", async () => {
     const { port } = await stack("    rate_limit: { rate: 1r/m, status: 503 }\n");
     const replies = await Promise.all([get(port), get(port)]);
