@@ -485,7 +485,7 @@ function limitStatus(nginxName: string) {
 function maxClients() {
   return Type.Integer({
     description:
-      "The most client addresses the proxy keeps for this limit, per proxy process (nginx's zone size): about 150 bytes each. The rate limit then forgets the least recently seen address (it starts again with an empty bucket); the connection limit refuses a new address while it holds this many with requests in flight.",
+      "The most client addresses the proxy keeps for this limit, per proxy process (nginx's zone size): about 150 bytes each. When full, the rate limit forgets its oldest address, which starts again with an empty bucket (one seen more often than every max_clients / 2 new addresses is never forgotten); the connection limit forgets addresses with nothing in flight, and refuses a new one while all of them have requests in flight.",
     minimum: 1,
     maximum: 1_000_000,
     default: 10_000,
