@@ -11,6 +11,10 @@
  *      nginx (worker_processes 1, the baseline), HAProxy (nbthread 1) and
  *      Caddy (GOMAXPROCS=1) when installed; on request (--add) the hot-path
  *      variants of bench/variants/ and a third worker with no proxy;
+ *   1b. "limits" (opt-in, --add stack-limited): the same stack with the
+ *      app's rate_limit and conn_limit on, set far above the load, against
+ *      group 1's row for our proxy: what the limiter costs when no client is
+ *      over its limit (the config file rewritten, as for group 2);
  *   2. "auto": the same workers, our proxy with proxy.workers: auto (the
  *      same stack, its config file rewritten: the stack applies it) against
  *      nginx with worker_processes auto;
@@ -45,7 +49,7 @@
  *          --warmup N      seconds of the warm-up before each measurement (default 1)
  *          --only LIST     these targets only (their baselines are added), comma-separated
  *          --add LIST      these opt-in targets too: http-proxy, http-proxy-3, undici, direct,
- *                          cmd-stack-nolog, cmd-nginx-nolog, gzip-stack (with gzip-nginx: 20 KB of
+ *                          cmd-stack-nolog, cmd-nginx-nolog, stack-limited, gzip-stack (with gzip-nginx: 20 KB of
  *                          JSON gzipped at GZIP_LEVEL by our proxy's `compress` and by nginx's `gzip on`;
  *                          `--only gzip-stack` runs that pair alone)
  *          --nginx-buffering on|off  nginx's proxy_buffering and proxy_request_buffering (default on)
@@ -115,7 +119,7 @@ const CMD_BODY = "Hello from TSGI: GET /\n";
  * goals are per proxy process (under load) and for the `up` process (idle and
  * under load). MB read as MiB, as bench/stack.mjs does.
  */
-const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.1, proxy_rss: 60 * MiB, stack_rss: 80 * MiB, observed_ratio: 0.97 };
+const GOALS = { rps_ratio: 0.75, p99_ratio: 1.5, c1_p50_ratio: 1.1, proxy_rss: 60 * MiB, stack_rss: 80 * MiB, observed_ratio: 0.97, limited_ratio: 0.97 };
 /** SIGINT to `up` drains the workers: this long at most before SIGKILL. */
 const STOP_GRACE_MS = 60_000;
 /** The whole run should stay near 6 minutes: options that plan more load than this are refused. */
@@ -188,6 +192,7 @@ const BULK = flags.bulk ? ["big", "upload"] : [];
 const TARGETS = {
   stack: { group: "one", baseline: "nginx", kinds: ["small", "c1", ...BULK], label: "ours, proxy.workers: 1" },
   "stack-observed": { group: "one", baseline: "stack", kinds: ["small"], label: "ours, proxy.workers: 1, /metrics polled each second and a status page open" },
+  "stack-limited": { group: "limits", baseline: "stack", kinds: ["small"], label: "ours, proxy.workers: 1, rate_limit and conn_limit on (no client over them)", optIn: true },
   nginx: { group: "one", kinds: ["small", "c1", ...BULK], label: "nginx, worker_processes 1" },
   haproxy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "HAProxy, nbthread 1", binary: HAPROXY },
   caddy: { group: "one", baseline: "nginx", kinds: ["small", ...BULK], label: "Caddy, GOMAXPROCS=1", binary: CADDY },
@@ -206,6 +211,7 @@ const TARGETS = {
 };
 const GROUPS = {
   one: `1. ${WORKERS} gateway workers (bench/apps/proxy-app.ts) on unix sockets, access log off; one process (thread) per proxy`,
+  limits: `1b. the same ${WORKERS} gateway workers and stack, the app's rate_limit and conn_limit on (far above the load: every request goes through the limiter, none refused)`,
   auto: `2. the same ${WORKERS} gateway workers; one proxy process (worker) per CPU: ${CPUS} here`,
   cmd: "3. ONE `command:` app over TCP (bench/apps/node-hello.mjs on $PORT), access log on",
   "cmd-nolog": "3b. the same `command:` app, access log off (diagnosis)",
@@ -213,11 +219,12 @@ const GROUPS = {
 };
 /** Which stack a group loads, and the stack settings it needs. */
 const STACK_OF_GROUP = {
-  one: { stack: "a", proxyWorkers: "1", compress: false },
-  auto: { stack: "a", proxyWorkers: "auto", compress: false },
+  one: { stack: "a", proxyWorkers: "1", limits: "off", compress: false },
+  limits: { stack: "a", proxyWorkers: "1", limits: "on", compress: false },
+  auto: { stack: "a", proxyWorkers: "auto", limits: "off", compress: false },
   cmd: { stack: "b", accessLog: "combined" },
   "cmd-nolog": { stack: "b", accessLog: "off" },
-  gzip: { stack: "a", proxyWorkers: "1", compress: true },
+  gzip: { stack: "a", proxyWorkers: "1", limits: "off", compress: true },
 };
 
 function listOption(value, flag) {
@@ -334,7 +341,7 @@ ${proxy}  bench:
     instances: ${WORKERS}
     routes: [{ path: / }]
     cwd: ${JSON.stringify(ROOT)}
-${stack.compress ? `    compress: { encodings: [gzip], level: { gzip: ${GZIP_LEVEL} } }\n` : ""}`;
+${stack.limits === "on" ? LIMITS_YAML : ""}${stack.compress ? `    compress: { encodings: [gzip], level: { gzip: ${GZIP_LEVEL} } }\n` : ""}`;
   }
   // The supervisor gives a command app its port in $PORT (a free loopback port); the shell expands it.
   const command = `'${process.execPath}' '${path.join(ROOT, CMD_APP)}' ${HOST}:$PORT`;
@@ -346,6 +353,15 @@ ${proxy}  hello:
     cwd: ${JSON.stringify(ROOT)}
 `;
 }
+
+/**
+ * Group 1b's limits: wrk's 50 connections all come from 127.0.0.1, one client,
+ * so the limits sit far above what it sends; every request is still accounted
+ * (its bucket, its in-flight count), none refused.
+ */
+const LIMITS_YAML = `    rate_limit: { rate: 1000000r/s, burst: 1000000, nodelay: true }
+    conn_limit: { max: 1000 }
+`;
 
 /** `tsgi-stack status --json -c FILE`: the command itself, as a user would find the workers and the proxy processes. */
 async function statusCli(config) {
@@ -426,9 +442,9 @@ const proxyCount = (stack) => (stack.proxyWorkers === "auto" ? CPUS : Number(sta
 
 /** Rewrites the stack's config file (the stack applies a saved change by itself) and waits until its proxy processes match. */
 async function reconfigureStack(stack, change) {
-  const before = { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, compress: stack.compress };
+  const before = { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, limits: stack.limits, compress: stack.compress };
   Object.assign(stack, change);
-  if (stack.proxyWorkers === before.proxyWorkers && stack.accessLog === before.accessLog && stack.compress === before.compress) return;
+  if (stack.proxyWorkers === before.proxyWorkers && stack.accessLog === before.accessLog && stack.limits === before.limits && stack.compress === before.compress) return;
   const started = performance.now();
   const linesBefore = stack.proc.lines.length;
   writeFileSync(stack.config, stackConfigText(stack));
@@ -439,8 +455,8 @@ async function reconfigureStack(stack, change) {
   }
   await settleProxies(stack, proxyCount(stack), `after proxy.workers: ${stack.proxyWorkers}`);
   const ms = Math.round(performance.now() - started);
-  stack.reconfigurations.push({ from: before, to: { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, compress: stack.compress }, ms, proxies: stack.proxies.map((p) => p.pid) });
-  log(`  stack ${stack.name}: proxy.workers: ${stack.proxyWorkers}, access_log: ${stack.accessLog} -> proxy process(es) ${stack.proxies.map((p) => p.pid).join(", ")} (${ms} ms)`);
+  stack.reconfigurations.push({ from: before, to: { proxyWorkers: stack.proxyWorkers, accessLog: stack.accessLog, limits: stack.limits, compress: stack.compress }, ms, proxies: stack.proxies.map((p) => p.pid) });
+  log(`  stack ${stack.name}: proxy.workers: ${stack.proxyWorkers}, access_log: ${stack.accessLog}, limits: ${stack.limits}, compress: ${stack.compress} -> proxy process(es) ${stack.proxies.map((p) => p.pid).join(", ")} (${ms} ms)`);
 }
 
 // ---------------------------------------------------------------- nginx, HAProxy, Caddy
@@ -1055,6 +1071,19 @@ function goalsOf(results) {
       why: r.why,
     });
   };
+  if (results.runs["stack-limited"] && results.runs.stack) {
+    const r = ratioOf(results, "stack-limited", "small", "rps");
+    goals.push({
+      name: "limited",
+      text: `req/s with rate_limit and conn_limit on (no client over them) ≥ ${GOALS.limited_ratio}x without, wrk -c50`,
+      value: r.median,
+      spread: r.median === undefined ? undefined : { min: r.min, max: r.max, n: r.n },
+      met: r.median !== undefined && r.median >= GOALS.limited_ratio,
+      met_runs: r.median === undefined ? 0 : r.values.filter((v) => v >= GOALS.limited_ratio).length,
+      limit: GOALS.limited_ratio,
+      why: r.why,
+    });
+  }
   if (results.runs["stack-observed"] && results.runs.stack) {
     const r = ratioOf(results, "stack-observed", "small", "rps");
     goals.push({
@@ -1345,6 +1374,7 @@ function newStack(name, settings) {
     state: path.join(dir, "state"),
     proxyWorkers: "1",
     accessLog: "off",
+    limits: "off",
     reconfigurations: [],
     ...settings,
   };
@@ -1371,7 +1401,7 @@ async function main() {
   log(`targets: ${SELECTED.join(", ")}; ${RUNS} run(s) of each measurement; ${PLANNED_LOAD_S} s of load in all${QUICK ? " (--quick)" : ""}\n`);
   machine.others_cpu_before = await quietBefore("the benchmark");
 
-  const needA = SELECTED.some((key) => ["one", "auto", "gzip"].includes(TARGETS[key].group));
+  const needA = SELECTED.some((key) => ["one", "limits", "auto", "gzip"].includes(TARGETS[key].group));
   const needB = SELECTED.some((key) => ["cmd", "cmd-nolog"].includes(TARGETS[key].group));
   const startsAuto = !SELECTED.some((key) => TARGETS[key].group === "one");
   const startsNolog = !SELECTED.some((key) => TARGETS[key].group === "cmd");
@@ -1418,6 +1448,7 @@ async function main() {
   async function startTarget(key) {
     switch (key) {
       case "stack":
+      case "stack-limited":
       case "stack-auto":
       case "gzip-stack":
         stackTarget(key, stacks.a);
@@ -1475,6 +1506,7 @@ async function main() {
       await reconfigureStack(stack, {
         ...(want.proxyWorkers ? { proxyWorkers: want.proxyWorkers } : {}),
         ...(want.accessLog ? { accessLog: want.accessLog } : {}),
+        ...(want.limits ? { limits: want.limits } : {}),
         ...(want.compress !== undefined ? { compress: want.compress } : {}),
       });
     }

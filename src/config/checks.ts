@@ -12,6 +12,7 @@
  *   - no two routes are the same host + path (naming both apps)
  *   - no two listeners share an address
  *   - each `proxy.trusted_proxies` entry is an address or CIDR block
+ *   - a `rate_limit` has `nodelay` or `delay`, not both
  *
  * They run alongside the schema so that `validate` reports every error at
  * once, so they read the data defensively and skip any value the schema has
@@ -58,8 +59,8 @@ function validString(value: unknown, segments: PathSegment[], context: CheckCont
 const KINDS = ["module", "command", "static"] as const;
 /** What each kind is, for the messages. */
 const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
-/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files). */
-const STATIC_KEYS = new Set(["static", "routes", "compress"]);
+/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files; its limits per client are the proxy's). */
+const STATIC_KEYS = new Set(["static", "routes", "compress", "rate_limit", "conn_limit"]);
 
 /** `a`, `a` and `b`, `a`, `b` and `c`. */
 function listKeys(keys: readonly string[]): string {
@@ -196,6 +197,18 @@ const trustedProxiesParse: Check = (data, context) => {
   return problems;
 };
 
+/** nginx takes the last of `nodelay` and `delay=`; a file that says both is a mistake either way. */
+const delayOrNodelay: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    const limit = app.rate_limit;
+    const segments: PathSegment[] = ["apps", name, "rate_limit", "delay"];
+    if (!isRecord(limit) || limit.nodelay !== true || limit.delay === undefined || context.faulted(segments)) continue;
+    problems.push({ segments, message: "`delay` and `nodelay: true` say different things: `nodelay` serves the whole burst at once, `delay` only its first requests" });
+  }
+  return problems;
+};
+
 /**
  * Environment variables the stack sets for each worker itself: PORT (a
  * command app's own port; a gateway worker listens where the supervisor
@@ -259,7 +272,7 @@ const durationsInRange: Check = (data, context) => {
 };
 
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, stackOwnedEnv, durationsInRange];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, stackOwnedEnv, durationsInRange];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

@@ -79,6 +79,7 @@ export const FORMATS = {
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
+  rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
 
@@ -506,6 +507,7 @@ export const AppSchema = Type.Object(
     ...workerSettingFields(),
     ready_timeout: duration({ description: "How long a new worker may take to become ready before it counts as failed to start.", default: "10s" }),
     restart: RestartSchema,
+    ...clientLimitFields(),
   },
   {
     additionalProperties: false,
@@ -516,6 +518,97 @@ export const AppSchema = Type.Object(
     dependencies: { interface: { required: ["module"] } },
   },
 );
+
+/* ------------------------------------------------------------------ limits per client address (issue #13) */
+
+/**
+ * `10r/s` or `30r/m`, nginx's rate syntax (whole requests per second or per
+ * minute; `30r/m` is half a request a second); loaded as requests per second.
+ * The functions of this block are called from AppSchema, above them: they
+ * hold their constants inside, out of the temporal dead zone.
+ */
+function rate(options: FieldOptions) {
+  return Type.Transform(Type.String({ ...options, pattern: "^[1-9][0-9]{0,6}r/[sm]$", ...formatted("rate") }))
+    .Decode((value) => Number.parseInt(value, 10) / (value.endsWith("/m") ? 60 : 1))
+    .Encode((perSecond) => (Number.isInteger(perSecond) ? `${perSecond}r/s` : `${Math.round(perSecond * 60)}r/m`));
+}
+
+/** The status of a refused request: an error status, so that no client takes it for an answer. */
+function limitStatus(nginxName: string) {
+  return Type.Integer({
+    description: `The status of a refused request (nginx's ${nginxName}, whose default is 503): 429 Too Many Requests is what clients and their retry libraries expect. Any 4xx or 5xx.`,
+    minimum: 400,
+    maximum: 599,
+    default: 429,
+  });
+}
+
+/** The most client addresses one table keeps (per app and proxy process): the memory bound, about 150 bytes an address. */
+function maxClients() {
+  return Type.Integer({
+    description:
+      "The most client addresses the proxy keeps for this limit, per proxy process (nginx's zone size): about 150 bytes each. When full, the rate limit forgets its oldest address, which starts again with an empty bucket (one seen more often than every max_clients / 2 new addresses is never forgotten); the connection limit forgets addresses with nothing in flight, and refuses a new one while all of them have requests in flight.",
+    minimum: 1,
+    maximum: 1_000_000,
+    default: 10_000,
+  });
+}
+
+/**
+ * The app keys for limits per client address: nginx's limit_req and
+ * limit_conn, per app. Declared as a function (hoisted) so that these keys
+ * sit at the end of AppSchema and this block stays in one piece.
+ */
+function clientLimitFields() {
+  const RateLimitSchema = Type.Object(
+    {
+      rate: rate({
+        description:
+          "The rate each client address may send requests at (nginx's limit_req rate=): whole requests per second (`10r/s`) or per minute (`30r/m`). The client is the address after `proxy.trusted_proxies`.",
+      }),
+      burst: requestCount(
+        "Requests a client may send ahead of the rate (nginx's burst=): they wait their turn at the rate (or go at once with `nodelay`); beyond them, requests are refused. 0: none ahead.",
+      ),
+      nodelay: Type.Boolean({
+        description: "Serve the requests within `burst` at once rather than spacing them at the rate (nginx's nodelay). Their slots in the burst still free up only at the rate.",
+        default: false,
+      }),
+      delay: requestCount(
+        "Requests within the burst served at once before the rest are spaced at the rate (nginx's delay=, two-stage limiting). 0: every request over the rate waits. Not with `nodelay`.",
+      ),
+      status: limitStatus("limit_req_status"),
+      max_clients: maxClients(),
+    },
+    {
+      additionalProperties: false,
+      description:
+        "Limit the request rate of each client address, as nginx's limit_req: a leaky bucket per address with `burst`, refused requests answered `status` (429) with Retry-After. Each proxy process keeps its own bucket per address (see docs/proxy.md). Absent: no limit.",
+      examples: [{ rate: "10r/s", burst: 20, nodelay: true }],
+    },
+  );
+  const ConnLimitSchema = Type.Object(
+    {
+      max: Type.Integer({
+        description: "Requests (and open WebSockets) each client address may have in flight at once (nginx's limit_conn number); one more is refused.",
+        minimum: 1,
+      }),
+      status: limitStatus("limit_conn_status"),
+      max_clients: maxClients(),
+    },
+    {
+      additionalProperties: false,
+      description:
+        "Limit the requests each client address has in flight at once, as nginx's limit_conn: one over `max` is answered `status` (429) with Retry-After: 1. Counted per proxy process. Absent: no limit.",
+      examples: [{ max: 10 }],
+    },
+  );
+  return { rate_limit: Type.Optional(RateLimitSchema), conn_limit: Type.Optional(ConnLimitSchema) };
+}
+
+/** A whole number of requests, 0 by default. */
+function requestCount(description: string) {
+  return Type.Integer({ description, minimum: 0, maximum: 1_000_000, default: 0 });
+}
 
 const LogsSchema = Type.Object(
   {

@@ -231,6 +231,9 @@ function appAnnotations(name: string, app: AppConfig, differences: Differences):
   if (app.allow_trace) {
     differences.note(`apps.${name}.allow_trace`, "ingress-nginx refuses TRACE (405) before any Ingress sees it; the workers would let it through");
   }
+  // ingress-nginx's limit-rps / limit-connections annotations take a burst as a multiple of the rate and one status for the whole controller: not the config's.
+  if (app.rate_limit) differences.note(`apps.${name}.rate_limit`, "ingress-nginx's limit-rps annotations have no burst, delay or status of their own (the controller's limit-req-status-code); not written: no rate limit");
+  if (app.conn_limit) differences.note(`apps.${name}.conn_limit`, "ingress-nginx's limit-connections annotation answers the controller's limit-conn-status-code; not written: no limit");
   return annotations;
 }
 

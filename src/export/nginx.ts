@@ -39,7 +39,9 @@
  *   replaced unless its peer is trusted);
  * - static apps as `alias`, GET and HEAD only, dotfiles 404, folders
  *   redirected to their slash form;
- * - TLS as `listen … ssl` with the config's certificate and key.
+ * - TLS as `listen … ssl` with the config's certificate and key;
+ * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
+ *   the app's locations (export/nginx-limits.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -47,6 +49,7 @@ import { formatDuration } from "../contract/units.ts";
 import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
+import { limitDirectives, limitZones } from "./nginx-limits.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -240,6 +243,7 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
+    ...limitDirectives(config, target.name, app),
     ...retries(settings, directive),
     target.protocol === "uwsgi" ? `uwsgi_pass ${upstreamName(target, app, "uwsgi")};` : `proxy_pass http://${upstreamName(target, app, "http")};`,
   ];
@@ -257,6 +261,7 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
       // A WebSocket quiet both ways this long is closed (websocket_idle_timeout).
       `proxy_read_timeout ${idle};`,
       `proxy_send_timeout ${idle};`,
+      ...limitDirectives(config, target.name, app),
       `proxy_pass http://${upstreamName(target, app, "http")};`,
     ]),
     "}",
@@ -317,7 +322,10 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       if (action.kind === "none" || (action.kind === "worker" && !reachable.has(action.app))) {
         inner = ["return 404;"];
       } else if (action.kind === "static") {
-        inner = staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix);
+        inner = [
+          ...limitDirectives(config, target.name, action.app),
+          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
+        ];
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
@@ -392,6 +400,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
       : []),
     "",
     ...accessLog(config, target),
+    ...limitZones(config, target.name),
     ...upstreams,
     ...servers,
     "",

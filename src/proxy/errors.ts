@@ -58,6 +58,15 @@ export class WorkerTimeout extends ProxyRefusal {
   static readonly status = 504;
 }
 
+/** A client over its app's `rate_limit` (nginx's limit_req): 429 unless `rate_limit.status` says otherwise. */
+export class RateLimited extends ProxyRefusal {
+  static readonly code = "TSGI_ERR_PROXY_RATE_LIMITED";
+}
+/** A client over its app's `conn_limit` (nginx's limit_conn): 429 unless `conn_limit.status` says otherwise. */
+export class ConnLimited extends ProxyRefusal {
+  static readonly code = "TSGI_ERR_PROXY_CONN_LIMITED";
+}
+
 export const proxyErrors = errorGroup("PROXY", [
   BadRequestHead,
   BadBodyFraming,
@@ -68,4 +77,6 @@ export const proxyErrors = errorGroup("PROXY", [
   NoWorkerAnswer,
   InvalidWorkerResponse,
   WorkerTimeout,
+  RateLimited,
+  ConnLimited,
 ]);

@@ -7,6 +7,7 @@
  */
 import { PROXY_UPSTREAM_IDLE_MS } from "../contract/keep-alive.ts";
 import type { AccessEntry } from "./exchange.ts";
+import type { ClientLimitSpec } from "./limits/client-limits.ts";
 import type { HealthCheckSpec, HealthListener } from "./health/active.ts";
 import type { PassiveHealthOptions } from "./health/passive.ts";
 import type { RouteSpec } from "./router.ts";
@@ -47,6 +48,8 @@ export interface FrontProxyOptions {
   compress?: Readonly<Record<string, CompressPolicy>>;
   /** Apps that take TRACE requests (`allow_trace`); every other app's are answered 405. */
   allowTrace?: Readonly<Record<string, boolean>>;
+  /** Limits per client address, per app (the config's `rate_limit` and `conn_limit`); apps absent here have none. */
+  clientLimits?: Readonly<Record<string, ClientLimitSpec>>;
   /** Called after each proxied response, for the access log and the metrics. */
   onResponse?: (entry: AccessEntry) => void;
   /** Called for each try a worker failed (could not connect, timed out, broke): `retried` when another try follows. */

@@ -9,10 +9,11 @@
  * (`HANDLED`: a static file). A pass may be async; the runner stays
  * synchronous until one is.
  *
- *   WEB_PASSES      head rules -> route -> method -> static -> body limit ->
- *                   body pace -> chunked body -> select
+ *   WEB_PASSES      head rules -> route -> method -> client limits ->
+ *                   static -> body limit -> body pace -> chunked body ->
+ *                   select
  *   UPGRADE_PASSES  head rules -> route (a static app has no WebSocket:
- *                   404) -> select
+ *                   404) -> client limits -> select
  *
  * The upgrade path shares the first passes, so a request cannot get past a
  * check by asking to upgrade. Each pass reads only its context, so the
@@ -23,6 +24,7 @@ import type { Endpoint } from "./balancing/selector.ts";
 import type { Exchange } from "./exchange.ts";
 import { BodyTooLarge, declaredTooLarge, isChunked, readChunkedBody } from "./limits/body-size.ts";
 import { watchBodyPace } from "./limits/body-timeout.ts";
+import type { AppLimiters } from "./limits/client-limits.ts";
 import type { Refusal } from "./refusal.ts";
 import { adoptTarget } from "../http/front-door.ts";
 import { headProblem, normalizeTarget } from "../http/request-rules.ts";
@@ -70,6 +72,10 @@ export interface ProxyView {
   bodyStalled(ctx: RequestContext, refusal: Refusal): void;
   /** A worker of `app` for a first try, or undefined when none is ready. */
   choose(app: string, req: http.IncomingMessage): Endpoint | undefined;
+  /** The app's limits per client address (`rate_limit`, `conn_limit`), or undefined when it has none. */
+  limiters(app: string): AppLimiters | undefined;
+  /** The client's address past the trusted proxies (proxy/forwarded.ts clientAddress). */
+  clientOf(req: http.IncomingMessage): string;
 }
 
 export interface RequestPass {
@@ -127,6 +133,52 @@ const routeToWorkers: RequestPass = {
     return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.path! };
   },
 };
+
+/** nginx's status for a client that closed the connection before it was answered. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * The app's limits per client address (issue #13), in nginx's order:
+ * limit_req first (refused, or delayed to the rate), then limit_conn, counted
+ * from the end of any delay until the response ends (a WebSocket: until its
+ * tunnel closes). Before the static pass, so a static app is limited too.
+ */
+const clientLimits: RequestPass = {
+  name: "client limits",
+  run(ctx) {
+    const limiters = ctx.proxy.limiters(ctx.route!.app);
+    if (limiters === undefined) return undefined;
+    const client = ctx.proxy.clientOf(ctx.req);
+    const rate = limiters.rate;
+    if (rate) {
+      const verdict = rate.take(client);
+      if (!verdict.ok) return { kind: "rate-limited", app: ctx.route!.app, status: rate.status, retryAfterS: Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)) };
+      if (verdict.delayMs > 0) return afterDelay(ctx, verdict.delayMs, () => inFlightLimit(ctx, limiters, client));
+    }
+    return inFlightLimit(ctx, limiters, client);
+  },
+};
+
+function inFlightLimit(ctx: RequestContext, limiters: AppLimiters, client: string): PassResult {
+  const conn = limiters.conn;
+  if (!conn) return undefined;
+  const leave = conn.enter(client);
+  if (!leave) return { kind: "conn-limited", app: ctx.route!.app, status: conn.status };
+  // A response's 'close' comes when it has ended or its connection closed; an upgrade has only its socket.
+  (ctx.res ?? ctx.req.socket).once("close", leave);
+  return undefined;
+}
+
+/** A request over the rate but within the burst waits its turn; a client that leaves meanwhile is logged 499. */
+function afterDelay(ctx: RequestContext, ms: number, then: () => PassResult): Promise<PassResult> {
+  return new Promise((resolve) => {
+    setTimeout(() => {
+      if (!ctx.req.socket.destroyed) return resolve(then());
+      ctx.exchange.end(CLIENT_CLOSED_REQUEST);
+      resolve(HANDLED);
+    }, ms);
+  });
+}
 
 const staticFolder: RequestPass = {
   name: "static",
@@ -187,8 +239,8 @@ const select: RequestPass = {
   },
 };
 
-export const WEB_PASSES: readonly RequestPass[] = [headRules, route, method, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
-export const UPGRADE_PASSES: readonly RequestPass[] = [headRules, routeToWorkers, select];
+export const WEB_PASSES: readonly RequestPass[] = [headRules, route, method, clientLimits, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
+export const UPGRADE_PASSES: readonly RequestPass[] = [headRules, routeToWorkers, clientLimits, select];
 
 /** Runs `passes` in order from `from` until one refuses or handles the request; synchronous until a pass returns a promise. */
 export function runPasses(passes: readonly RequestPass[], ctx: RequestContext, from = 0): PassResult | Promise<PassResult> {

@@ -14,6 +14,7 @@
  *
  * The statuses are nginx's, each with the reason it was chosen.
  */
+import { STATUS_CODES } from "node:http";
 import * as codes from "./errors.ts";
 import type { FailureKind } from "./upstream/connection.ts";
 
@@ -44,7 +45,16 @@ export type Refusal =
   /** A head node would not write (a value its checks refuse): 502, as for any head we will not pass on. */
   | { kind: "invalid-response-head"; app: string }
   /** The worker was silent longer than the upstream timeout: 504, not resent (it may still be working on it). */
-  | { kind: "upstream-timeout"; app: string; ms: number };
+  | { kind: "upstream-timeout"; app: string; ms: number }
+  /**
+   * A client over its app's `rate_limit` (nginx's limit_req): the configured
+   * status (429 by default, where nginx's limit_req_status defaults to 503:
+   * 429 is what clients and their retry libraries understand as "slow down"),
+   * with Retry-After when the client's next request would be accepted.
+   */
+  | { kind: "rate-limited"; app: string; status: number; retryAfterS: number }
+  /** A client with `conn_limit` requests already in flight (nginx's limit_conn): the configured status (429 by default), Retry-After: 1. */
+  | { kind: "conn-limited"; app: string; status: number };
 
 /** What the client is told: the status, a one-line text, extra headers, and whether the connection closes after it. */
 export interface Answer {
@@ -93,6 +103,20 @@ export function answerFor(refusal: Refusal): Answer {
       return answer(502, `Bad Gateway: app "${refusal.app}" sent an invalid response`);
     case "upstream-timeout":
       return answer(504, `Gateway Timeout: app "${refusal.app}" did not answer within ${refusal.ms} ms`);
+    case "rate-limited":
+      return answer(
+        refusal.status,
+        `${limitPhrase(refusal.status)}: too many requests from this address for app "${refusal.app}"`,
+        false,
+        retryAfter(refusal.retryAfterS),
+      );
+    case "conn-limited":
+      return answer(
+        refusal.status,
+        `${limitPhrase(refusal.status)}: too many requests in flight from this address for app "${refusal.app}"`,
+        false,
+        RETRY_SOON,
+      );
   }
 }
 
@@ -107,10 +131,22 @@ const CODES: Readonly<Record<Refusal["kind"], string>> = {
   "upstream-failed": codes.NoWorkerAnswer.code,
   "invalid-response-head": codes.InvalidWorkerResponse.code,
   "upstream-timeout": codes.WorkerTimeout.code,
+  "rate-limited": codes.RateLimited.code,
+  "conn-limited": codes.ConnLimited.code,
 };
 
 /** Workers are replaced within about a second; a client that honours Retry-After comes back then. */
 const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ "Retry-After": "1" });
+
+/** The reason phrase of a limit's configured status (any 4xx or 5xx). */
+function limitPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? STATUS_CODES[status] ?? "Refused";
+}
+
+/** Retry-After in whole seconds (at least 1; the common 1 shares RETRY_SOON). */
+function retryAfter(seconds: number): Readonly<Record<string, string>> {
+  return seconds <= 1 ? RETRY_SOON : Object.freeze({ "Retry-After": String(seconds) });
+}
 
 /** The reason phrases of the statuses the proxy answers with itself (the upgrade path writes its status line by hand). */
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
@@ -120,6 +156,7 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   408: "Request Timeout",
   413: "Content Too Large",
   414: "URI Too Long",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   502: "Bad Gateway",
   503: "Service Unavailable",

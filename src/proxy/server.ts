@@ -14,7 +14,8 @@
  * and its figures in the README).
  *
  * A request goes through the passes of proxy/passes.ts (head rules, route,
- * method, static, body limit, body pace, chunked body, select), then to a
+ * method, client limits, static, body limit, body pace, chunked body,
+ * select), then to a
  * worker; every answer the proxy makes up itself comes from one map,
  * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
  * closes the client connection (never a fake complete response). On the
@@ -49,6 +50,7 @@ import { type AccessEntry, Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
+import { ClientLimits } from "./limits/client-limits.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
@@ -87,11 +89,14 @@ export class FrontProxy {
   private readonly tunnels = new Set<{ close(): void }>();
   /** What the request passes may ask of the proxy (proxy/passes.ts), read at the time each request arrives. */
   private readonly view: ProxyView;
+  /** The apps' limits per client address, kept across reconfigure (their clients' state with them). */
+  private readonly clientLimits: ClientLimits;
 
   constructor(private options: FrontProxyOptions) {
     this.router = new Router(options.routes);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
+    this.clientLimits = new ClientLimits(options.clientLimits);
     const proxy = this;
     this.view = {
       route: (host, path) => this.router.match(host, path),
@@ -112,6 +117,8 @@ export class FrontProxy {
         return proxy.options.bodyTimeoutMs ?? 60_000;
       },
       choose: (app, req) => this.upstreams.choose(app, req),
+      limiters: (app) => this.clientLimits.of(app),
+      clientOf: (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted),
     };
   }
 
@@ -133,6 +140,7 @@ export class FrontProxy {
     this.trusted = trusted;
     this.router = new Router(options.routes);
     this.upstreams.reconfigure(options);
+    this.clientLimits.configure(options.clientLimits ?? {});
   }
 
   /** The ready workers of one app: the only way the proxy learns about workers. */

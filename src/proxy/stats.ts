@@ -3,7 +3,8 @@
  *
  * What one proxy process counts of its traffic: requests by app and status
  * class, a latency histogram per app, requests and errors per worker, failed
- * tries and retries, client connections; and the last few requests that
+ * tries and retries, requests refused by a limit per client address
+ * (`rate_limit`, `conn_limit`), client connections; and the last few requests that
  * ended 5xx, for the status page. Each proxy process keeps its own; the
  * stack process sums them (prom-client's AggregatorRegistry, as node:cluster
  * users do) for GET /metrics and `status`.
@@ -16,6 +17,7 @@
  * holds that form to prom-client's own.
  */
 import type { AccessEntry } from "./exchange.ts";
+import { ConnLimited, RateLimited } from "./errors.ts";
 
 /** Prometheus' own default buckets, in seconds: from 5 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -64,6 +66,9 @@ interface AppCounts {
   /** Failed tries by kind. */
   failures: Map<string, number>;
   retries: number;
+  /** Requests refused by `rate_limit` and by `conn_limit`. */
+  rateLimited: number;
+  connLimited: number;
 }
 
 interface WorkerCounts {
@@ -71,6 +76,9 @@ interface WorkerCounts {
   requests: number;
   errors: number;
 }
+
+const RATE_LIMITED = RateLimited.code;
+const CONN_LIMITED = ConnLimited.code;
 
 function bucketOf(seconds: number): number {
   for (let index = 0; index < LATENCY_BUCKETS.length; index++) if (seconds <= LATENCY_BUCKETS[index]!) return index;
@@ -100,6 +108,8 @@ export class ProxyStats {
       if (failed) worker.errors += 1;
     }
     if (failed) this.keepError(entry);
+    if (entry.error === RATE_LIMITED) counts.rateLimited += 1;
+    else if (entry.error === CONN_LIMITED) counts.connLimited += 1;
   }
 
   /** A try a worker failed; `retried` when the request went on to another worker. */
@@ -179,6 +189,15 @@ export class ProxyStats {
         "Failed tries that were sent to another worker, by app.",
         apps.flatMap(([app, counts]) => (counts.retries > 0 ? [{ value: counts.retries, labels: { app } }] : [])),
       ),
+      metric(
+        "tsgi_proxy_limited_requests_total",
+        "counter",
+        "Requests refused by a limit per client address, by app and limit (rate: rate_limit, conn: conn_limit).",
+        apps.flatMap(([app, counts]) => [
+          ...(counts.rateLimited > 0 ? [{ value: counts.rateLimited, labels: { app, limit: "rate" } }] : []),
+          ...(counts.connLimited > 0 ? [{ value: counts.connLimited, labels: { app, limit: "conn" } }] : []),
+        ]),
+      ),
       metric("tsgi_proxy_connections_total", "counter", "Client connections the proxy accepted.", [{ value: this.connections, labels: {} }]),
       metric("tsgi_proxy_open_connections", "gauge", "Client connections open now.", [{ value: this.open, labels: {} }]),
     ];
@@ -187,7 +206,7 @@ export class ProxyStats {
   private app(name: string): AppCounts {
     let counts = this.apps.get(name);
     if (!counts) {
-      counts = { byClass: new Array(CLASSES.length).fill(0), buckets: new Array(LATENCY_BUCKETS.length + 1).fill(0), seconds: 0, failures: new Map(), retries: 0 };
+      counts = { byClass: new Array(CLASSES.length).fill(0), buckets: new Array(LATENCY_BUCKETS.length + 1).fill(0), seconds: 0, failures: new Map(), retries: 0, rateLimited: 0, connLimited: 0 };
       this.apps.set(name, counts);
     }
     return counts;

@@ -11,6 +11,7 @@ import path from "node:path";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import type { AccessLogFormat } from "../proxy/access-log.ts";
 import type { HealthCheckSpec } from "../proxy/health/active.ts";
+import type { ClientLimitSpec } from "../proxy/limits/client-limits.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
 import type { CompressPolicy } from "../proxy/compress/negotiate.ts";
@@ -84,6 +85,27 @@ export function compressPoliciesFor(config: StackConfig): Record<string, Compres
 /** No `compress` key at all when no app compresses: the options (and the plan that shows them) stay as they were. */
 const compressOption = (policies: Record<string, CompressPolicy>) => (Object.keys(policies).length > 0 ? { compress: policies } : {});
 
+/**
+ * The config's `rate_limit` and `conn_limit` blocks, as the proxy's limits
+ * per client address, for the apps that have one. Each proxy process applies
+ * them as written: the rate is NOT divided by `proxy.workers` (docs/proxy.md
+ * says why).
+ */
+export function clientLimitsFor(config: StackConfig): Record<string, ClientLimitSpec> {
+  const limits: Record<string, ClientLimitSpec> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    const { rate_limit: rate, conn_limit: conn } = app;
+    if (!rate && !conn) continue;
+    limits[name] = {
+      ...(rate
+        ? { rate: { perSecond: rate.rate, burst: rate.burst, delay: rate.delay, nodelay: rate.nodelay, status: rate.status, maxClients: rate.max_clients } }
+        : {}),
+      ...(conn ? { conn: { max: conn.max, status: conn.status, maxClients: conn.max_clients } } : {}),
+    };
+  }
+  return limits;
+}
+
 /** The proxy's routing table for the config. */
 export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
   const routes: RouteSpec[] = [];
@@ -117,7 +139,14 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     allowTrace: Object.fromEntries(Object.entries(config.apps).filter(([, app]) => app.allow_trace).map(([name]) => [name, true])),
     staticRoots: staticRootsFor(config),
     ...compressOption(compressPoliciesFor(config)),
+    ...clientLimitsOption(config),
   };
+}
+
+/** `clientLimits`, only when an app has one (a config without limits gives the options it always did). */
+function clientLimitsOption(config: StackConfig): { clientLimits?: Record<string, ClientLimitSpec> } {
+  const limits = clientLimitsFor(config);
+  return Object.keys(limits).length > 0 ? { clientLimits: limits } : {};
 }
 
 /** Everything one proxy process runs from: the proxy's options, its listeners' and its access log's. */

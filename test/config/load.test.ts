@@ -280,6 +280,24 @@ describe("loadConfig: the file", () => {
   });
 });
 
+describe("rate_limit and conn_limit", () => {
+  it("load nginx's rate syntax as requests per second, with the defaults filled in", () => {
+    const config = ok("apps:\n  a:\n    module: app.ts\n    rate_limit: { rate: 10r/s, burst: 20, nodelay: true }\n    conn_limit: { max: 10 }\n  b:\n    module: app.ts\n    rate_limit: { rate: 30r/m }\n");
+    expect(config.apps.a!.rate_limit).toEqual({ rate: 10, burst: 20, nodelay: true, delay: 0, status: 429, max_clients: 10_000 });
+    expect(config.apps.a!.conn_limit).toEqual({ max: 10, status: 429, max_clients: 10_000 });
+    expect(config.apps.b!.rate_limit!.rate).toBe(0.5);
+    expect(config.apps.b!.conn_limit).toBeUndefined();
+  });
+
+  it("name the key, file and line of a bad value", () => {
+    expect(errors("apps:\n  a:\n    module: app.ts\n    rate_limit: { rate: 10, burst: -1, status: 200 }\n")).toEqual([
+      "tsgi.yaml:4:19 apps.a.rate_limit.rate: expected a rate such as 10r/s or 30r/m, got 10",
+      "tsgi.yaml:4:29 apps.a.rate_limit.burst: expected a whole number from 0 to 1000000, got -1",
+      "tsgi.yaml:4:40 apps.a.rate_limit.status: expected a whole number from 400 to 599, got 200",
+    ]);
+  });
+});
+
 describe("config.example.yaml", () => {
   it("validates as it is, with the four apps the example runs", () => {
     const result = loadConfig(nodePath.join(ROOT, "config.example.yaml"), {});

@@ -57,6 +57,8 @@ apps:
     module: app.mjs
     instances: 3
     routes: [{ path: / }]
+    rate_limit: { rate: 10r/s, burst: 20, nodelay: true }
+    conn_limit: { max: 10, status: 503, max_clients: 100000 }
   lc:
     module: app.mjs
     balance: least_conn
@@ -71,9 +73,11 @@ apps:
     module: app.mjs
     balance: random_two
     routes: [{ host: two.test }]
+    rate_limit: { rate: 30r/m, burst: 12, delay: 8, status: 503 }
   files:
     static: public
     routes: [{ path: /lc/files }]
+    rate_limit: { rate: 5r/s }
 `,
   );
   return file;
@@ -141,6 +145,17 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     // Trusted proxies: the client address from X-Forwarded-For only when a trusted peer sent it.
     expect(text).toContain("set_real_ip_from 10.0.0.0/8;");
     expect(text).toContain("set_real_ip_from 192.168.1.1;");
+    // rate_limit and conn_limit as limit_req and limit_conn, keyed by the client address after realip, in each of the app's locations.
+    const zone = (app: string, kind: string) => text.match(new RegExp(`zone=(\\S+_${app}_${kind}):`))![1];
+    expect(text).toContain(`limit_req_zone $binary_remote_addr zone=${zone("rr", "req")}:1m rate=10r/s;`);
+    expect(text).toContain(`limit_conn_zone $binary_remote_addr zone=${zone("rr", "conn")}:4m;`);
+    expect(text).toContain(`limit_req_zone $binary_remote_addr zone=${zone("two", "req")}:1m rate=30r/m;`);
+    for (const line of [`limit_req zone=${zone("rr", "req")} burst=20 nodelay;`, "limit_req_status 429;", `limit_conn ${zone("rr", "conn")} 10;`, "limit_conn_status 503;"]) {
+      expect(text).toContain(line);
+    }
+    expect(text).toContain(`limit_req zone=${zone("two", "req")} burst=12 delay=8;`);
+    expect(block(text, "location /lc/files/")).toContain(`limit_req zone=${zone("files", "req")};`);
+    expect(block(text, "location /lc/")).not.toContain(`limit_req zone=${zone("rr", "req")} burst=20 nodelay;`);
     // The access log in JSON, in the folder given.
     expect(text).toMatch(new RegExp(`access_log "${dir}/tsgi-[0-9a-f]+\\.access\\.log" \\S+_json;`));
   });

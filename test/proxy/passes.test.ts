@@ -5,6 +5,7 @@
  * What the passes do on real sockets is in front-proxy.test.ts,
  * static.test.ts and websocket.test.ts.
  */
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
@@ -12,6 +13,7 @@ import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
 import { Exchange } from "../../src/proxy/exchange.ts";
 import { HANDLED, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "../../src/proxy/passes.ts";
 import { answerFor, type Refusal } from "../../src/proxy/refusal.ts";
+import { ClientLimits } from "../../src/proxy/limits/client-limits.ts";
 
 /** A request as node's parser hands it over, with only what the passes read. */
 function fakeRequest(head: { method?: string; url?: string; version?: string; headers?: [string, string][] }): http.IncomingMessage {
@@ -25,7 +27,7 @@ function fakeRequest(head: { method?: string; url?: string; version?: string; he
     httpVersionMinor: Number((head.version ?? "1.1").split(".")[1]),
     rawHeaders: raw.flat(),
     headers: Object.fromEntries(raw.map(([name, value]) => [name.toLowerCase(), value])),
-    socket: { remoteAddress: "127.0.0.1" },
+    socket: Object.assign(new EventEmitter(), { remoteAddress: "127.0.0.1" }),
   });
   return req as unknown as http.IncomingMessage;
 }
@@ -41,6 +43,8 @@ function fakeProxy(overrides: Partial<ProxyView> = {}): ProxyView {
     allowsTrace: () => false,
     bodyStalled: () => undefined,
     choose: () => worker,
+    limiters: () => undefined,
+    clientOf: (req) => req.socket.remoteAddress ?? "",
     ...overrides,
   };
 }
@@ -62,13 +66,14 @@ describe("request passes", () => {
       "head rules",
       "route",
       "method",
+      "client limits",
       "static",
       "body limit",
       "body pace",
       "chunked body",
       "select",
     ]);
-    expect(UPGRADE_PASSES.map((pass) => pass.name)).toEqual(["head rules", "route to workers", "select"]);
+    expect(UPGRADE_PASSES.map((pass) => pass.name)).toEqual(["head rules", "route to workers", "client limits", "select"]);
   });
 
   it("let a plain GET through, routed and with its worker chosen", async () => {
@@ -183,6 +188,39 @@ describe("request passes", () => {
   });
 });
 
+describe("the client limits pass", () => {
+  const rateOnly = (burst: number) =>
+    new ClientLimits({ web: { rate: { perSecond: 1, burst, delay: 0, nodelay: true, status: 429, maxClients: 10 }, conn: { max: 1, status: 503, maxClients: 10 } } }, () => 0);
+
+  it("refuses over the rate with the status and Retry-After, by the address the proxy gives", async () => {
+    const limits = rateOnly(0);
+    const proxy = fakeProxy({ limiters: (app) => limits.of(app), clientOf: (req) => String(req.headers["x-client"]) });
+    const from = (client: string) => fakeRequest({ headers: [["Host", "app.test"], ["X-Client", client]] });
+    expect((await run(WEB_PASSES, from("a"), proxy)).result).toBeUndefined();
+    expect((await run(WEB_PASSES, from("a"), proxy)).result).toEqual({ kind: "rate-limited", app: "web", status: 429, retryAfterS: 1 });
+    expect((await run(WEB_PASSES, from("b"), proxy)).result).toBeUndefined();
+  });
+
+  it("refuses a request over conn_limit, and counts one in flight until its response closes", async () => {
+    const limits = rateOnly(5);
+    const proxy = fakeProxy({ limiters: (app) => limits.of(app) });
+    const res = new PassThrough() as unknown as http.ServerResponse;
+    const first = contextFor(fakeRequest({}), proxy);
+    (first as { res?: http.ServerResponse }).res = res;
+    expect(await runPasses(WEB_PASSES, first)).toBeUndefined();
+    expect((await run(WEB_PASSES, fakeRequest({}), proxy)).result).toEqual({ kind: "conn-limited", app: "web", status: 503 });
+    (res as unknown as PassThrough).emit("close");
+    expect((await run(WEB_PASSES, fakeRequest({}), proxy)).result).toBeUndefined();
+  });
+
+  it("runs before the static pass, so a static app is limited too", async () => {
+    const limits = rateOnly(0);
+    const proxy = fakeProxy({ limiters: (app) => limits.of(app), staticRoot: () => "/srv/www" });
+    await run(WEB_PASSES, fakeRequest({}), fakeProxy({ limiters: (app) => limits.of(app) }));
+    expect((await run(WEB_PASSES, fakeRequest({}), proxy)).result).toMatchObject({ kind: "rate-limited" });
+  });
+});
+
 describe("the refusal map", () => {
   const rows: [Refusal, number, boolean, Record<string, string>][] = [
     [{ kind: "bad-head", status: 414, reason: "r" }, 414, true, {}],
@@ -198,13 +236,22 @@ describe("the refusal map", () => {
     [{ kind: "upstream-failed", app: "web", failure: "connect" }, 502, false, {}],
     [{ kind: "invalid-response-head", app: "web" }, 502, false, {}],
     [{ kind: "upstream-timeout", app: "web", ms: 150 }, 504, false, {}],
+    [{ kind: "rate-limited", app: "web", status: 429, retryAfterS: 1 }, 429, false, { "Retry-After": "1" }],
+    [{ kind: "rate-limited", app: "web", status: 503, retryAfterS: 63 }, 503, false, { "Retry-After": "63" }],
+    [{ kind: "conn-limited", app: "web", status: 429 }, 429, false, { "Retry-After": "1" }],
   ];
   it.each(rows)("%j -> %i", (refusal, status, close, headers) => {
     const answer = answerFor(refusal);
     expect(answer.status).toBe(status);
     expect(answer.close).toBe(close);
     expect(answer.headers).toEqual(headers);
-    expect(answer.text.startsWith(`${{ 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 505: "HTTP Version Not Supported", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" }[status]}: `)).toBe(true);
+    expect(answer.text.startsWith(`${{ 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 505: "HTTP Version Not Supported", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" }[status]}: `)).toBe(true);
+  });
+
+  it("names a limit's configured status by its reason phrase, whichever it is", () => {
+    expect(answerFor({ kind: "conn-limited", app: "web", status: 420 }).text).toMatch(/^Refused: too many requests in flight/);
+    expect(answerFor({ kind: "rate-limited", app: "web", status: 451, retryAfterS: 2 }).text).toMatch(/^Unavailable For Legal Reasons: too many requests from this address for app "web"/);
+    expect(answerFor({ kind: "rate-limited", app: "web", status: 429, retryAfterS: 2 }).code).toBe("TSGI_ERR_PROXY_RATE_LIMITED");
   });
 
   it("tells the kind of an upstream failure, and nothing more", () => {

@@ -86,6 +86,22 @@ describe("ProxyStats", () => {
     expect(values("tsgi_proxy_open_connections")[0]!.value).toBe(1);
   });
 
+  it("counts the requests a limit per client address refused, by app and limit", () => {
+    const stats = new ProxyStats();
+    const refused = (app: string, code: string) => stats.record({ ...entry(app, 429, 0), error: code });
+    refused("web", "TSGI_ERR_PROXY_RATE_LIMITED");
+    refused("web", "TSGI_ERR_PROXY_RATE_LIMITED");
+    refused("web", "TSGI_ERR_PROXY_CONN_LIMITED");
+    refused("api", "TSGI_ERR_PROXY_NO_ROUTE");
+    stats.record(entry("api", 200, 1));
+    const limited = stats.metrics().find((metric) => metric.name === "tsgi_proxy_limited_requests_total")!;
+    expect(limited.type).toBe("counter");
+    expect(limited.values).toEqual([
+      { value: 2, labels: { app: "web", limit: "rate" } },
+      { value: 1, labels: { app: "web", limit: "conn" } },
+    ]);
+  });
+
   it("keeps the 20 newest 5xx entries between two reports, and none of the 2xx-4xx", () => {
     const stats = new ProxyStats();
     for (let i = 0; i < 30; i++) stats.record(entry("web", 500 + (i % 4), i, "web.0"));
