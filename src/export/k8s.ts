@@ -234,6 +234,10 @@ function appAnnotations(name: string, app: AppConfig, differences: Differences):
   // ingress-nginx's limit-rps / limit-connections annotations take a burst as a multiple of the rate and one status for the whole controller: not the config's.
   if (app.rate_limit) differences.note(`apps.${name}.rate_limit`, "ingress-nginx's limit-rps annotations have no burst, delay or status of their own (the controller's limit-req-status-code); not written: no rate limit");
   if (app.conn_limit) differences.note(`apps.${name}.conn_limit`, "ingress-nginx's limit-connections annotation answers the controller's limit-conn-status-code; not written: no limit");
+  // ingress-nginx compresses for every Ingress at once (its ConfigMap), with no annotation per Ingress.
+  if (app.compress) {
+    differences.note(`apps.${name}.compress`, "ingress-nginx compresses for the whole controller (its ConfigMap's use-gzip, enable-brotli, gzip-level, gzip-types), off by default; not written: the controller's");
+  }
   return annotations;
 }
 

@@ -41,7 +41,9 @@
  *   redirected to their slash form;
  * - TLS as `listen … ssl` with the config's certificate and key;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
- *   the app's locations (export/nginx-limits.ts).
+ *   the app's locations (export/nginx-limits.ts);
+ * - `compress` as gzip (and gzip_static for a static app's siblings): br and
+ *   zstd are outside nginx's core (export/nginx-compress.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -49,6 +51,7 @@ import { formatDuration } from "../contract/units.ts";
 import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
+import { compressDirectives, precompressedDirectives } from "./nginx-compress.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
@@ -244,6 +247,7 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
     ...limitDirectives(config, target.name, app),
+    ...compressDirectives(settings),
     ...retries(settings, directive),
     target.protocol === "uwsgi" ? `uwsgi_pass ${upstreamName(target, app, "uwsgi")};` : `proxy_pass http://${upstreamName(target, app, "http")};`,
   ];
@@ -324,6 +328,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       } else if (action.kind === "static") {
         inner = [
           ...limitDirectives(config, target.name, action.app),
+          ...precompressedDirectives(config.apps[action.app]!),
           ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
         ];
       } else {
