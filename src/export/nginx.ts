@@ -41,7 +41,10 @@
  *   redirected to their slash form;
  * - TLS as `listen … ssl` with the config's certificate and key;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
- *   the app's locations (export/nginx-limits.ts).
+ *   the app's locations (export/nginx-limits.ts);
+ * - `error_pages` as error_page and an internal location per file
+ *   (export/nginx-error-pages.ts); a static folder's own 404 is nginx's to
+ *   replace too, where the stack's proxy answers it itself: a difference.
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -50,6 +53,8 @@ import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
+import { NginxErrorPages } from "./nginx-error-pages.ts";
+import { parseErrorPageKey } from "../contract/error-pages.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -61,6 +66,8 @@ export interface NginxTarget {
   upstream(app: string, protocol: NginxProtocol): { servers: string[] } | { unreachable: string };
   /** A static app's folder as nginx sees it (default: the config's, absolute). */
   staticFolder?(app: string, folder: string): string;
+  /** An `error_pages` file as nginx sees it (default: the config's, absolute). */
+  errorPageFile?(file: string): string;
   /** Where nginx listens (default: `proxy.listen`, and `proxy.tls.listen` with TLS). */
   listen?: { http: string[]; tls: string[] };
   /** The access log: a file, or `/dev/stdout` in a container (`export nginx` writes `<log dir>/<name>.access.log`). */
@@ -234,7 +241,7 @@ function upstreamBlock(config: StackConfig, target: NginxTarget, app: string, pr
 }
 
 /** The body of a location passing to an app's workers under `mount`. */
-function workerLocation(config: StackConfig, target: NginxTarget, app: string, mount: string, upgradeLocation: string): string[] {
+function workerLocation(config: StackConfig, target: NginxTarget, app: string, mount: string, upgradeLocation: string, pages: NginxErrorPages): string[] {
   const settings = config.apps[app]!;
   const directive = target.protocol === "uwsgi" ? "uwsgi" : "proxy";
   return [
@@ -243,6 +250,8 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
+    // The 418 above keeps the server's error_page lines out of this location: its pages are repeated here.
+    ...pages.workerLines(app),
     ...limitDirectives(config, target.name, app),
     ...retries(settings, directive),
     target.protocol === "uwsgi" ? `uwsgi_pass ${upstreamName(target, app, "uwsgi")};` : `proxy_pass http://${upstreamName(target, app, "http")};`,
@@ -289,7 +298,7 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
 }
 
-function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>): string[] {
+function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, pages: NginxErrorPages): string[] {
   const tls = config.proxy.tls;
   const { limits } = config.proxy;
   const staticFolder = (app: string, folder: string) => target.staticFolder?.(app, folder) ?? folder;
@@ -311,6 +320,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     ...passHeaders(config, target),
     ...(target.protocol === "uwsgi" ? uwsgiParams(config, target) : []),
     ...passTimeouts(config, target.protocol === "uwsgi" ? "uwsgi" : "proxy"),
+    ...pages.serverLines(),
   ];
   const locations: string[] = [];
   const upgrades = new Map<string, { name: string; app: string; mount: string }>();
@@ -324,20 +334,42 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       } else if (action.kind === "static") {
         inner = [
           ...limitDirectives(config, target.name, action.app),
+          ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
           ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
         ];
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
         if (!upgrades.has(key)) upgrades.set(key, { name: `@${ident(target.name)}_upgrade_${upgrades.size}`, app: action.app, mount: action.mount });
-        inner = workerLocation(config, target, action.app, action.mount, upgrades.get(key)!.name);
+        inner = workerLocation(config, target, action.app, action.mount, upgrades.get(key)!.name, pages);
       }
       locations.push("", `location ${match} {`, ...indent(inner), "}");
     }
   }
   const named = [...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]);
-  return ["server {", ...indent([...body, ...locations, ...named]), "}"];
+  return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }
+
+/**
+ * nginx's error_page replaces a static folder's own 404 (and 403, 405) as
+ * well; the stack's proxy answers those itself, in plain text, and applies
+ * `error_pages` only to its refusals (limits) there.
+ */
+function noteStaticPages(config: StackConfig, differences: Differences): void {
+  const covers = (pages: Readonly<Record<string, string>> | undefined) =>
+    Object.keys(pages ?? {}).some((key) => {
+      const parsed = parseErrorPageKey(key);
+      return parsed !== undefined && ("status" in parsed ? STATIC_ANSWERS.includes(parsed.status) : STATIC_ANSWERS.some((status) => Math.floor(status / 100) === parsed.statusClass));
+    });
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (appKind(app) !== "static") continue;
+    const key = covers(app.error_pages) ? `apps.${name}.error_pages` : covers(config.proxy.error_pages) ? "proxy.error_pages" : undefined;
+    if (key) differences.note(key, `nginx serves these pages for the static app ${name}'s own 403, 404, 405, 416 and 500 too, which the stack's proxy answers in plain text`);
+  }
+}
+
+/** What a static folder answers by itself (proxy/static.ts), as nginx's error_page would replace it. */
+const STATIC_ANSWERS: readonly number[] = [403, 404, 405, 416, 500];
 
 /** The access log, in the format the config names, in nginx's words. */
 function accessLog(config: StackConfig, target: NginxTarget): string[] {
@@ -372,8 +404,10 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     reachable.add(app);
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
+  const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
+  noteStaticPages(config, differences);
   const trusted = config.proxy.trusted_proxies;
-  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable)]);
+  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages)]);
   return [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,
