@@ -79,6 +79,7 @@ export const FORMATS = {
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
+  "error-status": { type: "status or class", loadedAs: "string", expected: "a status from 400 to 599 (such as 502) or a class (4xx or 5xx)" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
@@ -174,6 +175,7 @@ function errorPages(scope: "proxy" | "app") {
           : "HTML pages for the proxy's own error answers about this app (no route has no app: those take `proxy.error_pages`); the app's map wins over `proxy.error_pages`, a status over a class. ") +
         "Served to every client with the original status and `Content-Type: text/html; charset=utf-8`. Only the proxy's own answers are replaced (no route, a worker unreachable or timed out, limits, no ready worker): a worker's own 404 or 500 passes through untouched. The files are read when the config is loaded (at `up`, and at each reload): a page edited or removed later is served as it was read until the next reload. Absent: the proxy's default page (HTML for a browser, plain text otherwise).",
       examples: [{ "502": "errors/502.html", "5xx": "errors/5xx.html" }],
+      [KEY_FORMAT]: "error-status",
     }),
   );
 }
