@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.ts";
 import { escapeHtml } from "../../src/proxy/error-pages/default-page.ts";
 import { prefersHtml } from "../../src/proxy/error-pages/negotiate.ts";
+import { ErrorPages } from "../../src/proxy/error-pages/pages.ts";
 import { FrontProxy } from "../../src/proxy/server.ts";
 import { plan, type StackPlan } from "../../src/stack/plan.ts";
 import { frontProxyOptions } from "../../src/stack/proxy-settings.ts";
@@ -26,7 +27,7 @@ const BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8
 /** curl's default. */
 const CURL = "*/*";
 
-describe("prefersHtml (RFC 9110 §12.5.1)", () => {
+describe("the pure rules: Accept negotiation, page lookup, escaping", () => {
   it.each([
     [BROWSER, true],
     ["text/html", true],
@@ -45,6 +46,18 @@ describe("prefersHtml (RFC 9110 §12.5.1)", () => {
     ["*/*;q=0.1, text/html;q=0.1", true],
   ])("Accept %j -> HTML %s", (accept, html) => {
     expect(prefersHtml(accept)).toBe(html);
+  });
+
+  it("ErrorPages: the app's map before the stack's, an exact status before its class", () => {
+    const pages = new ErrorPages({ stack: { "502": "stack 502", "4xx": "stack 4xx" }, apps: { api: { "5xx": "api 5xx", "404": "api 404" } } });
+    const text = (app: string | undefined, status: number) => pages.pageFor(app, status)?.toString();
+    expect(text("api", 502)).toBe("api 5xx");
+    expect(text("api", 404)).toBe("api 404");
+    expect(text("api", 429)).toBe("stack 4xx");
+    expect(text("web", 502)).toBe("stack 502");
+    expect(text("web", 503)).toBeUndefined();
+    expect(text(undefined, 404)).toBe("stack 4xx");
+    expect(new ErrorPages().pageFor("api", 502)).toBeUndefined();
   });
 
   it("escapeHtml escapes what could open a tag or leave an attribute", () => {
