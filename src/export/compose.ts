@@ -42,6 +42,10 @@ const STATIC_ROOT = "/srv/tsgi/static";
 /** Where the `error_pages` files are mounted in the nginx container, one file each. */
 const ERROR_PAGES_ROOT = "/srv/tsgi/error-pages";
 
+/** The ports nginx listens on in its container; the config's listeners are published onto them. */
+const NGINX_HTTP_PORT = 80;
+const NGINX_TLS_PORT = 443;
+
 /** The `error_pages` files of the config as the image sees it -> the same files here (the config differs only by its folder). */
 function hostPageFiles(config: StackConfig, hostConfig: StackConfig): Map<string, string> {
   const files = new Map<string, string>();
@@ -52,9 +56,7 @@ function hostPageFiles(config: StackConfig, hostConfig: StackConfig): Map<string
   for (const [name, app] of Object.entries(config.apps)) pair(app.error_pages, hostConfig.apps[name]?.error_pages);
   return files;
 }
-/** The ports nginx listens on in its container; the config's listeners are published onto them. */
-const NGINX_HTTP_PORT = 80;
-const NGINX_TLS_PORT = 443;
+
 /** How Docker restarts a container that exits (`restart: unless-stopped`), for the notes. */
 const DOCKER_RESTARTS = "Docker restarts a container that exits (restart: unless-stopped, after 100 ms doubling to 1 min)";
 
