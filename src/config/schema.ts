@@ -173,7 +173,7 @@ function errorPages(scope: "proxy" | "app") {
         (scope === "proxy"
           ? "HTML pages for the proxy's own error answers, as nginx's `error_page 502 /502.html`: a status (`502`) or a class (`5xx`, `4xx`) mapped to a file. "
           : "HTML pages for the proxy's own error answers about this app (no route has no app: those take `proxy.error_pages`); the app's map wins over `proxy.error_pages`, a status over a class. ") +
-        "Served to every client with the original status and `Content-Type: text/html; charset=utf-8`. Only the proxy's own answers are replaced (no route, a worker unreachable or timed out, limits, no ready worker): a worker's own 404 or 500 passes through untouched. The files are read when the config is loaded (at `up`, and at each reload): a page edited or removed later is served as it was read until the next reload. Absent: the proxy's default page (HTML for a browser, plain text otherwise).",
+        "Served to every client with the original status and `Content-Type: text/html; charset=utf-8`. Only the proxy's own answers are replaced (no route, a worker unreachable or timed out, limits, no ready worker, a static folder's 404): a worker's own 404 or 500 passes through untouched. The files are read when the config is loaded (at `up`, and at each reload): a page edited or removed later is served as it was read until the next reload. Absent: the proxy's default page (HTML for a browser, plain text otherwise).",
       examples: [{ "502": "errors/502.html", "5xx": "errors/5xx.html" }],
       [KEY_FORMAT]: "error-status",
     }),

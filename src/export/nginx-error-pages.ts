@@ -20,7 +20,9 @@
  * A location's error_page directives replace the server's (nginx inherits
  * them only into a level that has none), and a worker location already has
  * one (the upgrade's 418): so each worker location repeats its whole list,
- * the app's pages over the stack's.
+ * the app's pages over the stack's. A static app's location inherits the
+ * server's, or has its own list when the app has pages: its folder's own
+ * 403/404/405 take them in both proxies.
  */
 import type { StackConfig } from "../config/schema.ts";
 import { parseErrorPageKey } from "../contract/error-pages.ts";
@@ -84,7 +86,7 @@ export class NginxErrorPages {
     return this.lines(this.apps.get(app) ?? this.stack);
   }
 
-  /** Whether an app's own pages differ from the server's (a static location then needs its own list). */
+  /** Whether an app has pages of its own (a static location then needs its own list; otherwise it inherits the server's). */
   hasOwn(app: string): boolean {
     return this.apps.has(app);
   }

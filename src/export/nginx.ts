@@ -43,8 +43,7 @@
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts);
  * - `error_pages` as error_page and an internal location per file
- *   (export/nginx-error-pages.ts); a static folder's own 404 is nginx's to
- *   replace too, where the stack's proxy answers it itself: a difference.
+ *   (export/nginx-error-pages.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -54,7 +53,6 @@ import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
 import { NginxErrorPages } from "./nginx-error-pages.ts";
-import { parseErrorPageKey } from "../contract/error-pages.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -350,27 +348,6 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }
 
-/**
- * nginx's error_page replaces a static folder's own 404 (and 403, 405) as
- * well; the stack's proxy answers those itself, in plain text, and applies
- * `error_pages` only to its refusals (limits) there.
- */
-function noteStaticPages(config: StackConfig, differences: Differences): void {
-  const covers = (pages: Readonly<Record<string, string>> | undefined) =>
-    Object.keys(pages ?? {}).some((key) => {
-      const parsed = parseErrorPageKey(key);
-      return parsed !== undefined && ("status" in parsed ? STATIC_ANSWERS.includes(parsed.status) : STATIC_ANSWERS.some((status) => Math.floor(status / 100) === parsed.statusClass));
-    });
-  for (const [name, app] of Object.entries(config.apps)) {
-    if (appKind(app) !== "static") continue;
-    const key = covers(app.error_pages) ? `apps.${name}.error_pages` : covers(config.proxy.error_pages) ? "proxy.error_pages" : undefined;
-    if (key) differences.note(key, `nginx serves these pages for the static app ${name}'s own 403, 404, 405, 416 and 500 too, which the stack's proxy answers in plain text`);
-  }
-}
-
-/** What a static folder answers by itself (proxy/static.ts), as nginx's error_page would replace it. */
-const STATIC_ANSWERS: readonly number[] = [403, 404, 405, 416, 500];
-
 /** The access log, in the format the config names, in nginx's words. */
 function accessLog(config: StackConfig, target: NginxTarget): string[] {
   const file = target.accessLog;
@@ -405,7 +382,6 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
   const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
-  noteStaticPages(config, differences);
   const trusted = config.proxy.trusted_proxies;
   const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages)]);
   return [

@@ -107,6 +107,7 @@ export class FrontProxy {
       staticRoot: (app) => this.options.staticRoots?.[app],
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
       compression: (app) => this.options.compress?.[app],
+      errorPages: (app) => this.errorPages.lookupFor(app),
       // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
       bodyStalled: (ctx, refusal) => {
         const request = ctx as WebRequest;

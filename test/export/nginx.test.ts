@@ -282,13 +282,19 @@ apps:
     }
   });
 
-  it("refuses a page nginx would serve over a static folder's own 404, naming the key", async () => {
+  it("a static app's location takes the server's pages, or its own over them: its folder's 404 is replaced in both proxies", async () => {
     const dir = folder();
     writeFileSync(path.join(dir, "404.html"), "<p>404</p>\n");
+    writeFileSync(path.join(dir, "403.html"), "<p>403</p>\n");
     const file = path.join(dir, "tsgi.yaml");
-    writeFileSync(file, `proxy:\n  error_pages: { 4xx: 404.html }\napps:\n  files:\n    static: public\n    routes: [{ path: / }]\n`);
+    writeFileSync(
+      file,
+      `proxy:\n  error_pages: { 4xx: 404.html }\napps:\n  files:\n    static: public\n    routes: [{ path: /files }]\n  other:\n    static: public\n    routes: [{ path: /other }]\n    error_pages: { 403: 403.html }\n`,
+    );
     const result = await runCli(["export", "nginx", "-c", file]);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/proxy\.error_pages: nginx serves these pages for the static app files's own 403, 404/);
+    expect(result.code, result.stderr).toBe(0);
+    expect(nginxCheck(dir, result.stdout).status).toBe(0);
+    expect(block(result.stdout, "location /files/").some((line) => line.startsWith("error_page"))).toBe(false);
+    expect(block(result.stdout, "location /other/")).toEqual(expect.arrayContaining(["error_page 403 /__tsgi_error/1.html;"]));
   });
 });

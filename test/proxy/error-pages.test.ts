@@ -112,6 +112,9 @@ const APPS = `apps:
     command: "node other.js"
     routes: [{ path: /other }]
     retry: { tries: 1 }
+  files:
+    static: site
+    routes: [{ path: /files }]
 `;
 
 /** A FrontProxy from a config file written in `dir`, `web` on the real worker, `api` and `other` on a closed port. */
@@ -153,6 +156,8 @@ let pagesPort = 0;
 
 beforeAll(async () => {
   mkdirSync(path.join(dir, "pages"));
+  mkdirSync(path.join(dir, "site"));
+  writeFileSync(path.join(dir, "site", "index.html"), "<p>home</p>\n");
   for (const [name, html] of Object.entries(PAGES)) writeFileSync(path.join(dir, "pages", name), html);
   const workerPort = await listen(
     http.createServer((req, res) => {
@@ -215,6 +220,13 @@ describe("the default pages (no error_pages)", () => {
     const text = await request(plainPort, "/api/x", { accept: CURL });
     expect(text.status).toBe(502);
     expect(text.body.toString()).toBe('Bad Gateway: app "api" did not answer\n');
+  });
+
+  it("a static folder's own 404 stays its plain text (no default HTML page there)", async () => {
+    const reply = await request(plainPort, "/files/missing.html", { accept: BROWSER });
+    expect(reply.status).toBe(404);
+    expect(reply.headers["content-type"]).toBe("text/plain; charset=utf-8");
+    expect(reply.body.toString()).toBe("Not Found: /files/missing.html\n");
   });
 
   it("HEAD gets the head alone, its Content-Length the page's", async () => {
@@ -283,6 +295,16 @@ describe("error_pages from files", () => {
     const own500 = await request(pagesPort, "/web/own500", { accept: BROWSER });
     expect(own500.status).toBe(500);
     expect(own500.body.toString()).toBe('{"error":"worker 500"}');
+  });
+
+  it("a static folder's own 404 takes the page too, as nginx's error_page does; its files are untouched", async () => {
+    const missing = await request(pagesPort, "/files/missing.html", { accept: CURL });
+    expect(missing.status).toBe(404);
+    expect(missing.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(missing.body.toString()).toBe(page("stack-404.html"));
+    const found = await request(pagesPort, "/files/", { accept: CURL });
+    expect(found.status).toBe(200);
+    expect(found.body.toString()).toBe("<p>home</p>\n");
   });
 
   it("a page file removed after loading is still served as it was read", async () => {

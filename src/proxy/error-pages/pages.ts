@@ -38,9 +38,13 @@ function tableOf(pages: Readonly<Record<string, string>> | undefined, under?: Ta
   return table;
 }
 
+/** An app's page lookup by status. */
+export type PageLookup = (status: number) => Buffer | undefined;
+
 export class ErrorPages {
   private readonly stack: Table;
   private readonly byApp = new Map<string, Table>();
+  private readonly lookups = new Map<string, PageLookup>();
 
   constructor(private readonly spec: ErrorPagesSpec = {}) {
     this.stack = tableOf(spec.stack);
@@ -52,5 +56,17 @@ export class ErrorPages {
     let table = this.byApp.get(app);
     if (!table) this.byApp.set(app, (table = tableOf(this.spec.apps[app], this.stack)));
     return table.get(status);
+  }
+
+  /**
+   * The lookup for an app's answers (a static folder's errors), made once per
+   * app; undefined when no page applies to it, so that such an app's
+   * requests carry nothing for it.
+   */
+  lookupFor(app: string): PageLookup | undefined {
+    if (this.stack.size === 0 && this.spec.apps?.[app] === undefined) return undefined;
+    let lookup = this.lookups.get(app);
+    if (!lookup) this.lookups.set(app, (lookup = (status) => this.pageFor(app, status)));
+    return lookup;
   }
 }
