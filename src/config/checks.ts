@@ -13,6 +13,8 @@
  *   - no two listeners share an address
  *   - each `proxy.trusted_proxies` entry is an address or CIDR block
  *   - a `rate_limit` has `nodelay` or `delay`, not both
+ *   - each `error_pages` key is a status (400–599) or a class (`4xx`,
+ *     `5xx`), and its file one the proxy can read, at most 1 MiB
  *
  * They run alongside the schema so that `validate` reports every error at
  * once, so they read the data defensively and skip any value the schema has
@@ -25,6 +27,7 @@ import { type Probe, resolveFrom, resolveModuleFile } from "./paths.ts";
 import { parseModuleSpec } from "../contract/module-spec.ts";
 import { AppSchema, FORMAT, foldHostCase, normalizeRoutePath, splitAddress, StackConfigSchema } from "./schema.ts";
 import { MAX_DURATION_MS, parseDuration } from "../contract/units.ts";
+import { MAX_ERROR_PAGE_BYTES, parseErrorPageKey } from "../contract/error-pages.ts";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -35,11 +38,19 @@ export interface CheckContext {
   /** The config file's folder: relative paths start there. */
   dir: string;
   probe: Probe;
+  /**
+   * What is wrong with reading a file of at most `maxBytes` (too large,
+   * unreadable), or undefined when it can be read. Absent (a pure parse):
+   * only whether the file exists is checked.
+   */
+  inspectFile?: FileInspector;
   /** True when a problem is already reported at this path, around it or inside it. */
   faulted(segments: readonly PathSegment[]): boolean;
   /** True when a problem is already reported at this path or around it (not inside). */
   faultedAt(segments: readonly PathSegment[]): boolean;
 }
+
+export type FileInspector = (absolutePath: string, maxBytes: number) => string | undefined;
 
 type Check = (data: Record<string, unknown>, context: CheckContext) => CheckProblem[];
 
@@ -60,7 +71,7 @@ const KINDS = ["module", "command", "static"] as const;
 /** What each kind is, for the messages. */
 const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
 /** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files; its limits per client are the proxy's). */
-const STATIC_KEYS = new Set(["static", "routes", "compress", "rate_limit", "conn_limit"]);
+const STATIC_KEYS = new Set(["static", "routes", "compress", "rate_limit", "conn_limit", "error_pages"]);
 
 /** `a`, `a` and `b`, `a`, `b` and `c`. */
 function listKeys(keys: readonly string[]): string {
@@ -210,6 +221,40 @@ const delayOrNodelay: Check = (data, context) => {
 };
 
 /**
+ * `error_pages` (on the proxy and on each app): a key nginx's error_page
+ * could take (a status from 400 to 599, or a class), each file one the proxy
+ * can read whole. A bad page is found here, at `validate` and at a reload
+ * (which is then refused: the running pages stay), never at the request it
+ * was meant for.
+ */
+const errorPageFiles: Check = (data, context) => {
+  const maps: [PathSegment[], unknown][] = [];
+  if (isRecord(data.proxy)) maps.push([["proxy", "error_pages"], data.proxy.error_pages]);
+  for (const [name, app] of appsOf(data)) maps.push([["apps", name, "error_pages"], app.error_pages]);
+  const problems: CheckProblem[] = [];
+  for (const [base, pages] of maps) {
+    if (!isRecord(pages) || context.faultedAt(base)) continue;
+    for (const [key, file] of Object.entries(pages)) {
+      const segments = [...base, key];
+      if (!parseErrorPageKey(key)) {
+        problems.push({ segments, message: `${JSON.stringify(key)} is not an error status: expected a status from 400 to 599 (such as 502) or a class (4xx or 5xx)` });
+        continue;
+      }
+      if (!validString(file, segments, context)) continue;
+      const absolute = resolveFrom(context.dir, file);
+      const found = context.probe(absolute);
+      if (found !== "file") {
+        problems.push({ segments, message: found === "dir" ? `a folder, not an error page file: ${absolute}` : `no such file: ${absolute}` });
+        continue;
+      }
+      const problem = context.inspectFile?.(absolute, MAX_ERROR_PAGE_BYTES);
+      if (problem) problems.push({ segments, message: problem });
+    }
+  }
+  return problems;
+};
+
+/**
  * Environment variables the stack sets for each worker itself: PORT (a
  * command app's own port; a gateway worker listens where the supervisor
  * says) and TSGI_* (which stack, app and slot a worker is). An app's `env`
@@ -272,7 +317,7 @@ const durationsInRange: Check = (data, context) => {
 };
 
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, stackOwnedEnv, durationsInRange];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, errorPageFiles, stackOwnedEnv, durationsInRange];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

@@ -21,7 +21,7 @@ import nodePath from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Kind } from "./typebox.ts";
 import { choicesOf } from "./messages.ts";
-import { type AnySchema, FORMAT, FORMATS, type FormatName, StackConfigSchema } from "./schema.ts";
+import { type AnySchema, FORMAT, FORMATS, type FormatName, KEY_FORMAT, StackConfigSchema } from "./schema.ts";
 
 export const REGENERATE = "node --import tsx src/config/generate-docs.ts";
 const NOTICE = `generated from src/config/schema.ts by src/config/generate-docs.ts — do not edit; regenerate with: ${REGENERATE}`;
@@ -107,7 +107,9 @@ function typeName(schema: AnySchema): string {
     }
     case "Record": {
       const value = recordValueOf(schema);
-      return `map of name → ${value ? typeName(value) : "value"}`;
+      const keyFormat = schema[KEY_FORMAT];
+      const keys = typeof keyFormat === "string" && keyFormat in FORMATS ? FORMATS[keyFormat as FormatName].type : "name";
+      return `map of ${keys} → ${value ? typeName(value) : "value"}`;
     }
     case "Object":
       return "mapping";

@@ -17,9 +17,9 @@
  * A bad file is a result, never an exception, so a reload can keep the old
  * config running and report.
  */
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import nodePath from "node:path";
-import { checkProblems } from "./checks.ts";
+import { checkProblems, type FileInspector } from "./checks.ts";
 import { applyDefaults } from "./defaults.ts";
 import { expandEnv } from "./env.ts";
 import { ConfigCheckError, ConfigEnvError, type ConfigError, ConfigSchemaError, ConfigUnreadable, ConfigYamlError, type PathSegment, formatPath } from "./errors.ts";
@@ -46,6 +46,8 @@ export interface ParseOptions {
   dir: string;
   env?: Environment;
   probe: Probe;
+  /** Whether a file can be read whole (error pages); absent: only `probe` is asked. */
+  inspectFile?: FileInspector;
 }
 
 interface Problem {
@@ -101,6 +103,7 @@ export function parseConfig(text: string, options: ParseOptions): LoadResult {
   const checks = checkProblems(raw, {
     dir,
     probe,
+    ...(options.inspectFile ? { inspectFile: options.inspectFile } : {}),
     faulted: (segments) => faulted.some((problem) => overlaps(problem.segments, segments)),
     faultedAt: (segments) => faulted.some((problem) => encloses(problem.segments, segments)),
   });
@@ -117,6 +120,18 @@ const diskProbe: Probe = (absolutePath) => {
     return stats.isDirectory() ? "dir" : stats.isFile() ? "file" : undefined;
   } catch {
     return undefined;
+  }
+};
+
+/** The real file system, for the checks that read a file whole (error pages): too large, or not readable. */
+const diskInspector: FileInspector = (absolutePath, maxBytes) => {
+  try {
+    const { size } = statSync(absolutePath);
+    if (size > maxBytes) return `${absolutePath} is ${size} bytes; at most ${maxBytes} (1 MiB)`;
+    closeSync(openSync(absolutePath, "r"));
+    return undefined;
+  } catch (error) {
+    return unreadable(error, absolutePath);
   }
 };
 
@@ -140,7 +155,7 @@ export function loadConfig(file: string, env: Environment = process.env): LoadRe
   } catch (error) {
     return { ok: false, errors: [new ConfigUnreadable(file, 0, 0, "", unreadable(error, absolute))] };
   }
-  return parseConfig(text, { file, dir: nodePath.dirname(absolute), env, probe: diskProbe });
+  return parseConfig(text, { file, dir: nodePath.dirname(absolute), env, probe: diskProbe, inspectFile: diskInspector });
 }
 
 /** Where the stack keeps its state (pm2's home, sockets, logs, pid): absolute. */

@@ -29,6 +29,11 @@ function absoluteModule(dir: string, spec: string, probe: Probe): string {
   return exportName === undefined ? file : `${file}:${exportName}`;
 }
 
+/** An `error_pages` map with its files made absolute (absent stays absent). */
+function absolutePages(dir: string, pages: Readonly<Record<string, string>> | undefined): Record<string, string> | undefined {
+  return pages && Object.fromEntries(Object.entries(pages).map(([key, file]) => [key, resolveFrom(dir, file)]));
+}
+
 /**
  * Valid data (expanded, defaulted, checked) -> the frozen StackConfig.
  * `dir` is the config file's folder.
@@ -40,7 +45,9 @@ export function normalize(valid: unknown, dir: string, probe: Probe): StackConfi
     config.proxy.tls.cert = resolveFrom(dir, config.proxy.tls.cert);
     config.proxy.tls.key = resolveFrom(dir, config.proxy.tls.key);
   }
+  config.proxy.error_pages = absolutePages(dir, config.proxy.error_pages);
   for (const app of Object.values(config.apps)) {
+    app.error_pages = absolutePages(dir, app.error_pages);
     if (app.module !== undefined) app.module = absoluteModule(dir, app.module, probe);
     app.cwd = resolveFrom(dir, app.cwd);
     if (app.static !== undefined) app.static = resolveFrom(dir, app.static);

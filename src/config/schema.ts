@@ -79,6 +79,7 @@ export const FORMATS = {
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
+  "error-status": { type: "status or class", loadedAs: "string", expected: "a status from 400 to 599 (such as 502) or a class (4xx or 5xx)" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
@@ -156,6 +157,27 @@ function address(options: FieldOptions) {
 
 function path(options: FieldOptions) {
   return Type.String({ ...options, minLength: 1, ...formatted("path") });
+}
+
+/* ------------------------------------------------------------------ error_pages (proxy/error-pages/) */
+
+/**
+ * `error_pages` on the stack (`proxy.error_pages`) or on one app, which wins
+ * over the stack's. Any key is a string here: checks.ts names a bad one
+ * (contract/error-pages.ts says what a key may be) more clearly than a pattern could.
+ */
+function errorPages(scope: "proxy" | "app") {
+  return Type.Optional(
+    Type.Record(Type.String(), path({ description: "An HTML file (at most 1 MiB), relative to the config file's folder." }), {
+      description:
+        (scope === "proxy"
+          ? "HTML pages for the proxy's own error answers, as nginx's `error_page 502 /502.html`: a status (`502`) or a class (`5xx`, `4xx`) mapped to a file. "
+          : "HTML pages for the proxy's own error answers about this app (no route has no app: those take `proxy.error_pages`); the app's map wins over `proxy.error_pages`, a status over a class. ") +
+        "Served to every client with the original status and `Content-Type: text/html; charset=utf-8`. Only the proxy's own answers are replaced (no route, a worker unreachable or timed out, limits, no ready worker, a static folder's 404): a worker's own 404 or 500 passes through untouched. The files are read when the config is loaded (at `up`, and at each reload): a page edited or removed later is served as it was read until the next reload. Absent: the proxy's default page (HTML for a browser, plain text otherwise).",
+      examples: [{ "502": "errors/502.html", "5xx": "errors/5xx.html" }],
+      [KEY_FORMAT]: "error-status",
+    }),
+  );
 }
 
 /** Host names compare without case: `Hello.Localhost` routes like `hello.localhost`. */
@@ -266,6 +288,7 @@ const ProxySchema = Type.Object(
       default: [],
       examples: [["127.0.0.1", "10.0.0.0/8"]],
     }),
+    error_pages: errorPages("proxy"),
     access_log: choice(["combined", "json", "off"], {
       description:
         "The access log, one line per request, in <state_dir>/logs/access.log (`tsgi-stack logs --access` reads it): `combined` (nginx's format plus app, worker, time and request id), `json` (one object per line) or `off`.",
@@ -508,6 +531,7 @@ export const AppSchema = Type.Object(
     ready_timeout: duration({ description: "How long a new worker may take to become ready before it counts as failed to start.", default: "10s" }),
     restart: RestartSchema,
     ...clientLimitFields(),
+    error_pages: errorPages("app"),
   },
   {
     additionalProperties: false,

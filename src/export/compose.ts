@@ -39,9 +39,24 @@ export const NGINX_IMAGE = "nginx:stable";
 const NGINX_CONF = "/etc/nginx/conf.d/default.conf";
 /** Where static folders are mounted in the nginx container, one folder per app. */
 const STATIC_ROOT = "/srv/tsgi/static";
+/** Where the `error_pages` files are mounted in the nginx container, one file each. */
+const ERROR_PAGES_ROOT = "/srv/tsgi/error-pages";
+
 /** The ports nginx listens on in its container; the config's listeners are published onto them. */
 const NGINX_HTTP_PORT = 80;
 const NGINX_TLS_PORT = 443;
+
+/** The `error_pages` files of the config as the image sees it -> the same files here (the config differs only by its folder). */
+function hostPageFiles(config: StackConfig, hostConfig: StackConfig): Map<string, string> {
+  const files = new Map<string, string>();
+  const pair = (there: Readonly<Record<string, string>> | undefined, here: Readonly<Record<string, string>> | undefined) => {
+    for (const [key, file] of Object.entries(there ?? {})) if (here?.[key]) files.set(file, here[key]);
+  };
+  pair(config.proxy.error_pages, hostConfig.proxy.error_pages);
+  for (const [name, app] of Object.entries(config.apps)) pair(app.error_pages, hostConfig.apps[name]?.error_pages);
+  return files;
+}
+
 /** How Docker restarts a container that exits (`restart: unless-stopped`), for the notes. */
 const DOCKER_RESTARTS = "Docker restarts a container that exits (restart: unless-stopped, after 100 ms doubling to 1 min)";
 
@@ -200,8 +215,10 @@ export function composeFile(input: ComposeInput): string {
   const proxyName = config.apps.proxy ? "tsgi-proxy" : "proxy";
   const services: Record<string, Service> = {};
   for (const [app, settings] of workers) services[app] = workerService(app, settings, input, differences);
-  // Each static folder, from where it is here, at its own mount in the nginx container.
+  // Each static folder, from where it is here, at its own mount in the nginx container (and each error page file).
   const staticMounts: Record<string, string> = {};
+  const pageMounts = new Map<string, string>();
+  const hostPages = hostPageFiles(config, input.hostConfig);
   const target: NginxTarget = {
     protocol: "http",
     name: input.name,
@@ -210,6 +227,13 @@ export function composeFile(input: ComposeInput): string {
     // Docker's DNS gives the service's name every replica's address.
     upstream: (app) => (services[app] ? { servers: [`${app}:${CONTAINER_PORT}`] } : { unreachable: `no service runs ${app}` }),
     staticFolder: (app) => (staticMounts[input.hostConfig.apps[app]!.static!] = `${STATIC_ROOT}/${app}`),
+    // Each error page, from where it is here, as a file of its own in the nginx container.
+    errorPageFile: (file) => {
+      const here = hostPages.get(file) ?? file;
+      let inside = pageMounts.get(here);
+      if (inside === undefined) pageMounts.set(here, (inside = `${ERROR_PAGES_ROOT}/${pageMounts.size}.html`));
+      return (staticMounts[here] = inside);
+    },
     // The container's ports, which the config's listeners are published onto; HTTPS only with a certificate.
     listen: { http: [String(NGINX_HTTP_PORT)], tls: config.proxy.tls ? [String(NGINX_TLS_PORT)] : [] },
   };

@@ -162,6 +162,14 @@ export function ruleRoutes(routes: readonly Route[]): { host?: string; routes: R
   return rules;
 }
 
+/**
+ * ingress-nginx's custom-http-errors annotation sends the statuses it names
+ * to a default backend (a service that serves the pages) — one more
+ * deployment, not written here.
+ */
+const ERROR_PAGES_DIFFERENCE =
+  "ingress-nginx serves custom error pages only from a default backend you deploy (custom-http-errors and default-backend annotations); not written: the controller's own pages";
+
 /** The config's settings of the front proxy, as ingress-nginx annotations; what they cannot carry is noted. */
 function proxyAnnotations(config: StackConfig, differences: Differences): Record<string, string> {
   const { limits } = config.proxy;
@@ -198,6 +206,7 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
       "ingress-nginx decides whom it believes X-Forwarded-* from for all Ingresses at once (use-forwarded-headers and proxy-real-ip-cidr in its ConfigMap); by default it replaces them",
     );
   }
+  if (config.proxy.error_pages) differences.note("proxy.error_pages", ERROR_PAGES_DIFFERENCE);
   return {
     [`${NGINX}/proxy-body-size`]: nginxSize(limits.client_max_body_size),
     [`${NGINX}/proxy-connect-timeout`]: wholeSeconds("connect_timeout", limits.connect_timeout),
@@ -233,6 +242,7 @@ function appAnnotations(name: string, app: AppConfig, differences: Differences):
   }
   // ingress-nginx's limit-rps / limit-connections annotations take a burst as a multiple of the rate and one status for the whole controller: not the config's.
   if (app.rate_limit) differences.note(`apps.${name}.rate_limit`, "ingress-nginx's limit-rps annotations have no burst, delay or status of their own (the controller's limit-req-status-code); not written: no rate limit");
+  if (app.error_pages) differences.note(`apps.${name}.error_pages`, ERROR_PAGES_DIFFERENCE);
   if (app.conn_limit) differences.note(`apps.${name}.conn_limit`, "ingress-nginx's limit-connections annotation answers the controller's limit-conn-status-code; not written: no limit");
   // ingress-nginx compresses for every Ingress at once (its ConfigMap), with no annotation per Ingress.
   if (app.compress) {

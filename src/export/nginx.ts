@@ -43,7 +43,9 @@
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts);
  * - `compress` as gzip (and gzip_static for a static app's siblings): br and
- *   zstd are outside nginx's core (export/nginx-compress.ts).
+ *   zstd are outside nginx's core (export/nginx-compress.ts);
+ * - `error_pages` as error_page and an internal location per file
+ *   (export/nginx-error-pages.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -53,6 +55,7 @@ import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
 import { compressDirectives, precompressedDirectives } from "./nginx-compress.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
+import { NginxErrorPages } from "./nginx-error-pages.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -64,6 +67,8 @@ export interface NginxTarget {
   upstream(app: string, protocol: NginxProtocol): { servers: string[] } | { unreachable: string };
   /** A static app's folder as nginx sees it (default: the config's, absolute). */
   staticFolder?(app: string, folder: string): string;
+  /** An `error_pages` file as nginx sees it (default: the config's, absolute). */
+  errorPageFile?(file: string): string;
   /** Where nginx listens (default: `proxy.listen`, and `proxy.tls.listen` with TLS). */
   listen?: { http: string[]; tls: string[] };
   /** The access log: a file, or `/dev/stdout` in a container (`export nginx` writes `<log dir>/<name>.access.log`). */
@@ -237,7 +242,7 @@ function upstreamBlock(config: StackConfig, target: NginxTarget, app: string, pr
 }
 
 /** The body of a location passing to an app's workers under `mount`. */
-function workerLocation(config: StackConfig, target: NginxTarget, app: string, mount: string, upgradeLocation: string): string[] {
+function workerLocation(config: StackConfig, target: NginxTarget, app: string, mount: string, upgradeLocation: string, pages: NginxErrorPages): string[] {
   const settings = config.apps[app]!;
   const directive = target.protocol === "uwsgi" ? "uwsgi" : "proxy";
   return [
@@ -246,6 +251,8 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
+    // The 418 above keeps the server's error_page lines out of this location: its pages are repeated here.
+    ...pages.workerLines(app),
     ...limitDirectives(config, target.name, app),
     ...compressDirectives(settings),
     ...retries(settings, directive),
@@ -293,7 +300,7 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
 }
 
-function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>): string[] {
+function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, pages: NginxErrorPages): string[] {
   const tls = config.proxy.tls;
   const { limits } = config.proxy;
   const staticFolder = (app: string, folder: string) => target.staticFolder?.(app, folder) ?? folder;
@@ -315,6 +322,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     ...passHeaders(config, target),
     ...(target.protocol === "uwsgi" ? uwsgiParams(config, target) : []),
     ...passTimeouts(config, target.protocol === "uwsgi" ? "uwsgi" : "proxy"),
+    ...pages.serverLines(),
   ];
   const locations: string[] = [];
   const upgrades = new Map<string, { name: string; app: string; mount: string }>();
@@ -329,19 +337,20 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
         inner = [
           ...limitDirectives(config, target.name, action.app),
           ...precompressedDirectives(config.apps[action.app]!),
+          ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
           ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
         ];
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
         if (!upgrades.has(key)) upgrades.set(key, { name: `@${ident(target.name)}_upgrade_${upgrades.size}`, app: action.app, mount: action.mount });
-        inner = workerLocation(config, target, action.app, action.mount, upgrades.get(key)!.name);
+        inner = workerLocation(config, target, action.app, action.mount, upgrades.get(key)!.name, pages);
       }
       locations.push("", `location ${match} {`, ...indent(inner), "}");
     }
   }
   const named = [...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]);
-  return ["server {", ...indent([...body, ...locations, ...named]), "}"];
+  return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }
 
 /** The access log, in the format the config names, in nginx's words. */
@@ -377,8 +386,9 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     reachable.add(app);
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
+  const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
   const trusted = config.proxy.trusted_proxies;
-  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable)]);
+  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages)]);
   return [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,

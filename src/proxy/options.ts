@@ -13,6 +13,7 @@ import type { PassiveHealthOptions } from "./health/passive.ts";
 import type { RouteSpec } from "./router.ts";
 import type { PoolLimits } from "./upstream/pool.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
+import type { ErrorPagesSpec } from "./error-pages/pages.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -50,6 +51,8 @@ export interface FrontProxyOptions {
   allowTrace?: Readonly<Record<string, boolean>>;
   /** Limits per client address, per app (the config's `rate_limit` and `conn_limit`); apps absent here have none. */
   clientLimits?: Readonly<Record<string, ClientLimitSpec>>;
+  /** The `error_pages` (stack's and apps'), their files already read; absent: the default pages only. */
+  errorPages?: ErrorPagesSpec;
   /** Called after each proxied response, for the access log and the metrics. */
   onResponse?: (entry: AccessEntry) => void;
   /** Called for each try a worker failed (could not connect, timed out, broke): `retried` when another try follows. */

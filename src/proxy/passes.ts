@@ -66,6 +66,8 @@ export interface ProxyView {
   readonly bodyTimeoutMs: number;
   /** The app's compression policy (its `compress`), if any: a static app serves precompressed files by it. */
   compression?(app: string): CompressPolicy | undefined;
+  /** The `error_pages` lookup by status for an app (its own over the stack's), or undefined when none apply: a static folder answers its own errors with it. */
+  errorPages?(app: string): ((status: number) => Buffer | undefined) | undefined;
   /** Whether an app takes TRACE requests (it opted in). */
   allowsTrace(app: string): boolean;
   /** The request's body stalled (client_body_timeout): the proxy cancels the try under way and answers 408. */
@@ -186,7 +188,8 @@ const staticFolder: RequestPass = {
     const root = proxy.staticRoot(route!.app);
     if (root === undefined || !res) return undefined;
     res.setHeader("X-Request-Id", exchange.requestId);
-    void serveStatic(req, res, root, route!.mount, proxy.compression?.(route!.app)?.encodings).then(({ status, bytes }) => {
+    const app = route!.app;
+    void serveStatic(req, res, root, route!.mount, proxy.compression?.(app)?.encodings, proxy.errorPages?.(app)).then(({ status, bytes }) => {
       exchange.bytes = bytes;
       exchange.end(status);
     });

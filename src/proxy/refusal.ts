@@ -59,7 +59,12 @@ export type Refusal =
 /** What the client is told: the status, a one-line text, extra headers, and whether the connection closes after it. */
 export interface Answer {
   status: number;
+  /** `reason: detail`, the plain-text body (without its newline). */
   text: string;
+  /** The reason phrase the text starts with (`Bad Gateway`). */
+  reason: string;
+  /** What happened, the text past its reason (`app "api" did not answer`), for the HTML page (proxy/error-pages/). */
+  detail: string;
   headers: Readonly<Record<string, string>>;
   close: boolean;
   /** False when the answer was already written by someone else (node's clientError handler). */
@@ -72,50 +77,61 @@ const NONE: Readonly<Record<string, string>> = Object.freeze({});
 
 export function answerFor(refusal: Refusal): Answer {
   const code = CODES[refusal.kind];
-  const answer = (status: number, text: string, close = false, headers = NONE): Answer => ({ status, text, headers, close, write: true, code });
+  const answer = (status: number, detail: string, close = false, headers = NONE, reason = REASON_PHRASES[status]!): Answer => ({
+    status,
+    text: `${reason}: ${detail}`,
+    reason,
+    detail,
+    headers,
+    close,
+    write: true,
+    code,
+  });
   switch (refusal.kind) {
     case "bad-head":
       return answer(
         refusal.status,
-        `${REASON_PHRASES[refusal.status]}: ${refusal.reason}`,
+        refusal.reason,
         refusal.status !== 405,
         refusal.allow === undefined ? NONE : { Allow: refusal.allow },
       );
     case "bad-body-framing":
-      return answer(400, "Bad Request: malformed chunked body", true);
+      return answer(400, "malformed chunked body", true);
     case "no-route":
-      return answer(404, `Not Found: no app is routed for ${refusal.host}${refusal.path}`);
+      return answer(404, `no app is routed for ${refusal.host}${refusal.path}`);
     case "body-too-large":
       return answer(
         413,
         refusal.declared
-          ? `Content Too Large: the limit is ${refusal.limit} bytes`
-          : `Content Too Large: request body larger than client_max_body_size (${refusal.limit} bytes)`,
+          ? `the limit is ${refusal.limit} bytes`
+          : `request body larger than client_max_body_size (${refusal.limit} bytes)`,
         true,
       );
     case "body-stalled":
-      return answer(408, `Request Timeout: the request body stalled for ${refusal.ms} ms`, true);
+      return answer(408, `the request body stalled for ${refusal.ms} ms`, true);
     case "no-ready-worker":
-      return answer(503, `Service Unavailable: app "${refusal.app}" has no ready worker`, false, RETRY_SOON);
+      return answer(503, `app "${refusal.app}" has no ready worker`, false, RETRY_SOON);
     case "upstream-failed":
-      return answer(502, `Bad Gateway: app "${refusal.app}" ${refusal.failure === "protocol" ? "sent an invalid response" : "did not answer"}`);
+      return answer(502, `app "${refusal.app}" ${refusal.failure === "protocol" ? "sent an invalid response" : "did not answer"}`);
     case "invalid-response-head":
-      return answer(502, `Bad Gateway: app "${refusal.app}" sent an invalid response`);
+      return answer(502, `app "${refusal.app}" sent an invalid response`);
     case "upstream-timeout":
-      return answer(504, `Gateway Timeout: app "${refusal.app}" did not answer within ${refusal.ms} ms`);
+      return answer(504, `app "${refusal.app}" did not answer within ${refusal.ms} ms`);
     case "rate-limited":
       return answer(
         refusal.status,
-        `${limitPhrase(refusal.status)}: too many requests from this address for app "${refusal.app}"`,
+        `too many requests from this address for app "${refusal.app}"`,
         false,
         retryAfter(refusal.retryAfterS),
+        limitPhrase(refusal.status),
       );
     case "conn-limited":
       return answer(
         refusal.status,
-        `${limitPhrase(refusal.status)}: too many requests in flight from this address for app "${refusal.app}"`,
+        `too many requests in flight from this address for app "${refusal.app}"`,
         false,
         RETRY_SOON,
+        limitPhrase(refusal.status),
       );
   }
 }

@@ -6,16 +6,26 @@
  * worker's response head as the client gets it. An answer that closes the
  * connection marks it, so that a request pipelined behind it is dropped
  * rather than trusted.
+ *
+ * The body of an answer (proxy/error-pages/): the configured `error_pages`
+ * file for its status, to every client, as nginx's error_page; else an HTML
+ * page for a client that prefers HTML, plain text for the rest (the same
+ * text as ever) — those two with `Vary: Accept`. Decided only here, when the
+ * proxy answers by itself: a proxied response never comes this way, so a
+ * worker's own 404 or 500 is never replaced.
  */
 import type http from "node:http";
 import { closeIfDraining, linger, markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
 import { type Answer, answerFor, type Refusal } from "./refusal.ts";
+import { defaultErrorPage } from "./error-pages/default-page.ts";
+import { prefersHtml } from "./error-pages/negotiate.ts";
+import type { ErrorPages } from "./error-pages/pages.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
-export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal): Answer {
+export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal, pages: ErrorPages): Answer {
   const answer = answerFor(refusal);
   if (answer.close) markClosing(res.socket);
   // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
@@ -24,18 +34,35 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
     res.destroy();
     return answer;
   }
-  const body = `${answer.text}\n`;
+  const { body, type, vary } = answerBody(answer, exchange, pages);
   closeIfDraining(res);
   res.writeHead(answer.status, {
-    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Type": type,
     "Content-Length": Buffer.byteLength(body),
+    ...(vary ? VARY_ACCEPT : {}),
     "X-Request-Id": exchange.requestId,
     ...answer.headers,
     ...(answer.close ? { Connection: "close" } : {}),
   });
+  // A HEAD gets the head alone: node writes no body for it, and the Content-Length above is the GET's.
   res.end(body);
   exchange.bytes = Buffer.byteLength(body);
   return answer;
+}
+
+const VARY_ACCEPT: Readonly<Record<string, string>> = Object.freeze({ Vary: "Accept" });
+const HTML = "text/html; charset=utf-8";
+
+/** The body of an answer: the app's (or stack's) page for its status, else HTML or plain text by the client's Accept. */
+function answerBody(answer: Answer, exchange: Exchange, pages: ErrorPages): { body: string | Buffer; type: string; vary: boolean } {
+  // The app is known once the request was routed (a 405, a limit, a worker's failure); before that the stack's pages apply.
+  const custom = pages.pageFor(exchange.route?.app, answer.status);
+  if (custom) return { body: custom, type: HTML, vary: false };
+  if (prefersHtml(exchange.req.headers.accept)) {
+    const { status, reason, detail } = answer;
+    return { body: defaultErrorPage({ status, reason, detail, requestId: exchange.requestId }), type: HTML, vary: true };
+  }
+  return { body: `${answer.text}\n`, type: "text/plain; charset=utf-8", vary: true };
 }
 
 /**

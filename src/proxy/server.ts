@@ -55,6 +55,7 @@ import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
 import { type BodyEncoder, bodyEncoder } from "./compress/stream.ts";
+import { ErrorPages } from "./error-pages/pages.ts";
 
 export type { AccessEntry };
 export type { FrontProxyOptions, RetryPolicy } from "./options.ts";
@@ -91,8 +92,11 @@ export class FrontProxy {
   private readonly view: ProxyView;
   /** The apps' limits per client address, kept across reconfigure (their clients' state with them). */
   private readonly clientLimits: ClientLimits;
+  /** The `error_pages` in force (their files read when the config was loaded), replaced whole by reconfigure. */
+  private errorPages: ErrorPages;
 
   constructor(private options: FrontProxyOptions) {
+    this.errorPages = new ErrorPages(options.errorPages);
     this.router = new Router(options.routes);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
@@ -103,6 +107,7 @@ export class FrontProxy {
       staticRoot: (app) => this.options.staticRoots?.[app],
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
       compression: (app) => this.options.compress?.[app],
+      errorPages: (app) => this.errorPages.lookupFor(app),
       // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
       bodyStalled: (ctx, refusal) => {
         const request = ctx as WebRequest;
@@ -141,6 +146,7 @@ export class FrontProxy {
     this.router = new Router(options.routes);
     this.upstreams.reconfigure(options);
     this.clientLimits.configure(options.clientLimits ?? {});
+    this.errorPages = new ErrorPages(options.errorPages);
   }
 
   /** The ready workers of one app: the only way the proxy learns about workers. */
@@ -214,7 +220,7 @@ export class FrontProxy {
   /** Answers a request with one of the proxy's own answers and ends its exchange. */
   private refuse(request: WebRequest, refusal: Refusal): void {
     request.stopWatching();
-    const answer = writeAnswer(request.res, request.exchange, refusal);
+    const answer = writeAnswer(request.res, request.exchange, refusal, this.errorPages);
     request.exchange.end(answer.status, undefined, answer.code);
     sweepIfDraining(request.res);
   }
@@ -395,7 +401,7 @@ export class FrontProxy {
             res.removeHeader("X-Request-Id");
             connection.abort();
             this.upstreams.passive.recordFailure(key);
-            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app });
+            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app }, this.errorPages);
             if (leave()) this.done(request, answer.status, endpoint, answer.code);
             return;
           }
@@ -477,7 +483,7 @@ export class FrontProxy {
     const other = next.step === "next-worker" ? this.upstreams.choose(app, req, request.tried) : undefined;
     this.options.onUpstreamFailure?.(app, endpoint.id, failure.kind, other !== undefined);
     if (other) return this.forward(request, other);
-    const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure));
+    const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure), this.errorPages);
     this.done(request, answer.status, endpoint, answer.code);
   }
 

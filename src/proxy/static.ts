@@ -33,8 +33,9 @@
  *     resolve under the folder;
  *   - every refusal and error is a short text/plain answer naming the URL
  *     path (never a file system path): 404 for what is missing, 403 for
- *     what the proxy may not read (EACCES), 500 for anything else. Nothing
- *     here throws to the proxy.
+ *     what the proxy may not read (EACCES), 500 for anything else — or the
+ *     `error_pages` file for its status, as nginx's error_page replaces a
+ *     static location's own errors too. Nothing here throws to the proxy.
  *
  * Caching: `send`'s headers, unchanged — a weak ETag from size and mtime,
  * Last-Modified, and `Cache-Control: public, max-age=0`, so that browsers
@@ -167,16 +168,16 @@ function folderLocation(mount: string, raw: string, query: string): string {
   return headerSafe(query ? `${location}?${query}` : location);
 }
 
-/** A short text answer; destroys the connection instead when a file's headers are already out. */
-function answer(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+/** A short text answer (or the configured error page); destroys the connection instead when a file's headers are already out. */
+function answer(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}, page?: Buffer): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   for (const name of SEND_HEADERS) res.removeHeader(name);
-  const body = `${message}\n`;
+  const body = page ?? `${message}\n`;
   res.writeHead(status, {
-    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Type": page ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
     "Content-Length": String(Buffer.byteLength(body)),
     "X-Content-Type-Options": "nosniff",
     ...headers,
@@ -326,6 +327,8 @@ export function serveStatic(
   mount: string,
   /** The codings whose precompressed siblings may be served (the app's `compress`); none: plain files only. */
   precompressed: readonly Encoding[] = [],
+  /** The app's `error_pages` file for an error status, if any (proxy/error-pages/pages.ts). */
+  errorPage?: (status: number) => Buffer | undefined,
 ): Promise<StaticResult> {
   const bytes = countBodyBytes(req, res);
   const done = new Promise<StaticResult>((resolve) => {
@@ -340,7 +343,7 @@ export function serveStatic(
   const base = mount === "/" ? "" : mount;
   const raw = urlPath.startsWith(base) ? urlPath.slice(base.length) : urlPath;
   const say = (status: number, headers?: Record<string, string>, reason?: string) =>
-    answer(res, status, `${REASONS[status] ?? `Error ${status}`}: ${urlPath}${reason ? `: ${reason}` : ""}`, headers);
+    answer(res, status, `${REASONS[status] ?? `Error ${status}`}: ${urlPath}${reason ? `: ${reason}` : ""}`, headers, errorPage?.(status));
   const refuse = (refusal: Refusal) => say(refusal.status, refusal.headers, refusal.message);
 
   void (async () => {

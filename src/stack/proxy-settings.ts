@@ -5,8 +5,12 @@
  * limits, retries, health checks, static folders, the listeners' options and
  * the access log. Pure functions of the config, so that the stack process and
  * each proxy process (stack/proxy-process.ts) derive the same settings, and
- * the settings cross the IPC channel as JSON.
+ * the settings cross the IPC channel as JSON. One exception reads the disk:
+ * the `error_pages` files, read here once per plan (at `up` and at each
+ * reload) so that an edited page is a changed setting a reload applies, and
+ * no proxy process reads a file while it serves.
  */
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import type { AccessLogFormat } from "../proxy/access-log.ts";
@@ -15,6 +19,7 @@ import type { ClientLimitSpec } from "../proxy/limits/client-limits.ts";
 import type { RouteSpec } from "../proxy/router.ts";
 import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
 import type { CompressPolicy } from "../proxy/compress/negotiate.ts";
+import type { ErrorPagesSpec } from "../proxy/error-pages/pages.ts";
 
 export type AppKind = "module" | "command" | "static";
 
@@ -106,6 +111,36 @@ export function clientLimitsFor(config: StackConfig): Record<string, ClientLimit
   return limits;
 }
 
+/**
+ * The `error_pages` of the stack and of each app, with their files read
+ * (the config's checks found each readable and within 1 MiB). A file gone
+ * between the check and this read leaves its status to the default page
+ * rather than failing the reload that the check let through.
+ */
+export function errorPagesFor(config: StackConfig): ErrorPagesSpec {
+  const read = (pages: Readonly<Record<string, string>> | undefined): Record<string, string> => {
+    const html: Record<string, string> = {};
+    for (const [key, file] of Object.entries(pages ?? {})) {
+      try {
+        html[key] = readFileSync(file, "utf8");
+      } catch {
+        // see above: the default page answers this status
+      }
+    }
+    return html;
+  };
+  const stack = read(config.proxy.error_pages);
+  const apps: Record<string, Record<string, string>> = {};
+  for (const [name, app] of Object.entries(config.apps)) if (app.error_pages) apps[name] = read(app.error_pages);
+  return { ...(Object.keys(stack).length > 0 ? { stack } : {}), ...(Object.keys(apps).length > 0 ? { apps } : {}) };
+}
+
+/** `errorPages`, only when the config has some (a config without gives the options it always did). */
+function errorPagesOption(config: StackConfig): { errorPages?: ErrorPagesSpec } {
+  const pages = errorPagesFor(config);
+  return pages.stack || pages.apps ? { errorPages: pages } : {};
+}
+
 /** The proxy's routing table for the config. */
 export function routesFor(config: StackConfig): { routes: RouteSpec[]; balance: Record<string, string> } {
   const routes: RouteSpec[] = [];
@@ -140,6 +175,7 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     staticRoots: staticRootsFor(config),
     ...compressOption(compressPoliciesFor(config)),
     ...clientLimitsOption(config),
+    ...errorPagesOption(config),
   };
 }
 

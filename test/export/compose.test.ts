@@ -154,6 +154,25 @@ describe("export compose", () => {
     expect(doc.services.web.entrypoint[3]).toBe("/srv/shop/app.mjs");
   });
 
+  it("error_pages: each file mounted read-only into nginx, where its error_page finds it", async () => {
+    const { dir, file } = configDir(`proxy:\n  error_pages: { 502: pages/502.html }\n${APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    error_pages: { 404: pages/404.html }\n")}`);
+    mkdirSync(path.join(dir, "pages"));
+    writeFileSync(path.join(dir, "pages", "502.html"), "<p>502</p>\n");
+    writeFileSync(path.join(dir, "pages", "404.html"), "<p>404</p>\n");
+    const { doc } = await exported(file);
+    expect(doc.services.proxy.volumes).toEqual(
+      expect.arrayContaining([
+        { type: "bind", source: "./pages/502.html", target: "/srv/tsgi/error-pages/0.html", read_only: true },
+        { type: "bind", source: "./pages/404.html", target: "/srv/tsgi/error-pages/1.html", read_only: true },
+      ]),
+    );
+    const content: string = doc.configs.nginx.content;
+    expect(content).toContain('alias "/srv/tsgi/error-pages/0.html";');
+    expect(content).toContain("error_page 502 /__tsgi_error/0.html;");
+    const check = nginxCheck(dir, content);
+    expect(check.status, check.stderr).toBe(0);
+  });
+
   it("refuses a health check nginx cannot act on unless forced, naming its key and writing nothing", async () => {
     const { dir, file } = configDir(APPS.replace("    graceful_timeout: 25s\n", "    graceful_timeout: 25s\n    health: { path: /healthz }\n"));
     const out = path.join(dir, "compose.yaml");

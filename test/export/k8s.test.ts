@@ -226,13 +226,19 @@ describe("export k8s", () => {
     expect(find(validated(text), "Deployment", "web").spec.replicas).toBe(3);
   });
 
-  it("refuses rate_limit, conn_limit and compress, which ingress-nginx's annotations cannot say as configured, naming each key", async () => {
-    const { file } = configDir(WEB.replace("    instances: 3\n", "    instances: 3\n    rate_limit: { rate: 10r/s, burst: 20 }\n    conn_limit: { max: 5 }\n    compress: {}\n"));
+  it("refuses rate_limit, conn_limit, compress and error_pages, which ingress-nginx's annotations cannot say as configured, naming each key", async () => {
+    const { file } = configDir(
+      WEB.replace("    instances: 3\n", "    instances: 3\n    rate_limit: { rate: 10r/s, burst: 20 }\n    conn_limit: { max: 5 }\n    compress: {}\n    error_pages: { 5xx: app.mjs }\n"),
+      "proxy:\n  error_pages: { 404: app.mjs }\n",
+    );
     const refused = await runCli(["export", "k8s", "-c", file]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("apps.web.rate_limit: ingress-nginx's limit-rps annotations");
     expect(refused.stderr).toContain("apps.web.conn_limit: ingress-nginx's limit-connections annotation");
     expect(refused.stderr).toContain("apps.web.compress: ingress-nginx compresses for the whole controller");
+    // Custom pages need a default backend of one's own (custom-http-errors): a difference, on the stack and on the app.
+    expect(refused.stderr).toContain("proxy.error_pages: ingress-nginx serves custom error pages only from a default backend");
+    expect(refused.stderr).toContain("apps.web.error_pages: ingress-nginx serves custom error pages only from a default backend");
   });
 
   it("runs the worker alone (--no-arbiter) only when it never leaves by itself: no max_requests, no timeout", async () => {

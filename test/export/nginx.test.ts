@@ -8,12 +8,13 @@
  * the difference as a comment. The live behaviour behind nginx is
  * test/integration/nginx-front.test.ts.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { NGINX, nginxConfig } from "../helpers/nginx.ts";
+import { NGINX, nginxConfig, startNginx } from "../helpers/nginx.ts";
 import { runCli } from "../helpers/serve.ts";
 
 const dirs: string[] = [];
@@ -235,5 +236,81 @@ describe("export nginx --config-path: written for another machine", () => {
     expect(result.stdout).toContain("server unix:/srv/shop/.tsgi/upstreams/rr.0.uwsgi.sock max_fails=0;");
     expect(result.stdout).toContain('alias "/srv/shop/public/";');
     expect(result.stdout).toContain('ssl_certificate "/srv/shop/cert.pem";');
+  });
+});
+
+describe("export nginx: error_pages", () => {
+  it("writes error_page and an internal location per file; live, nginx serves them for its own 404 and 502 only, never over a worker's 500", async () => {
+    const dir = folder();
+    mkdirSync(path.join(dir, "pages"));
+    writeFileSync(path.join(dir, "pages", "404.html"), "<p>stack 404</p>\n");
+    writeFileSync(path.join(dir, "pages", "5xx.html"), "<p>stack 5xx</p>\n");
+    writeFileSync(path.join(dir, "pages", "api-502.html"), "<p>api 502</p>\n");
+    const file = path.join(dir, "tsgi.yaml");
+    writeFileSync(
+      file,
+      `proxy:
+  error_pages: { 404: pages/404.html, 5xx: pages/5xx.html }
+apps:
+  web:
+    module: app.mjs
+    routes: [{ path: /web }]
+  api:
+    module: app.mjs
+    routes: [{ path: /api }]
+    error_pages: { 502: pages/api-502.html }
+`,
+    );
+    const result = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
+    expect(result.code, result.stderr).toBe(0);
+    const text = result.stdout;
+    expect(nginxCheck(dir, text).status).toBe(0);
+    expect(text).toContain("error_page 404 /__tsgi_error/0.html;");
+    expect(text).toContain("error_page 500 501 502 503 504 505 507 /__tsgi_error/1.html;");
+    expect(block(text, "location = /__tsgi_error/0.html")).toEqual(["internal;", `alias "${dir}/pages/404.html";`, "types { }", 'default_type "text/html; charset=utf-8";']);
+    // The app's 502 over the stack's 5xx, in the app's locations; nothing turns upstream interception on.
+    expect(block(text, "location /api/")).toEqual(expect.arrayContaining(["error_page 500 501 503 504 505 507 /__tsgi_error/1.html;", "error_page 502 /__tsgi_error/2.html;"]));
+    expect(text).not.toMatch(/intercept_errors on/);
+
+    // Live: a worker on web's upstream socket that answers its own 500; api's socket has no one behind it (502).
+    const worker = http.createServer((_req, res) => res.writeHead(500, { "Content-Type": "application/json" }).end('{"worker":500}'));
+    mkdirSync(path.join(dir, ".tsgi", "upstreams"), { recursive: true });
+    await new Promise<void>((resolve) => worker.listen(path.join(dir, ".tsgi", "upstreams", "web.0.sock"), resolve));
+    const nginxDir = path.join(dir, "nginx-live");
+    mkdirSync(nginxDir);
+    const children: ChildProcess[] = [];
+    try {
+      const nginx = await startNginx(nginxDir, (port) => nginxConfig(nginxDir, text.replace("listen 127.0.0.1:8080 default_server;", `listen 127.0.0.1:${port} default_server;`)), {
+        onSpawn: (child) => children.push(child),
+      });
+      const get = async (urlPath: string) => {
+        const response = await fetch(`http://127.0.0.1:${nginx.port}${urlPath}`);
+        return { status: response.status, type: response.headers.get("content-type"), body: await response.text() };
+      };
+      expect(await get("/web/x")).toEqual({ status: 500, type: "application/json", body: '{"worker":500}' });
+      expect(await get("/api/x")).toEqual({ status: 502, type: "text/html; charset=utf-8", body: "<p>api 502</p>\n" });
+      expect(await get("/nothing")).toEqual({ status: 404, type: "text/html; charset=utf-8", body: "<p>stack 404</p>\n" });
+    } finally {
+      for (const child of children) child.kill();
+      await Promise.all(children.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
+      worker.closeAllConnections();
+      await new Promise((resolve) => worker.close(resolve));
+    }
+  });
+
+  it("a static app's location takes the server's pages, or its own over them: its folder's 404 is replaced in both proxies", async () => {
+    const dir = folder();
+    writeFileSync(path.join(dir, "404.html"), "<p>404</p>\n");
+    writeFileSync(path.join(dir, "403.html"), "<p>403</p>\n");
+    const file = path.join(dir, "tsgi.yaml");
+    writeFileSync(
+      file,
+      `proxy:\n  error_pages: { 4xx: 404.html }\napps:\n  files:\n    static: public\n    routes: [{ path: /files }]\n  other:\n    static: public\n    routes: [{ path: /other }]\n    error_pages: { 403: 403.html }\n`,
+    );
+    const result = await runCli(["export", "nginx", "-c", file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(nginxCheck(dir, result.stdout).status).toBe(0);
+    expect(block(result.stdout, "location /files/").some((line) => line.startsWith("error_page"))).toBe(false);
+    expect(block(result.stdout, "location /other/")).toEqual(expect.arrayContaining(["error_page 403 /__tsgi_error/1.html;"]));
   });
 });

@@ -1,0 +1,122 @@
+/**
+ * @module export/nginx-error-pages
+ *
+ * `error_pages` in nginx's words, for export/nginx.ts: nginx's error_page
+ * without `=code` (the original status kept), each file served by an
+ * internal location of the server —
+ *
+ *   proxy.error_pages: { 404: pages/404.html, 5xx: pages/5xx.html }
+ *     error_page 404 /__tsgi_error/0.html;                       (server level)
+ *     error_page 500 502 503 504 … /__tsgi_error/1.html;
+ *     location = /__tsgi_error/0.html { internal; alias "/…/pages/404.html"; … }
+ *
+ * A class (`5xx`) is written as the statuses of it that nginx or the stack
+ * answers by itself (nginx's error_page takes codes, not classes). Neither
+ * proxy_intercept_errors nor uwsgi_intercept_errors is turned on: nginx's
+ * error_page then applies to the answers nginx makes itself (no location,
+ * an upstream it could not reach or that timed out, a limit, a body too
+ * large) and never to a worker's own 404 or 500 — the stack's rule.
+ *
+ * A location's error_page directives replace the server's (nginx inherits
+ * them only into a level that has none), and a worker location already has
+ * one (the upgrade's 418): so each worker location repeats its whole list,
+ * the app's pages over the stack's. A static app's location inherits the
+ * server's, or has its own list when the app has pages: its folder's own
+ * 403/404/405 take them in both proxies.
+ */
+import type { StackConfig } from "../config/schema.ts";
+import { parseErrorPageKey } from "../contract/error-pages.ts";
+import { REASON_PHRASES } from "../proxy/refusal.ts";
+
+/** The URI prefix of the internal locations that serve the pages (no route of the stack's can reach an internal location). */
+const PREFIX = "/__tsgi_error/";
+
+/**
+ * The statuses a class stands for: those nginx answers by itself (its
+ * special responses) and those the stack's proxy does, 499 excepted (nginx
+ * refuses error_page 499: the client is gone). A limit's configured status
+ * is added by `statusesOf`.
+ */
+const ANSWERED = [
+  ...new Set([400, 401, 402, 403, 404, 405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 416, 421, 429, 494, 495, 496, 497, 500, 501, 502, 503, 504, 505, 507, ...Object.keys(REASON_PHRASES).map(Number)]),
+].sort((a, b) => a - b);
+
+/** The pages of one scope (stack's, or an app's over the stack's) as status -> file, a status over its class. */
+type StatusFiles = Map<number, string>;
+
+function statusFiles(config: StackConfig, pages: Readonly<Record<string, string>> | undefined, under?: StatusFiles): StatusFiles {
+  const limitStatuses = Object.values(config.apps).flatMap((app) => [app.rate_limit?.status, app.conn_limit?.status]).filter((status) => status !== undefined);
+  const statuses = [...new Set([...ANSWERED, ...limitStatuses])].filter((status) => status !== 499);
+  const files: StatusFiles = new Map();
+  const classes: [number, string][] = [];
+  for (const [key, file] of Object.entries(pages ?? {})) {
+    const parsed = parseErrorPageKey(key);
+    if (parsed && "status" in parsed) files.set(parsed.status, file);
+    else if (parsed) classes.push([parsed.statusClass, file]);
+  }
+  for (const [statusClass, file] of classes) {
+    for (const status of statuses) if (Math.floor(status / 100) === statusClass && !files.has(status)) files.set(status, file);
+  }
+  for (const [status, file] of under ?? []) if (!files.has(status)) files.set(status, file);
+  return files;
+}
+
+/** The error pages of an export: the files as nginx sees them, and the error_page lines of each scope. */
+export class NginxErrorPages {
+  private readonly uris = new Map<string, string>();
+  private readonly stack: StatusFiles;
+  private readonly apps = new Map<string, StatusFiles>();
+
+  /** `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere). */
+  constructor(
+    private readonly config: StackConfig,
+    private readonly fileFor: (file: string) => string = (file) => file,
+  ) {
+    this.stack = statusFiles(config, config.proxy.error_pages);
+    for (const [name, app] of Object.entries(config.apps)) if (app.error_pages) this.apps.set(name, statusFiles(config, app.error_pages, this.stack));
+  }
+
+  /** The server-level lines: the stack's pages (no route, a bad request head, and every location without its own list). */
+  serverLines(): string[] {
+    return this.lines(this.stack);
+  }
+
+  /** A worker location's lines (it has an error_page of its own, so it inherits none): the app's pages over the stack's. */
+  workerLines(app: string): string[] {
+    return this.lines(this.apps.get(app) ?? this.stack);
+  }
+
+  /** Whether an app has pages of its own (a static location then needs its own list; otherwise it inherits the server's). */
+  hasOwn(app: string): boolean {
+    return this.apps.has(app);
+  }
+
+  /** The internal locations that serve the files: one per file, in every server block. */
+  locations(): string[] {
+    // Every page is known once the constructor ran: the URIs are given out in order of first use below.
+    for (const files of [this.stack, ...this.apps.values()]) for (const file of files.values()) this.uriOf(file);
+    return [...this.uris].flatMap(([file, uri]) => [
+      "",
+      `location = ${uri} {`,
+      "    internal;",
+      `    alias "${this.fileFor(file).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}";`,
+      // Whatever the file's name, it is served as the stack serves it.
+      "    types { }",
+      "    default_type \"text/html; charset=utf-8\";",
+      "}",
+    ]);
+  }
+
+  private uriOf(file: string): string {
+    let uri = this.uris.get(file);
+    if (uri === undefined) this.uris.set(file, (uri = `${PREFIX}${this.uris.size}.html`));
+    return uri;
+  }
+
+  /** One error_page line per file, its statuses in order. */
+  private lines(files: StatusFiles): string[] {
+    const byFile = new Map<string, number[]>();
+    for (const [status, file] of [...files].sort((a, b) => a[0] - b[0])) byFile.set(file, [...(byFile.get(file) ?? []), status]);
+    return [...byFile].map(([file, statuses]) => `error_page ${statuses.join(" ")} ${this.uriOf(file)};`);
+  }
+}
