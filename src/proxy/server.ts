@@ -51,6 +51,7 @@ import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { ClientLimits } from "./limits/client-limits.ts";
+import { compileStaticSite, type StaticSite } from "./static-site.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
@@ -81,6 +82,10 @@ interface WebRequest extends RequestContext {
   cancel?: (status?: number, code?: string) => void;
 }
 
+function compiledSites(options: FrontProxyOptions): ReadonlyMap<string, StaticSite> {
+  return new Map(Object.entries(options.staticSites ?? {}).map(([app, spec]) => [app, compileStaticSite(spec)]));
+}
+
 export class FrontProxy {
   private router: Router;
   private trusted: TrustedProxies;
@@ -91,8 +96,11 @@ export class FrontProxy {
   private readonly view: ProxyView;
   /** The apps' limits per client address, kept across reconfigure (their clients' state with them). */
   private readonly clientLimits: ClientLimits;
+  /** The static apps' compiled index, fallback and Cache-Control rules (their globs compiled here, once per configure). */
+  private staticSites: ReadonlyMap<string, StaticSite>;
 
   constructor(private options: FrontProxyOptions) {
+    this.staticSites = compiledSites(options);
     this.router = new Router(options.routes);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
@@ -101,6 +109,7 @@ export class FrontProxy {
     this.view = {
       route: (host, path) => this.router.match(host, path),
       staticRoot: (app) => this.options.staticRoots?.[app],
+      staticSite: (app) => this.staticSites.get(app),
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
       compression: (app) => this.options.compress?.[app],
       // The body stalled (client_body_timeout): the try under way is stopped and the client gets 408.
@@ -139,6 +148,7 @@ export class FrontProxy {
     this.options = options;
     this.trusted = trusted;
     this.router = new Router(options.routes);
+    this.staticSites = compiledSites(options);
     this.upstreams.reconfigure(options);
     this.clientLimits.configure(options.clientLimits ?? {});
   }
