@@ -49,8 +49,13 @@ export const PLAIN_SITE: StaticSite = { index: ["index.html"] };
 
 /** A glob list as one matcher; a glob without `/` matches the file name in any folder (as nginx users expect of `*.html`). */
 function matcherOf(globs: readonly string[]): (relativePath: string) => boolean {
-  if (globs.length === 0) return () => false;
-  return picomatch([...globs], { basename: true });
+  // picomatch's own `basename` option would apply to the globs with a `/` too (`assets/**` would never match).
+  const ofName = globs.filter((glob) => !glob.includes("/"));
+  const ofPath = globs.filter((glob) => glob.includes("/"));
+  const never = () => false;
+  const name = ofName.length > 0 ? picomatch(ofName) : never;
+  const whole = ofPath.length > 0 ? picomatch(ofPath) : never;
+  return (relativePath) => whole(relativePath) || name(relativePath.slice(relativePath.lastIndexOf("/") + 1));
 }
 
 /** The Cache-Control rule of a folder: no_cache, then immutable, then max-age. */
