@@ -79,6 +79,8 @@ export const FORMATS = {
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
+  "file-name": { type: "file name", loadedAs: "file name", expected: "a file name without /, such as index.html" },
+  "file-url": { type: "URL path", loadedAs: "URL path", expected: "the URL path of a file in the folder, such as /index.html" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
@@ -563,7 +565,7 @@ function staticSiteFields() {
   );
   return {
     index: Type.Optional(
-      Type.Array(Type.String({ description: "A file name.", pattern: INDEX_NAME_PATTERN }), {
+      Type.Array(Type.String({ description: "A file name.", pattern: INDEX_NAME_PATTERN, ...formatted("file-name") }), {
         description:
           "`static` apps: the files served for a folder URL (`/docs/`), the first that exists, as nginx's `index`. `[]`: none, a folder URL is 403 (as nginx with autoindex off). Absent: `[index.html]`.",
         examples: [["index.html", "index.htm"]],
@@ -575,6 +577,7 @@ function staticSiteFields() {
           "`static` apps: the file (a path in the folder, such as `/index.html`) served with status 200 for a GET or HEAD of a page route where nothing exists (`/users/42`), for single-page apps: nginx's `try_files $uri $uri/ /index.html`. A path whose last segment has a dot (`/missing.js`, `/logo.png`) is still 404. Absent: 404.",
         pattern: FALLBACK_PATTERN,
         maxLength: 2048,
+        ...formatted("file-url"),
         examples: ["/index.html"],
       }),
     ),
