@@ -38,7 +38,9 @@
  *   realip module plus the same rule for X-Forwarded-* (a client's own are
  *   replaced unless its peer is trusted);
  * - static apps as `alias`, GET and HEAD only, dotfiles 404, folders
- *   redirected to their slash form;
+ *   redirected to their slash form; their `index`, `fallback` and `cache`
+ *   as `index`, `try_files` and `add_header Cache-Control` over maps of
+ *   `$uri` (export/nginx-static.ts);
  * - TLS as `listen … ssl` with the config's certificate and key;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts).
@@ -50,6 +52,7 @@ import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
+import { staticMaps, staticNamedLocations, staticSiteDirectives } from "./nginx-static.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -273,7 +276,6 @@ function staticLocation(folder: string, rest: string, exact: boolean, prefix: st
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
     `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
-    "index index.html;",
     "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
@@ -289,7 +291,7 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
 }
 
-function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>): string[] {
+function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, differences: Differences): string[] {
   const tls = config.proxy.tls;
   const { limits } = config.proxy;
   const staticFolder = (app: string, folder: string) => target.staticFolder?.(app, folder) ?? folder;
@@ -314,6 +316,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   ];
   const locations: string[] = [];
   const upgrades = new Map<string, { name: string; app: string; mount: string }>();
+  const servedStatic: { app: string; mount: string }[] = [];
   for (const { prefix, action } of block.locations) {
     const forms: { match: string; exact: boolean }[] =
       prefix === "" ? [{ match: "/", exact: false }] : [{ match: `= ${prefix}`, exact: true }, { match: `${prefix}/`, exact: false }];
@@ -322,10 +325,13 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       if (action.kind === "none" || (action.kind === "worker" && !reachable.has(action.app))) {
         inner = ["return 404;"];
       } else if (action.kind === "static") {
+        const redirect = exact && prefix === action.mount;
         inner = [
           ...limitDirectives(config, target.name, action.app),
-          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
+          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), redirect, prefix),
+          ...(redirect ? [] : staticSiteDirectives(config, target.name, action.app, action.mount, differences)),
         ];
+        if (!redirect) servedStatic.push({ app: action.app, mount: action.mount });
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
@@ -335,7 +341,10 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       locations.push("", `location ${match} {`, ...indent(inner), "}");
     }
   }
-  const named = [...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]);
+  const named = [
+    ...[...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]),
+    ...staticNamedLocations(config, target.name, servedStatic),
+  ];
   return ["server {", ...indent([...body, ...locations, ...named]), "}"];
 }
 
@@ -373,7 +382,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
   const trusted = config.proxy.trusted_proxies;
-  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable)]);
+  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, differences)]);
   return [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,
@@ -401,6 +410,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     "",
     ...accessLog(config, target),
     ...limitZones(config, target.name),
+    ...staticMaps(config, target.name),
     ...upstreams,
     ...servers,
     "",

@@ -56,7 +56,7 @@ beforeAll(async () => {
       listed: { index: ["home.htm", "index.html"] },
       bare: { index: [] },
     },
-    compress: { spa: { types: ["text/*"], minLength: 0, encodings: ["br", "gzip"], level: { gzip: 6, br: 4, zstd: 3 } } },
+    compress: { spa: { types: ["text/*"], minLength: 0, encodings: ["br", "gzip"], levels: { gzip: 6, br: 4, zstd: 3 } } },
   });
   server = http.createServer(proxy.handle);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
