@@ -76,16 +76,21 @@ export function staticMaps(config: StackConfig, stack: string): string[] {
   return lines;
 }
 
-/** The directives of a location serving `app` under `mount`, besides the alias and the refusals: at least its `index`. */
-export function staticSiteDirectives(config: StackConfig, stack: string, app: string, mount: string, differences: Differences): string[] {
+/**
+ * The directives of a location serving `app` under `mount`, besides the
+ * alias and the refusals: its `index` (after the alias), and the rest (after
+ * the refusals).
+ */
+export function staticSiteDirectives(config: StackConfig, stack: string, app: string, mount: string, differences: Differences): { index: string[]; rest: string[] } {
   const settings = config.apps[app]!;
   const vars = names(stack, app, config, mount);
-  const index = settings.index ?? ["index.html"];
+  const indexNames = settings.index ?? ["index.html"];
+  const index: string[] = [];
   const lines: string[] = [];
-  if (index.length > 0) lines.push(`index ${index.map((file) => (/^[A-Za-z0-9._-]+$/.test(file) ? file : quoted(file))).join(" ")};`);
-  else if (settings.fallback === undefined) lines.push("index index.html;", `if ($uri ~ "/$") { return 403; }`);
+  if (indexNames.length > 0) index.push(`index ${indexNames.map((file) => (/^[A-Za-z0-9._-]+$/.test(file) ? file : quoted(file))).join(" ")};`);
+  else if (settings.fallback === undefined) index.push("index index.html;", `if ($uri ~ "/$") { return 403; }`);
   else {
-    lines.push("index index.html;");
+    index.push("index index.html;");
     differences.note(
       `apps.${app}.index`,
       "nginx has no empty index list, and a 403 for folder URLs would also refuse the page routes ending in / that the fallback answers; nearest: index.html",
@@ -93,7 +98,7 @@ export function staticSiteDirectives(config: StackConfig, stack: string, app: st
   }
   if (settings.cache) lines.push(`add_header Cache-Control ${vars.cache};`);
   if (settings.fallback !== undefined) lines.push(`try_files $uri $uri/ ${vars.fallback};`);
-  return lines;
+  return { index, rest: lines };
 }
 
 /** The named locations of a server whose locations serve these (app, mount) pairs: the fallback rewrites, and the 404. */

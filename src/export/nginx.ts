@@ -272,15 +272,17 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
 }
 
 /** The body of a location serving a static app's folder; `rest` is the location's prefix past the mount. */
-function staticLocation(folder: string, rest: string, exact: boolean, prefix: string): string[] {
+function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, site: { index: string[]; rest: string[] }): string[] {
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
     `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
+    ...site.index,
     "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
     `disable_symlinks on ${quoted(`from=${folder}`)};`,
+    ...site.rest,
   ];
 }
 
@@ -328,8 +330,13 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
         const redirect = exact && prefix === action.mount;
         inner = [
           ...limitDirectives(config, target.name, action.app),
-          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), redirect, prefix),
-          ...(redirect ? [] : staticSiteDirectives(config, target.name, action.app, action.mount, differences)),
+          ...staticLocation(
+            staticFolder(action.app, action.folder),
+            prefix.slice(action.mount.length),
+            redirect,
+            prefix,
+            redirect ? { index: [], rest: [] } : staticSiteDirectives(config, target.name, action.app, action.mount, differences),
+          ),
         ];
         if (!redirect) servedStatic.push({ app: action.app, mount: action.mount });
       } else {
