@@ -270,7 +270,7 @@ async function siblingFor(
   const index = decoded.endsWith("/") ? await indexFile(nodePath.join(realRoot, decoded), indexNames) : undefined;
   if (decoded.endsWith("/") && index === undefined) return undefined;
   const plain = nodePath.join(realRoot, index === undefined ? decoded : `${decoded}${index}`);
-  if (!(await isFile(plain))) return undefined;
+  if (index === undefined && !(await isFile(plain))) return undefined; // indexFile found the index to be a file already
   // The best accepted coding whose file exists; then the next the client accepts.
   for (let rest = offered; rest.length > 0; ) {
     const encoding = negotiate(req.headers["accept-encoding"], rest);
