@@ -8,7 +8,7 @@
  * sibling) while missing assets stay 404, and the index list in order, or
  * none.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import os from "node:os";
@@ -44,17 +44,23 @@ beforeAll(async () => {
   write("listed/docs/index.html", DOCS_INDEX);
   write("bare/hello.txt", "hello\n");
   write("bare/docs/index.html", DOCS_INDEX);
+  // A fallback that is a link out of its folder: served never, as any such link.
+  write("outside.html", "SECRET beside the folder\n");
+  mkdirSync(path.join(tmp, "linked"));
+  symlinkSync(path.join(tmp, "outside.html"), path.join(tmp, "linked", "shell.html"));
   proxy = new FrontProxy({
     routes: [
       { app: "spa", path: "/app" },
       { app: "listed", path: "/listed" },
       { app: "bare", path: "/bare" },
+      { app: "linked", path: "/linked" },
     ],
-    staticRoots: { spa: path.join(tmp, "spa"), listed: path.join(tmp, "listed"), bare: path.join(tmp, "bare") },
+    staticRoots: { spa: path.join(tmp, "spa"), listed: path.join(tmp, "listed"), bare: path.join(tmp, "bare"), linked: path.join(tmp, "linked") },
     staticSites: {
       spa: { fallback: "/index.html", cache: { maxAgeSeconds: 3600, immutable: ["assets/**"], noCache: ["*.html"] } },
       listed: { index: ["home.htm", "index.html"] },
       bare: { index: [] },
+      linked: { fallback: "/shell.html" },
     },
     compress: { spa: { types: ["text/*"], minLength: 0, encodings: ["br", "gzip"], levels: { gzip: 6, br: 4, zstd: 3 } } },
   });
@@ -168,6 +174,12 @@ describe("fallback: a single-page app's routes", () => {
     expect((await request("/app/.secret/route")).status).toBe(404);
     expect((await request("/app/users/42", { method: "POST" })).status).toBe(405);
   });
+
+  it("a fallback that links out of the folder is 404, its target never sent", async () => {
+    const answer = await request("/linked/users/42");
+    expect(answer.status).toBe(404);
+    expect(answer.text).not.toContain("SECRET");
+  });
 });
 
 describe("index: the files of a folder URL", () => {
@@ -210,5 +222,16 @@ describe("the rules alone", () => {
   it("the fallback path is handed to send percent-encoded", () => {
     expect(compileStaticSite({ fallback: "/app shell/100%.html" }).fallback).toEqual({ decoded: "/app shell/100%.html", raw: "/app%20shell/100%25.html" });
     expect(compileStaticSite(undefined).cacheControl).toBeUndefined();
+  });
+});
+
+describe("a reload", () => {
+  it("swaps the rules at once: without `cache` and `fallback`, send's max-age=0 and 404 again", async () => {
+    proxy.reconfigure({
+      routes: [{ app: "spa", path: "/app" }],
+      staticRoots: { spa: path.join(tmp, "spa") },
+    });
+    expect((await request("/app/assets/app.3f9a2c1b.js")).headers["cache-control"]).toBe("public, max-age=0");
+    expect((await request("/app/users/42")).status).toBe(404);
   });
 });
