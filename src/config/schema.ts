@@ -79,6 +79,7 @@ export const FORMATS = {
   "env-value": { type: "string", loadedAs: "string", expected: "a string (numbers and booleans are turned into strings)" },
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
+  "folder-glob": { type: "glob in the folder", loadedAs: "glob", expected: "a glob relative to the folder, such as assets/** or *.html" },
   "file-name": { type: "file name", loadedAs: "file name", expected: "a file name without /, such as index.html" },
   "file-url": { type: "URL path", loadedAs: "URL path", expected: "the URL path of a file in the folder, such as /index.html" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
@@ -536,7 +537,7 @@ function staticSiteFields() {
   const INDEX_NAME_PATTERN = "^[^/\\\\.][^/\\\\]*$";
   // A URL path to a file: starts with /, ends with a name.
   const FALLBACK_PATTERN = "^/[^\\s?#]*[^/\\s?#]$";
-  const pattern = Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") });
+  const pattern = Type.String({ description: "A glob.", minLength: 1, ...formatted("folder-glob") });
   const CacheSchema = Type.Object(
     {
       max_age: duration({
@@ -559,7 +560,7 @@ function staticSiteFields() {
     {
       additionalProperties: false,
       description:
-        "The Cache-Control of the folder's files, by name (nginx's `expires` and `add_header Cache-Control`). The answer for a path the `fallback` serves is that of the fallback file. Absent: `Cache-Control: public, max-age=0` for every file (revalidate each time).",
+        "`static` apps: the Cache-Control of the folder's files, by name (nginx's `expires` and `add_header Cache-Control`). The answer for a path the `fallback` serves is that of the fallback file. Absent: `Cache-Control: public, max-age=0` for every file (revalidate each time).",
       examples: [{ max_age: "1h", immutable: ["assets/**"] }],
     },
   );
