@@ -15,6 +15,8 @@
  *   - a `rate_limit` has `nodelay` or `delay`, not both
  *   - each `error_pages` key is a status (400–599) or a class (`4xx`,
  *     `5xx`), and its file one the proxy can read, at most 1 MiB
+ *   - `index`, `fallback` and `cache` only with `static`; the fallback is a
+ *     file in the folder; every `cache` glob compiles
  *
  * They run alongside the schema so that `validate` reports every error at
  * once, so they read the data defensively and skip any value the schema has
@@ -28,6 +30,8 @@ import { parseModuleSpec } from "../contract/module-spec.ts";
 import { AppSchema, FORMAT, foldHostCase, normalizeRoutePath, splitAddress, StackConfigSchema } from "./schema.ts";
 import { MAX_DURATION_MS, parseDuration } from "../contract/units.ts";
 import { MAX_ERROR_PAGE_BYTES, parseErrorPageKey } from "../contract/error-pages.ts";
+import picomatch from "picomatch";
+import nodePath from "node:path";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -71,7 +75,9 @@ const KINDS = ["module", "command", "static"] as const;
 /** What each kind is, for the messages. */
 const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
 /** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files; its limits per client are the proxy's). */
-const STATIC_KEYS = new Set(["static", "routes", "compress", "rate_limit", "conn_limit", "error_pages"]);
+const STATIC_KEYS = new Set(["static", "index", "fallback", "cache", "routes", "compress", "rate_limit", "conn_limit", "error_pages"]);
+/** The keys that say how a folder is served: meaningless for an app with workers, which answers for itself. */
+const STATIC_ONLY_KEYS = ["index", "fallback", "cache"] as const;
 
 /** `a`, `a` and `b`, `a`, `b` and `c`. */
 function listKeys(keys: readonly string[]): string {
@@ -100,6 +106,12 @@ const exactlyOneKind: Check = (data, context) => {
         segments: ["apps", name, "interface"],
         message: "`interface` applies to `module` apps only: a `command` app is any HTTP server",
       });
+    }
+    if (kinds[0] !== "static") {
+      for (const key of STATIC_ONLY_KEYS) {
+        if (app[key] === undefined || context.faulted(["apps", name, key])) continue;
+        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to \`static\` apps only: an app with workers answers every path itself` });
+      }
     }
     if (kinds[0] === "static") {
       // Keys of the schema only: an unknown key is the schema's to report. Written in the file only: defaults do not count.
@@ -144,9 +156,53 @@ const filesExist: Check = (data, context) => {
       }
     }
     const staticSegments = ["apps", name, "static"];
-    if (validString(app.static, staticSegments, context)) requireFolder(app.static, staticSegments);
+    if (validString(app.static, staticSegments, context)) {
+      requireFolder(app.static, staticSegments);
+      const fallbackSegments = ["apps", name, "fallback"];
+      if (validString(app.fallback, fallbackSegments, context)) problems.push(...fallbackProblems(resolveFrom(context.dir, app.static), app.fallback, fallbackSegments, context));
+    }
     const cwdSegments = ["apps", name, "cwd"];
     if (validString(app.cwd, cwdSegments, context)) requireFolder(app.cwd, cwdSegments);
+  }
+  return problems;
+};
+
+/** The fallback is a file of the folder, reached without leaving it (no `..`) and no dotfile, which the folder never serves. */
+function fallbackProblems(folder: string, fallback: string, segments: PathSegment[], context: CheckContext): CheckProblem[] {
+  const names = fallback.split("/").filter((name) => name !== "");
+  if (names.includes("..")) return [{ segments, message: `${JSON.stringify(fallback)} leaves the folder: the fallback is a file in ${folder}` }];
+  if (names.some((name) => name.startsWith("."))) return [{ segments, message: `${JSON.stringify(fallback)} is a dotfile, which the folder never serves` }];
+  const absolute = nodePath.join(folder, ...names);
+  const found = context.probe(absolute);
+  if (found === "file" || context.probe(folder) !== "dir") return [];
+  return [{ segments, message: found === "dir" ? `a folder, not a file: ${absolute}` : `no such file in the folder: ${absolute}` }];
+}
+
+/**
+ * The `cache` globs compile (picomatch turns a broken one into a pattern
+ * that never matches, silently) and are relative to the folder.
+ */
+const cacheGlobs: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    if (!isRecord(app.cache)) continue;
+    for (const key of ["immutable", "no_cache"] as const) {
+      const globs = app.cache[key];
+      if (!Array.isArray(globs)) continue;
+      globs.forEach((glob: unknown, index) => {
+        const segments: PathSegment[] = ["apps", name, "cache", key, index];
+        if (!validString(glob, segments, context)) return;
+        if (glob.startsWith("/")) {
+          problems.push({ segments, message: `${JSON.stringify(glob)} starts with /: globs are relative to the folder (such as assets/** or *.html)` });
+          return;
+        }
+        try {
+          picomatch.makeRe(glob, { debug: true });
+        } catch (error) {
+          problems.push({ segments, message: `${JSON.stringify(glob)} is not a glob: ${(error as Error).message.split(": ").at(-1)}` });
+        }
+      });
+    }
   }
   return problems;
 };
@@ -305,6 +361,8 @@ const durationsInRange: Check = (data, context) => {
   const problems: CheckProblem[] = [];
   for (const [value, segments] of valuesOfFormat(StackConfigSchema, data, "duration", [])) {
     if (context.faulted(segments) || (typeof value !== "string" && typeof value !== "number")) continue;
+    // A Cache-Control max-age is no timer: a month or a year is fine there.
+    if (segments.at(-2) === "cache" && segments.at(-1) === "max_age") continue;
     let ms: number;
     try {
       ms = parseDuration(value);
@@ -317,7 +375,7 @@ const durationsInRange: Check = (data, context) => {
 };
 
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, errorPageFiles, stackOwnedEnv, durationsInRange];
+export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, cacheGlobs, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, errorPageFiles, stackOwnedEnv, durationsInRange];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

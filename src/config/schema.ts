@@ -80,6 +80,9 @@ export const FORMATS = {
   "process-count": { type: "integer ≥ 1 or `auto`", loadedAs: "integer or \"auto\"", expected: "a number of processes such as 2, or auto" },
   "media-type": { type: "media type", loadedAs: "media type", expected: "a media type such as text/html, application/json or text/*" },
   "error-status": { type: "status or class", loadedAs: "string", expected: "a status from 400 to 599 (such as 502) or a class (4xx or 5xx)" },
+  "folder-glob": { type: "glob in the folder", loadedAs: "glob", expected: "a glob relative to the folder, such as assets/** or *.html" },
+  "file-name": { type: "file name", loadedAs: "file name", expected: "a file name without /, such as index.html" },
+  "file-url": { type: "URL path", loadedAs: "URL path", expected: "the URL path of a file in the folder, such as /index.html" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
@@ -484,6 +487,8 @@ export const AppSchema = Type.Object(
           "Or a folder the proxy serves itself, with no worker processes: files by path under the route's mount, index.html for a folder, ETag, Last-Modified, Range and conditional requests; dotfiles and paths leaving the folder are 404.",
       }),
     ),
+    // index, fallback, cache: how a `static` folder is served.
+    ...staticSiteFields(),
     interface: choice([...INTERFACES], {
       description: "How a `module` app is called: `tsgi`, `node` (an Express/Koa/Fastify or `(req, res)` listener), `fetch` (`(Request) => Response`, Hono), or `auto` to tell from the export. Module apps only.",
       default: "auto",
@@ -542,6 +547,68 @@ export const AppSchema = Type.Object(
     dependencies: { interface: { required: ["module"] } },
   },
 );
+
+/* ------------------------------------------------------------------ static folders (proxy/static-site.ts) */
+
+/**
+ * The app keys of a `static` app past its folder: the index files, the
+ * single-page-app fallback and Cache-Control. Sibling keys rather than an
+ * object form of `static` (`static: { root: … }`): each is then one key of
+ * its own in the docs and in every error message, as `compress` is.
+ */
+function staticSiteFields() {
+  // A file name in the folder: no slash, not a dotfile.
+  const INDEX_NAME_PATTERN = "^[^/\\\\.][^/\\\\]*$";
+  // A URL path to a file: starts with /, ends with a name.
+  const FALLBACK_PATTERN = "^/[^\\s?#]*[^/\\s?#]$";
+  const pattern = Type.String({ description: "A glob.", minLength: 1, ...formatted("folder-glob") });
+  const CacheSchema = Type.Object(
+    {
+      max_age: duration({
+        description: "How long browsers and shared caches may keep a file without asking again (`Cache-Control: public, max-age=N`), for a file neither `immutable` nor `no_cache` matches.",
+        default: "0s",
+      }),
+      immutable: Type.Array(pattern, {
+        description:
+          "Files whose name changes whenever their content does (hashed names such as `assets/app.3f9a2c1b.js`): `Cache-Control: public, max-age=31536000, immutable`, kept a year and never revalidated. Globs relative to the folder; one without a `/` matches the file name in any folder.",
+        default: [],
+        examples: [["assets/**", "*.woff2"]],
+      }),
+      no_cache: Type.Array(pattern, {
+        description:
+          "Files a browser must revalidate on every use (`Cache-Control: no-cache`; a 304 when unchanged): the HTML pages that name the hashed assets, so that a new deploy is seen at once. Checked before `immutable`. Globs as for `immutable`.",
+        default: ["*.html"],
+        examples: [["*.html", "sw.js"]],
+      }),
+    },
+    {
+      additionalProperties: false,
+      description:
+        "`static` apps: the Cache-Control of the folder's files, by name (nginx's `expires` and `add_header Cache-Control`). The answer for a path the `fallback` serves is that of the fallback file. Absent: `Cache-Control: public, max-age=0` for every file (revalidate each time).",
+      examples: [{ max_age: "1h", immutable: ["assets/**"] }],
+    },
+  );
+  return {
+    index: Type.Optional(
+      Type.Array(Type.String({ description: "A file name.", pattern: INDEX_NAME_PATTERN, ...formatted("file-name") }), {
+        description:
+          "`static` apps: the files served for a folder URL (`/docs/`), the first that exists, as nginx's `index`. `[]`: none, a folder URL is 403 (as nginx with autoindex off). Absent: `[index.html]`.",
+        examples: [["index.html", "index.htm"]],
+      }),
+    ),
+    fallback: Type.Optional(
+      Type.String({
+        description:
+          "`static` apps: the file (a path in the folder, such as `/index.html`) served with status 200 for a GET or HEAD of a page route where nothing exists (`/users/42`), for single-page apps: nginx's `try_files $uri $uri/ /index.html`. A path whose last segment has a dot (`/missing.js`, `/logo.png`) is still 404. Absent: 404.",
+        pattern: FALLBACK_PATTERN,
+        maxLength: 2048,
+        ...formatted("file-url"),
+        examples: ["/index.html"],
+      }),
+    ),
+    cache: Type.Optional(CacheSchema),
+  };
+}
 
 /* ------------------------------------------------------------------ limits per client address (issue #13) */
 

@@ -38,7 +38,9 @@
  *   realip module plus the same rule for X-Forwarded-* (a client's own are
  *   replaced unless its peer is trusted);
  * - static apps as `alias`, GET and HEAD only, dotfiles 404, folders
- *   redirected to their slash form;
+ *   redirected to their slash form; their `index`, `fallback` and `cache`
+ *   as `index`, `try_files` and `add_header Cache-Control` over maps of
+ *   `$uri` (export/nginx-static.ts);
  * - TLS as `listen … ssl` with the config's certificate and key;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts);
@@ -56,6 +58,7 @@ import type { Differences } from "./differences.ts";
 import { compressDirectives, precompressedDirectives } from "./nginx-compress.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
 import { NginxErrorPages } from "./nginx-error-pages.ts";
+import { staticMaps, staticNamedLocations, staticSiteDirectives } from "./nginx-static.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -280,16 +283,17 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
 }
 
 /** The body of a location serving a static app's folder; `rest` is the location's prefix past the mount. */
-function staticLocation(folder: string, rest: string, exact: boolean, prefix: string): string[] {
+function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, site: { index: string[]; rest: string[] }): string[] {
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
     `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
-    "index index.html;",
+    ...site.index,
     "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
     `disable_symlinks on ${quoted(`from=${folder}`)};`,
+    ...site.rest,
   ];
 }
 
@@ -300,7 +304,7 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
 }
 
-function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, pages: NginxErrorPages): string[] {
+function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, pages: NginxErrorPages, differences: Differences): string[] {
   const tls = config.proxy.tls;
   const { limits } = config.proxy;
   const staticFolder = (app: string, folder: string) => target.staticFolder?.(app, folder) ?? folder;
@@ -326,6 +330,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   ];
   const locations: string[] = [];
   const upgrades = new Map<string, { name: string; app: string; mount: string }>();
+  const servedStatic: { app: string; mount: string }[] = [];
   for (const { prefix, action } of block.locations) {
     const forms: { match: string; exact: boolean }[] =
       prefix === "" ? [{ match: "/", exact: false }] : [{ match: `= ${prefix}`, exact: true }, { match: `${prefix}/`, exact: false }];
@@ -334,12 +339,20 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       if (action.kind === "none" || (action.kind === "worker" && !reachable.has(action.app))) {
         inner = ["return 404;"];
       } else if (action.kind === "static") {
+        const redirect = exact && prefix === action.mount;
         inner = [
           ...limitDirectives(config, target.name, action.app),
           ...precompressedDirectives(config.apps[action.app]!),
           ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
-          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
+          ...staticLocation(
+            staticFolder(action.app, action.folder),
+            prefix.slice(action.mount.length),
+            redirect,
+            prefix,
+            redirect ? { index: [], rest: [] } : staticSiteDirectives(config, target.name, action.app, action.mount, differences),
+          ),
         ];
+        if (!redirect) servedStatic.push({ app: action.app, mount: action.mount });
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
         const key = `${action.app}\0${action.mount}`;
@@ -349,7 +362,10 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       locations.push("", `location ${match} {`, ...indent(inner), "}");
     }
   }
-  const named = [...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]);
+  const named = [
+    ...[...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]),
+    ...staticNamedLocations(config, target.name, servedStatic),
+  ];
   return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }
 
@@ -388,7 +404,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   }
   const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
   const trusted = config.proxy.trusted_proxies;
-  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages)]);
+  const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages, differences)]);
   return [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,
@@ -416,6 +432,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     "",
     ...accessLog(config, target),
     ...limitZones(config, target.name),
+    ...staticMaps(config, target.name),
     ...upstreams,
     ...servers,
     "",

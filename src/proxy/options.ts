@@ -14,6 +14,7 @@ import type { RouteSpec } from "./router.ts";
 import type { PoolLimits } from "./upstream/pool.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
 import type { ErrorPagesSpec } from "./error-pages/pages.ts";
+import type { StaticSiteSpec } from "./static-site.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -45,6 +46,8 @@ export interface FrontProxyOptions {
   trustedProxies?: readonly string[];
   /** Apps the proxy serves itself from a folder (the config's `static`): app name -> absolute folder. */
   staticRoots?: Readonly<Record<string, string>>;
+  /** The static apps with `index`, `fallback` or `cache` (the others serve index.html and send's Cache-Control). */
+  staticSites?: Readonly<Record<string, StaticSiteSpec>>;
   /** Apps whose responses the proxy compresses (the config's `compress`), with their types, minimum length, codings and levels. */
   compress?: Readonly<Record<string, CompressPolicy>>;
   /** Apps that take TRACE requests (`allow_trace`); every other app's are answered 405. */

@@ -30,6 +30,7 @@ import { adoptTarget } from "../http/front-door.ts";
 import { headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
+import type { StaticSite } from "./static-site.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
 
 /** The pass answered the request itself; no later pass runs. */
@@ -60,6 +61,8 @@ export interface RequestContext {
 export interface ProxyView {
   route(host: string | undefined, path: string): RouteMatch | undefined;
   staticRoot(app: string): string | undefined;
+  /** A static app's index files, fallback and Cache-Control, compiled (absent: the plain rules). */
+  staticSite?(app: string): StaticSite | undefined;
   /** client_max_body_size in bytes (0: no limit). */
   readonly clientMaxBodySize: number;
   /** client_body_timeout in ms. */
@@ -189,7 +192,7 @@ const staticFolder: RequestPass = {
     if (root === undefined || !res) return undefined;
     res.setHeader("X-Request-Id", exchange.requestId);
     const app = route!.app;
-    void serveStatic(req, res, root, route!.mount, proxy.compression?.(app)?.encodings, proxy.errorPages?.(app)).then(({ status, bytes }) => {
+    void serveStatic(req, res, root, route!.mount, proxy.compression?.(app)?.encodings, proxy.errorPages?.(app), proxy.staticSite?.(app)).then(({ status, bytes }) => {
       exchange.bytes = bytes;
       exchange.end(status);
     });

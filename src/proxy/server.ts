@@ -51,6 +51,7 @@ import { answerFor, type Refusal } from "./refusal.ts";
 import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { ClientLimits } from "./limits/client-limits.ts";
+import { compileStaticSite, type StaticSite } from "./static-site.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
@@ -82,6 +83,10 @@ interface WebRequest extends RequestContext {
   cancel?: (status?: number, code?: string) => void;
 }
 
+function compiledSites(options: FrontProxyOptions): ReadonlyMap<string, StaticSite> {
+  return new Map(Object.entries(options.staticSites ?? {}).map(([app, spec]) => [app, compileStaticSite(spec)]));
+}
+
 export class FrontProxy {
   private router: Router;
   private trusted: TrustedProxies;
@@ -94,9 +99,12 @@ export class FrontProxy {
   private readonly clientLimits: ClientLimits;
   /** The `error_pages` in force (their files read when the config was loaded), replaced whole by reconfigure. */
   private errorPages: ErrorPages;
+  /** The static apps' compiled index, fallback and Cache-Control rules (their globs compiled here, once per configure). */
+  private staticSites: ReadonlyMap<string, StaticSite>;
 
   constructor(private options: FrontProxyOptions) {
     this.errorPages = new ErrorPages(options.errorPages);
+    this.staticSites = compiledSites(options);
     this.router = new Router(options.routes);
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
@@ -105,6 +113,7 @@ export class FrontProxy {
     this.view = {
       route: (host, path) => this.router.match(host, path),
       staticRoot: (app) => this.options.staticRoots?.[app],
+      staticSite: (app) => this.staticSites.get(app),
       allowsTrace: (app) => this.options.allowTrace?.[app] === true,
       compression: (app) => this.options.compress?.[app],
       errorPages: (app) => this.errorPages.lookupFor(app),
@@ -144,6 +153,7 @@ export class FrontProxy {
     this.options = options;
     this.trusted = trusted;
     this.router = new Router(options.routes);
+    this.staticSites = compiledSites(options);
     this.upstreams.reconfigure(options);
     this.clientLimits.configure(options.clientLimits ?? {});
     this.errorPages = new ErrorPages(options.errorPages);

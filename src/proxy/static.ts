@@ -37,9 +37,19 @@
  *     `error_pages` file for its status, as nginx's error_page replaces a
  *     static location's own errors too. Nothing here throws to the proxy.
  *
- * Caching: `send`'s headers, unchanged — a weak ETag from size and mtime,
+ * Caching: `send`'s headers — a weak ETag from size and mtime,
  * Last-Modified, and `Cache-Control: public, max-age=0`, so that browsers
- * revalidate each time and get 304 while the file is unchanged.
+ * revalidate each time and get 304 while the file is unchanged — unless the
+ * app has `cache`: then the Cache-Control of the file served is the site's
+ * rule for its name (proxy/static-site.ts), on 200, 206 and 304 alike.
+ *
+ * Index and fallback (the app's `index` and `fallback`): a folder URL serves
+ * the first index file that exists (none configured: 403, as nginx without
+ * autoindex); a GET or HEAD of a page route where nothing exists (no file,
+ * no folder; see isPageRoute) is answered by the fallback file, status 200,
+ * with that file's ETag, conditional requests, Range and precompressed
+ * siblings. Refused paths (dotfiles, links out of the folder, bad encoding)
+ * never fall back.
  *
  * Precompressed files (nginx's gzip_static, Caddy's `precompressed`): when
  * the app has `compress`, a file with a sibling `NAME.br`, `NAME.zst` or
@@ -56,6 +66,7 @@ import type http from "node:http";
 import nodePath from "node:path";
 import send from "send";
 import { type Encoding, negotiate } from "./compress/negotiate.ts";
+import { isPageRoute, PLAIN_SITE, type StaticSite } from "./static-site.ts";
 
 /** The file name suffix of a precompressed sibling, per coding. */
 const SUFFIX: Record<Encoding, string> = { br: ".br", zstd: ".zst", gzip: ".gz" };
@@ -75,8 +86,6 @@ interface Refusal {
 }
 
 const METHODS = new Set(["GET", "HEAD"]);
-/** The index file of a folder, as nginx's default `index`. */
-const INDEX = "index.html";
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
@@ -142,18 +151,25 @@ async function resolved(target: string): Promise<string | undefined> {
   }
 }
 
+/** What symlinkProblem says of a path where nothing exists: `send` would answer it 404, a fallback may answer it. */
+const NOTHING_THERE = "nothing there";
+
 /**
- * Symlinks: the refusal when the path (or the index.html a folder URL would
- * serve) resolves outside the folder or onto a dotfile; undefined to go on.
- * A path that does not exist goes on too: `send` answers it 404.
+ * Symlinks: the refusal when the path (or the index file a folder URL would
+ * serve: the first that exists) resolves outside the folder or onto a
+ * dotfile; NOTHING_THERE when the path does not exist; undefined to go on.
  */
-async function symlinkProblem(realRoot: string, decoded: string): Promise<Refusal | undefined> {
+async function symlinkProblem(realRoot: string, decoded: string, index: readonly string[]): Promise<Refusal | typeof NOTHING_THERE | undefined> {
   const real = await resolved(nodePath.join(realRoot, decoded));
-  if (real === undefined) return undefined;
+  if (real === undefined) return NOTHING_THERE;
   if (!confinedTo(realRoot, real)) return { status: 404, message: "" };
   if (decoded.endsWith("/")) {
-    const index = await resolved(nodePath.join(real, INDEX));
-    if (index !== undefined && !confinedTo(realRoot, index)) return { status: 404, message: "" };
+    for (const name of index) {
+      const file = await resolved(nodePath.join(real, name));
+      if (file === undefined) continue;
+      if (!confinedTo(realRoot, file)) return { status: 404, message: "" };
+      break;
+    }
   }
   return undefined;
 }
@@ -220,6 +236,14 @@ interface Sibling {
   encoding: Encoding;
   /** Its suffix (`.br`), added to the path `send` is given. */
   suffix: string;
+  /** For a folder URL: the index file it is the sibling of. */
+  index?: string;
+}
+
+/** The index file a folder URL serves (the first that is a file), or undefined. */
+async function indexFile(folder: string, index: readonly string[]): Promise<string | undefined> {
+  for (const name of index) if (await isFile(nodePath.join(folder, name))) return name;
+  return undefined;
 }
 
 async function isFile(target: string): Promise<boolean> {
@@ -240,17 +264,20 @@ async function siblingFor(
   realRoot: string,
   decoded: string,
   offered: readonly Encoding[],
+  indexNames: readonly string[],
 ): Promise<Sibling | undefined> {
   const accepted = negotiate(req.headers["accept-encoding"], offered);
   if (!accepted) return undefined;
-  const plain = nodePath.join(realRoot, decoded.endsWith("/") ? `${decoded}${INDEX}` : decoded);
-  if (!(await isFile(plain))) return undefined;
+  const index = decoded.endsWith("/") ? await indexFile(nodePath.join(realRoot, decoded), indexNames) : undefined;
+  if (decoded.endsWith("/") && index === undefined) return undefined;
+  const plain = nodePath.join(realRoot, index === undefined ? decoded : `${decoded}${index}`);
+  if (index === undefined && !(await isFile(plain))) return undefined; // indexFile found the index to be a file already
   // The best accepted coding whose file exists; then the next the client accepts.
   for (let rest = offered; rest.length > 0; ) {
     const encoding = negotiate(req.headers["accept-encoding"], rest);
     if (!encoding) return undefined;
     const real = await resolved(plain + SUFFIX[encoding]);
-    if (real !== undefined && confinedTo(realRoot, real) && (await isFile(real))) return { encoding, suffix: SUFFIX[encoding] };
+    if (real !== undefined && confinedTo(realRoot, real) && (await isFile(real))) return { encoding, suffix: SUFFIX[encoding], ...(index === undefined ? {} : { index }) };
     rest = rest.filter((other) => other !== encoding);
   }
   return undefined;
@@ -268,6 +295,7 @@ function sendFile(
   raw: string,
   onError: (status: number, headers?: Record<string, string>) => void,
   onFolder: () => void,
+  site: StaticSite,
   sibling?: Sibling,
 ): void {
   const guarded =
@@ -280,10 +308,10 @@ function sendFile(
       }
     };
   // A folder URL's precompressed index is asked for by name: `send` would look for index.html.br's folder otherwise.
-  const target = sibling ? `${raw.endsWith("/") ? `${raw}${INDEX}` : raw}${sibling.suffix}` : raw;
+  const target = sibling ? `${sibling.index === undefined ? raw : `${raw}${encodeURIComponent(sibling.index)}`}${sibling.suffix}` : raw;
   const stream = send(req, target, {
     root: realRoot,
-    index: [INDEX],
+    index: [...site.index],
     dotfiles: "ignore",
     etag: true,
     lastModified: true,
@@ -292,6 +320,7 @@ function sendFile(
     maxAge: 0,
   });
   if (sibling) precompressedHeaders(stream, sibling);
+  if (site.cacheControl) cacheHeaders(stream, realRoot, site.cacheControl, sibling);
   stream.on("directory", guarded(onFolder));
   stream.on("error", guarded((error: SendError) => onError(statusOf(error), error.headers)));
   stream.pipe(res);
@@ -315,6 +344,18 @@ function precompressedHeaders(stream: ReturnType<typeof send>, sibling: Sibling)
 }
 
 /**
+ * The site's Cache-Control for the file `send` opens, named by its path in
+ * the folder (a precompressed sibling by its plain file's). Set from send's
+ * `headers` event, before send would set its own (it keeps one already set).
+ */
+function cacheHeaders(stream: ReturnType<typeof send>, realRoot: string, cacheControl: (relativePath: string) => string, sibling?: Sibling): void {
+  stream.on("headers", (res: http.ServerResponse, path: string) => {
+    const file = sibling && path.endsWith(sibling.suffix) ? path.slice(0, -sibling.suffix.length) : path;
+    res.setHeader("Cache-Control", cacheControl(nodePath.relative(realRoot, file).split(nodePath.sep).join("/")));
+  });
+}
+
+/**
  * Serves one request from `root` (an absolute folder), the route's `mount`
  * ("" for a host-only or `/` route) taken off its path. Resolves, never
  * rejects, once the response is finished or the client is gone, with the
@@ -329,6 +370,8 @@ export function serveStatic(
   precompressed: readonly Encoding[] = [],
   /** The app's `error_pages` file for an error status, if any (proxy/error-pages/pages.ts). */
   errorPage?: (status: number) => Buffer | undefined,
+  /** The folder's index files, fallback and Cache-Control (the app's `index`, `fallback`, `cache`). */
+  site: StaticSite = PLAIN_SITE,
 ): Promise<StaticResult> {
   const bytes = countBodyBytes(req, res);
   const done = new Promise<StaticResult>((resolve) => {
@@ -358,22 +401,21 @@ export function serveStatic(
       // The folder was there when the config loaded; gone now, it serves nothing.
       return say(DENIED.has((error as NodeJS.ErrnoException).code ?? "") ? 403 : 404);
     }
-    const escape = await symlinkProblem(realRoot, checked.decoded);
-    if (escape) return refuse(escape);
-    const sibling = precompressed.length > 0 ? await siblingFor(req, realRoot, checked.decoded, precompressed) : undefined;
+    const escape = await symlinkProblem(realRoot, checked.decoded, site.index);
+    const fellBack = escape === NOTHING_THERE && site.fallback !== undefined && isPageRoute(checked.decoded);
+    const target = fellBack ? site.fallback! : { decoded: checked.decoded, raw };
+    const problem = fellBack ? await symlinkProblem(realRoot, target.decoded, site.index) : escape;
+    if (problem && problem !== NOTHING_THERE) return refuse(problem);
+    const sibling = precompressed.length > 0 ? await siblingFor(req, realRoot, target.decoded, precompressed, site.index) : undefined;
     if (res.destroyed) return; // the client left while we looked
     if (precompressed.length > 0) res.setHeader("Vary", "Accept-Encoding");
-    sendFile(
-      req,
-      res,
-      realRoot,
-      raw,
-      say,
-      () => {
-        answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
-      },
-      sibling,
-    );
+    const onFolder = () => {
+      // A folder URL with no index file to serve (`index: []`), or a fallback that became a folder: nothing to redirect to.
+      if (fellBack) return say(404);
+      if (raw.endsWith("/")) return say(403);
+      answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
+    };
+    sendFile(req, res, realRoot, target.raw, say, onFolder, site, sibling);
   })().catch((error: NodeJS.ErrnoException) => {
     // EACCES on the realpath of a file, or anything unforeseen: an answer, never a crash of the proxy.
     try {

@@ -20,6 +20,7 @@ import type { RouteSpec } from "../proxy/router.ts";
 import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
 import type { CompressPolicy } from "../proxy/compress/negotiate.ts";
 import type { ErrorPagesSpec } from "../proxy/error-pages/pages.ts";
+import type { StaticSiteSpec } from "../proxy/static-site.ts";
 
 export type AppKind = "module" | "command" | "static";
 
@@ -173,10 +174,27 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     healthChecks: healthChecksFor(config),
     allowTrace: Object.fromEntries(Object.entries(config.apps).filter(([, app]) => app.allow_trace).map(([name]) => [name, true])),
     staticRoots: staticRootsFor(config),
+    ...staticSitesOption(config),
     ...compressOption(compressPoliciesFor(config)),
     ...clientLimitsOption(config),
     ...errorPagesOption(config),
   };
+}
+
+/** `staticSites`, only when a static app has `index`, `fallback` or `cache` (a config without them gives the options it always did). */
+function staticSitesOption(config: StackConfig): { staticSites?: Record<string, StaticSiteSpec> } {
+  const sites: Record<string, StaticSiteSpec> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    if (app.static === undefined || (app.index === undefined && app.fallback === undefined && app.cache === undefined)) continue;
+    sites[name] = {
+      ...(app.index === undefined ? {} : { index: [...app.index] }),
+      ...(app.fallback === undefined ? {} : { fallback: app.fallback }),
+      ...(app.cache === undefined
+        ? {}
+        : { cache: { maxAgeSeconds: Math.floor(app.cache.max_age / 1000), immutable: [...app.cache.immutable], noCache: [...app.cache.no_cache] } }),
+    };
+  }
+  return Object.keys(sites).length > 0 ? { staticSites: sites } : {};
 }
 
 /** `clientLimits`, only when an app has one (a config without limits gives the options it always did). */

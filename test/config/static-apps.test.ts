@@ -9,6 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { type LoadResult, parseConfig } from "../../src/config/load.ts";
 import type { Probe } from "../../src/config/paths.ts";
+import { frontProxyOptions } from "../../src/stack/proxy-settings.ts";
 
 /** /srv/app.ts and /srv/public/index.html exist; so do their folders. */
 const probe: Probe = (path) =>
@@ -48,5 +49,18 @@ describe("static apps", () => {
     expect(errors("apps:\n  both:\n    command: node server.js\n    static: public\n")).toEqual([
       expect.stringMatching(/^tsgi\.yaml:4:5 apps\.both\.static: an app has one of `module`, `command` or `static`, not `command` and `static` /),
     ]);
+  });
+
+  it("hand index, fallback and cache to the proxy in its units; a folder without them adds no option", () => {
+    const plain = parse("apps:\n  site:\n    static: public\n");
+    if (!plain.ok) expect.fail("plain static app refused");
+    expect(frontProxyOptions(plain.config).staticSites).toBeUndefined();
+    const spa = parse(
+      "apps:\n  site:\n    static: public\n    index: [index.html]\n    fallback: /index.html\n    cache: { max_age: 1h, immutable: [assets/**] }\n",
+    );
+    if (!spa.ok) expect.fail(spa.errors.map((error) => error.format()).join("\n"));
+    expect(frontProxyOptions(spa.config).staticSites).toEqual({
+      site: { index: ["index.html"], fallback: "/index.html", cache: { maxAgeSeconds: 3600, immutable: ["assets/**"], noCache: ["*.html"] } },
+    });
   });
 });

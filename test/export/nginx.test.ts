@@ -9,16 +9,29 @@
  * test/integration/nginx-front.test.ts.
  */
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import type net from "node:net";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NGINX, nginxConfig, startNginx } from "../helpers/nginx.ts";
 import { runCli } from "../helpers/serve.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { FrontProxy } from "../../src/proxy/server.ts";
+import { frontProxyOptions } from "../../src/stack/proxy-settings.ts";
 
 const dirs: string[] = [];
-afterAll(() => {
+/** The nginx processes and proxy servers a test started, stopped by their own handles. */
+const nginxes: ChildProcess[] = [];
+const fronts: { proxy: FrontProxy; server: http.Server }[] = [];
+afterAll(async () => {
+  for (const child of nginxes) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+  for (const { proxy, server } of fronts) {
+    proxy.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -27,6 +40,7 @@ function folder(): string {
   dirs.push(dir);
   writeFileSync(path.join(dir, "app.mjs"), "export default (environ, start) => { start('200 OK', []); return ['ok']; };\n");
   mkdirSync(path.join(dir, "public"));
+  writeFileSync(path.join(dir, "public", "index.html"), "<!doctype html><title>spa</title>\n");
   return dir;
 }
 
@@ -81,6 +95,9 @@ apps:
     routes: [{ path: /lc/files }]
     rate_limit: { rate: 5r/s }
     compress: { encodings: [br, gzip] }
+    index: [index.html, index.htm]
+    fallback: /index.html
+    cache: { max_age: 1h, immutable: ["assets/**", "*.woff2"] }
 `,
   );
   return file;
@@ -145,6 +162,20 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     expect(upstream("rr").filter((line) => line.startsWith("keepalive"))).toHaveLength(protocol === "http" ? 2 : 0);
     // A static folder mounted inside another app's path route.
     expect(block(text, "location /lc/files/")).toContain(`alias "${dir}/public/";`);
+    // Its index list, its fallback (a map to named locations) and its Cache-Control (a map of $uri).
+    const files = block(text, "location /lc/files/");
+    expect(files).toContain("index index.html index.htm;");
+    const cacheVar = files.find((line) => line.startsWith("add_header Cache-Control "))!.split(" ")[2]!.replace(/;$/, "");
+    const fallbackVar = files.find((line) => line.startsWith("try_files "))!.split(" ")[3]!.replace(/;$/, "");
+    expect(block(text, `map $uri ${cacheVar}`)).toEqual([
+      // picomatch's regex of *.html, its backslashes doubled inside nginx's quotes.
+      String.raw`"~^/lc/files/(?:.*/)?(?:(?!\\.)(?=.)[^/]*?\\.html\\/?)$" "no-cache";`,
+      expect.stringMatching(/^"~\^\/lc\/files\/\(\?:assets.*" "public, max-age=31536000, immutable";$/),
+      expect.stringMatching(/woff2.*" "public, max-age=31536000, immutable";$/),
+      'default "public, max-age=3600";',
+    ]);
+    const rewrite = block(text, `map $uri ${fallbackVar}`)[1]!.split(" ")[1]!.replace(/;$/, "");
+    expect(text).toContain(`location ${rewrite} { rewrite ^ "/lc/files/index.html" last; }`);
     // Trusted proxies: the client address from X-Forwarded-For only when a trusted peer sent it.
     expect(text).toContain("set_real_ip_from 10.0.0.0/8;");
     expect(text).toContain("set_real_ip_from 192.168.1.1;");
@@ -167,7 +198,6 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     expect(types).toEqual(expect.arrayContaining(["text/css", "text/plain", "text/javascript", "application/json"]));
     expect(types).not.toContain("text/html");
     expect(lc).toContain("# compress.encodings: br, zstd are not in nginx's core; nginx answers those clients with gzip");
-    const files = block(text, "location /lc/files/");
     expect(files).toEqual(expect.arrayContaining(["gzip_static on;", "gzip_vary on;"]));
     expect(files.some((line) => line.startsWith("#") && line.includes("br"))).toBe(true);
     expect(files).not.toContain("gzip on;");
@@ -312,5 +342,72 @@ apps:
     expect(nginxCheck(dir, result.stdout).status).toBe(0);
     expect(block(result.stdout, "location /files/").some((line) => line.startsWith("error_page"))).toBe(false);
     expect(block(result.stdout, "location /other/")).toEqual(expect.arrayContaining(["error_page 403 /__tsgi_error/1.html;"]));
+  });
+});
+
+describe("export nginx: a static app's index, fallback and cache, served by the real nginx", () => {
+  it("answers every path as the stack's own proxy does: status, Cache-Control and bytes", async () => {
+    const dir = folder();
+    const write = (file: string, content: string) => {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), content);
+    };
+    write("spa/index.html", "<!doctype html><title>spa</title>\n");
+    write("spa/assets/app.3f9a2c1b.js", "console.log('built');\n");
+    write("spa/robots.txt", "User-agent: *\n");
+    write("spa/docs/index.htm", "<!doctype html><title>docs</title>\n");
+    write("spa/.env", "SECRET=1\n");
+    const file = path.join(dir, "tsgi.yaml");
+    writeFileSync(
+      file,
+      `proxy: { listen: ["127.0.0.1:18080"] }
+apps:
+  spa:
+    static: spa
+    routes: [{ path: /app }]
+    index: [index.html, index.htm]
+    fallback: /index.html
+    cache: { max_age: 10m, immutable: ["assets/**"] }
+  bare:
+    static: spa
+    routes: [{ path: /bare }]
+    index: []
+`,
+    );
+    const exported = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const nginxDir = path.join(dir, "nginx");
+    mkdirSync(nginxDir);
+    const nginx = await startNginx(
+      nginxDir,
+      (port) => nginxConfig(nginxDir, `include /etc/nginx/mime.types;\n${exported.stdout.replaceAll("127.0.0.1:18080", `127.0.0.1:${port}`)}`),
+      { onSpawn: (child) => nginxes.push(child) },
+    );
+    const loaded = loadConfig(file);
+    if (!loaded.ok) expect.fail("the config does not load");
+    const proxy = new FrontProxy(frontProxyOptions(loaded.config));
+    const server = http.createServer(proxy.handle);
+    fronts.push({ proxy, server });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const ours = (server.address() as net.AddressInfo).port;
+
+    const get = (port: number, urlPath: string) =>
+      new Promise<{ status: number; cacheControl: string | undefined; body: string }>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, cacheControl: res.headers["cache-control"], body: res.statusCode === 200 ? body : "" }));
+          })
+          .on("error", reject);
+      });
+    const paths = ["/app/", "/app/users/42", "/app/about/", "/app/missing.js", "/app/assets/app.3f9a2c1b.js", "/app/assets/gone.0000beef.js", "/app/robots.txt", "/app/docs/", "/app/.env", "/bare/", "/bare/docs/", "/bare/robots.txt"];
+    for (const urlPath of paths) {
+      const [theirs, mine] = await Promise.all([get(nginx.port, urlPath), get(ours, urlPath)]);
+      // The stack says public, max-age=0 where nginx says nothing: a folder without `cache` (bare) is not compared on it.
+      if (urlPath.startsWith("/bare/") && mine.status === 200) mine.cacheControl = undefined;
+      expect(theirs, urlPath).toEqual(mine);
+    }
+    expect((await get(ours, "/app/users/42")).body).toContain("<title>spa</title>");
   });
 });
