@@ -388,6 +388,13 @@ function ingresses(input: K8sInput, routes: Route[], labelsOf: (app: string) => 
 function routesOf(config: StackConfig, differences: Differences): Route[] {
   const routes: Route[] = [];
   for (const [name, app] of Object.entries(config.apps)) {
+    if (appKind(app) === "redirect") {
+      differences.note(
+        `apps.${name}.redirect`,
+        `a redirect app has no workers, and an Ingress cannot answer a redirect for one path of a host alone (ingress-nginx's permanent-redirect annotation redirects every path of its Ingress, without the request's path): left out; answer ${app.routes.map((route) => `${route.host ?? ""}${route.path}`).join(", ") || "it"} from the front nginx or the app`,
+      );
+      continue;
+    }
     if (appKind(app) === "static") {
       differences.note(
         `apps.${name}.static`,
@@ -421,7 +428,7 @@ export function k8sManifests(input: K8sInput): string {
   const documents: Manifest[] = [];
   const routes = routesOf(config, differences);
   for (const [name, app] of Object.entries(config.apps)) {
-    if (appKind(app) === "static") continue;
+    if (appKind(app) === "static" || appKind(app) === "redirect") continue;
     const id = k8sName(name);
     if (names.has(id)) differences.note(`apps.${name}`, `its Kubernetes name is ${id}, as apps.${names.get(id)}'s: one would replace the other`);
     names.set(id, name);

@@ -15,7 +15,7 @@ import { type Answer, answerFor, type Refusal } from "./refusal.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
-export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal): Answer {
+export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal, appHeaders?: Readonly<Record<string, string>>): Answer {
   const answer = answerFor(refusal);
   if (answer.close) markClosing(res.socket);
   // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
@@ -30,6 +30,8 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
     "Content-Type": "text/plain; charset=utf-8",
     "Content-Length": Buffer.byteLength(body),
     "X-Request-Id": exchange.requestId,
+    // The app's `headers` (nginx's add_header … always): on the proxy's own answers for it too.
+    ...appHeaders,
     ...answer.headers,
     ...(answer.close ? { Connection: "close" } : {}),
   });
