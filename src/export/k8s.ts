@@ -203,10 +203,28 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
     [`${NGINX}/proxy-connect-timeout`]: wholeSeconds("connect_timeout", limits.connect_timeout),
     [`${NGINX}/proxy-read-timeout`]: wholeSeconds("upstream_timeout", limits.upstream_timeout),
     [`${NGINX}/proxy-send-timeout`]: String(seconds(limits.upstream_timeout)),
-    // The stack serves HTTP and HTTPS alike; ingress-nginx would redirect HTTP to HTTPS for a host with TLS.
-    ...(config.proxy.tls ? { [`${NGINX}/ssl-redirect`]: "false" } : {}),
+    // Without https_redirect the stack serves HTTP and HTTPS alike; ingress-nginx would redirect HTTP to HTTPS for a host with TLS.
+    ...(config.proxy.tls ? { [`${NGINX}/ssl-redirect`]: httpsRedirectAnnotation(config, differences) } : {}),
     ...(config.proxy.access_log === "off" ? { [`${NGINX}/enable-access-log`]: "false" } : {}),
   };
+}
+
+/**
+ * `proxy.https_redirect` as ingress-nginx's ssl-redirect, which is the same
+ * thing with the defaults: a 308 (the controller's http-redirect-code) to
+ * port 443, ACME's challenge path left alone. Other settings are the
+ * controller's ConfigMap's, not an Ingress's.
+ */
+function httpsRedirectAnnotation(config: StackConfig, differences: Differences): string {
+  const https = config.proxy.https_redirect;
+  if (!https) return "false";
+  if (https.status !== 308) differences.note("proxy.https_redirect.status", `${https.status}: ingress-nginx redirects with its ConfigMap's http-redirect-code (308 unless changed there), not per Ingress`);
+  if (https.port !== undefined && https.port !== 443) differences.note("proxy.https_redirect.port", `${https.port}: ingress-nginx redirects to the Ingress's own HTTPS port`);
+  const except = https.except.map((prefix) => prefix.replace(/\/+$/, ""));
+  if (except.length !== 1 || except[0] !== "/.well-known/acme-challenge") {
+    differences.note("proxy.https_redirect.except", "ingress-nginx leaves only ACME's challenge path on plain HTTP (cert-manager's); written: that path alone");
+  }
+  return "true";
 }
 
 /** An app's own settings of the front proxy, as ingress-nginx annotations. */
@@ -234,6 +252,13 @@ function appAnnotations(name: string, app: AppConfig, differences: Differences):
   // ingress-nginx's limit-rps / limit-connections annotations take a burst as a multiple of the rate and one status for the whole controller: not the config's.
   if (app.rate_limit) differences.note(`apps.${name}.rate_limit`, "ingress-nginx's limit-rps annotations have no burst, delay or status of their own (the controller's limit-req-status-code); not written: no rate limit");
   if (app.conn_limit) differences.note(`apps.${name}.conn_limit`, "ingress-nginx's limit-connections annotation answers the controller's limit-conn-status-code; not written: no limit");
+  // Both would need a configuration-snippet, which ingress-nginx turns off by default (allow-snippet-annotations: false) since CVE-2021-25742.
+  if (Object.keys(app.headers).length > 0) {
+    differences.note(`apps.${name}.headers`, "ingress-nginx sets response headers per Ingress only through a configuration-snippet (off by default in the controller); not written: no headers added");
+  }
+  if (app.trailing_slash !== "keep") {
+    differences.note(`apps.${name}.trailing_slash`, "ingress-nginx has no annotation for a trailing-slash redirect (only a configuration-snippet, off by default); not written: paths kept as sent");
+  }
   return annotations;
 }
 

@@ -41,7 +41,11 @@
  *   redirected to their slash form;
  * - TLS as `listen … ssl` with the config's certificate and key;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
- *   the app's locations (export/nginx-limits.ts).
+ *   the app's locations (export/nginx-limits.ts);
+ * - `redirect` apps as `return`, `trailing_slash` as `if … return 308`,
+ *   `headers` as add_header … always (with the worker's copy hidden), in
+ *   each of the app's locations, and `proxy.https_redirect` as a map and a
+ *   `return` at the top of each server (export/nginx-answers.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -50,6 +54,15 @@ import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
+import {
+  headerDirectives,
+  httpsRedirectDirectives,
+  httpsRedirectMap,
+  noteDollars,
+  redirectDirectives,
+  redirectQueryMap,
+  trailingSlashDirectives,
+} from "./nginx-answers.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -73,6 +86,7 @@ export interface NginxTarget {
 type LocationAction =
   | { kind: "worker"; app: string; mount: string }
   | { kind: "static"; app: string; folder: string; mount: string }
+  | { kind: "redirect"; app: string; mount: string }
   | { kind: "none" };
 
 /** A server block: the host it answers (undefined: the default server) and its locations, by prefix. */
@@ -115,11 +129,14 @@ function serverBlocks(config: StackConfig): ServerBlock[] {
       const match = router.match(asked, prefix === "" ? "/" : prefix);
       if (!match) return { prefix, action: { kind: "none" } as LocationAction };
       const app = config.apps[match.app]!;
+      const kind = appKind(app);
       return {
         prefix,
-        action: (appKind(app) === "static"
+        action: (kind === "static"
           ? { kind: "static", app: match.app, folder: app.static!, mount: match.mount }
-          : { kind: "worker", app: match.app, mount: match.mount }) as LocationAction,
+          : kind === "redirect"
+            ? { kind: "redirect", app: match.app, mount: match.mount }
+            : { kind: "worker", app: match.app, mount: match.mount }) as LocationAction,
       };
     });
     // A location that does what the one around it does adds nothing: nginx would pick that one for its paths anyway.
@@ -238,6 +255,8 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
   const settings = config.apps[app]!;
   const directive = target.protocol === "uwsgi" ? "uwsgi" : "proxy";
   return [
+    ...trailingSlashDirectives(settings),
+    ...headerDirectives(settings, directive),
     `set $tsgi_mount ${quoted(mount)};`,
     `set $tsgi_app ${quoted(app)};`,
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
@@ -261,6 +280,7 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
       // A WebSocket quiet both ways this long is closed (websocket_idle_timeout).
       `proxy_read_timeout ${idle};`,
       `proxy_send_timeout ${idle};`,
+      ...headerDirectives(config.apps[app]!, "proxy"),
       ...limitDirectives(config, target.name, app),
       `proxy_pass http://${upstreamName(target, app, "http")};`,
     ]),
@@ -269,12 +289,13 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
 }
 
 /** The body of a location serving a static app's folder; `rest` is the location's prefix past the mount. */
-function staticLocation(folder: string, rest: string, exact: boolean, prefix: string): string[] {
+function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, headers: string[]): string[] {
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
     `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
     "index index.html;",
-    "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
+    // An `if` block is a location of its own for add_header: the app's headers are repeated inside.
+    `if ($request_method !~ ^(GET|HEAD)$) { add_header Allow "GET, HEAD" always; ${headers.map((line) => `${line} `).join("")}return 405; }`,
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
@@ -306,6 +327,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     // The client address is taken from X-Forwarded-For only when a peer the config trusts sent it.
     ...config.proxy.trusted_proxies.flatMap((cidr) => [`set_real_ip_from ${cidr};`]),
     ...(config.proxy.trusted_proxies.length > 0 ? ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"] : []),
+    ...httpsRedirectDirectives(config, target.name),
     "set $tsgi_mount \"\";",
     "set $tsgi_app \"-\";",
     ...passHeaders(config, target),
@@ -321,10 +343,16 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       let inner: string[];
       if (action.kind === "none" || (action.kind === "worker" && !reachable.has(action.app))) {
         inner = ["return 404;"];
+      } else if (action.kind === "redirect") {
+        inner = [...headerDirectives(config.apps[action.app]!, undefined), ...redirectDirectives(target.name, config.apps[action.app]!, action.mount)];
       } else if (action.kind === "static") {
+        const settings = config.apps[action.app]!;
+        const headers = headerDirectives(settings, undefined);
         inner = [
+          ...trailingSlashDirectives(settings),
+          ...headers,
           ...limitDirectives(config, target.name, action.app),
-          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix),
+          ...staticLocation(staticFolder(action.app, action.folder), prefix.slice(action.mount.length), exact && prefix !== action.mount ? false : exact, prefix, headers),
         ];
       } else {
         // One named location per (app, mount) of this server for its upgrades (named locations are a server's own).
@@ -360,7 +388,8 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   const reachable = new Set<string>();
   const upstreams: string[] = [];
   for (const [app, settings] of Object.entries(config.apps)) {
-    if (appKind(settings) === "static") continue;
+    noteDollars(app, settings, differences);
+    if (appKind(settings) === "static" || appKind(settings) === "redirect") continue;
     if (settings.allow_trace) differences.note(`apps.${app}.allow_trace`, "nginx answers TRACE with 405 itself, before any location; nearest: TRACE refused, as for an app without allow_trace");
     const protocols: NginxProtocol[] = target.protocol === "uwsgi" ? ["uwsgi", "http"] : ["http"];
     const found = protocols.map((protocol) => ({ protocol, upstream: target.upstream(app, protocol) }));
@@ -401,6 +430,8 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     "",
     ...accessLog(config, target),
     ...limitZones(config, target.name),
+    ...httpsRedirectMap(config, target.name),
+    ...redirectQueryMap(config, target.name),
     ...upstreams,
     ...servers,
     "",
