@@ -15,13 +15,14 @@
  *
  * A request goes through the passes of proxy/passes.ts (head rules, route,
  * method, client limits, static, body limit, body pace, chunked body,
- * select), then to a
- * worker; every answer the proxy makes up itself comes from one map,
+ * select; an HTTPS redirect and the proxy's own redirects only when the
+ * config has them), then to a worker; every answer the proxy makes up itself comes from one map,
  * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
  * closes the client connection (never a fake complete response). On the
- * way back, a worker's response head goes through one response pass,
- * compression (proxy/compress/plan.ts), and its body through an encoder
- * when that pass chose one (proxy/compress/stream.ts).
+ * way back, a worker's response head gets the app's `headers`
+ * (proxy/app-headers.ts) and goes through one response pass, compression
+ * (proxy/compress/plan.ts), and its body through an encoder when that pass
+ * chose one (proxy/compress/stream.ts).
  *
  * Failover (`onFailure`, decided by proxy/retry.ts): an attempt that could not connect goes to
  * another worker whatever its method; one the worker dropped after taking the
