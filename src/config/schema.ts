@@ -82,7 +82,7 @@ export const FORMATS = {
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
   "redirect-target": { type: "URL or path", loadedAs: "string", expected: "an http(s) URL such as https://example.com/new, or a path such as /new (no #fragment)" },
   "header-name": { type: "header name", loadedAs: "header name", expected: "a header name (letters, digits and !#$%&'*+.^_`|~-) such as Strict-Transport-Security" },
-  "header-value": { type: "header value", loadedAs: "string", expected: "a header value: printable characters, no line break or control character, no space at either end" },
+  "header-value": { type: "header value or null", loadedAs: "string or null", expected: "a header value (printable characters, no line break or control character, no space at either end), or null to remove the header" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
 
@@ -464,13 +464,13 @@ const HEADER_VALUE_PATTERN = "^[\\x21-\\x7e\\x80-\\xff]([\\t\\x20-\\x7e\\x80-\\x
 
 const HeadersSchema = Type.Record(
   Type.String({ pattern: HEADER_NAME_PATTERN, ...formatted("header-name") }),
-  Type.String({ pattern: HEADER_VALUE_PATTERN, maxLength: 8192, ...formatted("header-value") }),
+  Type.Union([Type.String({ pattern: HEADER_VALUE_PATTERN, maxLength: 8192 }), Type.Null()], { ...formatted("header-value") }),
   {
     description:
-      "Response headers set on every response of the app, as nginx's `add_header NAME VALUE always` (and Caddy's `header`): on the workers' responses, replacing a header of the same name a worker sent, and on the proxy's own answers for the app (errors, redirects, static files). Connection-level names (Connection, Keep-Alive, Transfer-Encoding, Upgrade…) and Content-Length belong to the proxy and are refused.",
+      "Response headers set on every response of the app, as nginx's `add_header NAME VALUE always` (and Caddy's `header`): on the workers' responses, replacing a header of the same name a worker sent, and on the proxy's own answers for the app (errors, redirects, static files). `null` (`Server: null`) removes the workers' header of that name instead, as Caddy's `header -Server`. Connection-level names (Connection, Keep-Alive, Transfer-Encoding, Upgrade…) and Content-Length belong to the proxy and are refused.",
     additionalProperties: false,
     [KEY_FORMAT]: "header-name",
-    examples: [{ "Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff" }],
+    examples: [{ "Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff", "X-Powered-By": null }],
     default: {},
   },
 );

@@ -72,18 +72,18 @@ export function httpsRedirectDirectives(config: StackConfig, stack: string): str
   ];
 }
 
-/** The app's `headers`: the worker's copy hidden, ours added on every status. */
+/** The app's `headers`: the worker's copy hidden, ours added on every status (a null one only hidden). */
 export function headerDirectives(app: AppConfig, directive: "proxy" | "uwsgi" | undefined): string[] {
   return Object.entries(app.headers).flatMap(([name, value]) => [
     ...(directive ? [`${directive}_hide_header ${name};`] : []),
-    `add_header ${name} ${quoted(value)} always;`,
+    ...(value === null ? [] : [`add_header ${name} ${quoted(value)} always;`]),
   ]);
 }
 
 /** Notes the values nginx would read a variable in (a `$`), under their keys. */
 export function noteDollars(name: string, app: AppConfig, differences: Differences): void {
   for (const [header, value] of Object.entries(app.headers)) {
-    if (value.includes("$")) differences.note(`apps.${name}.headers.${header}`, "nginx reads `$` in a value as a variable; written as is, nginx would substitute it");
+    if (value?.includes("$")) differences.note(`apps.${name}.headers.${header}`, "nginx reads `$` in a value as a variable; written as is, nginx would substitute it");
   }
   if (app.redirect?.to.includes("$")) differences.note(`apps.${name}.redirect.to`, "nginx reads `$` in a target as a variable; written as is, nginx would substitute it");
 }

@@ -55,8 +55,8 @@ export interface FrontProxyOptions {
   redirects?: Readonly<Record<string, RedirectSpec>>;
   /** Apps whose paths are redirected to end (`add`) or not end (`remove`) in a slash (`trailing_slash`); absent apps keep theirs. */
   trailingSlash?: Readonly<Record<string, TrailingSlash>>;
-  /** Response headers set on every response, per app (the config's `headers`). */
-  headers?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Response headers set on every response, per app (the config's `headers`; null: the worker's removed). */
+  headers?: Readonly<Record<string, Readonly<Record<string, string | null>>>>;
   /** The plain listeners redirect to HTTPS (`proxy.https_redirect`). */
   httpsRedirect?: HttpsRedirect;
   /** Called after each proxied response, for the access log and the metrics. */

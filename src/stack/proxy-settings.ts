@@ -162,7 +162,7 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
 export function answerOptions(config: StackConfig): Pick<FrontProxyOptions, "redirects" | "trailingSlash" | "headers" | "httpsRedirect"> {
   const redirects: Record<string, RedirectSpec> = {};
   const trailingSlash: Record<string, TrailingSlash> = {};
-  const headers: Record<string, Record<string, string>> = {};
+  const headers: Record<string, Record<string, string | null>> = {};
   for (const [name, app] of Object.entries(config.apps)) {
     const redirect = app.redirect;
     if (redirect) redirects[name] = { to: redirect.to, status: redirect.status, keepPath: redirect.keep_path, keepQuery: redirect.keep_query };

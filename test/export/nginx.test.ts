@@ -178,7 +178,7 @@ apps:
     module: app.mjs
     routes: [{ path: / }]
     trailing_slash: add
-    headers: { Strict-Transport-Security: max-age=31536000, Content-Security-Policy: "default-src 'self'" }
+    headers: { Strict-Transport-Security: max-age=31536000, Content-Security-Policy: "default-src 'self'", X-Powered-By: null }
   api:
     module: app.mjs
     routes: [{ path: /api }]
@@ -216,6 +216,8 @@ apps:
       expect(lines.filter((line) => line.endsWith(" always;") && line.startsWith("add_header "))).toHaveLength(ours);
     }
     expect(block(main, "location /")).toEqual(expect.arrayContaining(["proxy_hide_header Strict-Transport-Security;", 'add_header Strict-Transport-Security "max-age=31536000" always;']));
+    // null: the worker's header hidden, none added.
+    expect(block(main, "location /").filter((line) => line.includes("X-Powered-By"))).toEqual(["proxy_hide_header X-Powered-By;"]);
     expect(block(main, "location /files/")).toContain('add_header X-Content-Type-Options "nosniff" always;');
     // trailing_slash and redirects as `if … return`, from $request_uri.
     expect(block(main, "location /")[0]).toMatch(/^if \(\$request_uri ~ .*\) \{ return 308 "\/\$tsgi_path\/\$tsgi_query"; \}$/);

@@ -47,6 +47,7 @@ apps:
     headers:
       Strict-Transport-Security: max-age=31536000
       X-Frame-Options: DENY
+      X-Worker: null
   api:
     command: "node server.js"
     routes: [{ path: /api }]
@@ -238,13 +239,14 @@ describe("trailing_slash", () => {
 });
 
 describe("headers", () => {
-  it("are set on a worker's responses, replacing the worker's header of the same name", async () => {
+  it("are set on a worker's responses, replacing the worker's header of the same name; null removes the worker's", async () => {
     const reply = await request(plainPort, "/a/", "app.test");
     expect(reply.status).toBe(200);
     expect(reply.headers["strict-transport-security"]).toBe("max-age=31536000");
     expect(reply.raw.filter((_, i) => i % 2 === 0 && reply.raw[i]!.toLowerCase() === "x-frame-options")).toHaveLength(1);
     expect(reply.headers["x-frame-options"]).toBe("DENY");
-    expect(reply.headers["x-worker"]).toBe("yes");
+    expect(reply.headers["x-worker"]).toBeUndefined();
+    expect((await request(plainPort, "/api/x", "any.test")).headers["x-worker"]).toBe("yes");
     // The proxy's own redirect for the app carries them too (nginx's `always`).
     expect((await request(plainPort, "/a", "app.test")).headers["strict-transport-security"]).toBe("max-age=31536000");
   });
