@@ -11,7 +11,9 @@
  *     answers itself
  *   - `headers` names no header the proxy owns (hop-by-hop, Content-Length)
  *   - `proxy.https_redirect` only with `proxy.tls`
- *   - no redirect app sends a client round to itself (config/redirect-loops.ts)
+ *   - `trailing_slash: remove` not on a `static` app (its folders redirect to `/`)
+ *   - a redirect's absolute `to` is a URL; no redirect app sends a client
+ *     round to itself (config/redirect-loops.ts)
  *   - a module file, a `static` folder, a `cwd` folder and the TLS files exist
  *   - no two routes are the same host + path (naming both apps)
  *   - no two listeners share an address
@@ -269,6 +271,18 @@ const noSlashRemovalOnFolders: Check = (data, context) => {
   return problems;
 };
 
+/** The schema's pattern only shapes a target; an absolute one must also be a URL a client can follow (`https://[zz` is not). */
+const redirectTargetsParse: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    const segments: PathSegment[] = ["apps", name, "redirect", "to"];
+    const to = isRecord(app.redirect) ? app.redirect.to : undefined;
+    if (!validString(to, segments, context) || to.startsWith("/") || URL.canParse(to)) continue;
+    problems.push({ segments, message: `${JSON.stringify(to)} is not a URL a client can follow (its host is malformed)` });
+  }
+  return problems;
+};
+
 const noRedirectLoops: Check = (data, context) => redirectLoops(appsOf(data), context);
 
 /**
@@ -344,6 +358,7 @@ export const CHECKS: readonly Check[] = [
   headersTheProxyOwns,
   httpsRedirectNeedsTls,
   noSlashRemovalOnFolders,
+  redirectTargetsParse,
   noRedirectLoops,
   stackOwnedEnv,
   durationsInRange,

@@ -64,8 +64,13 @@ function namedHost(routes: readonly RouteSpec[], host: string): boolean {
 function targetOf(hop: Hop, router: Router, routes: readonly RouteSpec[], redirect: CompiledRedirect): Omit<Hop, "app"> | undefined {
   const mount = router.match(hop.host, hop.path)?.mount ?? "";
   const location = redirectLocation(redirect, mount, hop.path, "");
-  if (redirect.sameHost) return { host: hop.host, path: location };
-  const url = new URL(location);
+  if (redirect.sameHost) return { host: hop.host, path: location.split("?")[0]! };
+  let url: URL;
+  try {
+    url = new URL(location);
+  } catch {
+    return undefined; // a host the schema's pattern let through but no client could reach: not this stack's
+  }
   const host = normalizeHost(url.host);
   return namedHost(routes, host) ? { host, path: url.pathname } : undefined;
 }
