@@ -16,8 +16,8 @@
  * A request goes through the passes of proxy/passes.ts (head rules, route,
  * method, client limits, static, body limit, body pace, chunked body,
  * select; an HTTPS redirect and the proxy's own redirects only when the
- * config has them), then to a worker; every answer the proxy makes up itself comes from one map,
- * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
+ * config has them), then to a worker; every answer the proxy makes up
+ * itself comes from one map, proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
  * closes the client connection (never a fake complete response). On the
  * way back, a worker's response head gets the app's `headers`
  * (proxy/app-headers.ts) and goes through one response pass, compression
