@@ -19,6 +19,8 @@ describe("redirectLocation", () => {
     expect(redirectLocation(redirect("https://a.test?from=old"), "", "/x", "q=1")).toBe("https://a.test/x?from=old&q=1");
     expect(redirectLocation(redirect("https://a.test", false, false), "", "/x", "q=1")).toBe("https://a.test");
     expect(redirectLocation(redirect("/", true), "/go", "/go//evil.com", "")).toBe("/evil.com");
+    // node hands over the target as latin1, a char a byte: anything outside printable ASCII goes out %-encoded.
+    expect(redirectLocation(redirect("https://a.test"), "", "/caf\xe9 x", "")).toBe("https://a.test/caf%E9%20x");
   });
 
   it("folds leading slashes and backslashes of a same-host path only", () => {

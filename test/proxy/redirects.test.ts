@@ -183,11 +183,11 @@ describe("redirect apps", () => {
     expect(await location("/?x=1", "www.example.com")).toBe("301 https://example.com/?x=1");
   });
 
-  it("keep the path's percent-encoding, and encode what is not printable ASCII", async () => {
+  it("keep the path's percent-encoding; a raw byte outside ASCII never reaches a Location", async () => {
     expect(await location("/docs/a%2Fb%20c/%E2%82%AC", "x.test")).toBe("308 https://new.test/manual/a%2Fb%20c/%E2%82%AC");
+    // node's strict parser refuses the byte itself (redirect-rules.test.ts: were one let through, it would be %-encoded).
     const answer = await raw(plainPort, "GET /docs/caf\xe9 HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n");
-    if (answer.startsWith("HTTP/1.1 308")) expect(answer).toContain("\r\nLocation: https://new.test/manual/caf%E9\r\n");
-    else expect(answer).toMatch(/^HTTP\/1\.1 400/); // node's strict parser may refuse the raw byte itself
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
   });
 
   it("never send a client to another host through a `//` path (no open redirect)", async () => {
