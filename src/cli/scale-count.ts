@@ -43,7 +43,8 @@ export function targetInstances(app: string, count: ScaleCount, status: Pick<Sta
   const pool = status.pools.find((candidate) => candidate.app === app);
   if (!pool) {
     const apps = status.apps ?? [];
-    if (apps.some((candidate) => candidate.app === app && candidate.kind === "static")) throw new StaticAppRefused(app, "scale");
+    const proxyOwn = apps.find((candidate) => candidate.app === app && (candidate.kind === "static" || candidate.kind === "redirect"));
+    if (proxyOwn) throw new StaticAppRefused(app, "scale", proxyOwn.kind as "static" | "redirect");
     throw new UnknownApp(app, apps.length > 0 ? apps.map((candidate) => candidate.app) : status.pools.map((candidate) => candidate.app));
   }
   try {

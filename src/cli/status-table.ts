@@ -74,8 +74,8 @@ function workerRow(row: WorkerStatus): Cell[] {
   ];
 }
 
-function staticRow(app: string): Cell[] {
-  return HEADER.map((_, column) => ({ text: column === 0 ? app : column === 3 ? "static" : "-" }));
+function staticRow(app: string, kind: string): Cell[] {
+  return HEADER.map((_, column) => ({ text: column === 0 ? app : column === 3 ? kind : "-" }));
 }
 
 /** The table itself, its columns as wide as their widest cell (colour escapes do not count). */
@@ -147,8 +147,8 @@ export function logWriteLines(logWrites: StackLogWrites | undefined): string[] {
 export function renderStatus(status: StackStatus, options: RenderOptions = {}): string {
   const paint = options.paint ?? noColour;
   const workers = status.workers.map((row) => ({ ...row, inPool: row.inPool ?? row.state === "ready", health: row.health ?? "unchecked" }));
-  const statics = (status.apps ?? []).filter((app) => app.kind === "static");
-  const rows = [...workers.map(workerRow), ...statics.map((app) => staticRow(app.app))];
+  const statics = (status.apps ?? []).filter((app) => app.kind === "static" || app.kind === "redirect");
+  const rows = [...workers.map(workerRow), ...statics.map((app) => staticRow(app.app, app.kind))];
   const stateNote = status.state === "running" ? "" : ` ${paint("warn", status.state)}`;
 
   const outOfPool = workers

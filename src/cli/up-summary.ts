@@ -48,6 +48,7 @@ function whatItIs(config: StackConfig, app: string): string {
   const spec = config.apps[app]!;
   const relative = (file: string) => path.relative(process.cwd(), file) || file;
   if (spec.static !== undefined) return `folder ${relative(spec.static)}`;
+  if (spec.redirect !== undefined) return `redirect ${spec.redirect.status} to ${spec.redirect.to}`;
   if (spec.module) return `module ${relative(spec.module)}`;
   return `command ${spec.command}`;
 }
@@ -84,7 +85,8 @@ export function summaryLines(config: StackConfig, status: SummaryStatus, exits: 
   const apps = Object.keys(config.apps);
   const width = Math.max(14, ...apps.map((app) => app.length));
   return apps.flatMap((app) => {
-    const { state, detail } = config.apps[app]!.static !== undefined ? { state: "static" } : appState(status, app, exits.get(app));
+    const spec = config.apps[app]!;
+    const { state, detail } = spec.static !== undefined ? { state: "static" } : spec.redirect !== undefined ? { state: "redirect" } : appState(status, app, exits.get(app));
     const line = `  ${app.padEnd(width)} ${state.padEnd(12)} ${whatItIs(config, app)}  routes: ${routesOf(config, app)}`;
     return detail ? [line, `  ${" ".repeat(width)} ${detail}`] : [line];
   });

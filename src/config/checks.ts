@@ -5,9 +5,15 @@
  * small function over the file's data (after `${VAR}` expansion, before
  * defaults), each returning problems with their key paths.
  *
- *   - an app has exactly one of `module`, `command` and `static`; `interface`
- *     only with `module`; none of the worker keys (`instances`, `health`, …)
- *     with `static`, which the proxy serves itself
+ *   - an app has exactly one of `module`, `command`, `static` and
+ *     `redirect`; `interface` only with `module`; none of the worker keys
+ *     (`instances`, `health`, …) with `static` or `redirect`, which the proxy
+ *     answers itself
+ *   - `headers` names no header the proxy owns (hop-by-hop, Content-Length)
+ *   - `proxy.https_redirect` only with `proxy.tls`
+ *   - `trailing_slash: remove` not on a `static` app (its folders redirect to `/`)
+ *   - a redirect's absolute `to` is a URL; no redirect app sends a client
+ *     round to itself (config/redirect-loops.ts)
  *   - a module file, a `static` folder, a `cwd` folder and the TLS files exist
  *   - no two routes are the same host + path (naming both apps)
  *   - no two listeners share an address
@@ -32,6 +38,7 @@ import { MAX_DURATION_MS, parseDuration } from "../contract/units.ts";
 import { MAX_ERROR_PAGE_BYTES, parseErrorPageKey } from "../contract/error-pages.ts";
 import picomatch from "picomatch";
 import nodePath from "node:path";
+import { redirectLoops } from "./redirect-loops.ts";
 
 export interface CheckProblem {
   segments: PathSegment[];
@@ -71,13 +78,17 @@ function validString(value: unknown, segments: PathSegment[], context: CheckCont
 }
 
 /** The keys that say what an app is: exactly one per app. */
-const KINDS = ["module", "command", "static"] as const;
+const KINDS = ["module", "command", "static", "redirect"] as const;
 /** What each kind is, for the messages. */
-const KIND_HINTS = "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself";
+const KIND_HINTS =
+  "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself; `redirect`: a redirect the proxy answers itself";
 /** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files; its limits per client are the proxy's). */
-const STATIC_KEYS = new Set(["static", "index", "fallback", "cache", "routes", "compress", "rate_limit", "conn_limit", "error_pages"]);
+const STATIC_KEYS = new Set(["static", "index", "fallback", "cache", "routes", "compress", "rate_limit", "conn_limit", "error_pages", "headers", "trailing_slash"]);
 /** The keys that say how a folder is served: meaningless for an app with workers, which answers for itself. */
 const STATIC_ONLY_KEYS = ["index", "fallback", "cache"] as const;
+/** The keys a `redirect` app may have: like nginx's `return`, it answers before any limit or body is looked at. */
+const REDIRECT_KEYS = new Set(["redirect", "routes", "headers"]);
+const KEYS_OF_KIND: Readonly<Record<string, ReadonlySet<string>>> = { static: STATIC_KEYS, redirect: REDIRECT_KEYS };
 
 /** `a`, `a` and `b`, `a`, `b` and `c`. */
 function listKeys(keys: readonly string[]): string {
@@ -93,12 +104,12 @@ const exactlyOneKind: Check = (data, context) => {
     if (kinds.length > 1) {
       problems.push({
         segments: ["apps", name, kinds[1]!],
-        message: `an app has one of \`module\`, \`command\` or \`static\`, not ${listKeys(kinds)} (${KIND_HINTS})`,
+        message: `an app has one of \`module\`, \`command\`, \`static\` or \`redirect\`, not ${listKeys(kinds)} (${KIND_HINTS})`,
       });
       continue;
     }
     if (kinds.length === 0) {
-      problems.push({ segments: ["apps", name], message: `missing \`module\`, \`command\` or \`static\` (${KIND_HINTS})` });
+      problems.push({ segments: ["apps", name], message: `missing \`module\`, \`command\`, \`static\` or \`redirect\` (${KIND_HINTS})` });
       continue;
     }
     if (kinds[0] === "command" && app.interface !== undefined) {
@@ -107,18 +118,19 @@ const exactlyOneKind: Check = (data, context) => {
         message: "`interface` applies to `module` apps only: a `command` app is any HTTP server",
       });
     }
-    if (kinds[0] !== "static") {
+    const allowed = KEYS_OF_KIND[kinds[0]!];
+    if (!allowed) {
       for (const key of STATIC_ONLY_KEYS) {
         if (app[key] === undefined || context.faulted(["apps", name, key])) continue;
         problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to \`static\` apps only: an app with workers answers every path itself` });
       }
     }
-    if (kinds[0] === "static") {
+    if (allowed) {
       // Keys of the schema only: an unknown key is the schema's to report. Written in the file only: defaults do not count.
       for (const key of Object.keys(app)) {
-        if (STATIC_KEYS.has(key) || !(key in AppSchema.properties) || context.faulted(["apps", name, key])) continue;
-        const appliesTo = key === "interface" ? "`module` apps only" : "`module` and `command` apps";
-        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to ${appliesTo}: a \`static\` app has no workers` });
+        if (allowed.has(key) || !(key in AppSchema.properties) || context.faulted(["apps", name, key])) continue;
+        const appliesTo = key === "interface" ? "`module` apps only" : STATIC_KEYS.has(key) ? "`module`, `command` and `static` apps" : "`module` and `command` apps";
+        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to ${appliesTo}: a \`${kinds[0]}\` app has no workers` });
       }
     }
   }
@@ -311,6 +323,70 @@ const errorPageFiles: Check = (data, context) => {
 };
 
 /**
+ * Response header names `headers` may not set: those of one connection
+ * (RFC 9110 §7.6.1 and the ones node and nginx treat so), which the proxy
+ * writes for each hop itself, and the framing it computes. Each with why.
+ */
+export const PROXY_OWNED_HEADERS: ReadonlyMap<string, string> = new Map([
+  ["connection", "it is about one connection, which the proxy manages"],
+  ["keep-alive", "it is about one connection, which the proxy manages"],
+  ["proxy-connection", "it is about one connection, which the proxy manages"],
+  ["transfer-encoding", "the proxy frames each response itself"],
+  ["te", "it is a request header about one connection"],
+  ["trailer", "the proxy frames each response itself"],
+  ["upgrade", "it is about one connection, which the proxy manages"],
+  ["content-length", "the proxy frames each response itself"],
+  ["x-request-id", "the proxy sets it on every response"],
+]);
+
+const headersTheProxyOwns: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    if (!isRecord(app.headers)) continue;
+    for (const key of Object.keys(app.headers)) {
+      const why = PROXY_OWNED_HEADERS.get(key.toLowerCase());
+      const segments: PathSegment[] = ["apps", name, "headers", key];
+      if (why === undefined || context.faulted(segments)) continue;
+      problems.push({ segments, message: `${key} cannot be set by \`headers\`: ${why}` });
+    }
+  }
+  return problems;
+};
+
+/** Redirecting plain HTTP to HTTPS with no HTTPS listener would send every client to a port nothing answers. */
+const httpsRedirectNeedsTls: Check = (data, context) => {
+  if (!isRecord(data.proxy) || data.proxy.https_redirect === undefined || data.proxy.tls !== undefined) return [];
+  const segments: PathSegment[] = ["proxy", "https_redirect"];
+  if (context.faultedAt(segments)) return [];
+  return [{ segments, message: "needs `proxy.tls`: without an HTTPS listener every client would be sent where nothing answers" }];
+};
+
+/** A static folder's URL is redirected to its slash form (`/docs` -> `/docs/`): removing the slash again would loop. */
+const noSlashRemovalOnFolders: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    const segments: PathSegment[] = ["apps", name, "trailing_slash"];
+    if (app.static === undefined || app.trailing_slash !== "remove" || context.faulted(segments)) continue;
+    problems.push({ segments, message: "`remove` on a `static` app would loop: the proxy redirects a folder's URL to its `/` form (`/docs` -> `/docs/`)" });
+  }
+  return problems;
+};
+
+/** The schema's pattern only shapes a target; an absolute one must also be a URL a client can follow (`https://[zz` is not). */
+const redirectTargetsParse: Check = (data, context) => {
+  const problems: CheckProblem[] = [];
+  for (const [name, app] of appsOf(data)) {
+    const segments: PathSegment[] = ["apps", name, "redirect", "to"];
+    const to = isRecord(app.redirect) ? app.redirect.to : undefined;
+    if (!validString(to, segments, context) || to.startsWith("/") || URL.canParse(to)) continue;
+    problems.push({ segments, message: `${JSON.stringify(to)} is not a URL a client can follow (its host is malformed)` });
+  }
+  return problems;
+};
+
+const noRedirectLoops: Check = (data, context) => redirectLoops(appsOf(data), context);
+
+/**
  * Environment variables the stack sets for each worker itself: PORT (a
  * command app's own port; a gateway worker listens where the supervisor
  * says) and TSGI_* (which stack, app and slot a worker is). An app's `env`
@@ -375,7 +451,23 @@ const durationsInRange: Check = (data, context) => {
 };
 
 /** The checks, in the order their problems are listed for one key. */
-export const CHECKS: readonly Check[] = [exactlyOneKind, filesExist, cacheGlobs, uniqueRoutes, uniqueListeners, trustedProxiesParse, delayOrNodelay, errorPageFiles, stackOwnedEnv, durationsInRange];
+export const CHECKS: readonly Check[] = [
+  exactlyOneKind,
+  filesExist,
+  cacheGlobs,
+  uniqueRoutes,
+  uniqueListeners,
+  trustedProxiesParse,
+  delayOrNodelay,
+  errorPageFiles,
+  headersTheProxyOwns,
+  httpsRedirectNeedsTls,
+  noSlashRemovalOnFolders,
+  redirectTargetsParse,
+  noRedirectLoops,
+  stackOwnedEnv,
+  durationsInRange,
+];
 
 export function checkProblems(data: unknown, context: CheckContext): CheckProblem[] {
   return isRecord(data) ? CHECKS.flatMap((check) => check(data, context)) : [];

@@ -31,11 +31,11 @@ function formatOf(schema: AnySchema, keyword = FORMAT): FormatName | undefined {
   return typeof format === "string" && format in FORMATS ? (format as FormatName) : undefined;
 }
 
-/** The literal choices of a union of literals (`balance`, `interface`), else undefined. */
+/** The literal choices of a union of literals (`balance`, `interface`, a redirect's `status`), else undefined. */
 export function choicesOf(schema: AnySchema): string[] | undefined {
   const anyOf = schema.anyOf;
-  if (!Array.isArray(anyOf) || !anyOf.every((member) => typeof member?.const === "string")) return undefined;
-  return anyOf.map((member) => member.const as string);
+  if (!Array.isArray(anyOf) || !anyOf.every((member) => typeof member?.const === "string" || typeof member?.const === "number")) return undefined;
+  return anyOf.map((member) => String(member.const));
 }
 
 const PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./*@ -]*$/;

@@ -84,6 +84,9 @@ export const FORMATS = {
   "file-name": { type: "file name", loadedAs: "file name", expected: "a file name without /, such as index.html" },
   "file-url": { type: "URL path", loadedAs: "URL path", expected: "the URL path of a file in the folder, such as /index.html" },
   rate: { type: "rate", loadedAs: "requests per second", unit: "r/s", expected: "a rate such as 10r/s or 30r/m" },
+  "redirect-target": { type: "URL or path", loadedAs: "string", expected: "an http(s) URL such as https://example.com/new, or a path such as /new (no #fragment)" },
+  "header-name": { type: "header name", loadedAs: "header name", expected: "a header name (letters, digits and !#$%&'*+.^_`|~-) such as Strict-Transport-Security" },
+  "header-value": { type: "header value or null", loadedAs: "string or null", expected: "a header value (printable characters, no line break or control character, no space at either end), or null to remove the header" },
 } as const satisfies Record<string, FormatInfo>;
 export type FormatName = keyof typeof FORMATS;
 
@@ -212,6 +215,41 @@ const TlsSchema = Type.Object(
   },
 );
 
+/** What stays on plain HTTP when `https_redirect` is on: ACME's HTTP-01 challenges are fetched over plain HTTP, before any certificate exists. */
+export const DEFAULT_HTTPS_REDIRECT_EXCEPT = ["/.well-known/acme-challenge"];
+
+const HttpsRedirectSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal(308), Type.Literal(301)], {
+      description:
+        "The redirect's status: 308 (the default) keeps the method and body, so a POST sent to http:// arrives as a POST; 301 is what nginx configs usually say, and browsers turn a POST into a GET on it.",
+      default: 308,
+    }),
+    port: Type.Optional(
+      Type.Integer({
+        description:
+          "The port in the Location (443 is left out). Absent: the port of the first `proxy.tls.listen`; set it when the stack is behind a port mapping (it listens on 8443, the world reaches it on 443).",
+        minimum: 1,
+        maximum: 65535,
+      }),
+    ),
+    except: Type.Array(
+      Type.String({ description: "A path prefix (whole segments).", pattern: URL_PATH_PATTERN, maxLength: 2048, ...formatted("url-path") }),
+      {
+        description:
+          "Path prefixes the plain listeners still serve as routed (whole segments): by default ACME's HTTP-01 challenge path, which a certificate authority fetches over plain HTTP. `[]`: redirect everything.",
+        default: DEFAULT_HTTPS_REDIRECT_EXCEPT,
+      },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Answer every request on the plain HTTP listeners (`proxy.listen`) with a redirect to the same host, path and query over HTTPS, as nginx's `return 308 https://$host$request_uri` and Caddy's automatic HTTPS do; `https_redirect: {}` turns it on. Needs `proxy.tls`. A request without a Host gets 400 (no Location is made from an invalid Host). Absent: the plain listeners serve the apps.",
+    examples: [{}, { status: 301, port: 443 }],
+  },
+);
+
 const LimitsSchema = Type.Object(
   {
     client_max_body_size: size({
@@ -284,6 +322,7 @@ const ProxySchema = Type.Object(
       ...formatted("process-count"),
     }),
     tls: Type.Optional(TlsSchema),
+    https_redirect: Type.Optional(HttpsRedirectSchema),
     limits: LimitsSchema,
     trusted_proxies: Type.Array(Type.String({ description: "An IP address or CIDR block.", pattern: CIDR_PATTERN, ...formatted("cidr") }), {
       description:
@@ -405,6 +444,63 @@ const RetrySchema = Type.Object(
   { additionalProperties: false, description: "Which failed requests the proxy sends to another worker.", default: {} },
 );
 
+/* ------------------------------------------------------------------ redirects and response headers (proxy/answers.ts) */
+
+// An http(s) URL with a host (no userinfo), or a path (never `//`, which a browser reads as another host); no whitespace, no #fragment.
+const REDIRECT_TARGET_PATTERN = "^(https?://[A-Za-z0-9.\\[\\]:-]+([/?][^\\s#]*)?|/(?![/\\\\])[^\\s#]*)$";
+
+/** The statuses a redirect may have: the permanent and temporary ones, each with and without the method kept. */
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+const RedirectSchema = Type.Object(
+  {
+    to: Type.String({
+      description:
+        "Where to send the client: an http(s) URL (`https://example.com/new`) or a path on the same host (`/new`). With `keep_path`, the request's path below the route's prefix is appended to it; with `keep_query`, its query.",
+      pattern: REDIRECT_TARGET_PATTERN,
+      maxLength: 2048,
+      ...formatted("redirect-target"),
+    }),
+    status: Type.Union(
+      REDIRECT_STATUSES.map((status) => Type.Literal(status)),
+      {
+        description:
+          "301 (moved for good: browsers and caches remember it), 302 or 303 (for now), 307 or 308 (as 302 and 301, with the method and body kept). 301, as nginx's usual `return 301`; Caddy's `redir` says 302 unless told.",
+        default: 301,
+      },
+    ),
+    keep_path: Type.Boolean({
+      description: "Append the request's path below the route's prefix (`/old/a/b` routed at `/old` to `https://example.com/new`: `https://example.com/new/a/b`); a host-only route appends the whole path, as nginx's `$request_uri`. false: every request goes to `to` itself.",
+      default: true,
+    }),
+    keep_query: Type.Boolean({ description: "Append the request's query (after any query `to` has, joined with `&`).", default: true }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Or answer the app's routes with a redirect, from the proxy itself, with no worker processes: nginx's `return 301 URL`, Caddy's `redir`. A host-only route with `to: https://example.com` moves a whole host (www to the bare name). The path keeps its percent-encoding; a path that would make `//host` of a same-host target has its leading slashes folded, so no request can turn it into a redirect elsewhere.",
+    examples: [{ to: "https://example.com" }, { to: "/new", status: 308, keep_path: false }],
+  },
+);
+
+// An RFC 9110 token: what a field name may be.
+const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+// Visible ASCII and obs-text, spaces and tabs only inside: no CR, LF, NUL or other control (RFC 9110 §5.5).
+const HEADER_VALUE_PATTERN = "^[\\x21-\\x7e\\x80-\\xff]([\\t\\x20-\\x7e\\x80-\\xff]*[\\x21-\\x7e\\x80-\\xff])?$";
+
+const HeadersSchema = Type.Record(
+  Type.String({ pattern: HEADER_NAME_PATTERN, ...formatted("header-name") }),
+  Type.Union([Type.String({ pattern: HEADER_VALUE_PATTERN, maxLength: 8192 }), Type.Null()], { ...formatted("header-value") }),
+  {
+    description:
+      "Response headers set on every response of the app, as nginx's `add_header NAME VALUE always` (and Caddy's `header`): on the workers' responses, replacing a header of the same name a worker sent, and on the proxy's own answers for the app (errors, redirects, static files). `null` (`Server: null`) removes the workers' header of that name instead, as Caddy's `header -Server`. Connection-level names (Connection, Keep-Alive, Transfer-Encoding, Upgrade…) and Content-Length belong to the proxy and are refused.",
+    additionalProperties: false,
+    [KEY_FORMAT]: "header-name",
+    examples: [{ "Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff", "X-Powered-By": null }],
+    default: {},
+  },
+);
+
 /* ------------------------------------------------------------------ compress (proxy/compress/) */
 
 /** The codings the proxy compresses with, in its order of preference (proxy/compress/negotiate.ts). */
@@ -489,6 +585,7 @@ export const AppSchema = Type.Object(
     ),
     // index, fallback, cache: how a `static` folder is served.
     ...staticSiteFields(),
+    redirect: Type.Optional(RedirectSchema),
     interface: choice([...INTERFACES], {
       description: "How a `module` app is called: `tsgi`, `node` (an Express/Koa/Fastify or `(req, res)` listener), `fetch` (`(Request) => Response`, Hono), or `auto` to tell from the export. Module apps only.",
       default: "auto",
@@ -510,6 +607,12 @@ export const AppSchema = Type.Object(
     }),
     health: Type.Optional(HealthSchema),
     compress: Type.Optional(CompressSchema),
+    headers: HeadersSchema,
+    trailing_slash: choice(["keep", "add", "remove"], {
+      description:
+        "Make the app's paths end in `/` (`add`) or not (`remove`) by redirecting with 308 (the method and body kept) to the other form, query kept; `keep` passes every path as sent. `add` leaves alone a path whose last segment has a dot (`/app.js`): files keep their names. `remove` never touches `/`. A path and its other form always route to the same app, so the redirect cannot loop.",
+      default: "keep",
+    }),
     retry: RetrySchema,
     watch: Type.Array(Type.String({ description: "A glob.", minLength: 1, ...formatted("glob") }), {
       description: "Files whose change reloads the app's workers one by one (development hot reload). Globs relative to the config file's folder.",
@@ -540,10 +643,10 @@ export const AppSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: "An app: exactly one of `module`, `command` or `static`, and how to run and route it.",
+    description: "An app: exactly one of `module`, `command`, `static` or `redirect`, and how to run and route it.",
     examples: [{ module: "app.ts", routes: [{ path: "/app" }] }],
     // For editors only: TypeBox's validator ignores these; checks.ts gives the clear messages.
-    oneOf: [{ required: ["module"] }, { required: ["command"] }, { required: ["static"] }],
+    oneOf: [{ required: ["module"] }, { required: ["command"] }, { required: ["static"] }, { required: ["redirect"] }],
     dependencies: { interface: { required: ["module"] } },
   },
 );

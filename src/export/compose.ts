@@ -28,7 +28,7 @@ import type { AddressConfig, AppConfig, StackConfig } from "../config/schema.ts"
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
 import { formatDuration } from "../contract/units.ts";
 import { killTimeoutMs } from "../contract/stopping.ts";
-import { appKind } from "../stack/proxy-settings.ts";
+import { appKind, hasWorkers } from "../stack/proxy-settings.ts";
 import { CONTAINER_PORT, memoryLimit, noteContainerDifferences, seconds, type WorkerProcess, workerProcess } from "./container.ts";
 import { Differences } from "./differences.ts";
 import { nginxConfig, type NginxTarget } from "./nginx.ts";
@@ -211,7 +211,7 @@ function projectRelative(file: string, configDir: string): string {
 export function composeFile(input: ComposeInput): string {
   const { config } = input;
   const differences = new Differences();
-  const workers = Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
+  const workers = Object.entries(config.apps).filter(([, app]) => hasWorkers(appKind(app)));
   const proxyName = config.apps.proxy ? "tsgi-proxy" : "proxy";
   const services: Record<string, Service> = {};
   for (const [app, settings] of workers) services[app] = workerService(app, settings, input, differences);

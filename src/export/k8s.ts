@@ -212,10 +212,28 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
     [`${NGINX}/proxy-connect-timeout`]: wholeSeconds("connect_timeout", limits.connect_timeout),
     [`${NGINX}/proxy-read-timeout`]: wholeSeconds("upstream_timeout", limits.upstream_timeout),
     [`${NGINX}/proxy-send-timeout`]: String(seconds(limits.upstream_timeout)),
-    // The stack serves HTTP and HTTPS alike; ingress-nginx would redirect HTTP to HTTPS for a host with TLS.
-    ...(config.proxy.tls ? { [`${NGINX}/ssl-redirect`]: "false" } : {}),
+    // Without https_redirect the stack serves HTTP and HTTPS alike; ingress-nginx would redirect HTTP to HTTPS for a host with TLS.
+    ...(config.proxy.tls ? { [`${NGINX}/ssl-redirect`]: httpsRedirectAnnotation(config, differences) } : {}),
     ...(config.proxy.access_log === "off" ? { [`${NGINX}/enable-access-log`]: "false" } : {}),
   };
+}
+
+/**
+ * `proxy.https_redirect` as ingress-nginx's ssl-redirect, which is the same
+ * thing with the defaults: a 308 (the controller's http-redirect-code) to
+ * port 443, ACME's challenge path left alone. Other settings are the
+ * controller's ConfigMap's, not an Ingress's.
+ */
+function httpsRedirectAnnotation(config: StackConfig, differences: Differences): string {
+  const https = config.proxy.https_redirect;
+  if (!https) return "false";
+  if (https.status !== 308) differences.note("proxy.https_redirect.status", `${https.status}: ingress-nginx redirects with its ConfigMap's http-redirect-code (308 unless changed there), not per Ingress`);
+  if (https.port !== undefined && https.port !== 443) differences.note("proxy.https_redirect.port", `${https.port}: ingress-nginx redirects to the Ingress's own HTTPS port`);
+  const except = https.except.map((prefix) => prefix.replace(/\/+$/, ""));
+  if (except.length !== 1 || except[0] !== "/.well-known/acme-challenge") {
+    differences.note("proxy.https_redirect.except", "ingress-nginx leaves only ACME's challenge path on plain HTTP (cert-manager's); written: that path alone");
+  }
+  return "true";
 }
 
 /** An app's own settings of the front proxy, as ingress-nginx annotations. */
@@ -247,6 +265,13 @@ function appAnnotations(name: string, app: AppConfig, differences: Differences):
   // ingress-nginx compresses for every Ingress at once (its ConfigMap), with no annotation per Ingress.
   if (app.compress) {
     differences.note(`apps.${name}.compress`, "ingress-nginx compresses for the whole controller (its ConfigMap's use-gzip, enable-brotli, gzip-level, gzip-types), off by default; not written: the controller's");
+  }
+  // Both would need a configuration-snippet, which ingress-nginx turns off by default (allow-snippet-annotations: false) since CVE-2021-25742.
+  if (Object.keys(app.headers).length > 0) {
+    differences.note(`apps.${name}.headers`, "ingress-nginx sets response headers per Ingress only through a configuration-snippet (off by default in the controller); not written: no headers added");
+  }
+  if (app.trailing_slash !== "keep") {
+    differences.note(`apps.${name}.trailing_slash`, "ingress-nginx has no annotation for a trailing-slash redirect (only a configuration-snippet, off by default); not written: paths kept as sent");
   }
   return annotations;
 }
@@ -402,6 +427,13 @@ function ingresses(input: K8sInput, routes: Route[], labelsOf: (app: string) => 
 function routesOf(config: StackConfig, differences: Differences): Route[] {
   const routes: Route[] = [];
   for (const [name, app] of Object.entries(config.apps)) {
+    if (appKind(app) === "redirect") {
+      differences.note(
+        `apps.${name}.redirect`,
+        `a redirect app has no workers, and an Ingress cannot answer a redirect for one path of a host alone (ingress-nginx's permanent-redirect annotation redirects every path of its Ingress, without the request's path): left out; answer ${app.routes.map((route) => `${route.host ?? ""}${route.path}`).join(", ") || "it"} from the front nginx or the app`,
+      );
+      continue;
+    }
     if (appKind(app) === "static") {
       differences.note(
         `apps.${name}.static`,
@@ -435,7 +467,7 @@ export function k8sManifests(input: K8sInput): string {
   const documents: Manifest[] = [];
   const routes = routesOf(config, differences);
   for (const [name, app] of Object.entries(config.apps)) {
-    if (appKind(app) === "static") continue;
+    if (appKind(app) === "static" || appKind(app) === "redirect") continue;
     const id = k8sName(name);
     if (names.has(id)) differences.note(`apps.${name}`, `its Kubernetes name is ${id}, as apps.${names.get(id)}'s: one would replace the other`);
     names.set(id, name);

@@ -47,7 +47,11 @@
  * - `compress` as gzip (and gzip_static for a static app's siblings): br and
  *   zstd are outside nginx's core (export/nginx-compress.ts);
  * - `error_pages` as error_page and an internal location per file
- *   (export/nginx-error-pages.ts).
+ *   (export/nginx-error-pages.ts);
+ * - `redirect` apps as `return`, `trailing_slash` as `if … return 308`,
+ *   `headers` as add_header … always (with the worker's copy hidden), in
+ *   each of the app's locations, and `proxy.https_redirect` as a map and a
+ *   `return` at the top of each server (export/nginx-answers.ts).
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
@@ -59,6 +63,15 @@ import { compressDirectives, precompressedDirectives } from "./nginx-compress.ts
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
 import { NginxErrorPages } from "./nginx-error-pages.ts";
 import { staticMaps, staticNamedLocations, staticSiteDirectives } from "./nginx-static.ts";
+import {
+  headerDirectives,
+  httpsRedirectDirectives,
+  httpsRedirectMap,
+  noteDollars,
+  redirectDirectives,
+  redirectQueryMap,
+  trailingSlashDirectives,
+} from "./nginx-answers.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -84,6 +97,7 @@ export interface NginxTarget {
 type LocationAction =
   | { kind: "worker"; app: string; mount: string }
   | { kind: "static"; app: string; folder: string; mount: string }
+  | { kind: "redirect"; app: string; mount: string }
   | { kind: "none" };
 
 /** A server block: the host it answers (undefined: the default server) and its locations, by prefix. */
@@ -126,11 +140,14 @@ function serverBlocks(config: StackConfig): ServerBlock[] {
       const match = router.match(asked, prefix === "" ? "/" : prefix);
       if (!match) return { prefix, action: { kind: "none" } as LocationAction };
       const app = config.apps[match.app]!;
+      const kind = appKind(app);
       return {
         prefix,
-        action: (appKind(app) === "static"
+        action: (kind === "static"
           ? { kind: "static", app: match.app, folder: app.static!, mount: match.mount }
-          : { kind: "worker", app: match.app, mount: match.mount }) as LocationAction,
+          : kind === "redirect"
+            ? { kind: "redirect", app: match.app, mount: match.mount }
+            : { kind: "worker", app: match.app, mount: match.mount }) as LocationAction,
       };
     });
     // A location that does what the one around it does adds nothing: nginx would pick that one for its paths anyway.
@@ -249,6 +266,8 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
   const settings = config.apps[app]!;
   const directive = target.protocol === "uwsgi" ? "uwsgi" : "proxy";
   return [
+    ...trailingSlashDirectives(settings),
+    ...headerDirectives(settings, directive),
     `set $tsgi_mount ${quoted(mount)};`,
     `set $tsgi_app ${quoted(app)};`,
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
@@ -275,6 +294,7 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
       // A WebSocket quiet both ways this long is closed (websocket_idle_timeout).
       `proxy_read_timeout ${idle};`,
       `proxy_send_timeout ${idle};`,
+      ...headerDirectives(config.apps[app]!, "proxy"),
       ...limitDirectives(config, target.name, app),
       `proxy_pass http://${upstreamName(target, app, "http")};`,
     ]),
@@ -283,12 +303,13 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
 }
 
 /** The body of a location serving a static app's folder; `rest` is the location's prefix past the mount. */
-function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, site: { index: string[]; rest: string[] }): string[] {
+function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, site: { index: string[]; rest: string[] }, headers: string[]): string[] {
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
     `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
     ...site.index,
-    "if ($request_method !~ ^(GET|HEAD)$) { add_header Allow \"GET, HEAD\" always; return 405; }",
+    // An `if` block is a location of its own for add_header: the app's headers are repeated inside.
+    `if ($request_method !~ ^(GET|HEAD)$) { add_header Allow "GET, HEAD" always; ${headers.map((line) => `${line} `).join("")}return 405; }`,
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
@@ -321,6 +342,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
     // The client address is taken from X-Forwarded-For only when a peer the config trusts sent it.
     ...config.proxy.trusted_proxies.flatMap((cidr) => [`set_real_ip_from ${cidr};`]),
     ...(config.proxy.trusted_proxies.length > 0 ? ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"] : []),
+    ...httpsRedirectDirectives(config, target.name),
     "set $tsgi_mount \"\";",
     "set $tsgi_app \"-\";",
     ...passHeaders(config, target),
@@ -338,11 +360,17 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
       let inner: string[];
       if (action.kind === "none" || (action.kind === "worker" && !reachable.has(action.app))) {
         inner = ["return 404;"];
+      } else if (action.kind === "redirect") {
+        inner = [...headerDirectives(config.apps[action.app]!, undefined), ...redirectDirectives(target.name, config.apps[action.app]!, action.mount)];
       } else if (action.kind === "static") {
         const redirect = exact && prefix === action.mount;
+        const settings = config.apps[action.app]!;
+        const headers = headerDirectives(settings, undefined);
         inner = [
+          ...trailingSlashDirectives(settings),
+          ...headers,
           ...limitDirectives(config, target.name, action.app),
-          ...precompressedDirectives(config.apps[action.app]!),
+          ...precompressedDirectives(settings),
           ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
           ...staticLocation(
             staticFolder(action.app, action.folder),
@@ -350,6 +378,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
             redirect,
             prefix,
             redirect ? { index: [], rest: [] } : staticSiteDirectives(config, target.name, action.app, action.mount, differences),
+            headers,
           ),
         ];
         if (!redirect) servedStatic.push({ app: action.app, mount: action.mount });
@@ -390,7 +419,8 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   const reachable = new Set<string>();
   const upstreams: string[] = [];
   for (const [app, settings] of Object.entries(config.apps)) {
-    if (appKind(settings) === "static") continue;
+    noteDollars(app, settings, differences);
+    if (appKind(settings) === "static" || appKind(settings) === "redirect") continue;
     if (settings.allow_trace) differences.note(`apps.${app}.allow_trace`, "nginx answers TRACE with 405 itself, before any location; nearest: TRACE refused, as for an app without allow_trace");
     const protocols: NginxProtocol[] = target.protocol === "uwsgi" ? ["uwsgi", "http"] : ["http"];
     const found = protocols.map((protocol) => ({ protocol, upstream: target.upstream(app, protocol) }));
@@ -433,6 +463,8 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     ...accessLog(config, target),
     ...limitZones(config, target.name),
     ...staticMaps(config, target.name),
+    ...httpsRedirectMap(config, target.name),
+    ...redirectQueryMap(config, target.name),
     ...upstreams,
     ...servers,
     "",

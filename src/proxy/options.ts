@@ -15,6 +15,7 @@ import type { PoolLimits } from "./upstream/pool.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
 import type { ErrorPagesSpec } from "./error-pages/pages.ts";
 import type { StaticSiteSpec } from "./static-site.ts";
+import type { RedirectSpec, TrailingSlash } from "./redirects.ts";
 
 export interface FrontProxyOptions {
   routes: readonly RouteSpec[];
@@ -56,10 +57,27 @@ export interface FrontProxyOptions {
   clientLimits?: Readonly<Record<string, ClientLimitSpec>>;
   /** The `error_pages` (stack's and apps'), their files already read; absent: the default pages only. */
   errorPages?: ErrorPagesSpec;
+  /** Apps the proxy answers with a redirect itself (the config's `redirect`). */
+  redirects?: Readonly<Record<string, RedirectSpec>>;
+  /** Apps whose paths are redirected to end (`add`) or not end (`remove`) in a slash (`trailing_slash`); absent apps keep theirs. */
+  trailingSlash?: Readonly<Record<string, TrailingSlash>>;
+  /** Response headers set on every response, per app (the config's `headers`; null: the worker's removed). */
+  headers?: Readonly<Record<string, Readonly<Record<string, string | null>>>>;
+  /** The plain listeners redirect to HTTPS (`proxy.https_redirect`). */
+  httpsRedirect?: HttpsRedirect;
   /** Called after each proxied response, for the access log and the metrics. */
   onResponse?: (entry: AccessEntry) => void;
   /** Called for each try a worker failed (could not connect, timed out, broke): `retried` when another try follows. */
   onUpstreamFailure?: (app: string, worker: string, kind: string, retried: boolean) => void;
+}
+
+export interface HttpsRedirect {
+  /** 308 or 301. */
+  status: number;
+  /** The port in the Location (443 left out). */
+  port: number;
+  /** Path prefixes still served over plain HTTP (ACME's challenges), without a trailing slash. */
+  except: readonly string[];
 }
 
 export interface RetryPolicy {

@@ -15,6 +15,13 @@
  *   UPGRADE_PASSES  head rules -> route (a static app has no WebSocket:
  *                   404) -> client limits -> select
  *
+ * Two passes join these only when the config asks for them (passesFor,
+ * decided at configure time, so that a stack without them pays nothing):
+ * `https redirect` after the head rules (the plain listeners answer with a
+ * redirect to HTTPS), and `proxy answers` after the route (a `redirect`
+ * app, `trailing_slash`) — before the limits and the body, as nginx's
+ * `return` and `rewrite` run before limit_req.
+ *
  * The upgrade path shares the first passes, so a request cannot get past a
  * check by asking to upgrade. Each pass reads only its context, so the
  * passes are unit-tested with plain fakes (test/proxy/passes.test.ts).
@@ -32,6 +39,9 @@ import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
 import type { StaticSite } from "./static-site.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
+import type { AppHeaders } from "./app-headers.ts";
+import type { HttpsRedirect } from "./options.ts";
+import { type CompiledRedirect, httpsLocation, queryOf, redirectLocation, sameHostLocation, type TrailingSlash, trailingSlashPath } from "./redirects.ts";
 
 /** The pass answered the request itself; no later pass runs. */
 export const HANDLED = Symbol("handled");
@@ -81,7 +91,22 @@ export interface ProxyView {
   limiters(app: string): AppLimiters | undefined;
   /** The client's address past the trusted proxies (proxy/forwarded.ts clientAddress). */
   clientOf(req: http.IncomingMessage): string;
+  /** What the proxy answers itself for an app (its `redirect`, its `trailing_slash`), if anything. */
+  answersOf?(app: string): AppAnswers | undefined;
+  /** The app's `headers`, if any (a static app's files get them too). */
+  headersOf?(app: string): AppHeaders | undefined;
+  /** `proxy.https_redirect`, when on. */
+  readonly httpsRedirect?: HttpsRedirect;
 }
+
+/** What the proxy answers for an app before any worker or folder: a redirect app's redirect, or a trailing-slash redirect. */
+export interface AppAnswers {
+  readonly redirect?: CompiledRedirect;
+  readonly trailingSlash?: TrailingSlash;
+}
+
+/** The status of a trailing-slash redirect: 308 keeps the method and body (nginx's directory redirect is a 301, which turns a POST into a GET). */
+const TRAILING_SLASH_STATUS = 308;
 
 export interface RequestPass {
   readonly name: string;
@@ -119,6 +144,47 @@ const route: RequestPass = {
   },
 };
 
+/** Whether `path` is under one of `prefixes` (whole segments, as routes match). */
+function underAny(path: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((prefix) => path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === "/"));
+}
+
+/**
+ * `proxy.https_redirect`: a request on a plain listener is sent to the same
+ * host, path and query over HTTPS — except under the `except` prefixes
+ * (ACME's HTTP-01 challenges). The Host passed the head rules' syntax check
+ * (RFC 9110: a name or address and a port), so the Location's authority is
+ * the client's own and nothing more; a request without one (HTTP/1.0) gets
+ * 400 rather than a Location made up from our own address.
+ */
+const httpsRedirect: RequestPass = {
+  name: "https redirect",
+  run(ctx) {
+    const { req, proxy } = ctx;
+    const settings = proxy.httpsRedirect;
+    if (!settings || (req.socket as { encrypted?: boolean }).encrypted || underAny(ctx.path!, settings.except)) return undefined;
+    const host = req.headers.host;
+    if (!host) return { kind: "bad-head", status: 400, reason: "a request without Host cannot be redirected to HTTPS" };
+    return { kind: "redirect", status: settings.status, location: httpsLocation(host, settings.port, req.url ?? "/") };
+  },
+};
+
+/** A `redirect` app's redirect, or the other form of a path under `trailing_slash`: answered before any limit, body or worker. */
+const proxyAnswers: RequestPass = {
+  name: "proxy answers",
+  run(ctx) {
+    const { req, route } = ctx;
+    const answers = ctx.proxy.answersOf?.(route!.app);
+    if (!answers) return undefined;
+    const query = queryOf(req.url ?? "/");
+    if (answers.redirect) {
+      return { kind: "redirect", status: answers.redirect.status, location: redirectLocation(answers.redirect, route!.mount, ctx.path!, query) };
+    }
+    const other = answers.trailingSlash && trailingSlashPath(answers.trailingSlash, ctx.path!);
+    return other === undefined ? undefined : { kind: "redirect", status: TRAILING_SLASH_STATUS, location: sameHostLocation(other, query) };
+  },
+};
+
 /** TRACE echoes the request back, cookies and credentials included: only for an app that asked for it (405 otherwise). */
 const method: RequestPass = {
   name: "method",
@@ -129,13 +195,18 @@ const method: RequestPass = {
 };
 
 /** An app served from a folder answers no upgrade: as far as WebSockets go, nothing is routed there. */
+const noUpgradeToFolder: RequestPass = {
+  name: "no upgrade to a folder",
+  run(ctx) {
+    if (ctx.proxy.staticRoot(ctx.route!.app) === undefined) return undefined;
+    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.path! };
+  },
+};
+
 const routeToWorkers: RequestPass = {
   name: "route to workers",
   run(ctx) {
-    const refused = route.run(ctx) as PassResult;
-    if (refused) return refused;
-    if (ctx.proxy.staticRoot(ctx.route!.app) === undefined) return undefined;
-    return { kind: "no-route", host: ctx.req.headers.host ?? "", path: ctx.path! };
+    return (route.run(ctx) as PassResult) ?? noUpgradeToFolder.run(ctx);
   },
 };
 
@@ -192,6 +263,9 @@ const staticFolder: RequestPass = {
     if (root === undefined || !res) return undefined;
     res.setHeader("X-Request-Id", exchange.requestId);
     const app = route!.app;
+    // The app's `headers`: set first, so the file server's own (Content-Type, ETag, Cache-Control…) win for their names.
+    const extra = proxy.headersOf?.(app);
+    if (extra) for (const [name, value] of Object.entries(extra.record)) res.setHeader(name, value);
     void serveStatic(req, res, root, route!.mount, proxy.compression?.(app)?.encodings, proxy.errorPages?.(app), proxy.staticSite?.(app)).then(({ status, bytes }) => {
       exchange.bytes = bytes;
       exchange.end(status);
@@ -247,6 +321,30 @@ const select: RequestPass = {
 
 export const WEB_PASSES: readonly RequestPass[] = [headRules, route, method, clientLimits, staticFolder, bodyLimit, bodyPace, chunkedBody, select];
 export const UPGRADE_PASSES: readonly RequestPass[] = [headRules, routeToWorkers, clientLimits, select];
+
+/** The passes a configuration adds: each only when some part of the config asks for it. */
+export interface PassFeatures {
+  /** `proxy.https_redirect` is on. */
+  httpsRedirect: boolean;
+  /** Some app is a `redirect` app or has a `trailing_slash`. */
+  proxyAnswers: boolean;
+}
+
+/**
+ * The request and upgrade passes for a configuration: the base lists when
+ * it asks for neither redirect, else with `https redirect` after the head
+ * rules and `proxy answers` right after the route (an upgrade asking a
+ * redirect app is answered its redirect, not a 404).
+ */
+export function passesFor(features: PassFeatures): { web: readonly RequestPass[]; upgrade: readonly RequestPass[] } {
+  if (!features.httpsRedirect && !features.proxyAnswers) return { web: WEB_PASSES, upgrade: UPGRADE_PASSES };
+  const https = features.httpsRedirect ? [httpsRedirect] : [];
+  const answers = features.proxyAnswers ? [proxyAnswers] : [];
+  return {
+    web: [headRules, ...https, route, method, ...answers, clientLimits, staticFolder, bodyLimit, bodyPace, chunkedBody, select],
+    upgrade: [headRules, ...https, route, ...answers, noUpgradeToFolder, clientLimits, select],
+  };
+}
 
 /** Runs `passes` in order from `from` until one refuses or handles the request; synchronous until a pass returns a promise. */
 export function runPasses(passes: readonly RequestPass[], ctx: RequestContext, from = 0): PassResult | Promise<PassResult> {

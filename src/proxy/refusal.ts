@@ -54,7 +54,14 @@ export type Refusal =
    */
   | { kind: "rate-limited"; app: string; status: number; retryAfterS: number }
   /** A client with `conn_limit` requests already in flight (nginx's limit_conn): the configured status (429 by default), Retry-After: 1. */
-  | { kind: "conn-limited"; app: string; status: number };
+  | { kind: "conn-limited"; app: string; status: number }
+  /**
+   * Not a refusal but an answer all the same: a redirect the proxy makes
+   * itself (a `redirect` app, `trailing_slash`, `proxy.https_redirect`:
+   * proxy/redirects.ts builds the Location). No catalog code: it is not an
+   * error, and the access log shows it as any 3xx.
+   */
+  | { kind: "redirect"; status: number; location: string };
 
 /** What the client is told: the status, a one-line text, extra headers, and whether the connection closes after it. */
 export interface Answer {
@@ -69,14 +76,14 @@ export interface Answer {
   close: boolean;
   /** False when the answer was already written by someone else (node's clientError handler). */
   write: boolean;
-  /** The catalog code of this kind of answer (proxy/errors.ts), for the access log. */
-  code: string;
+  /** The catalog code of this kind of answer (proxy/errors.ts), for the access log; none for a redirect. */
+  code?: string;
 }
 
 const NONE: Readonly<Record<string, string>> = Object.freeze({});
 
 export function answerFor(refusal: Refusal): Answer {
-  const code = CODES[refusal.kind];
+  const code = refusal.kind === "redirect" ? undefined : CODES[refusal.kind];
   const answer = (status: number, detail: string, close = false, headers = NONE, reason = REASON_PHRASES[status]!): Answer => ({
     status,
     text: `${reason}: ${detail}`,
@@ -133,11 +140,13 @@ export function answerFor(refusal: Refusal): Answer {
         RETRY_SOON,
         limitPhrase(refusal.status),
       );
+    case "redirect":
+      return answer(refusal.status, refusal.location, false, { Location: refusal.location });
   }
 }
 
 /** Each kind's code in the catalog. */
-const CODES: Readonly<Record<Refusal["kind"], string>> = {
+const CODES: Readonly<Record<Exclude<Refusal["kind"], "redirect">, string>> = {
   "bad-head": codes.BadRequestHead.code,
   "bad-body-framing": codes.BadBodyFraming.code,
   "no-route": codes.NoRoute.code,
@@ -166,6 +175,11 @@ function retryAfter(seconds: number): Readonly<Record<string, string>> {
 
 /** The reason phrases of the statuses the proxy answers with itself (the upgrade path writes its status line by hand). */
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
   400: "Bad Request",
   404: "Not Found",
   405: "Method Not Allowed",

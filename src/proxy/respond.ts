@@ -25,7 +25,13 @@ import type { ErrorPages } from "./error-pages/pages.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
 
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
-export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusal: Refusal, pages: ErrorPages): Answer {
+export function writeAnswer(
+  res: http.ServerResponse,
+  exchange: Exchange,
+  refusal: Refusal,
+  pages: ErrorPages,
+  appHeaders?: Readonly<Record<string, string>>,
+): Answer {
   const answer = answerFor(refusal);
   if (answer.close) markClosing(res.socket);
   // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
@@ -41,6 +47,8 @@ export function writeAnswer(res: http.ServerResponse, exchange: Exchange, refusa
     "Content-Length": Buffer.byteLength(body),
     ...(vary ? VARY_ACCEPT : {}),
     "X-Request-Id": exchange.requestId,
+    // The app's `headers` (nginx's add_header … always): on the proxy's own answers for it too.
+    ...appHeaders,
     ...answer.headers,
     ...(answer.close ? { Connection: "close" } : {}),
   });
@@ -55,6 +63,8 @@ const HTML = "text/html; charset=utf-8";
 
 /** The body of an answer: the app's (or stack's) page for its status, else HTML or plain text by the client's Accept. */
 function answerBody(answer: Answer, exchange: Exchange, pages: ErrorPages): { body: string | Buffer; type: string; vary: boolean } {
+  // A redirect (`redirect` apps, https_redirect, trailing_slash) is no error: its one line, whoever asks.
+  if (answer.status < 400) return { body: `${answer.text}\n`, type: "text/plain; charset=utf-8", vary: false };
   // The app is known once the request was routed (a 405, a limit, a worker's failure); before that the stack's pages apply.
   const custom = pages.pageFor(exchange.route?.app, answer.status);
   if (custom) return { body: custom, type: HTML, vary: false };

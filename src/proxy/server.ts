@@ -15,13 +15,14 @@
  *
  * A request goes through the passes of proxy/passes.ts (head rules, route,
  * method, client limits, static, body limit, body pace, chunked body,
- * select), then to a
- * worker; every answer the proxy makes up itself comes from one map,
- * proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
+ * select; an HTTPS redirect and the proxy's own redirects only when the
+ * config has them), then to a worker; every answer the proxy makes up
+ * itself comes from one map, proxy/refusal.ts, with nginx's statuses. A worker that broke mid-response
  * closes the client connection (never a fake complete response). On the
- * way back, a worker's response head goes through one response pass,
- * compression (proxy/compress/plan.ts), and its body through an encoder
- * when that pass chose one (proxy/compress/stream.ts).
+ * way back, a worker's response head gets the app's `headers`
+ * (proxy/app-headers.ts) and goes through one response pass, compression
+ * (proxy/compress/plan.ts), and its body through an encoder when that pass
+ * chose one (proxy/compress/stream.ts).
  *
  * Failover (`onFailure`, decided by proxy/retry.ts): an attempt that could not connect goes to
  * another worker whatever its method; one the worker dropped after taking the
@@ -48,7 +49,9 @@ import { IDEMPOTENT_METHODS, nextStep } from "./retry.ts";
 import { clientAddress, forwardingHeaders, TrustedProxies } from "./forwarded.ts";
 import { type AccessEntry, Exchange } from "./exchange.ts";
 import { answerFor, type Refusal } from "./refusal.ts";
-import { HANDLED, type PassResult, type ProxyView, type RequestContext, runPasses, UPGRADE_PASSES, WEB_PASSES } from "./passes.ts";
+import { type AppAnswers, HANDLED, type PassResult, passesFor, type ProxyView, type RequestContext, type RequestPass, runPasses } from "./passes.ts";
+import { type AppHeaders, compileAppHeaders, withAppHeaders } from "./app-headers.ts";
+import { compileRedirect } from "./redirects.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { ClientLimits } from "./limits/client-limits.ts";
 import { compileStaticSite, type StaticSite } from "./static-site.ts";
@@ -101,6 +104,12 @@ export class FrontProxy {
   private errorPages: ErrorPages;
   /** The static apps' compiled index, fallback and Cache-Control rules (their globs compiled here, once per configure). */
   private staticSites: ReadonlyMap<string, StaticSite>;
+  /** The passes of this configuration (proxy/passes.ts passesFor): redirects only when the config has some. */
+  private passes!: { web: readonly RequestPass[]; upgrade: readonly RequestPass[] };
+  /** The apps' `headers`, compiled; an app without has no entry. */
+  private appHeaders!: Map<string, AppHeaders>;
+  /** What the proxy answers itself per app (`redirect`, `trailing_slash`); an app without has no entry. */
+  private answers!: Map<string, AppAnswers>;
 
   constructor(private options: FrontProxyOptions) {
     this.errorPages = new ErrorPages(options.errorPages);
@@ -109,6 +118,7 @@ export class FrontProxy {
     this.trusted = new TrustedProxies(options.trustedProxies ?? []);
     this.upstreams = new Upstreams(options, (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted));
     this.clientLimits = new ClientLimits(options.clientLimits);
+    this.configureAnswers(options);
     const proxy = this;
     this.view = {
       route: (host, path) => this.router.match(host, path),
@@ -133,7 +143,22 @@ export class FrontProxy {
       choose: (app, req) => this.upstreams.choose(app, req),
       limiters: (app) => this.clientLimits.of(app),
       clientOf: (req) => clientAddress(req.socket.remoteAddress ?? "", req.headers, this.trusted),
+      answersOf: (app) => this.answers.get(app),
+      headersOf: (app) => this.appHeaders.get(app),
+      get httpsRedirect() {
+        return proxy.options.httpsRedirect;
+      },
     };
+  }
+
+  /** Redirects, trailing slashes and response headers, compiled once per configuration, and the passes they need. */
+  private configureAnswers(options: FrontProxyOptions): void {
+    const answers = new Map<string, AppAnswers>();
+    for (const [app, spec] of Object.entries(options.redirects ?? {})) answers.set(app, { redirect: compileRedirect(spec) });
+    for (const [app, mode] of Object.entries(options.trailingSlash ?? {})) answers.set(app, { ...answers.get(app), trailingSlash: mode });
+    this.answers = answers;
+    this.appHeaders = compileAppHeaders(options.headers ?? {});
+    this.passes = passesFor({ httpsRedirect: options.httpsRedirect !== undefined, proxyAnswers: answers.size > 0 });
   }
 
   /** Swaps the routing table (and balancing policies) whole: requests already routed are not affected. */
@@ -157,6 +182,7 @@ export class FrontProxy {
     this.upstreams.reconfigure(options);
     this.clientLimits.configure(options.clientLimits ?? {});
     this.errorPages = new ErrorPages(options.errorPages);
+    this.configureAnswers(options);
   }
 
   /** The ready workers of one app: the only way the proxy learns about workers. */
@@ -206,7 +232,7 @@ export class FrontProxy {
       if (!res.writableFinished) request.cancel?.();
     });
     // No closure on the usual, synchronous path: this runs once per request.
-    const result = runPasses(WEB_PASSES, request);
+    const result = runPasses(this.passes.web, request);
     if (result instanceof Promise) void result.then((settled) => this.afterPasses(request, settled));
     else this.afterPasses(request, result);
   };
@@ -230,7 +256,8 @@ export class FrontProxy {
   /** Answers a request with one of the proxy's own answers and ends its exchange. */
   private refuse(request: WebRequest, refusal: Refusal): void {
     request.stopWatching();
-    const answer = writeAnswer(request.res, request.exchange, refusal, this.errorPages);
+    const app = request.route?.app;
+    const answer = writeAnswer(request.res, request.exchange, refusal, this.errorPages, app === undefined ? undefined : this.appHeaders.get(app)?.record);
     request.exchange.end(answer.status, undefined, answer.code);
     sweepIfDraining(request.res);
   }
@@ -254,7 +281,7 @@ export class FrontProxy {
   readonly handleUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
     const request: RequestContext = { req, exchange: new Exchange(req, this.options.onResponse), proxy: this.view, stopWatching: noop };
-    whenSettled(runPasses(UPGRADE_PASSES, request), (result) => {
+    whenSettled(runPasses(this.passes.upgrade, request), (result) => {
       if (result) return this.refuseUpgrade(socket, request.exchange, result as Refusal);
       const upstreamHead = requestHead(req, {
         mount: request.route!.mount,
@@ -403,7 +430,9 @@ export class FrontProxy {
           closeIfDraining(res);
           // The response pass: compression (proxy/compress/) decides the head the client gets, and whether the body is encoded.
           const policy = this.options.compress?.[app];
-          const plan = planCompression(req, head.status, responseHeaders(head, exchange.requestId), policy);
+          const extra = this.appHeaders.get(app);
+          const relayed = responseHeaders(head, exchange.requestId);
+          const plan = planCompression(req, head.status, extra ? withAppHeaders(relayed, extra) : relayed, policy);
           try {
             res.writeHead(head.status, head.reason || undefined, plan.headers);
           } catch {
@@ -411,7 +440,7 @@ export class FrontProxy {
             res.removeHeader("X-Request-Id");
             connection.abort();
             this.upstreams.passive.recordFailure(key);
-            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app }, this.errorPages);
+            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app }, this.errorPages, this.appHeaders.get(app)?.record);
             if (leave()) this.done(request, answer.status, endpoint, answer.code);
             return;
           }
@@ -493,7 +522,7 @@ export class FrontProxy {
     const other = next.step === "next-worker" ? this.upstreams.choose(app, req, request.tried) : undefined;
     this.options.onUpstreamFailure?.(app, endpoint.id, failure.kind, other !== undefined);
     if (other) return this.forward(request, other);
-    const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure), this.errorPages);
+    const answer = writeAnswer(res, request.exchange, this.failureRefusal(app, failure), this.errorPages, this.appHeaders.get(app)?.record);
     this.done(request, answer.status, endpoint, answer.code);
   }
 

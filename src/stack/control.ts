@@ -94,8 +94,9 @@ export class StaticAppRefused extends ControlError {
   constructor(
     readonly app: string,
     verb: string,
+    kind: "static" | "redirect" = "static",
   ) {
-    super(`cannot ${verb} "${app}": it is a static app, served by the proxy itself, with no workers`, { at: app });
+    super(`cannot ${verb} "${app}": it is a ${kind} app, served by the proxy itself, with no workers`, { at: app });
   }
 }
 

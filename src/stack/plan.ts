@@ -18,7 +18,7 @@ import { settingsFromConfig } from "../contract/worker-settings.ts";
 import type { PoolSpec } from "../supervisor/types.ts";
 import type { LogBound } from "../supervisor/log-keeper.ts";
 import { controlSocketPath } from "./control.ts";
-import { type AppKind, type ProxySettings, appKind, proxySettings, staticRootsFor } from "./proxy-settings.ts";
+import { type AppKind, type ProxySettings, appKind, hasWorkers, proxySettings, staticRootsFor } from "./proxy-settings.ts";
 
 /** One app of the config, as `status` lists it. */
 export interface AppPlan {
@@ -67,7 +67,7 @@ export interface StackPlan {
 
 /** The config's apps that have workers, for the supervisor. */
 export function workerApps(config: StackConfig): [string, AppConfig][] {
-  return Object.entries(config.apps).filter(([, app]) => appKind(app) !== "static");
+  return Object.entries(config.apps).filter(([, app]) => hasWorkers(appKind(app)));
 }
 
 /** The supervisor's input for one app of the config (never a static one: see workerApps). */

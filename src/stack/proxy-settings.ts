@@ -21,12 +21,21 @@ import type { FrontProxyOptions, RetryPolicy } from "../proxy/server.ts";
 import type { CompressPolicy } from "../proxy/compress/negotiate.ts";
 import type { ErrorPagesSpec } from "../proxy/error-pages/pages.ts";
 import type { StaticSiteSpec } from "../proxy/static-site.ts";
+import type { HttpsRedirect } from "../proxy/options.ts";
+import type { RedirectSpec, TrailingSlash } from "../proxy/redirects.ts";
 
-export type AppKind = "module" | "command" | "static";
+export type AppKind = "module" | "command" | "static" | "redirect";
 
-/** The app kinds the supervisor runs; a `static` app is the proxy's alone. */
+/** The app kinds the supervisor runs; a `static` or `redirect` app is the proxy's alone. */
 export function appKind(app: AppConfig): AppKind {
-  return app.static !== undefined ? "static" : app.module !== undefined ? "module" : "command";
+  if (app.static !== undefined) return "static";
+  if (app.redirect !== undefined) return "redirect";
+  return app.module !== undefined ? "module" : "command";
+}
+
+/** Whether the supervisor runs workers for an app of this kind (the proxy answers a `static` or `redirect` app itself). */
+export function hasWorkers(kind: AppKind): boolean {
+  return kind === "module" || kind === "command";
 }
 
 /** The folders of the static apps, for the proxy: app name -> absolute path (the loader resolved them). */
@@ -178,6 +187,7 @@ export function frontProxyOptions(config: StackConfig): ProxyOptionsData {
     ...compressOption(compressPoliciesFor(config)),
     ...clientLimitsOption(config),
     ...errorPagesOption(config),
+    ...answerOptions(config),
   };
 }
 
@@ -195,6 +205,37 @@ function staticSitesOption(config: StackConfig): { staticSites?: Record<string, 
     };
   }
   return Object.keys(sites).length > 0 ? { staticSites: sites } : {};
+}
+
+/**
+ * The proxy's own answers and headers (issue #13): `redirect` apps,
+ * `trailing_slash` other than keep, `headers`, and `proxy.https_redirect`,
+ * each key only when the config has one (a config without them gives the
+ * options it always did, and the proxy adds no pass).
+ */
+export function answerOptions(config: StackConfig): Pick<FrontProxyOptions, "redirects" | "trailingSlash" | "headers" | "httpsRedirect"> {
+  const redirects: Record<string, RedirectSpec> = {};
+  const trailingSlash: Record<string, TrailingSlash> = {};
+  const headers: Record<string, Record<string, string | null>> = {};
+  for (const [name, app] of Object.entries(config.apps)) {
+    const redirect = app.redirect;
+    if (redirect) redirects[name] = { to: redirect.to, status: redirect.status, keepPath: redirect.keep_path, keepQuery: redirect.keep_query };
+    if (app.trailing_slash !== "keep") trailingSlash[name] = app.trailing_slash;
+    if (Object.keys(app.headers).length > 0) headers[name] = { ...app.headers };
+  }
+  const https = config.proxy.https_redirect;
+  const tlsPort = config.proxy.tls?.listen[0]?.port ?? 443;
+  const some = <T extends object>(record: T) => (Object.keys(record).length > 0 ? record : undefined);
+  const options: Pick<FrontProxyOptions, "redirects" | "trailingSlash" | "headers" | "httpsRedirect"> = {};
+  if (some(redirects)) options.redirects = redirects;
+  if (some(trailingSlash)) options.trailingSlash = trailingSlash;
+  if (some(headers)) options.headers = headers;
+  if (https) options.httpsRedirect = httpsRedirectOf(https, tlsPort);
+  return options;
+}
+
+function httpsRedirectOf(https: NonNullable<StackConfig["proxy"]["https_redirect"]>, tlsPort: number): HttpsRedirect {
+  return { status: https.status, port: https.port ?? tlsPort, except: https.except.map((prefix) => prefix.replace(/\/+$/, "")) };
 }
 
 /** `clientLimits`, only when an app has one (a config without limits gives the options it always did). */

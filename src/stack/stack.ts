@@ -438,8 +438,8 @@ export class Stack implements ObservedStack, PlanRunner {
     if (!planned) {
       throw new UnknownApp(app, Object.keys(this.plan.apps));
     }
-    if (planned.kind === "static") {
-      throw new StaticAppRefused(app, verb);
+    if (planned.kind === "static" || planned.kind === "redirect") {
+      throw new StaticAppRefused(app, verb, planned.kind);
     }
   }
 

@@ -24,7 +24,7 @@ export interface FailedReload {
 /** One app of the config, as `status` lists it: what it is and where it is routed. */
 export interface AppStatus {
   app: string;
-  /** module / command: served by workers (see `pools` and `workers`); static: files the proxy serves itself. */
+  /** module / command: served by workers (see `pools` and `workers`); static: files the proxy serves itself; redirect: a redirect it answers itself. */
   kind: AppKind;
   /** The routes, as `host/path` (`*` for any host). */
   routes: string[];

@@ -71,6 +71,8 @@ describe("defaults", () => {
       routes: [],
       balance: "round_robin",
       allow_trace: false,
+      headers: {},
+      trailing_slash: "keep",
       retry: { tries: 3, non_idempotent: false },
       watch: [],
       env: {},

@@ -47,7 +47,7 @@ describe("static apps", () => {
 
   it("are one kind: static beside module or command is refused at the second key", () => {
     expect(errors("apps:\n  both:\n    command: node server.js\n    static: public\n")).toEqual([
-      expect.stringMatching(/^tsgi\.yaml:4:5 apps\.both\.static: an app has one of `module`, `command` or `static`, not `command` and `static` /),
+      expect.stringMatching(/^tsgi\.yaml:4:5 apps\.both\.static: an app has one of `module`, `command`, `static` or `redirect`, not `command` and `static` /),
     ]);
   });
 

@@ -241,6 +241,21 @@ describe("export k8s", () => {
     expect(refused.stderr).toContain("apps.web.error_pages: ingress-nginx serves custom error pages only from a default backend");
   });
 
+  it("writes https_redirect as ssl-redirect, and refuses headers, trailing_slash and a redirect app, naming each key", async () => {
+    const redirect = "  moved:\n    redirect: { to: https://example.com }\n    routes: [{ path: /old }]\n";
+    const app = WEB.replace("    instances: 3\n", "    instances: 3\n    headers: { X-Frame-Options: DENY }\n    trailing_slash: add\n");
+    const { dir, file } = configDir(`${app}${redirect}`, "proxy:\n  tls: { cert: cert.pem, key: key.pem }\n  https_redirect: {}\n");
+    writeFileSync(path.join(dir, "cert.pem"), "");
+    writeFileSync(path.join(dir, "key.pem"), "");
+    const refused = await runCli(["export", "k8s", "-c", file]);
+    expect(refused.code).toBe(1);
+    for (const key of ["apps.web.headers: ", "apps.web.trailing_slash: ", "apps.moved.redirect: "]) expect(refused.stderr).toContain(key);
+    expect(refused.stderr).not.toContain("proxy.https_redirect");
+    const { docs } = await exportK8s(file, "--force");
+    const ingress = docs.find((doc) => doc.kind === "Ingress")!;
+    expect(ingress.metadata.annotations["nginx.ingress.kubernetes.io/ssl-redirect"]).toBe("true");
+  });
+
   it("runs the worker alone (--no-arbiter) only when it never leaves by itself: no max_requests, no timeout", async () => {
     const { file } = configDir(WEB.replace("    max_requests: 500\n", "").replace("    timeout: 20s\n", "    timeout: 0\n"));
     const argv: string[] = find((await exportK8s(file)).docs, "Deployment", "web").spec.template.spec.containers[0].command;

@@ -208,6 +208,82 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
   });
 });
 
+describe("export nginx: the proxy's own answers and headers", () => {
+  it("writes redirect apps, trailing_slash, headers and https_redirect where they take effect, and nginx -t accepts it", async () => {
+    const dir = folder();
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=x"], { stdio: "ignore" });
+    const file = path.join(dir, "tsgi.yaml");
+    writeFileSync(
+      file,
+      `
+proxy:
+  listen: ["127.0.0.1:18080"]
+  tls: { cert: cert.pem, key: key.pem, listen: ["127.0.0.1:18443"] }
+  https_redirect: {}
+apps:
+  web:
+    module: app.mjs
+    routes: [{ path: / }]
+    trailing_slash: add
+    headers: { Strict-Transport-Security: max-age=31536000, Content-Security-Policy: "default-src 'self'", X-Powered-By: null }
+  api:
+    module: app.mjs
+    routes: [{ path: /api }]
+    trailing_slash: remove
+  files:
+    static: public
+    routes: [{ path: /files }]
+    headers: { X-Content-Type-Options: nosniff }
+  moved:
+    redirect: { to: "https://new.test/manual", status: 308 }
+    routes: [{ path: /docs }]
+  query:
+    redirect: { to: "/new?src=old", status: 302 }
+    routes: [{ path: /q }]
+  www:
+    redirect: { to: "https://example.com" }
+    routes: [{ host: www.example.com }]
+    headers: { Cache-Control: no-store }
+`,
+    );
+    const result = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
+    expect(result.code, result.stderr).toBe(0);
+    const text = result.stdout;
+    const check = nginxCheck(dir, text);
+    expect(check.stderr).toContain("test is successful");
+    // https_redirect: a map, then at the top of every server a 400 without Host and the redirect to tls.listen's port.
+    expect(text).toMatch(/map "\$scheme\|\$http_host\|\$uri" \$\S+_to_https \{\n {4}default 0;\n {4}"~\^http\\\\\|\[\^\|\]\*\\\\\|\/\\\\\.well-known\/acme-challenge\(\/\|\$\)" 0;/);
+    expect(text.match(/return 308 https:\/\/\$host:18443\$request_uri; \}/g)).toHaveLength(2); // www.example.com's server and the default one
+    // The default server (the last): the apps routed without a host.
+    const main = text.slice(text.lastIndexOf("\nserver {"));
+    // headers: the worker's copy hidden, ours on every status, in each location of the app (add_header is not inherited into one that has its own).
+    for (const location of ["location /", "location = /api", "location /api/"]) {
+      const lines = block(main, location);
+      const ours = location === "location /" ? 2 : 0;
+      expect(lines.filter((line) => line.endsWith(" always;") && line.startsWith("add_header "))).toHaveLength(ours);
+    }
+    expect(block(main, "location /")).toEqual(expect.arrayContaining(["proxy_hide_header Strict-Transport-Security;", 'add_header Strict-Transport-Security "max-age=31536000" always;']));
+    // null: the worker's header hidden, none added.
+    expect(block(main, "location /").filter((line) => line.includes("X-Powered-By"))).toEqual(["proxy_hide_header X-Powered-By;"]);
+    expect(block(main, "location /files/")).toContain('add_header X-Content-Type-Options "nosniff" always;');
+    // trailing_slash and redirects as `if … return`, from $request_uri.
+    expect(block(main, "location /")[0]).toMatch(/^if \(\$request_uri ~ .*\) \{ return 308 "\/\$tsgi_path\/\$tsgi_query"; \}$/);
+    expect(block(main, "location /api/")[0]).toMatch(/\{ return 308 "\/\$tsgi_path\$tsgi_query"; \}$/);
+    expect(block(main, "location /docs/")).toEqual([
+      'if ($request_uri ~ "^/docs(?<tsgi_rest>/[^?]*)") { return 308 "https://new.test/manual$tsgi_rest$is_args$args"; }',
+      'return 308 "https://new.test/manual$is_args$args";',
+    ]);
+    expect(block(main, "location /q/")[1]).toMatch(/^return 302 "\/new\?src=old\$\S+_and_args";$/);
+    // The host-only redirect app's server: its own location, its header in it.
+    expect(block(text, "location /")).toEqual([
+      'add_header Cache-Control "no-store" always;',
+      'if ($request_uri ~ "^/(?<tsgi_rest>[^?]*)") { return 301 "https://example.com/$tsgi_rest$is_args$args"; }',
+      'return 301 "https://example.com/$is_args$args";',
+    ]);
+    expect(text).toMatch(/map \$args \$\S+_and_args \{\n {4}"" "";\n {4}default &\$args;\n\}/);
+  });
+});
+
 describe("export nginx: what nginx cannot reach", () => {
   const withCommand = (dir: string) => {
     const file = path.join(dir, "tsgi.yaml");

@@ -284,7 +284,8 @@ function placeAt(parent, node, index) {
 /** An app's section: what it is, its numbers, plots, buttons and workers. */
 function appSection(app) {
   const name = app.app;
-  const served = app.kind !== "static";
+  // A static or redirect app is the proxy's own: no pool, no workers.
+  const served = app.kind !== "static" && app.kind !== "redirect";
   const section = h(
     "section",
     { class: "app", "data-app-section": name, "data-kind": app.kind, "aria-labelledby": `app-${name}` },
@@ -343,7 +344,7 @@ function updateApp(section, app, status) {
     traffic ? `${plural(traffic.requests, "request")}, ${plural(traffic.errors, "error")} · ${rate(traffic.rate)} · p50 ${ms(traffic.p50Ms)} · p95 ${ms(traffic.p95Ms)}` : "no traffic yet",
   );
   updatePlots(section, name);
-  if (app.kind === "static") return;
+  if (app.kind === "static" || app.kind === "redirect") return;
 
   const pool = status.pools.find((entry) => entry.app === name);
   const poolState = field(section, "pool-state");
