@@ -14,6 +14,7 @@ import { closeFrontDoor, LINGER_MS } from "../../src/http/front-door.ts";
 import { frontServer } from "../../src/proxy/listener.ts";
 import { FrontProxy } from "../../src/proxy/server.ts";
 import type { Environ, StartResponse } from "../../src/tsgi/types.ts";
+import { everyFeature } from "../helpers/every-feature.ts";
 
 /** What the app behind the front door saw of one request. */
 interface Seen {
@@ -77,7 +78,8 @@ async function serveDoor(): Promise<FrontDoor> {
   return { port, seen, stopListening: () => void closeFrontDoor(server) };
 }
 
-async function proxyDoor(): Promise<FrontDoor> {
+/** The proxy with routing alone, or (`features`) with the front door's features on (test/helpers/every-feature.ts): the answers must not change. */
+async function proxyDoor(features = false): Promise<FrontDoor> {
   const seen: Seen[] = [];
   const worker = http.createServer((req, res) => {
     const { chunks, delayMs } = respond(seen, (req.url ?? "/").split("?")[0]!, req.method ?? "GET", req.headers.host);
@@ -87,7 +89,9 @@ async function proxyDoor(): Promise<FrontDoor> {
     next();
   });
   const workerPort = await listen(worker);
-  const proxy = new FrontProxy({ routes: [{ app: "web" }] });
+  const configured = features ? everyFeature() : undefined;
+  if (configured) cleanups.push(configured.cleanup);
+  const proxy = new FrontProxy(configured ? configured.options : { routes: [{ app: "web" }] });
   proxy.setEndpoints("web", [{ id: "web.0", address: { kind: "tcp", host: "127.0.0.1", port: workerPort } }]);
   cleanups.push(() => proxy.close());
   const server = frontServer(proxy, { headerTimeoutMs: 10_000 });
@@ -128,7 +132,8 @@ const GET = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: app.tes
 
 for (const [name, open] of [
   ["serve", serveDoor],
-  ["proxy", proxyDoor],
+  ["proxy", () => proxyDoor()],
+  ["proxy with every feature on", () => proxyDoor(true)],
 ] as const) {
   describe(`${name}: bytes after a request never cost it its response (RFC 9112 §9.6)`, () => {
     it("a request with Connection: close, then another: the first is answered, the second ignored", async () => {

@@ -25,15 +25,18 @@ import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { FrontProxy } from "../../src/proxy/server.ts";
 import { frontServer } from "../../src/proxy/listener.ts";
+import { EVERY_FEATURE_WEB_HEADERS, everyFeature } from "../helpers/every-feature.ts";
 
 // ---- plumbing: every server, socket and proxy is closed after each test ----
 
 const servers: net.Server[] = [];
 const sockets = new Set<net.Socket>();
 const proxies: FrontProxy[] = [];
+const folders: Array<() => void> = [];
 
 afterEach(async () => {
   for (const proxy of proxies.splice(0)) proxy.close();
+  for (const cleanup of folders.splice(0)) cleanup();
   for (const socket of sockets) socket.destroy();
   sockets.clear();
   await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
@@ -83,8 +86,17 @@ interface Stack {
  */
 type Pool = "cold" | "warm";
 
+/**
+ * The proxy's configuration: routing alone, or with the front door's
+ * features on (test/helpers/every-feature.ts: compression, limits, headers,
+ * error pages, redirects, a static site beside `web`). Every case must come
+ * out the same with both.
+ */
+type Features = "plain" | "every feature on";
+const FEATURES: readonly Features[] = ["plain", "every feature on"];
+
 /** One recording upstream, a FrontProxy routing every host and path to it, and the front listener the stack uses. */
-async function stack(pool: Pool = "cold"): Promise<Stack> {
+async function stack(pool: Pool = "cold", features: Features = "plain"): Promise<Stack> {
   const seen: Seen[] = [];
   const upstream = http.createServer((req, res) => {
     const pairs: Array<[string, string]> = [];
@@ -102,7 +114,9 @@ async function stack(pool: Pool = "cold"): Promise<Stack> {
     });
   });
   const upstreamPort = await listen(upstream);
-  const proxy = new FrontProxy({ routes: [{ app: "web", path: "/" }] });
+  const configured = features === "plain" ? undefined : everyFeature();
+  if (configured) folders.push(configured.cleanup);
+  const proxy = new FrontProxy(configured ? configured.options : { routes: [{ app: "web", path: "/" }] });
   proxies.push(proxy);
   proxy.setEndpoints("web", [{ id: "web.0", address: { kind: "tcp", host: "127.0.0.1", port: upstreamPort } }]);
   const port = await listen(frontServer(proxy, { headerTimeoutMs: 10_000 }));
@@ -330,11 +344,11 @@ function describeOutcome(got: Exchange, seen: readonly Seen[]): string {
 /** Gives a request the proxy may have forwarded time to reach the upstream before the upstream's record is read. */
 const SETTLE_MS = 100;
 
-for (const pool of ["cold", "warm"] as const) {
-  describe(`S1 (${pool} proxy→worker pool): the smuggling corpus (the reliability matrix rows 1-20), each followed by a pipelined GET /followup`, () => {
+for (const [features, pool] of FEATURES.flatMap((each) => (["cold", "warm"] as const).map((one) => [each, one] as const))) {
+  describe(`S1 (${pool} proxy→worker pool, ${features}): the smuggling corpus (the reliability matrix rows 1-20), each followed by a pipelined GET /followup`, () => {
     for (const testCase of CASES) {
       it(`row ${testCase.row}: ${testCase.name}`, async () => {
-        const { port, seen } = await stack(pool);
+        const { port, seen } = await stack(pool, features);
         const got = await exchange(port, Buffer.from(testCase.payload + FOLLOWUP, "latin1"));
         await sleep(SETTLE_MS);
         const outcome = describeOutcome(got, seen);
@@ -362,7 +376,7 @@ for (const pool of ["cold", "warm"] as const) {
     }
 
     it("row 20: a pipelined request after Connection: close: the first is served, the rest ignored, the connection closed", async () => {
-      const { port, seen } = await stack(pool);
+      const { port, seen } = await stack(pool, features);
       const first = "GET /first HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n";
       const got = await exchange(port, Buffer.from(first + FOLLOWUP, "latin1"));
       await sleep(SETTLE_MS);
@@ -406,55 +420,61 @@ function expectNormalized(request: Seen): void {
   for (const [, value] of request.rawHeaders.filter(([name]) => name.toLowerCase() === "connection")) expect(value.toLowerCase(), label).toMatch(/^(keep-alive|close)$/);
 }
 
-describe("S2: valid edge cases reach the app once each, normalized", () => {
-  it("Transfer-Encoding: chunked body", async () => {
-    const { port, seen } = await stack();
-    const request = `POST /chunked HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`;
-    const got = await exchange(port, Buffer.from(request + CLOSING_FOLLOWUP, "latin1"));
-    const outcome = describeOutcome(got, seen);
-    expect(responses(got.text).map((response) => response.status), outcome).toEqual([200, 200]);
-    expect(seen.map((each) => each.url), outcome).toEqual(["/chunked", "/followup"]);
-    expect(seen[0]).toMatchObject({ method: "POST", body: "hello world", complete: true });
-    expectNormalized(seen[0]!);
-    expect(got.closedByServer, outcome).toBe(true);
-  });
+for (const features of FEATURES) {
+  describe(`S2 (${features}): valid edge cases reach the app once each, normalized`, () => {
+    it("Transfer-Encoding: chunked body", async () => {
+      const { port, seen } = await stack("cold", features);
+      const request = `POST /chunked HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`;
+      const got = await exchange(port, Buffer.from(request + CLOSING_FOLLOWUP, "latin1"));
+      const outcome = describeOutcome(got, seen);
+      expect(responses(got.text).map((response) => response.status), outcome).toEqual([200, 200]);
+      expect(seen.map((each) => each.url), outcome).toEqual(["/chunked", "/followup"]);
+      expect(seen[0]).toMatchObject({ method: "POST", body: "hello world", complete: true });
+      expectNormalized(seen[0]!);
+      expect(got.closedByServer, outcome).toBe(true);
+    });
 
-  it("Transfer-Encoding: Chunked (case-insensitive coding name)", async () => {
-    const { port, seen } = await stack();
-    const request = `POST /chunked-case HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Transfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
-    const got = await exchange(port, Buffer.from(request + CLOSING_FOLLOWUP, "latin1"));
-    const outcome = describeOutcome(got, seen);
-    expect(responses(got.text).map((response) => response.status), outcome).toEqual([200, 200]);
-    expect(seen.map((each) => each.url), outcome).toEqual(["/chunked-case", "/followup"]);
-    expect(seen[0]).toMatchObject({ method: "POST", body: "hello", complete: true });
-    expectNormalized(seen[0]!);
-    expect(got.closedByServer, outcome).toBe(true);
-  });
+    it("Transfer-Encoding: Chunked (case-insensitive coding name)", async () => {
+      const { port, seen } = await stack("cold", features);
+      const request = `POST /chunked-case HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Transfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+      const got = await exchange(port, Buffer.from(request + CLOSING_FOLLOWUP, "latin1"));
+      const outcome = describeOutcome(got, seen);
+      expect(responses(got.text).map((response) => response.status), outcome).toEqual([200, 200]);
+      expect(seen.map((each) => each.url), outcome).toEqual(["/chunked-case", "/followup"]);
+      expect(seen[0]).toMatchObject({ method: "POST", body: "hello", complete: true });
+      expectNormalized(seen[0]!);
+      expect(got.closedByServer, outcome).toBe(true);
+    });
 
-  it("two pipelined valid requests (GET, then POST with Content-Length)", async () => {
-    const { port, seen } = await stack();
-    const one = `GET /one HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}\r\n`;
-    const two = `POST /two HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Content-Length: 5\r\n\r\nhello`;
-    const got = await exchange(port, Buffer.from(one + two + CLOSING_FOLLOWUP, "latin1"));
-    const outcome = describeOutcome(got, seen);
-    const answers = responses(got.text);
-    expect(answers.map((response) => response.status), outcome).toEqual([200, 200, 200]);
-    expect(answers.map((response) => response.body), outcome).toEqual(["ok /one", "ok /two", "ok /followup"]);
-    expect(seen.map((each) => `${each.method} ${each.url}`), outcome).toEqual(["GET /one", "POST /two", "GET /followup"]);
-    expect(seen[1]).toMatchObject({ body: "hello", complete: true });
-    for (const request of seen) expectNormalized(request);
-    expect(got.closedByServer, outcome).toBe(true);
-  });
+    it("two pipelined valid requests (GET, then POST with Content-Length)", async () => {
+      const { port, seen } = await stack("cold", features);
+      const one = `GET /one HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}\r\n`;
+      const two = `POST /two HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Content-Length: 5\r\n\r\nhello`;
+      const got = await exchange(port, Buffer.from(one + two + CLOSING_FOLLOWUP, "latin1"));
+      const outcome = describeOutcome(got, seen);
+      const answers = responses(got.text);
+      expect(answers.map((response) => response.status), outcome).toEqual([200, 200, 200]);
+      expect(answers.map((response) => response.body), outcome).toEqual(["ok /one", "ok /two", "ok /followup"]);
+      expect(seen.map((each) => `${each.method} ${each.url}`), outcome).toEqual(["GET /one", "POST /two", "GET /followup"]);
+      expect(seen[1]).toMatchObject({ body: "hello", complete: true });
+      for (const request of seen) expectNormalized(request);
+      expect(got.closedByServer, outcome).toBe(true);
+      // With the features on, each answer went through them: the app's headers on every one.
+      if (features !== "plain") {
+        for (const answer of answers) expect(answer.headers, outcome).toEqual(expect.arrayContaining(Object.entries(EVERY_FEATURE_WEB_HEADERS)));
+      }
+    });
 
-  it("Expect: 100-continue: 100 first, the body sent after it, the app sees one request", async () => {
-    const { port, seen } = await stack();
-    const head = `POST /expect HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Expect: 100-continue\r\nContent-Length: 5\r\n\r\n`;
-    const got = await exchange(port, Buffer.from(head, "latin1"), { waitFor: /^HTTP\/1\.1 100 [^\r\n]*\r\n\r\n/, write: Buffer.from(`hello${CLOSING_FOLLOWUP}`, "latin1") });
-    const outcome = describeOutcome(got, seen);
-    expect(responses(got.text).map((response) => response.status), outcome).toEqual([100, 200, 200]);
-    expect(seen.map((each) => each.url), outcome).toEqual(["/expect", "/followup"]);
-    expect(seen[0]).toMatchObject({ method: "POST", body: "hello", complete: true });
-    expectNormalized(seen[0]!);
-    expect(got.closedByServer, outcome).toBe(true);
+    it("Expect: 100-continue: 100 first, the body sent after it, the app sees one request", async () => {
+      const { port, seen } = await stack("cold", features);
+      const head = `POST /expect HTTP/1.1\r\nHost: web.test\r\n${CLIENT_HOP_HEADERS}Expect: 100-continue\r\nContent-Length: 5\r\n\r\n`;
+      const got = await exchange(port, Buffer.from(head, "latin1"), { waitFor: /^HTTP\/1\.1 100 [^\r\n]*\r\n\r\n/, write: Buffer.from(`hello${CLOSING_FOLLOWUP}`, "latin1") });
+      const outcome = describeOutcome(got, seen);
+      expect(responses(got.text).map((response) => response.status), outcome).toEqual([100, 200, 200]);
+      expect(seen.map((each) => each.url), outcome).toEqual(["/expect", "/followup"]);
+      expect(seen[0]).toMatchObject({ method: "POST", body: "hello", complete: true });
+      expectNormalized(seen[0]!);
+      expect(got.closedByServer, outcome).toBe(true);
+    });
   });
-});
+}
