@@ -8,7 +8,8 @@
  * each rule names the RFC section or the nginx behaviour it follows.
  *
  *   version     HTTP/1.x only: 0.9 is 400, 2.0 and up 505 (RFC 9112 §2.6;
- *               HTTP/2 is not spoken in plain text here)
+ *               HTTP/2 is not spoken in plain text here) — but 2.0 for a
+ *               request from the proxy's HTTP/2 listener (option http2)
  *   size        a request target over 8 KiB: 414; a header line over 8 KiB
  *               or more than 1000 header fields: 431 (nginx's
  *               large_client_header_buffers 4 8k)
@@ -56,6 +57,8 @@ export interface RequestHeadView {
 export interface RuleOptions {
   /** Let TRACE through (the app asked for it); refused with 405 otherwise. */
   allowTrace?: boolean;
+  /** The request came as an HTTP/2 stream (proxy/http2/): HTTP/2.0 is its version, not a 505. */
+  http2?: boolean;
 }
 
 /**
@@ -83,11 +86,12 @@ const SINGLETONS: ReadonlySet<string> = new Set([
 /** The first rule a request head breaks, or undefined when it keeps them all. */
 export function headProblem(head: RequestHeadView, options: RuleOptions = {}): HeadProblem | undefined {
   // One pass over the header fields (fieldProblem): this runs on every request of both front doors.
-  return versionProblem(head) ?? sizeProblem(head) ?? fieldProblem(head) ?? targetProblem(head) ?? methodProblem(head, options);
+  return versionProblem(head, options) ?? sizeProblem(head) ?? fieldProblem(head) ?? targetProblem(head) ?? methodProblem(head, options);
 }
 
-function versionProblem(head: RequestHeadView): HeadProblem | undefined {
+function versionProblem(head: RequestHeadView, options: RuleOptions): HeadProblem | undefined {
   if (head.httpVersionMajor === 1) return undefined;
+  if (head.httpVersionMajor === 2 && options.http2) return undefined;
   if (head.httpVersionMajor === 0) return { status: 400, reason: `HTTP/${head.httpVersionMajor}.${head.httpVersionMinor} is not supported` };
   return { status: 505, reason: `HTTP/${head.httpVersionMajor}.${head.httpVersionMinor} is not supported here: HTTP/1.1 is` };
 }

@@ -30,6 +30,7 @@ import { adoptTarget } from "../http/front-door.ts";
 import { headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
+import { isHttp2Request } from "./http2/messages.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
 
 /** The pass answered the request itself; no later pass runs. */
@@ -83,6 +84,10 @@ export interface RequestPass {
   run(ctx: RequestContext): PassResult | Promise<PassResult>;
 }
 
+const HTTP1_RULES = { allowTrace: true };
+/** An HTTP/2 stream: its version is 2.0; what HTTP/2 itself forbids was judged when its head was adapted (proxy/http2/head.ts). */
+const HTTP2_RULES = { allowTrace: true, http2: true };
+
 /**
  * The front door's rules (http/request-rules.ts: version, sizes, framing,
  * Host, singletons, target), then the target the rest of the proxy acts on:
@@ -93,7 +98,9 @@ const headRules: RequestPass = {
   name: "head rules",
   run(ctx) {
     const { req } = ctx;
-    const problem = headProblem(req, { allowTrace: true });
+    const http2 = isHttp2Request(req);
+    if (http2 && req.malformed !== undefined) return { kind: "bad-head", status: 400, reason: req.malformed };
+    const problem = headProblem(req, http2 ? HTTP2_RULES : HTTP1_RULES);
     if (problem) return { kind: "bad-head", ...problem };
     const target = normalizeTarget(req.url ?? "/");
     adoptTarget(req, target);

@@ -1,0 +1,67 @@
+/**
+ * @module proxy/http2/listener
+ *
+ * HTTP/2 on the proxy's TLS listener, beside HTTP/1.1 on the same port.
+ * The TLS server offers ALPN h2 and http/1.1 and hands each connection, by
+ * the protocol it negotiated, either to node:https's own HTTP/1.1 handling —
+ * untouched: its header timeout, front-door rules, upgrades and WebSockets —
+ * or to a node:http2 server that runs the same request handler on each
+ * stream (proxy/http2/messages.ts adapts the messages).
+ *
+ * Why not http2.createSecureServer({ allowHTTP1: true }): its HTTP/1.1
+ * connections are not those of an http.Server — no headersTimeout check
+ * (slowloris), no closeIdleConnections for a graceful stop — so HTTP/1.1
+ * over TLS would lose what the plain listener has. Here the listening
+ * server stays the https.Server (certificate hot reload and the stop code
+ * see no difference), and the h2 server is only a session factory.
+ *
+ * A graceful stop: the https.Server's closeIdleConnections (which
+ * closeFrontDoor calls) also sends GOAWAY on every h2 session — streams
+ * under way finish, no new ones start — and closeAllConnections (the drain
+ * timeout's cut) destroys them.
+ */
+import http2 from "node:http2";
+import type http from "node:http";
+import type https from "node:https";
+import type { TLSSocket } from "node:tls";
+import { FrontHttp2Request, FrontHttp2Response } from "./messages.ts";
+
+/** What both protocols are offered as, most preferred first. */
+export const ALPN_PROTOCOLS = ["h2", "http/1.1"];
+
+/** nginx's http2_max_concurrent_streams. */
+export const MAX_CONCURRENT_STREAMS = 128;
+/** The largest header list (HPACK-decoded, 32 bytes a field included) a client may send: nginx's 4 x 8k header buffers. */
+export const MAX_HEADER_LIST_SIZE = 32 * 1024;
+
+/** Serves HTTP/2 on an https.Server built with ALPN_PROTOCOLS: its h2 connections go to `handle`, one call per stream. */
+export function serveHttp2(server: https.Server, handle: http.RequestListener): void {
+  const h2 = http2.createServer({
+    Http2ServerRequest: FrontHttp2Request,
+    Http2ServerResponse: FrontHttp2Response,
+    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
+  });
+  h2.on("request", handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  // The https.Server's own HTTP/1.1 connection listener, kept for every connection that did not choose h2.
+  const http1 = server.listeners("secureConnection") as ((socket: TLSSocket) => void)[];
+  server.removeAllListeners("secureConnection");
+  server.on("secureConnection", (socket: TLSSocket) => {
+    if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+    else for (const listener of http1) listener.call(server, socket);
+  });
+  const closeIdle = server.closeIdleConnections.bind(server);
+  server.closeIdleConnections = () => {
+    closeIdle();
+    for (const session of sessions) session.close();
+  };
+  const closeAll = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeAll();
+    for (const session of sessions) session.destroy();
+  };
+}
