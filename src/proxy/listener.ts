@@ -11,7 +11,9 @@
  * (requestTimeout 0): long uploads and streams are the workers' business,
  * bounded by upstream_timeout. Malformed input, CONNECT and the end of a
  * connection are handled as every front door of ours handles them
- * (http/front-door.ts).
+ * (http/front-door.ts). An HTTPS listener may offer HTTP/2 too, on the
+ * same port (proxy/http2/listener.ts): its HTTP/1.1 connections are served
+ * exactly as here.
  */
 import http from "node:http";
 import https from "node:https";
