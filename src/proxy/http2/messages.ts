@@ -26,16 +26,27 @@ export class FrontHttp2Request extends http2.Http2ServerRequest {
   readonly malformed: string | undefined;
   /** A body with no content-length: read whole before a worker is chosen, sent on with one. */
   readonly bodyOfUnknownLength: boolean;
+  private http1RawHeaders: string[];
 
   constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, options: unknown, rawHeaders: string[]) {
     // @ts-expect-error -- node's constructor takes (stream, headers, options, rawHeaders); its typings omit it.
     super(stream, headers, options, rawHeaders);
     const view = http1View(rawHeaders);
-    // node's rawHeaders is a getter over the pseudo-headers too; the proxy reads (and may rewrite) the HTTP/1.1 view.
-    Object.defineProperty(this, "rawHeaders", { value: view.rawHeaders, writable: true, configurable: true });
+    this.http1RawHeaders = view.rawHeaders;
     if (view.host !== undefined) this.headers.host = view.host;
     this.malformed = view.problem;
     this.bodyOfUnknownLength = !stream.endAfterHeaders && headers["content-length"] === undefined;
+  }
+
+  // node's rawHeaders (a getter without a setter) lists the pseudo-headers too; the proxy reads, and may rewrite
+  // (an absolute-form target's Host), the HTTP/1.1 view. An accessor of the class, so every request has one shape.
+  // @ts-expect-error -- node's typings call rawHeaders a property; it is an accessor in node's class.
+  override get rawHeaders(): string[] {
+    return this.http1RawHeaders;
+  }
+
+  override set rawHeaders(value: string[]) {
+    this.http1RawHeaders = value;
   }
 }
 
