@@ -12,7 +12,8 @@
  * joined, the forwarding headers and the request id; no connection-specific
  * header goes out on an h2 response; the proxy's own answers (404, 400, 413,
  * 502) refuse one stream and leave the connection serving; a worker that
- * breaks mid-body resets its stream; the access log says HTTP/2.0; static
+ * breaks mid-body resets its stream; a connection idle past the keep-alive
+ * timeout is closed; the access log says HTTP/2.0; static
  * files, compression and rate limits apply; WebSockets over HTTP/1.1 on the
  * same port still echo; a renewed certificate reaches new h2 connections.
  */
@@ -93,6 +94,10 @@ function worker(name: string): http.Server {
         setTimeout(() => req.socket.destroy(), 20);
         return;
       }
+      if (req.url === "/slow") {
+        setTimeout(() => res.end("slow"), IDLE_MS + 500);
+        return;
+      }
       if (req.url === "/text") {
         res.writeHead(200, { "Content-Type": "text/plain" });
         return res.end("hello h2 ".repeat(200));
@@ -143,6 +148,7 @@ beforeAll(async () => {
   proxy.setEndpoints("down", [{ id: "down.0", address: { kind: "tcp", host: "127.0.0.1", port: downPort } }]);
   const credentials = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
   const h2 = frontServer(proxy, { headerTimeoutMs: 5000, tls: credentials, http2: true });
+  h2.keepAliveTimeout = IDLE_MS;
   h2Port = await listen(h2);
   h1OnlyPort = await listen(frontServer(proxy, { headerTimeoutMs: 5000, tls: credentials, http2: false }));
   stopWatching = watchCertificate([h2 as https.Server], files, { intervalMs: 50 });
@@ -191,6 +197,9 @@ function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpH
 }
 
 const json = (answer: H2Answer) => JSON.parse(answer.body.toString()) as { worker: string; method: string; url: string; rawHeaders: string[]; headers: http.IncomingHttpHeaders; bodyLength: number; body: string };
+
+/** The h2 listener's keepAliveTimeout: how long a connection with no stream open is kept. */
+const IDLE_MS = 1000;
 
 const CONNECTION_SPECIFIC = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"];
 
@@ -317,6 +326,15 @@ describe("HTTP/2 on the TLS listener", () => {
     expect(text.headers["content-encoding"]).toBe("gzip");
     expect(gunzipSync(text.body).toString()).toBe("hello h2 ".repeat(200));
     expect([first.status, second.status]).toEqual([200, 429]);
+  });
+
+  it("closes a connection left with no stream open for the keep-alive timeout, but not one whose stream waits for its worker", async () => {
+    const session = connect();
+    const closed = once(session, "close");
+    const slow = await request(session, { ":path": "/slow", ":authority": "web.test" });
+    expect([slow.status, slow.body.toString()]).toEqual([200, "slow"]);
+    expect(session.closed || session.destroyed).toBe(false);
+    await closed;
   });
 
   it("still upgrades WebSockets over HTTP/1.1 on the same port", async () => {

@@ -15,6 +15,9 @@
  * server stays the https.Server (certificate hot reload and the stop code
  * see no difference), and the h2 server is only a session factory.
  *
+ * A connection with no stream open for the server's keepAliveTimeout is
+ * closed, as an idle HTTP/1.1 one is (closeWhenIdle).
+ *
  * A graceful stop: the https.Server's closeIdleConnections (which
  * closeFrontDoor calls) also sends GOAWAY on every h2 session — streams
  * under way finish, no new ones start — and closeAllConnections (the drain
@@ -46,6 +49,7 @@ export function serveHttp2(server: https.Server, handle: http.RequestListener): 
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    closeWhenIdle(session, server.keepAliveTimeout);
   });
   // The https.Server's own HTTP/1.1 connection listener, kept for every connection that did not choose h2.
   const http1 = server.listeners("secureConnection") as ((socket: TLSSocket) => void)[];
@@ -64,4 +68,25 @@ export function serveHttp2(server: https.Server, handle: http.RequestListener): 
     closeAll();
     for (const session of sessions) session.destroy();
   };
+}
+
+/**
+ * An h2 connection with no stream open for `idleMs` is closed (GOAWAY), as
+ * an idle HTTP/1.1 keep-alive connection is after the server's
+ * keepAliveTimeout: no client holds a connection (and its memory) for
+ * nothing. A session's own timeout counts any silence, a stream still
+ * waiting for its worker included, so it only triggers this check.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  if (!(idleMs > 0)) return;
+  let open = 0;
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open += 1;
+    stream.once("close", () => (open -= 1));
+  });
+  session.setTimeout(idleMs);
+  session.on("timeout", () => {
+    if (open === 0) session.close();
+    else session.setTimeout(idleMs);
+  });
 }
