@@ -34,6 +34,7 @@ import WebSocket, { WebSocketServer } from "ws";
 import { frontServer } from "../../src/proxy/listener.ts";
 import { FrontProxy, type AccessEntry } from "../../src/proxy/server.ts";
 import { watchCertificate } from "../../src/proxy/tls-reload.ts";
+import { closeFrontDoor } from "../../src/http/front-door.ts";
 
 interface Pair {
   cert: string;
@@ -61,6 +62,7 @@ let files: { cert: string; key: string };
 const log: AccessEntry[] = [];
 let proxy: FrontProxy;
 let h2Port: number;
+let h2Server: https.Server;
 let h1OnlyPort: number;
 const servers: net.Server[] = [];
 const sockets = new Set<net.Socket>();
@@ -149,6 +151,7 @@ beforeAll(async () => {
   const credentials = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
   const h2 = frontServer(proxy, { headerTimeoutMs: 5000, tls: credentials, http2: true });
   h2.keepAliveTimeout = IDLE_MS;
+  h2Server = h2 as https.Server;
   h2Port = await listen(h2);
   h1OnlyPort = await listen(frontServer(proxy, { headerTimeoutMs: 5000, tls: credentials, http2: false }));
   stopWatching = watchCertificate([h2 as https.Server], files, { intervalMs: 50 });
@@ -365,5 +368,23 @@ describe("HTTP/2 on the TLS listener", () => {
       now = await presented();
     }
     expect(now).toEqual({ fingerprint: B.fingerprint, status: 200 });
+  });
+
+  // Last: it stops the h2 listener.
+  it("a graceful stop sends GOAWAY: the stream under way finishes, then the connection and the listener close", async () => {
+    const session = connect();
+    const closed = once(session, "close");
+    const slow = request(session, { ":path": "/slow", ":authority": "web.test" });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    let answered = false;
+    void slow.then(() => (answered = true));
+    const goaway = once(session, "goaway").then(() => answered);
+    const stopped = closeFrontDoor(h2Server);
+    // GOAWAY comes at once, before the stream under way is answered (not only once the connection is idle).
+    expect(await goaway).toBe(false);
+    expect([(await slow).status, (await slow).body.toString()]).toEqual([200, "slow"]);
+    await closed;
+    await stopped;
+    expect(h2Server.listening).toBe(false);
   });
 });
