@@ -85,6 +85,7 @@ export interface RequestPass {
 }
 
 const HTTP1_RULES = { allowTrace: true };
+const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 /** An HTTP/2 stream: its version is 2.0; what HTTP/2 itself forbids was judged when its head was adapted (proxy/http2/head.ts). */
 const HTTP2_RULES = { allowTrace: true, http2: true };
 
@@ -99,7 +100,11 @@ const headRules: RequestPass = {
   run(ctx) {
     const { req } = ctx;
     const http2 = isHttp2Request(req);
-    if (http2 && req.malformed !== undefined) return { kind: "bad-head", status: 400, reason: req.malformed };
+    if (http2) {
+      if (req.malformed !== undefined) return { kind: "bad-head", status: 400, reason: req.malformed };
+      // HTTP/1.1's listener answers CONNECT itself (http/front-door.ts); on an h2 stream it comes here.
+      if (req.method === "CONNECT") return { kind: "bad-head", status: 405, reason: "CONNECT is not supported", allow: ALLOWED_METHODS };
+    }
     const problem = headProblem(req, http2 ? HTTP2_RULES : HTTP1_RULES);
     if (problem) return { kind: "bad-head", ...problem };
     const target = normalizeTarget(req.url ?? "/");

@@ -294,10 +294,13 @@ describe("HTTP/2 on the TLS listener", () => {
     const badGateway = await request(session, { ":path": "/", ":authority": "down.test" });
     // RFC 9113 §8.3.1: a Host naming another entity than :authority is malformed.
     const confused = await request(session, { ":path": "/", ":authority": "web.test", host: "api.test" });
+    // CONNECT (a tunnel) is refused as on HTTP/1.1.
+    const tunnel = await request(session, { ":method": "CONNECT", ":authority": "web.test:443" });
     const ok = await request(session, { ":path": "/", ":authority": "web.test" });
     session.close();
-    expect([notFound.status, badGateway.status, confused.status, ok.status]).toEqual([404, 502, 400, 200]);
-    for (const answer of [notFound, badGateway, confused]) {
+    expect([notFound.status, badGateway.status, confused.status, tunnel.status, ok.status]).toEqual([404, 502, 400, 405, 200]);
+    expect(tunnel.headers.allow).toBe("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+    for (const answer of [notFound, badGateway, confused, tunnel]) {
       expect(answer.headers["x-request-id"]).toBeTruthy();
       expect(answer.headers.connection).toBeUndefined();
     }

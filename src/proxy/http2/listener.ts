@@ -44,7 +44,11 @@ export function serveHttp2(server: https.Server, handle: http.RequestListener): 
     Http2ServerResponse: FrontHttp2Response,
     settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
   });
-  h2.on("request", handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const onStream = handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  h2.on("request", onStream);
+  // CONNECT too goes to the handler, whose head rules refuse it (405 with Allow, a request id and a log line);
+  // node's own answer would be a bare 405.
+  h2.on("connect", onStream);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
