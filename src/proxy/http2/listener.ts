@@ -28,6 +28,7 @@ import type http from "node:http";
 import type https from "node:https";
 import type { TLSSocket } from "node:tls";
 import { FrontHttp2Request, FrontHttp2Response } from "./messages.ts";
+import { MAX_HEADER_FIELDS } from "../../http/request-rules.ts";
 
 /** What both protocols are offered as, most preferred first. */
 export const ALPN_PROTOCOLS = ["h2", "http/1.1"];
@@ -43,6 +44,8 @@ export function serveHttp2(server: https.Server, handle: http.RequestListener): 
     Http2ServerRequest: FrontHttp2Request,
     Http2ServerResponse: FrontHttp2Response,
     settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
+    // node resets a stream past 128 header fields by default; HTTP/1.1's limit holds instead (4 for the pseudo-headers).
+    maxHeaderListPairs: MAX_HEADER_FIELDS + 4,
   });
   const onStream = handle as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
   h2.on("request", onStream);
