@@ -71,6 +71,9 @@ export const MAX_HEADER_LINE = 8 * 1024;
 /** More header fields than any client sends: 431 (node would silently keep only the first 2000). */
 export const MAX_HEADER_FIELDS = 1000;
 
+/** The Allow header of a 405: the methods an app may be sent. */
+export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+
 /** Request headers that may appear once: a second one is a 400, not a list to join. */
 const SINGLETONS: ReadonlySet<string> = new Set([
   "authorization",
@@ -159,7 +162,7 @@ function targetProblem(head: RequestHeadView): HeadProblem | undefined {
 }
 
 function methodProblem(head: RequestHeadView, options: RuleOptions): HeadProblem | undefined {
-  if (head.method === "TRACE" && !options.allowTrace) return { status: 405, reason: "TRACE is not allowed", allow: "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS" };
+  if (head.method === "TRACE" && !options.allowTrace) return { status: 405, reason: "TRACE is not allowed", allow: ALLOWED_METHODS };
   return undefined;
 }
 

@@ -16,7 +16,9 @@
  *                   404) -> client limits -> select
  *
  * The upgrade path shares the first passes, so a request cannot get past a
- * check by asking to upgrade. Each pass reads only its context, so the
+ * check by asking to upgrade. An HTTP/2 stream runs the same passes
+ * (proxy/http2/ makes it look like an HTTP/1.1 request); the head-rules
+ * pass alone tells them apart. Each pass reads only its context, so the
  * passes are unit-tested with plain fakes (test/proxy/passes.test.ts).
  */
 import type http from "node:http";
@@ -27,7 +29,7 @@ import { watchBodyPace } from "./limits/body-timeout.ts";
 import type { AppLimiters } from "./limits/client-limits.ts";
 import type { Refusal } from "./refusal.ts";
 import { adoptTarget } from "../http/front-door.ts";
-import { headProblem, normalizeTarget } from "../http/request-rules.ts";
+import { ALLOWED_METHODS, headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
 import { isHttp2Request } from "./http2/messages.ts";
@@ -85,7 +87,6 @@ export interface RequestPass {
 }
 
 const HTTP1_RULES = { allowTrace: true };
-const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 /** An HTTP/2 stream: its version is 2.0; what HTTP/2 itself forbids was judged when its head was adapted (proxy/http2/head.ts). */
 const HTTP2_RULES = { allowTrace: true, http2: true };
 
