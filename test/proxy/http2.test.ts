@@ -277,6 +277,7 @@ describe("HTTP/2 on the TLS listener", () => {
     const tooLarge = await request(session, { ":method": "POST", ":path": "/up", ":authority": "web.test" }, Buffer.alloc(1024 * 1024 + 1));
     const declaredTooLarge = await request(session, { ":method": "POST", ":path": "/up", ":authority": "web.test", "content-length": String(2 * 1024 * 1024) }, "open");
     const after = await request(session, { ":path": "/after", ":authority": "web.test" });
+    const head = await request(session, { ":method": "HEAD", ":path": "/text", ":authority": "web.test" });
     session.close();
     for (const answer of [unframed, framed]) {
       expect(answer.status).toBe(200);
@@ -286,6 +287,8 @@ describe("HTTP/2 on the TLS listener", () => {
     expect(tooLarge.status).toBe(413);
     expect(declaredTooLarge.status).toBe(413);
     expect(after.status).toBe(200);
+    // HEAD: the worker's head, no body.
+    expect([head.status, head.headers["content-type"], head.body.byteLength, head.reset]).toEqual([200, "text/plain", 0, undefined]);
   });
 
   it("refuses one stream with the proxy's own answers and keeps serving the connection", async () => {
