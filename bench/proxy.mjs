@@ -52,6 +52,8 @@
  *                          cmd-stack-nolog, cmd-nginx-nolog, stack-limited, gzip-stack (with gzip-nginx: 20 KB of
  *                          JSON gzipped at GZIP_LEVEL by our proxy's `compress` and by nginx's `gzip on`;
  *                          `--only gzip-stack` runs that pair alone)
+ *                          h2-stack (with h2-nginx: GET / over HTTP/2 on the TLS listener, h2load -c50 -m10,
+ *                          against nginx's `listen … ssl http2`; `--only h2-stack` runs that pair alone)
  *          --nginx-buffering on|off  nginx's proxy_buffering and proxy_request_buffering (default on)
  *          --out PATH      where the JSON goes (default bench/results/proxy.json)
  *          --quiet-wait N  before each measurement, wait up to N s (default 5) for other
@@ -101,6 +103,10 @@ import {
 const NGINX = process.env.NGINX ?? "/usr/sbin/nginx";
 const HAPROXY = process.env.HAPROXY ?? "/usr/sbin/haproxy";
 const CADDY = process.env.CADDY ?? "/usr/bin/caddy";
+/** nghttp2's load generator (Debian: nghttp2-client), for the HTTP/2 pair. */
+const H2LOAD = process.env.H2LOAD ?? "/usr/bin/h2load";
+/** Streams per connection in the HTTP/2 pair (h2load -m). */
+const H2_STREAMS = 10;
 /** iproute2's ss: the worker sockets' send queues tell a proxy that leaves responses unread. */
 const SS = process.env.SS ?? "/usr/bin/ss";
 const APP = "bench/apps/proxy-app.ts";
@@ -180,6 +186,7 @@ const KINDS = {
   c1: { key: "c1", label: "GET / at concurrency 1, -c1", connections: 1, seconds: C1_S, target: "/" },
   big: { key: "big", label: "GET /big (1 MiB responses), -c10", connections: 10, seconds: BULK_S, target: "/big", bytes: BODY },
   upload: { key: "upload", label: "POST /upload (1 MiB bodies), -c10", connections: 10, seconds: BULK_S, target: "/upload", script: UPLOAD_LUA, bytes: BODY },
+  h2: { key: "h2", label: `GET / over HTTP/2 (TLS), h2load -c50 -m${H2_STREAMS}`, connections: 50, streams: H2_STREAMS, seconds: SMALL_S, target: "/", tool: "h2load" },
   json: { key: "json", label: `GET /json (20 KB of JSON) with Accept-Encoding: gzip, level ${GZIP_LEVEL}, -c50`, connections: 50, seconds: SMALL_S, target: "/json", headers: ["Accept-Encoding: gzip"] },
 };
 const BULK = flags.bulk ? ["big", "upload"] : [];
@@ -208,6 +215,8 @@ const TARGETS = {
   "cmd-nginx-nolog": { group: "cmd-nolog", kinds: ["small"], label: "nginx, worker_processes 1, access_log off", optIn: true },
   "gzip-stack": { group: "gzip", baseline: "gzip-nginx", kinds: ["json"], label: `ours, proxy.workers: 1, compress: gzip level ${GZIP_LEVEL}`, optIn: true },
   "gzip-nginx": { group: "gzip", kinds: ["json"], label: `nginx, worker_processes 1, gzip on, gzip_comp_level ${GZIP_LEVEL}`, optIn: true },
+  "h2-stack": { group: "h2", baseline: "h2-nginx", kinds: ["h2"], label: "ours, proxy.workers: 1, proxy.tls (HTTP/2)", optIn: true, binary: H2LOAD },
+  "h2-nginx": { group: "h2", kinds: ["h2"], label: "nginx, worker_processes 1, listen … ssl http2", optIn: true, binary: H2LOAD },
 };
 const GROUPS = {
   one: `1. ${WORKERS} gateway workers (bench/apps/proxy-app.ts) on unix sockets, access log off; one process (thread) per proxy`,
@@ -216,6 +225,7 @@ const GROUPS = {
   cmd: "3. ONE `command:` app over TCP (bench/apps/node-hello.mjs on $PORT), access log on",
   "cmd-nolog": "3b. the same `command:` app, access log off (diagnosis)",
   gzip: `4. the gateway workers of group 1, responses compressed (gzip, level ${GZIP_LEVEL}); one process per proxy`,
+  h2: `5. the gateway workers of group 1 over HTTP/2 on TLS (the same self-signed P-256 certificate), ${H2_STREAMS} streams per connection; one process per proxy`,
 };
 /** Which stack a group loads, and the stack settings it needs. */
 const STACK_OF_GROUP = {
@@ -225,6 +235,7 @@ const STACK_OF_GROUP = {
   cmd: { stack: "b", accessLog: "combined" },
   "cmd-nolog": { stack: "b", accessLog: "off" },
   gzip: { stack: "a", proxyWorkers: "1", limits: "off", compress: true },
+  h2: { stack: "a", proxyWorkers: "1", limits: "off", compress: false },
 };
 
 function listOption(value, flag) {
@@ -331,7 +342,7 @@ proxy:
   workers: ${stack.proxyWorkers}
   access_log: ${stack.accessLog === "off" ? '"off"' : stack.accessLog}
   limits: { client_max_body_size: 2m }
-apps:
+${stack.tls ? `  tls: { cert: ${JSON.stringify(stack.tls.cert)}, key: ${JSON.stringify(stack.tls.key)}, listen: ["${HOST}:${stack.tls.port}"] }\n` : ""}apps:
 `;
   if (stack.name === "a") {
     return `# written by bench/proxy.mjs: the gateway workers of groups 1 and 2
@@ -469,7 +480,7 @@ const NGINX_FORWARDING = `      proxy_set_header Host $http_host;
       proxy_set_header X-Request-Id $request_id;
       add_header X-Request-Id $request_id always;`;
 
-function nginxConf(dir, port, { servers, workers, accessLog, gzip }) {
+function nginxConf(dir, port, { servers, workers, accessLog, gzip, tls }) {
   const user = process.getuid?.() === 0 ? "user root root;\n" : "";
   // What our `compress` does for this app: gzip for JSON above 256 bytes, Vary, proxied responses too.
   const compression = gzip
@@ -502,7 +513,7 @@ ${servers.map((server) => `    server ${server};`).join("\n")}
     keepalive_requests 1000000;
   }
   server {
-    listen ${HOST}:${port};
+    listen ${HOST}:${port}${tls ? " ssl http2" : ""};${tls ? `\n    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};` : ""}
     location / {
       proxy_pass http://workers;
       proxy_http_version 1.1;
@@ -596,14 +607,14 @@ async function startOnFreePort(name, dir, write, spawnIt) {
   throw new Error(`${name} could not bind a free port in 5 attempts`);
 }
 
-async function startNginx(key, { servers, workers, accessLog, gzip }) {
+async function startNginx(key, { servers, workers, accessLog, gzip, tls }) {
   const dir = path.join(tmpDir, key);
   const conf = path.join(dir, "nginx.conf");
   const started = await startOnFreePort(
     key,
     dir,
     (port) => {
-      const text = nginxConf(dir, port, { servers, workers, accessLog, gzip });
+      const text = nginxConf(dir, port, { servers, workers, accessLog, gzip, tls });
       writeFileSync(conf, text);
       return text;
     },
@@ -685,6 +696,12 @@ async function startDirect() {
  */
 async function checkTarget(target) {
   const problems = [];
+  if (target.group === "h2") {
+    // curl --http2 -k: GET / must come back over HTTP/2 with the app's body.
+    const curl = spawnSync("curl", ["-sk", "--http2", "--max-time", "10", "-w", "\\n%{http_version} %{http_code}", `https://${HOST}:${target.port}/`], { encoding: "utf8" });
+    if (curl.stdout !== `${SMALL_BODY}\n2 200`) problems.push(`curl --http2 GET / -> ${JSON.stringify(curl.stdout.slice(-120))} ${curl.stderr.slice(0, 200)}`);
+    return { ok: problems.length === 0, problems, headers: {} };
+  }
   if (target.group === "cmd" || target.group === "cmd-nolog") {
     const answer = await request(target.port, "/");
     if (answer.error || answer.status !== 200 || answer.body.toString() !== CMD_BODY) problems.push(`GET / -> ${answer.error ?? `${answer.status} ${JSON.stringify(answer.body.toString().slice(0, 80))}`}`);
@@ -781,7 +798,12 @@ const SIZE_UNITS = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4
  * what the rest of the machine took meanwhile.
  */
 async function wrk(target, kind, seconds, label) {
-  const args = ["-t1", `-c${kind.connections}`, `-d${seconds}s`, "--latency", ...(kind.headers ?? []).flatMap((header) => ["-H", header]), ...(kind.script ? ["-s", kind.script] : []), `http://${HOST}:${target.port}${kind.target}`];
+  // The HTTP/2 pair is loaded by h2load (wrk speaks HTTP/1.1 only): the same measurement around it, its own output.
+  const h2 = kind.tool === "h2load";
+  const args = h2
+    ? // h2load's own warm-up: connections made and requests flowing for a second before the measured time starts.
+      ["-t1", `-c${kind.connections}`, `-m${kind.streams}`, "--warm-up-time=1", "-D", String(seconds), `https://${HOST}:${target.port}${kind.target}`]
+    : ["-t1", `-c${kind.connections}`, `-d${seconds}s`, "--latency", ...(kind.headers ?? []).flatMap((header) => ["-H", header]), ...(kind.script ? ["-s", kind.script] : []), `http://${HOST}:${target.port}${kind.target}`];
   const proxyPids = target.proxyPids();
   const stackPids = target.stackPids();
   const upstreamPids = target.upstreamPids;
@@ -806,7 +828,7 @@ async function wrk(target, kind, seconds, label) {
     if (stackPids.length) stackPeak = Math.max(stackPeak, rssOf(stackPids));
   }, RSS_SAMPLE_MS);
   const started = performance.now();
-  const proc = new Proc(`wrk ${label}`, WRK, args);
+  const proc = new Proc(`${h2 ? "h2load" : "wrk"} ${label}`, h2 ? H2LOAD : WRK, args);
   let wrkCpu = 0;
   const poll = setInterval(() => (wrkCpu = cpuSeconds(proc.pid) ?? wrkCpu), 100);
   await proc.exitWithin((seconds + 15) * 1000);
@@ -821,10 +843,10 @@ async function wrk(target, kind, seconds, label) {
   const machineAfter = machineCpuDetail();
   const machineBusy = machineAfter.busy - machineBefore.busy;
   const interrupts = machineAfter.interrupts - machineBefore.interrupts;
-  const command = `wrk ${args.join(" ")}`;
-  if (proc.exitCode !== 0) return { command, failed: `wrk ${proc.describeExit()}: ${(proc.stderr || proc.stdout).trim().slice(-500)}` };
-  const result = parseWrk(proc.stdout);
-  if (result.rps === undefined || result.p50_ms === undefined || result.p99_ms === undefined) return { command, failed: `cannot read wrk's output: ${proc.stdout.slice(-500)}` };
+  const command = `${h2 ? "h2load" : "wrk"} ${args.join(" ")}`;
+  if (proc.exitCode !== 0) return { command, failed: `${h2 ? "h2load" : "wrk"} ${proc.describeExit()}: ${(proc.stderr || proc.stdout).trim().slice(-500)}` };
+  const result = h2 ? parseH2load(proc.stdout) : parseWrk(proc.stdout);
+  if (result.rps === undefined || (!h2 && (result.p50_ms === undefined || result.p99_ms === undefined))) return { command, failed: `cannot read ${h2 ? "h2load" : "wrk"}'s output: ${proc.stdout.slice(-500)}` };
   result.command = command;
   const read = /(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB|TB) read/.exec(proc.stdout);
   if (read) result.bytes_read = Math.round(Number(read[2]) * SIZE_UNITS[read[3]]);
@@ -872,6 +894,30 @@ async function wrk(target, kind, seconds, label) {
     others: round(Math.max(0, machineBusy - interrupts - ours) / elapsed, 2),
   };
   result.disturbed = result.cpu_cores.others > QUIET_CPUS;
+  return result;
+}
+
+/**
+ * h2load's summary, in parseWrk's shape: req/s, requests done, and as errors
+ * the requests that failed, errored or timed out plus the non-2xx answers.
+ * h2load gives no percentiles (p50/p99 stay undefined): its mean time per
+ * request is kept instead.
+ */
+function parseH2load(text) {
+  const finished = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(text);
+  const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const statuses = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  const mean = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(text);
+  const result = {
+    rps: finished ? Number(finished[1]) : undefined,
+    p50_ms: undefined,
+    p99_ms: undefined,
+    mean_ms: mean ? Number(mean[1]) * { us: 0.001, ms: 1, s: 1000 }[mean[2]] : undefined,
+    requests: requests ? Number(requests[3]) : undefined,
+    non2xx: statuses ? Number(statuses[2]) + Number(statuses[3]) + Number(statuses[4]) : 0,
+    socket_errors: requests ? { failed: Number(requests[5]), errored: Number(requests[6]), timeout: Number(requests[7]) } : { failed: 0, errored: 0, timeout: 0 },
+  };
+  result.errors = result.non2xx + Object.values(result.socket_errors).reduce((a, b) => a + b, 0);
   return result;
 }
 
@@ -938,7 +984,9 @@ async function measure(target, kind, runIndex) {
   const unreadBefore = await unreadUpstream(target.unixSockets);
   // What a watched stack carries besides its traffic: a Prometheus scraping /metrics each second and an open status page.
   const observers = target.observed ? await observe(target.stack) : undefined;
-  const warm = await wrk(target, kind, WARMUP_S, `${label} warm-up`);
+  // h2load warms up within the measured run (--warm-up-time): a run of its own, this short, can leave h2load hanging
+  // once it is over, with no connection left open (seen with nghttp2 1.52 against a freshly started proxy).
+  const warm = kind.tool === "h2load" ? {} : await wrk(target, kind, WARMUP_S, `${label} warm-up`);
   const result = await wrk(target, kind, kind.seconds, label);
   if (observers) Object.assign(result, observers.stop());
   result.others_cpu_before = othersBefore;
@@ -1363,6 +1411,15 @@ async function profileMain() {
 
 // ---------------------------------------------------------------- main
 
+/** A self-signed P-256 certificate for the HTTP/2 pair (both proxies serve it), and a free port for the stack's TLS listener. */
+async function benchCertificate() {
+  const cert = path.join(tmpDir, "bench.crt");
+  const key = path.join(tmpDir, "bench.key");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`openssl could not make the benchmark's certificate: ${made.stderr}`);
+  return { cert, key, port: await freePort() };
+}
+
 function newStack(name, settings) {
   const dir = path.join(tmpDir, name);
   mkdirSync(dir, { recursive: true });
@@ -1401,13 +1458,15 @@ async function main() {
   log(`targets: ${SELECTED.join(", ")}; ${RUNS} run(s) of each measurement; ${PLANNED_LOAD_S} s of load in all${QUICK ? " (--quick)" : ""}\n`);
   machine.others_cpu_before = await quietBefore("the benchmark");
 
-  const needA = SELECTED.some((key) => ["one", "limits", "auto", "gzip"].includes(TARGETS[key].group));
+  const needA = SELECTED.some((key) => ["one", "limits", "auto", "gzip", "h2"].includes(TARGETS[key].group));
   const needB = SELECTED.some((key) => ["cmd", "cmd-nolog"].includes(TARGETS[key].group));
   const startsAuto = !SELECTED.some((key) => TARGETS[key].group === "one");
   const startsNolog = !SELECTED.some((key) => TARGETS[key].group === "cmd");
   log("starting the stacks and the proxies");
   const stacks = {};
-  if (needA) stacks.a = await startStack(newStack("a", { proxyWorkers: startsAuto ? "auto" : "1" }));
+  // The HTTP/2 pair: stack a gets a TLS listener too (listeners are set at start), nginx the same certificate.
+  const tls = SELECTED.some((key) => TARGETS[key].group === "h2") ? await benchCertificate() : undefined;
+  if (needA) stacks.a = await startStack(newStack("a", { proxyWorkers: startsAuto ? "auto" : "1", ...(tls ? { tls } : {}) }));
   if (needB) stacks.b = await startStack(newStack("b", { accessLog: startsNolog ? "off" : "combined" }));
   allWorkers = Object.values(stacks).flatMap((stack) => stack.workers.map((w) => ({ ...w, stack: stack.name, app: stack.app })));
   const sockets = stacks.a?.workers.map((w) => w.socket) ?? [];
@@ -1464,6 +1523,14 @@ async function main() {
       case "nginx":
       case "nginx-auto":
         started[key] = await startNginx(key, { servers: sockets.map((socket) => `unix:${socket}`), workers: key === "nginx" ? 1 : "auto", accessLog: false });
+        frontTarget(key, started[key]);
+        break;
+      case "h2-stack":
+        stackTarget(key, stacks.a);
+        targets.at(-1).port = stacks.a.tls.port;
+        break;
+      case "h2-nginx":
+        started[key] = await startNginx(key, { servers: sockets.map((socket) => `unix:${socket}`), workers: 1, accessLog: false, tls });
         frontTarget(key, started[key]);
         break;
       case "gzip-nginx":

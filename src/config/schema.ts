@@ -207,6 +207,11 @@ const TlsSchema = Type.Object(
       minItems: 1,
       default: ["127.0.0.1:8443"],
     }),
+    http2: Type.Boolean({
+      description:
+        "Offer HTTP/2 (ALPN h2) beside HTTP/1.1 on the HTTPS listeners, with the same routing, limits, retries and access log; WebSockets stay on HTTP/1.1. false: HTTP/1.1 only.",
+      default: true,
+    }),
   },
   {
     additionalProperties: false,

@@ -200,6 +200,9 @@ function proxyAnnotations(config: StackConfig, differences: Differences): Record
       "json: ingress-nginx's log format is set for all Ingresses at once (log-format-upstream and log-format-escape-json in its ConfigMap); its default format is written",
     );
   }
+  if (config.proxy.tls?.http2 === false) {
+    differences.note("proxy.tls.http2", "ingress-nginx offers HTTP/2 to every Ingress at once (use-http2 in its ConfigMap); it stays on for this one");
+  }
   if (config.proxy.trusted_proxies.length > 0) {
     differences.note(
       "proxy.trusted_proxies",

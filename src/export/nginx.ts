@@ -41,7 +41,8 @@
  *   redirected to their slash form; their `index`, `fallback` and `cache`
  *   as `index`, `try_files` and `add_header Cache-Control` over maps of
  *   `$uri` (export/nginx-static.ts);
- * - TLS as `listen … ssl` with the config's certificate and key;
+ * - TLS as `listen … ssl` with the config's certificate and key, and
+ *   `http2` on it unless `proxy.tls.http2` is false;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts);
  * - `compress` as gzip (and gzip_static for a static app's siblings): br and
@@ -322,7 +323,10 @@ function listenLines(target: NginxTarget, config: StackConfig, isDefault: boolea
   const hostPort = (address: { host: string; port: number }) => (address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`);
   const listen = target.listen ?? { http: config.proxy.listen.map(hostPort), tls: (config.proxy.tls?.listen ?? []).map(hostPort) };
   const suffix = isDefault ? " default_server" : "";
-  return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address} ssl${suffix};`)];
+  // `listen … ssl http2` rather than nginx 1.25.1's `http2 on;`: Debian bookworm's nginx is 1.22, which knows only the
+  // listen parameter; newer nginx (the nginx:stable image) still accepts it, with a deprecation warning.
+  const tls = config.proxy.tls?.http2 === false ? " ssl" : " ssl http2";
+  return [...listen.http.map((address) => `listen ${address}${suffix};`), ...listen.tls.map((address) => `listen ${address}${tls}${suffix};`)];
 }
 
 function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBlock, reachable: Set<string>, pages: NginxErrorPages, differences: Differences): string[] {

@@ -8,7 +8,8 @@
  * each rule names the RFC section or the nginx behaviour it follows.
  *
  *   version     HTTP/1.x only: 0.9 is 400, 2.0 and up 505 (RFC 9112 §2.6;
- *               HTTP/2 is not spoken in plain text here)
+ *               HTTP/2 is not spoken in plain text here) — but 2.0 for a
+ *               request from the proxy's HTTP/2 listener (option http2)
  *   size        a request target over 8 KiB: 414; a header line over 8 KiB
  *               or more than 1000 header fields: 431 (nginx's
  *               large_client_header_buffers 4 8k)
@@ -56,6 +57,8 @@ export interface RequestHeadView {
 export interface RuleOptions {
   /** Let TRACE through (the app asked for it); refused with 405 otherwise. */
   allowTrace?: boolean;
+  /** The request came as an HTTP/2 stream (proxy/http2/): HTTP/2.0 is its version, not a 505. */
+  http2?: boolean;
 }
 
 /**
@@ -67,6 +70,9 @@ export const MAX_REQUEST_TARGET = 8 * 1024;
 export const MAX_HEADER_LINE = 8 * 1024;
 /** More header fields than any client sends: 431 (node would silently keep only the first 2000). */
 export const MAX_HEADER_FIELDS = 1000;
+
+/** The Allow header of a 405: the methods an app may be sent. */
+export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
 /** Request headers that may appear once: a second one is a 400, not a list to join. */
 const SINGLETONS: ReadonlySet<string> = new Set([
@@ -83,11 +89,12 @@ const SINGLETONS: ReadonlySet<string> = new Set([
 /** The first rule a request head breaks, or undefined when it keeps them all. */
 export function headProblem(head: RequestHeadView, options: RuleOptions = {}): HeadProblem | undefined {
   // One pass over the header fields (fieldProblem): this runs on every request of both front doors.
-  return versionProblem(head) ?? sizeProblem(head) ?? fieldProblem(head) ?? targetProblem(head) ?? methodProblem(head, options);
+  return versionProblem(head, options) ?? sizeProblem(head) ?? fieldProblem(head) ?? targetProblem(head) ?? methodProblem(head, options);
 }
 
-function versionProblem(head: RequestHeadView): HeadProblem | undefined {
+function versionProblem(head: RequestHeadView, options: RuleOptions): HeadProblem | undefined {
   if (head.httpVersionMajor === 1) return undefined;
+  if (head.httpVersionMajor === 2 && options.http2) return undefined;
   if (head.httpVersionMajor === 0) return { status: 400, reason: `HTTP/${head.httpVersionMajor}.${head.httpVersionMinor} is not supported` };
   return { status: 505, reason: `HTTP/${head.httpVersionMajor}.${head.httpVersionMinor} is not supported here: HTTP/1.1 is` };
 }
@@ -155,7 +162,7 @@ function targetProblem(head: RequestHeadView): HeadProblem | undefined {
 }
 
 function methodProblem(head: RequestHeadView, options: RuleOptions): HeadProblem | undefined {
-  if (head.method === "TRACE" && !options.allowTrace) return { status: 405, reason: "TRACE is not allowed", allow: "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS" };
+  if (head.method === "TRACE" && !options.allowTrace) return { status: 405, reason: "TRACE is not allowed", allow: ALLOWED_METHODS };
   return undefined;
 }
 

@@ -23,7 +23,9 @@
  * `return` and `rewrite` run before limit_req.
  *
  * The upgrade path shares the first passes, so a request cannot get past a
- * check by asking to upgrade. Each pass reads only its context, so the
+ * check by asking to upgrade. An HTTP/2 stream runs the same passes
+ * (proxy/http2/ makes it look like an HTTP/1.1 request); the head-rules
+ * pass alone tells them apart. Each pass reads only its context, so the
  * passes are unit-tested with plain fakes (test/proxy/passes.test.ts).
  */
 import type http from "node:http";
@@ -34,10 +36,11 @@ import { watchBodyPace } from "./limits/body-timeout.ts";
 import type { AppLimiters } from "./limits/client-limits.ts";
 import type { Refusal } from "./refusal.ts";
 import { adoptTarget } from "../http/front-door.ts";
-import { headProblem, normalizeTarget } from "../http/request-rules.ts";
+import { ALLOWED_METHODS, headProblem, normalizeTarget } from "../http/request-rules.ts";
 import type { RouteMatch } from "./router.ts";
 import { serveStatic } from "./static.ts";
 import type { StaticSite } from "./static-site.ts";
+import { isHttp2Request } from "./http2/messages.ts";
 import type { CompressPolicy } from "./compress/negotiate.ts";
 import type { AppHeaders } from "./app-headers.ts";
 import type { HttpsRedirect } from "./options.ts";
@@ -113,6 +116,10 @@ export interface RequestPass {
   run(ctx: RequestContext): PassResult | Promise<PassResult>;
 }
 
+const HTTP1_RULES = { allowTrace: true };
+/** An HTTP/2 stream: its version is 2.0; what HTTP/2 itself forbids was judged when its head was adapted (proxy/http2/head.ts). */
+const HTTP2_RULES = { allowTrace: true, http2: true };
+
 /**
  * The front door's rules (http/request-rules.ts: version, sizes, framing,
  * Host, singletons, target), then the target the rest of the proxy acts on:
@@ -123,7 +130,13 @@ const headRules: RequestPass = {
   name: "head rules",
   run(ctx) {
     const { req } = ctx;
-    const problem = headProblem(req, { allowTrace: true });
+    const http2 = isHttp2Request(req);
+    if (http2) {
+      if (req.malformed !== undefined) return { kind: "bad-head", status: 400, reason: req.malformed };
+      // HTTP/1.1's listener answers CONNECT itself (http/front-door.ts); on an h2 stream it comes here.
+      if (req.method === "CONNECT") return { kind: "bad-head", status: 405, reason: "CONNECT is not supported", allow: ALLOWED_METHODS };
+    }
+    const problem = headProblem(req, http2 ? HTTP2_RULES : HTTP1_RULES);
     if (problem) return { kind: "bad-head", ...problem };
     const target = normalizeTarget(req.url ?? "/");
     adoptTarget(req, target);

@@ -15,6 +15,7 @@
  * worker's own 404 or 500 is never replaced.
  */
 import type http from "node:http";
+import { constants as http2Constants } from "node:http2";
 import { closeIfDraining, linger, markClosing } from "../http/front-door.ts";
 import { HOP_BY_HOP_HEADERS } from "../tsgi/util.ts";
 import type { Exchange } from "./exchange.ts";
@@ -23,6 +24,9 @@ import { defaultErrorPage } from "./error-pages/default-page.ts";
 import { prefersHtml } from "./error-pages/negotiate.ts";
 import type { ErrorPages } from "./error-pages/pages.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
+import { isHttp2Response } from "./http2/messages.ts";
+
+const HTTP2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
 
 /** Writes one of the proxy's own answers on a response; a response already under way can only be broken off. */
 export function writeAnswer(
@@ -33,7 +37,8 @@ export function writeAnswer(
   appHeaders?: Readonly<Record<string, string>>,
 ): Answer {
   const answer = answerFor(refusal);
-  if (answer.close) markClosing(res.socket);
+  // An HTTP/2 stream is refused alone: its connection's other streams are not in question (and no Connection: close goes out on it).
+  if (answer.close && !isHttp2Response(res)) markClosing(res.socket);
   // Already answered — or the connection was, by the front door, for bytes that broke this request's body.
   if (!answer.write || res.writableEnded || !res.socket || res.socket.writableEnded || res.socket.destroyed) return answer;
   if (res.headersSent) {
@@ -86,6 +91,11 @@ export function breakOff(res: http.ServerResponse): void {
   const socket = res.socket;
   if (!res.headersSent || !socket || socket.destroyed) {
     res.destroy();
+    return;
+  }
+  if (isHttp2Response(res)) {
+    // HTTP/2 cuts one stream, not the connection: the head goes out, then RST_STREAM INTERNAL_ERROR (as nginx does).
+    res.stream.close(HTTP2_INTERNAL_ERROR);
     return;
   }
   markClosing(socket);

@@ -8,7 +8,9 @@
  * workers exist only through `setEndpoints` — never from the supervisor or
  * pm2 — and its routing table is swapped whole by `setRoutes`.
  *
- * The client side is node:http (llhttp, strict) plus our own framing checks;
+ * The client side is node:http (llhttp, strict) plus our own framing checks,
+ * and node:http2 on the TLS listeners (proxy/http2/: the same handler runs on
+ * each h2 stream);
  * the worker side is our own lean HTTP/1.1 client (upstream/), because
  * node:http's client was most of the proxy's cost per request (bench/proxy.mjs
  * and its figures in the README).

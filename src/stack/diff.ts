@@ -57,6 +57,7 @@ const FIXED_KEYS: { [K in keyof FixedPlan]-?: string } = {
   admin: "proxy.admin",
   adminToken: "proxy.admin_token",
   tlsListen: "proxy.tls",
+  tlsHttp2: "proxy.tls.http2",
   stateDir: "state_dir",
   control: "state_dir",
   logBound: "logs",
@@ -102,7 +103,9 @@ const RULES: { [K in keyof StackPlan]: Rule<K> } = {
   fixed(running, next, diff) {
     for (const key of Object.keys(FIXED_KEYS) as (keyof FixedPlan)[]) {
       const name = FIXED_KEYS[key];
-      if (!sameData(running[key], next[key]) && !diff.needsRestart.includes(name)) diff.needsRestart.push(name);
+      // Once a key is listed, its own keys are not (proxy.tls added says it all; proxy.tls.http2 need not follow).
+      const listed = diff.needsRestart.some((other) => name === other || name.startsWith(`${other}.`));
+      if (!sameData(running[key], next[key]) && !listed) diff.needsRestart.push(name);
     }
   },
   apps(running, next, diff, plans) {

@@ -37,6 +37,8 @@ export interface FixedPlan {
   listen: AddressConfig[];
   /** The HTTPS listeners (`proxy.tls.listen`); none without `proxy.tls`. */
   tlsListen: AddressConfig[];
+  /** `proxy.tls.http2`: whether the HTTPS listeners offer HTTP/2 (fixed when they are made); absent without `proxy.tls`. */
+  tlsHttp2?: boolean;
   /** The admin listener: status page, JSON status, metrics. */
   admin: AddressConfig;
   /** `proxy.admin_token`: what the admin listener requires, when set (TSGI_ADMIN_TOKEN takes its place at start). */
@@ -116,6 +118,7 @@ export function plan(config: StackConfig): StackPlan {
       stateDir: config.state_dir,
       listen: proxy.listen.map(copyAddress),
       tlsListen: (proxy.tls?.listen ?? []).map(copyAddress),
+      ...(proxy.tls ? { tlsHttp2: proxy.tls.http2 } : {}),
       admin: copyAddress(proxy.admin),
       ...(proxy.admin_token === undefined ? {} : { adminToken: proxy.admin_token }),
       control: controlSocketPath(config.state_dir),

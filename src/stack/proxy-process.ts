@@ -136,7 +136,7 @@ function serveListener(index: number, handle: unknown): void {
   const spec = listeners[index];
   if (!spec) throw new Error(`proxy process: no listener #${index}`);
   const credentials = spec.tls && settings.tls ? loadCertificate(settings.tls) : undefined;
-  const server = frontServer(proxy, { headerTimeoutMs: settings.headerTimeoutMs, ...(credentials ? { tls: credentials } : {}) });
+  const server = frontServer(proxy, { headerTimeoutMs: settings.headerTimeoutMs, ...(credentials ? { tls: credentials, http2: settings.tls!.http2 } : {}) });
   servers[index] = server;
   server.on("connection", (socket: { once(event: "close", listener: () => void): unknown }) => {
     stats.connectionOpened();

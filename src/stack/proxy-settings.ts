@@ -248,8 +248,8 @@ function clientLimitsOption(config: StackConfig): { clientLimits?: Record<string
 export interface ProxySettings {
   proxy: ProxyOptionsData;
   headerTimeoutMs: number;
-  /** The certificate files of the HTTPS listeners (each proxy process reads and watches them). */
-  tls?: { cert: string; key: string };
+  /** The certificate files of the HTTPS listeners (each proxy process reads and watches them), and whether they offer HTTP/2. */
+  tls?: { cert: string; key: string; http2: boolean };
   /** The access log file, or none (`access_log: off`). */
   accessLog?: { file: string; format: AccessLogFormat };
   /** How long a stopping proxy process lets requests in flight finish before it cuts their connections: the longest graceful_timeout of the apps. */
@@ -267,7 +267,7 @@ export function proxySettings(config: StackConfig): ProxySettings {
     proxy: frontProxyOptions(config),
     headerTimeoutMs: proxy.limits.header_timeout,
     drainTimeoutMs: Math.max(0, ...Object.values(config.apps).map((app) => app.graceful_timeout)),
-    ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key } } : {}),
+    ...(proxy.tls ? { tls: { cert: proxy.tls.cert, key: proxy.tls.key, http2: proxy.tls.http2 } } : {}),
     ...(proxy.access_log === "off" ? {} : { accessLog: { file: accessLogFile(config), format: proxy.access_log } }),
   };
 }

@@ -206,6 +206,11 @@ describe("export k8s", () => {
     const hosted = docs.find((doc) => doc.kind === "Ingress" && doc.spec.rules.some((rule: Doc) => rule.host === "hello.example.com"))!;
     expect(hosted.spec.tls).toEqual([{ hosts: ["hello.example.com"], secretName: expect.stringMatching(/-tls$/) }]);
     expect(text).toContain(`# HTTPS: create the certificate's Secret first: kubectl create secret tls ${hosted.spec.tls[0].secretName}`);
+    // ingress-nginx speaks HTTP/2 as the stack does by default; turning it off for one stack is not an Ingress's to say.
+    writeFileSync(file, readFileSync(file, "utf8").replace("key: key.pem }", "key: key.pem, http2: false }"));
+    const refused = await runCli(["export", "k8s", "-c", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/proxy\.tls\.http2: ingress-nginx offers HTTP\/2 to every Ingress at once/);
   });
 
   it("refuses a balance Kubernetes cannot express, naming its key and writing nothing; --force writes it with the difference on top", async () => {

@@ -151,7 +151,8 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     }
     // Listeners, TLS, and the servers by host (a wildcard as nginx writes it).
     expect(text).toContain("listen [::1]:18080 default_server;");
-    expect(text).toContain("listen 127.0.0.1:18443 ssl;");
+    // HTTP/2 on by default: the listen parameter nginx 1.22 knows (`http2 on;` came in 1.25.1).
+    expect(text).toContain("listen 127.0.0.1:18443 ssl http2;");
     expect(text).toContain(`ssl_certificate "${dir}/cert.pem";`);
     for (const host of ["sticky.test", "*.lc.test", "two.test", "_"]) expect(text).toContain(`server_name ${host};`);
     // Retries: none for lc; four, POSTs included, for sticky.
@@ -281,6 +282,19 @@ apps:
       'return 301 "https://example.com/$is_args$args";',
     ]);
     expect(text).toMatch(/map \$args \$\S+_and_args \{\n {4}"" "";\n {4}default &\$args;\n\}/);
+  });
+});
+
+describe("export nginx: proxy.tls.http2", () => {
+  it("false: the TLS listener without http2, and nginx accepts it", async () => {
+    const dir = folder();
+    const file = everything(dir);
+    writeFileSync(file, readFileSync(file, "utf8").replace('listen: ["127.0.0.1:18443"] }', 'listen: ["127.0.0.1:18443"], http2: false }'));
+    const result = await runCli(["export", "nginx", "-c", file, "--log-dir", dir]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("listen 127.0.0.1:18443 ssl;");
+    expect(result.stdout).not.toContain("http2");
+    expect(nginxCheck(dir, result.stdout).status).toBe(0);
   });
 });
 

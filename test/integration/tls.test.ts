@@ -84,6 +84,10 @@ describe("tsgi-stack up with proxy.tls", () => {
     const secure = await httpsGet(`${stack.match[2]}/x`, "legacy.localhost");
     expect(secure.status).toBe(200);
     expect(secure.body).toMatch(/^Hello from a plain node:http server \(pid \d+\): GET \/x/);
+    // proxy.tls.http2 defaults to true: the proxy process offers HTTP/2 on the same port (curl from Debian, with nghttp2).
+    const port = new URL(stack.match[2]!).port;
+    const h2 = execFileSync("curl", ["-sk", "--http2", "--max-time", "5", "--resolve", `legacy.localhost:${port}:127.0.0.1`, "-w", "\\n%{http_version}", `https://legacy.localhost:${port}/x`], { encoding: "utf8" });
+    expect(h2).toMatch(/^Hello from a plain node:http server \(pid \d+\): GET \/x[\s\S]*\n2$/);
 
     process.kill(stack.child.pid!, "SIGINT");
     expect(await stack.exited).toBe(0);

@@ -20,6 +20,8 @@ import { accessSync, constants } from "node:fs";
 const NEEDED = [
   { tool: "nginx", paths: ["/usr/sbin/nginx"], pkg: "nginx-light" },
   { tool: "wrk", paths: ["/usr/bin/wrk"], pkg: "wrk" },
+  // A real client for compression and HTTP/2 (Debian's curl is built with nghttp2: --http2 works).
+  { tool: "curl", paths: ["/usr/bin/curl"], pkg: "curl" },
   // The admin page's tests drive Debian's chromium through playwright-core (no browser download).
   { tool: "chromium", paths: ["/usr/bin/chromium"], pkg: "chromium" },
   // The /metrics tests check the exposition with Prometheus' own linter.

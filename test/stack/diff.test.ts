@@ -124,6 +124,9 @@ describe("diffPlans is structural: a key that reaches the plan is diffed", () =>
   it("every fixed part needs a restart, named by its config key", () => {
     expect(changed((next) => (next.fixed.tlsListen = [{ host: "127.0.0.1", port: 8443 }])).needsRestart).toEqual(["proxy.tls"]);
     expect(changed((next) => (next.fixed.control = "/elsewhere/control.sock")).needsRestart).toEqual(["state_dir"]);
+    // HTTP/2 is offered or not when the TLS listeners are made: turning it off needs a restart, said once with proxy.tls added.
+    expect(changed((next) => (next.fixed.tlsHttp2 = false)).needsRestart).toEqual(["proxy.tls.http2"]);
+    expect(changed((next) => Object.assign(next.fixed, { tlsListen: [{ host: "127.0.0.1", port: 8443 }], tlsHttp2: true })).needsRestart).toEqual(["proxy.tls"]);
   });
 
   it("sameData: key order and undefined keys do not count; array order does", () => {

@@ -29,9 +29,14 @@ export function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
   return declared !== undefined && Number(declared) > limit;
 }
 
-/** True for a body framed by chunked transfer coding: it is read whole before forwarding. */
+/**
+ * True for a body framed by chunked transfer coding — or an HTTP/2 body
+ * with no content-length (DATA frames until the stream ends: its size is
+ * just as unknown; proxy/http2/messages.ts): it is read whole before
+ * forwarding.
+ */
 export function isChunked(req: IncomingMessage): boolean {
-  return req.headers["transfer-encoding"] !== undefined;
+  return req.headers["transfer-encoding"] !== undefined || (req as { bodyOfUnknownLength?: boolean }).bodyOfUnknownLength === true;
 }
 
 /** Reads a request body whole; fails with BodyTooLarge past `limit` bytes (0: no limit), or when the client breaks off. */
