@@ -172,6 +172,14 @@ describe("redirect apps", () => {
     expect(reply.headers.location).toBe("https://new.test/manual/a/b?x=1&y=2");
     expect(reply.body).toBe("Permanent Redirect: https://new.test/manual/a/b?x=1&y=2\n");
     expect(reply.headers["x-request-id"]).toBeTruthy();
+    // A browser gets the same line: a redirect is no error, so no error page (and no Vary: Accept).
+    const browser = await request(plainPort, "/docs/a", "any.test", { headers: { Accept: "text/html,application/xhtml+xml,*/*;q=0.8" } });
+    expect([browser.status, browser.headers["content-type"], browser.body, browser.headers.vary]).toEqual([
+      308,
+      "text/plain; charset=utf-8",
+      "Permanent Redirect: https://new.test/manual/a\n",
+      undefined,
+    ]);
     expect(await location("/docs")).toBe("308 https://new.test/manual");
     expect(await location("/docs/")).toBe("308 https://new.test/manual/");
     // keep_path: false, `to`'s own query first; keep_query: false drops the request's.
