@@ -1432,6 +1432,7 @@ function newStack(name, settings) {
     proxyWorkers: "1",
     accessLog: "off",
     limits: "off",
+    compress: false,
     reconfigurations: [],
     ...settings,
   };
