@@ -17,8 +17,7 @@
  * files, compression and rate limits apply; WebSockets over HTTP/1.1 on the
  * same port still echo; a renewed certificate reaches new h2 connections.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
+import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -30,33 +29,18 @@ import path from "node:path";
 import tls from "node:tls";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CertPair, selfSignedPair } from "../helpers/certs.ts";
 import WebSocket, { WebSocketServer } from "ws";
 import { frontServer } from "../../src/proxy/listener.ts";
 import { FrontProxy, type AccessEntry } from "../../src/proxy/server.ts";
 import { watchCertificate } from "../../src/proxy/tls-reload.ts";
 import { closeFrontDoor } from "../../src/http/front-door.ts";
 
-interface Pair {
-  cert: string;
-  key: string;
-  fingerprint: string;
-}
 
-function makePair(dir: string, name: string): Pair {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  // P-256 rather than RSA: instant to generate.
-  execFileSync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${name}`],
-    { stdio: "ignore" },
-  );
-  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
-}
 
 let root: string;
-let A: Pair;
-let B: Pair;
+let A: CertPair;
+let B: CertPair;
 /** The files the h2 listener is configured with (a copy of A, overwritten with B by the reload case). */
 let files: { cert: string; key: string };
 const log: AccessEntry[] = [];
@@ -115,8 +99,8 @@ function worker(name: string): http.Server {
 
 beforeAll(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), "tsgi-h2-"));
-  A = makePair(root, "a");
-  B = makePair(root, "b");
+  A = selfSignedPair(root, "a");
+  B = selfSignedPair(root, "b");
   files = { cert: path.join(root, "live.crt"), key: path.join(root, "live.key") };
   copyFileSync(A.cert, files.cert);
   copyFileSync(A.key, files.key);

@@ -8,7 +8,6 @@
  * with the test certificate). Clients are node:http/https and raw sockets,
  * so that paths such as `//evil.com` go out exactly as written.
  */
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import http from "node:http";
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.ts";
 import { FrontProxy, type AccessEntry } from "../../src/proxy/server.ts";
 import { frontProxyOptions } from "../../src/stack/proxy-settings.ts";
+import { selfSignedPair } from "../helpers/certs.ts";
 
 let certDir: string;
 
@@ -102,12 +102,8 @@ beforeAll(async () => {
   const redirectingFront = http.createServer(redirecting.handle);
   redirectingFront.on("upgrade", redirecting.handleUpgrade);
   redirectingPort = await listen(redirectingFront);
-  // A self-signed P-256 pair (instant to make), as test/proxy/tls-reload.test.ts makes them.
   certDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "tsgi-redirects-"));
-  const [cert, key] = [nodePath.join(certDir, "cert.pem"), nodePath.join(certDir, "key.pem")];
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=app.test"], {
-    stdio: "ignore",
-  });
+  const { cert, key } = selfSignedPair(certDir, "app.test");
   const tls = { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
   tlsPort = await listen(https.createServer(tls, redirecting.handle));
   proxies.push(plain, redirecting);

@@ -7,8 +7,6 @@
  * cannot be used is reported while the old one keeps being served.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { execFileSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -16,36 +14,21 @@ import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { CertificateError, loadCertificate, watchCertificate } from "../../src/proxy/tls-reload.ts";
+import { type CertPair, selfSignedPair } from "../helpers/certs.ts";
 
 const INTERVAL = 100;
 
-interface Pair {
-  cert: string;
-  key: string;
-  fingerprint: string;
-}
 
 let root: string;
 /** Three distinct self-signed pairs, made once. */
-let A: Pair, B: Pair, C: Pair;
+let A: CertPair, B: CertPair, C: CertPair;
 
-function makePair(dir: string, name: string): Pair {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  // P-256 rather than RSA: instant to generate.
-  execFileSync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${name}`],
-    { stdio: "ignore" },
-  );
-  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
-}
 
 beforeAll(() => {
   root = mkdtempSync(path.join(os.tmpdir(), "tsgi-tls-reload-"));
-  A = makePair(root, "a");
-  B = makePair(root, "b");
-  C = makePair(root, "c");
+  A = selfSignedPair(root, "a");
+  B = selfSignedPair(root, "b");
+  C = selfSignedPair(root, "c");
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -57,7 +40,7 @@ function freshDir(): string {
 }
 
 /** The files a server is configured with, holding a copy of `pair`. */
-function installed(pair: Pair): { cert: string; key: string } {
+function installed(pair: CertPair): { cert: string; key: string } {
   const dir = freshDir();
   const files = { cert: path.join(dir, "cert.pem"), key: path.join(dir, "key.pem") };
   copyFileSync(pair.cert, files.cert);
@@ -65,7 +48,7 @@ function installed(pair: Pair): { cert: string; key: string } {
   return files;
 }
 
-function overwrite(files: { cert: string; key: string }, pair: Pair): void {
+function overwrite(files: { cert: string; key: string }, pair: CertPair): void {
   writeFileSync(files.cert, readFileSync(pair.cert));
   writeFileSync(files.key, readFileSync(pair.key));
 }
@@ -206,7 +189,7 @@ describe("watchCertificate", () => {
     const dir = freshDir();
     mkdirSync(path.join(dir, "archive"));
     mkdirSync(path.join(dir, "live"));
-    const link = (pair: Pair, n: number) => {
+    const link = (pair: CertPair, n: number) => {
       copyFileSync(pair.cert, path.join(dir, "archive", `cert${n}.pem`));
       copyFileSync(pair.key, path.join(dir, "archive", `privkey${n}.pem`));
       for (const [name, target] of [
