@@ -192,16 +192,18 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     expect(block(text, "location /lc/files/")).toContain(`limit_req zone=${zone("files", "req")};`);
     expect(block(text, "location /lc/")).not.toContain(`limit_req zone=${zone("rr", "req")} burst=20 nodelay;`);
     // compress as nginx's gzip (whoever asked, proxied or not; text/* as its common types, text/html being nginx's always),
-    // gzip_static for a static app's .gz siblings; br named in a comment, nginx's core having none; no gzip where not asked.
+    // gzip_static for a static app's .gz siblings and gzip on for its other files; br named in a comment, nginx's core having none;
+    // no gzip where not asked.
     const lc = block(text, "location = /lc");
     expect(lc).toEqual(expect.arrayContaining(["gzip on;", "gzip_vary on;", "gzip_proxied any;", "gzip_comp_level 5;", "gzip_min_length 512;"]));
     const types = lc.find((line) => line.startsWith("gzip_types "))!.slice("gzip_types ".length, -1).split(" ");
     expect(types).toEqual(expect.arrayContaining(["text/css", "text/plain", "text/javascript", "application/json"]));
     expect(types).not.toContain("text/html");
     expect(lc).toContain("# compress.encodings: br, zstd are not in nginx's core; nginx answers those clients with gzip");
-    expect(files).toEqual(expect.arrayContaining(["gzip_static on;", "gzip_vary on;"]));
+    expect(files).toEqual(expect.arrayContaining(["gzip_static on;", "gzip on;", "gzip_vary on;", "gzip_proxied any;", "gzip_comp_level 6;", "gzip_min_length 256;"]));
+    expect(files.filter((line) => line === "gzip_vary on;")).toHaveLength(1);
+    expect(files.some((line) => line.startsWith("gzip_types ") && line.includes(" text/css") && line.includes(" application/javascript"))).toBe(true);
     expect(files.some((line) => line.startsWith("#") && line.includes("br"))).toBe(true);
-    expect(files).not.toContain("gzip on;");
     const twoServer = text.split(/^server \{$/m).find((server) => server.includes("server_name two.test;"))!;
     expect(twoServer).not.toContain("gzip");
     // The access log in JSON, in the folder given.
