@@ -581,6 +581,26 @@ describe("a static folder's files compressed on the fly", () => {
     expect(entry).toMatchObject({ status: 200, bytes: answer.body.byteLength });
   });
 
+  it("a client that leaves mid-file: the encoder and the file are dropped, the log counts less than the file, the next request is served", async () => {
+    const before = log.length;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, path: "/big.js", agent: false, headers: { "Accept-Encoding": "gzip" } }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => {});
+      req.on("close", resolve);
+      req.once("socket", (socket) => socket.once("error", reject));
+      req.end();
+    });
+    await waitUntil(() => log.length > before);
+    expect(log[before]!.bytes).toBeLessThan(big.byteLength);
+    const next = await request(port, "/style.css", { "Accept-Encoding": "gzip" });
+    expect(zlib.gunzipSync(next.body).toString()).toBe(CSS);
+  });
+
   it("a folder's index file, and a single-page app's fallback, are compressed like any file; dotfiles stay 404", async () => {
     const index = await request(port, "/docs/", { "Accept-Encoding": "gzip" });
     expect(index.status).toBe(200);
