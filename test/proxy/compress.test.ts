@@ -8,7 +8,9 @@
  * curl --compressed, a slow multi-megabyte stream arriving piece by piece,
  * a client that does not read holding the worker back (no body buffered
  * whole), the access log counting the compressed bytes, and a static
- * folder's precompressed .br/.gz files.
+ * folder's precompressed .br/.gz files and its other files compressed on
+ * the fly (one proxy for those: types, min_length, Range, HEAD, 304, a
+ * 3 MiB file, index and fallback files).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
