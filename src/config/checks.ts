@@ -82,7 +82,7 @@ const KINDS = ["module", "command", "static", "redirect"] as const;
 /** What each kind is, for the messages. */
 const KIND_HINTS =
   "`module`: a TSGI, Node or Fetch app file; `command`: any HTTP server that listens on $PORT; `static`: a folder the proxy serves itself; `redirect`: a redirect the proxy answers itself";
-/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files; its limits per client are the proxy's). */
+/** The keys a `static` app may have: the proxy serves it, so everything about workers is meaningless there (`compress`: its precompressed files, and the others compressed on the fly; its limits per client are the proxy's). */
 const STATIC_KEYS = new Set(["static", "index", "fallback", "cache", "routes", "compress", "rate_limit", "conn_limit", "error_pages", "headers", "trailing_slash"]);
 /** The keys that say how a folder is served: meaningless for an app with workers, which answers for itself. */
 const STATIC_ONLY_KEYS = ["index", "fallback", "cache"] as const;

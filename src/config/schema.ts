@@ -561,7 +561,7 @@ const CompressSchema = Type.Object(
   {
     additionalProperties: false,
     description:
-      "Compress the app's responses for clients that accept it (Accept-Encoding: br, zstd, gzip), as nginx's gzip and Caddy's encode do; `compress: {}` turns it on with the defaults. Never compressed: a HEAD, 204, 206 or 304 response, one that has a Content-Encoding or Content-Range, `Cache-Control: no-transform`, or a type not in `types`. A `static` app serves instead a file's precompressed `.br`, `.zst` or `.gz` sibling (of the `encodings`) when there is one. Absent: no compression.",
+      "Compress the app's responses for clients that accept it (Accept-Encoding: br, zstd, gzip), as nginx's gzip and Caddy's encode do; `compress: {}` turns it on with the defaults. Never compressed: a HEAD, 204, 206 or 304 response, one that has a Content-Encoding or Content-Range, `Cache-Control: no-transform`, or a type not in `types`. A `static` app serves a file's precompressed `.br`, `.zst` or `.gz` sibling (of the `encodings`) when there is one, and compresses its other files on the fly by the same rules (a HEAD gets the GET's head; a Range request gets the plain bytes, 206). Absent: no compression.",
     examples: [{ types: ["text/*", "application/json"], level: { gzip: 5 } }],
   },
 );

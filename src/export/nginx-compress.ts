@@ -7,7 +7,8 @@
  *   compress: { types: [text/*, application/json], min_length: 256, level: { gzip: 6 } }
  *     gzip on; gzip_vary on; gzip_proxied any; gzip_comp_level 6;
  *     gzip_min_length 256; gzip_types text/css text/plain … application/json;
- *     (a static app: gzip_static on, its precompressed .gz siblings)
+ *     (a static app: gzip_static on too, its precompressed .gz siblings
+ *     first, the other files gzipped on the fly as the proxy does)
  *
  * - `gzip_proxied any`: nginx leaves a response to a request that came
  *   through another proxy (it has a Via header) uncompressed by default; the
@@ -20,6 +21,11 @@
  *   nginx. Its response is still compressed, so this is said in a comment
  *   where it applies rather than as a difference that stops the export.
  *   The same goes for a static app's .br/.zst siblings (nginx serves .gz).
+ * - One behaviour differs on a static file nginx gzips on the fly: a Range
+ *   request gets the whole file gzipped (200; nginx's gzip filter runs before
+ *   its range filter), where the proxy answers the plain bytes asked for
+ *   (206). Both are valid HTTP (a server may ignore Range); it is said in
+ *   docs/proxy.md rather than as a difference.
  */
 import type { AppConfig } from "../config/schema.ts";
 
@@ -51,9 +57,16 @@ export function compressDirectives(app: AppConfig): string[] {
   if (!compress) return [];
   const { gzip, others } = codings(compress.encodings);
   if (!gzip) return [];
-  const types = gzipTypes(compress.types);
   return [
     ...(others.length > 0 ? [`# compress.encodings: ${others.join(", ")} are not in nginx's core; nginx answers those clients with gzip`] : []),
+    ...gzipOnTheFly(compress),
+  ];
+}
+
+/** gzip on the fly, as the app's `compress` says (gzip_vary included). */
+function gzipOnTheFly(compress: NonNullable<AppConfig["compress"]>): string[] {
+  const types = gzipTypes(compress.types);
+  return [
     "gzip on;",
     "gzip_vary on;",
     "gzip_proxied any;",
@@ -63,13 +76,19 @@ export function compressDirectives(app: AppConfig): string[] {
   ];
 }
 
-/** The directives of a location serving a static app's folder: its precompressed .gz siblings. */
-export function precompressedDirectives(app: AppConfig): string[] {
+/**
+ * The directives of a location serving a static app's folder: its
+ * precompressed .gz siblings (gzip_static), and the other files gzipped on
+ * the fly (gzip on), as the proxy serves them.
+ */
+export function staticCompressDirectives(app: AppConfig): string[] {
   const compress = app.compress;
   if (!compress) return [];
   const { gzip, others } = codings(compress.encodings);
   return [
-    ...(others.length > 0 ? [`# compress.encodings: nginx's core serves no .${others.map((e) => (e === "zstd" ? "zst" : e)).join("/.")} siblings; gzip_static serves the .gz ones`] : []),
-    ...(gzip ? ["gzip_static on;", "gzip_vary on;"] : []),
+    ...(others.length > 0
+      ? [`# compress.encodings: nginx's core serves no .${others.map((e) => (e === "zstd" ? "zst" : e)).join("/.")} siblings and compresses with gzip alone; gzip_static serves the .gz ones`]
+      : []),
+    ...(gzip ? ["gzip_static on;", ...gzipOnTheFly(compress)] : []),
   ];
 }

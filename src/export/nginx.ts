@@ -45,7 +45,7 @@
  *   `http2` on it unless `proxy.tls.http2` is false;
  * - `rate_limit` and `conn_limit` as limit_req and limit_conn, in each of
  *   the app's locations (export/nginx-limits.ts);
- * - `compress` as gzip (and gzip_static for a static app's siblings): br and
+ * - `compress` as gzip (and gzip_static too for a static app's siblings): br and
  *   zstd are outside nginx's core (export/nginx-compress.ts);
  * - `error_pages` as error_page and an internal location per file
  *   (export/nginx-error-pages.ts);
@@ -60,7 +60,7 @@ import { formatDuration } from "../contract/units.ts";
 import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
-import { compressDirectives, precompressedDirectives } from "./nginx-compress.ts";
+import { compressDirectives, staticCompressDirectives } from "./nginx-compress.ts";
 import { limitDirectives, limitZones } from "./nginx-limits.ts";
 import { NginxErrorPages } from "./nginx-error-pages.ts";
 import { staticMaps, staticNamedLocations, staticSiteDirectives } from "./nginx-static.ts";
@@ -374,7 +374,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
           ...trailingSlashDirectives(settings),
           ...headers,
           ...limitDirectives(config, target.name, action.app),
-          ...precompressedDirectives(settings),
+          ...staticCompressDirectives(settings),
           ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
           ...staticLocation(
             staticFolder(action.app, action.folder),

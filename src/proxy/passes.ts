@@ -80,7 +80,7 @@ export interface ProxyView {
   readonly clientMaxBodySize: number;
   /** client_body_timeout in ms. */
   readonly bodyTimeoutMs: number;
-  /** The app's compression policy (its `compress`), if any: a static app serves precompressed files by it. */
+  /** The app's compression policy (its `compress`), if any: a static app serves precompressed files by it, and compresses the others on the fly. */
   compression?(app: string): CompressPolicy | undefined;
   /** The `error_pages` lookup by status for an app (its own over the stack's), or undefined when none apply: a static folder answers its own errors with it. */
   errorPages?(app: string): ((status: number) => Buffer | undefined) | undefined;
@@ -279,7 +279,7 @@ const staticFolder: RequestPass = {
     // The app's `headers`: set first, so the file server's own (Content-Type, ETag, Cache-Control…) win for their names.
     const extra = proxy.headersOf?.(app);
     if (extra) for (const [name, value] of Object.entries(extra.record)) res.setHeader(name, value);
-    void serveStatic(req, res, root, route!.mount, proxy.compression?.(app)?.encodings, proxy.errorPages?.(app), proxy.staticSite?.(app)).then(({ status, bytes }) => {
+    void serveStatic(req, res, root, route!.mount, proxy.compression?.(app), proxy.errorPages?.(app), proxy.staticSite?.(app)).then(({ status, bytes }) => {
       exchange.bytes = bytes;
       exchange.end(status);
     });

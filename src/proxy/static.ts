@@ -60,12 +60,19 @@
  * of such an app carries `Vary: Accept-Encoding`. The sibling is looked for
  * only next to a plain file that exists, and goes through the same folder
  * and symlink confinement.
+ *
+ * Compressed on the fly (nginx's `gzip on`, Caddy's `encode`): a file with no
+ * sibling served, whose type is in the app's `types` and whose size is at
+ * least `min_length`, goes through the worker path's encoders for a client
+ * that accepts one of the codings, unless the request has a Range
+ * (proxy/static-compress.ts).
  */
 import { realpath, stat } from "node:fs/promises";
 import type http from "node:http";
 import nodePath from "node:path";
 import send from "send";
-import { type Encoding, negotiate } from "./compress/negotiate.ts";
+import { type CompressPolicy, type Encoding, negotiate } from "./compress/negotiate.ts";
+import { compressOnTheFly, type OnTheFly, onTheFlyFor } from "./static-compress.ts";
 import { isPageRoute, PLAIN_SITE, type StaticSite } from "./static-site.ts";
 
 /** The file name suffix of a precompressed sibling, per coding. */
@@ -297,6 +304,7 @@ function sendFile(
   onFolder: () => void,
   site: StaticSite,
   sibling?: Sibling,
+  onTheFly?: OnTheFly,
 ): void {
   const guarded =
     <A extends unknown[]>(callback: (...args: A) => void) =>
@@ -320,6 +328,7 @@ function sendFile(
     maxAge: 0,
   });
   if (sibling) precompressedHeaders(stream, sibling);
+  else if (onTheFly) compressOnTheFly(stream, res, onTheFly);
   if (site.cacheControl) cacheHeaders(stream, realRoot, site.cacheControl, sibling);
   stream.on("directory", guarded(onFolder));
   stream.on("error", guarded((error: SendError) => onError(statusOf(error), error.headers)));
@@ -366,8 +375,8 @@ export function serveStatic(
   res: http.ServerResponse,
   root: string,
   mount: string,
-  /** The codings whose precompressed siblings may be served (the app's `compress`); none: plain files only. */
-  precompressed: readonly Encoding[] = [],
+  /** The app's `compress`: its codings' precompressed siblings are served, other files compressed on the fly; absent: plain files only. */
+  compression?: CompressPolicy,
   /** The app's `error_pages` file for an error status, if any (proxy/error-pages/pages.ts). */
   errorPage?: (status: number) => Buffer | undefined,
   /** The folder's index files, fallback and Cache-Control (the app's `index`, `fallback`, `cache`). */
@@ -406,16 +415,16 @@ export function serveStatic(
     const target = fellBack ? site.fallback! : { decoded: checked.decoded, raw };
     const problem = fellBack ? await symlinkProblem(realRoot, target.decoded, site.index) : escape;
     if (problem && problem !== NOTHING_THERE) return refuse(problem);
-    const sibling = precompressed.length > 0 ? await siblingFor(req, realRoot, target.decoded, precompressed, site.index) : undefined;
+    const sibling = compression ? await siblingFor(req, realRoot, target.decoded, compression.encodings, site.index) : undefined;
     if (res.destroyed) return; // the client left while we looked
-    if (precompressed.length > 0) res.setHeader("Vary", "Accept-Encoding");
+    if (compression) res.setHeader("Vary", "Accept-Encoding");
     const onFolder = () => {
       // A folder URL with no index file to serve (`index: []`), or a fallback that became a folder: nothing to redirect to.
       if (fellBack) return say(404);
       if (raw.endsWith("/")) return say(403);
       answer(res, 301, `Moved Permanently: ${folderLocation(base, raw, query)}`, { Location: folderLocation(base, raw, query) });
     };
-    sendFile(req, res, realRoot, target.raw, say, onFolder, site, sibling);
+    sendFile(req, res, realRoot, target.raw, say, onFolder, site, sibling, sibling ? undefined : onTheFlyFor(req, compression));
   })().catch((error: NodeJS.ErrnoException) => {
     // EACCES on the realpath of a file, or anything unforeseen: an answer, never a crash of the proxy.
     try {

@@ -52,7 +52,7 @@ describe("compress in the config", () => {
     expect(plan.encoding).toBe(hasZstd ? "zstd" : "gzip");
   });
 
-  it("a static app may have `compress` (its precompressed files)", () => {
+  it("a static app may have `compress` (its precompressed siblings, else its files on the fly)", () => {
     const config = parseConfig("apps:\n  site:\n    static: pub\n    compress: {}\n", { file: "tsgi.yaml", dir: "/srv", env: {}, probe: (p) => (p === "/srv/pub" || p === "/srv" ? "dir" : undefined) });
     expect(config.ok).toBe(true);
   });

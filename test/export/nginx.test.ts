@@ -14,6 +14,7 @@ import type net from "node:net";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { NGINX, nginxConfig, startNginx } from "../helpers/nginx.ts";
 import { runCli } from "../helpers/serve.ts";
@@ -192,16 +193,18 @@ describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
     expect(block(text, "location /lc/files/")).toContain(`limit_req zone=${zone("files", "req")};`);
     expect(block(text, "location /lc/")).not.toContain(`limit_req zone=${zone("rr", "req")} burst=20 nodelay;`);
     // compress as nginx's gzip (whoever asked, proxied or not; text/* as its common types, text/html being nginx's always),
-    // gzip_static for a static app's .gz siblings; br named in a comment, nginx's core having none; no gzip where not asked.
+    // gzip_static for a static app's .gz siblings and gzip on for its other files; br named in a comment, nginx's core having none;
+    // no gzip where not asked.
     const lc = block(text, "location = /lc");
     expect(lc).toEqual(expect.arrayContaining(["gzip on;", "gzip_vary on;", "gzip_proxied any;", "gzip_comp_level 5;", "gzip_min_length 512;"]));
     const types = lc.find((line) => line.startsWith("gzip_types "))!.slice("gzip_types ".length, -1).split(" ");
     expect(types).toEqual(expect.arrayContaining(["text/css", "text/plain", "text/javascript", "application/json"]));
     expect(types).not.toContain("text/html");
     expect(lc).toContain("# compress.encodings: br, zstd are not in nginx's core; nginx answers those clients with gzip");
-    expect(files).toEqual(expect.arrayContaining(["gzip_static on;", "gzip_vary on;"]));
+    expect(files).toEqual(expect.arrayContaining(["gzip_static on;", "gzip on;", "gzip_vary on;", "gzip_proxied any;", "gzip_comp_level 6;", "gzip_min_length 256;"]));
+    expect(files.filter((line) => line === "gzip_vary on;")).toHaveLength(1);
+    expect(files.some((line) => line.startsWith("gzip_types ") && line.includes(" text/css") && line.includes(" application/javascript"))).toBe(true);
     expect(files.some((line) => line.startsWith("#") && line.includes("br"))).toBe(true);
-    expect(files).not.toContain("gzip on;");
     const twoServer = text.split(/^server \{$/m).find((server) => server.includes("server_name two.test;"))!;
     expect(twoServer).not.toContain("gzip");
     // The access log in JSON, in the folder given.
@@ -436,7 +439,7 @@ apps:
 });
 
 describe("export nginx: a static app's index, fallback and cache, served by the real nginx", () => {
-  it("answers every path as the stack's own proxy does: status, Cache-Control and bytes", async () => {
+  it("answers every path as the stack's own proxy does: status, Cache-Control and bytes, and gzip on the fly", async () => {
     const dir = folder();
     const write = (file: string, content: string) => {
       mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -447,6 +450,7 @@ describe("export nginx: a static app's index, fallback and cache, served by the 
     write("spa/robots.txt", "User-agent: *\n");
     write("spa/docs/index.htm", "<!doctype html><title>docs</title>\n");
     write("spa/.env", "SECRET=1\n");
+    write("spa/style.css", "body { color: teal }\n".repeat(40));
     const file = path.join(dir, "tsgi.yaml");
     writeFileSync(
       file,
@@ -458,6 +462,7 @@ apps:
     index: [index.html, index.htm]
     fallback: /index.html
     cache: { max_age: 10m, immutable: ["assets/**"] }
+    compress: { min_length: 20, encodings: [gzip] }
   bare:
     static: spa
     routes: [{ path: /bare }]
@@ -499,5 +504,27 @@ apps:
       expect(theirs, urlPath).toEqual(mine);
     }
     expect((await get(ours, "/app/users/42")).body).toContain("<title>spa</title>");
+
+    // compress: a file without a .gz sibling gzipped on the fly by both, the fallback and an index file too; HEAD without a length.
+    const gzipped = (port: number, urlPath: string, method = "GET") =>
+      new Promise<{ status: number; encoding: string | undefined; length: string | undefined; vary: string | undefined; body: string }>((resolve, reject) => {
+        http
+          .request({ host: "127.0.0.1", port, path: urlPath, method, agent: false, headers: { "Accept-Encoding": "gzip" } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => {
+              const raw = Buffer.concat(chunks);
+              const body = res.headers["content-encoding"] === "gzip" && raw.length > 0 ? zlib.gunzipSync(raw) : raw;
+              resolve({ status: res.statusCode ?? 0, encoding: res.headers["content-encoding"], length: res.headers["content-length"], vary: res.headers.vary, body: body.toString() });
+            });
+          })
+          .on("error", reject)
+          .end();
+      });
+    for (const [urlPath, method] of [["/app/style.css", "GET"], ["/app/users/42", "GET"], ["/app/docs/", "GET"], ["/app/style.css", "HEAD"]] as const) {
+      const [theirs, mine] = await Promise.all([gzipped(nginx.port, urlPath, method), gzipped(ours, urlPath, method)]);
+      expect(mine, `${method} ${urlPath}`).toMatchObject({ status: 200, encoding: "gzip", length: undefined, vary: "Accept-Encoding" });
+      expect(theirs, `${method} ${urlPath}`).toEqual(mine);
+    }
   });
 });

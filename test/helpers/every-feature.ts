@@ -9,7 +9,8 @@
  * suites send to) has compression, rate and connection limits far above
  * what a suite sends, response headers and 5xx error pages; the stack has
  * error pages too; beside it, a redirect app, a single-page static app
- * (index, fallback, cache, precompressed siblings) and an app with
+ * (index, fallback, cache, precompressed siblings, files compressed on the
+ * fly) and an app with
  * trailing_slash: add, at prefixes the suites never ask for. What is left
  * out, and why: `https_redirect` (it answers every plain-listener request
  * before routing, so no case would reach an app) and HTTP/2 (the suites

@@ -8,7 +8,9 @@
  * curl --compressed, a slow multi-megabyte stream arriving piece by piece,
  * a client that does not read holding the worker back (no body buffered
  * whole), the access log counting the compressed bytes, and a static
- * folder's precompressed .br/.gz files.
+ * folder's precompressed .br/.gz files and its other files compressed on
+ * the fly (one proxy for those: types, min_length, Range, HEAD, 304, a
+ * 3 MiB file, index and fallback files).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -388,7 +390,7 @@ describe("a static folder's precompressed files", () => {
     expect(stale.status).toBe(200);
   });
 
-  it("a folder's index.html.gz; no sibling: the plain file; a dotfile's sibling stays hidden", async () => {
+  it("a folder's index.html.gz; no sibling: compressed on the fly; a dotfile's sibling stays hidden", async () => {
     const port = await site();
     const index = await request(port, "/docs/", { "Accept-Encoding": "gzip, br" });
     expect(index.status).toBe(200);
@@ -396,8 +398,8 @@ describe("a static folder's precompressed files", () => {
     expect(index.headers["content-type"]).toMatch(/text\/html/);
     expect(zlib.gunzipSync(index.body).toString()).toContain("<title>docs</title>");
     const css = await request(port, "/plain.css", { "Accept-Encoding": "gzip, br" });
-    expect(css.headers["content-encoding"]).toBeUndefined();
-    expect(css.body.toString()).toContain("color: teal");
+    expect(css.headers["content-encoding"]).toBe("br");
+    expect(decode(css.body, "br").toString()).toBe("body { color: teal }\n".repeat(30));
     expect((await request(port, "/.secret", { "Accept-Encoding": "gzip" })).status).toBe(404);
     expect((await request(port, "/app.js.missing", { "Accept-Encoding": "gzip" })).status).toBe(404);
   });
@@ -411,6 +413,215 @@ describe("a static folder's precompressed files", () => {
     expect(answer.headers["content-encoding"]).toBeUndefined();
     expect(answer.headers.vary).toBeUndefined();
     expect(answer.body.toString()).toBe(JS);
+  });
+});
+
+describe("a static folder's files compressed on the fly", () => {
+  // One proxy for the block: `site` (compress by POLICY, Cache-Control rules) and `spa` (its fallback), with the access log.
+  const CSS = "body { color: teal; margin: 0 auto; }\n".repeat(500);
+  const JS = "export function greet(name) { return `hello ${name}`; }\n".repeat(100);
+  const SMALL_CSS = "p { margin: 0 }\n".repeat(5);
+  const PNG = randomBytes(4096);
+  const PRE = "export const precompressed = true;\n".repeat(40);
+  const SPA_INDEX = "<!doctype html><title>spa</title><main id=app></main>\n".repeat(20);
+  let big: Buffer;
+  let root: string;
+  let port: number;
+  const log: AccessEntry[] = [];
+  let proxy: FrontProxy;
+  let server: http.Server;
+
+  beforeAll(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), "tsgi-on-the-fly-"));
+    const write = (name: string, data: string | Buffer) => {
+      mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+      writeFileSync(path.join(root, name), data);
+    };
+    // 3 MiB: far past the one-call size, so it goes through a zlib stream.
+    big = Buffer.from(randomBytes(1536 * 1024).toString("hex"));
+    write("site/style.css", CSS);
+    write("site/app.js", JS);
+    write("site/small.css", SMALL_CSS);
+    write("site/logo.png", PNG);
+    write("site/big.js", big);
+    write("site/pre.js", PRE);
+    write("site/pre.js.br", zlib.brotliCompressSync(PRE));
+    write("site/docs/index.html", SPA_INDEX);
+    write("site/.hidden.css", CSS);
+    write("spa/index.html", SPA_INDEX);
+    proxy = new FrontProxy({
+      routes: [
+        { app: "spa", path: "/spa" },
+        { app: "site", path: "/" },
+      ],
+      staticRoots: { site: path.join(root, "site"), spa: path.join(root, "spa") },
+      staticSites: {
+        site: { cache: { maxAgeSeconds: 600, immutable: ["*.js"], noCache: [] } },
+        spa: { fallback: "/index.html", cache: { maxAgeSeconds: 0, immutable: [], noCache: ["*.html"] } },
+      },
+      compress: { site: POLICY, spa: { ...POLICY, types: ["text/html"] } },
+      onResponse: (entry) => log.push(entry),
+    });
+    server = http.createServer(proxy.handle);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as net.AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    proxy.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The access log's line for the next response (the log is written once the response is finished). */
+  async function logged(answer: Promise<Raw>): Promise<[Raw, AccessEntry]> {
+    const before = log.length;
+    const raw = await answer;
+    await waitUntil(() => log.length > before);
+    return [raw, log[before]!];
+  }
+
+  it.each([
+    ["gzip", "/style.css", CSS, /^text\/css/, "public, max-age=600"],
+    ["br", "/style.css", CSS, /^text\/css/, "public, max-age=600"],
+    ["gzip", "/app.js", JS, /javascript/, "public, max-age=31536000, immutable"],
+    ["br", "/app.js", JS, /javascript/, "public, max-age=31536000, immutable"],
+  ])("%s of %s: exactly the file's bytes; chunked, weak ETag, Last-Modified and Cache-Control kept; the log counts the wire bytes", async (coding, file, content, type, cacheControl) => {
+    const plain = await request(port, file);
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.headers["content-length"]).toBe(String(content.length));
+    const [answer, entry] = await logged(request(port, file, { "Accept-Encoding": coding }));
+    expect(answer.status).toBe(200);
+    expect(answer.headers["content-encoding"]).toBe(coding);
+    expect(decode(answer.body, coding).toString()).toBe(content);
+    expect(answer.body.byteLength).toBeLessThan(content.length);
+    expect(answer.headers["content-length"]).toBeUndefined();
+    expect(answer.headers["transfer-encoding"]).toBe("chunked");
+    expect(answer.headers["accept-ranges"]).toBeUndefined();
+    expect(answer.headers.vary).toBe("Accept-Encoding");
+    expect(answer.headers["content-type"]).toMatch(type);
+    expect(answer.headers["content-type"]).toBe(plain.headers["content-type"]);
+    expect(answer.headers.etag).toMatch(/^W\//);
+    expect(answer.headers.etag).toBe(plain.headers.etag);
+    expect(answer.headers["last-modified"]).toBe(plain.headers["last-modified"]);
+    expect(answer.headers["cache-control"]).toBe(cacheControl);
+    expect(entry).toMatchObject({ status: 200, bytes: answer.body.byteLength });
+  });
+
+  it("below min_length, an image type, no Accept-Encoding, a refused coding: the plain file, with its length and Vary", async () => {
+    const cases: [string, Record<string, string>, string | Buffer][] = [
+      ["/small.css", { "Accept-Encoding": "gzip, br" }, SMALL_CSS],
+      ["/logo.png", { "Accept-Encoding": "gzip, br" }, PNG],
+      ["/style.css", {}, CSS],
+      ["/style.css", { "Accept-Encoding": "br;q=0, gzip;q=0, deflate" }, CSS],
+    ];
+    for (const [file, headers, content] of cases) {
+      const answer = await request(port, file, headers);
+      expect(answer.status, file).toBe(200);
+      expect(answer.headers["content-encoding"], file).toBeUndefined();
+      expect(answer.headers["content-length"], file).toBe(String(content.length));
+      expect(answer.headers.vary, file).toBe("Accept-Encoding");
+      expect(answer.body.equals(Buffer.from(content)), file).toBe(true);
+    }
+  });
+
+  it("a Range request gets the plain bytes it asks for (206)", async () => {
+    const answer = await request(port, "/style.css", { "Accept-Encoding": "gzip, br", Range: "bytes=5-24" });
+    expect(answer.status).toBe(206);
+    expect(answer.headers["content-encoding"]).toBeUndefined();
+    expect(answer.headers["content-range"]).toBe(`bytes 5-24/${CSS.length}`);
+    expect(answer.body.toString()).toBe(CSS.slice(5, 25));
+  });
+
+  it("HEAD: the head a GET gets, without a Content-Length, and no body", async () => {
+    const get = await request(port, "/style.css", { "Accept-Encoding": "gzip" });
+    const [head, entry] = await logged(request(port, "/style.css", { "Accept-Encoding": "gzip" }, "HEAD"));
+    expect(head.status).toBe(200);
+    expect(head.body.byteLength).toBe(0);
+    expect(head.headers["content-encoding"]).toBe("gzip");
+    expect(head.headers["content-length"]).toBeUndefined();
+    for (const name of ["content-type", "etag", "last-modified", "cache-control", "vary"]) expect(head.headers[name], name).toBe(get.headers[name]);
+    expect(entry).toMatchObject({ status: 200, bytes: 0 });
+  });
+
+  it("If-None-Match with the weak ETag (or its strong form) is 304; another is 200 compressed; If-Match that fails is 412", async () => {
+    const first = await request(port, "/app.js", { "Accept-Encoding": "br" });
+    const weak = first.headers.etag!;
+    for (const tag of [weak, weak.slice(2)]) {
+      const again = await request(port, "/app.js", { "Accept-Encoding": "br", "If-None-Match": tag });
+      expect(again.status, tag).toBe(304);
+      expect(again.headers["content-encoding"]).toBeUndefined();
+      expect(again.headers.etag).toBe(weak);
+      expect(again.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+      expect(again.body.byteLength).toBe(0);
+    }
+    const changed = await request(port, "/app.js", { "Accept-Encoding": "br", "If-None-Match": 'W/"0-0"' });
+    expect(changed.status).toBe(200);
+    expect(decode(changed.body, "br").toString()).toBe(JS);
+    const failed = await request(port, "/app.js", { "Accept-Encoding": "br", "If-Match": '"0-0"' });
+    expect(failed.status).toBe(412);
+    expect(failed.headers["content-encoding"]).toBeUndefined();
+    expect(failed.headers["content-length"]).toBe(String(failed.body.byteLength));
+  });
+
+  it("a precompressed sibling the client accepts still wins; a coding without one is compressed on the fly", async () => {
+    const br = await request(port, "/pre.js", { "Accept-Encoding": "br, gzip" });
+    expect(br.headers["content-encoding"]).toBe("br");
+    expect(br.body.equals(readFileSync(path.join(root, "site/pre.js.br")))).toBe(true);
+    expect(br.headers["content-length"]).toBe(String(br.body.byteLength));
+    const gzip = await request(port, "/pre.js", { "Accept-Encoding": "gzip" });
+    expect(gzip.headers["content-encoding"]).toBe("gzip");
+    expect(gzip.headers["content-length"]).toBeUndefined();
+    expect(zlib.gunzipSync(gzip.body).toString()).toBe(PRE);
+  });
+
+  it.each(["gzip", "br"])("%s: a 3 MiB file is streamed through intact", async (coding) => {
+    const [answer, entry] = await logged(request(port, "/big.js", { "Accept-Encoding": coding }));
+    expect(answer.headers["content-encoding"]).toBe(coding);
+    expect(decode(answer.body, coding).equals(big)).toBe(true);
+    expect(entry).toMatchObject({ status: 200, bytes: answer.body.byteLength });
+  });
+
+  it("a client that leaves mid-file: the encoder and the file are dropped, the log counts less than the file, the next request is served", async () => {
+    const before = log.length;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, path: "/big.js", agent: false, headers: { "Accept-Encoding": "gzip" } }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", () => {});
+      req.on("close", resolve);
+      req.once("socket", (socket) => socket.once("error", reject));
+      req.end();
+    });
+    await waitUntil(() => log.length > before);
+    expect(log[before]!.bytes).toBeLessThan(big.byteLength);
+    const next = await request(port, "/style.css", { "Accept-Encoding": "gzip" });
+    expect(zlib.gunzipSync(next.body).toString()).toBe(CSS);
+  });
+
+  it("a folder's index file, and a single-page app's fallback, are compressed like any file; dotfiles stay 404", async () => {
+    const index = await request(port, "/docs/", { "Accept-Encoding": "gzip" });
+    expect(index.status).toBe(200);
+    expect(index.headers["content-encoding"]).toBe("gzip");
+    expect(zlib.gunzipSync(index.body).toString()).toBe(SPA_INDEX);
+    const route = await request(port, "/spa/users/42", { "Accept-Encoding": "br" });
+    expect(route.status).toBe(200);
+    expect(route.headers["content-encoding"]).toBe("br");
+    expect(route.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(route.headers["cache-control"]).toBe("no-cache");
+    expect(zlib.brotliDecompressSync(route.body).toString()).toBe(SPA_INDEX);
+    const unchanged = await request(port, "/spa/users/42", { "Accept-Encoding": "br", "If-None-Match": route.headers.etag! });
+    expect(unchanged.status).toBe(304);
+    const hidden = await request(port, "/.hidden.css", { "Accept-Encoding": "gzip" });
+    expect(hidden.status).toBe(404);
+    expect(hidden.headers["content-encoding"]).toBeUndefined();
+    const missing = await request(port, "/spa/missing.js", { "Accept-Encoding": "gzip" });
+    expect(missing.status).toBe(404);
+    expect(missing.headers["content-encoding"]).toBeUndefined();
   });
 });
 

@@ -27,7 +27,7 @@ import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { gunzipSync } from "node:zlib";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CertPair, selfSignedPair } from "../helpers/certs.ts";
 import WebSocket, { WebSocketServer } from "ws";
@@ -105,6 +105,7 @@ beforeAll(async () => {
   copyFileSync(A.cert, files.cert);
   copyFileSync(A.key, files.key);
   writeFileSync(path.join(root, "page.html"), "<p>static over h2</p>\n");
+  writeFileSync(path.join(root, "style.css"), "p { color: teal }\n".repeat(100));
   wss = new WebSocketServer({ noServer: true });
   const webPort = await listen(worker("web"));
   const apiPort = await listen(worker("api"));
@@ -123,7 +124,10 @@ beforeAll(async () => {
       { app: "api", path: "/api" },
     ],
     staticRoots: { site: root },
-    compress: { web: { types: ["text/*"], minLength: 256, encodings: ["gzip"], levels: { br: 4, gzip: 6, zstd: 3 } } },
+    compress: {
+      web: { types: ["text/*"], minLength: 256, encodings: ["gzip"], levels: { br: 4, gzip: 6, zstd: 3 } },
+      site: { types: ["text/*"], minLength: 256, encodings: ["br", "gzip"], levels: { br: 4, gzip: 6, zstd: 3 } },
+    },
     clientLimits: { limited: { rate: { perSecond: 1, burst: 0, delay: 0, nodelay: false, status: 429, maxClients: 100 } } },
     clientMaxBodySize: 1024 * 1024,
     onResponse: (entry) => log.push(entry),
@@ -317,12 +321,16 @@ describe("HTTP/2 on the TLS listener", () => {
     const session = connect();
     const page = await request(session, { ":path": "/page.html", ":authority": "static.test" });
     const text = await request(session, { ":path": "/text", ":authority": "web.test", "accept-encoding": "gzip" });
+    const css = await request(session, { ":path": "/style.css", ":authority": "static.test", "accept-encoding": "br" });
     const first = await request(session, { ":path": "/", ":authority": "limited.test" });
     const second = await request(session, { ":path": "/", ":authority": "limited.test" });
     session.close();
     expect([page.status, page.body.toString()]).toEqual([200, "<p>static over h2</p>\n"]);
     expect(text.headers["content-encoding"]).toBe("gzip");
     expect(gunzipSync(text.body).toString()).toBe("hello h2 ".repeat(200));
+    // A static file compressed on the fly: no Content-Length, the decoded bytes the file's.
+    expect([css.status, css.headers["content-encoding"], css.headers["content-length"]]).toEqual([200, "br", undefined]);
+    expect(brotliDecompressSync(css.body).toString()).toBe("p { color: teal }\n".repeat(100));
     expect([first.status, second.status]).toEqual([200, 429]);
   });
 

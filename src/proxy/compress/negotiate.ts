@@ -88,8 +88,9 @@ export interface CompressPolicy {
   minLength: number;
   /**
    * The codings offered, in preference order, as configured: compressing on
-   * the fly leaves out those this Node cannot produce (proxy/compress/plan.ts);
-   * a static app's precompressed files (`.br`, `.zst`, `.gz`) need no encoder.
+   * the fly (a worker's response, or a static file without a sibling) leaves
+   * out those this Node cannot produce (proxy/compress/plan.ts producible); a
+   * static app's precompressed files (`.br`, `.zst`, `.gz`) need no encoder.
    */
   encodings: readonly Encoding[];
   levels: Readonly<Record<Encoding, number>>;

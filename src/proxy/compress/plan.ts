@@ -15,6 +15,11 @@ import { AVAILABLE_ENCODINGS } from "./stream.ts";
 /** Whether this Node produces every coding (zstd: Node 22.15+); if not, the missing ones are never offered. */
 const ALL_AVAILABLE = AVAILABLE_ENCODINGS.length === 3;
 
+/** The codings of `encodings` this Node can produce on the fly, in their order (zstd needs Node 22.15+). */
+export function producible(encodings: readonly Encoding[]): readonly Encoding[] {
+  return ALL_AVAILABLE ? encodings : encodings.filter((coding) => AVAILABLE_ENCODINGS.includes(coding));
+}
+
 export interface CompressionPlan {
   headers: string[];
   encoding?: Encoding;
@@ -28,7 +33,6 @@ export function planCompression(
 ): CompressionPlan {
   if (!policy) return { headers };
   if (!compressible({ method: req.method ?? "GET", status, header: headerLookup(headers) }, policy)) return { headers };
-  const offered = ALL_AVAILABLE ? policy.encodings : policy.encodings.filter((coding) => AVAILABLE_ENCODINGS.includes(coding));
-  const encoding = negotiate(req.headers["accept-encoding"], offered);
+  const encoding = negotiate(req.headers["accept-encoding"], producible(policy.encodings));
   return encoding ? { headers: encodedHeaders(headers, encoding), encoding } : { headers: withVary(headers) };
 }
