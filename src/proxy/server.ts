@@ -57,6 +57,7 @@ import { compileRedirect } from "./redirects.ts";
 import { DEFAULT_RETRY, type FrontProxyOptions } from "./options.ts";
 import { ClientLimits } from "./limits/client-limits.ts";
 import { compileStaticSite, type StaticSite } from "./static-site.ts";
+import { isHttp2Response } from "./http2/messages.ts";
 import { breakOff, responseHeaders, writeAnswer } from "./respond.ts";
 import { closeIfDraining, isClosing, sweepIfDraining } from "../http/front-door.ts";
 import { planCompression } from "./compress/plan.ts";
@@ -438,12 +439,20 @@ export class FrontProxy {
           try {
             res.writeHead(head.status, head.reason || undefined, plan.headers);
           } catch {
-            res.statusMessage = "";
+            if (!isHttp2Response(res)) res.statusMessage = "";
             res.removeHeader("X-Request-Id");
             connection.abort();
             this.upstreams.passive.recordFailure(key);
-            const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app }, this.errorPages, this.appHeaders.get(app)?.record);
-            if (leave()) this.done(request, answer.status, endpoint, answer.code);
+            let answered = 502;
+            let code: string | undefined;
+            try {
+              const answer = writeAnswer(res, exchange, { kind: "invalid-response-head", app }, this.errorPages, this.appHeaders.get(app)?.record);
+              [answered, code] = [answer.status, answer.code];
+            } catch {
+              // Even our own answer could not be written on this response: the client sees it broken off, never a crash.
+              res.destroy();
+            }
+            if (leave()) this.done(request, answered, endpoint, code);
             return;
           }
           this.upstreams.passive.recordSuccess(key);

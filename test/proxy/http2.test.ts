@@ -84,6 +84,15 @@ function worker(name: string): http.Server {
         setTimeout(() => res.end("slow"), IDLE_MS + 500);
         return;
       }
+      // Heads HTTP/1.1 carries but node's HTTP/2 refuses: a single-value header twice.
+      if (req.url === "/two-etags") {
+        res.writeHead(200, [["Content-Type", "text/plain"], ["ETag", '"a"'], ["ETag", '"b"'], ["Content-Length", "2"]] as unknown as http.OutgoingHttpHeaders);
+        return res.end("ok");
+      }
+      if (req.url === "/two-types") {
+        res.writeHead(200, [["Content-Type", "text/plain"], ["Content-Type", "text/html"], ["Set-Cookie", "session=worker-secret"], ["Content-Length", "2"]] as unknown as http.OutgoingHttpHeaders);
+        return res.end("ok");
+      }
       if (req.url === "/text") {
         res.writeHead(200, { "Content-Type": "text/plain" });
         return res.end("hello h2 ".repeat(200));
@@ -315,6 +324,22 @@ describe("HTTP/2 on the TLS listener", () => {
     expect(broken.body.byteLength).toBeLessThan(1000);
     expect(broken.reset).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
     expect(ok.status).toBe(200);
+  });
+
+  it("answers 502 for a worker's head HTTP/2 cannot carry (a single-value header twice), with none of the worker's headers, and keeps serving", async () => {
+    const session = connect();
+    const etags = await request(session, { ":path": "/two-etags", ":authority": "web.test" });
+    const types = await request(session, { ":path": "/two-types", ":authority": "web.test" });
+    const ok = await request(session, { ":path": "/", ":authority": "web.test" });
+    session.close();
+    expect([etags.status, etags.headers.etag]).toEqual([502, undefined]);
+    expect([types.status, types.headers["set-cookie"], types.headers["content-type"]]).toEqual([502, undefined, "text/plain; charset=utf-8"]);
+    expect(types.body.toString()).toMatch(/^Bad Gateway: /);
+    // The proxy process is still there: a new connection is served.
+    const again = connect();
+    const after = await request(again, { ":path": "/", ":authority": "web.test" });
+    again.close();
+    expect([ok.status, after.status]).toEqual([200, 200]);
   });
 
   it("serves static files, compresses, and rate-limits over h2 as over HTTP/1.1", async () => {

@@ -53,8 +53,15 @@ export class FrontHttp2Request extends http2.Http2ServerRequest {
 export class FrontHttp2Response extends http2.Http2ServerResponse<FrontHttp2Request> {
   override writeHead(statusCode: number, reasonOrHeaders?: string | OutgoingHttpHeaders | readonly string[], headers?: OutgoingHttpHeaders | readonly string[]): this {
     const given = typeof reasonOrHeaders === "string" ? headers : reasonOrHeaders;
-    // @ts-expect-error -- node accepts a flat [name, value, ...] array here (as node:http does); its typings do not say so.
-    return super.writeHead(statusCode, given === undefined ? undefined : withoutConnectionHeaders(given));
+    try {
+      // @ts-expect-error -- node accepts a flat [name, value, ...] array here (as node:http does); its typings do not say so.
+      return super.writeHead(statusCode, given === undefined ? undefined : withoutConnectionHeaders(given));
+    } catch (error) {
+      // node refuses, after copying them in, heads HTTP/1.1 lets through (a single-value header twice, such as two
+      // ETags): none of those headers may stay for the answer written instead (a worker's Set-Cookie on our 502).
+      for (const name of this.getHeaderNames()) this.removeHeader(name);
+      throw error;
+    }
   }
 }
 
