@@ -129,8 +129,16 @@ const exactlyOneKind: Check = (data, context) => {
       // Keys of the schema only: an unknown key is the schema's to report. Written in the file only: defaults do not count.
       for (const key of Object.keys(app)) {
         if (allowed.has(key) || !(key in AppSchema.properties) || context.faulted(["apps", name, key])) continue;
-        const appliesTo = key === "interface" ? "`module` apps only" : STATIC_KEYS.has(key) ? "`module`, `command` and `static` apps" : "`module` and `command` apps";
-        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to ${appliesTo}: a \`${kinds[0]}\` app has no workers` });
+        const appliesTo =
+          key === "interface"
+            ? "`module` apps only"
+            : (STATIC_ONLY_KEYS as readonly string[]).includes(key)
+              ? "`static` apps only"
+              : STATIC_KEYS.has(key)
+                ? "`module`, `command` and `static` apps"
+                : "`module` and `command` apps";
+        const why = kinds[0] === "redirect" ? "a `redirect` app answers every request with its redirect" : `a \`${kinds[0]}\` app has no workers`;
+        problems.push({ segments: ["apps", name, key], message: `\`${key}\` applies to ${appliesTo}: ${why}` });
       }
     }
   }
@@ -339,12 +347,27 @@ export const PROXY_OWNED_HEADERS: ReadonlyMap<string, string> = new Map([
   ["x-request-id", "the proxy sets it on every response"],
 ]);
 
+/**
+ * What a `static` app's file server says of each file it sends, which an
+ * app's `headers` would contradict (a Cache-Control of the app's against the
+ * folder's `cache` rule, an ETag the same for every file).
+ */
+export const FILE_SERVER_HEADERS: ReadonlyMap<string, string> = new Map([
+  ["cache-control", "the folder's `cache` key sets it per file"],
+  ["etag", "the file server sets it per file"],
+  ["last-modified", "the file server sets it per file"],
+  ["content-type", "the file server sets it per file, from its name"],
+  ["content-encoding", "the file server sets it per file (`compress`)"],
+  ["accept-ranges", "the file server sets it per file"],
+  ["content-range", "the file server sets it per file"],
+]);
+
 const headersTheProxyOwns: Check = (data, context) => {
   const problems: CheckProblem[] = [];
   for (const [name, app] of appsOf(data)) {
     if (!isRecord(app.headers)) continue;
     for (const key of Object.keys(app.headers)) {
-      const why = PROXY_OWNED_HEADERS.get(key.toLowerCase());
+      const why = PROXY_OWNED_HEADERS.get(key.toLowerCase()) ?? (app.static !== undefined ? FILE_SERVER_HEADERS.get(key.toLowerCase()) : undefined);
       const segments: PathSegment[] = ["apps", name, "headers", key];
       if (why === undefined || context.faulted(segments)) continue;
       problems.push({ segments, message: `${key} cannot be set by \`headers\`: ${why}` });

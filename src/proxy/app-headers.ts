@@ -41,3 +41,39 @@ export function withAppHeaders(flat: readonly string[], headers: AppHeaders): st
   for (const [name, value] of Object.entries(headers.record)) out.push(name, value);
   return out;
 }
+
+/** A Vary value with `members` added (each once, compared without case; `*` already there covers everything). */
+export function joinVary(existing: string | undefined, members: string): string {
+  const have = (existing ?? "").split(",").map((member) => member.trim()).filter(Boolean);
+  if (have.includes("*")) return "*";
+  for (const member of members.split(",").map((each) => each.trim()).filter(Boolean)) {
+    if (!have.some((kept) => kept.toLowerCase() === member.toLowerCase())) have.push(member);
+  }
+  return have.join(", ");
+}
+
+/**
+ * The head of one of the proxy's own answers (an error, a redirect) with the
+ * app's headers set over it. Names are compared without case, so an app's
+ * `vary` never stands beside the proxy's `Vary`: Vary values are joined (the
+ * answer's body depends on both), and the proxy's Content-Type is kept — it
+ * says what the proxy's own body is, which the app's setting cannot know.
+ */
+export function answerHeadersWithApp(head: Readonly<Record<string, string | number>>, app: Readonly<Record<string, string>> | undefined): Record<string, string | number> {
+  const out: Record<string, string | number> = { ...head };
+  if (!app) return out;
+  const keyOf = new Map(Object.keys(out).map((name) => [name.toLowerCase(), name]));
+  for (const [name, value] of Object.entries(app)) {
+    const lower = name.toLowerCase();
+    if (lower === "content-type") continue;
+    const existing = keyOf.get(lower);
+    if (lower === "vary" && existing !== undefined) {
+      out[existing] = joinVary(String(out[existing]), value);
+      continue;
+    }
+    if (existing !== undefined) delete out[existing];
+    out[name] = value;
+    keyOf.set(lower, name);
+  }
+  return out;
+}

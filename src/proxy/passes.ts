@@ -276,7 +276,7 @@ const staticFolder: RequestPass = {
     if (root === undefined || !res) return undefined;
     res.setHeader("X-Request-Id", exchange.requestId);
     const app = route!.app;
-    // The app's `headers`: set first, so the file server's own (Content-Type, ETag, Cache-Control…) win for their names.
+    // The app's `headers`, set before the file server writes its own (validate keeps the names it sets per file out of them).
     const extra = proxy.headersOf?.(app);
     if (extra) for (const [name, value] of Object.entries(extra.record)) res.setHeader(name, value);
     void serveStatic(req, res, root, route!.mount, proxy.compression?.(app), proxy.errorPages?.(app), proxy.staticSite?.(app)).then(({ status, bytes }) => {

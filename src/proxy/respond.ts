@@ -24,6 +24,7 @@ import { defaultErrorPage } from "./error-pages/default-page.ts";
 import { prefersHtml } from "./error-pages/negotiate.ts";
 import type { ErrorPages } from "./error-pages/pages.ts";
 import type { ResponseHead } from "./upstream/response-head.ts";
+import { answerHeadersWithApp } from "./app-headers.ts";
 import { isHttp2Response } from "./http2/messages.ts";
 
 const HTTP2_INTERNAL_ERROR = http2Constants.NGHTTP2_INTERNAL_ERROR;
@@ -47,13 +48,10 @@ export function writeAnswer(
   }
   const { body, type, vary } = answerBody(answer, exchange, pages);
   closeIfDraining(res);
+  const head = { "Content-Type": type, "Content-Length": Buffer.byteLength(body), ...(vary ? VARY_ACCEPT : {}), "X-Request-Id": exchange.requestId };
   res.writeHead(answer.status, {
-    "Content-Type": type,
-    "Content-Length": Buffer.byteLength(body),
-    ...(vary ? VARY_ACCEPT : {}),
-    "X-Request-Id": exchange.requestId,
-    // The app's `headers` (nginx's add_header … always): on the proxy's own answers for it too.
-    ...appHeaders,
+    // The app's `headers` (nginx's add_header … always): on the proxy's own answers for it too, Vary joined.
+    ...answerHeadersWithApp(head, appHeaders),
     ...answer.headers,
     ...(answer.close ? { Connection: "close" } : {}),
   });

@@ -73,6 +73,7 @@ import nodePath from "node:path";
 import send from "send";
 import { type CompressPolicy, type Encoding, negotiate } from "./compress/negotiate.ts";
 import { compressOnTheFly, type OnTheFly, onTheFlyFor } from "./static-compress.ts";
+import { joinVary } from "./app-headers.ts";
 import { isPageRoute, PLAIN_SITE, type StaticSite } from "./static-site.ts";
 
 /** The file name suffix of a precompressed sibling, per coding. */
@@ -417,7 +418,8 @@ export function serveStatic(
     if (problem && problem !== NOTHING_THERE) return refuse(problem);
     const sibling = compression ? await siblingFor(req, realRoot, target.decoded, compression.encodings, site.index) : undefined;
     if (res.destroyed) return; // the client left while we looked
-    if (compression) res.setHeader("Vary", "Accept-Encoding");
+    // Joined with the app's own Vary (its `headers`), never in its place.
+    if (compression) res.setHeader("Vary", joinVary(res.getHeader("Vary")?.toString(), "Accept-Encoding"));
     const onFolder = () => {
       // A folder URL with no index file to serve (`index: []`), or a fallback that became a folder: nothing to redirect to.
       if (fellBack) return say(404);

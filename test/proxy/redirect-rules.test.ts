@@ -6,11 +6,33 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.ts";
+import { answerHeadersWithApp, joinVary } from "../../src/proxy/app-headers.ts";
 import { passesFor, UPGRADE_PASSES, WEB_PASSES } from "../../src/proxy/passes.ts";
 import { compileRedirect, foldLeadingSlashes, httpsLocation, redirectLocation, trailingSlashPath } from "../../src/proxy/redirects.ts";
 import { answerOptions, frontProxyOptions } from "../../src/stack/proxy-settings.ts";
 
 const redirect = (to: string, keepPath = true, keepQuery = true) => compileRedirect({ to, status: 301, keepPath, keepQuery });
+
+describe("an app's headers on the proxy's own answers", () => {
+  it("joins Vary members once each, whatever their case; * stays *", () => {
+    expect(joinVary(undefined, "Accept-Encoding")).toBe("Accept-Encoding");
+    expect(joinVary("Origin", "Accept-Encoding")).toBe("Origin, Accept-Encoding");
+    expect(joinVary("origin, accept-encoding", "Accept-Encoding")).toBe("origin, accept-encoding");
+    expect(joinVary("*", "Accept")).toBe("*");
+  });
+
+  it("replaces a header of the same name in any case, joins Vary, keeps the proxy's Content-Type", () => {
+    const head = { "Content-Type": "text/plain; charset=utf-8", "Content-Length": 5, Vary: "Accept", "X-Request-Id": "r1" };
+    expect(answerHeadersWithApp(head, { vary: "Origin", "content-type": "application/json", "x-frame-options": "DENY" })).toEqual({
+      "Content-Type": "text/plain; charset=utf-8",
+      "Content-Length": 5,
+      Vary: "Accept, Origin",
+      "X-Request-Id": "r1",
+      "x-frame-options": "DENY",
+    });
+    expect(answerHeadersWithApp(head, undefined)).toEqual(head);
+  });
+});
 
 describe("redirectLocation", () => {
   it("joins `to`, the path below the mount and the queries without doubling a slash", () => {

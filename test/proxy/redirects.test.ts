@@ -55,7 +55,7 @@ apps:
   down:
     command: "node server.js"
     routes: [{ path: /down }]
-    headers: { X-App: down }
+    headers: { X-App: down, vary: Origin, content-type: application/json }
   moved:
     redirect: { to: "https://new.test/manual", status: 308 }
     routes: [{ path: /docs }]
@@ -258,6 +258,11 @@ describe("headers", () => {
   it("are set on the proxy's own errors and redirects for the app, and on no other app", async () => {
     const down = await request(plainPort, "/down", "any.test");
     expect([down.status, down.headers["x-app"]]).toEqual([503, "down"]);
+    // The app's Vary joins the proxy's (one header, in any case of its name); the proxy's body keeps its own Content-Type.
+    const page = await request(plainPort, "/down", "any.test", { headers: { Accept: "text/html" } });
+    expect(page.raw.filter((_, i) => i % 2 === 0 && /^vary$/i.test(page.raw[i]!))).toHaveLength(1);
+    expect([page.headers.vary, page.headers["content-type"]]).toEqual(["Accept, Origin", "text/html; charset=utf-8"]);
+    expect(down.headers["content-type"]).toBe("text/plain; charset=utf-8");
     expect((await request(plainPort, "/docs", "any.test")).headers["cache-control"]).toBe("no-store");
     const api = await request(plainPort, "/api/x", "any.test");
     expect([api.headers["x-app"], api.headers["strict-transport-security"]]).toEqual([undefined, undefined]);
