@@ -275,7 +275,7 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
     // The 418 above keeps the server's error_page lines out of this location: its pages are repeated here.
-    ...pages.workerLines(app),
+    ...pages.appLines(app),
     ...limitDirectives(config, target.name, app),
     ...compressDirectives(settings),
     ...retries(settings, directive),
@@ -375,7 +375,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
           ...headers,
           ...limitDirectives(config, target.name, action.app),
           ...staticCompressDirectives(settings),
-          ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
+          ...(pages.hasOwn(action.app) ? pages.appLines(action.app) : []),
           ...staticLocation(
             staticFolder(action.app, action.folder),
             prefix.slice(action.mount.length),
@@ -397,7 +397,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   }
   const named = [
     ...[...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]),
-    ...staticNamedLocations(config, target.name, servedStatic),
+    ...staticNamedLocations(config, target.name, servedStatic, pages),
   ];
   return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }
