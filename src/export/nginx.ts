@@ -47,8 +47,9 @@
  *   the app's locations (export/nginx-limits.ts);
  * - `compress` as gzip (and gzip_static too for a static app's siblings): br and
  *   zstd are outside nginx's core (export/nginx-compress.ts);
- * - `error_pages` as error_page and an internal location per file
- *   (export/nginx-error-pages.ts);
+ * - `error_pages` as error_page and an internal location per file, one
+ *   of its own per file for an app with `headers` so that its pages carry
+ *   them (export/nginx-error-pages.ts);
  * - `redirect` apps as `return`, `trailing_slash` as `if … return 308`,
  *   `headers` as add_header … always (with the worker's copy hidden), in
  *   each of the app's locations, and `proxy.https_redirect` as a map and a
