@@ -23,10 +23,20 @@
  * the app's pages over the stack's. A static app's location inherits the
  * server's, or has its own list when the app has pages: its folder's own
  * 403/404/405 take them in both proxies.
+ *
+ * An app's `headers` go on the stack's answers and pages for it (nginx's
+ * `add_header … always`), but error_page is an internal redirect: the
+ * headers of the location that failed are lost, and the page's location
+ * adds its own. So an app with headers has its pages served by internal
+ * locations of its own (one per file), carrying its add_header lines, and
+ * every one of its locations has its own list pointing there; the apps
+ * without headers share the plain ones.
  */
 import type { StackConfig } from "../config/schema.ts";
 import { parseErrorPageKey } from "../contract/error-pages.ts";
 import { REASON_PHRASES } from "../proxy/refusal.ts";
+import { appKind } from "../stack/proxy-settings.ts";
+import { headerDirectives } from "./nginx-answers.ts";
 
 /** The URI prefix of the internal locations that serve the pages (no route of the stack's can reach an internal location). */
 const PREFIX = "/__tsgi_error/";
@@ -61,11 +71,21 @@ function statusFiles(config: StackConfig, pages: Readonly<Record<string, string>
   return files;
 }
 
+/** An internal location serving one file: for the apps without headers (app undefined), or with one app's headers. */
+interface PageLocation {
+  uri: string;
+  file: string;
+  headers: string[];
+}
+
 /** The error pages of an export: the files as nginx sees them, and the error_page lines of each scope. */
 export class NginxErrorPages {
-  private readonly uris = new Map<string, string>();
+  /** The page locations, keyed by the app whose headers they carry ("" for none) and the file. */
+  private readonly pages = new Map<string, PageLocation>();
   private readonly stack: StatusFiles;
   private readonly apps = new Map<string, StatusFiles>();
+  /** The apps whose pages carry their headers: each has its own list in every location (and its own page locations). */
+  private readonly withHeaders = new Set<string>();
 
   /** `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere). */
   constructor(
@@ -74,28 +94,36 @@ export class NginxErrorPages {
   ) {
     this.stack = statusFiles(config, config.proxy.error_pages);
     for (const [name, app] of Object.entries(config.apps)) if (app.error_pages) this.apps.set(name, statusFiles(config, app.error_pages, this.stack));
+    // A redirect app answers no error of its own: it keeps the server's pages.
+    for (const [name, app] of Object.entries(config.apps)) if (appKind(app) !== "redirect" && headerDirectives(app, undefined).length > 0) this.withHeaders.add(name);
+    // The URIs in a stable order: the stack's files, then each app's, as the config lists them.
+    this.lines(this.stack, undefined);
+    for (const name of Object.keys(config.apps)) if (this.hasOwn(name)) this.appLines(name);
   }
 
   /** The server-level lines: the stack's pages (no route, a bad request head, and every location without its own list). */
   serverLines(): string[] {
-    return this.lines(this.stack);
+    return this.lines(this.stack, undefined);
   }
 
-  /** A worker location's lines (it has an error_page of its own, so it inherits none): the app's pages over the stack's. */
-  workerLines(app: string): string[] {
-    return this.lines(this.apps.get(app) ?? this.stack);
+  /**
+   * The lines of a location of `app` that has its own list — a worker
+   * location always (it has an error_page of its own, so it inherits none),
+   * a static one when `hasOwn`: the app's pages over the stack's, served
+   * with the app's headers when it has some.
+   */
+  appLines(app: string): string[] {
+    return this.lines(this.apps.get(app) ?? this.stack, this.withHeaders.has(app) ? app : undefined);
   }
 
-  /** Whether an app has pages of its own (a static location then needs its own list; otherwise it inherits the server's). */
+  /** Whether an app's locations need their own list (pages of its own, or headers for the stack's); otherwise they inherit the server's. */
   hasOwn(app: string): boolean {
-    return this.apps.has(app);
+    return this.apps.has(app) || this.withHeaders.has(app);
   }
 
-  /** The internal locations that serve the files: one per file, in every server block. */
+  /** The internal locations that serve the files: one per file (and per app with headers), in every server block. */
   locations(): string[] {
-    // Every page is known once the constructor ran: the URIs are given out in order of first use below.
-    for (const files of [this.stack, ...this.apps.values()]) for (const file of files.values()) this.uriOf(file);
-    return [...this.uris].flatMap(([file, uri]) => [
+    return [...this.pages.values()].flatMap(({ uri, file, headers }) => [
       "",
       `location = ${uri} {`,
       "    internal;",
@@ -103,20 +131,25 @@ export class NginxErrorPages {
       // Whatever the file's name, it is served as the stack serves it.
       "    types { }",
       "    default_type \"text/html; charset=utf-8\";",
+      ...headers.map((line) => `    ${line}`),
       "}",
     ]);
   }
 
-  private uriOf(file: string): string {
-    let uri = this.uris.get(file);
-    if (uri === undefined) this.uris.set(file, (uri = `${PREFIX}${this.uris.size}.html`));
-    return uri;
+  private uriOf(file: string, app: string | undefined): string {
+    const key = `${app ?? ""}\0${file}`;
+    let page = this.pages.get(key);
+    if (page === undefined) {
+      page = { uri: `${PREFIX}${this.pages.size}.html`, file, headers: app === undefined ? [] : headerDirectives(this.config.apps[app]!, undefined) };
+      this.pages.set(key, page);
+    }
+    return page.uri;
   }
 
-  /** One error_page line per file, its statuses in order. */
-  private lines(files: StatusFiles): string[] {
+  /** One error_page line per file, its statuses in order, to the page locations of `app` (undefined: the plain ones). */
+  private lines(files: StatusFiles, app: string | undefined): string[] {
     const byFile = new Map<string, number[]>();
     for (const [status, file] of [...files].sort((a, b) => a[0] - b[0])) byFile.set(file, [...(byFile.get(file) ?? []), status]);
-    return [...byFile].map(([file, statuses]) => `error_page ${statuses.join(" ")} ${this.uriOf(file)};`);
+    return [...byFile].map(([file, statuses]) => `error_page ${statuses.join(" ")} ${this.uriOf(file, app)};`);
   }
 }

@@ -17,12 +17,17 @@
  *   named location answering 404, any other to one that rewrites to the
  *   fallback's URL. A literal last URI would serve the fallback for
  *   /missing.js too, and a variable URI there is read through `alias` (a
- *   long-standing nginx bug): named locations avoid both.
+ *   long-standing nginx bug): named locations avoid both. A named location
+ *   is the server's, and inherits only the server's error_page and no
+ *   add_header: so each app has its own 404 one, with the app's headers and
+ *   its error_page list (its pages, or the stack's served with its headers).
  */
 import picomatch from "picomatch";
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { IMMUTABLE_CACHE_CONTROL, NO_CACHE } from "../proxy/static-site.ts";
 import type { Differences } from "./differences.ts";
+import { headerDirectives } from "./nginx-answers.ts";
+import type { NginxErrorPages } from "./nginx-error-pages.ts";
 
 /** nginx names: letters, digits and underscores. */
 const ident = (value: string) => value.replace(/[^A-Za-z0-9_]/g, "_");
@@ -43,7 +48,7 @@ const hasMaps = (app: AppConfig) => app.static !== undefined && (app.fallback !=
 /** The variables and named locations of one (app, mount). */
 function names(stack: string, app: string, config: StackConfig, mount: string) {
   const base = `${ident(stack)}_static_${ident(app)}_${mountsOf(config.apps[app]!).indexOf(mount)}`;
-  return { cache: `$${base}_cache`, fallback: `$${base}_fallback`, rewrite: `@${base}_fallback`, missing: `@${ident(stack)}_static_404` };
+  return { cache: `$${base}_cache`, fallback: `$${base}_fallback`, rewrite: `@${base}_fallback`, missing: `@${ident(stack)}_static_${ident(app)}_404` };
 }
 
 /** A glob relative to the folder as a regex of `$uri` under `mount`; one without `/` matches a name in any folder. */
@@ -101,18 +106,26 @@ export function staticSiteDirectives(config: StackConfig, stack: string, app: st
   return { index, rest: lines };
 }
 
-/** The named locations of a server whose locations serve these (app, mount) pairs: the fallback rewrites, and the 404. */
-export function staticNamedLocations(config: StackConfig, stack: string, served: readonly { app: string; mount: string }[]): string[] {
+/**
+ * The named locations of a server whose locations serve these (app, mount)
+ * pairs: the fallback rewrites, and each app's 404 (its headers and pages,
+ * which a named location would not inherit from the app's locations).
+ */
+export function staticNamedLocations(config: StackConfig, stack: string, served: readonly { app: string; mount: string }[], pages: NginxErrorPages): string[] {
   const lines: string[] = [];
   const seen = new Set<string>();
   for (const { app, mount } of served) {
-    const fallback = config.apps[app]!.fallback;
-    if (fallback === undefined) continue;
+    const settings = config.apps[app]!;
+    if (settings.fallback === undefined) continue;
     const vars = names(stack, app, config, mount);
+    if (!seen.has(vars.missing)) {
+      seen.add(vars.missing);
+      const own = [...headerDirectives(settings, undefined), ...(pages.hasOwn(app) ? pages.appLines(app) : [])];
+      lines.push("", `location ${vars.missing} { ${own.map((line) => `${line} `).join("")}return 404; }`);
+    }
     if (seen.has(vars.rewrite)) continue;
-    if (seen.size === 0) lines.push("", `location ${vars.missing} { return 404; }`);
     seen.add(vars.rewrite);
-    lines.push("", `location ${vars.rewrite} { rewrite ^ ${quoted(`${mount}${fallback}`)} last; }`);
+    lines.push("", `location ${vars.rewrite} { rewrite ^ ${quoted(`${mount}${settings.fallback}`)} last; }`);
   }
   return lines;
 }

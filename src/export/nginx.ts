@@ -47,8 +47,9 @@
  *   the app's locations (export/nginx-limits.ts);
  * - `compress` as gzip (and gzip_static too for a static app's siblings): br and
  *   zstd are outside nginx's core (export/nginx-compress.ts);
- * - `error_pages` as error_page and an internal location per file
- *   (export/nginx-error-pages.ts);
+ * - `error_pages` as error_page and an internal location per file, one
+ *   of its own per file for an app with `headers` so that its pages carry
+ *   them (export/nginx-error-pages.ts);
  * - `redirect` apps as `return`, `trailing_slash` as `if … return 308`,
  *   `headers` as add_header … always (with the worker's copy hidden), in
  *   each of the app's locations, and `proxy.https_redirect` as a map and a
@@ -275,7 +276,7 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
     // The 418 above keeps the server's error_page lines out of this location: its pages are repeated here.
-    ...pages.workerLines(app),
+    ...pages.appLines(app),
     ...limitDirectives(config, target.name, app),
     ...compressDirectives(settings),
     ...retries(settings, directive),
@@ -375,7 +376,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
           ...headers,
           ...limitDirectives(config, target.name, action.app),
           ...staticCompressDirectives(settings),
-          ...(pages.hasOwn(action.app) ? pages.workerLines(action.app) : []),
+          ...(pages.hasOwn(action.app) ? pages.appLines(action.app) : []),
           ...staticLocation(
             staticFolder(action.app, action.folder),
             prefix.slice(action.mount.length),
@@ -397,7 +398,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   }
   const named = [
     ...[...upgrades.values()].flatMap(({ name, app, mount }) => ["", ...upgradeBlock(config, target, name, app, mount)]),
-    ...staticNamedLocations(config, target.name, servedStatic),
+    ...staticNamedLocations(config, target.name, servedStatic, pages),
   ];
   return ["server {", ...indent([...body, ...locations, ...named, ...pages.locations()]), "}"];
 }

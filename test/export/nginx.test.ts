@@ -382,6 +382,11 @@ apps:
     module: app.mjs
     routes: [{ path: /api }]
     error_pages: { 502: pages/api-502.html }
+    headers: { X-Frame-Options: DENY }
+  admin:
+    module: app.mjs
+    routes: [{ path: /admin }]
+    headers: { X-Frame-Options: SAMEORIGIN }
 `,
     );
     const result = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
@@ -392,7 +397,11 @@ apps:
     expect(text).toContain("error_page 500 501 502 503 504 505 507 /__tsgi_error/1.html;");
     expect(block(text, "location = /__tsgi_error/0.html")).toEqual(["internal;", `alias "${dir}/pages/404.html";`, "types { }", 'default_type "text/html; charset=utf-8";']);
     // The app's 502 over the stack's 5xx, in the app's locations; nothing turns upstream interception on.
-    expect(block(text, "location /api/")).toEqual(expect.arrayContaining(["error_page 500 501 503 504 505 507 /__tsgi_error/1.html;", "error_page 502 /__tsgi_error/2.html;"]));
+    // An app with headers has page locations of its own, carrying them (error_page is an internal redirect: the location's are lost).
+    const apiLines = block(text, "location /api/").filter((line) => line.startsWith("error_page 5"));
+    expect(apiLines).toEqual([expect.stringMatching(/^error_page 500 501 503 504 505 507 \/__tsgi_error\/\d+\.html;$/), expect.stringMatching(/^error_page 502 \/__tsgi_error\/\d+\.html;$/)]);
+    expect(block(text, `location = ${apiLines[1]!.split(" ").at(-1)!.slice(0, -1)}`)).toEqual(["internal;", `alias "${dir}/pages/api-502.html";`, "types { }", 'default_type "text/html; charset=utf-8";', 'add_header X-Frame-Options "DENY" always;']);
+    expect(block(text, "location /web/")).toContain("error_page 500 501 502 503 504 505 507 /__tsgi_error/1.html;");
     expect(text).not.toMatch(/intercept_errors on/);
 
     // Live: a worker on web's upstream socket that answers its own 500; api's socket has no one behind it (502).
@@ -408,11 +417,13 @@ apps:
       });
       const get = async (urlPath: string) => {
         const response = await fetch(`http://127.0.0.1:${nginx.port}${urlPath}`);
-        return { status: response.status, type: response.headers.get("content-type"), body: await response.text() };
+        return { status: response.status, type: response.headers.get("content-type"), frame: response.headers.get("x-frame-options"), body: await response.text() };
       };
-      expect(await get("/web/x")).toEqual({ status: 500, type: "application/json", body: '{"worker":500}' });
-      expect(await get("/api/x")).toEqual({ status: 502, type: "text/html; charset=utf-8", body: "<p>api 502</p>\n" });
-      expect(await get("/nothing")).toEqual({ status: 404, type: "text/html; charset=utf-8", body: "<p>stack 404</p>\n" });
+      expect(await get("/web/x")).toEqual({ status: 500, type: "application/json", frame: null, body: '{"worker":500}' });
+      // The app's headers on its page (its own, or the stack's), as the stack's proxy sends them on its answers for the app.
+      expect(await get("/api/x")).toEqual({ status: 502, type: "text/html; charset=utf-8", frame: "DENY", body: "<p>api 502</p>\n" });
+      expect(await get("/admin/x")).toEqual({ status: 502, type: "text/html; charset=utf-8", frame: "SAMEORIGIN", body: "<p>stack 5xx</p>\n" });
+      expect(await get("/nothing")).toEqual({ status: 404, type: "text/html; charset=utf-8", frame: null, body: "<p>stack 404</p>\n" });
     } finally {
       for (const child of children) child.kill();
       await Promise.all(children.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
@@ -451,10 +462,12 @@ describe("export nginx: a static app's index, fallback and cache, served by the 
     write("spa/docs/index.htm", "<!doctype html><title>docs</title>\n");
     write("spa/.env", "SECRET=1\n");
     write("spa/style.css", "body { color: teal }\n".repeat(40));
+    write("pages/stack404.html", "<p>stack 404</p>\n");
+    write("pages/shop404.html", "<p>shop 404</p>\n");
     const file = path.join(dir, "tsgi.yaml");
     writeFileSync(
       file,
-      `proxy: { listen: ["127.0.0.1:18080"] }
+      `proxy: { listen: ["127.0.0.1:18080"], error_pages: { 404: pages/stack404.html } }
 apps:
   spa:
     static: spa
@@ -463,10 +476,17 @@ apps:
     fallback: /index.html
     cache: { max_age: 10m, immutable: ["assets/**"] }
     compress: { min_length: 20, encodings: [gzip] }
+    headers: { Referrer-Policy: no-referrer }
   bare:
     static: spa
     routes: [{ path: /bare }]
     index: []
+  shop:
+    static: spa
+    routes: [{ path: /shop }]
+    fallback: /index.html
+    headers: { X-Frame-Options: DENY }
+    error_pages: { 404: pages/shop404.html }
 `,
     );
     const exported = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
@@ -504,6 +524,33 @@ apps:
       expect(theirs, urlPath).toEqual(mine);
     }
     expect((await get(ours, "/app/users/42")).body).toContain("<title>spa</title>");
+
+    // error_pages with the app's headers: a missing file (the fallback's named 404 too) and a dotfile get the app's page,
+    // or the stack's, with the app's headers; an unrouted path the stack's page without them.
+    const page = (port: number, urlPath: string) =>
+      new Promise<{ status: number; headers: (string | undefined)[]; body: string }>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: [res.headers["x-frame-options"], res.headers["referrer-policy"]], body }));
+          })
+          .on("error", reject);
+      });
+    const pages: [string, Awaited<ReturnType<typeof page>>][] = [
+      ["/shop/missing.js", { status: 404, headers: ["DENY", undefined], body: "<p>shop 404</p>\n" }],
+      ["/shop/.env", { status: 404, headers: ["DENY", undefined], body: "<p>shop 404</p>\n" }],
+      ["/app/missing.js", { status: 404, headers: [undefined, "no-referrer"], body: "<p>stack 404</p>\n" }],
+      ["/app/.env", { status: 404, headers: [undefined, "no-referrer"], body: "<p>stack 404</p>\n" }],
+      ["/bare/missing.js", { status: 404, headers: [undefined, undefined], body: "<p>stack 404</p>\n" }],
+      ["/nothing", { status: 404, headers: [undefined, undefined], body: "<p>stack 404</p>\n" }],
+    ];
+    for (const [urlPath, expected] of pages) {
+      const [theirs, mine] = await Promise.all([page(nginx.port, urlPath), page(ours, urlPath)]);
+      expect(mine, urlPath).toEqual(expected);
+      expect(theirs, urlPath).toEqual(mine);
+    }
+    expect((await page(nginx.port, "/shop/users/1")).headers).toEqual(["DENY", undefined]);
 
     // compress: a file without a .gz sibling gzipped on the fly by both, the fallback and an index file too; HEAD without a length.
     const gzipped = (port: number, urlPath: string, method = "GET") =>
