@@ -88,7 +88,7 @@ export const MATRIX: readonly MatrixRow[] = [
   { id: "L4", title: "a request body that stalls", goal: "408 and close, the worker not pinned", tests: [{ file: "test/proxy/upstream-faults.test.ts", name: "L4:" }] },
   { id: "L5", title: "kept-alive connections to workers that close when idle", goal: "0 resets reach a client", tests: [{ file: "test/proxy/upstream-faults.test.ts", name: "L5:" }] },
   { id: "S1", title: "the 20 request-smuggling payloads", goal: "each refused with a close, the follow-up never executed", tests: [{ file: "test/proxy/smuggling.test.ts", name: "S1 (" }] },
-  { id: "S2", title: "valid edge cases (chunked, pipelining, Expect: 100-continue)", goal: "the app sees each once, normalized", tests: [{ file: "test/proxy/smuggling.test.ts", name: "S2:" }] },
+  { id: "S2", title: "valid edge cases (chunked, pipelining, Expect: 100-continue)", goal: "the app sees each once, normalized", tests: [{ file: "test/proxy/smuggling.test.ts", name: "S2 (" }] },
   { id: "S3", title: "differential fuzzing of the front door", goal: "0 crashes, 0 hangs, 0 framing disagreements", tests: [{ dir: "test/fuzz" }] },
   { id: "H1", title: "hop-by-hop and spoofed forwarding headers sent to the real stack", goal: "none reach the app; X-Forwarded-For is the peer", tests: [here("headers.test.ts", "H1"), { file: "test/proxy/front-proxy.test.ts", name: "hop-by-hop request headers" }] },
   { id: "W1", title: "nginx uwsgi_pass in front of the uwsgi listener: nginx's own uwsgi tests", goal: "same outcomes as with uWSGI", tests: [{ file: "test/integration/nginx-uwsgi.test.ts", name: "nginx's uwsgi" }] },
