@@ -528,7 +528,7 @@ apps:
     // error_pages with the app's headers: a missing file (the fallback's named 404 too) and a dotfile get the app's page,
     // or the stack's, with the app's headers; an unrouted path the stack's page without them.
     const page = (port: number, urlPath: string) =>
-      new Promise<{ status: number; headers: (string | undefined)[]; body: string }>((resolve, reject) => {
+      new Promise<{ status: number; headers: (string | string[] | undefined)[]; body: string }>((resolve, reject) => {
         http
           .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
             let body = "";

@@ -14,6 +14,7 @@
  *   - `identity;q=0` with nothing else acceptable still gets identity: a
  *     406 helps no one (nginx and Caddy do the same).
  */
+import { qValueOf } from "../../http/qvalue.ts";
 
 /** The codings the proxy can produce, in its order of preference. */
 export const ENCODINGS = ["br", "zstd", "gzip"] as const;
@@ -27,14 +28,7 @@ export function parseAcceptEncoding(header: string): Map<string, number> {
     let coding = rawCoding!.trim().toLowerCase();
     if (!coding) continue;
     if (coding === "x-gzip") coding = "gzip";
-    let q = 1;
-    for (const param of params) {
-      const eq = param.indexOf("=");
-      if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== "q") continue;
-      const value = param.slice(eq + 1).trim();
-      // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-      q = /^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(value) ? Number(value) : 0;
-    }
+    const q = qValueOf(params);
     // A coding named twice: the higher weight wins (no RFC rule; browsers never do it).
     weights.set(coding, Math.max(q, weights.get(coding) ?? 0));
   }

@@ -10,6 +10,7 @@
  * or no Accept at all keeps plain text, as the proxy always answered.
  * Pure; run only when the proxy answers an error itself.
  */
+import { qValueOf } from "../../http/qvalue.ts";
 
 /** How a media type matched: the range's q, and how specific the range was (2: type/subtype, 1: type/*, 0: *\/*; -1: no match). */
 interface Match {
@@ -18,17 +19,6 @@ interface Match {
 }
 
 const NO_MATCH: Match = { q: 0, specificity: -1 };
-
-/** The q-value of a range's parameters (1 when absent; a malformed one counts as 0, as an unreadable preference). */
-function qOf(params: string[]): number {
-  for (const param of params) {
-    const [name, value] = param.split("=").map((part) => part.trim());
-    if (name?.toLowerCase() !== "q") continue;
-    if (value === undefined || !/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(value)) return 0;
-    return Number(value);
-  }
-  return 1;
-}
 
 /** How `type/subtype` matches the Accept header's ranges: the most specific one that names it decides its q. */
 function matchOf(accept: string, type: string, subtype: string): Match {
@@ -41,7 +31,7 @@ function matchOf(accept: string, type: string, subtype: string): Match {
     else if (rangeType === type && rangeSubtype === "*") specificity = 1;
     else if (rangeType === "*" && rangeSubtype === "*") specificity = 0;
     else continue;
-    if (specificity > best.specificity) best = { q: qOf(params), specificity };
+    if (specificity > best.specificity) best = { q: qValueOf(params), specificity };
   }
   return best;
 }
