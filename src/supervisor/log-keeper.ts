@@ -12,16 +12,17 @@
  * - a file past `maxBytes` is rotated the way logrotate's copytruncate does
  *   (the writer keeps its descriptor, opened for appending): `.1` becomes
  *   `.2` and so on, the oldest past `keep` is dropped, the file is copied to
- *   `.1` and truncated. What the app writes between the copy and the
- *   truncation is lost; a file can pass `maxBytes` by what is written in one
- *   check period before it is rotated.
+ *   `.1` and truncated (see rotate: what the app writes in the microseconds
+ *   between the last read and the truncation is lost); a file can pass
+ *   `maxBytes` by what is written in one check period before it is rotated.
  * - with someone listening (`up` in the foreground), the lines appended since
  *   the last check are relayed — at most RELAY_BYTES of each file per check;
  *   past that, the newest RELAY_BYTES are relayed after a line saying how
  *   much was left out (the file has all of it). So the stack's memory and
  *   event loop never depend on how fast an app writes.
  */
-import { copyFile, open, readdir, rename, rm, stat, truncate } from "node:fs/promises";
+import { appendFileSync, closeSync, ftruncateSync, openSync, readSync } from "node:fs";
+import { appendFile, copyFile, open, readdir, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
 
 /** How much of its output a worker keeps on disk: the live file up to maxBytes, then `keep` rotated ones. */
@@ -63,14 +64,74 @@ export function rotatedName(file: string, n: number): string {
   return n === 0 ? file : `${file}.${n}`;
 }
 
-/** Rotates `file` as copytruncate does: .1 → .2 …, the oldest past `keep` dropped, the file copied to .1 and emptied. */
+/**
+ * Rotates `file` as copytruncate does: .1 → .2 …, the oldest past `keep`
+ * dropped, the file copied to .1 and emptied. The writer keeps appending
+ * meanwhile, and what it writes between the last read of the file and the
+ * truncation is lost (logrotate's copytruncate has the same hole). The copy of
+ * a file of several MiB takes milliseconds, so the file is not emptied right
+ * after it: what came during the copy is appended to .1 (a few rounds, while
+ * it is large), then the last tail is read to the end of the file and the file
+ * truncated in one synchronous step, which leaves a window of microseconds
+ * instead of the copy's milliseconds.
+ */
 export async function rotate(file: string, keep: number): Promise<void> {
-  if (keep > 0) {
-    await rm(rotatedName(file, keep), { force: true });
-    for (let n = keep - 1; n >= 1; n--) await rename(rotatedName(file, n), rotatedName(file, n + 1)).catch(() => undefined);
-    await copyFile(file, rotatedName(file, 1));
+  if (keep === 0) {
+    await truncate(file, 0);
+    return;
   }
-  await truncate(file, 0);
+  await rm(rotatedName(file, keep), { force: true });
+  for (let n = keep - 1; n >= 1; n--) await rename(rotatedName(file, n), rotatedName(file, n + 1)).catch(() => undefined);
+  const rotated = rotatedName(file, 1);
+  await copyFile(file, rotated);
+  let copied = (await stat(rotated)).size;
+  for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
+    const size = (await stat(file)).size;
+    if (size - copied <= LAST_TAIL_BYTES) break;
+    await appendFile(rotated, await readRange(file, copied, size));
+    copied = size;
+  }
+  appendFileSync(rotated, readToEndAndEmpty(file, copied));
+}
+
+/** Async catch-up rounds after the copy: each appends what the writer added during the one before. */
+const CATCH_UP_ROUNDS = 4;
+/** A tail this small is read in the synchronous last step (tens of microseconds) rather than in another round. */
+const LAST_TAIL_BYTES = 256 * 1024;
+
+async function readRange(file: string, start: number, end: number): Promise<Buffer> {
+  const handle = await open(file, "r");
+  try {
+    const buffer = Buffer.alloc(end - start);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Reads `file` from `start` to its end and empties it, with no await between
+ * the read that finds the end and the truncation. A file shorter than
+ * `start` (emptied by someone else) is emptied and nothing is returned.
+ */
+function readToEndAndEmpty(file: string, start: number): Buffer {
+  const fd = openSync(file, "r+");
+  try {
+    const chunks: Buffer[] = [];
+    let position = start;
+    for (;;) {
+      const chunk = Buffer.alloc(64 * 1024);
+      const bytesRead = readSync(fd, chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    ftruncateSync(fd, 0);
+    return Buffer.concat(chunks);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export class LogKeeper {

@@ -133,7 +133,7 @@ apps:
     const lastWordsOf = (name: string) => withoutStamp(lastLineOf(name));
     const done = () => ["flood.0.out.log", "flood.1.out.log"].every((name) => /^flood \d+ done after \d+ lines$/.test(lastWordsOf(name)));
     while (!done() && Date.now() - floodStarted < 40_000) await sleep(200);
-    expect(done(), "both slots' floods ended").toBe(true);
+    expect(done(), `both slots' floods ended; last lines: ${["flood.0.out.log", "flood.1.out.log"].map(lastWordsOf).join(" / ")}`).toBe(true);
     asking = false;
     await asker;
     rss.stop();
