@@ -28,18 +28,8 @@
  * stack does, so `//evil.com` never becomes a Location.
  */
 import type { AppConfig, StackConfig } from "../config/schema.ts";
-import type { Differences } from "./differences.ts";
+import { ident, literal, quoted, quotedLiteral, regexLiteral } from "./nginx-syntax.ts";
 
-/** nginx names: letters, digits and underscores. */
-const ident = (value: string) => value.replace(/[^A-Za-z0-9_]/g, "_");
-
-/** A string nginx reads as one token: quoted, with quotes and backslashes escaped. */
-function quoted(value: string): string {
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-}
-
-/** A literal inside a PCRE pattern. */
-const regexLiteral = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The nginx variable holding what https_redirect does with a request (0 serve, 1 redirect, 2 refuse). */
 const httpsVariable = (stack: string) => `$${ident(stack)}_to_https`;
@@ -76,16 +66,8 @@ export function httpsRedirectDirectives(config: StackConfig, stack: string): str
 export function headerDirectives(app: AppConfig, directive: "proxy" | "uwsgi" | undefined): string[] {
   return Object.entries(app.headers).flatMap(([name, value]) => [
     ...(directive ? [`${directive}_hide_header ${name};`] : []),
-    ...(value === null ? [] : [`add_header ${name} ${quoted(value)} always;`]),
+    ...(value === null ? [] : [`add_header ${name} ${quotedLiteral(value)} always;`]),
   ]);
-}
-
-/** Notes the values nginx would read a variable in (a `$`), under their keys. */
-export function noteDollars(name: string, app: AppConfig, differences: Differences): void {
-  for (const [header, value] of Object.entries(app.headers)) {
-    if (value?.includes("$")) differences.note(`apps.${name}.headers.${header}`, "nginx reads `$` in a value as a variable; written as is, nginx would substitute it");
-  }
-  if (app.redirect?.to.includes("$")) differences.note(`apps.${name}.redirect.to`, "nginx reads `$` in a target as a variable; written as is, nginx would substitute it");
 }
 
 /**
@@ -116,14 +98,14 @@ export function redirectDirectives(stack: string, app: AppConfig, mount: string)
   const to = question === -1 ? redirect.to : redirect.to.slice(0, question);
   const base = /^https?:\/\/[^/]+$/i.test(to) ? `${to}/` : to;
   const ownQuery = question === -1 ? "" : redirect.to.slice(question + 1);
-  const query = ownQuery === "" ? (redirect.keep_query ? "$is_args$args" : "") : `?${ownQuery}${redirect.keep_query ? `$${ident(stack)}_and_args` : ""}`;
+  const query = ownQuery === "" ? (redirect.keep_query ? "$is_args$args" : "") : `?${literal(ownQuery)}${redirect.keep_query ? `$${ident(stack)}_and_args` : ""}`;
   const lines: string[] = [];
   if (redirect.keep_path) {
     // `to` ending in `/` takes the rest without its first slash; `to: /` without any leading ones (never `//host`).
     const rest = base === "/" ? "[/\\\\]*(?<tsgi_rest>[^?]*)" : base.endsWith("/") ? "/(?<tsgi_rest>[^?]*)" : "(?<tsgi_rest>/[^?]*)";
-    lines.push(`if ($request_uri ~ ${quoted(`^${regexLiteral(mount)}${rest}`)}) { return ${redirect.status} ${quoted(`${base}$tsgi_rest${query}`)}; }`);
+    lines.push(`if ($request_uri ~ ${quoted(`^${regexLiteral(mount)}${rest}`)}) { return ${redirect.status} "${literal(base)}$tsgi_rest${query}"; }`);
   }
-  lines.push(`return ${redirect.status} ${quoted(`${base}${query}`)};`);
+  lines.push(`return ${redirect.status} "${literal(base)}${query}";`);
   return lines;
 }
 

@@ -37,6 +37,7 @@ import { parseErrorPageKey } from "../contract/error-pages.ts";
 import { REASON_PHRASES } from "../proxy/refusal.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import { headerDirectives } from "./nginx-answers.ts";
+import { quotedLiteral } from "./nginx-syntax.ts";
 
 /** The URI prefix of the internal locations that serve the pages (no route of the stack's can reach an internal location). */
 const PREFIX = "/__tsgi_error/";
@@ -127,7 +128,7 @@ export class NginxErrorPages {
       "",
       `location = ${uri} {`,
       "    internal;",
-      `    alias "${this.fileFor(file).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}";`,
+      `    alias ${quotedLiteral(this.fileFor(file))};`,
       // Whatever the file's name, it is served as the stack serves it.
       "    types { }",
       "    default_type \"text/html; charset=utf-8\";",

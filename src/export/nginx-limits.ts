@@ -21,9 +21,7 @@
  * worker processes, where the stack's proxy processes each keep their own.
  */
 import type { StackConfig } from "../config/schema.ts";
-
-/** nginx names: letters, digits and underscores. */
-const ident = (value: string) => value.replace(/[^A-Za-z0-9_]/g, "_");
+import { ident } from "./nginx-syntax.ts";
 
 const zoneName = (stack: string, app: string, kind: "req" | "conn") => `${ident(stack)}_${ident(app)}_${kind}`;
 

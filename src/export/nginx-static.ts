@@ -28,14 +28,8 @@ import { IMMUTABLE_CACHE_CONTROL, NO_CACHE } from "../proxy/static-site.ts";
 import type { Differences } from "./differences.ts";
 import { headerDirectives } from "./nginx-answers.ts";
 import type { NginxErrorPages } from "./nginx-error-pages.ts";
+import { ident, quoted, quotedLiteral, regexLiteral } from "./nginx-syntax.ts";
 
-/** nginx names: letters, digits and underscores. */
-const ident = (value: string) => value.replace(/[^A-Za-z0-9_]/g, "_");
-
-/** A string nginx reads as one token: quoted, with quotes and backslashes escaped. */
-const quoted = (value: string) => `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-
-const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The mounts of an app, as the Router gives them ("" for `/` and host-only routes), in a stable order. */
 function mountsOf(app: AppConfig): string[] {
@@ -55,7 +49,7 @@ function names(stack: string, app: string, config: StackConfig, mount: string) {
 function globRegex(glob: string, mount: string): string {
   // picomatch's source is ^(?:BODY)$: the body is kept, anchored under the mount.
   const body = picomatch.makeRe(glob).source.replace(/^\^\(\?:/, "").replace(/\)\$$/, "");
-  return `~^${escapeRegex(mount)}/${glob.includes("/") ? "" : "(?:.*/)?"}(?:${body})$`;
+  return `~^${regexLiteral(mount)}/${glob.includes("/") ? "" : "(?:.*/)?"}(?:${body})$`;
 }
 
 /** The http-level maps of every static app with `cache` or `fallback`, one per mount. */
@@ -92,7 +86,7 @@ export function staticSiteDirectives(config: StackConfig, stack: string, app: st
   const indexNames = settings.index ?? ["index.html"];
   const index: string[] = [];
   const lines: string[] = [];
-  if (indexNames.length > 0) index.push(`index ${indexNames.map((file) => (/^[A-Za-z0-9._-]+$/.test(file) ? file : quoted(file))).join(" ")};`);
+  if (indexNames.length > 0) index.push(`index ${indexNames.map((file) => (/^[A-Za-z0-9._-]+$/.test(file) ? file : quotedLiteral(file))).join(" ")};`);
   else if (settings.fallback === undefined) index.push("index index.html;", `if ($uri ~ "/$") { return 403; }`);
   else {
     index.push("index index.html;");
@@ -125,7 +119,7 @@ export function staticNamedLocations(config: StackConfig, stack: string, served:
     }
     if (seen.has(vars.rewrite)) continue;
     seen.add(vars.rewrite);
-    lines.push("", `location ${vars.rewrite} { rewrite ^ ${quoted(`${mount}${settings.fallback}`)} last; }`);
+    lines.push("", `location ${vars.rewrite} { rewrite ^ ${quotedLiteral(`${mount}${settings.fallback}`)} last; }`);
   }
   return lines;
 }

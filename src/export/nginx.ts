@@ -69,11 +69,11 @@ import {
   headerDirectives,
   httpsRedirectDirectives,
   httpsRedirectMap,
-  noteDollars,
   redirectDirectives,
   redirectQueryMap,
   trailingSlashDirectives,
 } from "./nginx-answers.ts";
+import { DOLLAR_DEFINITION, ident, quotedLiteral, usesDollar } from "./nginx-syntax.ts";
 
 export type NginxProtocol = "uwsgi" | "http";
 
@@ -108,13 +108,6 @@ interface ServerBlock {
   locations: { prefix: string; action: LocationAction }[];
 }
 
-/** A string nginx reads as one token: quoted, with quotes and backslashes escaped. */
-function quoted(value: string): string {
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-}
-
-/** nginx names: letters, digits and underscores. */
-const ident = (value: string) => value.replace(/[^A-Za-z0-9_]/g, "_");
 
 const upstreamName = (target: NginxTarget, app: string, protocol: NginxProtocol) => `${ident(target.name)}_${ident(app)}${protocol === "uwsgi" ? "_uwsgi" : ""}`;
 
@@ -270,8 +263,8 @@ function workerLocation(config: StackConfig, target: NginxTarget, app: string, m
   return [
     ...trailingSlashDirectives(settings),
     ...headerDirectives(settings, directive),
-    `set $tsgi_mount ${quoted(mount)};`,
-    `set $tsgi_app ${quoted(app)};`,
+    `set $tsgi_mount ${quotedLiteral(mount)};`,
+    `set $tsgi_app ${quotedLiteral(app)};`,
     // An upgrade goes over HTTP whatever the protocol (a uwsgi connection cannot carry one), with the WebSocket timeouts.
     "if ($http_upgrade != \"\") { return 418; }",
     `error_page 418 = ${upgradeLocation};`,
@@ -290,8 +283,8 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
   return [
     `location ${name} {`,
     ...indent([
-      `set $tsgi_mount ${quoted(mount)};`,
-      `set $tsgi_app ${quoted(app)};`,
+      `set $tsgi_mount ${quotedLiteral(mount)};`,
+      `set $tsgi_app ${quotedLiteral(app)};`,
       `proxy_connect_timeout ${formatDuration(config.proxy.limits.connect_timeout)};`,
       // A WebSocket quiet both ways this long is closed (websocket_idle_timeout).
       `proxy_read_timeout ${idle};`,
@@ -308,14 +301,14 @@ function upgradeBlock(config: StackConfig, target: NginxTarget, name: string, ap
 function staticLocation(folder: string, rest: string, exact: boolean, prefix: string, site: { index: string[]; rest: string[] }, headers: string[]): string[] {
   if (exact) return [`return 301 ${prefix}/$is_args$args;`];
   return [
-    `alias ${quoted(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
+    `alias ${quotedLiteral(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
     ...site.index,
     // An `if` block is a location of its own for add_header: the app's headers are repeated inside.
     `if ($request_method !~ ^(GET|HEAD)$) { add_header Allow "GET, HEAD" always; ${headers.map((line) => `${line} `).join("")}return 405; }`,
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
-    `disable_symlinks on ${quoted(`from=${folder}`)};`,
+    `disable_symlinks on ${quotedLiteral(`from=${folder}`)};`,
     ...site.rest,
   ];
 }
@@ -337,7 +330,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
   const body: string[] = [
     ...listenLines(target, config, block.host === undefined),
     `server_name ${block.host ?? "_"};`,
-    ...(tls ? [`ssl_certificate ${quoted(tls.cert)};`, `ssl_certificate_key ${quoted(tls.key)};`] : []),
+    ...(tls ? [`ssl_certificate ${quotedLiteral(tls.cert)};`, `ssl_certificate_key ${quotedLiteral(tls.key)};`] : []),
     `client_max_body_size ${limits.client_max_body_size};`,
     `client_header_timeout ${formatDuration(limits.header_timeout)};`,
     `client_body_timeout ${formatDuration(limits.body_timeout)};`,
@@ -413,7 +406,7 @@ function accessLog(config: StackConfig, target: NginxTarget): string[] {
     format === "json"
       ? `log_format ${name} escape=json '{"time":"$time_iso8601","remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri","protocol":"$server_protocol","status":$status,"bytes":$body_bytes_sent,"referer":"$http_referer","user_agent":"$http_user_agent","app":"$tsgi_app","upstream":"$upstream_addr","request_time":$request_time,"request_id":"$request_id"}';`
       : `log_format ${name} '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" app=$tsgi_app upstream=$upstream_addr rt=$request_time id=$request_id';`;
-  return [definition, `access_log ${quoted(file)} ${name};`];
+  return [definition, `access_log ${quotedLiteral(file)} ${name};`];
 }
 
 /**
@@ -424,7 +417,6 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   const reachable = new Set<string>();
   const upstreams: string[] = [];
   for (const [app, settings] of Object.entries(config.apps)) {
-    noteDollars(app, settings, differences);
     if (appKind(settings) === "static" || appKind(settings) === "redirect") continue;
     if (settings.allow_trace) differences.note(`apps.${app}.allow_trace`, "nginx answers TRACE with 405 itself, before any location; nearest: TRACE refused, as for an app without allow_trace");
     const protocols: NginxProtocol[] = target.protocol === "uwsgi" ? ["uwsgi", "http"] : ["http"];
@@ -440,7 +432,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
   const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
   const trusted = config.proxy.trusted_proxies;
   const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages, differences)]);
-  return [
+  const text = [
     // With an Upgrade header, the connection to the worker is upgraded; without, it stays a kept-alive one.
     `map $http_upgrade ${mapped(target, "connection")} {`,
     "    default upgrade;",
@@ -474,4 +466,6 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     ...servers,
     "",
   ].join("\n");
+  // A `$` of the config's own words is written as a variable holding one (export/nginx-syntax.ts).
+  return usesDollar(text) ? [...DOLLAR_DEFINITION, text].join("\n") : text;
 }

@@ -122,6 +122,28 @@ function block(text: string, opening: string): string[] {
   return lines.slice(start + 1, end).map((line) => line.trim());
 }
 
+/**
+ * The real nginx on `exported` (its listener 127.0.0.1:18080 moved to a free
+ * port) and the stack's own proxy on the same config, both on loopback:
+ * their ports, to ask both the same thing.
+ */
+async function serveBoth(dir: string, exported: string, file: string): Promise<{ nginx: { port: number }; ours: number }> {
+  const nginxDir = path.join(dir, "nginx");
+  mkdirSync(nginxDir);
+  const nginx = await startNginx(
+    nginxDir,
+    (port) => nginxConfig(nginxDir, `include /etc/nginx/mime.types;\n${exported.replaceAll("127.0.0.1:18080", `127.0.0.1:${port}`)}`),
+    { onSpawn: (child) => nginxes.push(child) },
+  );
+  const loaded = loadConfig(file);
+  if (!loaded.ok) expect.fail("the config does not load");
+  const proxy = new FrontProxy(frontProxyOptions(loaded.config));
+  const server = http.createServer(proxy.handle);
+  fronts.push({ proxy, server });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { nginx, ours: (server.address() as net.AddressInfo).port };
+}
+
 describe.each(["uwsgi", "http"] as const)("export nginx --%s", (protocol) => {
   it("writes a config nginx -t accepts, with the config's balancing, limits, timeouts, retries and TLS", async () => {
     const dir = folder();
@@ -491,20 +513,7 @@ apps:
     );
     const exported = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
     expect(exported.code, exported.stderr).toBe(0);
-    const nginxDir = path.join(dir, "nginx");
-    mkdirSync(nginxDir);
-    const nginx = await startNginx(
-      nginxDir,
-      (port) => nginxConfig(nginxDir, `include /etc/nginx/mime.types;\n${exported.stdout.replaceAll("127.0.0.1:18080", `127.0.0.1:${port}`)}`),
-      { onSpawn: (child) => nginxes.push(child) },
-    );
-    const loaded = loadConfig(file);
-    if (!loaded.ok) expect.fail("the config does not load");
-    const proxy = new FrontProxy(frontProxyOptions(loaded.config));
-    const server = http.createServer(proxy.handle);
-    fronts.push({ proxy, server });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const ours = (server.address() as net.AddressInfo).port;
+    const { nginx, ours } = await serveBoth(dir, exported.stdout, file);
 
     const get = (port: number, urlPath: string) =>
       new Promise<{ status: number; cacheControl: string | undefined; body: string }>((resolve, reject) => {
@@ -572,6 +581,64 @@ apps:
       const [theirs, mine] = await Promise.all([gzipped(nginx.port, urlPath, method), gzipped(ours, urlPath, method)]);
       expect(mine, `${method} ${urlPath}`).toMatchObject({ status: 200, encoding: "gzip", length: undefined, vary: "Accept-Encoding" });
       expect(theirs, `${method} ${urlPath}`).toEqual(mine);
+    }
+  });
+});
+
+describe("export nginx: a `$` in the config's own words", () => {
+  it("reaches the client as itself in headers, redirects, a static folder, its fallback and an error page, as from the stack's own proxy", async () => {
+    const dir = folder();
+    const write = (file: string, content: string) => {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), content);
+    };
+    // nginx reads `$name` as a variable wherever a value may hold one; each of these would have been one.
+    write("pub$lic/shell$page.html", "<!doctype html><title>shell</title>\n");
+    write("pub$lic/price.txt", "5$\n");
+    write("pages/$404.html", "<p>no such $thing</p>\n");
+    const file = path.join(dir, "tsgi.yaml");
+    writeFileSync(
+      file,
+      `proxy: { listen: ["127.0.0.1:18080"], error_pages: { 404: "pages/$404.html" } }
+apps:
+  shop:
+    static: "pub$lic"
+    routes: [{ path: /shop }]
+    fallback: "/shell$page.html"
+    headers: { X-Price: "5$ or $1 or $uri or $" }
+  moved:
+    redirect: { to: "/new$place?from=$old", status: 302, keep_path: false, keep_query: true }
+    routes: [{ path: /old }]
+`,
+    );
+    const exported = await runCli(["export", "nginx", "-c", file, "--http", "--log-dir", dir]);
+    expect(exported.code, exported.stderr).toBe(0);
+    // Faithful now: no difference is noted for them.
+    expect(exported.stdout).not.toMatch(/^# .*variable/m);
+    expect(exported.stdout).toContain('\ngeo $tsgi_dollar { default "$"; }\n');
+    expect(nginxCheck(dir, exported.stdout).stderr).toContain("test is successful");
+    const { nginx, ours } = await serveBoth(dir, exported.stdout, file);
+
+    const get = (port: number, urlPath: string) =>
+      new Promise<{ status: number; price: string | undefined; location: string | undefined; body: string }>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port, path: urlPath, agent: false }, (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, price: res.headers["x-price"] as string | undefined, location: res.headers.location, body: res.statusCode === 302 ? "" : body }));
+          })
+          .on("error", reject);
+      });
+    const expected: [string, Awaited<ReturnType<typeof get>>][] = [
+      ["/shop/price.txt", { status: 200, price: "5$ or $1 or $uri or $", location: undefined, body: "5$\n" }],
+      ["/shop/some/page", { status: 200, price: "5$ or $1 or $uri or $", location: undefined, body: "<!doctype html><title>shell</title>\n" }],
+      ["/shop/gone.js", { status: 404, price: "5$ or $1 or $uri or $", location: undefined, body: "<p>no such $thing</p>\n" }],
+      ["/old/x?a=1", { status: 302, price: undefined, location: "/new$place?from=$old&a=1", body: "" }],
+    ];
+    for (const [urlPath, answer] of expected) {
+      const [theirs, mine] = await Promise.all([get(nginx.port, urlPath), get(ours, urlPath)]);
+      expect(mine, urlPath).toEqual(answer);
+      expect(theirs, urlPath).toEqual(mine);
     }
   });
 });
