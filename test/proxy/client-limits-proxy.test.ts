@@ -14,29 +14,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.ts";
 import { FrontProxy, type AccessEntry } from "../../src/proxy/server.ts";
 import { frontProxyOptions } from "../../src/stack/proxy-settings.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
 // ---- plumbing: every server, connection and proxy is closed after each test ----
 
-const servers: http.Server[] = [];
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 const proxies: FrontProxy[] = [];
 
 afterEach(async () => {
   for (const proxy of proxies.splice(0)) proxy.close();
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  await loopback.closeAll();
 });
 
-async function listen(server: http.Server): Promise<number> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return (server.address() as net.AddressInfo).port;
-}
+const listen = (server: http.Server) => loopback.listen(server);
 
 /** The config's proxy options, as a proxy process gets them (the app `web` routed at /). */
 function optionsFrom(appYaml: string, proxyYaml = "") {

@@ -25,32 +25,19 @@ import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/
 import type { CompressPolicy } from "../../src/proxy/compress/negotiate.ts";
 import { fixture, type Served, serve, stopAll } from "../helpers/serve.ts";
 import { jsonBody, streamPiece } from "../fixtures/apps/compressible.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
-const servers: net.Server[] = [];
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 const proxies: FrontProxy[] = [];
 const tempDirs: string[] = [];
 
 afterEach(async () => {
   for (const proxy of proxies.splice(0)) proxy.close();
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  await loopback.closeAll();
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function listen(server: http.Server): Promise<number> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  return (server.address() as net.AddressInfo).port;
-}
+const listen = (server: http.Server) => loopback.listen(server);
 
 const POLICY: CompressPolicy = {
   types: ["text/*", "application/json", "application/javascript"],
@@ -250,8 +237,8 @@ describe("what is never compressed (each with a client that accepts gzip and br)
   });
 
   it("a WebSocket upgrade is tunnelled untouched", async () => {
-    const port = await upstream(() => {});
-    const server = servers.at(-1) as http.Server;
+    const server = http.createServer(() => {});
+    const port = await listen(server);
     server.on("upgrade", (_req, socket) => {
       socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
       socket.on("data", (data) => socket.write(data));

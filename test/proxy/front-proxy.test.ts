@@ -18,34 +18,22 @@ import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/
 import { SCRIPT_NAME_HEADER } from "../../src/contract/script-name.ts";
 import { record } from "../reliability/record.ts";
 import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
 // ---- plumbing: every server and proxy is closed after each test ----
 
-const servers: net.Server[] = [];
-/** Every connection any of those servers accepted, destroyed after each test so close() never waits. */
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 const proxies: FrontProxy[] = [];
 const tempDirs: string[] = [];
 
 afterEach(async () => {
   for (const proxy of proxies.splice(0)) proxy.close();
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  await loopback.closeAll();
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-function listen(server: net.Server, where: { port: 0 } | { path: string }): Promise<void> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    if ("path" in where) server.listen(where.path, () => resolve());
-    else server.listen(0, "127.0.0.1", () => resolve());
-  });
+async function listen(server: net.Server, where: { port: 0 } | { path: string }): Promise<void> {
+  await loopback.listen(server, "path" in where ? where.path : undefined);
 }
 
 /** What an upstream saw of one request. */

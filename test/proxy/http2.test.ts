@@ -35,6 +35,7 @@ import { frontServer } from "../../src/proxy/listener.ts";
 import { FrontProxy, type AccessEntry } from "../../src/proxy/server.ts";
 import { watchCertificate } from "../../src/proxy/tls-reload.ts";
 import { closeFrontDoor } from "../../src/http/front-door.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
 
 
@@ -48,20 +49,11 @@ let proxy: FrontProxy;
 let h2Port: number;
 let h2Server: https.Server;
 let h1OnlyPort: number;
-const servers: net.Server[] = [];
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 let stopWatching: () => void = () => undefined;
 let wss: WebSocketServer;
 
-async function listen(server: net.Server): Promise<number> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return (server.address() as net.AddressInfo).port;
-}
+const listen = (server: net.Server) => loopback.listen(server);
 
 /** A worker stand-in: answers with what it was sent, as JSON; a few paths behave otherwise. */
 function worker(name: string): http.Server {
@@ -158,8 +150,7 @@ afterAll(async () => {
   stopWatching();
   proxy?.close();
   wss?.close();
-  for (const socket of sockets) socket.destroy();
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  await loopback.closeAll();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -26,37 +26,22 @@ import { afterEach, describe, expect, it } from "vitest";
 import { FrontProxy } from "../../src/proxy/server.ts";
 import { frontServer } from "../../src/proxy/listener.ts";
 import { EVERY_FEATURE_WEB_HEADERS, everyFeature } from "../helpers/every-feature.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
 // ---- plumbing: every server, socket and proxy is closed after each test ----
 
-const servers: net.Server[] = [];
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 const proxies: FrontProxy[] = [];
 const folders: Array<() => void> = [];
 
 afterEach(async () => {
   for (const proxy of proxies.splice(0)) proxy.close();
   for (const cleanup of folders.splice(0)) cleanup();
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  await loopback.closeAll();
 });
 
-function track(socket: net.Socket): net.Socket {
-  sockets.add(socket);
-  socket.once("close", () => sockets.delete(socket));
-  return socket;
-}
-
-async function listen(server: net.Server): Promise<number> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => track(socket));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  return (server.address() as net.AddressInfo).port;
-}
+const track = (socket: net.Socket) => loopback.track(socket);
+const listen = (server: net.Server) => loopback.listen(server);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -25,11 +25,11 @@ import WebSocket, { WebSocketServer } from "ws";
 import { FrontProxy, type AccessEntry, type FrontProxyOptions } from "../../src/proxy/server.ts";
 import { frontServer } from "../../src/proxy/listener.ts";
 import type { Endpoint } from "../../src/proxy/balancing/selector.ts";
+import { LoopbackServers } from "../helpers/loopback.ts";
 
 // ---- plumbing: every server, socket, client and proxy is closed after each test ----
 
-const servers: net.Server[] = [];
-const sockets = new Set<net.Socket>();
+const loopback = new LoopbackServers();
 const proxies: FrontProxy[] = [];
 const clients = new Set<WebSocket>();
 const socketServers: WebSocketServer[] = [];
@@ -43,23 +43,10 @@ afterEach(async () => {
   clients.clear();
   for (const proxy of proxies.splice(0)) proxy.close();
   for (const wss of socketServers.splice(0)) wss.close();
-  for (const socket of sockets) socket.destroy();
-  sockets.clear();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  await loopback.closeAll();
 });
 
-async function listen(server: net.Server): Promise<number> {
-  servers.push(server);
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  return (server.address() as net.AddressInfo).port;
-}
+const listen = (server: net.Server) => loopback.listen(server);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -192,7 +179,7 @@ function upgradeRequest(path: string, extra: string[] = [], connection = "Upgrad
 function rawExchange(port: number, request: string, untilHead = false): Promise<{ text: string; closed: boolean; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
-    sockets.add(socket);
+    loopback.track(socket);
     let text = "";
     socket.setEncoding("latin1");
     socket.on("data", (chunk: string) => {
