@@ -37,8 +37,6 @@ import { watchCertificate } from "../../src/proxy/tls-reload.ts";
 import { closeFrontDoor } from "../../src/http/front-door.ts";
 import { LoopbackServers } from "../helpers/loopback.ts";
 
-
-
 let root: string;
 let A: CertPair;
 let B: CertPair;
@@ -357,6 +355,46 @@ describe("HTTP/2 on the TLS listener", () => {
     expect([slow.status, slow.body.toString()]).toEqual([200, "slow"]);
     expect(session.closed || session.destroyed).toBe(false);
     await closed;
+  });
+
+  it("closes a connection that only pings for the keep-alive timeout: frames other than a stream do not keep it open", async () => {
+    const session = connect();
+    await once(session, "connect");
+    const began = Date.now();
+    const goaway = once(session, "goaway");
+    const pinging = setInterval(() => {
+      if (!session.closed && !session.destroyed) session.ping(() => undefined);
+    }, IDLE_MS / 5);
+    try {
+      await once(session, "close");
+    } finally {
+      clearInterval(pinging);
+    }
+    await goaway;
+    // Closed by the idle rule (IDLE_MS from its start), never by the pings' silence, which never came.
+    expect(Date.now() - began).toBeGreaterThanOrEqual(IDLE_MS - 50);
+    expect(Date.now() - began).toBeLessThan(IDLE_MS * 4);
+  });
+
+  it("closes a connection trickling a HEADERS frame a byte at a time, as a slowloris client does", async () => {
+    const socket = loopback.track(tls.connect({ host: "127.0.0.1", port: h2Port, rejectUnauthorized: false, ALPNProtocols: ["h2"] }));
+    await once(socket, "secureConnect");
+    expect(socket.alpnProtocol).toBe("h2");
+    const began = Date.now();
+    // The client preface and an empty SETTINGS frame (RFC 9113 §3.4), then a HEADERS frame on stream 1 whose
+    // 64-byte payload comes one byte every IDLE_MS / 5: the stream never opens.
+    socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    socket.write(Buffer.from([0, 0, 64, 1, 4, 0, 0, 0, 1]));
+    socket.on("data", () => undefined);
+    socket.on("error", () => undefined);
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(Buffer.from([0]));
+    }, IDLE_MS / 5);
+    const closed = await Promise.race([once(socket, "close").then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), IDLE_MS * 4))]);
+    clearInterval(trickle);
+    socket.destroy();
+    expect(closed, "the proxy closed the connection").toBe(true);
+    expect(Date.now() - began).toBeLessThan(IDLE_MS * 4);
   });
 
   it("still upgrades WebSockets over HTTP/1.1 on the same port", async () => {

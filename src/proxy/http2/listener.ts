@@ -38,6 +38,9 @@ export const MAX_CONCURRENT_STREAMS = 128;
 /** The largest header list (HPACK-decoded, 32 bytes a field included) a client may send: nginx's 4 x 8k header buffers. */
 export const MAX_HEADER_LIST_SIZE = 32 * 1024;
 
+/** How long an idle connection told GOAWAY has to go before it is cut. */
+const GOAWAY_GRACE_MS = 1000;
+
 /** Serves HTTP/2 on an https.Server built with ALPN_PROTOCOLS: its h2 connections go to `handle`, one call per stream. */
 export function serveHttp2(server: https.Server, handle: http.RequestListener): void {
   const h2 = http2.createServer({
@@ -80,20 +83,30 @@ export function serveHttp2(server: https.Server, handle: http.RequestListener): 
 /**
  * An h2 connection with no stream open for `idleMs` is closed (GOAWAY), as
  * an idle HTTP/1.1 keep-alive connection is after the server's
- * keepAliveTimeout: no client holds a connection (and its memory) for
- * nothing. A session's own timeout counts any silence, a stream still
- * waiting for its worker included, so it only triggers this check.
+ * keepAliveTimeout, and as nginx's keepalive_timeout does for h2: no client
+ * holds a connection (and its memory) for nothing. The time counts from the
+ * connection's start or its last stream's end, whatever else arrives: PING
+ * and SETTINGS frames, or a HEADERS frame trickled in byte by byte, would
+ * each reset a timeout that counts silence (the session's own), so that a
+ * client sending one now and then could hold the connection for ever.
  */
 function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
   if (!(idleMs > 0)) return;
   let open = 0;
+  const closeIdle = () => {
+    session.close();
+    // GOAWAY is sent; a client in the middle of a frame keeps node's session open, so it is cut after a moment.
+    setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+  };
+  let timer: NodeJS.Timeout | undefined = setTimeout(closeIdle, idleMs);
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     open += 1;
-    stream.once("close", () => (open -= 1));
+    clearTimeout(timer);
+    timer = undefined;
+    stream.once("close", () => {
+      open -= 1;
+      if (open === 0 && !session.closed && !session.destroyed) timer = setTimeout(closeIdle, idleMs);
+    });
   });
-  session.setTimeout(idleMs);
-  session.on("timeout", () => {
-    if (open === 0) session.close();
-    else session.setTimeout(idleMs);
-  });
+  session.once("close", () => clearTimeout(timer));
 }
