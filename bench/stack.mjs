@@ -15,9 +15,10 @@
  *   2. after a SIGKILL of one worker of the first app, the time until the
  *      stack's status shows the slot ready with a new pid and until a request
  *      through the proxy is answered by that new pid, --kills times (default 5);
- *   3. the RSS of the `up` process (supervisor + proxy), of the pm2 daemon and
- *      of idle gateway workers, and the `up` process's RSS under a short
- *      bounded load (wrk -t1 -c20 -d5s on one route);
+ *   3. the RSS of the `up` process (supervisor, control, admin), of its proxy
+ *      process (the front proxy runs in processes of its own), of the pm2
+ *      daemon and of idle gateway workers, and the `up` and proxy processes'
+ *      RSS under a short bounded load (wrk -t1 -c20 -d5s on one route);
  *   4. a gateway worker's boot, phase by phase (node, tsx, our modules, the
  *      app), one process at a time.
  * It prints Markdown tables and writes bench/results/stack-latest.json.
@@ -53,6 +54,7 @@ import {
   WRK,
   alive,
   cpuSeconds,
+  descendants,
   killRunningNow,
   log,
   machineCpu,
@@ -79,7 +81,7 @@ const STOP_GRACE_MS = 60_000;
 /** The app whose workers are killed, and where it is routed. */
 const KILL_APP = "hello";
 const LOAD = { threads: 1, connections: 20, seconds: 5 };
-const GOALS = { start_ms: 2000, recover_ms: 1000, stack_rss: 80 * MiB };
+const GOALS = { start_ms: 2000, recover_ms: 1000, stack_rss: 80 * MiB, proxy_rss: 60 * MiB };
 
 /** The stack: 3 apps x 2 instances, one host route each. The first answers its pid. */
 const APPS = [
@@ -487,8 +489,12 @@ async function killOnce(stack, index, slot, oldRows) {
     if (statusAt !== undefined && servedAt !== undefined) break;
     await sleep(POLL_MS);
   }
-  const exitLine = stack.proc.findLine(new RegExp(`^tsgi-stack: ${KILL_APP}\\.${slot} exited`), tKill);
-  const readyLine = stack.proc.findLine(new RegExp(`^${KILL_APP}\\.${slot} \\| tsgi worker ${newPid}: ready`), tKill);
+  // `up` relays the workers' lines from their files every 250 ms: the ready line may come after the status showed the worker.
+  const exitPattern = new RegExp(`^tsgi-stack: ${KILL_APP}\\.${slot} (exited|was killed)`);
+  const readyPattern = new RegExp(`^${KILL_APP}\\.${slot} \\| tsgi worker ${newPid}: ready`);
+  for (const deadline = performance.now() + 2000; performance.now() < deadline && !stack.proc.findLine(readyPattern, tKill); ) await sleep(POLL_MS);
+  const exitLine = stack.proc.findLine(exitPattern, tKill);
+  const readyLine = stack.proc.findLine(readyPattern, tKill);
   const spawnedAt = startedAtPerf(newPid);
   const cli = await statusCli();
   const cliRow = cli.status.workers.find((row) => row.app === KILL_APP && row.slot === slot);
@@ -556,12 +562,25 @@ async function partKill(stack) {
 
 // ---------------------------------------------------------------- 3. memory
 
+/** The stack's proxy processes: the `up` process's children running dist/stack/proxy-process.js. */
+function proxyPids(stack) {
+  const runsProxy = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("proxy-process");
+    } catch {
+      return false;
+    }
+  };
+  return [...descendants(stack.proc.pid).keys()].filter(runsProxy);
+}
+
 function stackMemory(stack, workers) {
   const rss = (pid) => memory(pid)?.rss;
   const byApp = {};
   for (const worker of workers) (byApp[worker.app] ??= []).push(rss(worker.pid));
   return {
     up: rss(stack.proc.pid),
+    proxy: Math.max(0, ...proxyPids(stack).map((pid) => rss(pid) ?? 0)),
     pm2_daemon: stack.pm2 ? rss(stack.pm2) : undefined,
     workers: workers.map((worker) => ({ app: worker.app, slot: worker.slot, pid: worker.pid, rss: rss(worker.pid) })),
     worker_median_by_app: Object.fromEntries(Object.entries(byApp).map(([app, values]) => [app, median(values)])),
@@ -574,7 +593,7 @@ async function idleMemory(stack) {
   const status = await controlStatus();
   const idle = stackMemory(stack, status.workers);
   log(
-    `  idle: up (supervisor + proxy) ${fmtMiB(idle.up)}, pm2 daemon ${fmtMiB(idle.pm2_daemon)}, workers ${idle.workers.map((w) => `${w.app}.${w.slot} ${fmtMiB(w.rss)}`).join(", ")}\n`,
+    `  idle: up ${fmtMiB(idle.up)}, proxy process ${fmtMiB(idle.proxy)}, pm2 daemon ${fmtMiB(idle.pm2_daemon)}, workers ${idle.workers.map((w) => `${w.app}.${w.slot} ${fmtMiB(w.rss)}`).join(", ")}\n`,
   );
   return idle;
 }
@@ -585,9 +604,11 @@ async function loadMemory(stack) {
   const status = await controlStatus();
   const workers = status.workers;
   const before = stackMemory(stack, workers);
-  const peak = { up: before.up, pm2_daemon: before.pm2_daemon ?? 0, workers: Object.fromEntries(workers.map((w) => [`${w.app}.${w.slot}`, 0])) };
+  const proxies = proxyPids(stack);
+  const peak = { up: before.up, proxy: before.proxy, pm2_daemon: before.pm2_daemon ?? 0, workers: Object.fromEntries(workers.map((w) => [`${w.app}.${w.slot}`, 0])) };
   const sampler = setInterval(() => {
     peak.up = Math.max(peak.up, memory(stack.proc.pid)?.rss ?? 0);
+    for (const pid of proxies) peak.proxy = Math.max(peak.proxy, memory(pid)?.rss ?? 0);
     if (stack.pm2) peak.pm2_daemon = Math.max(peak.pm2_daemon, memory(stack.pm2)?.rss ?? 0);
     for (const w of workers) peak.workers[`${w.app}.${w.slot}`] = Math.max(peak.workers[`${w.app}.${w.slot}`], memory(w.pid)?.rss ?? 0);
   }, 50);
@@ -610,13 +631,16 @@ async function loadMemory(stack) {
     up_rss_peak: peak.up,
     up_rss_after: after.up,
     up_hwm: memory(stack.proc.pid)?.hwm,
+    proxy_rss_before: before.proxy,
+    proxy_rss_peak: peak.proxy,
     pm2_daemon_rss_peak: peak.pm2_daemon,
     worker_rss_peak: peak.workers,
     load_average: loadAverage(),
   };
   log(
     `  under ${result.wrk}: ${Math.round(wrk.rps)} req/s, p99 ${wrk.p99_ms?.toFixed(2)} ms, ${wrk.errors} errors, up ${result.up_cpu_us_per_request} µs CPU/request;` +
-      ` up RSS ${fmtMiB(result.up_rss_before)} → peak ${fmtMiB(result.up_rss_peak)} (after ${fmtMiB(result.up_rss_after)})\n`,
+      ` up RSS ${fmtMiB(result.up_rss_before)} → peak ${fmtMiB(result.up_rss_peak)} (after ${fmtMiB(result.up_rss_after)}),` +
+      ` proxy RSS ${fmtMiB(result.proxy_rss_before)} → peak ${fmtMiB(result.proxy_rss_peak)}\n`,
   );
   return result;
 }
@@ -765,8 +789,9 @@ function markdown(results) {
   }
   if (mem) {
     lines.push(
-      `| RSS of the stack process (\`up\`: supervisor + proxy), idle | ${fmtMiB(mem.idle.up)} | < 80 MB | ${verdict(mem.idle.up < GOALS.stack_rss)} |`,
+      `| RSS of the stack process (\`up\`: supervisor, control, admin), idle | ${fmtMiB(mem.idle.up)} | < 80 MB | ${verdict(mem.idle.up < GOALS.stack_rss)} |`,
       `| RSS of the stack process, peak under wrk -t${LOAD.threads} -c${LOAD.connections} -d${LOAD.seconds}s | ${fmtMiB(mem.load.up_rss_peak)} | < 80 MB | ${verdict(mem.load.up_rss_peak < GOALS.stack_rss)} |`,
+      `| RSS of the proxy process, idle / peak under the same load | ${fmtMiB(mem.idle.proxy)} / ${fmtMiB(mem.load.proxy_rss_peak)} | ≤ 60 MiB | ${verdict(mem.idle.proxy <= GOALS.proxy_rss)} / ${verdict(mem.load.proxy_rss_peak <= GOALS.proxy_rss)} |`,
       `| RSS of the pm2 daemon, idle | ${fmtMiB(mem.idle.pm2_daemon)} | – | |`,
       `| RSS of an idle gateway worker (pid-app / dispatch / express, median of 2 each) | ${Object.values(mem.idle.worker_median_by_app).map(fmtMiB).join(" / ")} | – | |`,
     );
