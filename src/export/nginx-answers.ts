@@ -30,7 +30,6 @@
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { ident, literal, quoted, quotedLiteral, regexLiteral } from "./nginx-syntax.ts";
 
-
 /** The nginx variable holding what https_redirect does with a request (0 serve, 1 redirect, 2 refuse). */
 const httpsVariable = (stack: string) => `$${ident(stack)}_to_https`;
 

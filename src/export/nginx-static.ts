@@ -30,7 +30,6 @@ import { headerDirectives } from "./nginx-answers.ts";
 import type { NginxErrorPages } from "./nginx-error-pages.ts";
 import { ident, quoted, quotedLiteral, regexLiteral } from "./nginx-syntax.ts";
 
-
 /** The mounts of an app, as the Router gives them ("" for `/` and host-only routes), in a stable order. */
 function mountsOf(app: AppConfig): string[] {
   return [...new Set(app.routes.map((route) => (route.path === "/" ? "" : route.path)))].sort();

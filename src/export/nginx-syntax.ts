@@ -10,8 +10,8 @@
  * redirect target or a path of the config may hold one, so those values are
  * written with `literal`: each `$` becomes `${tsgi_dollar}`, a variable whose
  * value is `$`, defined once at http level by DOLLAR_DEFINITION (a `geo`
- * block, whose values nginx does not read variables in). Directives that read
- * no variables (index, map and if patterns, location prefixes) take `quoted`.
+ * block, whose values nginx does not read variables in). What nginx reads no
+ * variables in (map and if patterns, location prefixes) takes `quoted`.
  */
 
 /** nginx names (variables, upstreams, zones): letters, digits and underscores. */

@@ -108,7 +108,6 @@ interface ServerBlock {
   locations: { prefix: string; action: LocationAction }[];
 }
 
-
 const upstreamName = (target: NginxTarget, app: string, protocol: NginxProtocol) => `${ident(target.name)}_${ident(app)}${protocol === "uwsgi" ? "_uwsgi" : ""}`;
 
 /** The config's `balance`, in nginx's words; undefined: round robin, nginx's default. */
