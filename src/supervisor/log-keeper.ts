@@ -98,6 +98,8 @@ export async function rotate(file: string, keep: number): Promise<void> {
 const CATCH_UP_ROUNDS = 4;
 /** A tail this small is read in the synchronous last step (tens of microseconds) rather than in another round. */
 const LAST_TAIL_BYTES = 256 * 1024;
+/** The most the synchronous last step reads (a few milliseconds of the event loop at worst). */
+const LAST_STEP_MAX_BYTES = 8 * 1024 * 1024;
 
 async function readRange(file: string, start: number, end: number): Promise<Buffer> {
   const handle = await open(file, "r");
@@ -113,14 +115,16 @@ async function readRange(file: string, start: number, end: number): Promise<Buff
 /**
  * Reads `file` from `start` to its end and empties it, with no await between
  * the read that finds the end and the truncation. A file shorter than
- * `start` (emptied by someone else) is emptied and nothing is returned.
+ * `start` (emptied by someone else) is emptied and nothing is returned. At
+ * most LAST_STEP_MAX_BYTES are read: a writer faster than the reads cannot
+ * hold the event loop here, it loses what is past them instead.
  */
 function readToEndAndEmpty(file: string, start: number): Buffer {
   const fd = openSync(file, "r+");
   try {
     const chunks: Buffer[] = [];
     let position = start;
-    for (;;) {
+    while (position - start < LAST_STEP_MAX_BYTES) {
       const chunk = Buffer.alloc(64 * 1024);
       const bytesRead = readSync(fd, chunk, 0, chunk.length, position);
       if (bytesRead === 0) break;
