@@ -95,8 +95,9 @@ function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void 
   let open = 0;
   const closeIdle = () => {
     session.close();
-    // GOAWAY is sent; a client in the middle of a frame keeps node's session open, so it is cut after a moment.
-    setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+    // GOAWAY is sent; a client in the middle of a frame keeps node's session open, so it is cut after a moment —
+    // unless a stream that crossed the GOAWAY is being answered: close() ends the session after it.
+    setTimeout(() => open === 0 && session.destroy(), GOAWAY_GRACE_MS).unref();
   };
   let timer: NodeJS.Timeout | undefined = setTimeout(closeIdle, idleMs);
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
