@@ -73,6 +73,7 @@ import nodePath from "node:path";
 import send from "send";
 import { type CompressPolicy, type Encoding, negotiate } from "./compress/negotiate.ts";
 import { compressOnTheFly, type OnTheFly, onTheFlyFor } from "./static-compress.ts";
+import { strictPreconditions } from "./static-preconditions.ts";
 import { joinVary } from "./app-headers.ts";
 import { isPageRoute, PLAIN_SITE, type StaticSite } from "./static-site.ts";
 
@@ -328,6 +329,7 @@ function sendFile(
     cacheControl: true,
     maxAge: 0,
   });
+  strictPreconditions(stream);
   if (sibling) precompressedHeaders(stream, sibling);
   else if (onTheFly) compressOnTheFly(stream, res, onTheFly);
   if (site.cacheControl) cacheHeaders(stream, realRoot, site.cacheControl, sibling);

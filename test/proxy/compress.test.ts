@@ -208,6 +208,22 @@ describe("a large body of known length (not gathered: streamed)", () => {
   });
 });
 
+describe("a worker's Accept-Ranges", () => {
+  it("is dropped from a compressed answer (a Range request is answered uncompressed: its bytes would not fit) and kept on a plain one", async () => {
+    const text = "a resumable download\n".repeat(40);
+    const port = await upstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { "Content-Type": "text/plain", "Accept-Ranges": "bytes", ETag: '"v1"', "Content-Length": Buffer.byteLength(text) });
+      res.end(text);
+    });
+    const { port: proxyPort } = await front([port]);
+    const compressed = await request(proxyPort, "/", { "Accept-Encoding": "gzip" });
+    expect([compressed.headers["content-encoding"], compressed.headers["accept-ranges"], compressed.headers.etag]).toEqual(["gzip", undefined, 'W/"v1"']);
+    const plain = await request(proxyPort, "/");
+    expect([plain.headers["content-encoding"], plain.headers["accept-ranges"], plain.headers.etag]).toEqual([undefined, "bytes", '"v1"']);
+  });
+});
+
 describe("what is never compressed (each with a client that accepts gzip and br)", () => {
   const TEXT = "hello, compressible world\n".repeat(40);
 

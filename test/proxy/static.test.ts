@@ -260,6 +260,31 @@ describe("static apps: conditional requests, ranges, HEAD", () => {
     expect(answer.text).toBe("Precondition Failed: /assets/hello.txt\n");
   });
 
+  it("If-Match compares strongly (RFC 9110 §13.1.1): the file's own weak ETag fails, 412; `*` passes", async () => {
+    const { port } = await front();
+    const first = await request(port, "/assets/hello.txt");
+    expect(first.headers.etag).toMatch(/^W\//);
+    const weak = await request(port, "/assets/hello.txt", { headers: { "if-match": first.headers.etag! } });
+    expect(weak.status).toBe(412);
+    const any = await request(port, "/assets/hello.txt", { headers: { "if-match": "*" } });
+    expect([any.status, any.text]).toEqual([200, HELLO]);
+  });
+
+  it("If-Range (RFC 9110 §13.1.5): a date equal to Last-Modified keeps the Range; a later date or a weak ETag sends the whole file, 200", async () => {
+    const { port } = await front();
+    const first = await request(port, "/assets/hello.txt");
+    const lastModified = first.headers["last-modified"]!;
+    const same = await request(port, "/assets/hello.txt", { headers: { range: "bytes=0-4", "if-range": lastModified } });
+    expect([same.status, same.text]).toEqual([206, "hello"]);
+    // A copy from a second later (the file was since replaced by an older one, say): its bytes may not fit.
+    const later = new Date(Date.parse(lastModified) + 1000).toUTCString();
+    const stale = await request(port, "/assets/hello.txt", { headers: { range: "bytes=0-4", "if-range": later } });
+    expect([stale.status, stale.text, stale.headers["content-range"]]).toEqual([200, HELLO, undefined]);
+    // The file's ETag is weak: If-Range needs a strong one, so the Range is ignored.
+    const weak = await request(port, "/assets/hello.txt", { headers: { range: "bytes=0-4", "if-range": first.headers.etag! } });
+    expect([weak.status, weak.text]).toEqual([200, HELLO]);
+  });
+
   it("206 with Content-Range for a Range request, suffix ranges too", async () => {
     const { port, log } = await front();
     const answer = await request(port, "/assets/hello.txt", { headers: { range: "bytes=0-4" } });

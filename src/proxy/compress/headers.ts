@@ -2,7 +2,9 @@
  * @module proxy/compress/headers
  *
  * A worker's response head as it goes out compressed: Content-Encoding set,
- * Content-Length dropped (node frames the body chunked), a strong ETag made
+ * Content-Length dropped (node frames the body chunked), Accept-Ranges
+ * dropped (a Range request is sent on uncompressed, so its bytes would not
+ * fit the compressed ones a client has; nginx's gzip drops it too), a strong ETag made
  * weak (the bytes differ from the worker's, so a strong validator would lie;
  * nginx and Caddy do the same), and Accept-Encoding added to Vary, merged
  * with the worker's own Vary. Pure, on node's flat [name, value, …] lists.
@@ -49,7 +51,7 @@ export function encodedHeaders(flat: readonly string[], encoding: string): strin
   const out: string[] = [];
   for (let i = 0; i < flat.length; i += 2) {
     const lower = flat[i]!.toLowerCase();
-    if (lower === "content-length") continue;
+    if (lower === "content-length" || lower === "accept-ranges") continue;
     out.push(flat[i]!, lower === "etag" ? weakETag(flat[i + 1]!) : flat[i + 1]!);
   }
   out.push("Content-Encoding", encoding);
