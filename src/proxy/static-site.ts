@@ -73,14 +73,15 @@ export function compileStaticSite(spec: StaticSiteSpec | undefined): StaticSite 
 }
 
 /**
- * True when a path where nothing exists gets the fallback: its last segment
- * has no dot. `/users/42` and `/about/` are page routes of the app; a missing
+ * True when a path where nothing exists gets the fallback: it ends in `/`,
+ * or its last segment has no dot. `/users/42`, `/about/` and
+ * `/users/jane.doe/` are page routes of the app; a missing
  * `/assets/app.3f9a.js` or `/favicon.ico` is a missing file, and a 404 (not
  * the app's HTML, which a script tag would try to run) is the useful answer.
  * The rule of webpack-dev-server's historyApiFallback; nginx's try_files
  * makes no such difference (the nginx export keeps ours).
  */
 export function isPageRoute(decodedPath: string): boolean {
-  const segments = decodedPath.split("/").filter((segment) => segment !== "");
-  return !(segments.at(-1) ?? "").includes(".");
+  // The nginx export's map tests the same: a dot in what follows the last slash.
+  return !decodedPath.slice(decodedPath.lastIndexOf("/") + 1).includes(".");
 }

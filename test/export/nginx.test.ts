@@ -525,7 +525,7 @@ apps:
           })
           .on("error", reject);
       });
-    const paths = ["/app/", "/app/users/42", "/app/about/", "/app/missing.js", "/app/assets/app.3f9a2c1b.js", "/app/assets/gone.0000beef.js", "/app/robots.txt", "/app/docs/", "/app/.env", "/bare/", "/bare/docs/", "/bare/robots.txt"];
+    const paths = ["/app/", "/app/users/42", "/app/about/", "/app/missing.js", "/app/users/jane.doe/", "/app/assets/app.3f9a2c1b.js", "/app/assets/gone.0000beef.js", "/app/robots.txt", "/app/docs/", "/app/.env", "/bare/", "/bare/docs/", "/bare/robots.txt"];
     for (const urlPath of paths) {
       const [theirs, mine] = await Promise.all([get(nginx.port, urlPath), get(ours, urlPath)]);
       // The stack says public, max-age=0 where nginx says nothing: a folder without `cache` (bare) is not compared on it.
@@ -533,6 +533,7 @@ apps:
       expect(theirs, urlPath).toEqual(mine);
     }
     expect((await get(ours, "/app/users/42")).body).toContain("<title>spa</title>");
+    expect((await get(ours, "/app/users/jane.doe/")).body).toContain("<title>spa</title>");
 
     // error_pages with the app's headers: a missing file (the fallback's named 404 too) and a dotfile get the app's page,
     // or the stack's, with the app's headers; an unrouted path the stack's page without them.

@@ -214,6 +214,8 @@ describe("the rules alone", () => {
   it("a page route has no dot in its last segment", () => {
     expect(isPageRoute("/users/42")).toBe(true);
     expect(isPageRoute("/about/")).toBe(true);
+    // A trailing slash makes any last segment a page route (the docs' advice for names with a dot), as in the nginx export.
+    expect(isPageRoute("/users/jane.doe/")).toBe(true);
     expect(isPageRoute("/v1.2/notes")).toBe(true);
     expect(isPageRoute("/missing.js")).toBe(false);
     expect(isPageRoute("/users/john.doe")).toBe(false);
