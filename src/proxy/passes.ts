@@ -175,7 +175,8 @@ const httpsRedirect: RequestPass = {
   run(ctx) {
     const { req, proxy } = ctx;
     const settings = proxy.httpsRedirect;
-    if (!settings || (req.socket as { encrypted?: boolean }).encrypted || underAny(ctx.path!, settings.except)) return undefined;
+    // `OPTIONS *` (RFC 9112 §3.2.4) asks about the server, at no path: there is nothing to redirect.
+    if (!settings || (req.socket as { encrypted?: boolean }).encrypted || ctx.path === "*" || underAny(ctx.path!, settings.except)) return undefined;
     const host = req.headers.host;
     if (!host) return { kind: "bad-head", status: 400, reason: "a request without Host cannot be redirected to HTTPS" };
     return { kind: "redirect", status: settings.status, location: httpsLocation(host, settings.port, req.url ?? "/") };
@@ -189,6 +190,9 @@ const proxyAnswers: RequestPass = {
     const { req, route } = ctx;
     const answers = ctx.proxy.answersOf?.(route!.app);
     if (!answers) return undefined;
+    // `OPTIONS *` has no path to redirect or to give a slash: nginx refuses it (400); a redirect app, whose only
+    // answer is a Location, does the same, and trailing_slash leaves it to the worker.
+    if (ctx.path === "*") return answers.redirect ? { kind: "bad-head", status: 400, reason: "OPTIONS * has no path to redirect" } : undefined;
     const query = queryOf(req.url ?? "/");
     if (answers.redirect) {
       return { kind: "redirect", status: answers.redirect.status, location: redirectLocation(answers.redirect, route!.mount, ctx.path!, query) };

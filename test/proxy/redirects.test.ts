@@ -296,3 +296,17 @@ describe("proxy.https_redirect", () => {
     expect([secure.status, JSON.parse(secure.body).url, secure.headers["strict-transport-security"]]).toEqual([200, "/a/?x=1", "max-age=31536000"]);
   });
 });
+
+describe("OPTIONS * (RFC 9112 §3.2.4: a question about the server, at no path)", () => {
+  const head = (answer: string) => answer.split("\r\n\r\n")[0]!;
+  it("is never redirected to a Location made of `*`: https_redirect and trailing_slash leave it to the worker, a redirect app refuses it, 400", async () => {
+    const https = head(await raw(redirectingPort, "OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"));
+    expect(https).toMatch(/^HTTP\/1\.1 200 /);
+    expect(https).not.toMatch(/^location:/im);
+    const slash = head(await raw(plainPort, "OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"));
+    expect(slash).toMatch(/^HTTP\/1\.1 200 /);
+    const redirect = head(await raw(plainPort, "OPTIONS * HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n"));
+    expect(redirect).toMatch(/^HTTP\/1\.1 400 /);
+    expect(redirect).not.toMatch(/^location:/im);
+  });
+});
