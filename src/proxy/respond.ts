@@ -57,7 +57,8 @@ export function writeAnswer(
   });
   // A HEAD gets the head alone: node writes no body for it, and the Content-Length above is the GET's.
   res.end(body);
-  exchange.bytes = Buffer.byteLength(body);
+  // What went out as body: nothing for a HEAD (nginx's $body_bytes_sent is 0 there too).
+  exchange.bytes = exchange.req.method === "HEAD" ? 0 : Buffer.byteLength(body);
   return answer;
 }
 

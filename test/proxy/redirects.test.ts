@@ -205,11 +205,11 @@ describe("redirect apps", () => {
     expect(await location("//evil.com", "www.example.com")).toBe("301 https://example.com//evil.com");
   });
 
-  it("answer HEAD with the same head and no body, and log a 3xx with no error code", async () => {
+  it("answer HEAD with the same head and no body, and log a 3xx with no error code and no body bytes", async () => {
     const reply = await request(plainPort, "/docs/x", "any.test", { method: "HEAD" });
     expect([reply.status, reply.headers.location, reply.body]).toEqual([308, "https://new.test/manual/x", ""]);
     const entry = log.find((candidate) => candidate.url === "/docs/x" && candidate.method === "HEAD");
-    expect(entry).toMatchObject({ status: 308, app: "moved" });
+    expect(entry).toMatchObject({ status: 308, app: "moved", bytes: 0 });
     expect(entry?.error).toBeUndefined();
     expect(entry?.endpoint).toBeUndefined();
   });
