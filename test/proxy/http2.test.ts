@@ -120,6 +120,7 @@ beforeAll(async () => {
       { app: "site", host: "static.test" },
       { app: "down", host: "down.test" },
       { app: "limited", host: "limited.test" },
+      { app: "queued", host: "queued.test" },
       { app: "api", path: "/api" },
     ],
     staticRoots: { site: root },
@@ -127,13 +128,18 @@ beforeAll(async () => {
       web: { types: ["text/*"], minLength: 256, encodings: ["gzip"], levels: { br: 4, gzip: 6, zstd: 3 } },
       site: { types: ["text/*"], minLength: 256, encodings: ["br", "gzip"], levels: { br: 4, gzip: 6, zstd: 3 } },
     },
-    clientLimits: { limited: { rate: { perSecond: 1, burst: 0, delay: 0, nodelay: false, status: 429, maxClients: 100 } } },
+    clientLimits: {
+      limited: { rate: { perSecond: 1, burst: 0, delay: 0, nodelay: false, status: 429, maxClients: 100 } },
+      // 2 a second, one more waiting its turn (500 ms).
+      queued: { rate: { perSecond: 2, burst: 1, delay: 0, nodelay: false, status: 429, maxClients: 100 } },
+    },
     clientMaxBodySize: 1024 * 1024,
     onResponse: (entry) => log.push(entry),
   });
   proxy.setEndpoints("web", [{ id: "web.0", address: { kind: "tcp", host: "127.0.0.1", port: webPort } }]);
   proxy.setEndpoints("api", [{ id: "api.0", address: { kind: "tcp", host: "127.0.0.1", port: apiPort } }]);
   proxy.setEndpoints("limited", [{ id: "limited.0", address: { kind: "tcp", host: "127.0.0.1", port: webPort } }]);
+  proxy.setEndpoints("queued", [{ id: "queued.0", address: { kind: "tcp", host: "127.0.0.1", port: webPort } }]);
   proxy.setEndpoints("down", [{ id: "down.0", address: { kind: "tcp", host: "127.0.0.1", port: downPort } }]);
   const credentials = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
   const h2 = frontServer(proxy, { headerTimeoutMs: 5000, tls: credentials, http2: true });
@@ -346,6 +352,23 @@ describe("HTTP/2 on the TLS listener", () => {
     expect([css.status, css.headers["content-encoding"], css.headers["content-length"]]).toEqual([200, "br", undefined]);
     expect(brotliDecompressSync(css.body).toString()).toBe("p { color: teal }\n".repeat(100));
     expect([first.status, second.status]).toEqual([200, 429]);
+  });
+
+  it("a stream cancelled while its request waits its turn (rate_limit's burst) is logged 499 and never passed on; the connection serves on", async () => {
+    const session = connect();
+    expect((await request(session, { ":path": "/first", ":authority": "queued.test" })).status).toBe(200);
+    const waiting = session.request({ ":path": "/cancelled", ":authority": "queued.test" });
+    waiting.on("error", () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    waiting.close(http2.constants.NGHTTP2_CANCEL); // about 400 ms before its turn
+    const deadline = Date.now() + 3000;
+    while (!log.some((entry) => entry.url === "/cancelled") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const entry = log.find((candidate) => candidate.url === "/cancelled");
+    expect(entry).toMatchObject({ status: 499, app: "queued" });
+    expect(entry!.endpoint).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await request(session, { ":path": "/after", ":authority": "queued.test" })).status).toBe(200);
+    session.close();
   });
 
   it("closes a connection left with no stream open for the keep-alive timeout, but not one whose stream waits for its worker", async () => {
