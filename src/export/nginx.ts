@@ -22,9 +22,9 @@
  *   could match there (`= /api` and `/api/`, the boundary), each assigned
  *   the app and mount the stack's own Router gives for that prefix: the
  *   two agree on every path by construction rather than by a second rule
- *   (with slashes not merged, as the router does not; nginx does match the
- *   percent-decoded path, where the router matches the path as sent:
- *   `/%61pi` is under `/api` for nginx alone);
+ *   (with slashes not merged, as the router does not; both match `/%61pi`
+ *   as `/api`: nginx decodes the path, the stack's front door decodes the
+ *   unreserved characters, RFC 3986 §6.2.2.2);
  * - the mount point: `uwsgi_param SCRIPT_NAME` over uwsgi (the worker moves
  *   it from PATH_INFO), the mount header over HTTP (replacing any copy a
  *   client sent), as the stack's proxy sets it;

@@ -231,11 +231,11 @@ function parseAbsolute(target: string): AbsoluteTarget | undefined {
   return { authority, pathAndQuery: rest === "" || rest.startsWith("?") ? `/${rest}` : rest };
 }
 
-/** The target both front doors act on: origin-form, with its path's dot segments removed, and the host an absolute-form target named. */
+/** The target both front doors act on: origin-form, with its path's unreserved characters decoded and dot segments removed, and the host an absolute-form target named. */
 export interface NormalizedTarget {
   /** origin-form: the normalized path, then `?query` when there is one. */
   url: string;
-  /** The path alone (still percent-encoded, dot segments removed). */
+  /** The path alone (percent-encoded but for unreserved characters, dot segments removed). */
   path: string;
   /** The authority of an absolute-form target: it replaces the Host header. */
   host?: string;
@@ -256,9 +256,24 @@ export function normalizeTarget(target: string): NormalizedTarget {
   if (hash !== -1) pathAndQuery = pathAndQuery.slice(0, hash);
   const question = pathAndQuery.indexOf("?");
   const rawPath = question === -1 ? pathAndQuery : pathAndQuery.slice(0, question);
-  const path = removeDotSegments(rawPath);
+  const path = removeDotSegments(decodeUnreserved(rawPath));
   const url = question === -1 ? path : `${path}${pathAndQuery.slice(question)}`;
   return host === undefined ? { url, path } : { url, path, host };
+}
+
+/**
+ * RFC 3986 §6.2.2.2: a percent-encoded unreserved character (a letter, a
+ * digit, `-`, `.`, `_`, `~`) is the character itself, so `/%61pi` is `/api`
+ * — routed, limited and given headers as `/api` (nginx decodes before it
+ * matches a location, and a worker would decode it anyway). Every other
+ * escape is kept as sent: `%2F` is not a `/`, `%20` stays `%20`.
+ */
+export function decodeUnreserved(path: string): string {
+  if (!path.includes("%")) return path;
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
+    const char = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(char) ? char : escape;
+  });
 }
 
 /** RFC 3986 §5.2.4 on an absolute path; `.` and `..` also when percent-encoded (`%2e`), as nginx decodes them before it merges. */

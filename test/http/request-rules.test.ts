@@ -82,6 +82,11 @@ describe("normalizeTarget", () => {
     ["http://App.test:8080/x/../y?z", { url: "/y?z", path: "/y", host: "App.test:8080" }],
     ["http://app.test", { url: "/", path: "/", host: "app.test" }],
     ["https://app.test?x=1", { url: "/?x=1", path: "/", host: "app.test" }],
+    // RFC 3986 §6.2.2.2: unreserved characters decoded, any other escape kept as sent (the query untouched).
+    ["/%61pi/log%69n?q=%61", { url: "/api/login?q=%61", path: "/api/login" }],
+    ["/a%2Db%5Fc%2ed%7E", { url: "/a-b_c.d~", path: "/a-b_c.d~" }],
+    ["/a%2Fb/%20c/%25/%3F", { url: "/a%2Fb/%20c/%25/%3F", path: "/a%2Fb/%20c/%25/%3F" }],
+    ["/x/%2E%2E/y", { url: "/y", path: "/y" }],
   ])("%s", (target, expected) => {
     expect(normalizeTarget(target)).toEqual(expected);
   });

@@ -607,6 +607,18 @@ describe("FrontProxy: headers", () => {
     expect(echo.seen[1]!.headers["x-forwarded-host"]).toBe("web.test");
   });
 
+  it("routes a percent-encoded unreserved character as the character (RFC 3986 §6.2.2.2): /%61pi is /api, as nginx matches it; other escapes stay", async () => {
+    const api = await upstream("api-echo");
+    const rest = await upstream("rest-echo");
+    const { proxy, port } = await front({ routes: [{ app: "api", path: "/api" }, { app: "rest", path: "/" }] });
+    proxy.setEndpoints("api", [api.endpoint]);
+    proxy.setEndpoints("rest", [rest.endpoint]);
+    await get(port, "/%61pi/us%65rs?q=%61");
+    await get(port, "/api%2Fx");
+    expect(api.seen.map((seen) => [seen.url, seen.headers[SCRIPT_NAME_HEADER]])).toEqual([["/api/users?q=%61", "/api"]]);
+    expect(rest.seen.map((seen) => seen.url)).toEqual(["/api%2Fx"]);
+  });
+
   it("the upstream's hop-by-hop response headers (and those it names in Connection) never reach the client", async () => {
     const noisy = await upstream("noisy", (_req, res) => {
       res.writeHead(200, [
