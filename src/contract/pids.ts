@@ -13,12 +13,7 @@ import { readFileSync } from "node:fs";
 /** True while `pid` runs. A zombie (exited, not yet reaped by its parent) counts as gone. */
 export function isAlive(pid: number): boolean {
   if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-  return !isZombie(pid);
+  return answersSignal(pid) && !isZombie(pid);
 }
 
 function isZombie(pid: number): boolean {
@@ -26,6 +21,17 @@ function isZombie(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch {
-    return false;
+    // No /proc (not Linux): nothing tells a zombie, so the signal's answer stands. On Linux the entry also vanishes
+    // when the zombie is reaped between the signal and the read: asked again, the signal says so.
+    return !answersSignal(pid);
+  }
+}
+
+function answersSignal(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
