@@ -101,6 +101,7 @@ const LAST_TAIL_BYTES = 256 * 1024;
 /** The most the synchronous last step reads (a few milliseconds of the event loop at worst). */
 const LAST_STEP_MAX_BYTES = 8 * 1024 * 1024;
 
+/** The bytes of `file` from `start` to `end` (fewer if it is shorter now). */
 async function readRange(file: string, start: number, end: number): Promise<Buffer> {
   const handle = await open(file, "r");
   try {
@@ -215,13 +216,7 @@ export class LogKeeper {
     const { app, slot, stream } = tracked;
     const skipped = Math.max(0, pending - RELAY_BYTES);
     const start = tracked.offset + skipped;
-    const buffer = Buffer.alloc(size - start);
-    const handle = await open(file, "r");
-    try {
-      await handle.read(buffer, 0, buffer.length, start);
-    } finally {
-      await handle.close();
-    }
+    const buffer = await readRange(file, start, size);
     tracked.offset = size;
     let text = buffer.toString("utf8");
     if (skipped > 0) {

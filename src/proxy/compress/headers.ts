@@ -9,6 +9,7 @@
  * nginx and Caddy do the same), and Accept-Encoding added to Vary, merged
  * with the worker's own Vary. Pure, on node's flat [name, value, …] lists.
  */
+import { joinVary } from "../app-headers.ts";
 
 /** The head's headers by lowercase name (repeated ones joined with ", "), for proxy/compress/negotiate.ts. */
 export function headerLookup(flat: readonly string[]): (name: string) => string | undefined {
@@ -21,21 +22,20 @@ export function headerLookup(flat: readonly string[]): (name: string) => string 
   };
 }
 
-/** `flat` with Accept-Encoding in its Vary (one Vary header, the worker's members kept; `*` left alone). */
+/** `flat` with Accept-Encoding in its Vary (one Vary header where the first was, the worker's members kept; `*` left alone). */
 export function withVary(flat: readonly string[]): string[] {
   const out: string[] = [];
-  const members: string[] = [];
+  const values: string[] = [];
   let at = -1;
   for (let i = 0; i < flat.length; i += 2) {
     if (flat[i]!.toLowerCase() === "vary") {
       if (at === -1) at = out.length;
-      members.push(...flat[i + 1]!.split(",").map((member) => member.trim()).filter(Boolean));
+      values.push(flat[i + 1]!);
       continue;
     }
     out.push(flat[i]!, flat[i + 1]!);
   }
-  if (!members.some((member) => member === "*" || member.toLowerCase() === "accept-encoding")) members.push("Accept-Encoding");
-  const vary = ["Vary", members.join(", ")];
+  const vary = ["Vary", joinVary(values.join(", "), "Accept-Encoding")];
   if (at === -1) out.push(...vary);
   else out.splice(at, 0, ...vary);
   return out;
