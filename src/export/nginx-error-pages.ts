@@ -110,15 +110,20 @@ export class NginxErrorPages {
   /**
    * The lines of a location of `app` that has its own list — a worker
    * location always (it has an error_page of its own, so it inherits none),
-   * a static one when `hasOwn`: the app's pages over the stack's, served
-   * with the app's headers when it has some.
+   * a static one when `hasOwn` (staticLines): the app's pages over the
+   * stack's, served with the app's headers when it has some.
    */
   appLines(app: string): string[] {
     return this.lines(this.apps.get(app) ?? this.stack, this.withHeaders.has(app) ? app : undefined);
   }
 
+  /** The lines of a location that serves `app`'s folder: its own list when it needs one, else none (it inherits the server's). */
+  staticLines(app: string): string[] {
+    return this.hasOwn(app) ? this.appLines(app) : [];
+  }
+
   /** Whether an app's locations need their own list (pages of its own, or headers for the stack's); otherwise they inherit the server's. */
-  hasOwn(app: string): boolean {
+  private hasOwn(app: string): boolean {
     return this.apps.has(app) || this.withHeaders.has(app);
   }
 

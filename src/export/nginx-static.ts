@@ -113,7 +113,7 @@ export function staticNamedLocations(config: StackConfig, stack: string, served:
     const vars = names(stack, app, config, mount);
     if (!seen.has(vars.missing)) {
       seen.add(vars.missing);
-      const own = [...headerDirectives(settings, undefined), ...(pages.hasOwn(app) ? pages.appLines(app) : [])];
+      const own = [...headerDirectives(settings, undefined), ...pages.staticLines(app)];
       lines.push("", `location ${vars.missing} { ${own.map((line) => `${line} `).join("")}return 404; }`);
     }
     if (seen.has(vars.rewrite)) continue;

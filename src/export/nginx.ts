@@ -368,7 +368,7 @@ function serverBlock(config: StackConfig, target: NginxTarget, block: ServerBloc
           ...headers,
           ...limitDirectives(config, target.name, action.app),
           ...staticCompressDirectives(settings),
-          ...(pages.hasOwn(action.app) ? pages.appLines(action.app) : []),
+          ...pages.staticLines(action.app),
           ...staticLocation(
             staticFolder(action.app, action.folder),
             prefix.slice(action.mount.length),
