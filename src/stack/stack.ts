@@ -555,7 +555,8 @@ export class Stack implements ObservedStack, PlanRunner {
       await this.configWatcher?.close();
       await this.codeWatcher?.close();
       await this.proxies.stop();
-      await this.supervisor.stop();
+      const { strays } = await this.supervisor.stop();
+      if (strays.length > 0) this.say(`stopped ${strays.length} worker process(es) pm2 no longer listed: ${strays.join(", ")}`);
       this.links?.stop();
       // The admin listener's live feeds never end by themselves: its connections are cut, not drained.
       if (this.adminServer) await closeServer(this.adminServer, { cut: true });

@@ -104,6 +104,17 @@ export function serveArgs(pool: PoolSpec, address: WorkerAddress, heartbeat?: st
   ];
 }
 
+/**
+ * The `KEY=value` pairs that every process launched for this stack carries in
+ * its environment (TSGI_STACK from slotEnv; PM2_HOME from the stack's own pm2
+ * daemon), narrowed to one app's slot when given: what finds a worker that
+ * pm2 lost track of (probes.processesMarked).
+ */
+export function workerMarks(stackId: string, pm2Home: string, slot?: { app: string; slot: number }): string[] {
+  const marks = [`TSGI_STACK=${stackId}`, `PM2_HOME=${pm2Home}`];
+  return slot ? [...marks, `TSGI_APP=${slot.app}`, `TSGI_SLOT=${slot.slot}`] : marks;
+}
+
 function slotEnv(context: LaunchContext, pool: PoolSpec, slot: number, address: WorkerAddress): Record<string, string> {
   const env: Record<string, string> = {
     ...pool.env,

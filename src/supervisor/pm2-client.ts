@@ -139,6 +139,10 @@ async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): P
   }
 }
 
+/** How many times delete() deletes a name again that pm2 put back, and how long it waits for pm2 to do so. */
+const DELETE_AGAIN = 5;
+const DELETE_SETTLE_MS = 250;
+
 /** The shell that opens a process's log files for it before running it. */
 const SHELL = "/bin/sh";
 /**
@@ -358,9 +362,21 @@ export class Pm2Client implements ProcessManager {
     await call((cb) => this.api.restart(name, cb));
   }
 
-  /** Stops a process and removes its entry. */
+  /**
+   * Stops a process and removes its entry — for good. pm2's own restart of
+   * the process (past max_memory_restart, at every monitor round) can race a
+   * delete: the delete answers, and a moment later pm2 puts the entry back
+   * with a new process, which it then runs for good. So the name is looked
+   * up again after a short settle and deleted again while pm2 lists it (the
+   * supervisor also removes such an entry when a later sample lists it).
+   */
   async delete(name: string): Promise<void> {
     await call((cb) => this.api.delete(name, cb));
+    for (let again = 0; again < DELETE_AGAIN; again++) {
+      await new Promise((resolve) => setTimeout(resolve, DELETE_SETTLE_MS));
+      if (!(await this.list(name)).some((process) => process.name === name)) return;
+      await call((cb) => this.api.delete(name, cb)).catch(() => undefined);
+    }
   }
 
   /** The processes whose name starts with `namePrefix`. */

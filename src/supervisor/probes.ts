@@ -4,8 +4,9 @@
  * The supervisor's small I/O helpers, each standing alone so the pool logic
  * stays pure: does an address accept a connection (readiness of command apps,
  * and the fallback for module apps), a free loopback port, the last lines of
- * a log file, whether a worker's log files can be opened, and which of our
- * pids are still alive (to prove a stop left nothing behind).
+ * a log file, whether a worker's log files can be opened, which of our
+ * pids are still alive (to prove a stop left nothing behind), and which
+ * processes carry a stack's marks in their environment (what pm2 forgot).
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
@@ -152,6 +153,28 @@ export async function waitForPidsGone(pids: readonly number[], timeoutMs: number
 }
 
 /**
+ * Live processes whose environment holds every one of `marks` (`KEY=value`),
+ * from /proc (Linux); elsewhere none. A worker keeps the environment it was
+ * launched with — its TSGI_STACK and pm2's PM2_HOME — and so do its children,
+ * so this finds a stack's workers even when pm2 no longer lists them.
+ */
+export function processesMarked(marks: readonly string[]): number[] {
+  if (!existsSync("/proc/self/environ")) return [];
+  const wanted = marks.map((mark) => `\0${mark}\0`);
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const environ = `\0${readFileSync(`/proc/${entry}/environ`, "latin1")}`;
+      if (wanted.every((mark) => environ.includes(mark)) && isAlive(Number(entry))) found.push(Number(entry));
+    } catch {
+      // Gone while we read, or another user's: not ours to stop either way.
+    }
+  }
+  return found;
+}
+
+/**
  * Waits up to `graceMs` for `pids` to exit, SIGKILLs the ones that did not,
  * and returns those (an empty list: everything stopped by itself).
  */
@@ -166,4 +189,16 @@ export async function reap(pids: readonly number[], graceMs: number): Promise<nu
   }
   await waitForPidsGone(survivors, 1000);
   return survivors;
+}
+
+/** SIGTERMs `pids` (the workers' graceful stop), then reaps them as reap() does; returns the ones SIGKILLed. */
+export async function terminate(pids: readonly number[], graceMs: number): Promise<number[]> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  }
+  return reap(pids, graceMs);
 }

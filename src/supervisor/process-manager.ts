@@ -101,6 +101,7 @@ export interface ProcessManager {
   start(spec: ProcessSpec): Promise<ProcessInfo>;
   stop(name: string): Promise<void>;
   restart(name: string): Promise<void>;
+  /** Stops the process and removes its entry; resolves once the manager no longer lists the name. */
   delete(name: string): Promise<void>;
   /** The processes whose name starts with `namePrefix` (all of them by default). */
   list(namePrefix?: string): Promise<ProcessInfo[]>;

@@ -42,12 +42,12 @@
 import { BlockedWorkerWatch } from "./blocked-workers.ts";
 import { PoolCommands } from "./commands.ts";
 import { type LoopEvent, SupervisorCore } from "./core.ts";
-import { poolDigest } from "./launch.ts";
+import { poolDigest, workerMarks } from "./launch.ts";
 import { Pm2Client } from "./pm2-client.ts";
 import { isSettled, liveSlots, report, statusRows } from "./pool.ts";
 import { freePorts, portsNeeded } from "./ports.ts";
 import type { ProcessManager } from "./process-manager.ts";
-import { isAlive, processTree, reap } from "./probes.ts";
+import { isAlive, processesMarked, processTree, reap, terminate } from "./probes.ts";
 import type { ReloadTicket } from "./reload.ts";
 import { ReloadDriver } from "./reload-driver.ts";
 import { appPrefix, checkNamePart, ensureStateDirs, parseProcessName, parseWorkerAddress, stackPrefix, type StatePaths, statePaths } from "./slots.ts";
@@ -93,6 +93,12 @@ export interface StopReport {
   forced: number[];
   /** True if the stack's pm2 daemon was stopped too (it had nothing else to run). */
   daemonStopped: boolean;
+  /**
+   * Workers of this stack that pm2 no longer listed but still ran — found by
+   * their environment once pm2 was done, and stopped (SIGTERM, then SIGKILL).
+   * pm2 can lose one when its own restart (max_memory_restart) races a delete.
+   */
+  strays: number[];
 }
 
 export class Supervisor {
@@ -282,11 +288,12 @@ export class Supervisor {
    * process named tsgi:<stackId>:* is deleted from pm2 — including ones this
    * object did not start — and the pids are checked gone (SIGKILL for any
    * survivor). The stack's daemon is stopped when it has nothing left to run.
+   * Last, any process still carrying this stack's marks is stopped too.
    */
   async stop(): Promise<StopReport> {
     await this.recovery;
     if (!this.core.client && Supervisor.daemonPid(this.core.options.stateDir) === undefined) {
-      return { deleted: [], forced: [], daemonStopped: false };
+      return { deleted: [], forced: [], daemonStopped: false, strays: await this.stopStrays() };
     }
     const client = await this.connect();
     const listed = await client.list(stackPrefix(this.stackId));
@@ -299,7 +306,14 @@ export class Supervisor {
     // The daemon is the stack's own (its home is in the state dir): with nothing left to run, it goes too.
     const daemonStopped = (await client.list()).length === 0;
     await this.release(client, daemonStopped);
-    return { deleted, forced, daemonStopped };
+    return { deleted, forced, daemonStopped, strays: await this.stopStrays() };
+  }
+
+  /** Processes launched for this stack (its id and pm2 home in their environment) that outlived pm2's part of stop(). */
+  private async stopStrays(): Promise<number[]> {
+    const strays = processesMarked(workerMarks(this.stackId, this.paths.pm2Home));
+    if (strays.length > 0) await terminate(strays, STOP_VERIFY_MS);
+    return strays;
   }
 
   /** Lets go of pm2 and leaves the workers running under its daemon (`up --detach`). */
@@ -526,8 +540,10 @@ function checkSpec(pool: PoolSpec): void {
   if (pool.kind === "command" && !pool.command) throw new TypeError(`app ${pool.name}: kind "command" needs a command`);
 }
 
+/** Deletes every process whose name starts with `prefix` (each for good: see Pm2Client.delete). */
 async function deleteMatching(client: ProcessManager, prefix: string): Promise<void> {
-  for (const process of await client.list(prefix)) await client.delete(process.name).catch(() => undefined);
+  const listed = await client.list(prefix);
+  await Promise.all(listed.map((process) => client.delete(process.name).catch(() => undefined)));
 }
 
 /** Every pid this stack runs, with descendants (a command's server runs under its shell). */

@@ -22,15 +22,16 @@
  * follow one worker.
  */
 import { READY_MESSAGE, readyPid } from "../contract/messages.ts";
+import { killTimeoutMs } from "../contract/stopping.ts";
 import { describeHalt, judgeExit, judgeNotReady, signalOfShellCode, telltaleLine, type Verdict } from "./crash-policy.ts";
 import type { LoopEvent, SupervisorCore } from "./core.ts";
-import { processSpec } from "./launch.ts";
+import { processSpec, workerMarks } from "./launch.ts";
 import { liveSlots, newSlot, type Pool, type Slot } from "./pool.ts";
 import { addressFor } from "./ports.ts";
 import type { Pm2Event, ProcessInfo } from "./process-manager.ts";
-import { accepts, fileSize, logFileProblem, tailLines, waitUntilAccepting } from "./probes.ts";
+import { accepts, fileSize, isAlive, logFileProblem, processesMarked, tailLines, terminate, waitUntilAccepting } from "./probes.ts";
 import { describeEarlyExit, type ReloadFailureKind } from "./reload.ts";
-import { ensureStateDirs, freeSlots, logFiles, parseProcessName, processName } from "./slots.ts";
+import { ensureStateDirs, freeSlots, logFiles, parseProcessName, parseWorkerAddress, processName, socketPath } from "./slots.ts";
 import type { Adoptee, HealthGate, PoolErrorReason, ReloadError, WorkerEndpoint } from "./types.ts";
 
 /** After pm2 calls a module worker online, how long we wait for its tsgi:ready before probing its socket instead. */
@@ -310,11 +311,34 @@ export class WorkerDriver {
     if (slot.startedAt) slot.retiring.add(slot.startedAt);
     slot.state = "stopping";
     const app = pool.spec.name;
+    const marks = workerMarks(this.core.stackId, this.core.paths.pm2Home, { app, slot: slot.slot });
     this.core.runOp(
       slot,
-      (client) => client.delete(slot.name),
+      async (client) => {
+        await client.delete(slot.name);
+        // pm2 waited for the process to exit: one still marked as this slot's is a worker pm2 lost in a restart race.
+        const strays = processesMarked(marks);
+        if (strays.length > 0) await terminate(strays, killTimeoutMs(pool.spec.gracefulTimeoutMs));
+      },
       () => ({ type: "removed", app, slot: slot.slot }),
     );
+  }
+
+  /**
+   * pm2 lists a live process for a slot its pool no longer has: pm2's own
+   * restart of it (max_memory_restart) raced our delete and put it back (see
+   * Pm2Client.delete). It is removed again — as a slot that holds its number
+   * until it is gone, so that no new worker is given that name meanwhile.
+   */
+  private removeLost(info: ProcessInfo): void {
+    const parsed = parseProcessName(this.core.stackId, info.name);
+    const pool = parsed && this.core.byName.get(parsed.app);
+    // A pool that is stopping deletes every name of the stack itself; one not started yet may adopt the process.
+    if (!parsed || !pool || pool.stopping || pool.slots.has(parsed.slot) || !isAlive(info.pid)) return;
+    const slot = newSlot(parsed.slot, info.name, parseWorkerAddress(info.env.TSGI_ADDRESS) ?? { kind: "unix", path: socketPath(this.core.paths, parsed.app, parsed.slot) });
+    slot.startedAt = info.startedAt;
+    pool.slots.set(parsed.slot, slot);
+    this.removeSlot(pool, slot);
   }
 
   /** A worker said it is ready (or its socket accepts): a reload's new one goes through the health gate first. */
@@ -578,7 +602,10 @@ export class WorkerDriver {
   handleSampled(processes: ProcessInfo[]): void {
     for (const info of processes) {
       const found = this.core.find(info.name);
-      if (!found) continue;
+      if (!found) {
+        this.removeLost(info);
+        continue;
+      }
       const { slot } = found;
       slot.sample = { memory: info.memory, cpu: info.cpu, restarts: info.restarts };
       // A command app's pid is only known from pm2's list.

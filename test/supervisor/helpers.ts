@@ -63,24 +63,13 @@ export function get(address: WorkerAddress, urlPath = "/"): Promise<Reply> {
   });
 }
 
-import { isAlive } from "../../src/supervisor/probes.ts";
+import { isAlive, processesMarked } from "../../src/supervisor/probes.ts";
 
 export { isAlive };
 
-/** Pids of live processes whose environment says they belong to this stack (TSGI_STACK=<id>). */
-export function processesOfStack(stackId: string): number[] {
-  const marker = `\0TSGI_STACK=${stackId}\0`;
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const environ = `\0${readFileSync(`/proc/${entry}/environ`, "latin1")}`;
-      if (environ.includes(marker) && isAlive(Number(entry))) pids.push(Number(entry));
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  return pids;
+/** Pids of live processes whose environment says they belong to this stack (TSGI_STACK=<id>), or to one app of it. */
+export function processesOfStack(stackId: string, app?: string): number[] {
+  return processesMarked([`TSGI_STACK=${stackId}`, ...(app === undefined ? [] : [`TSGI_APP=${app}`])]);
 }
 
 /** ~/.pm2's existence and mtime: the tests prove the supervisor never touches it. */
@@ -106,4 +95,46 @@ export async function eventually<T>(check: () => T | undefined | false | Promise
 export function rss(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match ? Number(match[1]) * 1024 : 0;
+}
+
+/**
+ * Processes a test saw, each known by its pid and its start time (field 22
+ * of /proc/PID/stat): a pid the kernel gave to another process since (pids
+ * wrap at 32768 on a small machine) is not one of ours, so it is not
+ * counted as left behind.
+ */
+export class SeenProcesses {
+  private readonly started = new Map<number, string>();
+
+  add(pid: number): void {
+    const start = startTime(pid);
+    if (pid > 0 && start !== undefined && !this.started.has(pid)) this.started.set(pid, start);
+  }
+
+  /** The seen processes that still run, each described (pid, state, command line) for the failure message. */
+  stillRunning(): string[] {
+    return [...this.started]
+      .filter(([pid, start]) => isAlive(pid) && startTime(pid) === start)
+      .map(([pid]) => describeProcess(pid));
+  }
+}
+
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid (state) command line`, or just the pid once it is gone. */
+export function describeProcess(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+    return `${pid} (${stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)}) ${command}`;
+  } catch {
+    return String(pid);
+  }
 }

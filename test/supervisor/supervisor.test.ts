@@ -21,6 +21,7 @@ import {
   modulePool,
   processesOfStack,
   rss,
+  SeenProcesses,
   sleep,
   tempStateDir,
 } from "./helpers.ts";
@@ -33,8 +34,8 @@ const supervisor = new Supervisor({ stackId: STACK, stateDir, monitorIntervalMs:
 const events: SupervisorEvent[] = [];
 const memberships: Array<{ app: string; slots: number[] }> = [];
 const logLines: Array<{ app: string; slot: number; stream: string; text: string }> = [];
-/** Every worker pid this file saw, to prove at the end that none is left. */
-const seenPids = new Set<number>();
+/** Every worker this file saw, to prove at the end that none is left. */
+const seenPids = new SeenProcesses();
 let daemonPid: number | undefined;
 
 const LEGACY = `node -e "require('http').createServer((q,s)=>s.end('legacy '+process.env.PORT)).listen(process.env.PORT,'127.0.0.1')"`;
@@ -68,7 +69,7 @@ afterAll(async () => {
   expect(daemonPid !== undefined && isAlive(daemonPid)).toBe(false);
   expect(Supervisor.daemonPid(stateDir)).toBeUndefined();
   expect(processesOfStack(STACK)).toEqual([]);
-  expect([...seenPids].filter(isAlive)).toEqual([]);
+  expect(seenPids.stillRunning()).toEqual([]);
   expect(globalPm2Fingerprint()).toBe(globalBefore);
   rmSync(stateDir, { recursive: true, force: true });
 }, 60_000);
@@ -209,6 +210,9 @@ describe("Supervisor over pm2", () => {
     seenPids.add(next.pid);
     expect(supervisor.pools().find((pool) => pool.app === "fat")!.state).not.toBe("errored");
     await supervisor.scale("fat", 0);
+    // pm2 restarts this worker every second; a restart racing the delete put it back, running on under pm2 for
+    // good, until the supervisor learnt to remove such a worker again at its next sample of pm2's list.
+    await eventually(() => processesOfStack(STACK, "fat").length === 0, 10_000, "no worker of the app scaled to 0");
   });
 
   it("scales 2 -> 3 -> 1 with the membership following", async () => {
@@ -243,15 +247,14 @@ describe("Supervisor over pm2", () => {
     const [slow] = ready("slow");
     const inFlight = get(slow!.address, "/slow?ms=1500");
     await sleep(300);
-    const pids = [...seenPids];
-    const listed = (await supervisor.refreshStatus()).map((row) => row.pid).filter(Boolean);
+    for (const row of await supervisor.refreshStatus()) seenPids.add(row.pid);
     const stopped = performance.now();
     const result = await supervisor.stop();
     console.log(`stop(): ${(performance.now() - stopped).toFixed(0)} ms for ${result.deleted.length} pm2 processes (one request draining 1.5 s)`);
     expect(await inFlight).toEqual({ status: 200, body: "slow done" });
     expect(result).toMatchObject({ forced: [], daemonStopped: true });
     expect(result.deleted).toContain("tsgi:suptest:broken:0");
-    expect([...pids, ...listed].filter(isAlive)).toEqual([]);
+    expect(seenPids.stillRunning()).toEqual([]);
     expect(processesOfStack(STACK)).toEqual([]);
     expect(daemonPid !== undefined && isAlive(daemonPid)).toBe(false);
     expect(Pm2Client.daemonPid(path.join(stateDir, "pm2"))).toBeUndefined();
