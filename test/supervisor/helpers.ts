@@ -7,7 +7,7 @@
  * left nothing behind — every worker we start carries TSGI_STACK=<id> in its
  * environment, so /proc finds them whatever pm2 believes.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
