@@ -311,7 +311,9 @@ export class Supervisor {
 
   /** Processes launched for this stack (its id and pm2 home in their environment) that outlived pm2's part of stop(). */
   private async stopStrays(): Promise<number[]> {
-    const strays = processesMarked(workerMarks(this.stackId, this.paths.pm2Home));
+    // The daemon has PM2_HOME too, and TSGI_STACK if the stack itself was started with it set: it is never a stray.
+    const daemon = Supervisor.daemonPid(this.core.options.stateDir);
+    const strays = processesMarked(workerMarks(this.stackId, this.paths.pm2Home)).filter((pid) => pid !== daemon);
     if (strays.length > 0) await terminate(strays, STOP_VERIFY_MS);
     return strays;
   }
