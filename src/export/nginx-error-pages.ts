@@ -34,6 +34,7 @@
  */
 import type { StackConfig } from "../config/schema.ts";
 import { parseErrorPageKey } from "../contract/error-pages.ts";
+import { ALLOWED_METHODS, STATIC_METHODS } from "../http/request-rules.ts";
 import { REASON_PHRASES } from "../proxy/refusal.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import { headerDirectives } from "./nginx-answers.ts";
@@ -88,10 +89,14 @@ export class NginxErrorPages {
   /** The apps whose pages carry their headers: each has its own list in every location (and its own page locations). */
   private readonly withHeaders = new Set<string>();
 
-  /** `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere). */
+  /**
+   * `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere).
+   * `allowVariable`: the variable allowDefinition() defines, which each page location sends as `Allow`.
+   */
   constructor(
     private readonly config: StackConfig,
     private readonly fileFor: (file: string) => string = (file) => file,
+    private readonly allowVariable = "$tsgi_error_allow",
   ) {
     this.stack = statusFiles(config, config.proxy.error_pages);
     for (const [name, app] of Object.entries(config.apps)) if (app.error_pages) this.apps.set(name, statusFiles(config, app.error_pages, this.stack));
@@ -138,8 +143,30 @@ export class NginxErrorPages {
       "    types { }",
       "    default_type \"text/html; charset=utf-8\";",
       ...headers.map((line) => `    ${line}`),
+      // The 405's Allow (RFC 9110 §15.5.6: a MUST) was set where the 405 was made; a page location sends its own headers only.
+      `    add_header Allow ${this.allowVariable} always;`,
       "}",
     ]);
+  }
+
+  /**
+   * The http-level map behind allowVariable: a 405 served as a page gets the
+   * Allow header the stack sends with it — GET, HEAD for a static folder (the
+   * only 405 nginx makes there), the methods the front door takes for TRACE —
+   * and any other status none (nginx sends no header with an empty value).
+   * No lines when the export has no page location.
+   */
+  allowDefinition(): string[] {
+    if (this.pages.size === 0) return [];
+    return [
+      "",
+      // $request, the request line as received: error_page's redirect has turned $request_method into GET by now.
+      `map "$status:$request" ${this.allowVariable} {`,
+      '    default "";',
+      `    "~^405:TRACE " ${JSON.stringify(ALLOWED_METHODS)};`,
+      `    "~^405:" ${JSON.stringify(STATIC_METHODS)};`,
+      "}",
+    ];
   }
 
   private uriOf(file: string, app: string | undefined): string {

@@ -58,6 +58,7 @@
 import type { AppConfig, StackConfig } from "../config/schema.ts";
 import { SCRIPT_NAME_HEADER } from "../contract/script-name.ts";
 import { formatDuration } from "../contract/units.ts";
+import { STATIC_METHODS } from "../http/request-rules.ts";
 import { Router } from "../proxy/router.ts";
 import { appKind } from "../stack/proxy-settings.ts";
 import type { Differences } from "./differences.ts";
@@ -303,7 +304,7 @@ function staticLocation(folder: string, rest: string, exact: boolean, prefix: st
     `alias ${quotedLiteral(`${folder.replace(/\/+$/, "")}${rest}/`)};`,
     ...site.index,
     // An `if` block is a location of its own for add_header: the app's headers are repeated inside.
-    `if ($request_method !~ ^(GET|HEAD)$) { add_header Allow "GET, HEAD" always; ${headers.map((line) => `${line} `).join("")}return 405; }`,
+    `if ($request_method !~ ^(GET|HEAD)$) { add_header Allow "${STATIC_METHODS}" always; ${headers.map((line) => `${line} `).join("")}return 405; }`,
     "if ($uri ~ \"/\\.\") { return 404; }",
     // The stack follows a link only while it stays inside the folder; nginx cannot tell where a link leads, so it
     // follows none below the folder (stricter: a link inside the folder is refused too).
@@ -428,7 +429,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     reachable.add(app);
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
-  const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target));
+  const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target), mapped(target, "error_allow"));
   const trusted = config.proxy.trusted_proxies;
   const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages, differences)]);
   const text = [
@@ -461,6 +462,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     ...staticMaps(config, target.name),
     ...httpsRedirectMap(config, target.name),
     ...redirectQueryMap(config, target.name),
+    ...pages.allowDefinition(),
     ...upstreams,
     ...servers,
     "",

@@ -73,6 +73,8 @@ export const MAX_HEADER_FIELDS = 1000;
 
 /** The Allow header of a 405: the methods an app may be sent. */
 export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+/** The Allow header of a static folder's 405: the only methods it answers. */
+export const STATIC_METHODS = "GET, HEAD";
 
 /** Request headers that may appear once: a second one is a 400, not a list to join. */
 const SINGLETONS: ReadonlySet<string> = new Set([

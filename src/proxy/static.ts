@@ -74,6 +74,7 @@ import send from "send";
 import { type CompressPolicy, type Encoding, negotiate } from "./compress/negotiate.ts";
 import { compressOnTheFly, type OnTheFly, onTheFlyFor } from "./static-compress.ts";
 import { strictPreconditions } from "./static-preconditions.ts";
+import { STATIC_METHODS } from "../http/request-rules.ts";
 import { joinVary } from "./app-headers.ts";
 import { isPageRoute, PLAIN_SITE, type StaticSite } from "./static-site.ts";
 
@@ -94,7 +95,7 @@ interface Refusal {
   headers?: Record<string, string>;
 }
 
-const METHODS = new Set(["GET", "HEAD"]);
+const METHODS = new Set(STATIC_METHODS.split(", "));
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
@@ -116,7 +117,7 @@ const DENIED = new Set(["EACCES", "EPERM"]);
 
 function methodProblem(req: http.IncomingMessage): Refusal | undefined {
   if (METHODS.has(req.method ?? "GET")) return undefined;
-  return { status: 405, message: `a static folder answers GET and HEAD, not ${req.method}`, headers: { Allow: "GET, HEAD" } };
+  return { status: 405, message: `a static folder answers GET and HEAD, not ${req.method}`, headers: { Allow: STATIC_METHODS } };
 }
 
 /** A segment that names a dotfile (or `..`); `.` alone is harmless and `send` drops it. */

@@ -417,12 +417,14 @@ apps:
     expect(nginxCheck(dir, text).status).toBe(0);
     expect(text).toContain("error_page 404 /__tsgi_error/0.html;");
     expect(text).toContain("error_page 500 501 502 503 504 505 507 /__tsgi_error/1.html;");
-    expect(block(text, "location = /__tsgi_error/0.html")).toEqual(["internal;", `alias "${dir}/pages/404.html";`, "types { }", 'default_type "text/html; charset=utf-8";']);
+    // Each sends the Allow a 405 had where it was made (error_page's redirect drops it), from a map of $status.
+    const allow = expect.stringMatching(/^add_header Allow \$tsgi_\w+_error_allow always;$/);
+    expect(block(text, "location = /__tsgi_error/0.html")).toEqual(["internal;", `alias "${dir}/pages/404.html";`, "types { }", 'default_type "text/html; charset=utf-8";', allow]);
     // The app's 502 over the stack's 5xx, in the app's locations; nothing turns upstream interception on.
     // An app with headers has page locations of its own, carrying them (error_page is an internal redirect: the location's are lost).
     const apiLines = block(text, "location /api/").filter((line) => line.startsWith("error_page 5"));
     expect(apiLines).toEqual([expect.stringMatching(/^error_page 500 501 503 504 505 507 \/__tsgi_error\/\d+\.html;$/), expect.stringMatching(/^error_page 502 \/__tsgi_error\/\d+\.html;$/)]);
-    expect(block(text, `location = ${apiLines[1]!.split(" ").at(-1)!.slice(0, -1)}`)).toEqual(["internal;", `alias "${dir}/pages/api-502.html";`, "types { }", 'default_type "text/html; charset=utf-8";', 'add_header X-Frame-Options "DENY" always;']);
+    expect(block(text, `location = ${apiLines[1]!.split(" ").at(-1)!.slice(0, -1)}`)).toEqual(["internal;", `alias "${dir}/pages/api-502.html";`, "types { }", 'default_type "text/html; charset=utf-8";', 'add_header X-Frame-Options "DENY" always;', allow]);
     expect(block(text, "location /web/")).toContain("error_page 500 501 502 503 504 505 507 /__tsgi_error/1.html;");
     expect(text).not.toMatch(/intercept_errors on/);
 
@@ -486,10 +488,11 @@ describe("export nginx: a static app's index, fallback and cache, served by the 
     write("spa/style.css", "body { color: teal }\n".repeat(40));
     write("pages/stack404.html", "<p>stack 404</p>\n");
     write("pages/shop404.html", "<p>shop 404</p>\n");
+    write("pages/4xx.html", "<p>stack 4xx</p>\n");
     const file = path.join(dir, "tsgi.yaml");
     writeFileSync(
       file,
-      `proxy: { listen: ["127.0.0.1:18080"], error_pages: { 404: pages/stack404.html } }
+      `proxy: { listen: ["127.0.0.1:18080"], error_pages: { 404: pages/stack404.html, 4xx: pages/4xx.html } }
 apps:
   spa:
     static: spa
@@ -561,6 +564,29 @@ apps:
       expect(theirs, urlPath).toEqual(mine);
     }
     expect((await page(nginx.port, "/shop/users/1")).headers).toEqual(["DENY", undefined]);
+
+    // A 405 served as a page keeps its Allow (RFC 9110 §15.5.6): a static folder's, and the front door's for TRACE.
+    const refused = (port: number, method: string, urlPath: string) =>
+      new Promise<{ status: number; allow: string | undefined; frame: string | undefined; body: string }>((resolve, reject) => {
+        http
+          .request({ host: "127.0.0.1", port, path: urlPath, method, agent: false }, (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, frame: res.headers["x-frame-options"], body }));
+          })
+          .on("error", reject)
+          .end();
+      });
+    const refusals: [string, string, Awaited<ReturnType<typeof refused>>][] = [
+      ["POST", "/shop/index.html", { status: 405, allow: "GET, HEAD", frame: "DENY", body: "<p>stack 4xx</p>\n" }],
+      ["DELETE", "/app/style.css", { status: 405, allow: "GET, HEAD", frame: undefined, body: "<p>stack 4xx</p>\n" }],
+      ["TRACE", "/app/", { status: 405, allow: "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS", frame: undefined, body: "<p>stack 4xx</p>\n" }],
+    ];
+    for (const [method, urlPath, expected] of refusals) {
+      const [theirs, mine] = await Promise.all([refused(nginx.port, method, urlPath), refused(ours, method, urlPath)]);
+      expect(mine, `${method} ${urlPath}`).toEqual(expected);
+      expect(theirs, `${method} ${urlPath}`).toEqual(mine);
+    }
 
     // compress: a file without a .gz sibling gzipped on the fly by both, the fallback and an index file too; HEAD without a length.
     const gzipped = (port: number, urlPath: string, method = "GET") =>
