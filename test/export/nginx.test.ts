@@ -567,7 +567,7 @@ apps:
 
     // A 405 served as a page keeps its Allow (RFC 9110 §15.5.6): a static folder's, and the front door's for TRACE.
     const refused = (port: number, method: string, urlPath: string) =>
-      new Promise<{ status: number; allow: string | undefined; frame: string | undefined; body: string }>((resolve, reject) => {
+      new Promise<{ status: number; allow: string | undefined; frame: string | string[] | undefined; body: string }>((resolve, reject) => {
         http
           .request({ host: "127.0.0.1", port, path: urlPath, method, agent: false }, (res) => {
             let body = "";
