@@ -311,11 +311,16 @@ export class Supervisor {
 
   /** Processes launched for this stack (its id and pm2 home in their environment) that outlived pm2's part of stop(). */
   private async stopStrays(): Promise<number[]> {
-    // The daemon has PM2_HOME too, and TSGI_STACK if the stack itself was started with it set: it is never a stray.
-    const daemon = Supervisor.daemonPid(this.core.options.stateDir);
-    const strays = processesMarked(workerMarks(this.stackId, this.paths.pm2Home)).filter((pid) => pid !== daemon);
+    const strays = this.markedWorkers();
     if (strays.length > 0) await terminate(strays, STOP_VERIFY_MS);
     return strays;
+  }
+
+  /** Live processes with this stack's marks in their environment: its workers, whether pm2 lists them or not. */
+  private markedWorkers(): number[] {
+    // The daemon has PM2_HOME too, and TSGI_STACK if the stack itself was started with it set: it is never a worker.
+    const daemon = Supervisor.daemonPid(this.core.options.stateDir);
+    return processesMarked(workerMarks(this.stackId, this.paths.pm2Home)).filter((pid) => pid !== daemon);
   }
 
   /** Lets go of pm2 and leaves the workers running under its daemon (`up --detach`). */
@@ -495,7 +500,8 @@ export class Supervisor {
     if (!running() || (await answers(lost, DAEMON_ANSWER_MS))) return;
     if (!running() || this.core.client === undefined) return;
     try {
-      const orphans = knownPids(this.core, []);
+      // Those the pools know, and any other the daemon ran (one its own restart started that we had not seen yet).
+      const orphans = [...new Set([...knownPids(this.core, []), ...this.markedWorkers()])];
       this.core.loop.enqueue({ type: "pm2", event: { kind: "daemon-exit" } });
       await reap(orphans, 0);
       clearInterval(this.sampler);

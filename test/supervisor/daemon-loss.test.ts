@@ -4,7 +4,9 @@
  * daemon ran are killed by pid (they would hold their sockets), a new daemon
  * is started, and the pool serves again. Real pm2, real workers.
  */
+import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { isAlive } from "../../src/supervisor/probes.ts";
 import { Supervisor } from "../../src/supervisor/supervisor.ts";
@@ -36,6 +38,13 @@ describe("pm2's daemon killed", () => {
     const before = supervisor.membership("hello").map((worker) => worker.pid);
     const daemon = Supervisor.daemonPid(stateDir)!;
     expect(daemon).toBeGreaterThan(0);
+    // A worker of the daemon's the pools never saw (as one its own restart started just before it died): it carries the
+    // stack's marks, like every process launched for the stack, and must go with the rest.
+    const unseen = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], {
+      env: { ...process.env, TSGI_STACK: "daemon", PM2_HOME: path.join(stateDir, "pm2"), TSGI_APP: "hello", TSGI_SLOT: "7" },
+      stdio: "ignore",
+    });
+    const unseenExit = new Promise((resolve) => unseen.once("exit", (_code, signal) => resolve(signal)));
     process.kill(daemon, "SIGKILL");
     const killedAt = Date.now();
     const after = await until(
@@ -50,6 +59,7 @@ describe("pm2's daemon killed", () => {
     for (const worker of after) expect((await get(worker.address, "/pid")).status).toBe(200);
     // The dead daemon's workers are gone (they would have held their sockets), and a new daemon runs.
     for (const pid of before) expect(isAlive(pid)).toBe(false);
+    expect(await unseenExit).toBe("SIGKILL");
     const replacement = Supervisor.daemonPid(stateDir);
     expect(replacement).toBeDefined();
     expect(replacement).not.toBe(daemon);
