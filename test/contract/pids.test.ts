@@ -30,8 +30,9 @@ describe("isAlive", () => {
   });
 
   it("is false for a zombie, which a signal 0 still reaches", async () => {
-    // The shell starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie for 5 s.
-    const parent = spawn("sh", ["-c", "true & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+    // The shell starts a child that exits 0.3 s later, then becomes `sleep`, which never reaps it: a zombie for 5 s.
+    // (A child that exited at once was sometimes reaped by the shell itself before its exec: then there was no zombie.)
+    const parent = spawn("sh", ["-c", "sleep 0.3 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
     started.push(parent.pid!);
     const [line] = (await once(parent.stdout!, "data")) as [Buffer];
     const zombie = Number(line.toString().trim());
