@@ -16,15 +16,27 @@ export function isAlive(pid: number): boolean {
   return answersSignal(pid) && !isZombie(pid);
 }
 
-function isZombie(pid: number): boolean {
+/**
+ * The fields of /proc/PID/stat that follow the parenthesised command name
+ * (which may hold spaces and parentheses): [0] is the state (field 3 of
+ * proc(5)), [1] the parent's pid, [19] the start time. Undefined when there
+ * is no such entry (the process is gone, or this is not Linux).
+ */
+export function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    // No /proc (not Linux): nothing tells a zombie, so the signal's answer stands. On Linux the entry also vanishes
-    // when the zombie is reaped between the signal and the read: asked again, the signal says so.
-    return !answersSignal(pid);
+    return undefined;
   }
+}
+
+function isZombie(pid: number): boolean {
+  const fields = procStat(pid);
+  // No /proc (not Linux): nothing tells a zombie, so the signal's answer stands. On Linux the entry also vanishes
+  // when the zombie is reaped between the signal and the read: asked again, the signal says so.
+  if (fields === undefined) return !answersSignal(pid);
+  return fields[0] === "Z";
 }
 
 function answersSignal(pid: number): boolean {

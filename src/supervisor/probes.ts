@@ -11,7 +11,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import net from "node:net";
-import { isAlive } from "../contract/pids.ts";
+import { isAlive, procStat } from "../contract/pids.ts";
 import { withoutLineStamp } from "../contract/line-stamp.ts";
 import type { WorkerAddress } from "./types.ts";
 
@@ -125,14 +125,9 @@ export function processTree(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Field 4 of /proc/PID/stat, after the parenthesised command name (which may contain spaces).
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parentOf.set(Number(entry), Number(fields[1]));
-    } catch {
-      // The process ended while we read: it is nobody's descendant any more.
-    }
+    // A process that ended while we read has no entry: it is nobody's descendant any more.
+    const parent = procStat(Number(entry))?.[1];
+    if (parent !== undefined) parentOf.set(Number(entry), Number(parent));
   }
   const tree = [pid];
   for (let i = 0; i < tree.length; i++) {

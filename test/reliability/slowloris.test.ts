@@ -10,6 +10,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
+import { procStat } from "../../src/contract/pids.ts";
 import { sleep } from "../helpers/serve.ts";
 import { bound, CAPS, reproduce } from "./bounds.ts";
 import { cannon } from "./load.ts";
@@ -35,8 +36,7 @@ function proxyPids(parent: number): number[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const ppid = Number(procStat(Number(name))?.[1]);
       if (ppid === parent && readFileSync(`/proc/${name}/cmdline`, "utf8").includes("proxy-process")) found.push(Number(name));
     } catch {
       // Gone between the listing and the read.

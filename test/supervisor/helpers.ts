@@ -63,6 +63,7 @@ export function get(address: WorkerAddress, urlPath = "/"): Promise<Reply> {
   });
 }
 
+import { procStat } from "../../src/contract/pids.ts";
 import { isAlive, processesMarked } from "../../src/supervisor/probes.ts";
 
 export { isAlive };
@@ -119,21 +120,14 @@ export class SeenProcesses {
   }
 }
 
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
+const startTime = (pid: number) => procStat(pid)?.[19];
 
 /** `pid (state) command line`, or just the pid once it is gone. */
 export function describeProcess(pid: number): string {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = procStat(pid)?.[0] ?? "?";
     const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
-    return `${pid} (${stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)}) ${command}`;
+    return `${pid} (${state}) ${command}`;
   } catch {
     return String(pid);
   }
