@@ -90,13 +90,13 @@ export class NginxErrorPages {
   private readonly withHeaders = new Set<string>();
 
   /**
-   * `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere).
    * `allowVariable`: the variable allowDefinition() defines, which each page location sends as `Allow`.
+   * `fileFor`: a page file as nginx sees it (default: the config's, absolute; Compose mounts it elsewhere).
    */
   constructor(
     private readonly config: StackConfig,
+    private readonly allowVariable: string,
     private readonly fileFor: (file: string) => string = (file) => file,
-    private readonly allowVariable = "$tsgi_error_allow",
   ) {
     this.stack = statusFiles(config, config.proxy.error_pages);
     for (const [name, app] of Object.entries(config.apps)) if (app.error_pages) this.apps.set(name, statusFiles(config, app.error_pages, this.stack));

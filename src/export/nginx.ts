@@ -429,7 +429,7 @@ export function nginxConfig(config: StackConfig, target: NginxTarget, difference
     reachable.add(app);
     for (const { protocol, upstream } of found) if ("servers" in upstream) upstreams.push("", ...upstreamBlock(config, target, app, protocol, upstream.servers));
   }
-  const pages = new NginxErrorPages(config, target.errorPageFile?.bind(target), mapped(target, "error_allow"));
+  const pages = new NginxErrorPages(config, mapped(target, "error_allow"), target.errorPageFile?.bind(target));
   const trusted = config.proxy.trusted_proxies;
   const servers = serverBlocks(config).flatMap((block) => ["", ...serverBlock(config, target, block, reachable, pages, differences)]);
   const text = [
